@@ -1,0 +1,72 @@
+"""LLM engines behind one protocol, chosen by a spec string.
+
+=============================  =====================================================================
+spec                           engine
+=============================  =====================================================================
+``hf:MODEL_OR_PATH``           transformers, CPU or GPU (:class:`~llmlabel.llm.hf_local.HFEngine`)
+``vllm:MODEL_OR_PATH``         offline ``vllm.LLM`` (:class:`~llmlabel.llm.vllm_engine.VLLMEngine`)
+``openai:BASE_URL#MODEL``      any OpenAI-compatible server (:class:`~llmlabel.llm.openai_http.OpenAIEngine`)
+=============================  =====================================================================
+
+>>> from llmlabel.llm import load_engine
+>>> llm = load_engine("openai:http://127.0.0.1:8000/v1#qwen2.5-7b")   # doctest: +SKIP
+>>> llm.choose(["Sentiment of: 'great film'"], ["positive", "negative"]).argmax(1)  # doctest: +SKIP
+array([0])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigError
+from .base import LLM, Completion, Prompt, SamplingParams
+from .cache import Cache, cache_key, default_cache_path
+from .usage import Usage, UsageLog, usage_log
+
+ENGINE_KINDS = ("hf", "vllm", "openai")
+
+__all__ = ["LLM", "Completion", "Prompt", "SamplingParams", "Cache", "cache_key", "default_cache_path",
+           "Usage", "UsageLog", "usage_log", "load_engine", "parse_spec", "ENGINE_KINDS"]
+
+
+def parse_spec(spec: str) -> tuple[str, str, str | None]:
+    """Split a spec string into (kind, model, base_url).
+
+    >>> parse_spec("openai:http://127.0.0.1:8000/v1#my-model")
+    ('openai', 'my-model', 'http://127.0.0.1:8000/v1')
+    >>> parse_spec("hf:/models/qwen")
+    ('hf', '/models/qwen', None)
+    """
+    if not isinstance(spec, str) or ":" not in spec:
+        raise ConfigError(f"bad model spec {spec!r}",
+                          hint="use hf:MODEL_OR_PATH, vllm:MODEL_OR_PATH or openai:BASE_URL#MODEL")
+    kind, rest = spec.split(":", 1)
+    kind = kind.strip().lower()
+    if kind not in ENGINE_KINDS:
+        raise ConfigError(f"unknown engine {kind!r} in model spec {spec!r}",
+                          hint="use hf:MODEL_OR_PATH, vllm:MODEL_OR_PATH or openai:BASE_URL#MODEL")
+    if not rest:
+        raise ConfigError(f"model spec {spec!r} names no model")
+    if kind == "openai":
+        url, _, model = rest.partition("#")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"bad server URL {url!r} in model spec {spec!r}",
+                              hint="e.g. openai:http://127.0.0.1:8000/v1#MODEL")
+        return kind, model, url.rstrip("/")
+    return kind, rest, None
+
+
+def load_engine(spec: str, **kwargs: Any) -> LLM:
+    """Build the engine a spec string names; ``kwargs`` go to the engine (cache, batch_size, ...)."""
+    kind, model, url = parse_spec(spec)
+    if kind == "hf":
+        from .hf_local import HFEngine
+
+        return HFEngine(model, **kwargs)
+    if kind == "vllm":
+        from .vllm_engine import VLLMEngine
+
+        return VLLMEngine(model, **kwargs)
+    from .openai_http import OpenAIEngine
+
+    return OpenAIEngine(url, model or None, **kwargs)

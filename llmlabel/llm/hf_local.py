@@ -1,0 +1,242 @@
+"""transformers engine: any local or Hub causal LM on CPU or GPU.
+
+``choose`` scores every choice in one batched pass that reuses the prompt's KV cache: the prompts are
+run once, their cache is repeated once per choice, and all choice continuations are scored together.
+When every choice is a single token the second pass is skipped altogether.
+
+>>> llm = HFEngine("/models/SmolLM2-135M-Instruct")                  # doctest: +SKIP
+>>> llm.choose(["Is this spam? 'WIN A FREE PHONE'"], ["spam", "ham"])  # doctest: +SKIP
+array([[-0.71, -2.3 ]])
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, EngineError
+from .base import LLM, Completion, SamplingParams
+
+#: Rows (prompt x choice pairs) scored in one forward pass; bounds memory for big label sets.
+MAX_CHOICE_ROWS = 512
+
+
+def fingerprint(path: Path) -> str:
+    """Cheap identity of a local model folder: config plus names, sizes and mtimes of its weight files."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+        if p.name == "config.json":
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+class HFEngine(LLM):
+    """transformers ``AutoModelForCausalLM`` engine.
+
+    Args:
+      model: Hub name or local folder; a ``.gguf`` file is loaded (dequantised) through transformers.
+      device: ``"cuda"``, ``"cpu"``, ... (default: CUDA when available).
+      dtype: ``"auto"`` (float32 on CPU, bfloat16 on GPU), or a torch dtype name.
+      trust_remote_code: run Python code shipped with a Hub model. Off unless you say so.
+    """
+
+    kind = "hf"
+
+    def __init__(self, model: str, *, device: str | None = None, dtype: str = "auto",
+                 trust_remote_code: bool = False, revision: str | None = None, max_length: int | None = None,
+                 **kw) -> None:
+        super().__init__(str(model), **kw)
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype == "auto":
+            dtype = "float32" if self.device == "cpu" else "bfloat16"
+        path = Path(model).expanduser()
+        load_kw: dict = {"trust_remote_code": trust_remote_code, "revision": revision}
+        src = str(model)
+        if path.exists():
+            path = path.resolve()
+            src = str(path)
+            if path.suffix == ".gguf":
+                src, load_kw["gguf_file"] = str(path.parent), path.name
+            self._model_id = f"{path}@{fingerprint(path)}"
+        else:
+            if model.startswith((".", "/", "~")):
+                raise ConfigError(f"model path does not exist: {model}", path=model)
+            self._model_id = model + (f"@{revision}" if revision else "")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(src, **load_kw)
+            self.hf_model = AutoModelForCausalLM.from_pretrained(src, dtype=getattr(torch, dtype), **load_kw)
+        except (OSError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise EngineError(f"cannot load model {model!r}: {first}", path=model if path.exists() else None,
+                              hint="check the name/path; offline, only local folders load") from e
+        self.hf_model.to(self.device).eval()
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.max_length = max_length or getattr(self.hf_model.config, "max_position_embeddings", None) or 4096
+        if self.chat is None:
+            self.chat = bool(getattr(self.tokenizer, "chat_template", None))
+        self._grammars: dict[str, object] = {}
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    # ---- prompts ----------------------------------------------------------------------------------
+    def render(self, prompt) -> tuple[str, bool]:
+        """Prompt -> (text for the tokenizer, whether special tokens are already in it)."""
+        if isinstance(prompt, str) and not self.chat:
+            return prompt, False
+        if not getattr(self.tokenizer, "chat_template", None):
+            if isinstance(prompt, str):
+                return prompt, False
+            return "\n".join(m["content"] for m in prompt), False  # no template: plain concatenation
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text, True
+
+    def encode_prompts(self, prompts: list) -> list[list[int]]:
+        out = []
+        for p in prompts:
+            text, has_special = self.render(p)
+            ids = self.tokenizer(text, add_special_tokens=not has_special)["input_ids"]
+            if len(ids) >= self.max_length:
+                ids = ids[-(self.max_length - 1):]  # keep the end: that is where the question and reply start
+            out.append(ids)
+        return out
+
+    def _left_pad(self, seqs: list[list[int]]):
+        torch = self.torch
+        n = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(seqs), n), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), n), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, n - len(s):] = torch.tensor(s, dtype=torch.long)
+            mask[i, n - len(s):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    # ---- choose -----------------------------------------------------------------------------------
+    def _choose_batch(self, prompts: list, choices: list[str]) -> np.ndarray:
+        torch = self.torch
+        prompt_ids = self.encode_prompts(prompts)
+        choice_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
+        if any(len(c) == 0 for c in choice_ids):
+            raise ConfigError("a choice tokenizes to nothing", hint="use non-empty label names")
+        from .usage import usage_log
+
+        usage_log.get().prompt_tokens += sum(len(p) for p in prompt_ids)
+        B, C = len(prompt_ids), len(choice_ids)
+        ids, mask = self._left_pad(prompt_ids)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            out = self.hf_model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+            first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
+            first_tok = torch.tensor([c[0] for c in choice_ids], device=self.device)
+            scores = first[:, first_tok].clone()  # (B, C)
+            L = max(len(c) for c in choice_ids)
+            if L == 1:
+                return scores.cpu().numpy()
+            # Continuations: feed choice tokens 0..L-2 on top of the prompt cache, read tokens 1..L-1.
+            cont = torch.full((C, L), self.tokenizer.pad_token_id, dtype=torch.long)
+            cmask = torch.zeros((C, L), dtype=torch.long)
+            for j, c in enumerate(choice_ids):
+                cont[j, : len(c)] = torch.tensor(c)
+                cmask[j, : len(c)] = 1
+            cont, cmask = cont.to(self.device), cmask.to(self.device)
+            prompt_len = mask.sum(-1)  # (B,)
+            cache = out.past_key_values
+            # Only multi-token choices need the second pass; chunk so B*chunk rows fit in memory.
+            multi = [j for j, c in enumerate(choice_ids) if len(c) > 1]
+            step = max(1, MAX_CHOICE_ROWS // B)
+            for s in range(0, len(multi), step):
+                js = multi[s : s + step]
+                k = len(js)
+                kv = copy.deepcopy(cache)
+                kv.batch_repeat_interleave(k)  # row b*k + t = prompt b, choice js[t]
+                inp = cont[js, : L - 1].repeat(B, 1)
+                tgt = cont[js, 1:].repeat(B, 1)
+                tmask = cmask[js, 1:].repeat(B, 1).float()
+                am = torch.cat([mask.repeat_interleave(k, 0), cmask[js, : L - 1].repeat(B, 1)], dim=1)
+                p = prompt_len.repeat_interleave(k).unsqueeze(1) + torch.arange(L - 1, device=self.device)
+                o = self.hf_model(input_ids=inp, attention_mask=am, position_ids=p, past_key_values=kv,
+                                  use_cache=True)
+                lp = torch.log_softmax(o.logits.float(), dim=-1).gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
+                scores[:, js] += (lp * tmask).sum(-1).view(B, k)
+            return scores.cpu().numpy()
+
+    # ---- generate ---------------------------------------------------------------------------------
+    def _logits_processor(self, schema: dict | None):
+        if schema is None:
+            return None
+        try:
+            import xgrammar as xgr
+            from xgrammar.contrib.hf import LogitsProcessor
+        except ImportError:
+            return None  # no constrained decoding: the base class parses, validates and retries
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            info = xgr.TokenizerInfo.from_huggingface(self.tokenizer,
+                                                      vocab_size=self.hf_model.config.vocab_size)
+            self._grammars[key] = xgr.GrammarCompiler(info).compile_json_schema(key, any_whitespace=False)
+        return LogitsProcessor(self._grammars[key])
+
+    def _generate_batch(self, prompts: list, params: SamplingParams, schema: dict | None) -> list[Completion]:
+        torch = self.torch
+        from transformers import LogitsProcessorList
+
+        prompt_ids = self.encode_prompts(prompts)
+        ids, mask = self._left_pad(prompt_ids)
+        proc = self._logits_processor(schema)
+        sample = params.temperature > 0
+        gen_kw = dict(max_new_tokens=params.max_tokens, do_sample=sample,
+                      pad_token_id=self.tokenizer.pad_token_id,
+                      logits_processor=LogitsProcessorList([proc]) if proc is not None else None)
+        if sample:
+            gen_kw.update(temperature=params.temperature, top_p=params.top_p)
+        else:
+            gen_kw.update(temperature=None, top_p=None, top_k=None)
+        if params.stop:
+            gen_kw.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        torch.manual_seed(params.seed)
+        with torch.inference_mode():
+            out = self.hf_model.generate(input_ids=ids, attention_mask=mask, **gen_kw)
+        new = out[:, ids.shape[1]:].cpu()
+        eos = set(_as_list(self.hf_model.generation_config.eos_token_id)) | {self.tokenizer.eos_token_id}
+        eos.discard(None)
+        comps = []
+        for p, row in zip(prompt_ids, new.tolist()):
+            n = len(row)
+            finish = "length"
+            for t, tok in enumerate(row):
+                if tok in eos:
+                    n, finish = t, "stop"
+                    break
+            text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
+            for s in params.stop:
+                if s in text:
+                    text, finish = text[: text.index(s)], "stop"
+            comps.append(Completion(text=text, prompt_tokens=len(p), completion_tokens=n, finish_reason=finish))
+        return comps
+
+    def close(self) -> None:
+        self.hf_model = None
+        if self.device.startswith("cuda"):
+            self.torch.cuda.empty_cache()
+
+
+def _as_list(x) -> list:
+    if x is None:
+        return []
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+

@@ -1,0 +1,83 @@
+"""Tiny random-weight models with real tokenizers, for tests and benchmarks that must run offline.
+
+Their answers are noise, but every code path (batching, chat templates, constrained choice, JSON
+schemas, caching) runs for real on them.
+
+>>> path = build_tiny_model("/tmp/tiny-qwen2", arch="qwen2")   # doctest: +SKIP
+>>> from llmlabel.llm import load_engine
+>>> load_engine(f"hf:{path}").choose(["hi"], ["a", "b"]).shape  # doctest: +SKIP
+(1, 2)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+_CORPUS = """
+The customer asked for a refund because the card payment was declined twice at the shop.
+I lost my card yesterday and need a new one; please block the old card right away.
+How long does a transfer to another bank take? My top-up has not arrived yet.
+This movie was great, the acting was wonderful and the story kept me watching.
+Terrible service, the app keeps crashing and nobody answers my emails.
+Win a free phone now!!! Click this link to claim your prize, subscribe to my channel.
+Sports: the team won the final match; Business: stocks fell; World: elections; Science and technology news.
+positive negative neutral spam ham yes no none of these label answer question text category
+{"label": "refund", "confidence": 0.9, "reason": "the text asks for money back"} [1, 2, 3] true false null
+"""
+
+
+def build_tokenizer(vocab_size: int = 512):
+    """A byte-level BPE tokenizer trained on a few sentences, with ChatML special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_CORPUS.strip().splitlines() * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   bos_token=None, unk_token=None)
+    fast.chat_template = CHATML
+    return fast
+
+
+def build_tiny_model(path: str | Path, *, arch: str = "qwen2", hidden_size: int = 64, layers: int = 2,
+                     seed: int = 0, chat_template: bool = True) -> Path:
+    """Build and save a random-weight causal LM (``qwen2`` or ``llama``) with its tokenizer; return the folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+
+    path = Path(path)
+    tok = build_tokenizer()
+    if not chat_template:
+        tok.chat_template = None
+    common = dict(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+                  num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                  max_position_embeddings=1024, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                  bos_token_id=None, tie_word_embeddings=True)
+    if arch == "qwen2":
+        config = Qwen2Config(**common)
+    elif arch == "llama":
+        config = LlamaConfig(**common)
+    else:
+        raise ValueError(f"arch must be 'qwen2' or 'llama', not {arch!r}")
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    # Larger-than-default init makes the random model's distributions less flat: choices differ visibly.
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.2)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
