@@ -88,7 +88,8 @@ def parse_json_reply(text: str, validate: Callable[[Any], Any]) -> Any:
     start = min((i for i in (s.find("{"), s.find("[")) if i >= 0), default=-1)
     if start < 0:
         raise ValueError("no JSON object in the reply")
-    obj, _ = json.JSONDecoder().raw_decode(s[start:])
+    # strict=False: models put raw newlines/tabs inside strings; the content is still what they meant.
+    obj, _ = json.JSONDecoder(strict=False).raw_decode(s[start:])
     return validate(obj)
 
 
