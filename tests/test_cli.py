@@ -1,0 +1,75 @@
+"""The CLI as a user meets it: fast help, one-line errors with exit code 2, a working engine check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from llmlabel import __version__
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "llmlabel.cli", *args], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_import_and_help_load_nothing_heavy():
+    code = ("import sys, llmlabel, llmlabel.cli; "
+            "print(sorted(m for m in ('torch', 'transformers', 'vllm', 'ray', 'dspy', 'datasets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_version_and_help():
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"llmlabel {__version__}"
+    r = run("--help")
+    assert r.returncode == 0 and "engines" in r.stdout and "choose" in r.stdout
+
+
+def test_engines_reports_what_is_importable():
+    r = run("engines", "--json")
+    assert r.returncode == 0
+    data = json.loads(r.stdout)
+    by_kind = {row["engine"]: row for row in data["engines"]}
+    assert set(by_kind) == {"hf", "vllm", "openai"}
+    assert by_kind["hf"]["available"] is True
+    import importlib.util
+
+    assert by_kind["vllm"]["available"] == (importlib.util.find_spec("vllm") is not None)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["choose", "-m", "hf:/no/such/dir", "-c", "a,b", "x"], "/no/such/dir: model path does not exist"),
+    (["choose", "-m", "nonsense", "-c", "a,b", "x"], "bad model spec 'nonsense'"),
+    (["choose", "-m", "openai:ftp://x#m", "-c", "a,b", "x"], "bad server URL"),
+])
+def test_errors_are_one_line_with_exit_code_2(args, needle):
+    r = run(*args)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and needle in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_debug_shows_the_traceback():
+    r = run("--debug", "choose", "-m", "nonsense", "-c", "a", "x")
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_choose_runs_a_real_model_and_reuses_the_cache(tiny_qwen2, tmp_path):
+    cache = tmp_path / "c.sqlite"
+    args = ["choose", "-m", f"hf:{tiny_qwen2}", "-c", "spam,ham", "--cache", str(cache), "win a phone", "lunch?"]
+    first = run(*args)
+    assert first.returncode == 0, first.stderr
+    rows = [ln.split("\t") for ln in first.stdout.strip().splitlines()]
+    assert len(rows) == 2 and all(r[0] in ("spam", "ham") for r in rows)
+    assert "2 model calls" in first.stderr
+    second = run(*args)
+    assert second.stdout == first.stdout
+    assert "0 model calls, 2 cache hits" in second.stderr
+    info = run("cache", "info", "--cache", str(cache))
+    assert "2 answers" in info.stdout
