@@ -31,8 +31,11 @@ positive negative neutral spam ham yes no none of these label answer question te
 """
 
 
-def build_tokenizer(vocab_size: int = 512):
-    """A byte-level BPE tokenizer trained on a few sentences, with ChatML special tokens."""
+def build_tokenizer(vocab_size: int = 512, texts: list[str] | None = None):
+    """A byte-level BPE tokenizer with ChatML special tokens, trained on ``texts`` (default: a few sentences).
+
+    Train it on real text with a larger vocabulary (e.g. 8,000) when token counts should look realistic.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -42,7 +45,7 @@ def build_tokenizer(vocab_size: int = 512):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(_CORPUS.strip().splitlines() * 4, trainer=trainer)
+    tok.train_from_iterator(texts or _CORPUS.strip().splitlines() * 4, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    bos_token=None, unk_token=None)
     fast.chat_template = CHATML
@@ -50,19 +53,26 @@ def build_tokenizer(vocab_size: int = 512):
 
 
 def build_tiny_model(path: str | Path, *, arch: str = "qwen2", hidden_size: int = 64, layers: int = 2,
-                     seed: int = 0, chat_template: bool = True) -> Path:
-    """Build and save a random-weight causal LM (``qwen2`` or ``llama``) with its tokenizer; return the folder."""
+                     seed: int = 0, chat_template: bool = True, tokenizer_vocab: int = 512,
+                     tokenizer_texts: list[str] | None = None, **config_overrides) -> Path:
+    """Build and save a random-weight causal LM (``qwen2`` or ``llama``) with its tokenizer; return the folder.
+
+    ``config_overrides`` set any config field, e.g. a real architecture's sizes for benchmarks:
+    ``build_tiny_model(p, hidden_size=896, layers=24, num_attention_heads=14, intermediate_size=4864,
+    vocab_size=151936)`` is Qwen2-0.5B's shape.
+    """
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
     path = Path(path)
-    tok = build_tokenizer()
+    tok = build_tokenizer(tokenizer_vocab, tokenizer_texts)
     if not chat_template:
         tok.chat_template = None
     common = dict(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
                   num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                   max_position_embeddings=1024, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                   bos_token_id=None, tie_word_embeddings=True)
+    common.update(config_overrides)
     if arch == "qwen2":
         config = Qwen2Config(**common)
     elif arch == "llama":
@@ -75,7 +85,7 @@ def build_tiny_model(path: str | Path, *, arch: str = "qwen2", hidden_size: int 
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() > 1:
-                p.normal_(0, 0.2)
+                p.normal_(0, 0.2 if hidden_size <= 128 else 0.02)
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(path)

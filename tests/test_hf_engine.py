@@ -63,7 +63,7 @@ def test_batched_equals_one_at_a_time(engine):
 def test_many_choices_are_chunked_without_changing_scores(engine, monkeypatch):
     choices = [f"intent number {i}" for i in range(77)]
     full = engine.choose(PROMPTS[:2], choices)
-    monkeypatch.setattr(hf_local, "MAX_CHOICE_ROWS", 7)  # forces many chunks
+    monkeypatch.setattr(hf_local, "MAX_TREE_TOKENS", 7)  # forces many groups
     np.testing.assert_allclose(engine.choose(PROMPTS[:2], choices), full, atol=1e-4)
 
 

@@ -1,8 +1,9 @@
 """transformers engine: any local or Hub causal LM on CPU or GPU.
 
-``choose`` scores every choice in one batched pass that reuses the prompt's KV cache: the prompts are
-run once, their cache is repeated once per choice, and all choice continuations are scored together.
-When every choice is a single token the second pass is skipped altogether.
+``choose`` runs the prompts once, then scores every choice in one more forward pass over the prompts'
+KV cache: the choices' token prefixes form a trie, packed into one row per prompt with a tree attention
+mask, so shared prefixes cost once and the cache is never copied per choice. When every choice is a
+single token the second pass is skipped altogether.
 
 >>> llm = HFEngine("/models/SmolLM2-135M-Instruct")                  # doctest: +SKIP
 >>> llm.choose(["Is this spam? 'WIN A FREE PHONE'"], ["spam", "ham"])  # doctest: +SKIP
@@ -11,7 +12,6 @@ array([[-0.71, -2.3 ]])
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from pathlib import Path
@@ -21,8 +21,8 @@ import numpy as np
 from ..errors import ConfigError, EngineError
 from .base import LLM, Completion, SamplingParams
 
-#: Rows (prompt x choice pairs) scored in one forward pass; bounds memory for big label sets.
-MAX_CHOICE_ROWS = 512
+#: Trie nodes scored in one forward pass per prompt; bounds memory for big label sets.
+MAX_TREE_TOKENS = 2048
 
 
 def fingerprint(path: Path) -> str:
@@ -137,44 +137,67 @@ class HFEngine(LLM):
         from .usage import usage_log
 
         usage_log.get().prompt_tokens += sum(len(p) for p in prompt_ids)
-        B, C = len(prompt_ids), len(choice_ids)
         ids, mask = self._left_pad(prompt_ids)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.inference_mode():
             out = self.hf_model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
             first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
             first_tok = torch.tensor([c[0] for c in choice_ids], device=self.device)
-            scores = first[:, first_tok].clone()  # (B, C)
-            L = max(len(c) for c in choice_ids)
-            if L == 1:
-                return scores.cpu().numpy()
-            # Continuations: feed choice tokens 0..L-2 on top of the prompt cache, read tokens 1..L-1.
-            cont = torch.full((C, L), self.tokenizer.pad_token_id, dtype=torch.long)
-            cmask = torch.zeros((C, L), dtype=torch.long)
-            for j, c in enumerate(choice_ids):
-                cont[j, : len(c)] = torch.tensor(c)
-                cmask[j, : len(c)] = 1
-            cont, cmask = cont.to(self.device), cmask.to(self.device)
-            prompt_len = mask.sum(-1)  # (B,)
-            cache = out.past_key_values
-            # Only multi-token choices need the second pass; chunk so B*chunk rows fit in memory.
+            scores = first[:, first_tok].clone()  # (B, C): every choice's first token is free
             multi = [j for j, c in enumerate(choice_ids) if len(c) > 1]
-            step = max(1, MAX_CHOICE_ROWS // B)
-            for s in range(0, len(multi), step):
-                js = multi[s : s + step]
-                k = len(js)
-                kv = copy.deepcopy(cache)
-                kv.batch_repeat_interleave(k)  # row b*k + t = prompt b, choice js[t]
-                inp = cont[js, : L - 1].repeat(B, 1)
-                tgt = cont[js, 1:].repeat(B, 1)
-                tmask = cmask[js, 1:].repeat(B, 1).float()
-                am = torch.cat([mask.repeat_interleave(k, 0), cmask[js, : L - 1].repeat(B, 1)], dim=1)
-                p = prompt_len.repeat_interleave(k).unsqueeze(1) + torch.arange(L - 1, device=self.device)
-                o = self.hf_model(input_ids=inp, attention_mask=am, position_ids=p, past_key_values=kv,
-                                  use_cache=True)
-                lp = torch.log_softmax(o.logits.float(), dim=-1).gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
-                scores[:, js] += (lp * tmask).sum(-1).view(B, k)
+            if not multi:
+                return scores.cpu().numpy()
+            cache = out.past_key_values
+            for group in _groups_by_tree_size([choice_ids[j] for j in multi], MAX_TREE_TOKENS):
+                js = [multi[g] for g in group]
+                scores[:, js] += self._score_tree(cache, mask, [choice_ids[j] for j in js])
             return scores.cpu().numpy()
+
+    def _score_tree(self, cache, mask, seqs: list[list[int]]):
+        """Log-prob of tokens 1.. of each sequence, given the cached prompts, in ONE forward pass.
+
+        The sequences' proper prefixes form a trie; its nodes are fed as one packed row per prompt with
+        a tree attention mask (each node sees the prompt and its own ancestors) and position = prompt
+        length + depth. Shared prefixes ("card ...", "card ...") are computed once, and the prompt's KV
+        cache is used as is, never copied per choice.
+        """
+        torch = self.torch
+        node_of: dict[tuple[int, ...], int] = {}
+        toks, depth, parent = [], [], []
+        for s in seqs:
+            for k in range(1, len(s)):
+                pre = tuple(s[:k])
+                if pre not in node_of:
+                    node_of[pre] = len(toks)
+                    toks.append(s[k - 1])
+                    depth.append(k - 1)
+                    parent.append(node_of[pre[:-1]] if k > 1 else -1)
+        T, B = len(toks), mask.shape[0]
+        anc = torch.zeros((T, T), dtype=torch.bool)
+        for n in range(T):  # parents come first, so each row extends its parent's row
+            if parent[n] >= 0:
+                anc[n] = anc[parent[n]]
+            anc[n, n] = True
+        dev = self.device
+        allowed = torch.cat([mask.bool()[:, None, :].expand(B, T, -1), anc.to(dev)[None].expand(B, T, T)], dim=-1)
+        dtype = self.hf_model.dtype
+        attn = torch.zeros(allowed.shape, dtype=dtype, device=dev).masked_fill_(~allowed, torch.finfo(dtype).min)
+        pos = mask.sum(-1, keepdim=True) + torch.tensor(depth, device=dev)[None]
+        inp = torch.tensor(toks, device=dev)[None].expand(B, T)
+        o = self.hf_model(input_ids=inp, attention_mask=attn[:, None], position_ids=pos, past_key_values=cache,
+                          use_cache=True)
+        cache.crop(-T)  # drop the tree tokens: the next group starts from the prompts again
+        logp = torch.log_softmax(o.logits.float(), dim=-1)  # (B, T, V)
+        rows, cols, tgt = [], [], []
+        for j, s in enumerate(seqs):
+            for k in range(1, len(s)):
+                rows.append(j)
+                cols.append(node_of[tuple(s[:k])])
+                tgt.append(s[k])
+        picked = logp[:, torch.tensor(cols, device=dev), torch.tensor(tgt, device=dev)]  # (B, n_terms)
+        out = torch.zeros((B, len(seqs)), device=dev)
+        out.index_add_(1, torch.tensor(rows, device=dev), picked)
+        return out
 
     # ---- generate ---------------------------------------------------------------------------------
     def _logits_processor(self, schema: dict | None):
@@ -234,6 +257,26 @@ class HFEngine(LLM):
         self.hf_model = None
         if self.device.startswith("cuda"):
             self.torch.cuda.empty_cache()
+
+
+def _groups_by_tree_size(seqs: list[list[int]], limit: int) -> list[list[int]]:
+    """Split sequences (indices) into groups whose tries have at most ``limit`` nodes each.
+
+    Sorting keeps sequences with shared prefixes together, so sharing survives the split.
+    """
+    order = sorted(range(len(seqs)), key=lambda j: seqs[j])
+    groups, cur, seen = [], [], set()
+    for j in order:
+        new = {tuple(seqs[j][:k]) for k in range(1, len(seqs[j]))} - seen
+        if cur and len(seen) + len(new) > limit:
+            groups.append(cur)
+            cur, seen = [], set()
+            new = {tuple(seqs[j][:k]) for k in range(1, len(seqs[j]))}
+        cur.append(j)
+        seen |= new
+    if cur:
+        groups.append(cur)
+    return groups
 
 
 def _as_list(x) -> list:
