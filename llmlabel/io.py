@@ -1,0 +1,465 @@
+"""Read any corpus as a stream of (id, text, other fields) batches; write outputs atomically with provenance.
+
+>>> corpus = read_corpus("reviews.jsonl", text_field="body", skip_bad=True)   # doctest: +SKIP
+>>> for batch in corpus.iter_batches():                                       # doctest: +SKIP
+...     label(batch.ids, batch.texts)
+>>> print(corpus.stats.summary())                                             # doctest: +SKIP
+read 1,000,000 rows: 999,120 kept, 850 empty skipped, 30 bad skipped (lines 17, 9012, ...)
+
+Sources: ``.jsonl``/``.ndjson``/``.json`` (JSON lines), ``.csv``, ``.tsv`` (each optionally ``.gz``), ``.parquet``,
+a folder of Parquet shards, a folder written by ``datasets``' ``save_to_disk``, and ``hf://NAME[:split]``.
+
+Rules every format follows:
+
+- ids are strings: the ``id_field`` value, or by default the row's 0-based position in the file. Positions
+  count every row, skipped ones too, so ids never shift when bad or empty rows are dropped.
+- empty or whitespace-only texts are skipped and counted (``stats.empty``); a null text counts as empty.
+- a number or boolean in the text field is converted with ``str()`` and counted (``stats.coerced``);
+  a list or object there is a bad row.
+- bad rows (malformed JSON, not an object, missing field, null id) raise :class:`InputError` naming file
+  and line, or with ``skip_bad=True`` are skipped and counted (``stats.bad``, first line numbers in
+  ``stats.bad_lines``).
+- bytes that are not UTF-8 are replaced by U+FFFD and counted per line (``stats.repaired``), never a crash.
+- texts longer than ``HUGE_TEXT_CHARS`` are kept (truncation is a later stage's job) and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .errors import InputError
+from .io_write import (MANIFEST, ShardWriter, atomic_write, make_meta, read_meta, scrub_secrets,  # noqa: F401
+                       write_jsonl, write_parquet)
+
+__all__ = ["read_corpus", "Corpus", "Batch", "Record", "ReadStats", "HUGE_TEXT_CHARS", "atomic_write", "write_jsonl",
+           "write_parquet", "make_meta", "read_meta", "scrub_secrets", "ShardWriter"]
+
+HUGE_TEXT_CHARS = 100_000
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
+               ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+_SUPPORTED = ".jsonl/.ndjson/.json, .csv, .tsv (optionally .gz), .parquet, a datasets save_to_disk folder, hf://NAME"
+_TEXT_HINT = "choose the text column with text_field=NAME (--text-field NAME)"
+_BOM = b"\xef\xbb\xbf"
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+_ID_NAME = re.compile(r"^(?i:_?id|uuid|guid)$|(?i:[_\-]id)$|[a-z]Id$")
+
+
+@dataclass
+class ReadStats:
+    """What happened while reading; complete once iteration finished (``done``)."""
+
+    rows: int = 0  # rows seen in the source, skipped ones included
+    kept: int = 0
+    empty: int = 0
+    bad: int = 0
+    repaired: int = 0  # lines (JSONL/CSV) or values (Parquet) whose non-UTF-8 bytes were replaced
+    coerced: int = 0  # non-string texts converted with str()
+    huge: int = 0  # texts longer than HUGE_TEXT_CHARS (kept)
+    bad_lines: list[int] = field(default_factory=list)  # the first 10
+    bad_examples: list[str] = field(default_factory=list)  # the first 3 messages
+    done: bool = False
+
+    def summary(self) -> str:
+        """One line for people: ``read 1,000 rows: 990 kept, 7 empty skipped, 3 bad skipped (lines 4, 9, 12)``."""
+        lines = ", ".join(map(str, self.bad_lines)) + (", ..." if self.bad > len(self.bad_lines) else "")
+        parts = [(self.kept, "kept"), (self.empty, "empty skipped"), (self.bad, f"bad skipped (lines {lines})"),
+                 (self.repaired, "with non-UTF-8 bytes repaired"), (self.coerced, "non-string texts converted"),
+                 (self.huge, f"texts over {HUGE_TEXT_CHARS:,} chars")]
+        return f"read {self.rows:,} rows: " + ", ".join(f"{n:,} {what}" for n, what in parts if n or what == "kept")
+
+
+@dataclass
+class Batch:
+    """Aligned lists; ``rows`` holds each record's other fields (text and id fields removed)."""
+
+    ids: list[str]
+    texts: list[str]
+    rows: list[dict[str, Any]]
+    positions: list[int]  # 0-based row position in the source
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class Record(NamedTuple):
+    id: str
+    text: str
+    row: dict[str, Any]
+
+
+class Corpus:
+    """A re-iterable, streaming view of a corpus; build it with :func:`read_corpus`."""
+
+    def __init__(self, source: str, fmt: str, *, text_field: str, id_field: str | None, columns: list[str],
+                 skip_bad: bool, batch_size: int, limit: int | None, keep_extra: bool,
+                 path: Path | None = None, files: list[Path] | None = None, dataset: Any = None,
+                 num_rows: int | None = None, delimiter: str = ",") -> None:
+        self.source, self.format = source, fmt
+        self.text_field, self.id_field, self.columns = text_field, id_field, columns
+        self.skip_bad, self.batch_size, self.limit, self.keep_extra = skip_bad, batch_size, limit, keep_extra
+        self.path, self._files, self._dataset, self._delimiter = path, files, dataset, delimiter
+        self.num_rows = num_rows  # rows in the source before skipping; None where only reading tells
+        self.stats = ReadStats()
+
+    def __repr__(self) -> str:
+        return f"Corpus({self.source!r}, format={self.format!r}, text_field={self.text_field!r})"
+
+    def __len__(self) -> int:
+        """Rows in the source (before empty/bad rows are skipped); Parquet and datasets only."""
+        if self.num_rows is None:
+            raise TypeError(f"the length of a {self.format} corpus is unknown until it is read; iterate it")
+        return self.num_rows if self.limit is None else min(self.limit, self.num_rows)
+
+    def __iter__(self) -> Iterator[Record]:
+        for b in self.iter_batches():
+            yield from map(Record, b.ids, b.texts, b.rows)
+
+    def texts(self) -> list[str]:
+        """All texts in a list (small corpora; large ones should use :meth:`iter_batches`)."""
+        return [t for b in self.iter_batches() for t in b.texts]
+
+    def ids(self) -> list[str]:
+        return [i for b in self.iter_batches() for i in b.ids]
+
+    def iter_batches(self, batch_size: int | None = None) -> Iterator[Batch]:
+        """Batches of up to ``batch_size`` kept rows; memory stays flat whatever the corpus size.
+
+        Each call reads the source again and resets :attr:`stats`.
+        """
+        size = batch_size or self.batch_size
+        stats = self.stats = ReadStats()
+        out = Batch([], [], [], [])
+        items = {"jsonl": self._jsonl_items, "csv": self._csv_items, "tsv": self._csv_items}.get(
+            self.format, self._arrow_items)(stats)
+        with closing(items):
+            for line, obj in items:
+                self._take(line, obj, out, stats)
+                if len(out) >= size:
+                    yield out
+                    out = Batch([], [], [], [])
+                if self.limit is not None and stats.kept >= self.limit:
+                    break
+        if out.ids:
+            yield out
+        stats.done = True
+
+    # ------------------------------------------------------------------ one record
+
+    def _bad(self, stats: ReadStats, err: InputError) -> None:
+        if not self.skip_bad:
+            raise err
+        stats.bad += 1
+        if len(stats.bad_lines) < 10 and err.line is not None:
+            stats.bad_lines.append(err.line)
+        if len(stats.bad_examples) < 3:
+            stats.bad_examples.append(err.one_line())
+
+    def _take(self, line: int, obj: Any, out: Batch, stats: ReadStats) -> None:
+        pos = stats.rows
+        stats.rows += 1
+        where = {"path": self.path or self.source, "line": line}
+        if isinstance(obj, InputError):
+            return self._bad(stats, obj)
+        if not isinstance(obj, dict):
+            kind = "null" if obj is None else type(obj).__name__
+            return self._bad(stats, InputError(f"expected a JSON object, got {kind}", **where,
+                                               hint="each line must be one JSON object like {\"text\": ...}"))
+        tf = self.text_field
+        if tf not in obj:
+            return self._bad(stats, InputError(
+                f"missing text field '{tf}'", field=tf, **where,
+                hint=f"available fields: {', '.join(map(str, obj)) or '(none)'}; {_TEXT_HINT}"))
+        text = obj.pop(tf)
+        if self.id_field is None:
+            rid = str(pos)
+        else:
+            rid = obj.pop(self.id_field, None)
+            if rid is None:
+                return self._bad(stats, InputError(
+                    f"missing or null id field '{self.id_field}'", field=self.id_field, **where,
+                    hint=f"available fields: {', '.join([tf, *map(str, obj)])}; or drop --id-field to use row numbers"))
+            if not isinstance(rid, str):
+                rid = str(rid)
+        if not isinstance(text, str):
+            if text is None:
+                text = ""
+            elif isinstance(text, (int, float, bool)):
+                text = str(text)
+                stats.coerced += 1
+            elif isinstance(text, bytes):
+                text = text.decode("utf-8", errors="replace")
+            else:
+                return self._bad(stats, InputError(
+                    f"text field '{tf}' holds a {type(text).__name__}, not a string", field=tf, **where,
+                    hint=_TEXT_HINT))
+        if not text or text.isspace():
+            stats.empty += 1
+            return None
+        if len(text) > HUGE_TEXT_CHARS:
+            stats.huge += 1
+        stats.kept += 1
+        out.ids.append(rid)
+        out.texts.append(text)
+        out.rows.append(obj if self.keep_extra else {})
+        out.positions.append(pos)
+        return None
+
+    # ------------------------------------------------------------------ formats
+
+    def _open(self):
+        return gzip.open(self.path, "rb") if self.path.name.lower().endswith(".gz") else open(self.path, "rb")
+
+    def _jsonl_items(self, stats: ReadStats) -> Iterator[tuple[int, Any]]:
+        with self._open() as f:
+            for lineno, s in enumerate(_decode_lines(f, stats), 1):
+                if not s or s.isspace():
+                    continue  # blank lines are not rows, so they take no position
+                try:
+                    yield lineno, json.loads(s)
+                except json.JSONDecodeError as e:
+                    hint = ("this looks like one JSON array, not JSON lines; convert it: jq -c '.[]' IN > OUT.jsonl"
+                            if lineno == 1 and s.lstrip().startswith("[") else
+                            "fix the line, or pass skip_bad=True (--skip-bad)")
+                    yield lineno, InputError(f"malformed JSON: {e.msg} (column {e.colno})", path=self.path,
+                                             line=lineno, hint=hint)
+
+    def _csv_items(self, stats: ReadStats) -> Iterator[tuple[int, Any]]:
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # the default 128 KiB cap would reject long texts
+        with self._open() as f:
+            reader = csv.reader(_decode_lines(f, stats), delimiter=self._delimiter)
+            header = next(reader, None)
+            while header is not None:
+                try:
+                    rec = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as e:
+                    yield reader.line_num, InputError(f"malformed CSV: {e}", path=self.path, line=reader.line_num)
+                    continue
+                if not rec:
+                    continue
+                if len(rec) != len(header):
+                    yield reader.line_num, InputError(
+                        f"row has {len(rec)} fields, the header has {len(header)}", path=self.path,
+                        line=reader.line_num, hint="quote fields that contain the delimiter, or pass --skip-bad")
+                else:
+                    yield reader.line_num, dict(zip(header, rec))
+
+    def _arrow_batches(self) -> Iterator[Any]:
+        cols = None if self.keep_extra else [c for c in (self.text_field, self.id_field) if c]
+        if self._dataset is not None:
+            ds = self._dataset if cols is None else self._dataset.select_columns(cols)
+            yield from ds.with_format("arrow").iter(batch_size=self.batch_size)
+            return
+        import pyarrow.parquet as pq
+
+        for path in self._files:
+            with pq.ParquetFile(path) as pf:
+                yield from pf.iter_batches(batch_size=self.batch_size, columns=cols)
+
+    def _arrow_items(self, stats: ReadStats) -> Iterator[tuple[int, Any]]:
+        n = 0
+        for tbl in self._arrow_batches():
+            for obj in _arrow_rows(tbl, stats):
+                n += 1
+                yield n, obj
+
+
+def _decode(raw: bytes, stats: ReadStats) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        stats.repaired += 1
+        return raw.decode("utf-8", errors="replace")
+
+
+def _decode_lines(f, stats: ReadStats) -> Iterator[str]:
+    first = next(f, b"")
+    yield _decode(first[3:] if first.startswith(_BOM) else first, stats)
+    for raw in f:
+        yield _decode(raw, stats)
+
+
+def _arrow_rows(tbl: Any, stats: ReadStats) -> list[dict[str, Any]]:
+    try:
+        return tbl.to_pylist()
+    except UnicodeDecodeError:
+        pass
+    # Parquet does not validate UTF-8 on read; repair the offending string columns value by value.
+    import pyarrow as pa
+
+    cols: dict[str, list] = {}
+    for name, col in zip(tbl.schema.names, tbl.columns):
+        try:
+            cols[name] = col.to_pylist()
+        except UnicodeDecodeError:
+            cols[name] = [v if v is None else _decode(v, stats) for v in col.cast(pa.large_binary()).to_pylist()]
+    names = list(cols)
+    return [dict(zip(names, vals)) for vals in zip(*cols.values())]
+
+
+# ---------------------------------------------------------------------- opening a source
+
+def read_corpus(source: str | Path, *, text_field: str | None = None, id_field: str | None = None,
+                skip_bad: bool = False, batch_size: int = 10_000, limit: int | None = None,
+                format: str | None = None, split: str | None = None, keep_extra: bool = True) -> Corpus:
+    """Open a corpus for streaming. Format and text field are resolved now, so setup errors come early.
+
+    ``text_field`` defaults to ``text``, else the only string column (id-named columns such as ``id`` or
+    ``review_id`` do not count). ``id_field`` defaults to the row position. ``limit`` caps the rows
+    yielded; ``split`` picks a split of a ``DatasetDict``; ``keep_extra=False`` reads only the text and
+    id columns (faster on wide Parquet files).
+
+    >>> corpus = read_corpus("data.csv", text_field="review", id_field="review_id")  # doctest: +SKIP
+    >>> corpus.texts()[:2]                                                            # doctest: +SKIP
+    ['Great phone', 'Battery died in a day']
+    """
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    src = str(source)
+    kw: dict[str, Any] = dict(id_field=id_field, skip_bad=skip_bad, batch_size=batch_size, limit=limit,
+                              keep_extra=keep_extra)
+    if src.startswith("hf://"):
+        ds = _load_dataset(src, split)
+        cols, strs = _arrow_columns(ds.data.schema)
+        return Corpus(src, "hf", text_field=_resolve_text(src, cols, strs, text_field, id_field), columns=cols,
+                      dataset=ds, num_rows=len(ds), **kw)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise InputError("file not found", path=path, hint="check the path; for a Hub dataset write hf://NAME")
+    fmt = format or _detect_format(path)
+    if fmt in ("jsonl", "csv", "tsv"):
+        kw["delimiter"] = "\t" if fmt == "tsv" else ","
+        cols, strs, first_line = _probe_text(Corpus(src, fmt, text_field="", columns=[], path=path, **kw))
+        tf = _resolve_text(path, cols, strs, text_field, id_field, check=fmt != "jsonl", first_line=first_line)
+        return Corpus(src, fmt, text_field=tf, columns=cols, path=path, **kw)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        files = _parquet_files(path)
+        try:
+            schema = pq.read_schema(files[0])
+            n = sum(pq.read_metadata(f).num_rows for f in files)
+        except Exception as e:  # pyarrow raises ArrowInvalid/OSError for files that are not Parquet
+            raise InputError(f"not a readable Parquet file: {e}", path=files[0]) from e
+        cols, strs = _arrow_columns(schema)
+        return Corpus(src, fmt, text_field=_resolve_text(path, cols, strs, text_field, id_field), columns=cols,
+                      path=path, files=files, num_rows=n, **kw)
+    if fmt == "datasets":
+        ds = _load_dataset(path, split)
+        cols, strs = _arrow_columns(ds.data.schema)
+        return Corpus(src, fmt, text_field=_resolve_text(path, cols, strs, text_field, id_field), columns=cols,
+                      path=path, dataset=ds, num_rows=len(ds), **kw)
+    raise InputError(f"unknown format {fmt!r}", path=path, hint=f"supported: {_SUPPORTED}")
+
+
+def _detect_format(path: Path) -> str:
+    if path.is_dir():
+        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            return "datasets"
+        if (path / MANIFEST).exists() or any(path.glob("*.parquet")):
+            return "parquet"
+        raise InputError("folder is neither a datasets save_to_disk folder nor a folder of Parquet files",
+                         path=path, hint=f"supported: {_SUPPORTED}")
+    name = path.name.lower().removesuffix(".gz")
+    fmt = _EXTENSIONS.get(Path(name).suffix)
+    if fmt is None:
+        raise InputError(f"unknown file type {Path(name).suffix or '(no extension)'!r}", path=path,
+                         hint=f"supported: {_SUPPORTED}; or pass format=")
+    return fmt
+
+
+def _parquet_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    man = path / MANIFEST
+    if man.exists():  # the manifest lists finished shards only, in order; strays from a crash are ignored
+        files = [path / s["file"] for s in json.loads(man.read_text(encoding="utf-8"))["shards"]]
+    else:
+        files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith((".", "_")))
+    if not files:
+        raise InputError("no Parquet files in this folder", path=path)
+    return files
+
+
+def _probe_text(probe: Corpus) -> tuple[list[str], list[str], int | None]:
+    """Columns and string-looking columns from the first record (JSONL) or header + first rows (CSV)."""
+    stats = ReadStats()
+    items = probe._jsonl_items(stats) if probe.format == "jsonl" else probe._csv_items(stats)
+    with closing(items):
+        for line, obj in items:
+            if isinstance(obj, InputError) or not isinstance(obj, dict):
+                if probe.skip_bad:
+                    continue
+                probe._take(line, obj, Batch([], [], [], []), stats)  # raises the right error
+            if probe.format == "jsonl":
+                return list(obj), [k for k, v in obj.items() if isinstance(v, str)], line
+            # CSV has no types: a column is text if some early value is neither empty nor a number.
+            sample = [obj, *(more for _, (_, more) in zip(range(50), items) if isinstance(more, dict))]
+            nonnum = {k for r in sample for k, v in r.items() if v.strip() and not _NUMBER.match(v)}
+            return list(obj), [c for c in obj if c in nonnum], None
+    return [], [], None
+
+
+def _arrow_columns(schema) -> tuple[list[str], list[str]]:
+    import pyarrow as pa
+
+    is_view = getattr(pa.types, "is_string_view", lambda _: False)
+    strs = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or is_view(f.type)]
+    return list(schema.names), strs
+
+
+def _resolve_text(where, cols: list[str], strs: list[str], text_field: str | None, id_field: str | None,
+                  *, check: bool = True, first_line: int | None = None) -> str:
+    what = f"first record (line {first_line}) has fields" if first_line else "available columns"
+    listed = f"{what}: {', '.join(cols) or '(none)'}"
+    for name, kind in ((text_field, "text"), (id_field, "id")):
+        if name is not None and check and cols and name not in cols:
+            raise InputError(f"no {kind} field '{name}'", path=where, field=name, hint=listed)
+    if text_field is not None:
+        return text_field
+    if not cols or "text" in cols:
+        return "text"
+    candidates = [c for c in strs if c != id_field]
+    if len(candidates) > 1:  # an id column is never the text: {"id": "a1", "body": ...} resolves to body
+        candidates = [c for c in candidates if not _ID_NAME.search(c)] or candidates
+    if len(candidates) == 1:
+        return candidates[0]
+    why = f"several string columns ({', '.join(candidates)})" if candidates else "no string column"
+    raise InputError(f"cannot tell which field holds the text: no 'text' field and {why}", path=where,
+                     hint=f"{listed}; {_TEXT_HINT}")
+
+
+def _load_dataset(where: str | Path, split: str | None):
+    """A ``Dataset`` from a save_to_disk folder or ``hf://NAME[:split]``, one split picked."""
+    import datasets
+
+    try:
+        if isinstance(where, Path):
+            ds = datasets.load_from_disk(str(where))
+        else:
+            name, _, in_spec = where[len("hf://"):].partition(":")
+            split = split or in_spec or "train"
+            ds = datasets.load_dataset(name, split=split)
+    except Exception as e:  # datasets raises many types (network, missing split, damaged folder)
+        hint = None if isinstance(where, Path) else "needs network access; offline, save_to_disk and pass the folder"
+        raise InputError(f"cannot load the dataset: {e}", path=where, hint=hint) from e
+    if not hasattr(ds, "keys"):  # a Dataset, not a DatasetDict
+        return ds
+    splits = list(ds.keys())
+    if split is None:
+        split = "train" if "train" in splits else (splits[0] if len(splits) == 1 else None)
+    if split not in splits:
+        what = f"no split {split!r}" if split else "several splits"
+        raise InputError(f"{what}; the dataset has: {', '.join(splits)}", path=where, hint="pass split=NAME")
+    return ds[split]
