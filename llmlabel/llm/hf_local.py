@@ -138,66 +138,75 @@ class HFEngine(LLM):
 
         usage_log.get().prompt_tokens += sum(len(p) for p in prompt_ids)
         ids, mask = self._left_pad(prompt_ids)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        multi = [j for j, c in enumerate(choice_ids) if len(c) > 1]
+        groups = _groups_by_tree_size([choice_ids[j] for j in multi], MAX_TREE_TOKENS) if multi else []
+        first_tok = torch.tensor([c[0] for c in choice_ids], device=self.device)
         with torch.inference_mode():
-            out = self.hf_model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-            first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (B, V)
-            first_tok = torch.tensor([c[0] for c in choice_ids], device=self.device)
-            scores = first[:, first_tok].clone()  # (B, C): every choice's first token is free
-            multi = [j for j, c in enumerate(choice_ids) if len(c) > 1]
-            if not multi:
+            if len(groups) <= 1:
+                # Usual case: prompt and the whole choice trie in ONE forward pass, no KV cache at all.
+                tree = _Trie([choice_ids[j] for j in multi])
+                first, rest = self._forward_tree(ids, mask, tree, cache=None)
+                scores = first[:, first_tok]
+                if multi:
+                    scores[:, multi] += rest
                 return scores.cpu().numpy()
-            cache = out.past_key_values
-            for group in _groups_by_tree_size([choice_ids[j] for j in multi], MAX_TREE_TOKENS):
+            # Huge label sets: run the prompts once, then each group's trie on top of their KV cache.
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = self.hf_model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                                logits_to_keep=1)
+            scores = torch.log_softmax(out.logits[:, -1].float(), dim=-1)[:, first_tok]
+            for group in groups:
                 js = [multi[g] for g in group]
-                scores[:, js] += self._score_tree(cache, mask, [choice_ids[j] for j in js])
+                tree = _Trie([choice_ids[j] for j in js])
+                _, rest = self._forward_tree(ids, mask, tree, cache=out.past_key_values)
+                scores[:, js] += rest
             return scores.cpu().numpy()
 
-    def _score_tree(self, cache, mask, seqs: list[list[int]]):
-        """Log-prob of tokens 1.. of each sequence, given the cached prompts, in ONE forward pass.
+    def _forward_tree(self, ids, mask, tree: "_Trie", cache):
+        """Score a choice trie after the prompts with a tree attention mask.
 
-        The sequences' proper prefixes form a trie; its nodes are fed as one packed row per prompt with
-        a tree attention mask (each node sees the prompt and its own ancestors) and position = prompt
-        length + depth. Shared prefixes ("card ...", "card ...") are computed once, and the prompt's KV
-        cache is used as is, never copied per choice.
+        Each trie node sees the prompt (minus padding) and its own ancestors, at position = prompt length
+        + depth, so every choice is scored as if it followed the prompt alone, while shared prefixes cost
+        once. With ``cache=None`` the prompt tokens go in the same pass (and the first-token
+        distribution comes back too); otherwise the prompts are read from ``cache``, which is cropped
+        back afterwards. Returns (first-token log-probs (B, V) or None, choice scores (B, n_seqs)).
         """
-        torch = self.torch
-        node_of: dict[tuple[int, ...], int] = {}
-        toks, depth, parent = [], [], []
-        for s in seqs:
-            for k in range(1, len(s)):
-                pre = tuple(s[:k])
-                if pre not in node_of:
-                    node_of[pre] = len(toks)
-                    toks.append(s[k - 1])
-                    depth.append(k - 1)
-                    parent.append(node_of[pre[:-1]] if k > 1 else -1)
-        T, B = len(toks), mask.shape[0]
-        anc = torch.zeros((T, T), dtype=torch.bool)
-        for n in range(T):  # parents come first, so each row extends its parent's row
-            if parent[n] >= 0:
-                anc[n] = anc[parent[n]]
-            anc[n, n] = True
-        dev = self.device
-        allowed = torch.cat([mask.bool()[:, None, :].expand(B, T, -1), anc.to(dev)[None].expand(B, T, T)], dim=-1)
+        torch, dev = self.torch, self.device
+        B, P, T = ids.shape[0], ids.shape[1], len(tree.tokens)
+        keep = mask.bool()
+        anc = tree.ancestors.to(dev)
+        tree_rows = torch.cat([keep[:, None, :].expand(B, T, P), anc[None].expand(B, T, T)], dim=-1)
+        tree_pos = mask.sum(-1, keepdim=True) + torch.tensor(tree.depth, device=dev, dtype=torch.long)[None]
+        tree_inp = torch.tensor(tree.tokens, device=dev, dtype=torch.long)[None].expand(B, T)
+        if cache is None:
+            causal = torch.ones((P, P), dtype=torch.bool, device=dev).tril()
+            prompt_rows = torch.cat([causal[None] & keep[:, None, :], torch.zeros((B, P, T), dtype=torch.bool,
+                                                                                 device=dev)], dim=-1)
+            allowed = torch.cat([prompt_rows, tree_rows], dim=1)  # (B, P+T, P+T)
+            inp = torch.cat([ids, tree_inp], dim=1)
+            pos = torch.cat([(mask.cumsum(-1) - 1).clamp(min=0), tree_pos], dim=1)
+        else:
+            allowed, inp, pos = tree_rows, tree_inp, tree_pos
         dtype = self.hf_model.dtype
         attn = torch.zeros(allowed.shape, dtype=dtype, device=dev).masked_fill_(~allowed, torch.finfo(dtype).min)
-        pos = mask.sum(-1, keepdim=True) + torch.tensor(depth, device=dev)[None]
-        inp = torch.tensor(toks, device=dev)[None].expand(B, T)
+        # Only the last prompt position and the tree nodes need logits: skip the LM head elsewhere.
+        n_keep = T + (1 if cache is None else 0)
         o = self.hf_model(input_ids=inp, attention_mask=attn[:, None], position_ids=pos, past_key_values=cache,
-                          use_cache=True)
-        cache.crop(-T)  # drop the tree tokens: the next group starts from the prompts again
-        logp = torch.log_softmax(o.logits.float(), dim=-1)  # (B, T, V)
-        rows, cols, tgt = [], [], []
-        for j, s in enumerate(seqs):
-            for k in range(1, len(s)):
-                rows.append(j)
-                cols.append(node_of[tuple(s[:k])])
-                tgt.append(s[k])
-        picked = logp[:, torch.tensor(cols, device=dev), torch.tensor(tgt, device=dev)]  # (B, n_terms)
-        out = torch.zeros((B, len(seqs)), device=dev)
-        out.index_add_(1, torch.tensor(rows, device=dev), picked)
-        return out
+                          use_cache=cache is not None, logits_to_keep=max(n_keep, 1))
+        logits = o.logits[:, -n_keep:] if n_keep else o.logits[:, :0]
+        if cache is not None:
+            cache.crop(-T)
+        lse = torch.logsumexp(logits.float(), dim=-1)  # (B, n_keep): normaliser without a full log-softmax copy
+        first = None
+        if cache is None:
+            first = logits[:, 0].float() - lse[:, :1]
+            logits, lse = logits[:, 1:], lse[:, 1:]
+        rest = torch.zeros((B, len(tree.seqs)), device=dev)
+        if T:
+            cols = torch.tensor(tree.cols, device=dev)
+            picked = logits[:, cols, torch.tensor(tree.targets, device=dev)].float() - lse[:, cols]
+            rest.index_add_(1, torch.tensor(tree.rows, device=dev), picked)
+        return first, rest
 
     # ---- generate ---------------------------------------------------------------------------------
     def _logits_processor(self, schema: dict | None):
@@ -257,6 +266,40 @@ class HFEngine(LLM):
         self.hf_model = None
         if self.device.startswith("cuda"):
             self.torch.cuda.empty_cache()
+
+
+class _Trie:
+    """The proper prefixes of token sequences as trie nodes, in an order where parents come first.
+
+    ``tokens[n]`` is node n's last token, ``depth[n]`` its length - 1, ``ancestors[n, m]`` whether m is n or
+    one of its ancestors; token k >= 1 of sequence j is read from node ``cols[i]`` for ``rows[i] == j``.
+    """
+
+    def __init__(self, seqs: list[list[int]]) -> None:
+        import torch
+
+        self.seqs = seqs
+        node_of: dict[tuple[int, ...], int] = {}
+        self.tokens, self.depth, parent = [], [], []
+        self.rows, self.cols, self.targets = [], [], []
+        for j, s in enumerate(seqs):
+            for k in range(1, len(s)):
+                pre = tuple(s[:k])
+                if pre not in node_of:
+                    node_of[pre] = len(self.tokens)
+                    self.tokens.append(s[k - 1])
+                    self.depth.append(k - 1)
+                    parent.append(node_of[pre[:-1]] if k > 1 else -1)
+                self.rows.append(j)
+                self.cols.append(node_of[pre])
+                self.targets.append(s[k])
+        T = len(self.tokens)
+        anc = torch.zeros((T, T), dtype=torch.bool)
+        for n in range(T):  # a node's row is its parent's row plus itself
+            if parent[n] >= 0:
+                anc[n] = anc[parent[n]]
+            anc[n, n] = True
+        self.ancestors = anc
 
 
 def _groups_by_tree_size(seqs: list[list[int]], limit: int) -> list[list[int]]:
