@@ -152,7 +152,8 @@ def _register_stage_commands() -> None:
     from .commands import COMMAND_MODULES
 
     for name in COMMAND_MODULES:
-        importlib.import_module(f"llmlabel.commands.{name}").register(app)
+        if importlib.util.find_spec(f"llmlabel.commands.{name}") is not None:
+            importlib.import_module(f"llmlabel.commands.{name}").register(app)
 
 
 _register_stage_commands()

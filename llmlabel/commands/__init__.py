@@ -4,5 +4,6 @@ Modules here must import nothing heavy at module level (torch, transformers, sen
 datasets, dspy): ``llmlabel --help`` imports all of them and must stay fast.
 """
 
-#: Modules registered by llmlabel.cli, in the order their commands appear in --help.
-COMMAND_MODULES: list[str] = []
+#: Modules registered by llmlabel.cli, in the order their commands appear in --help
+#: (a name whose module does not exist yet is skipped; one that exists and fails to import is an error).
+COMMAND_MODULES: list[str] = ["taxonomy", "label", "aggregate", "xmc", "distill"]
