@@ -1,0 +1,413 @@
+"""Label-model benchmark -> eval/results/labelmodel.md (+ .json).
+
+WRENCH youtube / sms / trec: every model is fitted on the train votes without gold and scored on test
+(youtube, trec: accuracy; sms: F1 of the spam class). Ties and rows no LF covers are broken at random,
+as WRENCH does; the figure is the mean (and sd) over --seeds tie-break seeds. "auto" is
+select_label_model with the gold valid split as its dev set. Snorkel 0.10 LabelModel and crowd-kit
+DawidSkene run beside ours when importable (eval-only dependencies); otherwise the issue's anchors are
+quoted. Also: calibration and review-queue figures on real LLM labels (../shared/data/llm_labels), and
+fit time / peak memory on a synthetic 1M x 20 LFs x 10 classes matrix.
+
+    python eval/labelmodel.py [--data ../shared/data] [--seeds 100] [--speed-n 1000000] [--no-speed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from llmlabel.labelmodel import (MajorityVote, TopLabelIsotonic, expected_calibration_error,  # noqa: E402
+                                 load_wrench, make_model, review_queue, select_label_model)
+from llmlabel.labelmodel.calibrate import TemperatureScaling  # noqa: E402
+
+SETS = {"youtube": "acc", "sms": "f1", "trec": "acc"}
+ANCHORS = {  # the issue's table: majority, Snorkel 0.10, crowd-kit DS, textbook DS; test items no LF covers
+    "youtube": (0.812, 0.840, 0.528, 0.528, 0.072),
+    "sms": (0.220, 0.254, 0.000, 0.000, 0.604),
+    "trec": (0.608, 0.470, 0.288, 0.276, 0.038),
+}
+OURS = ["mv", "wv", "ds-missing", "ds", "onecoin-missing", "onecoin"]
+WITH_DEV = ["wv-dev", "ds-dev", "onecoin-dev"]
+
+
+def metric(pred, y, kind):
+    if kind == "acc":
+        return float(np.mean(pred == y))
+    tp = np.sum((pred == 1) & (y == 1))
+    denom = np.sum(pred == 1) + np.sum(y == 1)
+    return float(2 * tp / denom) if denom else 0.0
+
+
+def wrench_scores(proba, covered, y, kind, seeds):
+    """Scores with ties and uncovered rows broken at random, one per seed."""
+    k = proba.shape[1]
+    proba = proba.copy()
+    proba[~covered] = 1.0 / k
+    tied = proba >= proba.max(axis=1, keepdims=True) - 1e-9
+    out = []
+    for s in range(seeds):
+        noise = np.random.default_rng(s).random(proba.shape)
+        out.append(metric(np.argmax(np.where(tied, noise, -1.0), axis=1), y, kind))
+    return np.array(out)
+
+
+def summarise(scores, extra=None):
+    d = {"mean": float(scores.mean()), "sd": float(scores.std()), "seed0": float(scores[0])}
+    return {**d, **(extra or {})}
+
+
+def external_models(Lt, Ls, k):
+    """Snorkel 0.10 LabelModel and crowd-kit DawidSkene test probabilities, when importable."""
+    out = {}
+    try:
+        import torch
+        from snorkel.labeling.model import LabelModel
+
+        torch.set_num_threads(1)
+        t0 = time.perf_counter()
+        lm = LabelModel(cardinality=k, verbose=False)
+        lm.fit(Lt, seed=0, progress_bar=False)
+        out["snorkel-0.10"] = (lm.predict_proba(Ls), time.perf_counter() - t0)
+    except ImportError as exc:
+        out["snorkel-0.10"] = f"not installed ({exc})"
+    try:
+        import pandas as pd
+        from crowdkit.aggregation import DawidSkene as CKDawidSkene
+
+        # crowd-kit is transductive (no predict for unseen items): fit on train + test votes, no gold.
+        L = np.vstack([Lt, Ls])
+        r, c = np.nonzero(L >= 0)
+        df = pd.DataFrame({"task": r, "worker": c, "label": L[r, c]})
+        t0 = time.perf_counter()
+        post = CKDawidSkene(n_iter=100).fit_predict_proba(df)
+        sec = time.perf_counter() - t0
+        proba = np.full((len(L), k), 1.0 / k)
+        cols = [int(x) for x in post.columns]
+        proba[np.asarray(post.index, dtype=int)[:, None], np.array(cols)[None, :]] = post.to_numpy()
+        out["crowdkit-DS"] = (proba[len(Lt):], sec)
+    except ImportError as exc:
+        out["crowdkit-DS"] = f"not installed ({exc})"
+    return out
+
+
+def bench_wrench(data: Path, seeds: int) -> dict:
+    res = {}
+    for name, kind in SETS.items():
+        root = data / "wrench" / name
+        (Lt, yt, _), (Lv, yv, _), (Ls, ys, _) = (load_wrench(root / f"{s}.json") for s in ("train", "valid", "test"))
+        k = int(max(Lt.max(), yt.max()) + 1)
+        cov = (Ls >= 0).any(axis=1)
+        prec = {s: float((L == y[:, None])[L >= 0].mean()) for s, L, y in (("train", Lt, yt), ("valid", Lv, yv),
+                                                                         ("test", Ls, ys))}
+        oracle = wrench_scores(np.eye(k)[ys], cov, ys, kind, seeds)
+        row = {"metric": kind, "n_lfs": int(Lt.shape[1]), "test_uncovered": float(1 - cov.mean()),
+               "vote_precision": prec, "oracle_on_covered": summarise(oracle), "models": {}}
+        for spec in OURS + WITH_DEV + ["auto"]:
+            t0 = time.perf_counter()
+            if spec == "auto":
+                model = select_label_model(Lt, Lv, yv, cardinality=k)
+            elif spec in WITH_DEV:
+                model = make_model(spec, k).fit(Lt, yv, Lv)
+            else:
+                model = make_model(spec, k).fit(Lt)
+            sec = time.perf_counter() - t0
+            proba = model.predict_proba(Ls)
+            extra = {"fit_seconds": sec, "uses_dev_gold": spec in WITH_DEV or spec == "auto",
+                     "prior_protocol": metric(model.predict(Ls), ys, kind),
+                     "test_ece": expected_calibration_error(proba, ys)}
+            if spec == "auto":
+                rep = model.report_
+                extra["chosen"] = f"{rep['chosen']} + {rep['calibration']}"
+                extra["report"] = rep
+                base = model.base.predict_proba(Ls)
+                extra["test_ece_uncalibrated"] = expected_calibration_error(base, ys)
+                q = review_queue(proba, Ls)
+                wrong = proba.argmax(axis=1) != ys
+                top = [r["index"] for r in q[: max(1, len(q) // 10)]]
+                extra["review_top10_error"] = float(wrong[top].mean())
+                extra["base_error"] = float(wrong.mean())
+            row["models"][spec] = summarise(wrench_scores(proba, cov, ys, kind, seeds), extra)
+        for ext, val in external_models(Lt, Ls, k).items():
+            if isinstance(val, str):
+                row["models"][ext] = {"skipped": val}
+            else:
+                proba, sec = val
+                row["models"][ext] = summarise(wrench_scores(proba, cov, ys, kind, seeds), {"fit_seconds": sec})
+        res[name] = row
+        print(name, {m: round(v.get("mean", -1), 3) for m, v in row["models"].items()}, flush=True)
+    return res
+
+
+def bench_llm_labels(data: Path) -> dict:
+    """One real LLM as the only LF: calibration on a dev half, judged on the other half (2-fold)."""
+    import csv
+
+    out = {}
+    for name in ("imdb", "banking", "emotion", "ledgar"):
+        path = data / "llm_labels" / f"{name}_labeled.csv"
+        if not path.is_file():
+            continue
+        with open(path, encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        classes = sorted({r["label"] for r in rows})
+        idx = {c: i for i, c in enumerate(classes)}
+        k = len(classes)
+        y = np.array([idx[r["label"]] for r in rows])
+        L = np.array([[idx.get(r["llm_label"], -1)] for r in rows])  # a label outside the taxonomy = abstain
+        if "llm_confidence" in rows[0]:
+            conf = np.array([float(r["llm_confidence"] or 0) for r in rows])
+            soft = np.full((len(rows), 1, k), 0.0)
+            ok = L[:, 0] >= 0
+            soft[ok, 0, :] = ((1 - conf[ok]) / (k - 1))[:, None]
+            soft[ok, 0, L[ok, 0]] = conf[ok]
+            votes = soft
+        else:
+            votes = L
+        # The label model alone (one LF: its own probabilities); rows outside the taxonomy get the prior.
+        rng = np.random.default_rng(0)
+        perm = rng.permutation(len(y))
+        halves = np.array_split(perm, 2)
+        raw = np.zeros((len(y), k))
+        cal = {"temperature": np.zeros((len(y), k)), "isotonic-top": np.zeros((len(y), k))}
+        for a, b in ((0, 1), (1, 0)):
+            dev, held = halves[a], halves[b]
+            model = MajorityVote(cardinality=k, class_prior="estimate").fit(votes[dev], y[dev], votes[dev])
+            p_dev, p_held = model.predict_proba(votes[dev]), model.predict_proba(votes[held])
+            raw[held] = p_held
+            cal["temperature"][held] = TemperatureScaling().fit(p_dev, y[dev]).transform(p_held)
+            cal["isotonic-top"][held] = TopLabelIsotonic().fit(p_dev, y[dev]).transform(p_held)
+        best = min(cal, key=lambda c: expected_calibration_error(cal[c], y))
+        wrong = raw.argmax(axis=1) != y
+        q = review_queue(cal[best], L)
+        top = [r["index"] for r in q[: max(1, len(q) // 10)]]
+        out[name] = {"n": len(y), "classes": k, "llm_accuracy": float(1 - wrong.mean()),
+                     "outside_taxonomy": int((L[:, 0] < 0).sum()), "has_confidence": "llm_confidence" in rows[0],
+                     "ece_raw": expected_calibration_error(raw, y),
+                     **{f"ece_{c}": expected_calibration_error(p, y) for c, p in cal.items()},
+                     "review_top10_error": float(wrong[top].mean()), "base_error": float(wrong.mean())}
+        print(name, out[name], flush=True)
+    return out
+
+
+def synth(n, m=20, k=10, seed=0, coverage=0.5):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    acc = rng.uniform(0.35, 0.9, m)
+    L = np.where(rng.random((n, m)) < acc, y[:, None], (y[:, None] + rng.integers(1, k, (n, m))) % k)
+    L[rng.random((n, m)) > coverage] = -1
+    return L.astype(np.int32), y
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def speed_worker(model: str, n: int, repeats: int = 3) -> None:
+    """Runs in its own process so peak RSS belongs to one model: prints one JSON line.
+
+    The machine is shared, so each fit runs ``repeats`` times and the minimum is the figure.
+    """
+    L, y = synth(n)
+    before = _rss_mb()
+    times, extra = [], {}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        if model == "snorkel-0.10":
+            import torch
+            from snorkel.labeling.model import LabelModel
+
+            torch.set_num_threads(1)
+            m = LabelModel(cardinality=10, verbose=False)
+            m.fit(L, seed=0, progress_bar=False)
+        else:
+            spec, _, rows = model.partition("@")
+            m = make_model(spec, 10)
+            if rows:
+                m.set_params(max_fit_rows=int(rows))
+            m.fit(L)
+        times.append(time.perf_counter() - t0)
+    peak_fit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t1 = time.perf_counter()
+    proba = m.predict_proba(L)
+    extra["predict_proba_seconds"] = time.perf_counter() - t1
+    extra["n_iter"] = getattr(m, "n_iter_", None)
+    print(json.dumps({"model": model, "n": n, "fit_seconds": min(times), "fit_seconds_all": times,
+                      "accuracy": float(np.mean(proba.argmax(axis=1) == y)), "rss_before_fit_mb": before,
+                      "peak_rss_mb": peak_fit, "peak_increase_mb": peak_fit - before, **extra}))
+
+
+def bench_speed(n: int, with_snorkel: bool) -> dict:
+    out = {}
+    models = ["mv", "wv", "ds", "onecoin", "ds-missing", "ds@100000", "onecoin@100000"]
+    models += ["snorkel-0.10"] if with_snorkel else []
+    for model in models:
+        cmd = [sys.executable, __file__, "--speed-worker", model, "--speed-n", str(n)]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env={**os.environ,
+                               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+            lines = [x for x in r.stdout.splitlines() if x.startswith("{")]
+            out[model] = json.loads(lines[-1]) if lines else {"error": r.stderr.strip().splitlines()[-1:]}
+        except subprocess.TimeoutExpired:
+            out[model] = {"error": "timed out after 1800 s"}
+        print("speed", model, out[model], flush=True)
+    return out
+
+
+def machine() -> dict:
+    mem = next((ln.split()[1] for ln in open("/proc/meminfo") if ln.startswith("MemTotal")), "0")
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    versions = {}
+    for mod in ("numpy", "scipy", "snorkel", "crowdkit", "torch"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - optional, only reported
+            versions[mod] = None
+    return {"nproc": os.cpu_count(), "ram_gb": round(int(mem) / 2**20, 1), "cpu": cpu,
+            "python": platform.python_version(), "versions": versions,
+            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=os.environ.get("LLMLABEL_EVAL_DATA", str(ROOT.parent / "shared" / "data")))
+    ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "labelmodel"))
+    ap.add_argument("--seeds", type=int, default=100)
+    ap.add_argument("--speed-n", type=int, default=1_000_000)
+    ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--no-snorkel-speed", action="store_true")
+    ap.add_argument("--speed-worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.speed_worker:
+        return speed_worker(args.speed_worker, args.speed_n)
+    data = Path(args.data)
+    if not (data / "wrench").is_dir():
+        print(f"evaluation data not found at {data}; nothing to do (set LLMLABEL_EVAL_DATA)")
+        return
+    res = {"command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
+           "machine": machine(), "seeds": args.seeds, "anchors": ANCHORS}
+    res["wrench"] = bench_wrench(data, args.seeds)
+    res["llm_labels"] = bench_llm_labels(data)
+    if not args.no_speed:
+        res["speed"] = {"n": args.speed_n, "lfs": 20, "classes": 10,
+                        "results": bench_speed(args.speed_n, not args.no_snorkel_speed)}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=str))
+    out.with_suffix(".md").write_text(render(res))
+    print("wrote", out.with_suffix(".md"))
+
+
+LABELS = {"mv": "majority vote", "wv": "weighted vote (agreement)", "ds-missing": "DawidSkene, abstain=missing",
+          "ds": "DawidSkene, abstain=model", "onecoin-missing": "OneCoin, abstain=missing",
+          "onecoin": "OneCoin, abstain=model", "wv-dev": "weighted vote (dev accuracies)",
+          "ds-dev": "DawidSkene + dev rows clamped", "onecoin-dev": "OneCoin + dev rows clamped",
+          "auto": "**auto** = select_label_model(dev = valid)", "snorkel-0.10": "Snorkel 0.10 LabelModel (run here)",
+          "crowdkit-DS": "crowd-kit DawidSkene (run here, train+test votes)"}
+
+
+def _cell(v: dict) -> str:
+    return f"{v['mean']:.3f} ± {v['sd']:.3f}" if "mean" in v else "n/a"
+
+
+def render(res: dict) -> str:
+    m, W = res["machine"], res["wrench"]
+    sets = list(W)
+    L = ["# Label-model benchmark", "",
+         f"Made by `{res['command']}` on {m['date']}; machine: {m['nproc']} CPUs ({m['cpu']}), "
+         f"{m['ram_gb']} GB RAM, Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
+         + ".", "",
+         "## WRENCH: fitted on train votes (no gold), scored on test", "",
+         f"youtube/trec accuracy, sms F1 of spam. Ties and rows no LF covers broken at random as WRENCH does: "
+         f"mean ± sd over {res['seeds']} tie-break seeds. \"dev\" = uses the gold valid split.", "",
+         "| model | dev | " + " | ".join(f"{s} ({W[s]['metric']})" for s in sets) + " |",
+         "|---|---|" + "---|" * len(sets)]
+    for name in W[sets[0]]["models"]:
+        dev = "yes" if W[sets[0]]["models"][name].get("uses_dev_gold") else ""
+        cells = " | ".join(_cell(W[s]["models"].get(name, {})) for s in sets)
+        L.append(f"| {LABELS.get(name, name)} | {dev} | {cells} |")
+    for i, label in enumerate(["anchor: majority vote", "anchor: Snorkel 0.10", "anchor: crowd-kit DS",
+                               "anchor: textbook DS EM"]):
+        L.append(f"| {label} (issue table) | | " + " | ".join(f"{res['anchors'][s][i]:.3f}" for s in sets) + " |")
+    L.append("| oracle on covered rows, random on the rest (ceiling of this protocol) | | "
+             + " | ".join(_cell(W[s]["oracle_on_covered"]) for s in sets) + " |")
+    L += ["", "Same models, our own `predict()` (uncovered rows take the argmax of the class prior, ties random "
+          "seed 0), and test ECE of `predict_proba`:", "",
+          "| model | " + " | ".join(f"{s} predict() | {s} ECE" for s in sets) + " |",
+          "|---|" + "---|---|" * len(sets)]
+    for name in W[sets[0]]["models"]:
+        if "prior_protocol" not in W[sets[0]]["models"][name]:
+            continue
+        cells = " | ".join(f"{W[s]['models'][name]['prior_protocol']:.3f} | {W[s]['models'][name]['test_ece']:.3f}"
+                           for s in sets)
+        L.append(f"| {LABELS.get(name, name)} | {cells} |")
+    L += ["", "### What auto chose (dev = valid split)", ""]
+    for s in sets:
+        a = W[s]["models"]["auto"]
+        L.append(f"- **{s}**: {a['chosen']} — {a['report']['reason']}. Test ECE {a['test_ece_uncalibrated']:.3f} "
+                 f"uncalibrated -> {a['test_ece']:.3f} calibrated; review queue top 10% error rate "
+                 f"{a['review_top10_error']:.2f} vs base {a['base_error']:.2f}.")
+    L += ["", "Dev scores per candidate (accuracy with ties in expectation; log-loss raw and cross-validated "
+          "after calibration):", "", "| set | candidate | dev acc | dev log-loss | calibration | CV calibrated "
+          "log-loss |", "|---|---|---|---|---|---|"]
+    for s in sets:
+        for c in W[s]["models"]["auto"]["report"]["candidates"]:
+            L.append(f"| {s} | {c['name']} | {c['dev_accuracy']:.3f} | {c['dev_log_loss']:.3f} | {c['calibration']} "
+                     f"| {c['dev_log_loss_calibrated_cv']:.3f} |")
+    L += ["", "### The data", "", "| set | LFs | test rows no LF covers | vote precision train / valid / test |",
+          "|---|---|---|---|"]
+    for s in sets:
+        vp = W[s]["vote_precision"]
+        L.append(f"| {s} | {W[s]['n_lfs']} | {W[s]['test_uncovered']:.1%} | {vp['train']:.3f} / {vp['valid']:.3f} / "
+                 f"{vp['test']:.3f} |")
+    if res.get("llm_labels"):
+        L += ["", "## Real LLM labels (../shared/data/llm_labels): one LLM as the only LF", "",
+              "Calibrated on one random half, judged on the other (2-fold, every row scored once). Labels outside "
+              "the label set are abstains (uncovered rows). imdb carries the LLM's confidence (soft vote); the "
+              "others are hard labels.", "",
+              "| set | n | classes | LLM acc | outside label set | ECE raw | ECE temperature | ECE top-label "
+              "isotonic | review top-10% error | base error |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for s, r in res["llm_labels"].items():
+            L.append(f"| {s} | {r['n']} | {r['classes']} | {r['llm_accuracy']:.3f} | {r['outside_taxonomy']} | "
+                     f"{r['ece_raw']:.3f} | {r['ece_temperature']:.3f} | {r['ece_isotonic-top']:.3f} | "
+                     f"{r['review_top10_error']:.2f} | {r['base_error']:.2f} |")
+    if res.get("speed"):
+        sp = res["speed"]
+        L += ["", f"## Speed and memory: synthetic {sp['n']:,} items x {sp['lfs']} LFs x {sp['classes']} classes", "",
+              "Each model in its own process, 1 thread (OMP/MKL/torch); fit s = best of 3 fits (the 2 CPUs are "
+              "shared with other jobs; all 3 times are in the .json). Peak RSS = whole process over the fits "
+              "(includes the 80 MB vote matrix); increase = peak minus RSS just before the first fit.", "",
+              "`@100000` = `max_fit_rows=100_000` (EM on a seeded uniform sample; every item still scored).", "",
+              "| model | fit s | predict_proba s | EM iterations | peak RSS MB | increase MB | accuracy on all items |",
+              "|---|---|---|---|---|---|---|"]
+        snork = sp["results"].get("snorkel-0.10", {}).get("fit_seconds")
+        for name, r in sp["results"].items():
+            if "fit_seconds" not in r:
+                L.append(f"| {name} | {r.get('error')} | | | | | |")
+                continue
+            spec, _, rows = name.partition("@")
+            label = LABELS.get(spec, spec) + (f" @ max_fit_rows={int(rows):,}" if rows else "")
+            ratio = "" if not snork or name == "snorkel-0.10" else f" ({snork / r['fit_seconds']:.1f}x Snorkel's speed)"
+            pp = r.get("predict_proba_seconds")
+            L.append(f"| {label} | {r['fit_seconds']:.2f}{ratio} | {'' if pp is None else f'{pp:.2f}'} | "
+                     f"{r.get('n_iter') or ''} | {r['peak_rss_mb']:.0f} | {r['peak_increase_mb']:.0f} | "
+                     f"{r['accuracy']:.4f} |")
+    L.append("")
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    main()
