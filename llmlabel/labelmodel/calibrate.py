@@ -1,0 +1,207 @@
+"""Probability calibration fitted on a gold dev set, and calibration metrics.
+
+``TemperatureScaling`` (one parameter: safe on tiny dev sets), ``IsotonicCalibrator`` (one-vs-rest,
+monotone per class: fixes any monotone distortion but needs more dev items, and can change the argmax)
+and ``TopLabelIsotonic`` (isotonic on the top-label confidence only; labels unchanged). ``CalibratedLabelModel`` wraps
+a fitted label model so the result keeps the ``predict_proba`` / ``predict`` interface.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from ..errors import ConfigError, InputError
+from .base import LabelModel, check_labels, softmax_rows
+
+_EPS = 1e-6
+
+
+def _check(proba, y=None):
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or proba.shape[0] == 0 or proba.shape[1] < 2:
+        raise InputError(f"probabilities must be an (n x k) array with n >= 1 and k >= 2, got shape {proba.shape}")
+    if y is None:
+        return proba
+    return proba, check_labels(y, proba.shape[0], proba.shape[1], "y")
+
+
+def log_loss(proba, y, eps: float = _EPS) -> float:
+    """Mean negative log-probability of the gold class (probabilities clipped at ``eps``)."""
+    proba, y = _check(proba, y)
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], eps, 1.0))))
+
+
+def expected_calibration_error(proba, y, n_bins: int = 15) -> float:
+    """Top-label ECE: sum over equal-width confidence bins of |accuracy - confidence| x bin share."""
+    proba, y = _check(proba, y)
+    conf = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y).astype(float)
+    bins = np.clip((conf * n_bins).astype(int), 0, n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    gap = np.bincount(bins, weights=correct - conf, minlength=n_bins)
+    return float(np.abs(gap).sum() / len(y)) if count.sum() else 0.0
+
+
+def expected_accuracy(proba, y, tol: float = 1e-9) -> float:
+    """Accuracy with ties broken at random, in expectation (each tied top class counts 1/#tied)."""
+    proba, y = _check(proba, y)
+    tied = proba >= proba.max(axis=1, keepdims=True) - tol
+    return float(np.mean(tied[np.arange(len(y)), y] / tied.sum(axis=1)))
+
+
+class TemperatureScaling:
+    """``softmax(log p / T)`` with T fitted by dev log-loss (T > 1 softens over-confident models)."""
+
+    def fit(self, proba, y) -> TemperatureScaling:
+        proba, y = _check(proba, y)
+        logp = np.log(np.clip(proba, _EPS, 1.0))
+        idx = np.arange(len(y))
+
+        def nll(log_t):
+            z = logp / np.exp(log_t)
+            z = z - z.max(axis=1, keepdims=True)
+            return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[idx, y]))
+
+        res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(100.0)), method="bounded")
+        self.temperature_ = float(np.exp(res.x))
+        return self
+
+    def transform(self, proba) -> np.ndarray:
+        proba = _check(proba)
+        return softmax_rows(np.log(np.clip(proba, _EPS, 1.0)) / self.temperature_)
+
+
+def isotonic_fit(x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knots ``(xs, fitted)`` of the non-decreasing least-squares fit of ``target`` on ``x``."""
+    xs, inv = np.unique(x, return_inverse=True)
+    w = np.bincount(inv).astype(float)
+    mean = np.bincount(inv, weights=target) / w
+    try:
+        from scipy.optimize import isotonic_regression  # scipy >= 1.12
+        fitted = isotonic_regression(mean, weights=w).x
+    except ImportError:  # pragma: no cover - old scipy: pool-adjacent-violators over the (few) dev knots
+        vals, wts, sizes = [], [], []
+        for v, ww in zip(mean, w):
+            vals.append(v), wts.append(ww), sizes.append(1)
+            while len(vals) > 1 and vals[-2] > vals[-1]:
+                v2, w2, s2 = vals.pop(), wts.pop(), sizes.pop()
+                vals[-1] = (vals[-1] * wts[-1] + v2 * w2) / (wts[-1] + w2)
+                wts[-1] += w2
+                sizes[-1] += s2
+        fitted = np.repeat(vals, sizes)
+    return xs, np.asarray(fitted, float)
+
+
+class IsotonicCalibrator:
+    """One-vs-rest isotonic regression of ``1[y = c]`` on ``p_c``, rows renormalised.
+
+    Binary problems calibrate the positive class only (p_0 = 1 - p_1). Outputs are kept inside
+    ``[1/(n+2), 1 - 1/(n+2)]`` so a small dev set cannot produce a certain-and-wrong 0 or 1.
+    """
+
+    def fit(self, proba, y) -> IsotonicCalibrator:
+        proba, y = _check(proba, y)
+        n, k = proba.shape
+        self.n_classes_ = k
+        self.floor_ = 1.0 / (n + 2)
+        classes = [1] if k == 2 else range(k)
+        self.knots_ = {c: isotonic_fit(proba[:, c], (y == c).astype(float)) for c in classes}
+        return self
+
+    def transform(self, proba) -> np.ndarray:
+        proba = _check(proba)
+        if proba.shape[1] != self.n_classes_:
+            raise InputError(f"calibrator was fitted on {self.n_classes_} classes, got {proba.shape[1]}")
+        lo, hi = self.floor_, 1 - self.floor_
+        if self.n_classes_ == 2:
+            xs, fy = self.knots_[1]
+            p1 = np.clip(np.interp(proba[:, 1], xs, fy), lo, hi)
+            return np.stack([1 - p1, p1], axis=1)
+        out = np.empty_like(proba)
+        for c, (xs, fy) in self.knots_.items():  # loop over classes, not items
+            out[:, c] = np.clip(np.interp(proba[:, c], xs, fy), lo, hi)
+        return out / out.sum(axis=1, keepdims=True)
+
+
+class TopLabelIsotonic:
+    """Isotonic map of the top-label confidence to P(top label is right); the argmax never changes.
+
+    The other classes share the remaining mass in their old proportions. Use it when calibration must
+    fix confidences without touching the labels a model was chosen for (``select_label_model``'s 'auto').
+    """
+
+    def fit(self, proba, y) -> TopLabelIsotonic:
+        proba, y = _check(proba, y)
+        self.floor_ = 1.0 / (len(y) + 2)
+        correct = (proba.argmax(axis=1) == y).astype(float)
+        self.knots_ = isotonic_fit(proba.max(axis=1), correct)
+        return self
+
+    def transform(self, proba) -> np.ndarray:
+        proba = _check(proba)
+        n, k = proba.shape
+        top = proba.argmax(axis=1)
+        idx = np.arange(n)
+        conf = proba[idx, top]
+        second = np.partition(proba, k - 2, axis=1)[:, k - 2]
+        new = np.clip(np.interp(conf, *self.knots_), self.floor_, 1 - self.floor_)
+        # Smallest confidence that keeps the top class on top once the others are rescaled.
+        new = np.minimum(np.maximum(new, second / np.maximum(1 - conf + second, 1e-12) + 1e-9), 1.0)
+        rest = 1 - conf
+        scale = np.divide(1 - new, rest, out=np.zeros(n), where=rest > 1e-12)
+        out = proba * scale[:, None]
+        flat = rest <= 1e-12  # a one-hot row: spread the freed mass evenly over the other classes
+        out[flat] = ((1 - new[flat]) / (k - 1))[:, None]
+        out[idx, top] = new
+        return out
+
+
+class IdentityCalibrator:
+    """No calibration (kept so reports can say 'none' and the interface stays the same)."""
+
+    def fit(self, proba, y) -> IdentityCalibrator:
+        return self
+
+    def transform(self, proba) -> np.ndarray:
+        return _check(proba).copy()
+
+
+CALIBRATORS = {"none": IdentityCalibrator, "temperature": TemperatureScaling, "isotonic": IsotonicCalibrator,
+               "isotonic-top": TopLabelIsotonic}
+#: What calibration='auto' chooses among: the ones that never change a row's predicted label.
+ARGMAX_PRESERVING = ("none", "temperature", "isotonic-top")
+
+
+def make_calibrator(method: str):
+    if method not in CALIBRATORS:
+        raise ConfigError(f"calibration must be one of {sorted(CALIBRATORS)} or 'auto', got {method!r}")
+    return CALIBRATORS[method]()
+
+
+class CalibratedLabelModel(LabelModel):
+    """A fitted label model with a calibrator applied to its probabilities.
+
+    ``class_prior_`` (what rows no LF covers get) is the calibrated base prior: fitted on a dev set that
+    has uncovered rows, isotonic calibration turns it into the dev estimate of P(y | no LF voted).
+    ``report_`` is set by :func:`select_label_model`.
+    """
+
+    def __init__(self, base: LabelModel, calibrator=None, random_state: int | None = 0):
+        super().__init__(None, random_state)
+        self.base = base
+        self.calibrator = calibrator if calibrator is not None else IdentityCalibrator()
+        base._check_fitted()
+        self.cardinality_ = base.cardinality_
+        self.n_lfs_ = base.n_lfs_
+        self.lf_names_ = base.lf_names_
+        self.class_prior_ = self.calibrator.transform(base.class_prior_[None, :])[0]
+
+    def fit(self, L, y_dev=None, L_dev=None, lf_names=None):
+        raise ConfigError("CalibratedLabelModel wraps an already fitted model; refit the base model instead")
+
+    def _proba(self, votes):
+        return self.calibrator.transform(self.base._proba(votes))
+
+    def __repr__(self) -> str:
+        return f"CalibratedLabelModel({self.base!r}, {type(self.calibrator).__name__})"

@@ -1,0 +1,272 @@
+"""Dawid-Skene EM, with abstention as data or as missing, and its one-coin (symmetric) restriction.
+
+Each LF j has a confusion matrix ``P(output s | true class c)``. With ``abstain="model"`` (default) the
+outputs are the k classes *plus abstain*, so a k x (k+1) matrix: on WRENCH-style matrices, where LFs are
+unipolar (each votes one class or abstains), *who stays silent* is most of the signal, and textbook DS,
+which treats abstains as missing, collapses (youtube 0.528, sms F1 0.0, trec 0.276 in the issue's anchor
+table). ``abstain="missing"`` is the textbook model, kept for crowdsourcing-style data.
+
+EM is vectorised: votes become a sparse design matrix X (n x m*S, one 1 per LF output, or the vote's
+class probabilities for soft votes), the E-step is ``X @ log_theta`` and the M-step ``X.T @ posteriors``
+(soft votes: one such product per LF, see ``_SoftEM``). Repeated vote rows are collapsed to one weighted
+row first (exact, usually a large saving).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import ConfigError
+from .base import LabelModel, Votes, dedup_rows
+from .majority import resolve_prior
+
+
+def design_matrix(votes: Votes, abstain_symbol: bool, hard: np.ndarray | None = None) -> sp.csr_matrix:
+    """Sparse n x (m*S) matrix of LF outputs; column ``j*S + c`` is class c, ``j*S + k`` abstain (S = k+1)."""
+    k = votes.k
+    S = k + 1 if abstain_symbol else k
+    if votes.soft is None or hard is not None:
+        L = votes.hard if hard is None else hard
+        n, m = L.shape
+        offs = (np.arange(m) * S).astype(np.int64)
+        if abstain_symbol:
+            cols = (np.where(L >= 0, L, k) + offs).ravel()
+            indptr = np.arange(0, n * m + 1, m, dtype=np.int64)
+        else:
+            mask = L >= 0
+            cols = (L + offs)[mask]
+            indptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])
+        return sp.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(n, m * S))
+    soft = votes.soft.tocoo()
+    n, m = votes.n, votes.m
+    lf, cls = soft.col // k, soft.col % k
+    rows, cols, data = soft.row, lf * S + cls, soft.data
+    if abstain_symbol:
+        mass = np.zeros((n, m))
+        np.add.at(mass, (rows, lf), data)  # over nonzeros only (not items); fine for sparse soft votes
+        rest = np.clip(1.0 - mass, 0.0, None)
+        ri, rj = np.nonzero(rest > 1e-9)
+        rows = np.concatenate([rows, ri])
+        cols = np.concatenate([cols, rj * S + k])
+        data = np.concatenate([data, rest[ri, rj]])
+    return sp.csr_matrix((data, (rows, cols)), shape=(n, m * S))
+
+
+def _normalise(z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
+    """Logits (n x k, modified in place) -> posteriors and the weighted log-likelihood, one exp pass."""
+    mx = z.max(axis=1, keepdims=True)
+    z -= mx
+    np.exp(z, out=z)
+    tot = z.sum(axis=1)
+    ll = float(w @ (mx[:, 0] + np.log(tot)))
+    z /= tot[:, None]
+    return z, ll
+
+
+class _HardEM:
+    """One-hot outputs: the log-likelihood is linear in log theta (E: X @ log theta, M: X.T @ posteriors)."""
+
+    def __init__(self, X: sp.csr_matrix, m: int, S: int, k: int) -> None:
+        self.X, self.shape = X, (m, S, k)
+
+    def logits(self, theta: np.ndarray) -> np.ndarray:
+        m, S, k = self.shape
+        return self.X @ np.log(theta).transpose(0, 2, 1).reshape(m * S, k)
+
+    def counts(self, wT: np.ndarray, theta: np.ndarray | None) -> np.ndarray:
+        m, S, k = self.shape
+        # X.T is a CSC view: each row's posteriors are scattered, in order, into a small (m*S x k) table.
+        return np.asarray(self.X.T @ wT).reshape(m, S, k).transpose(0, 2, 1)
+
+
+class _SoftEM(_HardEM):
+    """Soft votes: ``P(vote_j | c) = sum_s x_js theta_j[c, s]`` (the LF's output is drawn from the
+    distribution it states). Weighting log theta by x instead would reward uninformative confusion
+    matrices: a 0.9/0.1 vote then scores best against a flat row, and EM drifts to it.
+    """
+
+    def __init__(self, X: sp.csr_matrix, m: int, S: int, k: int) -> None:
+        super().__init__(X, m, S, k)
+        Xc = X.tocsc()
+        self.blocks = [Xc[:, j * S:(j + 1) * S].tocsr() for j in range(m)]  # loop over LFs, not items
+
+    def _z(self, j: int, theta: np.ndarray) -> np.ndarray:
+        return self.blocks[j] @ theta[j].T  # (n x k): sum_s x_is theta_j[c, s]
+
+    def logits(self, theta):
+        out = np.zeros((self.X.shape[0], self.shape[2]))
+        for j in range(self.shape[0]):
+            z = self._z(j, theta)
+            out += np.log(z, out=np.zeros_like(z), where=z > 0)  # no mass = LF silent, not modelled
+        return out
+
+    def counts(self, wT, theta):
+        if theta is None:  # first M-step, from vote shares: the expected outputs themselves
+            return super().counts(wT, None)
+        out = np.empty(theta.shape)
+        for j in range(self.shape[0]):
+            z = self._z(j, theta)
+            r = np.divide(wT, z, out=np.zeros_like(z), where=z > 0)
+            out[j] = theta[j] * np.asarray(self.blocks[j].T @ r).T
+        return out
+
+
+def _vote_shares(X, w: np.ndarray, m: int, S: int, k: int) -> np.ndarray:
+    """Majority-vote shares per row straight from the design matrix (EM's starting posteriors).
+
+    Rows without votes start at the mean share of the covered rows (rows weighted by their counts ``w``).
+    """
+    fold = np.zeros((m * S, k))
+    fold[(np.arange(m)[:, None] * S + np.arange(k)).ravel(), np.tile(np.arange(k), m)] = 1.0
+    counts = np.asarray(X @ fold)
+    tot = counts.sum(axis=1, keepdims=True)
+    cov = tot[:, 0] > 0
+    T = np.divide(counts, tot, out=np.zeros_like(counts), where=tot > 0)
+    T[~cov] = w[cov] @ T[cov] / w[cov].sum() if cov.any() else 1.0 / k
+    return T
+
+
+class DawidSkene(LabelModel):
+    """Dawid-Skene label model fitted by EM.
+
+    Parameters
+    ----------
+    abstain : 'model' (default) treats abstain as an output of each LF's confusion matrix (k x (k+1));
+        'missing' ignores abstains (textbook DS).
+    alpha : Dirichlet pseudo-count added to every confusion-matrix cell (smoothing).
+    class_prior : 'estimate' (EM estimate, add-one smoothed), 'uniform', or a length-k vector. Rows no LF
+        covers get ``class_prior_`` from ``predict_proba``.
+    use_dev : when ``fit`` gets ``L_dev, y_dev``, add the dev rows with their posteriors clamped to the
+        gold labels (semi-supervised EM), weighted by ``dev_weight``.
+    max_iter, tol : EM stops when the mean log-likelihood improves by less than ``tol``.
+    max_fit_rows : fit on a uniform random sample (seeded by ``random_state``) of at most this many rows;
+        None = all rows. Parameter error shrinks as 1/sqrt(rows), so 10^5-10^6 rows usually suffice.
+
+    Learned: ``class_prior_`` (k,), ``confusion_`` (m, k, S) with ``confusion_[j, c, s] = P(LF j outputs s |
+    y = c)`` (s = k is abstain when modelled), ``lf_accuracy_`` (m,) = P(vote correct | LF j votes),
+    ``n_iter_``, ``log_likelihood_``.
+    """
+
+    def __init__(self, cardinality: int | None = None, abstain: str = "model", alpha: float = 1.0,
+                 class_prior="estimate", use_dev: bool = True, dev_weight: float = 1.0, max_iter: int = 200,
+                 tol: float = 1e-6, max_fit_rows: int | None = None, random_state: int | None = 0):
+        super().__init__(cardinality, random_state)
+        self.max_fit_rows = max_fit_rows
+        self.abstain = abstain
+        self.alpha = alpha
+        self.class_prior = class_prior
+        self.use_dev = use_dev
+        self.dev_weight = dev_weight
+        self.max_iter = max_iter
+        self.tol = tol
+
+    # --- pieces subclasses may override -------------------------------------------------------------
+    def _m_step(self, counts: np.ndarray) -> np.ndarray:
+        """counts (m, k, S) expected output counts per true class -> confusion (m, k, S).
+
+        The Dirichlet prior is centred on each LF's overall output distribution, not on uniform: a class
+        the data barely supports then gets a confusion row that says nothing (likelihood ratio 1) instead
+        of a uniform row, which would claim the LF abstains on it far less often than on the others.
+        """
+        marg = counts.sum(axis=1, keepdims=True)
+        marg = marg / np.maximum(marg.sum(axis=2, keepdims=True), 1e-300)
+        c = counts + self.alpha * counts.shape[2] * marg + 1e-12
+        return c / c.sum(axis=2, keepdims=True)
+
+    # --- EM -------------------------------------------------------------------------------------------
+    def _design_weighted(self, votes: Votes):
+        """Design matrix over distinct vote rows with their counts, plus the map back to items."""
+        if votes.soft is None:
+            d = dedup_rows(votes.hard)
+            if d is not None:
+                uniq, inv, counts = d
+                return design_matrix(votes, self._model_abstain, uniq), counts, inv
+        return design_matrix(votes, self._model_abstain), np.ones(votes.n), None
+
+    @property
+    def _model_abstain(self) -> bool:
+        if self.abstain not in ("model", "missing"):
+            raise ConfigError(f"abstain must be 'model' or 'missing', got {self.abstain!r}")
+        return self.abstain == "model"
+
+    def _fit(self, votes, dev, y_dev):
+        k, m = votes.k, votes.m
+        S = k + 1 if self._model_abstain else k
+        if self.max_fit_rows is not None and votes.n > self.max_fit_rows:
+            # EM's statistics from a uniform sample: parameters converge at O(1/sqrt(rows)), items are
+            # still scored one by one in predict_proba.
+            keep = np.sort(np.random.default_rng(self.random_state).choice(votes.n, self.max_fit_rows, replace=False))
+            soft = None if votes.soft is None else votes.soft[keep]
+            votes = Votes(votes.hard[keep], soft, k, votes.names)
+        X, w, inv = self._design_weighted(votes)
+        T = _vote_shares(X, w, m, S, k)
+        n_free = X.shape[0]
+        clamp = None
+        if dev is not None and self.use_dev:
+            Xd = design_matrix(dev, self._model_abstain)
+            X = sp.vstack([X, Xd], format="csr")
+            w = np.concatenate([w, np.full(dev.n, float(self.dev_weight))])
+            clamp = np.eye(k)[y_dev]
+            T = np.vstack([T, clamp])
+        engine = (_HardEM if votes.soft is None else _SoftEM)(X, m, S, k)
+        fixed_prior = None if isinstance(self.class_prior, str) and self.class_prior == "estimate" else \
+            resolve_prior(self.class_prior, k, None)
+        W = w.sum()
+        prev, theta = -np.inf, None
+        for it in range(1, self.max_iter + 1):
+            wT = T * w[:, None]
+            theta = self._m_step(engine.counts(wT, theta))
+            prior = fixed_prior if fixed_prior is not None else (wT.sum(axis=0) + 1.0) / (W + k)
+            T, ll = _normalise(engine.logits(theta) + np.log(prior), w)
+            ll /= W
+            if clamp is not None:
+                T[n_free:] = clamp
+            if ll - prev < self.tol:
+                break
+            prev = ll
+        self.n_iter_ = it
+        self.log_likelihood_ = ll
+        self.confusion_ = theta
+        self.class_prior_ = prior
+
+    @property
+    def lf_accuracy_(self) -> np.ndarray:
+        """P(the vote is right | LF j votes), under the fitted model."""
+        self._check_fitted()
+        k = self.cardinality_
+        theta = self.confusion_[:, :, :k]  # (m, k true, k out)
+        joint = theta * self.class_prior_[None, :, None]
+        return np.trace(joint, axis1=1, axis2=2) / joint.sum(axis=(1, 2))
+
+    def _proba(self, votes):
+        X, w, inv = self._design_weighted(votes)
+        m, k, S = self.confusion_.shape
+        engine = (_HardEM if votes.soft is None else _SoftEM)(X, m, S, k)
+        proba, _ = _normalise(engine.logits(self.confusion_) + np.log(self.class_prior_), w)
+        return proba[inv] if inv is not None else proba
+
+
+class OneCoinDawidSkene(DawidSkene):
+    """Dawid-Skene with one accuracy per LF ("one-coin"): errors spread evenly over the other classes.
+
+    m parameters instead of m*k*(k-1), so it stays stable with few LFs, few items or many classes. With
+    ``abstain="model"`` each LF also gets a per-class firing rate ``P(votes | y = c)``, so silence still
+    carries signal. Same parameters and attributes as :class:`DawidSkene`.
+    """
+
+    def _m_step(self, counts):
+        m, k, S = counts.shape
+        a = self.alpha
+        votes_c = counts[:, :, :k].sum(axis=2)  # (m, k) expected votes cast when y = c
+        correct = np.trace(counts[:, :, :k], axis1=1, axis2=2)
+        acc = (correct + a) / (votes_c.sum(axis=1) + 2 * a)
+        eye = np.eye(k)
+        cond = acc[:, None, None] * eye + ((1 - acc) / (k - 1))[:, None, None] * (1 - eye)
+        if S == k:
+            return cond
+        rate = (votes_c + a) / (counts.sum(axis=2) + 2 * a)  # (m, k) P(LF votes | y = c)
+        out = np.empty((m, k, S))
+        out[:, :, :k] = rate[:, :, None] * cond
+        out[:, :, k] = 1 - rate
+        return out

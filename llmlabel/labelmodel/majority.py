@@ -1,0 +1,142 @@
+"""Majority vote and weighted (log-odds) vote."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import ConfigError
+from .base import LabelModel, Votes, softmax_rows
+
+
+def class_counts(votes: Votes, weights: np.ndarray | None = None) -> np.ndarray:
+    """(n x k) summed votes per class (soft votes add their probabilities); ``weights`` scale each LF."""
+    n, m, k = votes.n, votes.m, votes.k
+    w = np.ones(m) if weights is None else np.asarray(weights, float)
+    if votes.soft is not None:
+        fold = sp.csr_matrix((np.repeat(w, k), (np.arange(m * k), np.tile(np.arange(k), m))), shape=(m * k, k))
+        return np.asarray((votes.soft @ fold).todense())
+    hard = votes.hard
+    # One bincount over flat (item, class) cells; abstains all land in one extra cell that is dropped.
+    flat = np.where(hard >= 0, hard + (np.arange(n, dtype=np.int64) * k)[:, None], n * k)
+    weights = None if weights is None else np.broadcast_to(w, hard.shape).ravel()
+    return np.bincount(flat.ravel(), weights=weights, minlength=n * k + 1)[: n * k].reshape(n, k).astype(float)
+
+
+def resolve_prior(spec, k: int, estimate: np.ndarray | None, y_dev: np.ndarray | None = None) -> np.ndarray:
+    """``class_prior`` parameter -> a probability vector.
+
+    'estimate': from gold dev labels when given (add-one smoothed), else the model's own estimate;
+    'uniform'; or an explicit length-k vector.
+    """
+    if isinstance(spec, str):
+        if spec == "uniform":
+            return np.full(k, 1.0 / k)
+        if spec != "estimate":
+            raise ConfigError(f"class_prior must be 'estimate', 'uniform' or a length-{k} vector, got {spec!r}")
+        if y_dev is not None:
+            cnt = np.bincount(y_dev, minlength=k) + 1.0
+            return cnt / cnt.sum()
+        if estimate is None:
+            return np.full(k, 1.0 / k)
+        est = np.clip(np.asarray(estimate, float), 1e-6, None)
+        return est / est.sum()
+    p = np.asarray(spec, float)
+    if p.shape != (k,) or (p < 0).any() or not np.isclose(p.sum(), 1.0, atol=1e-6):
+        raise ConfigError(f"class_prior must be a length-{k} probability vector, got {spec!r}")
+    return p
+
+
+class MajorityVote(LabelModel):
+    """Each LF's vote counts once; probabilities are the vote shares (soft votes add their probabilities).
+
+    ``class_prior_`` (returned for rows no LF covers): with 'estimate', the dev label frequencies when
+    ``fit`` gets a dev set, else the mean vote share over covered training rows.
+    """
+
+    def __init__(self, cardinality: int | None = None, class_prior="estimate", random_state: int | None = 0):
+        super().__init__(cardinality, random_state)
+        self.class_prior = class_prior
+
+    def _fit(self, votes, dev, y_dev):
+        proba = self._proba(votes)
+        cov = votes.covered()
+        est = proba[cov].mean(axis=0) if cov.any() else None
+        self.class_prior_ = resolve_prior(self.class_prior, votes.k, est, y_dev)
+
+    def _proba(self, votes):
+        counts = class_counts(votes)
+        tot = counts.sum(axis=1, keepdims=True)
+        return np.divide(counts, tot, out=np.full_like(counts, 1.0 / votes.k), where=tot > 0)
+
+
+class WeightedVote(LabelModel):
+    """Vote weighted by each LF's log-odds of being right: ``w_j = log(a_j (k-1) / (1 - a_j))``.
+
+    That is the Bayes-optimal vote when LFs are independent and err uniformly ("one-coin"). Accuracies
+    ``a_j`` come from ``weights``:
+
+    - 'agreement': how often LF j agrees with the other LFs' votes on the items they share (no gold);
+    - 'dev': gold accuracy on the dev set, shrunk toward the agreement estimate with ``dev_strength``
+      pseudo-votes so LFs that rarely fire on the dev set are not judged on two items;
+    - 'auto' (default): 'dev' when ``fit`` receives a dev set, else 'agreement';
+    - an explicit length-m array of weights.
+
+    LFs no better than chance get weight 0. Probabilities are ``softmax(sum_j w_j [vote_j = c])``.
+    """
+
+    def __init__(self, cardinality: int | None = None, weights="auto", dev_strength: float = 5.0,
+                 max_weight: float = 5.0, class_prior="estimate", random_state: int | None = 0):
+        super().__init__(cardinality, random_state)
+        self.weights = weights
+        self.dev_strength = dev_strength
+        self.max_weight = max_weight
+        self.class_prior = class_prior
+
+    def _fit(self, votes, dev, y_dev):
+        k, m = votes.k, votes.m
+        if not isinstance(self.weights, str):
+            w = np.asarray(self.weights, float)
+            if w.shape != (m,):
+                raise ConfigError(f"weights must have one value per LF ({m}), got shape {w.shape}")
+            self.accuracy_ = None
+            self.weights_ = w
+        else:
+            if self.weights not in ("auto", "agreement", "dev"):
+                raise ConfigError(f"weights must be 'auto', 'agreement', 'dev' or an array, got {self.weights!r}")
+            if self.weights == "dev" and dev is None:
+                raise ConfigError("WeightedVote(weights='dev') needs a dev set: fit(L, y_dev=..., L_dev=...)")
+            acc = agreement_accuracy(votes)
+            if dev is not None and self.weights in ("auto", "dev"):
+                hit = (dev.hard == y_dev[:, None]).sum(axis=0)
+                fired = (dev.hard >= 0).sum(axis=0)
+                acc = (hit + self.dev_strength * acc) / (fired + self.dev_strength)
+            acc = np.clip(acc, 1e-3, 1 - 1e-3)
+            self.accuracy_ = acc
+            self.weights_ = np.clip(np.log(acc * (k - 1) / (1 - acc)), 0.0, self.max_weight)
+        proba = self._proba(votes)
+        cov = votes.covered()
+        est = proba[cov].mean(axis=0) if cov.any() else None
+        self.class_prior_ = resolve_prior(self.class_prior, k, est, y_dev)
+
+    def _proba(self, votes):
+        return softmax_rows(class_counts(votes, self.weights_))
+
+
+def agreement_accuracy(votes: Votes, strength: float = 2.0) -> np.ndarray:
+    """Per-LF share of the *other* LFs' votes that agree with it, on items where others vote (no gold).
+
+    Smoothed toward 0.5 with ``strength`` pseudo-votes; LFs that never overlap get 0.5.
+    """
+    n, m = votes.n, votes.m
+    counts = class_counts(votes)
+    total = counts.sum(axis=1)
+    hard = votes.hard
+    voted = hard >= 0
+    same = counts[np.arange(n)[:, None], np.where(voted, hard, 0)] - 1.0  # other LFs voting the same class
+    others = total[:, None] - 1.0
+    use = voted & (others > 0)
+    frac = np.divide(same, others, out=np.zeros_like(same), where=use)
+    agree = (frac * use).sum(axis=0)
+    seen = use.sum(axis=0)
+    return (agree + 0.5 * strength) / (seen + strength)
