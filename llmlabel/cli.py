@@ -162,13 +162,13 @@ _register_stage_commands()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning llmlabel errors into one line and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except LLMLabelError as e:
         if _state["debug"]:
             raise
         typer.echo(f"error: {e.one_line()}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # raised outside a command (e.g. while importing one)
         typer.echo("interrupted: finished work is kept (cache and written shards); rerun to resume", err=True)
         sys.exit(130)
     except SystemExit:
@@ -183,6 +183,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"error: unexpected {type(e).__name__}: {e} — rerun with --debug for the traceback", err=True)
         sys.exit(1)
+    # Outside standalone mode click reports Ctrl-C (and typer.Exit) as a return code instead of raising.
+    if isinstance(rc, int) and rc != 0:
+        if rc == 130:
+            typer.echo("interrupted: finished work is kept (cache and written shards); rerun to resume", err=True)
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

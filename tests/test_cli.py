@@ -73,3 +73,26 @@ def test_choose_runs_a_real_model_and_reuses_the_cache(tiny_qwen2, tmp_path):
     assert "0 model calls, 2 cache hits" in second.stderr
     info = run("cache", "info", "--cache", str(cache))
     assert "2 answers" in info.stdout
+
+
+def test_ctrl_c_exits_130_with_a_resume_hint(monkeypatch, capsys):
+    # click reports Ctrl-C as a return code outside standalone mode; it must not become exit 0.
+    import pytest
+    import typer
+
+    from llmlabel import cli
+
+    app = typer.Typer()
+
+    @app.command()
+    def boom() -> None:
+        raise KeyboardInterrupt
+
+    @app.command()
+    def other() -> None:
+        pass
+
+    monkeypatch.setattr(cli, "app", app)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["boom"])
+    assert e.value.code == 130 and "rerun to resume" in capsys.readouterr().err
