@@ -1,0 +1,90 @@
+"""``llmlabel aggregate`` (votes -> labels with calibrated confidence + review queue) and ``llmlabel lf-report``.
+
+Nothing heavy is imported at module level: ``llmlabel --help`` imports this module.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+_VOTES_HELP = "Votes: a folder from `llmlabel label`, a LabelMatrix .parquet, a WRENCH .json or a Snorkel .npy."
+
+
+def _labels(taxonomy: Optional[Path]):
+    if taxonomy is None:
+        return None
+    from ..schema import load_taxonomy
+
+    return [lab.name for lab in load_taxonomy(taxonomy).labels]
+
+
+def _load(votes: Path, dev: Optional[Path], taxonomy: Optional[Path]):
+    from ..errors import ConfigError
+    from ..labelmodel.pipeline import load_dev, load_votes
+
+    labels = _labels(taxonomy)
+    L, _, texts = load_votes(votes, labels)
+    if labels is not None and L.labels is not None and list(L.labels) != labels:
+        raise ConfigError("the taxonomy's labels differ from the ones the votes were made with", path=taxonomy)
+    L_dev = y_dev = None
+    if dev is not None:
+        L_dev, y_dev = load_dev(dev, L, L.labels)
+    return L, texts, L_dev, y_dev
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def aggregate(
+        votes: Path = typer.Argument(..., help=_VOTES_HELP),
+        output: Path = typer.Option(..., "--output", "-o", help="labeled.parquet (review files go beside it)."),
+        dev: Optional[Path] = typer.Option(None, "--dev", help="Gold dev labels: JSONL/CSV of id + label (name), "
+                                                               "or a WRENCH split with labels."),
+        method: str = typer.Option("auto", "--method", help="auto (choose + calibrate on --dev), mv, wmv, ds, onecoin."),
+        taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", "-t", help="Label names (WRENCH/.npy votes)."),
+        review_top: float = typer.Option(0.1, "--review-top", help="Share (<1) or number of items in the review queue."),
+    ) -> None:
+        """Turn LF votes into one label per item with a calibrated confidence; write the review queue."""
+        from ..labelmodel.pipeline import aggregate as run, write_labeled
+
+        L, texts, L_dev, y_dev = _load(votes, dev, taxonomy)
+        res = run(L, method, L_dev, y_dev)
+        paths = write_labeled(output, L, res, texts, review_top=review_top if review_top < 1 else int(review_top),
+                              meta=None)
+        rep = res["report"]
+        typer.echo(f"{len(L):,} items, {int(res['uncovered'].sum()):,} uncovered (kept, marked); model "
+                   f"{rep.get('chosen')} ({rep.get('reason')}); wrote {paths['labeled']} and review queue "
+                   f"{paths['review_csv']}", err=True)
+
+    @app.command("lf-report")
+    def lf_report(
+        votes: Path = typer.Argument(..., help=_VOTES_HELP),
+        dev: Optional[Path] = typer.Option(None, "--dev", help="Gold dev labels (adds accuracy per LF)."),
+        taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", "-t", help="Label names (WRENCH/.npy votes)."),
+    ) -> None:
+        """Print coverage, overlap, conflict, polarity, errors and (with --dev) accuracy of every LF."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from ..labelmodel import LFAnalysis
+
+        L, _, L_dev, y_dev = _load(votes, dev, taxonomy)
+        rows = LFAnalysis(L.hard(), class_names=L.labels).rows()
+        acc = {}
+        if L_dev is not None:
+            acc = {r["lf"]: r for r in LFAnalysis(L_dev.hard(), y_dev, class_names=L.labels).rows()}
+        t = Table(title=f"{len(L):,} items, {len(L.lf_names)} LFs, {L.covered().mean():.1%} covered")
+        for c in ("LF", "polarity", "coverage", "overlap", "conflict", "errors") + (("dev acc", "dev n") if acc else ()):
+            t.add_column(c, justify="left" if c in ("LF", "polarity") else "right")
+        for r in rows:
+            pol = ", ".join(map(str, r["polarity"][:4])) + (" ..." if len(r["polarity"]) > 4 else "")
+            cells = [r["lf"], pol, f"{r['coverage']:.3f}", f"{r['overlap']:.3f}", f"{r['conflict']:.3f}",
+                     str(L.errors.get(r["lf"], 0))]
+            if acc:
+                a = acc[r["lf"]]
+                cells += ["-" if a.get("accuracy") is None else f"{a['accuracy']:.3f}", str(a["n_votes"])]
+            t.add_row(*cells)
+        Console(file=sys.stdout, width=160).print(t)

@@ -1,0 +1,39 @@
+"""``llmlabel label``: apply labeling functions to a corpus into a resumable votes folder.
+
+Nothing heavy is imported at module level: ``llmlabel --help`` imports this module.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def label(
+        data: str = typer.Argument(..., help="Corpus: JSONL, CSV/TSV, Parquet, datasets folder or hf://NAME."),
+        taxonomy: Path = typer.Option(..., "--taxonomy", "-t", help="Taxonomy YAML (the label set)."),
+        lfs: Path = typer.Option(..., "--lfs", help="lfs.yaml listing the labeling functions."),
+        output: Path = typer.Option(..., "--output", "-o", help="Votes folder (Parquet shards; resumable)."),
+        model: Optional[list[str]] = typer.Option(None, "--model", "-m",
+                                                  help="Model spec for prompted LFs that name none; repeat for "
+                                                       "several models (one LF per model)."),
+        text_field: Optional[str] = typer.Option(None, "--text-field", help="Text column (default: text)."),
+        id_field: Optional[str] = typer.Option(None, "--id-field", help="Id column (default: row number)."),
+        shard_size: int = typer.Option(1000, "--shard-size", help="Items per shard (keep it when resuming)."),
+        no_text: bool = typer.Option(False, "--no-text", help="Do not copy texts into the votes folder."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ) -> None:
+        """Apply keyword/regex/embedding/prompted-LLM LFs in batches; rerun the same command to resume."""
+        from ..lf.run import label_corpus
+
+        res = label_corpus(data, taxonomy, lfs, output, models=model or None, shard_size=shard_size,
+                           text_field=text_field, id_field=id_field, progress=not quiet, keep_text=not no_text,
+                           command=sys.argv)
+        errs = {k: v for k, v in res["errors"].items() if v}
+        typer.echo(f"{res['read']}; labeled {res['rows_labeled']:,} new items into {res['shards']} shards "
+                   f"in {res['out']}" + (f"; LF errors (abstained): {errs}" if errs else ""), err=True)

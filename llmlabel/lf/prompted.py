@@ -1,0 +1,251 @@
+"""Prompted LLM labeling functions: a prompt template x a model = one LF.
+
+The label comes from ``engine.choose`` over the label names, so the vote is always one of the labels
+(whatever the text says: free-text LLM labeling returns names outside the label set), and the full class
+distribution is kept for the label model. Texts go into prompts through ``quote_text``.
+
+>>> lf = PromptedLF("zs", "hf:/models/qwen", ["positive", "negative"], threshold=0.6)   # doctest: +SKIP
+>>> votes, proba = lf.apply(["great film", "dull and long"])                           # doctest: +SKIP
+>>> votes.dtype, proba.shape                                                          # doctest: +SKIP
+(dtype('int16'), (2, 2))
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .core import ABSTAIN, LabelingFunction
+from .prior import match_prior
+
+_ENGINES: dict[str, Any] = {}
+_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+
+
+def load_template(template: str) -> str:
+    """A template by name (``lf_zero_shot`` -> prompts/lf_zero_shot.txt), by file path, or literal text.
+
+    Literal text must contain ``{text}``; names and paths are looked up first.
+    """
+    if "{text}" in template:
+        return template
+    name = template[:-4] if template.endswith(".txt") else template
+    try:
+        return importlib.resources.files("llmlabel.prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        pass
+    for p in (Path(template), _PROMPTS_DIR / f"{name}.txt"):  # a source checkout keeps prompts/ at the top
+        if p.is_file():
+            return p.read_text(encoding="utf-8")
+    raise ConfigError(f"prompt template {template!r} not found",
+                      hint="give a name from prompts/ (lf_zero_shot, lf_few_shot, lf_yes_no), a file, or text with {text}")
+
+
+def fill(template: str, **values: str) -> str:
+    """Replace ``{key}`` placeholders in one pass, so braces inside the values stay untouched."""
+    return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
+
+
+def resolve_engine(engine: Any, **kwargs: Any):
+    """An engine object as is; a spec string loaded once per process (LFs on one model share it)."""
+    if not isinstance(engine, str):
+        if not hasattr(engine, "choose"):
+            raise ConfigError(f"engine must be an LLM or a model spec string, not {type(engine).__name__}")
+        return engine
+    if engine not in _ENGINES:
+        from ..llm import load_engine
+
+        _ENGINES[engine] = load_engine(engine, **kwargs)
+    return _ENGINES[engine]
+
+
+def _softmax(logp: np.ndarray) -> np.ndarray:
+    logp = np.where(np.isnan(logp), -np.inf, logp)
+    top = logp.max(1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    e = np.exp(logp - top)
+    s = e.sum(1, keepdims=True)
+    # A row with no finite score (an engine that could not answer) becomes uniform, and then abstains
+    # through the threshold / tie rules rather than inventing a label.
+    return np.where(s > 0, e / np.where(s > 0, s, 1.0), 1.0 / logp.shape[1])
+
+
+def _label_parts(labels, descriptions, examples):
+    """Names, descriptions and (text, label index) examples from strings or taxonomy LabelDefs."""
+    names, descs, exs = [], [], []
+    for i, lab in enumerate(labels):
+        if isinstance(lab, str):
+            names.append(lab)
+            descs.append("")
+        else:  # a LabelDef (duck-typed): name, description, examples
+            names.append(str(lab.name))
+            descs.append(str(getattr(lab, "description", "") or ""))
+            exs.extend((str(e.text), i) for e in (getattr(lab, "examples", None) or []))
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(f"label name {dup!r} is used twice; prompted LFs choose among names, which must be unique")
+    if descriptions is not None:
+        if isinstance(descriptions, dict):
+            descs = [str(descriptions.get(n, d) or "") for n, d in zip(names, descs)]
+        else:
+            descs = [str(d or "") for d in descriptions]
+            if len(descs) != len(names):
+                raise ConfigError(f"{len(descs)} descriptions for {len(names)} labels")
+    if examples is not None:
+        exs = []
+        for ex in examples:
+            text, lab = (ex["text"], ex["label"]) if isinstance(ex, dict) else ex
+            if isinstance(lab, (int, np.integer)):
+                j = int(lab)
+            elif lab in names:
+                j = names.index(lab)
+            else:
+                raise ConfigError(f"few-shot example label {lab!r} is not one of the labels")
+            exs.append((str(text), j))
+    return names, descs, exs
+
+
+def _snippet(t: str, n: int = 300) -> str:
+    t = " ".join(t.split())
+    return t if len(t) <= n else t[: n - 1] + "…"
+
+
+class PromptedLF(LabelingFunction):
+    """One prompt template on one model, voting one of ``labels`` per text.
+
+    Parameters
+    ----------
+    name: LF name (unique in a run).
+    engine: an :class:`~llmlabel.llm.LLM` or a spec string such as ``"hf:/models/qwen"``.
+    labels: label names, or taxonomy ``LabelDef`` objects (names, descriptions and examples are used).
+    template: a name in ``prompts/`` (``lf_zero_shot``, ``lf_few_shot``), a file path, or literal text with
+        ``{text}`` and optionally ``{labels}``, ``{examples}``, ``{instruction}``. Default: few-shot when
+        examples exist, zero-shot otherwise.
+    descriptions: per-label descriptions (list aligned with labels, or name -> text).
+    examples: few-shot examples as ``(text, label name or index)`` pairs or ``{"text", "label"}`` dicts;
+        default: the LabelDefs' examples.
+    threshold: abstain when the top class probability is below it (0 = never abstain on confidence).
+    none_choice: an extra answer such as ``"none of these"``; the LF abstains when it wins.
+    prior_correction: re-weight the class probabilities so their mean over the applied batch is uniform
+        (:func:`~llmlabel.lf.match_prior`); apply on the whole corpus or on large shards.
+
+    ``apply(texts) -> (votes int16 (n,), proba float32 (n, k))``: ``proba`` is the distribution over the k
+    labels (the none answer's mass removed and the rest renormalised); ``votes`` is its argmax or -1.
+    """
+
+    kind = "prompted"
+
+    def __init__(self, name: str, engine: Any, labels: Sequence, *, template: str | None = None,
+                 descriptions: Sequence[str] | dict | None = None, examples: Sequence | None = None,
+                 threshold: float = 0.0, none_choice: str | None = None, prior_correction: bool = False,
+                 instruction: str = "", max_examples: int = 8) -> None:
+        names, descs, exs = _label_parts(labels, descriptions, examples)
+        super().__init__(name, names)
+        if len(names) < 2:
+            raise ConfigError(f"LF '{name}': a prompted LF needs at least 2 labels")
+        if none_choice is not None and none_choice in names:
+            raise ConfigError(f"LF '{name}': none_choice {none_choice!r} is also a label name")
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise ConfigError(f"LF '{name}': threshold must be in [0, 1], got {threshold}")
+        self.engine = engine
+        self.descriptions = descs
+        self.examples = exs[: int(max_examples)]
+        self.template = load_template(template or ("lf_few_shot" if self.examples else "lf_zero_shot"))
+        if "{text}" not in self.template:
+            raise ConfigError(f"LF '{name}': the prompt template has no {{text}} placeholder")
+        self.threshold = float(threshold)
+        self.none_choice = none_choice
+        self.prior_correction = bool(prior_correction)
+        self.instruction = instruction
+
+    @property
+    def cost(self) -> str:
+        return "llm"
+
+    @property
+    def choices(self) -> list[str]:
+        return self.labels + ([self.none_choice] if self.none_choice else [])
+
+    def _label_block(self) -> str:
+        lines = [f"- {n}" + (f": {d}" if d else "") for n, d in zip(self.labels, self.descriptions)]
+        if self.none_choice:
+            lines.append(f"- {self.none_choice}: the text fits none of the labels above")
+        return "\n".join(lines)
+
+    def _example_block(self) -> str:
+        from ..llm.prompting import quote_text
+
+        return "\n\n".join(f"{quote_text(_snippet(t))}\nLabel: {self.labels[j]}" for t, j in self.examples)
+
+    def prompts(self, texts: Sequence[str]) -> list[str]:
+        """The prompt for each text (label list and examples are filled once)."""
+        from ..llm.prompting import quote_text
+
+        head = fill(self.template, labels=self._label_block(), examples=self._example_block(),
+                    instruction=(" " + self.instruction.strip()) if self.instruction.strip() else "")
+        return [fill(head, text=quote_text(t)) for t in texts]
+
+    def _apply(self, texts, items):
+        from ..llm import usage_log
+
+        engine = resolve_engine(self.engine)
+        with usage_log.stage("label"):
+            logp = engine.choose(self.prompts(texts), self.choices)
+        full = _softmax(logp)
+        k = len(self.labels)
+        lab = full[:, :k]
+        mass = lab.sum(1, keepdims=True)
+        proba = np.where(mass > 0, lab / np.where(mass > 0, mass, 1.0), 1.0 / k)
+        if self.prior_correction and len(texts):
+            proba = match_prior(proba)
+        votes = proba.argmax(1).astype(np.int16)
+        abstain = proba.max(1) < self.threshold
+        if self.none_choice:
+            abstain |= full[:, k] >= lab.max(1)
+        votes[abstain] = ABSTAIN
+        return votes, proba.astype(np.float32)
+
+
+class PromptedMultiLabelLF(PromptedLF):
+    """Multi-label: one yes/no question per (text, label); ``apply`` returns (n, k) votes and P(yes).
+
+    Votes are 1 (applies), 0 (does not) or -1 (abstain: neither answer reaches ``threshold``, which is
+    at least 0.5). Feed the columns to :class:`~llmlabel.labelmodel.MultiLabel` as k binary LFs.
+    """
+
+    kind = "prompted_multilabel"
+
+    def __init__(self, name: str, engine: Any, labels: Sequence, *, template: str | None = None,
+                 descriptions=None, threshold: float = 0.5, instruction: str = "") -> None:
+        super().__init__(name, engine, labels, template=template or "lf_yes_no", descriptions=descriptions,
+                         examples=[], threshold=max(float(threshold), 0.5), instruction=instruction)
+
+    def prompts(self, texts: Sequence[str]) -> list[str]:
+        from ..llm.prompting import quote_text
+
+        inst = (" " + self.instruction.strip()) if self.instruction.strip() else ""
+        heads = [fill(self.template, label=n, description=d, instruction=inst)
+                 for n, d in zip(self.labels, self.descriptions)]
+        quoted = [quote_text(t) for t in texts]
+        return [fill(h, text=q) for q in quoted for h in heads]  # item-major: row i*k + j
+
+    def apply(self, texts: Sequence[str], items=None):
+        from ..llm import usage_log
+
+        texts = list(texts)
+        engine = resolve_engine(self.engine)
+        with usage_log.stage("label"):
+            logp = engine.choose(self.prompts(texts), ["yes", "no"])
+        p_yes = _softmax(logp)[:, 0].reshape(len(texts), len(self.labels))
+        votes = np.full(p_yes.shape, ABSTAIN, dtype=np.int16)
+        votes[p_yes >= self.threshold] = 1
+        votes[(1 - p_yes) >= self.threshold] = 0
+        if self.threshold == 0.5:  # exact ties vote "no" rather than both
+            votes[p_yes == 0.5] = 0
+        return votes, p_yes.astype(np.float32)

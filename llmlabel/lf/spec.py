@@ -1,0 +1,167 @@
+"""``lfs.yaml``: the labeling functions of a run, validated with pydantic.
+
+.. code-block:: yaml
+
+    defaults: {threshold: 0.0}            # optional, applies to prompted LFs
+    lfs:
+      - {name: refund_kw, kind: keyword, patterns: {refund: [refund, money back]}}   # label id or name
+      - {name: iban_re, kind: regex, patterns: {transfer: ['\\bIBAN\\b']}}
+      - {kind: keyphrases}                 # one LF per taxonomy label with keyphrases (kw:<id>)
+      - {name: emb, kind: embedding, embedder: minilm, threshold: 0.35}
+      - {name: zs, kind: prompted, template: lf_zero_shot, model: "hf:/models/qwen", threshold: 0.3,
+         none_choice: none of these, prior_correction: false}
+      - {name: fs, kind: prompted, few_shot: 2}   # no model: one LF per --model given on the command line
+      - {name: mine, kind: python, function: "mypkg.lfs:is_refund"}
+
+>>> spec = LFSpecFile.model_validate({"lfs": [{"name": "kw", "kind": "keyword", "patterns": {"a": ["x"]}}]})
+>>> spec.lfs[0].kind
+'keyword'
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import ConfigError
+
+Kind = Literal["keyword", "regex", "keyphrases", "embedding", "prompted", "python"]
+
+
+class LFSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Kind
+    name: Optional[str] = None
+    patterns: Optional[dict[str, list[str]]] = None  # keyword / regex
+    case_sensitive: bool = False
+    embedder: str = "minilm"  # embedding
+    threshold: Optional[float] = Field(default=None, ge=0.0, le=1.0)
+    margin: float = 0.0
+    template: Optional[str] = None  # prompted
+    model: Optional[str] = None
+    models: Optional[list[str]] = None
+    few_shot: int = Field(default=0, ge=0, le=20)  # examples per label from the taxonomy
+    none_choice: Optional[str] = None
+    prior_correction: bool = False
+    instruction: Optional[str] = None
+    function: Optional[str] = None  # python: "module:function"
+
+    @model_validator(mode="after")
+    def _per_kind(self) -> "LFSpec":
+        if self.kind != "keyphrases" and not self.name:
+            raise ValueError(f"a {self.kind} LF needs a name")
+        if self.kind in ("keyword", "regex") and not self.patterns:
+            raise ValueError(f"a {self.kind} LF needs patterns: {{label: [pattern, ...]}}")
+        if self.kind == "python" and (not self.function or ":" not in self.function):
+            raise ValueError("a python LF needs function: 'module:function'")
+        return self
+
+
+class LFSpecFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    lfs: list[LFSpec] = Field(min_length=1)
+
+
+def load_lf_spec(path: str | Path) -> LFSpecFile:
+    """Read and validate ``lfs.yaml``; errors name the file, line and field."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("LF spec file not found", path=path, hint="write an lfs.yaml (see llmlabel.lf.spec)")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        root, data = yaml.compose(text), yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError(f"not valid YAML: {getattr(e, 'problem', None) or e}", path=path,
+                          line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping with an 'lfs' list at the top level", path=path, line=1, field="lfs")
+    defaults = data.get("defaults") or {}
+    if isinstance(defaults, dict) and isinstance(data.get("lfs"), list):
+        data = dict(data, lfs=[{**{k: v for k, v in defaults.items() if k in LFSpec.model_fields
+                                   and (isinstance(x, dict) and x.get("kind") in ("prompted", "embedding"))},
+                                **x} if isinstance(x, dict) else x for x in data["lfs"]])
+    try:
+        return LFSpecFile.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = list(err.get("loc", ()))
+        loc = [p for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
+        msg = err.get("msg", "invalid").removeprefix("Value error, ")
+        try:
+            from ..schema import _loc_str, _node_line  # the taxonomy loader's YAML line lookup
+
+            field, line = _loc_str(loc), _node_line(root, loc)
+        except ImportError:  # pragma: no cover
+            field, line = ".".join(map(str, loc)), None
+        raise ConfigError(msg, path=path, line=line, field=field or None) from None
+
+
+def _label_name(taxonomy, key: str, lf: str) -> str:
+    for lab in taxonomy.labels:
+        if key in (lab.id, lab.name):
+            return lab.name
+    raise ConfigError(f"LF '{lf}': label {key!r} is not in the taxonomy (ids or names)")
+
+
+def _short(spec: str) -> str:
+    return spec.rstrip("/").replace("#", "/").split("/")[-1].split(":")[-1] or spec
+
+
+def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None) -> list:
+    """The LF objects a spec describes, over the taxonomy's labels (vote j = ``taxonomy.labels[j]``).
+
+    A prompted LF without ``model``/``models`` becomes one LF per entry of ``models`` (the ``--model``
+    options), named ``<name>@<model>`` when there are several.
+    """
+    from .core import PythonLF
+    from .embedding import EmbeddingLF
+    from .keyword import KeywordLF, keyphrase_lfs
+    from .prompted import PromptedLF
+
+    labels = [lab.name for lab in taxonomy.labels]
+    out: list = []
+    for s in spec.lfs:
+        if s.kind in ("keyword", "regex"):
+            pats = {_label_name(taxonomy, key, s.name): v for key, v in s.patterns.items()}
+            out.append(KeywordLF(s.name, pats, labels=labels, regex=s.kind == "regex",
+                                 case_sensitive=s.case_sensitive))
+        elif s.kind == "keyphrases":
+            out.extend(keyphrase_lfs(taxonomy, prefix=s.name or "kw"))
+        elif s.kind == "embedding":
+            out.append(EmbeddingLF(s.name, taxonomy.labels, embedder=s.embedder,
+                                   threshold=0.3 if s.threshold is None else s.threshold, margin=s.margin))
+        elif s.kind == "prompted":
+            specs = s.models or ([s.model] if s.model else list(models or []))
+            if not specs:
+                raise ConfigError(f"prompted LF '{s.name}' names no model", hint="add model: SPEC or pass --model SPEC")
+            shots = None
+            if s.few_shot:
+                shots = [(e.text, j) for j, lab in enumerate(taxonomy.labels) for e in lab.examples[: s.few_shot]]
+                if not shots:
+                    raise ConfigError(f"prompted LF '{s.name}' asks for few_shot examples but the taxonomy has none")
+            for m in specs:
+                name = s.name if len(specs) == 1 else f"{s.name}@{_short(m)}"
+                out.append(PromptedLF(name, m, taxonomy.labels, template=s.template, examples=shots or [],
+                                      threshold=s.threshold or 0.0, none_choice=s.none_choice,
+                                      prior_correction=s.prior_correction,
+                                      instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
+        else:  # python
+            mod, _, fn = s.function.partition(":")
+            try:
+                obj = getattr(importlib.import_module(mod), fn)
+            except (ImportError, AttributeError) as e:
+                raise ConfigError(f"python LF '{s.name}': cannot import {s.function} ({e})") from None
+            fn_ = obj.fn if isinstance(obj, PythonLF) else obj
+            out.append(PythonLF(s.name, fn_, labels))
+    names = [lf.name for lf in out]
+    dup = next((x for x in names if names.count(x) > 1), None)
+    if dup:
+        raise ConfigError(f"LF name '{dup}' is used twice; LF names must be unique")
+    return out
