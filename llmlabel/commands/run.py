@@ -1,0 +1,32 @@
+"""``llmlabel run pipelines/NAME.yaml``: the whole chain from one file, each stage checkpointed."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run(
+        spec: Path = typer.Argument(..., help="Pipeline YAML (see pipelines/)."),
+        force: Optional[list[str]] = typer.Option(None, "--force", "-f",
+                                                  help="Rerun this stage (and the ones after it) even if up to date."),
+        until: Optional[str] = typer.Option(None, "--until", help="Stop after this stage."),
+        dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Print what would run, run nothing."),
+    ) -> None:
+        """Run a pipeline's stages in order; stages whose inputs and options did not change are skipped."""
+        from ..pipeline import load_pipeline, plan, run_pipeline
+
+        p = load_pipeline(spec)
+        if dry_run:
+            for st, argv, ok in plan(p, force=force):
+                typer.echo(f"{'skip' if ok else 'run '}  llmlabel {shlex.join(argv)}")
+            return
+        recs = run_pipeline(p, force=force, until=until, echo=lambda s: typer.echo(s, err=True))
+        ran = [r for r in recs if not r.get("skipped")]
+        typer.echo(f"[{p.name}] done: {len(ran)} stage(s) ran, {len(recs) - len(ran)} up to date; outputs in {p.workdir}",
+                   err=True)
