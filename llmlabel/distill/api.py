@@ -1,0 +1,100 @@
+"""``distill()``: labeled file -> trained student -> model folder with metrics and a model card."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .data import LabeledData, read_gold, read_labeled
+
+
+@dataclass
+class DistillResult:
+    student: Any
+    metrics: dict[str, Any]
+    folder: Path | None
+
+
+def make_student(spec: str = "static", *, multi_label: bool = False, epochs: int | None = None, seed: int = 0,
+                 progress: bool = False, **kw: Any):
+    """``static`` | ``static:FOLDER`` (model2vec-style) | ``minilm`` | a local transformers folder."""
+    base = {"multi_label": multi_label, "seed": seed, "progress": progress, **kw}
+    if epochs is not None:
+        base["epochs"] = epochs
+    if spec == "static" or spec.startswith("static:"):
+        from .static import StaticStudent
+
+        return StaticStudent(spec.split(":", 1)[1] if ":" in spec else "wordllama", **base)
+    if spec == "minilm" or Path(spec).expanduser().is_dir():
+        from .encoder import EncoderStudent, resolve_encoder
+
+        resolve_encoder(spec)  # fail early on a bad folder
+        return EncoderStudent(spec, **base)
+    raise ConfigError(f"unknown student {spec!r}", hint="use static, minilm or a local transformers encoder folder")
+
+
+def distill(data: str | Path | LabeledData, output: str | Path | None = None, *, student: str = "static",
+            soft: bool = True, multi_label: bool = False, dev: str | Path | None = None, epochs: int | None = None,
+            text_field: str | None = None, label_field: str = "label", proba_field: str | None = None,
+            confidence_weights: bool = True, dev_label_field: str = "label", min_per_class: int = 2, seed: int = 0,
+            progress: bool = False, license: str = "other", language: list[str] | None = None,
+            **student_kw: Any) -> DistillResult:
+    """Train a student on a labeled file and (with ``output``) write the model folder, ``metrics.json`` and README.md.
+
+    >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
+    >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
+    """
+    from ..io import atomic_write
+    from .card import render_card
+    from .metrics import classification_report
+
+    d = data if isinstance(data, LabeledData) else read_labeled(
+        data, text_field=text_field, label_field=label_field, proba_field=proba_field, multi_label=multi_label,
+        min_per_class=min_per_class)
+    multi_label = d.multi_label
+    st = make_student(student, multi_label=multi_label, epochs=epochs, seed=seed, progress=progress, **student_kw)
+    dev_pair = None
+    if dev is not None:
+        dev_pair = read_gold(dev, d.classes, text_field=text_field, label_field=dev_label_field, multi_label=multi_label)
+    weights = d.weights if (confidence_weights and d.has_confidence) else None
+    t0 = time.perf_counter()
+    st.fit(d.texts, proba=d.targets(soft), classes=d.classes, sample_weight=weights, dev=dev_pair)
+    train_s = time.perf_counter() - t0
+
+    counts = (d.labels.sum(0) if multi_label else np.bincount(d.labels, minlength=len(d.classes))).tolist()
+    label_stats = {"counts": dict(zip(d.classes, map(int, counts))), "weighted": weights is not None,
+                   "mean_confidence": float(d.weights.mean()) if d.has_confidence else None}
+    metrics: dict[str, Any] = {"student": st.kind, "n_train": len(d), "classes": d.classes, "soft": soft,
+                               "multi_label": multi_label, "train_seconds": round(train_s, 3),
+                               "history": st.history_, "best_epoch": getattr(st, "best_epoch_", None),
+                               "dev": None, "dev_file": str(dev) if dev else None,
+                               "train_agreement": None}
+    if dev_pair is not None:
+        metrics["dev"] = classification_report(st.predict_proba(dev_pair[0]), dev_pair[1], multi_label=multi_label,
+                                               threshold=st.threshold)
+    sample = slice(0, min(len(d), 5000))
+    p_train = st.predict_proba(d.texts[sample])
+    metrics["train_agreement"] = (float((p_train.argmax(1) == d.labels[sample]).mean()) if not multi_label else
+                                  float(((p_train >= st.threshold) == d.labels[sample].astype(bool)).all(1).mean()))
+    folder = None
+    if output is not None:
+        folder = Path(output)
+        st.save(folder)
+        with atomic_write(folder / "metrics.json") as f:
+            f.write(json.dumps(metrics, indent=2, default=float) + "\n")
+        settings = st._config()
+        settings.pop("classes", None)
+        card = render_card(name=folder.resolve().name, kind=st.kind, classes=d.classes, n_items=len(d),
+                           source=Path(d.source).name if d.source else "(in memory)", source_meta=d.meta, soft=soft,
+                           multi_label=multi_label, dev_metrics=metrics["dev"],
+                           dev_source=Path(dev).name if dev else None, train_seconds=train_s, settings=settings,
+                           label_stats=label_stats, license=license, language=language)
+        with atomic_write(folder / "README.md") as f:
+            f.write(card)
+    return DistillResult(student=st, metrics=metrics, folder=folder)

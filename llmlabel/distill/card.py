@@ -1,0 +1,110 @@
+"""The model card (README.md with Hub YAML metadata) that states how the model was made, honestly."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.4f}" if isinstance(x, float) else str(x)
+
+
+def render_card(*, name: str, kind: str, classes: list[str], n_items: int, source: str, source_meta: dict | None,
+                soft: bool, multi_label: bool, dev_metrics: dict | None, dev_source: str | None,
+                train_seconds: float, settings: dict, label_stats: dict, license: str = "other",
+                language: list[str] | None = None, datasets: list[str] | None = None) -> str:
+    """Render README.md. ``source_meta`` is the labeled file's provenance (:func:`llmlabel.io.read_meta`)."""
+    meta = source_meta or {}
+    tags = ["text-classification", "llmlabel", "distillation", "weak-supervision"]
+    tags.append("static-embeddings" if kind == "static" else "transformers")
+    header: dict[str, Any] = {"license": license, "language": language or ["en"], "library_name":
+                              "transformers" if kind == "encoder" else "llmlabel",
+                              "pipeline_tag": "text-classification", "tags": tags}
+    if datasets:
+        header["datasets"] = datasets
+    base = str(settings.get("base_model") or "")
+    if kind == "encoder" and base in ("minilm", "all-MiniLM-L6-v2"):
+        # only a base model we can name on the Hub; a local folder's origin is unknown here
+        header["base_model"] = "sentence-transformers/all-MiniLM-L6-v2"
+    if dev_metrics:
+        results = [{"type": m, "value": round(float(v), 4), "name": f"dev {m}"} for m, v in dev_metrics.items()
+                   if m != "n" and isinstance(v, (int, float))]
+        header["model-index"] = [{"name": name, "results": [{
+            "task": {"type": "text-classification", "name": "Text Classification"},
+            "dataset": {"type": "custom", "name": f"gold dev set ({dev_metrics.get('n', '?')} items)"},
+            "metrics": results}]}]
+    out = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True).rstrip(), "---", "", f"# {name}", ""]
+    what = ("a static-embedding classifier (frozen WordLlama token embeddings + TF-IDF features, linear/MLP head)"
+            if kind == "static" else "a fine-tuned transformers encoder ("
+            + ("all-MiniLM-L6-v2" if base in ("minilm", "all-MiniLM-L6-v2") else f"from the local folder `{base}`") + ")")
+    out += [f"This is {what} for {'multi-label' if multi_label else 'single-label'} text classification into "
+            f"{len(classes)} classes, trained by `llmlabel distill` on **machine-generated "
+            "labels** (weak supervision), not on human annotations.", ""]
+
+    out += ["## How the training labels were made", ""]
+    prov = [f"- Training file: `{source}` ({n_items:,} labeled items)."]
+    prov.append(f"- Targets: {'soft per-class probabilities from the label model' if soft else 'hard labels'}"
+                f"{' with per-item weights from the label confidence' if label_stats.get('weighted') else ''}.")
+    if meta:
+        for key, label in (("taxonomy", "Taxonomy"), ("labeling_functions", "Labeling functions"),
+                           ("lfs", "Labeling functions"), ("engine", "LLM engine"), ("engines", "LLM engines"),
+                           ("label_model", "Label model"), ("prompt_hashes", "Prompt hashes"),
+                           ("command", "Command"), ("created_utc", "Labeled at (UTC)"),
+                           ("llmlabel_version", "llmlabel version")):
+            v = meta.get(key)
+            if v not in (None, "", {}, []):
+                prov.append(f"- {label}: `{v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)[:500]}`")
+        shown = {"taxonomy", "labeling_functions", "lfs", "engine", "engines", "label_model", "prompt_hashes",
+                 "command", "created_utc", "llmlabel_version", "usage", "python", "platform", "classes", "labels"}
+        other = sorted(k for k in meta if k not in shown)
+        if other:
+            prov.append(f"- Other recorded provenance keys: {', '.join(other)}.")
+    else:
+        prov.append("- The training file carries **no provenance metadata**: which taxonomy, labeling functions, "
+                    "LLMs and label model produced its labels is not recorded here. Treat the labels' origin as unknown.")
+    out += prov + [""]
+
+    out += ["## Evaluation", ""]
+    if dev_metrics:
+        out.append(f"Measured on the gold dev set `{dev_source}` ({dev_metrics.get('n', '?')} human-labeled items), "
+                   "which was also used for early stopping, so these figures are slightly optimistic:")
+        out += ["", "| metric | value |", "|---|---|"]
+        out += [f"| {m} | {_fmt(v)} |" for m, v in dev_metrics.items() if m != "n"]
+    else:
+        out.append("**There was no gold dev set**: this model has **not** been evaluated against human labels. "
+                   "The only signal is agreement with the machine labels it was trained on, which says nothing about "
+                   "how often it is right. Evaluate it on a labeled sample of your own data before relying on it.")
+    if label_stats.get("mean_confidence") is not None:
+        out += ["", f"Mean label-model confidence over the training items: {label_stats['mean_confidence']:.3f}."]
+    out += [""]
+
+    out += ["## Intended use", "",
+            f"Routing, tagging or pre-filtering texts that resemble the training data, into these classes: "
+            f"{', '.join(f'`{c}`' for c in classes[:40])}{' ...' if len(classes) > 40 else ''}. "
+            "Low-confidence predictions can be deferred to an LLM (`llmlabel predict --cascade-llm`).", "",
+            "## Limits", "",
+            "- It learns the labeling functions' and LLMs' mistakes and biases along with their knowledge; it cannot be "
+            "more accurate than its labels on the cases where they are systematically wrong.",
+            "- It knows only the classes above and always answers one of them (or a set, when multi-label), even for "
+            "out-of-domain text.",
+            "- Texts are cut to " + str(settings.get("max_tokens") or settings.get("max_length") or "?") + " tokens."]
+    if kind == "static":
+        out.append("- A bag of static token embeddings and n-grams: word order beyond bigrams, negation and context "
+                   "are largely invisible to it.")
+    out.append("- Not for decisions about people (credit, employment, health, legal) without human review.")
+    out += ["", "## How to use", ""]
+    if kind == "encoder":
+        out += ["```python", "from transformers import pipeline", "", 'clf = pipeline("text-classification", model="PATH_OR_REPO")',
+                'clf("some text")', "```"]
+    else:
+        out += ["Without llmlabel (needs numpy, scipy, tokenizers, safetensors; `predict.py` ships in this folder):", "",
+                "```python", "import sys; sys.path.insert(0, \"PATH\")", "from predict import load", "",
+                'clf = load("PATH")', 'clf.predict(["some text"])', "```", "",
+                "With llmlabel: `llmlabel predict PATH data.jsonl -o preds.jsonl`."]
+    out += ["", "## Training", "", f"- Train time: {train_seconds:.1f} s.",
+            f"- Settings: `{json.dumps({k: v for k, v in settings.items() if v is not None}, sort_keys=True)}`",
+            f"- Classes and label counts: `{json.dumps(label_stats.get('counts', {}), ensure_ascii=False)[:2000]}`", ""]
+    return "\n".join(out)

@@ -1,0 +1,274 @@
+"""Read a labeled file (the output of ``llmlabel aggregate`` or any labeled file) into training arrays.
+
+Accepted columns (names configurable):
+
+- ``text`` — the input text (``text_field``).
+- ``label`` — the class name; for multi-label a list of names (or a string split on ``|``).
+- ``proba`` (optional) — per-class probabilities: a list aligned with the class order stored in the file's
+  metadata (``classes`` or ``labels`` key, see :func:`llmlabel.io.read_meta`), a ``{class: p}`` object, or one
+  column per class named ``proba_<class>`` (found automatically; ``--proba-field p`` looks for ``p`` or ``p_<class>``).
+- ``confidence`` (optional) — the label model's confidence in ``label``, used as a per-item weight.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+
+@dataclass
+class LabeledData:
+    texts: list[str]
+    classes: list[str]
+    proba: np.ndarray  # (n, k) soft targets (single-label rows sum to 1; multi-label: independent probabilities)
+    labels: np.ndarray  # (n,) class index (single-label) or (n, k) 0/1 (multi-label)
+    weights: np.ndarray  # (n,) per-item weights (confidence or 1)
+    multi_label: bool = False
+    has_proba: bool = False
+    has_confidence: bool = False
+    meta: dict[str, Any] | None = None
+    source: str = ""
+    ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def targets(self, soft: bool) -> np.ndarray:
+        """Soft targets (the probabilities) or hard ones (one-hot / 0-1 of the label)."""
+        if soft:
+            return self.proba
+        if self.multi_label:
+            return self.labels.astype(np.float32)
+        hard = np.zeros_like(self.proba)
+        hard[np.arange(len(self.labels)), self.labels] = 1.0
+        return hard
+
+
+def _line(fmt: str, pos: int) -> int:
+    return pos + (2 if fmt in ("csv", "tsv") else 1)  # CSV has a header line
+
+
+def _as_label_list(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if v is not None and str(v) != ""]
+    if hasattr(value, "tolist"):
+        return _as_label_list(value.tolist())
+    s = str(value)
+    return [p.strip() for p in s.split("|") if p.strip()]
+
+
+def _find_proba(row: dict, pf: str | None) -> tuple[str | None, list[str] | None]:
+    """(field or column prefix, per-class columns or None). ``proba`` as one list/``{class: p}`` column, or one
+    ``proba_<class>`` column per class (what ``llmlabel aggregate`` writes); ``pf`` names either form."""
+    if pf is not None and pf in row and not pf.endswith("_"):
+        return pf, None
+    prefix = pf if pf is not None and pf.endswith("_") else f"{pf or 'proba'}_"
+    cols = [k for k in row if k.startswith(prefix) and len(k) > len(prefix)]
+    if cols:
+        return prefix, cols
+    if pf is None:
+        return ("proba", None) if "proba" in row else (None, None)
+    return pf, None
+
+
+def read_labeled(path: str | Path, *, text_field: str | None = None, label_field: str = "label",
+                 proba_field: str | None = None, confidence_field: str | None = "confidence",
+                 multi_label: bool = False, classes: list[str] | None = None, min_per_class: int = 2,
+                 require_labels: bool = True) -> LabeledData:
+    """Load and validate a labeled file; every problem raises :class:`InputError` naming file and line."""
+    from ..io import read_corpus, read_meta
+
+    corpus = read_corpus(path, text_field=text_field)
+    try:
+        meta = read_meta(path) or {}
+    except (OSError, ValueError):
+        meta = {}
+    meta_classes = meta.get("classes") or meta.get("labels")
+    if classes is None and isinstance(meta_classes, list) and all(isinstance(c, str) for c in meta_classes):
+        classes = list(meta_classes)
+    pf = proba_field
+    cols: list[str] | None = None  # per-class probability columns ``proba_<class>`` (instead of one list column)
+    texts, ids, raw_labels, raw_proba, conf = [], [], [], [], []
+    for batch in corpus.iter_batches():
+        if not texts and batch.rows:  # decide the probability layout on the first row
+            pf, cols = _find_proba(batch.rows[0], pf)
+        for rid, text, row, pos in zip(batch.ids, batch.texts, batch.rows, batch.positions):
+            where = {"path": path, "line": _line(corpus.format, pos)}
+            lab = row.get(label_field)
+            if lab is None or (isinstance(lab, float) and math.isnan(lab)) or (isinstance(lab, str) and not lab.strip()):
+                if not require_labels:
+                    lab = None
+                else:
+                    avail = ", ".join(k for k in row if k != label_field) or "(none)"
+                    raise InputError(f"missing label in field '{label_field}'", field=label_field, **where,
+                                     hint=f"every row needs a label; other fields: {avail}; "
+                                          "choose the column with --label-field")
+            texts.append(text)
+            ids.append(rid)
+            raw_labels.append(None if lab is None else (_as_label_list(lab) if multi_label else str(lab)))
+            if cols is not None:
+                missing = [c for c in cols if c not in row]
+                if missing:
+                    raise InputError(f"missing probability column '{missing[0]}'", field=missing[0], **where,
+                                     hint="every row needs the same per-class probability columns")
+                raw_proba.append(({c[len(pf):]: row[c] for c in cols}, where))
+            elif pf is not None:
+                if pf not in row:
+                    raise InputError(f"missing probability field '{pf}'", field=pf, **where,
+                                     hint="drop --proba-field to train on the labels alone")
+                raw_proba.append((row[pf], where))
+            c = row.get(confidence_field) if confidence_field else None
+            conf.append(c)
+    src = str(path)
+    if not texts:
+        raise InputError("no labeled rows", path=path, hint="the file is empty or every text is empty")
+
+    # ---- classes
+    if classes is None:
+        seen = sorted({c for lab in raw_labels if lab is not None for c in (lab if multi_label else [lab])})
+        dict_keys = {k for p, _ in raw_proba if isinstance(p, dict) for k in p}
+        classes = sorted(set(seen) | dict_keys)
+    index = {c: i for i, c in enumerate(classes)}
+    k = len(classes)
+    if k < 2:
+        raise InputError(f"only one class ({classes[0] if classes else 'none'!r}) in the labels", path=path,
+                         hint="a classifier needs at least two classes; check --label-field")
+
+    # ---- labels
+    n = len(texts)
+    if multi_label:
+        labels = np.zeros((n, k), dtype=np.int8)
+        for i, lab in enumerate(raw_labels):
+            for c in lab or []:
+                if c not in index:
+                    raise InputError(f"label {c!r} is not one of the file's classes", path=path,
+                                     hint="the classes come from the metadata's 'classes' list")
+                labels[i, index[c]] = 1
+    else:
+        labels = np.full(n, -1, dtype=np.int64)
+        for i, lab in enumerate(raw_labels):
+            if lab is None:
+                continue
+            if lab not in index:
+                raise InputError(f"label {lab!r} is not one of the file's classes ({k} classes)", path=path,
+                                 hint="the classes come from the metadata's 'classes' list")
+            labels[i] = index[lab]
+
+    # ---- probabilities
+    has_proba = bool(raw_proba)
+    if has_proba:
+        proba = np.zeros((n, k), dtype=np.float64)
+        for i, (p, where) in enumerate(raw_proba):
+            if isinstance(p, dict):
+                row = np.zeros(k)
+                for c, v in p.items():
+                    if c not in index:
+                        raise InputError(f"probability for unknown class {c!r}", **where,
+                                         hint=f"known classes: {', '.join(classes[:10])}")
+                    try:
+                        row[index[c]] = float("nan") if v is None else float(v)
+                    except (TypeError, ValueError):
+                        raise InputError(f"probability for class {c!r} is not a number: {v!r}", **where) from None
+                absent = [c for c in classes if c not in p]
+                if cols is not None and absent:
+                    raise InputError(f"no probability column for class {absent[0]!r} ({pf}{absent[0]})", **where,
+                                     hint="write one proba_<class> column per class")
+            else:
+                if hasattr(p, "tolist"):
+                    p = p.tolist()
+                if not isinstance(p, (list, tuple)):
+                    raise InputError(f"field '{pf}' must be a list of probabilities, got {type(p).__name__}", **where)
+                if len(p) != k:
+                    raise InputError(f"{len(p)} probabilities but {k} classes", field=pf, **where,
+                                     hint="store the class order as 'classes' in the file's metadata")
+                try:
+                    row = np.asarray(p, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise InputError(f"field '{pf}' holds values that are not numbers", **where) from None
+            if not np.all(np.isfinite(row)):
+                raise InputError(f"probabilities are not finite: {row[~np.isfinite(row)][:3].tolist()}", field=pf,
+                                 **where, hint="fix or drop the row; NaN/inf cannot be a training target")
+            if (row < -1e-6).any() or (row > 1 + 1e-6).any():
+                raise InputError("probabilities outside [0, 1]", field=pf, **where)
+            if not multi_label and abs(row.sum() - 1.0) > 1e-3:
+                raise InputError(f"probabilities sum to {row.sum():.4g}, not 1", field=pf, **where,
+                                 hint="single-label targets must be a distribution; use --multi-label for "
+                                      "independent per-class probabilities")
+            proba[i] = np.clip(row, 0, 1)
+        if not multi_label:
+            proba /= proba.sum(1, keepdims=True)
+            missing = labels < 0
+            labels[missing] = proba[missing].argmax(1)
+    else:
+        if multi_label:
+            proba = labels.astype(np.float64)
+        else:
+            proba = np.zeros((n, k))
+            proba[np.arange(n), labels] = 1.0
+
+    # ---- per-class counts
+    counts = labels.sum(0) if multi_label else np.bincount(labels, minlength=k)
+    if not multi_label and (counts > 0).sum() < 2:
+        raise InputError("only one class is used in the labels", path=path,
+                         hint="a classifier needs examples of at least two classes")
+    rare = [classes[j] for j in range(k) if 0 < counts[j] < min_per_class]
+    if rare:
+        raise InputError(f"{len(rare)} class(es) with fewer than {min_per_class} examples: "
+                         f"{', '.join(map(repr, rare[:5]))}{' ...' if len(rare) > 5 else ''}", path=path,
+                         hint="label more items of these classes, merge or drop them "
+                              "(or allow it with --min-per-class 1)")
+
+    # ---- confidence weights
+    has_conf = any(c is not None for c in conf)
+    weights = np.ones(n, dtype=np.float64)
+    if has_conf:
+        for i, c in enumerate(conf):
+            try:
+                v = float(c) if c is not None else 1.0
+            except (TypeError, ValueError):
+                v = float("nan")
+            if not math.isfinite(v) or v < 0 or v > 1:
+                raise InputError(f"confidence {c!r} is not a number in [0, 1]", field=confidence_field,
+                                 path=path, hint="or ignore it with --no-confidence-weights")
+            weights[i] = v
+    return LabeledData(texts=texts, classes=list(classes), proba=proba.astype(np.float32), labels=labels,
+                       weights=weights.astype(np.float32), multi_label=multi_label, has_proba=has_proba,
+                       has_confidence=has_conf, meta=meta or None, source=src, ids=ids)
+
+
+def read_gold(path: str | Path, classes: list[str], *, text_field: str | None = None, label_field: str = "label",
+              multi_label: bool = False) -> tuple[list[str], np.ndarray]:
+    """A gold dev/test file: texts and class indices (or a 0/1 matrix); labels must be known classes."""
+    from ..io import read_corpus
+
+    corpus = read_corpus(path, text_field=text_field)
+    index = {c: i for i, c in enumerate(classes)}
+    texts, ys = [], []
+    for batch in corpus.iter_batches():
+        for text, row, pos in zip(batch.texts, batch.rows, batch.positions):
+            where = {"path": path, "line": _line(corpus.format, pos)}
+            lab = row.get(label_field)
+            if lab is None:
+                raise InputError(f"missing gold label in field '{label_field}'", field=label_field, **where,
+                                 hint=f"fields: {', '.join(row) or '(none)'}; choose it with --dev-label-field")
+            labs = _as_label_list(lab) if multi_label else [str(lab)]
+            bad = [c for c in labs if c not in index]
+            if bad:
+                raise InputError(f"gold label {bad[0]!r} is not one of the model's {len(classes)} classes", **where,
+                                 hint="the dev set must use the same label names as the training file")
+            texts.append(text)
+            if multi_label:
+                v = np.zeros(len(classes), dtype=np.int8)
+                v[[index[c] for c in labs]] = 1
+                ys.append(v)
+            else:
+                ys.append(index[labs[0]])
+    if not texts:
+        raise InputError("the gold file has no rows", path=path)
+    return texts, np.asarray(ys)

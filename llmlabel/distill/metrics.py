@@ -1,0 +1,60 @@
+"""Metrics the students, the model card and the cascade report: accuracy, macro-F1, calibration (ECE)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    return float((y_true == y_pred).mean()) if len(y_true) else float("nan")
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int | None = None) -> float:
+    """Macro-averaged F1 over the classes present in ``y_true`` or ``y_pred`` (integer class ids)."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    k = k or int(max(y_true.max(initial=0), y_pred.max(initial=0)) + 1)
+    tp = np.bincount(y_true[y_true == y_pred], minlength=k).astype(float)
+    pred_n = np.bincount(y_pred, minlength=k).astype(float)
+    true_n = np.bincount(y_true, minlength=k).astype(float)
+    present = (pred_n + true_n) > 0
+    f1 = np.divide(2 * tp, pred_n + true_n, out=np.zeros(k), where=present)
+    return float(f1[present].mean()) if present.any() else float("nan")
+
+
+def ece(proba: np.ndarray, y_true: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of the top-class confidence (equal-width bins)."""
+    proba = np.asarray(proba)
+    conf = proba.max(1)
+    correct = proba.argmax(1) == np.asarray(y_true)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            total += m.mean() * abs(conf[m].mean() - correct[m].mean())
+    return float(total)
+
+
+def multilabel_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Micro/macro F1 and exact-match (subset) accuracy for 0/1 indicator matrices."""
+    t, p = np.asarray(y_true, bool), np.asarray(y_pred, bool)
+    tp, fp, fn = (t & p).sum(0), (~t & p).sum(0), (t & ~p).sum(0)
+    micro = 2 * tp.sum() / max(1, 2 * tp.sum() + fp.sum() + fn.sum())
+    denom = 2 * tp + fp + fn
+    per = np.divide(2 * tp, denom, out=np.zeros(len(tp)), where=denom > 0)
+    return {"micro_f1": float(micro), "macro_f1": float(per[denom > 0].mean()) if (denom > 0).any() else float("nan"),
+            "subset_accuracy": float((t == p).all(1).mean())}
+
+
+def classification_report(proba: np.ndarray, y_true: np.ndarray, *, multi_label: bool = False,
+                          threshold: float = 0.5) -> dict[str, float]:
+    """The metrics written to ``metrics.json`` and the model card for a gold set."""
+    if multi_label:
+        out = multilabel_scores(y_true, proba >= threshold)
+        out["n"] = int(len(proba))
+        return out
+    pred = proba.argmax(1)
+    return {"accuracy": accuracy(y_true, pred), "macro_f1": macro_f1(y_true, pred, proba.shape[1]),
+            "ece": ece(proba, y_true), "n": int(len(proba))}
