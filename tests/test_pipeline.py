@@ -73,3 +73,24 @@ def test_rerun_skips_finished_stages_and_an_option_change_reruns(tmp_path, capsy
     main(["run", str(spec_path), "--dry-run"])
     assert capsys.readouterr().out.startswith("run   llmlabel taxonomy")
     assert out.read_bytes() == before
+
+
+def test_whole_chain_runs_and_editing_the_lfs_file_reruns_from_label(tmp_path):
+    lfs = tmp_path / "lfs.yaml"
+    lfs.write_text("lfs:\n  - {kind: keyphrases}\n")
+    spec = load_pipeline(_spec(tmp_path, [
+        {"taxonomy": {"max-labels": 4, "embedder": "wordllama", "quiet": True}},
+        {"label": {"lfs": str(lfs), "quiet": True}},
+        {"aggregate": {"method": "mv"}},
+        {"distill": {"student": "static"}},
+    ]))
+    run_pipeline(spec, echo=lambda s: None)
+    work = Path(spec.workdir)
+    import pyarrow.parquet as pq
+
+    labeled = pq.read_table(work / "labeled.parquet")
+    assert labeled.num_rows == 120 and (work / "model").is_dir()
+    assert all(ok for _, _, ok in plan(spec))
+    # The LF file is an input of `label`: changing it reruns label and everything after it, not taxonomy.
+    lfs.write_text("lfs:\n  - {kind: keyphrases}\n  - {name: emb, kind: embedding, embedder: wordllama}\n")
+    assert [ok for _, _, ok in plan(spec)] == [True, False, False, False]
