@@ -1,0 +1,67 @@
+"""``llmlabel taxonomy CORPUS -o taxonomy.yaml``: induce labels from raw text (imports nothing heavy here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+MODEL_HELP = "LLM engine spec (hf:PATH, vllm:MODEL, openai:URL#MODEL). Without it: embeddings + clustering only."
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("taxonomy")
+    def taxonomy(
+        corpus: str = typer.Argument(..., help="Corpus file (.jsonl/.csv/.tsv/.parquet, folder, or hf://NAME)."),
+        out: Path = typer.Option(Path("taxonomy.yaml"), "--out", "-o", help="Taxonomy YAML to write."),
+        instruction: str = typer.Option("", "--instruction", "-i", help="What the labels are for."),
+        max_labels: int = typer.Option(30, "--max-labels", "-k", help="Most labels to produce."),
+        model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+        mode: str = typer.Option("seeded", "--mode", help="With --model: 'seeded' (LLM names/merges clusters) "
+                                                          "or 'tnt' (TnT-LLM loop over minibatches)."),
+        levels: int = typer.Option(1, "--levels", help="1 = flat, 2 = labels grouped under parents."),
+        sample: Optional[int] = typer.Option(None, "--sample", help="Use a seeded random sample of N items."),
+        seed: int = typer.Option(0, "--seed", help="Random seed (same seed + input = same output)."),
+        embedder: Optional[str] = typer.Option(None, "--embedder", "-e",
+                                               help="auto (default: minilm up to 30k distinct texts, wordllama "
+                                                    "above), minilm (better), wordllama (~20x faster) or a "
+                                                    "sentence-transformers model name/path."),
+        text_field: Optional[str] = typer.Option(None, "--text-field", help="Column holding the text."),
+        id_field: Optional[str] = typer.Option(None, "--id-field", help="Column holding item ids (default: row)."),
+        refine: Optional[Path] = typer.Option(None, "--refine", help="Keep this taxonomy's labels and ids; "
+                                                                     "assign items and propose new labels."),
+        assignments: Optional[Path] = typer.Option(None, "--assignments",
+                                                   help="Where to write per-item labels (default: "
+                                                        "assignments.jsonl next to --out)."),
+        cache: Optional[Path] = typer.Option(None, "--cache", help="LLM answer cache file."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or table."),
+    ) -> None:
+        """Induce a taxonomy (labels with ids, names, descriptions, examples) from raw texts."""
+        from rich.console import Console
+
+        from ..taxonomy import induce_taxonomy, write_outputs
+        from ..taxonomy.report import summary_table
+
+        res = induce_taxonomy(corpus, max_labels=max_labels, instruction=instruction, model=model, mode=mode,
+                              levels=levels, sample=sample, seed=seed, embedder=embedder, text_field=text_field,
+                              id_field=id_field, refine=refine, progress=not quiet,
+                              engine_kwargs={"cache": cache} if cache else None, raw_dir=out.parent)
+        paths = write_outputs(res, out, assignments=assignments)
+        if not quiet:
+            Console().print(summary_table(res))
+        s = res.stats
+        typer.echo(f"{s.get('read', str(s['items_read']) + ' items')}; {s['distinct_texts']:,} distinct; "
+                   f"{s['labels']} labels, {s['other_share']:.1%} other, {s['seconds']:.1f}s", err=True)
+        if s.get("embedder_auto"):
+            typer.echo(f"embedder: {s['embedder_auto']}", err=True)
+        if s.get("truncated_for_embedding"):
+            typer.echo(f"{s['truncated_for_embedding']:,} long texts were truncated for embedding", err=True)
+        if s.get("llm_fallbacks"):
+            typer.echo(f"{s['llm_fallbacks']} LLM replies failed the schema; key-phrase names kept "
+                       f"(raw replies: {', '.join(s.get('raw_replies', []))})", err=True)
+        if model:
+            from ..llm import usage_log
+
+            typer.echo(usage_log.summary(), err=True)
+        typer.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)

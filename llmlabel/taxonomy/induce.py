@@ -1,0 +1,258 @@
+"""``induce_taxonomy``: corpus -> Taxonomy + per-item assignments, with or without an LLM; and ``--refine``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+from ..schema import OTHER, LabelDef, Taxonomy, load_taxonomy, slugify
+from . import naming
+from .cluster import cluster_embeddings
+
+#: Embedder used when none is given ("auto"): MiniLM up to AUTO_MINILM_MAX distinct texts, WordLlama above.
+#: Measured on Banking77 train (eval/results/taxonomy.md): MiniLM gives NMI 0.79 where WordLlama gives 0.75,
+#: but embeds ~150-300 texts/s on 2 CPU cores against ~4,000/s, so beyond ~30k texts MiniLM alone would take
+#: many minutes. Pass ``embedder="minilm"`` to force it at any size.
+DEFAULT_TAXONOMY_EMBEDDER = "auto"
+AUTO_MINILM_MAX = 30_000
+MIN_PER_LABEL = 2  # distinct texts needed per requested label
+
+
+@dataclass
+class TaxonomyResult:
+    taxonomy: Taxonomy
+    ids: list[str]  # the items used, in corpus order
+    assignments: list[str]  # label id or "other", aligned with ids
+    scores: np.ndarray  # similarity of each item to its label
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self):
+        for i, a, s in zip(self.ids, self.assignments, self.scores):
+            yield {"id": i, "label": a, "score": round(float(s), 4)}
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for a in self.assignments:
+            out[a] = out.get(a, 0) + 1
+        return out
+
+
+def load_items(corpus: Any, *, text_field: str | None = None, id_field: str | None = None,
+               sample: int | None = None, seed: int = 0, progress: bool = False) -> tuple[list[str], list[str], dict]:
+    """(ids, texts, read stats) from a path / ``hf://`` name, a list of texts, or a list of (id, text) pairs."""
+    info: dict[str, Any] = {}
+    if isinstance(corpus, (str, Path)):
+        from ..io import read_corpus
+
+        c = read_corpus(corpus, text_field=text_field, id_field=id_field)
+        ids, texts = [], []
+        for b in c.iter_batches():
+            ids.extend(b.ids)
+            texts.extend(b.texts)
+        info["read"] = c.stats.summary()
+        info["text_field"] = c.text_field
+    else:
+        items = list(corpus)
+        if items and isinstance(items[0], (tuple, list)):
+            ids, texts = [str(a) for a, _ in items], [str(b) for _, b in items]
+        else:
+            ids, texts = [str(i) for i in range(len(items))], [str(t) for t in items]
+        keep = [i for i, t in enumerate(texts) if t.strip()]
+        info["empty_skipped"] = len(texts) - len(keep)
+        ids, texts = [ids[i] for i in keep], [texts[i] for i in keep]
+    info["items_read"] = len(texts)
+    if sample is not None and 0 < sample < len(texts):
+        pick = np.sort(np.random.default_rng(seed).choice(len(texts), sample, replace=False))
+        ids, texts = [ids[i] for i in pick], [texts[i] for i in pick]
+        info["sampled"] = sample
+    return ids, texts, info
+
+
+def _dedupe(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(first index of each distinct text, inverse map item -> distinct) on case/space-normalised text."""
+    first: dict[str, int] = {}
+    inv = np.empty(len(texts), dtype=np.int64)
+    uniq: list[int] = []
+    for i, t in enumerate(texts):
+        key = " ".join(t.lower().split())
+        j = first.get(key)
+        if j is None:
+            j = first[key] = len(uniq)
+            uniq.append(i)
+        inv[i] = j
+    return np.asarray(uniq, dtype=np.int64), inv
+
+
+def embed_texts(embedder, texts: list[str], *, progress: bool = False) -> np.ndarray:
+    """Encode in length order (less padding: ~2x faster on mixed lengths), rows returned in input order."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    x = embedder.encode([texts[i] for i in order], progress=progress)
+    out = np.empty_like(x)
+    out[order] = x
+    return out
+
+
+def induce_taxonomy(corpus: Any, *, max_labels: int = 30, instruction: str = "", model: Any = None,
+                    levels: int = 1, sample: int | None = None, seed: int = 0, embedder: Any = None,
+                    text_field: str | None = None, id_field: str | None = None, refine: Any = None,
+                    mode: str = "auto", method: str = "spectral", progress: bool = False,
+                    engine_kwargs: dict | None = None, raw_dir: str | Path | None = None,
+                    llm_options: dict | None = None) -> TaxonomyResult:
+    """Induce a label taxonomy from raw texts.
+
+    ``corpus``: a file path (any format :func:`llmlabel.read_corpus` reads), or a list of texts / (id, text).
+    ``model``: an engine spec or :class:`~llmlabel.llm.LLM`; None runs the no-LLM default (embed + cluster +
+    key-phrase names). With a model, ``mode="tnt"`` runs the TnT-LLM generate/update/review loop over
+    minibatches and ``mode="seeded"`` (default with a model) lets the LLM name, describe and merge the clusters.
+    ``llm_options``: TnT minibatching (``batch_items``, ``max_batches``, ``snippet_chars``).
+    ``refine``: an existing Taxonomy (or its YAML path) whose labels and ids are kept; new items are
+    assigned and new labels are proposed only from items that fit none.
+    """
+    if max_labels < 1:
+        raise ConfigError(f"--max-labels must be at least 1, got {max_labels}", field="max_labels")
+    if levels not in (1, 2):
+        raise ConfigError(f"--levels must be 1 or 2, got {levels}", field="levels")
+    t0 = time.perf_counter()
+    ids, texts, info = load_items(corpus, text_field=text_field, id_field=id_field, sample=sample, seed=seed)
+    src = str(corpus) if isinstance(corpus, (str, Path)) else None
+    if not texts:
+        raise InputError("the corpus has no non-empty texts", path=src, hint="check --text-field")
+    uniq, inv = _dedupe(texts)
+    info["distinct_texts"] = len(uniq)
+    if embedder in (None, "auto"):
+        embedder = "minilm" if len(uniq) <= AUTO_MINILM_MAX else "wordllama"
+        info["embedder_auto"] = f"{embedder} ({len(uniq):,} distinct texts; minilm up to {AUTO_MINILM_MAX:,})"
+    emb = _load_embedder(embedder)
+    utexts = [texts[i] for i in uniq]
+    t1 = time.perf_counter()
+    x = embed_texts(emb, utexts, progress=progress)
+    info["embed_seconds"] = round(time.perf_counter() - t1, 2)
+    info["truncated_for_embedding"] = getattr(emb, "truncated", 0)
+    made = {"embedder": emb.name, "seed": seed, "max_labels": max_labels, "levels": levels,
+            "items": len(texts), "distinct_texts": len(uniq), "engine": None, "method": method}
+    if refine is not None:
+        from .refine import refine_taxonomy
+
+        base = refine if isinstance(refine, Taxonomy) else load_taxonomy(refine)
+        res = refine_taxonomy(base, x, utexts, [ids[i] for i in uniq], emb, max_new=max_labels, seed=seed)
+    else:
+        if len(uniq) == 1 and len(texts) > 1:
+            raise InputError(f"all {len(texts):,} texts are the same after normalising case and spaces",
+                             path=src, hint="a taxonomy needs different texts")
+        need = MIN_PER_LABEL * max_labels
+        if len(uniq) < need:
+            raise InputError(
+                f"{len(uniq):,} distinct texts are too few for up to {max_labels} labels "
+                f"(need at least {need:,}: {MIN_PER_LABEL} per label)", path=src,
+                hint=f"lower --max-labels to {max(1, len(uniq) // MIN_PER_LABEL)} or add texts")
+        res = _cluster_taxonomy(x, utexts, [ids[i] for i in uniq], max_labels, levels, seed, method)
+    tax, ulab, usc = res
+    if model is not None:
+        from .tnt import llm_taxonomy
+
+        tax, ulab, usc, llm_info = llm_taxonomy(model, tax, x, utexts, [ids[i] for i in uniq], ulab, usc, emb,
+                                                instruction=instruction, max_labels=max_labels, levels=levels,
+                                                mode=mode, seed=seed, engine_kwargs=engine_kwargs or {},
+                                                raw_dir=raw_dir, progress=progress, **(llm_options or {}))
+        made["engine"] = llm_info.pop("engine", None)
+        made["llm_mode"] = llm_info.pop("mode", None)
+        info.update(llm_info)
+    tax.instruction = instruction or tax.instruction
+    leaf_ids = [lab.id for lab in tax.leaves()]
+    names = np.asarray(leaf_ids + [OTHER], dtype=object)
+    item_lab = ulab[inv]
+    assign = names[np.where(item_lab >= 0, item_lab, len(leaf_ids))].tolist()  # -1 -> other
+    scores = usc[inv]
+    tally = np.bincount(np.where(item_lab >= 0, item_lab, len(leaf_ids)), minlength=len(names))
+    counts = {str(names[j]): int(c) for j, c in enumerate(tally) if c}
+    for lab in tax.labels:
+        if lab.id in counts:
+            lab.share = round(counts[lab.id] / len(assign), 4)
+    for lab in tax.labels:
+        if lab.parent is None and lab.id not in counts:
+            kids = [k for k in tax.labels if k.parent == lab.id]
+            if kids:
+                lab.share = round(sum(k.share or 0 for k in kids), 4)
+    made.update({k: v for k, v in tax.made_with.items() if k not in made})
+    tax.made_with = made
+    info["other_share"] = round(counts.get(OTHER, 0) / len(assign), 4)
+    info["labels"] = len(leaf_ids)
+    info["seconds"] = round(time.perf_counter() - t0, 2)
+    return TaxonomyResult(tax, ids, assign, scores, info)
+
+
+def _load_embedder(embedder: Any):
+    if embedder is None or isinstance(embedder, str):
+        from ..embed import load_embedder
+
+        return load_embedder(embedder)
+    return embedder
+
+
+def _cluster_taxonomy(x: np.ndarray, texts: list[str], ids: list[str], max_labels: int, levels: int, seed: int,
+                      method: str) -> tuple[Taxonomy, np.ndarray, np.ndarray]:
+    cl = cluster_embeddings(x, max_labels, seed=seed, method=method)
+    k = len(cl.centroids)
+    sizes = np.bincount(cl.labels[cl.labels >= 0], minlength=k)
+    order = np.argsort(-sizes, kind="stable")  # biggest label first
+    rank = np.empty(k, dtype=np.int64)
+    rank[order] = np.arange(k)
+    lab = np.where(cl.labels >= 0, rank[np.maximum(cl.labels, 0)], -1)
+    cent = cl.centroids[order]
+    labels = build_labels(x, texts, ids, lab, cent, seed=seed)
+    if levels == 2 and k >= 4:
+        labels = add_parents(labels, x, texts, lab, cent, seed=seed)
+    tax = Taxonomy(labels=labels, made_with={"merged_near_duplicates": cl.merged})
+    return tax, lab, cl.scores
+
+
+def build_labels(x, texts, ids, lab, cent, *, seed: int = 0, prefix: str = "", proposed: bool = False,
+                 taken: set[str] | None = None) -> list[LabelDef]:
+    k = len(cent)
+    phrases = naming.keyphrases(texts, lab, k, seed=seed)
+    names = naming.make_names(phrases)
+    examples = naming.representatives(x, lab, cent, texts, ids)
+    n = max(len(texts), 1)
+    taken = set() if taken is None else taken
+    out = []
+    for c in range(k):
+        share = float((lab == c).sum()) / n
+        out.append(LabelDef(id=unique_id(prefix + slugify(names[c]), taken), name=names[c],
+                            description=naming.describe(phrases[c], share), examples=examples[c],
+                            keyphrases=phrases[c], proposed=proposed))
+    return out
+
+
+def unique_id(base: str, taken: set[str]) -> str:
+    cand, i = base, 2
+    while cand in taken or cand == OTHER:
+        cand, i = f"{base}_{i}", i + 1
+    taken.add(cand)
+    return cand
+
+
+def add_parents(labels: list[LabelDef], x, texts, lab, cent, *, seed: int = 0) -> list[LabelDef]:
+    """Group leaf labels into ~sqrt(k) parents (Ward on centroids); parents are named from their items."""
+    from .cluster import _ward
+
+    k = len(cent)
+    g = _ward(cent.astype(np.float64), np.bincount(lab[lab >= 0], minlength=k).astype(np.float64) + 1,
+              max(2, int(round(np.sqrt(k)))))
+    plab = np.where(lab >= 0, g[np.maximum(lab, 0)], -1)
+    pc = np.stack([cent[g == p].mean(0) for p in range(g.max() + 1)])
+    pc /= np.linalg.norm(pc, axis=1, keepdims=True)
+    taken = {lab_.id for lab_ in labels}
+    parents = build_labels(x, texts, [""] * len(texts), plab, pc, seed=seed, prefix="group_", taken=taken)
+    for p in parents:
+        p.examples = []
+    for i, lab_ in enumerate(labels):
+        lab_.parent = parents[g[i]].id
+    return parents + labels
+
+
+__all__ = ["induce_taxonomy", "TaxonomyResult", "load_items", "embed_texts", "DEFAULT_TAXONOMY_EMBEDDER"]
