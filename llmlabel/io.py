@@ -11,8 +11,9 @@ a folder of Parquet shards, a folder written by ``datasets``' ``save_to_disk``, 
 
 Rules every format follows:
 
-- ids are strings: the ``id_field`` value, or by default the row's 0-based position in the file. Positions
-  count every row, skipped ones too, so ids never shift when bad or empty rows are dropped.
+- ids are strings: the ``id_field`` value (by default a field named ``id`` when the data has one), else the row's
+  0-based position in the file. Positions count every row, skipped ones too, so ids never shift when bad or
+  empty rows are dropped.
 - empty or whitespace-only texts are skipped and counted (``stats.empty``); a null text counts as empty.
 - a number or boolean in the text field is converted with ``str()`` and counted (``stats.coerced``);
   a list or object there is a bad row.
@@ -315,7 +316,7 @@ def read_corpus(source: str | Path, *, text_field: str | None = None, id_field: 
     """Open a corpus for streaming. Format and text field are resolved now, so setup errors come early.
 
     ``text_field`` defaults to ``text``, else the only string column (id-named columns such as ``id`` or
-    ``review_id`` do not count). ``id_field`` defaults to the row position. ``limit`` caps the rows
+    ``review_id`` do not count). ``id_field`` defaults to a field named ``id`` when there is one, else the row position. ``limit`` caps the rows
     yielded; ``split`` picks a split of a ``DatasetDict``; ``keep_extra=False`` reads only the text and
     id columns (faster on wide Parquet files).
 
@@ -331,6 +332,7 @@ def read_corpus(source: str | Path, *, text_field: str | None = None, id_field: 
     if src.startswith("hf://"):
         ds = _load_dataset(src, split)
         cols, strs = _arrow_columns(ds.data.schema)
+        kw["id_field"] = id_field = _auto_id(cols, id_field)
         return Corpus(src, "hf", text_field=_resolve_text(src, cols, strs, text_field, id_field), columns=cols,
                       dataset=ds, num_rows=len(ds), **kw)
     path = Path(source).expanduser()
@@ -340,6 +342,7 @@ def read_corpus(source: str | Path, *, text_field: str | None = None, id_field: 
     if fmt in ("jsonl", "csv", "tsv"):
         kw["delimiter"] = "\t" if fmt == "tsv" else ","
         cols, strs, first_line = _probe_text(Corpus(src, fmt, text_field="", columns=[], path=path, **kw))
+        kw["id_field"] = id_field = _auto_id(cols, id_field)
         tf = _resolve_text(path, cols, strs, text_field, id_field, check=fmt != "jsonl", first_line=first_line)
         return Corpus(src, fmt, text_field=tf, columns=cols, path=path, **kw)
     if fmt == "parquet":
@@ -352,14 +355,21 @@ def read_corpus(source: str | Path, *, text_field: str | None = None, id_field: 
         except Exception as e:  # pyarrow raises ArrowInvalid/OSError for files that are not Parquet
             raise InputError(f"not a readable Parquet file: {e}", path=files[0]) from e
         cols, strs = _arrow_columns(schema)
+        kw["id_field"] = id_field = _auto_id(cols, id_field)
         return Corpus(src, fmt, text_field=_resolve_text(path, cols, strs, text_field, id_field), columns=cols,
                       path=path, files=files, num_rows=n, **kw)
     if fmt == "datasets":
         ds = _load_dataset(path, split)
         cols, strs = _arrow_columns(ds.data.schema)
+        kw["id_field"] = id_field = _auto_id(cols, id_field)
         return Corpus(src, fmt, text_field=_resolve_text(path, cols, strs, text_field, id_field), columns=cols,
                       path=path, dataset=ds, num_rows=len(ds), **kw)
     raise InputError(f"unknown format {fmt!r}", path=path, hint=f"supported: {_SUPPORTED}")
+
+
+def _auto_id(cols: list[str], id_field: str | None) -> str | None:
+    # A column literally named "id" is what users mean by the item id; anything else must be asked for.
+    return "id" if id_field is None and "id" in cols else id_field
 
 
 def _detect_format(path: Path) -> str:

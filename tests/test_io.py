@@ -59,11 +59,13 @@ def test_every_format_gives_the_same_ids_and_texts(tmp_path):
         c = read_corpus(path)
         assert c.text_field == "text", name
         assert c.texts() == want_texts, name
-        assert c.ids() == [str(i) for i in range(len(ROWS))], name  # default id = row position, as str
-        assert read_corpus(path, id_field="id").ids() == [r["id"] for r in ROWS], name
+        assert c.ids() == [r["id"] for r in ROWS], name  # a field named "id" is the id by default
+        assert read_corpus(path, id_field="stars").ids()[:2] == ["0", "1"], name
         assert c.stats.rows == len(ROWS) and c.stats.kept == len(ROWS) and c.stats.done, name
-        first = next(iter(read_corpus(path, id_field="id")))
+        first = next(iter(c))
         assert first.id == "doc-0" and set(first.row) == {"stars"}, name  # other fields travel with the row
+        no_id = read_corpus(path, keep_extra=False, text_field="text", id_field=None)
+        assert no_id.ids() == [r["id"] for r in ROWS], name
 
 
 def test_batches_are_bounded_and_limit_stops_early(tmp_path):
@@ -71,7 +73,7 @@ def test_batches_are_bounded_and_limit_stops_early(tmp_path):
     sizes = [len(b) for b in read_corpus(path, batch_size=5).iter_batches()]
     assert sizes == [5, 5, 5, 5, 3]
     c = read_corpus(path, limit=7, batch_size=5)
-    assert c.ids() == [str(i) for i in range(7)]
+    assert c.ids() == [f"doc-{i}" for i in range(7)]
     assert len(read_corpus(path)) == len(ROWS)  # cheap for Parquet: from the footer
     with pytest.raises(TypeError):
         len(read_corpus(_write_jsonl(tmp_path / "x.jsonl", ['{"text": "a"}'])))
@@ -303,7 +305,7 @@ def test_shard_writer_resumes_to_identical_shards(tmp_path):
     assert files(crashed) == files(tmp_path / "clean") == [f"part-{i:05d}.parquet" for i in range(5)]
     for name in files(crashed):
         assert (crashed / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
-    assert read_corpus(crashed, text_field="label").ids() == [str(i) for i in range(47)]
+    assert read_corpus(crashed, text_field="label").ids() == [f"item-{i}" for i in range(47)]
     # A finished folder reopened: nothing left to do.
     again = ShardWriter(crashed, shard_size=10)
     assert len(again.done_ids()) == 47 and again.next_shard_index == 5

@@ -89,7 +89,7 @@ def predict_cmd(
     data: Path = typer.Argument(..., help="Texts to label (JSONL/CSV/Parquet)."),
     output: Path = typer.Option(..., "--output", "-o", help="Predictions (JSONL)."),
     text_field: Optional[str] = typer.Option(None, help="Text column (default: text)."),
-    id_field: Optional[str] = typer.Option(None, help="Id column (default: row number)."),
+    id_field: Optional[str] = typer.Option(None, help="Id column (default: the `id` field if any, else the row number)."),
     cascade_llm: Optional[str] = typer.Option(None, help="Defer unsure items to this LLM (hf:..., vllm:..., openai:...)."),
     threshold: Optional[float] = typer.Option(None, help="Defer items whose student confidence is below T."),
     target_accuracy: Optional[float] = typer.Option(None, help="Choose T on --dev for this cascade accuracy."),

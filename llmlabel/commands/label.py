@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
                                                   help="Model spec for prompted LFs that name none; repeat for "
                                                        "several models (one LF per model)."),
         text_field: Optional[str] = typer.Option(None, "--text-field", help="Text column (default: text)."),
-        id_field: Optional[str] = typer.Option(None, "--id-field", help="Id column (default: row number)."),
+        id_field: Optional[str] = typer.Option(None, "--id-field", help="Id column (default: the `id` field if any, else the row number)."),
         shard_size: int = typer.Option(1000, "--shard-size", help="Items per shard (keep it when resuming)."),
         no_text: bool = typer.Option(False, "--no-text", help="Do not copy texts into the votes folder."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),

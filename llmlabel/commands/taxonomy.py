@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
                                                     "above), minilm (better), wordllama (~20x faster) or a "
                                                     "sentence-transformers model name/path."),
         text_field: Optional[str] = typer.Option(None, "--text-field", help="Column holding the text."),
-        id_field: Optional[str] = typer.Option(None, "--id-field", help="Column holding item ids (default: row)."),
+        id_field: Optional[str] = typer.Option(None, "--id-field", help="Column holding item ids (default: the `id` field if any, else the row number)."),
         refine: Optional[Path] = typer.Option(None, "--refine", help="Keep this taxonomy's labels and ids; "
                                                                      "assign items and propose new labels."),
         assignments: Optional[Path] = typer.Option(None, "--assignments",

@@ -38,8 +38,6 @@ def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Pa
             raise ConfigError("the votes folder was written with other LFs or labels", path=out,
                               hint="use the same --lfs/--taxonomy/--model to resume, or a new output folder")
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
-    if id_field is None and "id" in corpus.columns:  # stable ids make resuming and --dev matching robust
-        corpus = read_corpus(data, text_field=text_field, id_field="id", batch_size=shard_size)
     from ..labelmodel.matrix import LabelMatrix
 
     probe = LabelMatrix([[0] * len(names)], names, labels=labels,
