@@ -86,6 +86,22 @@ def _clean(s: str) -> str:
     return " ".join("".join(ch for ch in s if ch.isprintable() or ch.isspace()).split())
 
 
+_META_WORDS = {"this", "that", "the", "a", "an", "is", "of", "these", "group", "groups", "text", "texts", "item",
+               "items", "collection", "list", "label", "labels", "name", "category", "cluster", "other", "misc"}
+
+
+def usable_name(name: str) -> bool:
+    """Whether an LLM's label name is worth keeping over the key-phrase name: short (the prompt asks for 2-5
+    words), and about the texts rather than about the task ("This text is a collection of...").
+
+    >>> usable_name("Card delivery"), usable_name("This group"), usable_name("top-up-failure-2-words-1-label")
+    (True, False, False)
+    """
+    words = re.findall(r"[^\W_]+", name.lower())
+    return 0 < len(words) <= 6 and not set(words) <= _META_WORDS and not (set(words) & {"text", "texts"}
+                                                                          and len(words) > 3)
+
+
 class _Steps:
     """Runs one structured call per prompt; saves raw replies that never validated."""
 
@@ -163,9 +179,11 @@ def _seeded(steps, tax, x, texts, ids, lab, sc, purpose, max_labels, max_tokens=
     replies = steps("name", prompts, NameReply, min(120, max_tokens or 120), strict=False)
     taken = {p.id for p in tax.labels if p not in leaves}
     for lab_, r in zip(leaves, replies):
-        if r is not None and _clean(r.name):
-            lab_.name = _clean(r.name) or lab_.name
+        if r is not None and usable_name(_clean(r.name)):
+            lab_.name = _clean(r.name)
             lab_.description = _clean(r.description) or lab_.description
+        elif r is not None:  # a weak model restating the task: the key-phrase name says more
+            steps.info["llm_names_rejected"] = steps.info.get("llm_names_rejected", 0) + 1
         lab_.id = _unique(slugify(lab_.name), taken)
     _dedupe_names(leaves)
     listing = "\n".join(f"{i + 1}. {lab_.name}: {lab_.description}" for i, lab_ in enumerate(leaves))
