@@ -6,6 +6,8 @@ __version__ = "0.1.0"
 
 from .errors import LLMLabelError  # noqa: E402  (cheap; everything heavy is imported lazily below)
 
+from ._lazy import lazy_getattr  # noqa: E402
+
 _LAZY = {
     "load_engine": ("llmlabel.llm", "load_engine"),
     "LLM": ("llmlabel.llm", "LLM"),
@@ -18,18 +20,22 @@ _LAZY = {
     "make_meta": ("llmlabel.io", "make_meta"),
     "read_meta": ("llmlabel.io", "read_meta"),
     "ShardWriter": ("llmlabel.io", "ShardWriter"),
+    # One entry point per stage (the subpackages hold the rest).
+    "induce_taxonomy": ("llmlabel.taxonomy", "induce_taxonomy"),
+    "Taxonomy": ("llmlabel.schema", "Taxonomy"),
+    "load_taxonomy": ("llmlabel.schema", "load_taxonomy"),
+    "labeling_function": ("llmlabel.lf", "labeling_function"),
+    "PromptedLF": ("llmlabel.lf", "PromptedLF"),
+    "apply_lfs": ("llmlabel.lf", "apply_lfs"),
+    "LabelMatrix": ("llmlabel.labelmodel", "LabelMatrix"),
+    "DawidSkene": ("llmlabel.labelmodel", "DawidSkene"),
+    "MajorityVote": ("llmlabel.labelmodel", "MajorityVote"),
+    "select_label_model": ("llmlabel.labelmodel", "select_label_model"),
+    "load_pipeline": ("llmlabel.pipeline", "load_pipeline"),
+    "run_pipeline": ("llmlabel.pipeline", "run_pipeline"),
 }
 
 __all__ = ["__version__", "LLMLabelError", *_LAZY]
 
 
-def __getattr__(name: str):
-    # Lazy imports keep `import llmlabel` and `llmlabel --help` fast: torch/transformers load on first use.
-    if name in _LAZY:
-        import importlib
-
-        mod, attr = _LAZY[name]
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'llmlabel' has no attribute {name!r}")
+__getattr__ = lazy_getattr("llmlabel", _LAZY, globals())

@@ -8,6 +8,8 @@ Hugging Face Hub, and serve it as a cascade that defers unsure items to an LLM.
 
 from __future__ import annotations
 
+from .._lazy import lazy_getattr
+
 _LAZY = {
     "distill": ("llmlabel.distill.api", "distill"),
     "DistillResult": ("llmlabel.distill.api", "DistillResult"),
@@ -28,12 +30,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        mod, attr = _LAZY[name]
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'llmlabel.distill' has no attribute {name!r}")
+__getattr__ = lazy_getattr("llmlabel.distill", _LAZY, globals())

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ConfigError, InputError
+from .base import _names
 
 ABSTAIN = -1
 VOTE_PREFIX, PROBA_PREFIX = "v:", "p:"
@@ -43,14 +44,7 @@ class LabelMatrix:
             if not (np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all() and (arr == np.round(arr)).all()):
                 raise InputError(f"votes must be integers (-1 = abstain), got dtype {arr.dtype}")
         n, m = arr.shape
-        names = [str(x) for x in lf_names]
-        if len(names) != m:
-            raise ConfigError(f"{len(names)} LF names for {m} LF columns")
-        seen: set[str] = set()
-        for x in names:
-            if x in seen:
-                raise ConfigError(f"LF name '{x}' is used twice; LF names must be unique")
-            seen.add(x)
+        names = _names(list(lf_names), m, "LabelMatrix")
         if labels is not None:
             labels = [str(x) for x in labels]
             if cardinality is not None and cardinality != len(labels):
