@@ -69,7 +69,7 @@ class LabelMatrix:
         self.errors = {x: int((errors or {}).get(x, 0)) for x in names}
         self.vote_probs: dict[str, np.ndarray] = {}
         for name, pr in (vote_probs or {}).items():
-            if name not in seen:
+            if name not in names:
                 raise ConfigError(f"vote_probs for unknown LF '{name}'")
             pr = np.asarray(pr, dtype=np.float16)
             col = self.votes[:, names.index(name)] >= 0

@@ -27,6 +27,10 @@ BUNDLED = {
 }
 
 
+#: Version of the converted folder's layout (2: no GGUF quantization_config in config.json).
+FORMAT = 2
+
+
 def bundled_gguf(name: str) -> Path:
     """Path of a bundled GGUF file, found without importing its package (whose own deps we do not need)."""
     pkg, fname, hint = BUNDLED[name]
@@ -52,7 +56,8 @@ def bundled_folder(name: str) -> Path:
     """A transformers folder for a bundled model, converted once from its GGUF and then reused."""
     gguf = bundled_gguf(name)
     st = gguf.stat()
-    tag = hashlib.sha256(f"{gguf.name}:{st.st_size}:{int(st.st_mtime)}".encode()).hexdigest()[:8]
+    # FORMAT changes when the conversion does, so folders written by an older llmlabel are redone.
+    tag = hashlib.sha256(f"{gguf.name}:{st.st_size}:{int(st.st_mtime)}:{FORMAT}".encode()).hexdigest()[:8]
     target = _models_dir() / f"{name}-{tag}"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
@@ -78,6 +83,10 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     src = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # A GGUF-loaded model cannot save_pretrained; a fresh model from the same config takes its weights.
     plain = AutoModelForCausalLM.from_config(src.config, dtype=torch.bfloat16)
+    # The weights are plain bf16 now: a leftover {"quant_method": "gguf"} makes vLLM refuse the folder
+    # ("Unknown quantization method: gguf").
+    if hasattr(plain.config, "quantization_config"):
+        del plain.config.quantization_config
     plain.load_state_dict(src.state_dict())
     plain.generation_config = src.generation_config
     plain.save_pretrained(out)

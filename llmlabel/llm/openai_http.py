@@ -160,13 +160,15 @@ class OpenAIEngine(LLM):
         with ThreadPoolExecutor(1) as pool:
             return pool.submit(ctx.run, asyncio.run, main()).result()
 
-    async def _request(self, client, sem, path: str, payload: dict | None, u: Usage) -> dict:
+    async def _request(self, client, sem, path: str, payload: dict | None, u: Usage,
+                       max_retries: int | None = None) -> dict:
         """POST ``payload`` (GET when None) with retries; returns the decoded reply."""
         import httpx
 
         url = self.base_url + path
         what = ""
-        for attempt in range(self.max_retries + 1):
+        max_retries = self.max_retries if max_retries is None else max_retries
+        for attempt in range(max_retries + 1):
             retry_after = None
             try:
                 async with sem:
@@ -192,7 +194,7 @@ class OpenAIEngine(LLM):
                         what = check_body(body, "data" if payload is None else "choices")
                         if not what:
                             return body
-            if attempt == self.max_retries:
+            if attempt == max_retries:
                 break
             delay = min(self.max_backoff, self.backoff * 2 ** attempt) * (0.5 + self._rng.random())
             if retry_after is not None:
@@ -201,7 +203,7 @@ class OpenAIEngine(LLM):
             await asyncio.sleep(delay)
         u.errors += 1
         raise ServerError(f"{self.shown_url}{path}: {self._redact(what)} (gave up after "
-                          f"{self.max_retries + 1} tries)",
+                          f"{max_retries + 1} tries)",
                           hint="is the server up and not overloaded? raise timeout= or max_retries=")
 
     def _fail(self, e: _HTTPFail) -> EngineError:
@@ -326,12 +328,21 @@ class OpenAIEngine(LLM):
         body = {"model": self.model, **self.extra_body, "echo": True, "logprobs": 1, "max_tokens": 1,
                 "temperature": 0.0}
         if self._echo_lists is not False:
+            probing = self._echo_lists is None
             try:
-                data = await self._request(client, sem, "/completions", {**body, "prompt": texts}, u)
+                # The first list request is a probe: no retries, and a 5xx means "no lists" too
+                # (llama-cpp-python's server asserts a single prompt and answers a list with a 500).
+                data = await self._request(client, sem, "/completions", {**body, "prompt": texts}, u,
+                                           max_retries=0 if probing else None)
                 items = by_index(data["choices"], len(texts))
             except _HTTPFail as e:
                 if e.status not in (400, 422) or self._echo_lists:
                     raise
+                items = None
+            except ServerError:
+                if not probing:
+                    raise
+                u.errors -= 1  # an expected refusal, not a failed request
                 items = None
             self._echo_lists = items is not None
             if items is not None:
