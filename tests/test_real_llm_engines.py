@@ -204,7 +204,10 @@ def test_llama_server_generates_schema_valid_json(llama_server):
 def test_vllm_choose_matches_hf(vllm_scores, hf_scores):
     assert vllm_scores.shape == hf_scores.shape and np.isfinite(vllm_scores).all()
     # bf16 weights in both; kernels differ, so rankings, not numbers, must match.
-    assert (vllm_scores.argmax(1) == hf_scores.argmax(1)).mean() >= 0.8
+    agree = (vllm_scores.argmax(1) == hf_scores.argmax(1)).mean()
+    print(f"\nhf-vllm argmax agreement on {len(hf_scores)} items: {agree:.2f}; "
+          f"max |log-prob difference| {np.abs(vllm_scores - hf_scores).max():.3f}")
+    assert agree >= 0.8
 
 
 # ---- all three ---------------------------------------------------------------------------------------
