@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
@@ -117,22 +116,13 @@ class PipelineSpec(BaseModel):
 
 def load_pipeline(path: str | Path) -> PipelineSpec:
     """Read and validate a pipeline YAML file; relative paths in it are relative to the current folder."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("pipeline file not found", path=path, hint="pass the path of a pipeline YAML") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"not valid YAML: {getattr(e, 'problem', e)}", path=path,
-                          line=mark.line + 1 if mark else None) from None
+    from .schema import config_error, read_yaml
+
+    root, data = read_yaml(path, what="pipeline file", hint="pass the path of a pipeline YAML")
     try:
         return PipelineSpec.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise ConfigError(f"field {where}: {err['msg']}", path=path,
-                          hint="see pipelines/*.yaml for the format") from None
+        raise config_error(e, path=path, root=root, hint="see pipelines/*.yaml for the format") from None
 
 
 def _fingerprint(paths: list[Path]) -> dict[str, str]:

@@ -150,22 +150,48 @@ def _node_line(root: Any, loc: list) -> int | None:
     return line
 
 
-def load_taxonomy(path: str | Path) -> Taxonomy:
-    """Read and validate a taxonomy YAML (or JSON) file; errors name the file, line and field."""
+def read_yaml(path: str | Path, *, what: str, hint: str | None = None) -> tuple[Any, Any]:
+    """(node tree for line numbers, parsed data) of a YAML file a person edits; one-line errors with the line."""
     import yaml
 
     path = Path(path)
-    if not path.exists():
-        raise ConfigError("taxonomy file not found", path=path, hint="create one with `llmlabel taxonomy CORPUS -o FILE`")
+    if not path.is_file():
+        raise ConfigError(f"{what} not found", path=path, hint=hint)
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        return yaml.compose(text), yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        what = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"not valid YAML: {what}", path=path, line=mark.line + 1 if mark else None,
-                          hint="fix the indentation or quoting on that line") from e
+        what_went_wrong = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"not valid YAML: {what_went_wrong}", path=path, line=mark.line + 1 if mark else None,
+                          hint="fix the indentation or quoting on that line") from None
+
+
+def config_error(e: ValidationError, *, path: str | Path | None, root: Any = None,
+                 hint: str | None = None) -> ConfigError:
+    """The first pydantic error as one ConfigError naming the file, the YAML line and the field path."""
+    errs = e.errors()
+    err = errs[0]
+    loc = list(err.get("loc", ()))
+    msg = err.get("msg", "invalid")
+    ctx_err = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_err, _FieldError):
+        loc = [int(p) if p.isdigit() else p for p in ctx_err.loc.split(".")]
+        msg = ctx_err.msg
+    loc = [p for p in loc if not (isinstance(p, str) and p.startswith("function-"))]  # validator wrappers
+    msg = msg.removeprefix("Value error, ")
+    if err.get("type") == "missing":
+        msg = "required field is missing"
+    elif err.get("type") == "extra_forbidden":
+        msg = "unknown field (a typo?)"
+    more = f" (and {len(errs) - 1} more problems)" if len(errs) > 1 else ""
+    return ConfigError(f"{msg}{more}", path=path, line=_node_line(root, loc) if root is not None else None,
+                       field=_loc_str(loc) or None, hint=hint)
+
+
+def load_taxonomy(path: str | Path) -> Taxonomy:
+    """Read and validate a taxonomy YAML (or JSON) file; errors name the file, line and field."""
+    root, data = read_yaml(path, what="taxonomy file", hint="create one with `llmlabel taxonomy CORPUS -o FILE`")
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with a 'labels' list at the top level", path=path, line=1,
                           field="labels", hint="see the file `llmlabel taxonomy` writes for the layout")
@@ -177,24 +203,8 @@ def validate_taxonomy(data: Any, *, path: str | Path | None = None, yaml_root: A
     try:
         return Taxonomy.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = list(err.get("loc", ()))
-        msg = err.get("msg", "invalid")
-        ctx_err = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, _FieldError):
-            loc = [int(p) if p.isdigit() else p for p in ctx_err.loc.split(".")]
-            msg = ctx_err.msg
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        if err.get("type") == "missing":
-            msg = "required field is missing"
-        elif err.get("type") == "extra_forbidden":
-            msg = "unknown field (a typo?)"
-        field = _loc_str(loc) or None
-        line = _node_line(yaml_root, loc) if yaml_root is not None else None
-        more = f" (and {len(e.errors()) - 1} more problems)" if len(e.errors()) > 1 else ""
-        raise ConfigError(f"{msg}{more}", path=path, line=line, field=field,
-                          hint="each label needs a unique id and a name; see the taxonomy docs") from None
+        raise config_error(e, path=path, root=yaml_root,
+                           hint="each label needs a unique id and a name; see the taxonomy docs") from None
 
 
 def save_taxonomy(tax: Taxonomy, path: str | Path) -> Path:

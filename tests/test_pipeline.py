@@ -38,12 +38,12 @@ def test_short_and_long_stage_forms_give_the_same_command_line(tmp_path):
     assert argv[-4:] == ["--max-labels", "5", "--embedder", "wordllama"]
 
 
-@pytest.mark.parametrize("stages, field", [([{"taxnomy": {}}], "stages.0.kind"), ([], "stages"),
+@pytest.mark.parametrize("stages, field", [([{"taxnomy": {}}], "stages[0].kind"), ([], "stages"),
                                            (["taxonomy", "taxonomy"], "stages")])
 def test_bad_spec_names_the_field(tmp_path, stages, field):
     with pytest.raises(ConfigError) as e:
         load_pipeline(_spec(tmp_path, stages))
-    assert field in e.value.one_line() and "pipe.yaml" in e.value.one_line()
+    assert field in e.value.one_line() and "pipe.yaml:" in e.value.one_line()  # file:line: field
 
 
 def test_bad_yaml_names_the_line(tmp_path):

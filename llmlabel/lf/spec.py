@@ -68,18 +68,9 @@ class LFSpecFile(BaseModel):
 
 def load_lf_spec(path: str | Path) -> LFSpecFile:
     """Read and validate ``lfs.yaml``; errors name the file, line and field."""
-    import yaml
+    from ..schema import config_error, read_yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("LF spec file not found", path=path, hint="write an lfs.yaml (see llmlabel.lf.spec)")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    try:
-        root, data = yaml.compose(text), yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"not valid YAML: {getattr(e, 'problem', None) or e}", path=path,
-                          line=mark.line + 1 if mark else None) from None
+    root, data = read_yaml(path, what="LF spec file", hint="write an lfs.yaml (see llmlabel.lf.spec)")
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with an 'lfs' list at the top level", path=path, line=1, field="lfs")
     defaults = data.get("defaults") or {}
@@ -90,17 +81,7 @@ def load_lf_spec(path: str | Path) -> LFSpecFile:
     try:
         return LFSpecFile.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = list(err.get("loc", ()))
-        loc = [p for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
-        msg = err.get("msg", "invalid").removeprefix("Value error, ")
-        try:
-            from ..schema import _loc_str, _node_line  # the taxonomy loader's YAML line lookup
-
-            field, line = _loc_str(loc), _node_line(root, loc)
-        except ImportError:  # pragma: no cover
-            field, line = ".".join(map(str, loc)), None
-        raise ConfigError(msg, path=path, line=line, field=field or None) from None
+        raise config_error(e, path=path, root=root) from None
 
 
 def _label_name(taxonomy, key: str, lf: str) -> str:
