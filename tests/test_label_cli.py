@@ -135,7 +135,7 @@ def test_aggregate_imports_wrench_and_snorkel_arrays(workdir):
     (workdir / "train.json").write_text(json.dumps(wrench))
     assert cli("aggregate", "train.json", "--dev", "train.json", "-o", "w.parquet") == 0
     tab = pq.read_table("w.parquet").to_pandas()
-    assert (tab["label_id"].to_numpy() == y).mean() > 0.8 and tab["text"][0] == "t0"
+    assert (tab["label_index"].to_numpy() == y).mean() > 0.8 and tab["text"][0] == "t0"
     bad = np.array([[0, 5], [1, -1]])
     np.save(workdir / "bad.npy", bad)
     assert cli("aggregate", "bad.npy", "-t", "taxonomy.yaml", "-o", "b.parquet") == 2  # 3 labels: 5 is outside

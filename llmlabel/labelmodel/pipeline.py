@@ -176,7 +176,7 @@ def aggregate(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None):
 
 def write_labeled(out: str | Path, L: LabelMatrix, res: dict, texts=None, *, review_top: float = 0.1,
                   meta: dict | None = None) -> dict[str, Path]:
-    """labeled.parquet (id, label, label_id, confidence, uncovered, p:<class>) plus the review queue files."""
+    """labeled.parquet (id, label, label_index, confidence, uncovered, p:<class>) plus the review queue files."""
     import pyarrow as pa
 
     from ..io_write import make_meta, write_parquet
@@ -187,7 +187,7 @@ def write_labeled(out: str | Path, L: LabelMatrix, res: dict, texts=None, *, rev
     n = len(L)
     ids = L.ids if L.ids is not None else np.arange(n).astype(str)
     cols = {"id": pa.array([str(i) for i in ids]), "label": pa.array(np.asarray(names, dtype=object)[res["label"]]),
-            "label_id": pa.array(res["label"].astype(np.int32)), "confidence": pa.array(res["confidence"].astype(np.float32)),
+            "label_index": pa.array(res["label"].astype(np.int32)), "confidence": pa.array(res["confidence"].astype(np.float32)),
             "uncovered": pa.array(res["uncovered"])}
     if texts is not None:
         cols["text"] = pa.array([str(t) for t in texts])
