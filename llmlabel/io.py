@@ -473,3 +473,31 @@ def _load_dataset(where: str | Path, split: str | None):
         what = f"no split {split!r}" if split else "several splits"
         raise InputError(f"{what}; the dataset has: {', '.join(splits)}", path=where, hint="pass split=NAME")
     return ds[split]
+
+
+def read_records(path: str | Path, *, what: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row dict) of a small JSONL, CSV or TSV side file (a dev set, predictions, gold labels).
+
+    For corpora use :func:`read_corpus`, which streams and resolves text and id fields; this reads any
+    fields as they are, with one-line errors naming the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} not found", path=path)
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        if path.suffix.lower() in (".csv", ".tsv"):
+            rd = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            for row in rd:
+                yield rd.line_num, row
+            return
+        for n, text in enumerate(f, 1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise InputError(f"malformed JSON: {e.msg} (column {e.colno})", path=path, line=n) from None
+            if not isinstance(obj, dict):
+                raise InputError("expected a JSON object", path=path, line=n)
+            yield n, obj
+

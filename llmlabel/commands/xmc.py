@@ -42,24 +42,6 @@ def _read_labeled(path: Path, text_field: Optional[str], gold_field: str) -> tup
     return texts, gold
 
 
-def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    if not path.is_file():
-        raise InputError("file not found", path=path)
-    out = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"malformed JSON: {e.msg} (column {e.colno})", path=path, line=n) from e
-            if not isinstance(obj, dict):
-                raise InputError("expected a JSON object", path=path, line=n)
-            out.append((n, obj))
-    return out
-
-
 def _file_hash(path: Optional[Path]) -> str:
     import hashlib
 
@@ -223,6 +205,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """RP@k, recall@k, precision@k and nDCG@k of predictions against gold labels."""
+        from ..io import read_records
         from ..xmc.metrics import evaluate
 
         try:
@@ -232,13 +215,13 @@ def register(app: typer.Typer) -> None:
         if not cutoffs or cutoffs[0] < 1:
             raise InputError(f"bad --k {ks!r}", hint="positive integers, e.g. --k 1,5,10")
         predicted: dict[str, list[str]] = {}
-        for n, row in _read_jsonl(preds):
+        for n, row in read_records(preds):
             if id_field not in row:
                 raise InputError(f"missing id field '{id_field}'", path=preds, line=n, field=id_field,
                                  hint=f"available fields: {', '.join(row)}")
             predicted[str(row[id_field])] = _gold_of(row, pred_field, preds, n)
         golds, plist, missing = [], [], 0
-        for n, row in _read_jsonl(gold):
+        for n, row in read_records(gold):
             if id_field not in row:
                 raise InputError(f"missing id field '{id_field}'", path=gold, line=n, field=id_field,
                                  hint=f"available fields: {', '.join(row)}")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..io import read_records
 from .matrix import LabelMatrix
 
 METHODS = {"mv": "mv", "wmv": "wv", "wv": "wv", "ds": "ds", "onecoin": "onecoin"}
@@ -102,7 +103,7 @@ def load_dev(path: str | Path, L: LabelMatrix, labels: list[str] | None):
     pos = {str(i): r for r, i in enumerate(L.ids)}
     names = {str(x): j for j, x in enumerate(labels or [])}
     rows, ys = [], []
-    for line, row in _read_rows(path):
+    for line, row in read_records(path, what="dev file"):
         for f in ("id", "label"):
             if f not in row:
                 raise InputError(f"dev row has no '{f}' field", path=path, line=line, field=f)
@@ -121,29 +122,6 @@ def load_dev(path: str | Path, L: LabelMatrix, labels: list[str] | None):
     if not rows:
         raise InputError("dev file has no rows", path=path)
     return L.take(np.asarray(rows)), np.asarray(ys)
-
-
-def _read_rows(path: Path):
-    """(line, dict) rows of a small JSONL or CSV file."""
-    import csv
-
-    if not path.is_file():
-        raise InputError("dev file not found", path=path)
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
-        if path.suffix.lower() in (".csv", ".tsv"):
-            rd = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            for n, row in enumerate(rd, 2):
-                yield n, row
-            return
-        for n, text in enumerate(f, 1):
-            if text.strip():
-                try:
-                    obj = json.loads(text)
-                except json.JSONDecodeError as e:
-                    raise InputError(f"malformed JSON: {e.msg}", path=path, line=n) from None
-                if not isinstance(obj, dict):
-                    raise InputError("expected a JSON object", path=path, line=n)
-                yield n, obj
 
 
 def fit_label_model(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None):
