@@ -197,7 +197,13 @@ def run_pipeline(spec: PipelineSpec, *, force: Optional[list[str]] = None, until
         else:
             echo(f"[{spec.name}] {st.kind}: llmlabel {shlex.join(argv)}")
             t0 = time.perf_counter()
-            rc = cmd.main(args=argv, prog_name="llmlabel", standalone_mode=False)
+            try:
+                rc = cmd.main(args=argv, prog_name="llmlabel", standalone_mode=False)
+            except Exception as e:
+                if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):  # click's usage errors
+                    raise
+                raise ConfigError(f"stage {st.kind}: {e.format_message()}",
+                                  hint="fix this stage's options in the pipeline file") from None
             if isinstance(rc, int) and rc != 0:
                 raise ConfigError(f"stage {st.kind} exited with code {rc}", hint="fix it and rerun: finished stages are kept")
             rec = {"stage": st.kind, "argv": argv, "inputs": _fingerprint(_reads(spec, st)),

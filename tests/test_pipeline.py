@@ -94,3 +94,11 @@ def test_whole_chain_runs_and_editing_the_lfs_file_reruns_from_label(tmp_path):
     # The LF file is an input of `label`: changing it reruns label and everything after it, not taxonomy.
     lfs.write_text("lfs:\n  - {kind: keyphrases}\n  - {name: emb, kind: embedding, embedder: wordllama}\n")
     assert [ok for _, _, ok in plan(spec)] == [True, False, False, False]
+
+
+def test_a_misspelt_stage_option_is_one_line_naming_the_stage(tmp_path):
+    spec = load_pipeline(_spec(tmp_path, [{"taxonomy": {"max-lables": 3}}]))
+    with pytest.raises(ConfigError) as e:
+        run_pipeline(spec, echo=lambda s: None)
+    assert "stage taxonomy" in e.value.one_line() and "--max-labels" in e.value.one_line()
+    assert not (Path(spec.workdir) / ".pipeline" / "taxonomy.json").exists()  # not recorded as done
