@@ -29,7 +29,6 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import closing
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import InputError
+from .io_formats import (NUMBER, SUPPORTED, TEXT_HINT, arrow_columns, auto_id, detect_format, load_dataset,
+                         parquet_files, resolve_text)
 from .io_write import (MANIFEST, ShardWriter, atomic_write, make_meta, read_meta, scrub_secrets,  # noqa: F401
                        write_jsonl, write_parquet)
 
@@ -45,13 +46,7 @@ __all__ = ["read_corpus", "Corpus", "Batch", "Record", "ReadStats", "HUGE_TEXT_C
            "write_parquet", "make_meta", "read_meta", "scrub_secrets", "ShardWriter"]
 
 HUGE_TEXT_CHARS = 100_000
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
-               ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet"}
-_SUPPORTED = ".jsonl/.ndjson/.json, .csv, .tsv (optionally .gz), .parquet, a datasets save_to_disk folder, hf://NAME"
-_TEXT_HINT = "choose the text column with text_field=NAME (--text-field NAME)"
 _BOM = b"\xef\xbb\xbf"
-_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
-_ID_NAME = re.compile(r"^(?i:_?id|uuid|guid)$|(?i:[_\-]id)$|[a-z]Id$")
 
 
 @dataclass
@@ -178,7 +173,7 @@ class Corpus:
         if tf not in obj:
             return self._bad(stats, InputError(
                 f"missing text field '{tf}'", field=tf, **where,
-                hint=f"available fields: {', '.join(map(str, obj)) or '(none)'}; {_TEXT_HINT}"))
+                hint=f"available fields: {', '.join(map(str, obj)) or '(none)'}; {TEXT_HINT}"))
         text = obj.pop(tf)
         if self.id_field is None:
             rid = str(pos)
@@ -201,7 +196,7 @@ class Corpus:
             else:
                 return self._bad(stats, InputError(
                     f"text field '{tf}' holds a {type(text).__name__}, not a string", field=tf, **where,
-                    hint=_TEXT_HINT))
+                    hint=TEXT_HINT))
         if not text or text.isspace():
             stats.empty += 1
             return None
@@ -330,75 +325,41 @@ def read_corpus(source: str | Path, *, text_field: str | None = None, id_field: 
     kw: dict[str, Any] = dict(id_field=id_field, skip_bad=skip_bad, batch_size=batch_size, limit=limit,
                               keep_extra=keep_extra)
     if src.startswith("hf://"):
-        ds = _load_dataset(src, split)
-        cols, strs = _arrow_columns(ds.data.schema)
-        kw["id_field"] = id_field = _auto_id(cols, id_field)
-        return Corpus(src, "hf", text_field=_resolve_text(src, cols, strs, text_field, id_field), columns=cols,
+        ds = load_dataset(src, split)
+        cols, strs = arrow_columns(ds.data.schema)
+        kw["id_field"] = id_field = auto_id(cols, id_field)
+        return Corpus(src, "hf", text_field=resolve_text(src, cols, strs, text_field, id_field), columns=cols,
                       dataset=ds, num_rows=len(ds), **kw)
     path = Path(source).expanduser()
     if not path.exists():
         raise InputError("file not found", path=path, hint="check the path; for a Hub dataset write hf://NAME")
-    fmt = format or _detect_format(path)
+    fmt = format or detect_format(path)
     if fmt in ("jsonl", "csv", "tsv"):
         kw["delimiter"] = "\t" if fmt == "tsv" else ","
         cols, strs, first_line = _probe_text(Corpus(src, fmt, text_field="", columns=[], path=path, **kw))
-        kw["id_field"] = id_field = _auto_id(cols, id_field)
-        tf = _resolve_text(path, cols, strs, text_field, id_field, check=fmt != "jsonl", first_line=first_line)
+        kw["id_field"] = id_field = auto_id(cols, id_field)
+        tf = resolve_text(path, cols, strs, text_field, id_field, check=fmt != "jsonl", first_line=first_line)
         return Corpus(src, fmt, text_field=tf, columns=cols, path=path, **kw)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        files = _parquet_files(path)
+        files = parquet_files(path)
         try:
             schema = pq.read_schema(files[0])
             n = sum(pq.read_metadata(f).num_rows for f in files)
         except Exception as e:  # pyarrow raises ArrowInvalid/OSError for files that are not Parquet
             raise InputError(f"not a readable Parquet file: {e}", path=files[0]) from e
-        cols, strs = _arrow_columns(schema)
-        kw["id_field"] = id_field = _auto_id(cols, id_field)
-        return Corpus(src, fmt, text_field=_resolve_text(path, cols, strs, text_field, id_field), columns=cols,
+        cols, strs = arrow_columns(schema)
+        kw["id_field"] = id_field = auto_id(cols, id_field)
+        return Corpus(src, fmt, text_field=resolve_text(path, cols, strs, text_field, id_field), columns=cols,
                       path=path, files=files, num_rows=n, **kw)
     if fmt == "datasets":
-        ds = _load_dataset(path, split)
-        cols, strs = _arrow_columns(ds.data.schema)
-        kw["id_field"] = id_field = _auto_id(cols, id_field)
-        return Corpus(src, fmt, text_field=_resolve_text(path, cols, strs, text_field, id_field), columns=cols,
+        ds = load_dataset(path, split)
+        cols, strs = arrow_columns(ds.data.schema)
+        kw["id_field"] = id_field = auto_id(cols, id_field)
+        return Corpus(src, fmt, text_field=resolve_text(path, cols, strs, text_field, id_field), columns=cols,
                       path=path, dataset=ds, num_rows=len(ds), **kw)
-    raise InputError(f"unknown format {fmt!r}", path=path, hint=f"supported: {_SUPPORTED}")
-
-
-def _auto_id(cols: list[str], id_field: str | None) -> str | None:
-    # A column literally named "id" is what users mean by the item id; anything else must be asked for.
-    return "id" if id_field is None and "id" in cols else id_field
-
-
-def _detect_format(path: Path) -> str:
-    if path.is_dir():
-        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
-            return "datasets"
-        if (path / MANIFEST).exists() or any(path.glob("*.parquet")):
-            return "parquet"
-        raise InputError("folder is neither a datasets save_to_disk folder nor a folder of Parquet files",
-                         path=path, hint=f"supported: {_SUPPORTED}")
-    name = path.name.lower().removesuffix(".gz")
-    fmt = _EXTENSIONS.get(Path(name).suffix)
-    if fmt is None:
-        raise InputError(f"unknown file type {Path(name).suffix or '(no extension)'!r}", path=path,
-                         hint=f"supported: {_SUPPORTED}; or pass format=")
-    return fmt
-
-
-def _parquet_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    man = path / MANIFEST
-    if man.exists():  # the manifest lists finished shards only, in order; strays from a crash are ignored
-        files = [path / s["file"] for s in json.loads(man.read_text(encoding="utf-8"))["shards"]]
-    else:
-        files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith((".", "_")))
-    if not files:
-        raise InputError("no Parquet files in this folder", path=path)
-    return files
+    raise InputError(f"unknown format {fmt!r}", path=path, hint=f"supported: {SUPPORTED}")
 
 
 def _probe_text(probe: Corpus) -> tuple[list[str], list[str], int | None]:
@@ -415,64 +376,9 @@ def _probe_text(probe: Corpus) -> tuple[list[str], list[str], int | None]:
                 return list(obj), [k for k, v in obj.items() if isinstance(v, str)], line
             # CSV has no types: a column is text if some early value is neither empty nor a number.
             sample = [obj, *(more for _, (_, more) in zip(range(50), items) if isinstance(more, dict))]
-            nonnum = {k for r in sample for k, v in r.items() if v.strip() and not _NUMBER.match(v)}
+            nonnum = {k for r in sample for k, v in r.items() if v.strip() and not NUMBER.match(v)}
             return list(obj), [c for c in obj if c in nonnum], None
     return [], [], None
-
-
-def _arrow_columns(schema) -> tuple[list[str], list[str]]:
-    import pyarrow as pa
-
-    is_view = getattr(pa.types, "is_string_view", lambda _: False)
-    strs = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-            or is_view(f.type)]
-    return list(schema.names), strs
-
-
-def _resolve_text(where, cols: list[str], strs: list[str], text_field: str | None, id_field: str | None,
-                  *, check: bool = True, first_line: int | None = None) -> str:
-    what = f"first record (line {first_line}) has fields" if first_line else "available columns"
-    listed = f"{what}: {', '.join(cols) or '(none)'}"
-    for name, kind in ((text_field, "text"), (id_field, "id")):
-        if name is not None and check and cols and name not in cols:
-            raise InputError(f"no {kind} field '{name}'", path=where, field=name, hint=listed)
-    if text_field is not None:
-        return text_field
-    if not cols or "text" in cols:
-        return "text"
-    candidates = [c for c in strs if c != id_field]
-    if len(candidates) > 1:  # an id column is never the text: {"id": "a1", "body": ...} resolves to body
-        candidates = [c for c in candidates if not _ID_NAME.search(c)] or candidates
-    if len(candidates) == 1:
-        return candidates[0]
-    why = f"several string columns ({', '.join(candidates)})" if candidates else "no string column"
-    raise InputError(f"cannot tell which field holds the text: no 'text' field and {why}", path=where,
-                     hint=f"{listed}; {_TEXT_HINT}")
-
-
-def _load_dataset(where: str | Path, split: str | None):
-    """A ``Dataset`` from a save_to_disk folder or ``hf://NAME[:split]``, one split picked."""
-    import datasets
-
-    try:
-        if isinstance(where, Path):
-            ds = datasets.load_from_disk(str(where))
-        else:
-            name, _, in_spec = where[len("hf://"):].partition(":")
-            split = split or in_spec or "train"
-            ds = datasets.load_dataset(name, split=split)
-    except Exception as e:  # datasets raises many types (network, missing split, damaged folder)
-        hint = None if isinstance(where, Path) else "needs network access; offline, save_to_disk and pass the folder"
-        raise InputError(f"cannot load the dataset: {e}", path=where, hint=hint) from e
-    if not hasattr(ds, "keys"):  # a Dataset, not a DatasetDict
-        return ds
-    splits = list(ds.keys())
-    if split is None:
-        split = "train" if "train" in splits else (splits[0] if len(splits) == 1 else None)
-    if split not in splits:
-        what = f"no split {split!r}" if split else "several splits"
-        raise InputError(f"{what}; the dataset has: {', '.join(splits)}", path=where, hint="pass split=NAME")
-    return ds[split]
 
 
 def read_records(path: str | Path, *, what: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:
