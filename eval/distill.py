@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", ROOT / ".." / "shared" / "data"))
 THREADS = 2
 MINILM_LR = 1e-4  # --minilm-lr
+MINILM_HEAD = "probe"  # --minilm-head-init
 SAMPLE = 640  # MiniLM rows: throughput on the first 640 test texts, one pass (CPU time is scarce)
 
 
@@ -100,7 +101,6 @@ def anchors(name, tr, ytr, te, yte, rows, minilm=True, only_minilm=False, frozen
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    from llmlabel.embed import load_embedder
 
     def lr():
         return LogisticRegression(max_iter=2000, C=10.0)
@@ -225,7 +225,7 @@ def minilm_run(tr, ytr, te, yte, rows, tmp: Path, epochs: int, train_threads: in
     yte_a = np.array(yte)
     t0 = time.perf_counter()
     st = EncoderStudent("minilm", epochs=epochs, batch_size=32, lr=MINILM_LR, max_length=64, progress=True,
-                        threads=train_threads, max_steps=max_steps)
+                        threads=train_threads, max_steps=max_steps, head_init=MINILM_HEAD)
     st.fit(tr, ytr, classes=classes)
     train_s = time.perf_counter() - t0
     folder = st.save(tmp / "minilm-banking77")
@@ -271,12 +271,14 @@ def main() -> None:
     ap.add_argument("--minilm-test", type=int, default=None, help="score the MiniLM student on the first N test texts")
     ap.add_argument("--frozen-train", type=int, default=1000, help="--minilm-only: LR of the frozen anchor on N texts")
     ap.add_argument("--minilm-lr", type=float, default=1e-4, help="fine-tuning learning rate")
+    ap.add_argument("--minilm-head-init", choices=["probe", "random"], default="probe",
+                    help="probe: LP-FT (head initialised from a linear probe on the frozen encoder); random: plain")
     ap.add_argument("--skip-minilm", action="store_true")
     ap.add_argument("--skip-frozen-minilm", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "distill"))
     args = ap.parse_args()
-    global MINILM_LR
-    MINILM_LR = args.minilm_lr
+    global MINILM_LR, MINILM_HEAD
+    MINILM_LR, MINILM_HEAD = args.minilm_lr, args.minilm_head_init
     import torch
 
     torch.set_num_threads(THREADS)
@@ -299,7 +301,7 @@ def main() -> None:
                           "on a 20% hold-out of the (noisy) training labels. MiniLM anchor/student throughput is measured on "
                           "the first 640 test texts, one pass; 'one call' hands all 640 texts to one predict call (both sort by "
                           "length inside). The MiniLM student is fine-tuned for a CPU budget (epochs as in the command, "
-                          f"max_length 64, batch 32, lr {args.minilm_lr:g} with warm-up + linear decay, length-bucketed batches) on gold "
+                          f"max_length 64, batch 32, lr {args.minilm_lr:g} with warm-up + linear decay, head init: {args.minilm_head_init}, length-bucketed batches) on gold "
                           "labels only; noisy-label runs use the static student.")}
         Path(args.out + ".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
         Path(args.out + ".md").write_text(render(rows, meta))

@@ -3,7 +3,7 @@ against a numpy float32 mat-vec + argpartition baseline timed in the same run. T
 
     for t in 1 2; do OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t T=$t python eval/xmc_latency.py; done
 """
-import os, sys, json, time
+import os, sys, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np, torch
 torch.set_num_threads(int(os.environ.get("T", "1")))

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 from .base import Student
 from .static_format import STUDENT_FILE, StaticPredictor, token_ids
 

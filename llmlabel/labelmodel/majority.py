@@ -128,7 +128,7 @@ def agreement_accuracy(votes: Votes, strength: float = 2.0) -> np.ndarray:
 
     Smoothed toward 0.5 with ``strength`` pseudo-votes; LFs that never overlap get 0.5.
     """
-    n, m = votes.n, votes.m
+    n = votes.n
     counts = class_counts(votes)
     total = counts.sum(axis=1)
     hard = votes.hard
