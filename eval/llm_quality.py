@@ -435,7 +435,9 @@ def part_engines(args, eng, res: dict) -> None:
         try:
             from llmlabel.errors import LLMLabelError
 
-            oe = OpenAIEngine(url, "smollm2", chat=False, echo=True, cache=False, concurrency=1, timeout=300)
+            # echo=None: the engine checks the server's echo once; llama-cpp-python 0.3.36 shifts echoed
+            # log-probs by a token, so it scores from one constrained generation per item instead.
+            oe = OpenAIEngine(url, "smollm2", chat=False, cache=False, concurrency=1, timeout=300)
             try:
                 oe.choose(rendered[:2], labels)
                 lp_o, w, c = timed(lambda: oe.choose(rendered, labels))
@@ -444,7 +446,10 @@ def part_engines(args, eng, res: dict) -> None:
             else:
                 row["llama_cpp_server"] = {"items_per_s": n / w, "acc": float((lp_o.argmax(1) == y).mean()),
                                            "argmax_agree_hf": float((lp_o.argmax(1) == preds["hf"]).mean()),
-                                           "note": "Q4_1 GGUF, echo log-probs, 1 request in flight, 2 threads"}
+                                           "note": "Q4_1 GGUF, 1 request in flight, 2 threads, choices scored "
+                                                   + ("from echoed prompt log-probs" if oe._echo else
+                                                      "from one generation with top-20 log-probs (echo failed "
+                                                      "the engine's soundness check)")}
                 preds["llama_cpp"] = lp_o.argmax(1)
         finally:
             stop(proc)

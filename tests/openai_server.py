@@ -12,7 +12,8 @@ Switches make it behave like other servers: ``echo=False`` (llama.cpp server: no
 ``logprobs=False``, ``structured=False`` (ignores vLLM's ``structured_outputs``), ``strict=True``
 (rejects unknown fields, like hosted APIs), ``schema=False`` (rejects ``response_format``),
 ``lists=False`` (one prompt per ``/completions`` request), ``max_logprobs`` (more is a 400, as on vLLM;
-TGI allows 5), ``delay`` (seconds every request takes).
+TGI allows 5), ``delay`` (seconds every request takes), ``shift_echo=True`` (llama-cpp-python 0.3.36:
+each echoed prompt token gets its log-prob from the distribution *after* it).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from llmlabel.llm.hf_local import HFEngine
 KNOWN_FIELDS = {"model", "messages", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop", "n",
                 "logprobs", "top_logprobs", "echo", "response_format", "stream", "user"}
 SWITCHES = dict(echo=True, logprobs=True, structured=True, strict=False, schema=True, lists=True, delay=0.0,
-                max_logprobs=20)
+                max_logprobs=20, shift_echo=False)
 
 
 class OpenAIServer:
@@ -228,7 +229,8 @@ class OpenAIServer:
             toks = [(t, lp, dict(alts)) for t, lp, alts in steps]
             if echo:
                 lp = self._logprobs(ids)  # row j-1 predicts token j; the first token has no log-prob
-                head = [(ids[0], None, {})] + [(t, float(lp[j - 1, t]), dict(self._top(lp[j - 1], n_top or 0)))
+                r = 0 if self.shift_echo else 1  # llama-cpp-python reads row j for token j
+                head = [(ids[0], None, {})] + [(t, float(lp[j - r, t]), dict(self._top(lp[j - r], n_top or 0)))
                                                 for j, t in enumerate(ids) if j > 0]
                 toks, text = head + toks, prompt + text
             logprobs = None

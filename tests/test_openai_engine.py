@@ -123,8 +123,10 @@ def test_choose_echo_scoring_equals_hf_engine(make, srv, hf):
     assert lp.shape == (len(PROMPTS), len(CHOICES)) and np.isfinite(lp).all() and (lp < 0).all()
     np.testing.assert_allclose(lp, ref, atol=1e-3)
     assert (lp.argmax(1) == ref.argmax(1)).all()
-    assert srv.requests == len(PROMPTS)  # one list request per prompt: [prompt, prompt+choice, ...]
-    assert all(b["echo"] is True and b["max_tokens"] == 1 and len(b["prompt"]) == 5 for b in srv.bodies)
+    # one list request per prompt: [prompt, prompt+choice, ...]; two more, once, to check the echo is sound
+    assert srv.requests == len(PROMPTS) + 2
+    echo = [b for b in srv.bodies if isinstance(b["prompt"], list) and len(b["prompt"]) == 5]
+    assert len(echo) == len(PROMPTS) and all(b["echo"] is True and b["max_tokens"] == 1 for b in echo)
 
 
 def test_choose_echo_one_text_per_request(make, srv, hf):
@@ -132,7 +134,22 @@ def test_choose_echo_one_text_per_request(make, srv, hf):
     eng = make(chat=False)
     lp = eng.choose(PROMPTS[:2], CHOICES)
     np.testing.assert_allclose(lp, hf[False].choose(PROMPTS[:2], CHOICES), atol=1e-3)
-    assert srv.requests == 1 + 2 * (1 + len(CHOICES)) and eng._echo_lists is False
+    assert srv.requests == 1 + 2 * (1 + len(CHOICES)) + 2 and eng._echo_lists is False
+
+
+def test_choose_detects_shifted_echo_and_scores_from_a_generation(make, srv):
+    # llama-cpp-python 0.3.36 echoes each token with the next token's distribution: scores from it would
+    # be wrong without any error, so the engine checks once and falls back to generation.
+    srv.shift_echo = True
+    eng = make(chat=False)
+    lp = eng.choose(PROMPTS, CHOICES)
+    assert eng._echo is False and [CHOICES[i] for i in lp.argmax(1)] == answers(srv)
+
+
+def test_choose_forced_echo_on_a_shifted_server_is_an_error(make, srv):
+    srv.shift_echo = True
+    with pytest.raises(ServerError, match="shifted"):
+        make(chat=False, echo=True).choose(PROMPTS[:1], CHOICES)
 
 
 def test_choose_without_echo_scores_from_a_generation(make, srv):

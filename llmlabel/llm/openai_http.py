@@ -15,7 +15,9 @@ How ``choose`` scores the choices (picked on the first call and remembered by th
    tokens where ``prompt+choice`` stops matching the bare prompt's tokens -- the number the hf engine
    computes. Every text starts with the same rendered prompt, so servers that reuse their prefix cache
    for prompt log-probs pay for it once; vLLM recomputes it, so this costs a prefill per choice
-   (``echo=False`` uses 2. instead: one request per prompt, first-token exact only).
+   (``echo=False`` uses 2. instead: one request per prompt, first-token exact only). Before trusting echo the
+   engine checks once that an echoed token gets the log-prob the server generates it with; a server that
+   fails (llama-cpp-python 0.3.36 shifts echoed log-probs by a token) is scored by 2.
 2. Chat prompts, or servers that do not echo: one constrained generation with ``top_logprobs=20``.
    vLLM's ``structured_outputs: {"choice": [...]}`` is sent first; a server that rejects it (400) or
    ignores it (the reply is not a choice) gets ``response_format`` json_schema ``{"label": enum}`` from
@@ -117,6 +119,7 @@ class OpenAIEngine(LLM):
         # Server capabilities, learnt on first use.
         self._echo = self._echo_opt = echo  # /completions echoes prompt log-probs
         self._echo_lists: bool | None = None  # /completions takes a list of prompts
+        self._echo_checked = False  # echoed log-probs agree with generated ones (see _echo_is_sound)
         self._constraint = "choice"
         self._schema_mode: str | None = "strict"
         self._probed_choose = self._probed_schema = False
@@ -312,6 +315,15 @@ class OpenAIEngine(LLM):
                                   hint="pass echo=False to score choices from a generation")
             self._echo = False
             return None
+        if not self._echo_checked:
+            self._echo_checked = True
+            if not await self._echo_is_sound(client, sem, prompt, seqs[0][0][:-1], u):
+                if self._echo:
+                    raise ServerError(f"{self.shown_url}/completions: echoed prompt log-probs disagree with the "
+                                      "server's own generation log-probs (shifted by a token?)",
+                                      hint="pass echo=False to score choices from a generation")
+                self._echo = False
+                return None
         self._echo = True
         base = seqs[0][0][:-1]  # every echo ends with the one generated token (max_tokens=1)
         row = np.full(len(choices), np.nan)
@@ -323,6 +335,30 @@ class OpenAIEngine(LLM):
                 row[j] = sum(lps[k:])
         # A choice token without a log-prob (a prompt of one token): score this prompt from a generation.
         return None if np.isnan(row).any() else row
+
+    async def _echo_is_sound(self, client, sem, prompt: str, prompt_tokens: list[str], u: Usage) -> bool:
+        """Whether the server's echoed log-probs are the ones it generates with: the greedy next token t of
+        ``prompt`` must get the same log-prob when echoed at the end of ``prompt + t``. llama-cpp-python 0.3.36
+        fails this (its echo pairs each token with the distribution after it) and then scores choices by
+        generation instead. A token that re-tokenises differently (a partial UTF-8 byte, a merge across the
+        boundary) makes the check inconclusive, which counts as sound."""
+        try:
+            data = await self._request(client, sem, "/completions", {
+                "model": self.model, **self.extra_body, "prompt": prompt, "max_tokens": 1, "temperature": 0.0,
+                "logprobs": 5}, u)
+            _count(u, data)
+            steps = steps_of(data["choices"][0])
+            # the likeliest next token that is whole text (not a partial UTF-8 byte), with its log-prob
+            alts = sorted(({**steps[0][2], steps[0][0]: steps[0][1]} if steps else {}).items(), key=lambda a: -a[1])
+            tok, lp = next(((t, x) for t, x in alts if t.strip() and "\ufffd" not in t), (None, 0.0))
+            if tok is None:
+                return True
+            echoed = echo_tokens((await self._echo_items(client, sem, [prompt + tok], u))[0])
+        except _HTTPFail as e:
+            raise self._fail(e) from None
+        if echoed is None or echoed[0][:-1] != prompt_tokens + [tok] or echoed[1][-2] is None:
+            return True
+        return abs(echoed[1][-2] - lp) <= max(0.1, 0.1 * abs(lp))
 
     async def _echo_items(self, client, sem, texts: list[str], u: Usage) -> list[dict]:
         body = {"model": self.model, **self.extra_body, "echo": True, "logprobs": 1, "max_tokens": 1,
