@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from . import options
+
 
 def register(app: typer.Typer) -> None:
     app.command("distill")(distill_cmd)
@@ -24,10 +26,10 @@ def distill_cmd(
     epochs: Optional[int] = typer.Option(None, help="Epochs (static: L-BFGS rounds of 50 steps; default 3)."),
     max_steps: Optional[int] = typer.Option(None, help="Encoder students: stop after this many optimizer steps."),
     batch_size: Optional[int] = typer.Option(None, help="Encoder students: batch size (default 32)."),
-    text_field: Optional[str] = typer.Option(None, help="Text column (default: text)."),
+    text_field: Optional[str] = options.text_field(),
     label_field: str = typer.Option("label", help="Label column."),
     proba_field: Optional[str] = typer.Option(None, help="Per-class probability column (default: 'proba' if present)."),
-    dev_label_field: str = typer.Option("label", help="Label column of the dev set."),
+    dev_label_field: str = options.dev_label_field(),
     confidence_weights: bool = typer.Option(True, "--confidence-weights/--no-confidence-weights",
                                             help="Weight items by the 'confidence' column when present."),
     min_per_class: int = typer.Option(2, help="Refuse classes with fewer examples than this."),
@@ -88,16 +90,16 @@ def predict_cmd(
     model: Path = typer.Argument(..., help="Model folder written by `llmlabel distill`."),
     data: Path = typer.Argument(..., help="Texts to label (JSONL/CSV/Parquet)."),
     output: Path = typer.Option(..., "--output", "-o", help="Predictions (JSONL)."),
-    text_field: Optional[str] = typer.Option(None, help="Text column (default: text)."),
-    id_field: Optional[str] = typer.Option(None, help="Id column (default: the `id` field if any, else the row number)."),
+    text_field: Optional[str] = options.text_field(),
+    id_field: Optional[str] = options.id_field(),
     cascade_llm: Optional[str] = typer.Option(None, help="Defer unsure items to this LLM (hf:..., vllm:..., openai:...)."),
     threshold: Optional[float] = typer.Option(None, help="Defer items whose student confidence is below T."),
     target_accuracy: Optional[float] = typer.Option(None, help="Choose T on --dev for this cascade accuracy."),
     max_deferral: Optional[float] = typer.Option(None, help="Choose T on --dev: best accuracy deferring at most this share."),
     dev: Optional[Path] = typer.Option(None, help="Gold dev set: choose T there, or measure --threshold's accuracy."),
-    dev_label_field: str = typer.Option("label", help="Label column of the dev set."),
+    dev_label_field: str = options.dev_label_field(),
     batch_size: int = typer.Option(4096, help="Texts per prediction batch."),
-    cache: Optional[Path] = typer.Option(None, help="LLM answer cache file."),
+    cache: Optional[Path] = options.cache(),
     int8: bool = typer.Option(False, "--int8", help="Encoder students: dynamic int8 quantisation (faster on CPU)."),
 ) -> None:
     """Label texts with a student model, optionally as a cascade that defers low-confidence items to an LLM."""

@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from . import options
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -22,11 +24,11 @@ def register(app: typer.Typer) -> None:
         model: Optional[list[str]] = typer.Option(None, "--model", "-m",
                                                   help="Model spec for prompted LFs that name none; repeat for "
                                                        "several models (one LF per model)."),
-        text_field: Optional[str] = typer.Option(None, "--text-field", help="Text column (default: text)."),
-        id_field: Optional[str] = typer.Option(None, "--id-field", help="Id column (default: the `id` field if any, else the row number)."),
+        text_field: Optional[str] = options.text_field(),
+        id_field: Optional[str] = options.id_field(),
         shard_size: int = typer.Option(1000, "--shard-size", help="Items per shard (keep it when resuming)."),
         no_text: bool = typer.Option(False, "--no-text", help="Do not copy texts into the votes folder."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        quiet: bool = options.quiet(),
     ) -> None:
         """Apply keyword/regex/embedding/prompted-LLM LFs in batches; rerun the same command to resume."""
         from ..lf.run import label_corpus

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from . import options
+
 MODEL_HELP = "LLM engine spec (hf:PATH, vllm:MODEL, openai:URL#MODEL). Without it: embeddings + clustering only."
 
 
@@ -27,14 +29,14 @@ def register(app: typer.Typer) -> None:
                                                help="auto (default: minilm up to 30k distinct texts, wordllama "
                                                     "above), minilm (better), wordllama (~20x faster) or a "
                                                     "sentence-transformers model name/path."),
-        text_field: Optional[str] = typer.Option(None, "--text-field", help="Column holding the text."),
-        id_field: Optional[str] = typer.Option(None, "--id-field", help="Column holding item ids (default: the `id` field if any, else the row number)."),
+        text_field: Optional[str] = options.text_field(),
+        id_field: Optional[str] = options.id_field(),
         refine: Optional[Path] = typer.Option(None, "--refine", help="Keep this taxonomy's labels and ids; "
                                                                      "assign items and propose new labels."),
         assignments: Optional[Path] = typer.Option(None, "--assignments",
                                                    help="Where to write per-item labels (default: "
                                                         "assignments.jsonl next to --out)."),
-        cache: Optional[Path] = typer.Option(None, "--cache", help="LLM answer cache file."),
+        cache: Optional[Path] = options.cache(),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or table."),
     ) -> None:
         """Induce a taxonomy (labels with ids, names, descriptions, examples) from raw texts."""

@@ -11,6 +11,8 @@ from typing import Optional
 
 import typer
 
+from . import options
+
 from ..errors import InputError
 
 DEFAULT_RETRIEVER = "minilm+wordllama+bm25"  # = llmlabel.xmc.retrieve.DEFAULT_RETRIEVER (kept light here)
@@ -87,14 +89,14 @@ def register(app: typer.Typer) -> None:
         task: str = typer.Option("labels", "--task", help="What the labels are, for the prompts (e.g. 'skills')."),
         rank_topn: int = typer.Option(20, "--rank-topn", help="Shortlist size the Rank step sees."),
         max_tokens: int = typer.Option(256, "--max-tokens", help="Reply budget of each Infer / Rank call."),
-        text_field: Optional[str] = typer.Option(None, "--text-field", help="Text column (default: text)."),
-        id_field: Optional[str] = typer.Option(None, "--id-field", help="Id column (default: the `id` field if any, else the row number)."),
+        text_field: Optional[str] = options.text_field(),
+        id_field: Optional[str] = options.id_field(),
         skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip malformed rows instead of stopping."),
         index_dir: Optional[Path] = typer.Option(None, "--index-dir",
                                                  help="Label-index cache (default: $LLMLABEL_INDEX_DIR or "
                                                       "the user cache dir)."),
         no_index_cache: bool = typer.Option(False, "--no-index-cache", help="Embed the labels, cache nothing."),
-        cache: Optional[Path] = typer.Option(None, "--cache", help="LLM answer cache file."),
+        cache: Optional[Path] = options.cache(),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the LLM cache."),
         batch_size: int = typer.Option(512, "--batch-size", help="Items processed (and LLM-batched) at once."),
     ) -> None:
