@@ -11,7 +11,8 @@
 Switches make it behave like other servers: ``echo=False`` (llama.cpp server: no prompt log-probs),
 ``logprobs=False``, ``structured=False`` (ignores vLLM's ``structured_outputs``), ``strict=True``
 (rejects unknown fields, like hosted APIs), ``schema=False`` (rejects ``response_format``),
-``lists=False`` (one prompt per ``/completions`` request), ``max_logprobs`` (more is a 400, as on vLLM;
+``lists=False`` (one prompt per ``/completions`` request), ``grammar=True`` (honours a GBNF ``grammar`` of
+quoted alternatives, like llama.cpp's server), ``max_logprobs`` (more is a 400, as on vLLM;
 TGI allows 5), ``delay`` (seconds every request takes), ``shift_echo=True`` (llama-cpp-python 0.3.36:
 each echoed prompt token gets its log-prob from the distribution *after* it).
 """
@@ -19,6 +20,7 @@ each echoed prompt token gets its log-prob from the distribution *after* it).
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,8 +32,9 @@ from llmlabel.llm.hf_local import HFEngine
 
 KNOWN_FIELDS = {"model", "messages", "prompt", "max_tokens", "temperature", "top_p", "seed", "stop", "n",
                 "logprobs", "top_logprobs", "echo", "response_format", "stream", "user"}
+GRAMMAR_ALT = re.compile(r'"((?:[^"\\]|\\.)*)"')
 SWITCHES = dict(echo=True, logprobs=True, structured=True, strict=False, schema=True, lists=True, delay=0.0,
-                max_logprobs=20, shift_echo=False)
+                max_logprobs=20, shift_echo=False, grammar=False)
 
 
 class OpenAIServer:
@@ -198,6 +201,8 @@ class OpenAIServer:
         schema = (rf.get("json_schema") or {}).get("schema") if rf.get("type") == "json_schema" else None
         so = body.get("structured_outputs") if self.structured else None
         choices = so.get("choice") if isinstance(so, dict) else None
+        if self.grammar and isinstance(body.get("grammar"), str):  # root ::= "a" | "b" | ...
+            choices = [json.loads(f'"{m}"') for m in GRAMMAR_ALT.findall(body["grammar"])]
         max_tokens, temp = int(body.get("max_tokens") or 16), float(body.get("temperature") or 0.0)
         if schema is not None:  # constrained by xgrammar inside the hf engine; no log-probs on this path
             params = SamplingParams(max_tokens, temp, 1.0, int(body.get("seed") or 0))

@@ -161,6 +161,16 @@ def test_choose_without_echo_scores_from_a_generation(make, srv):
     assert np.isfinite(lp.max(1)).all()
 
 
+def test_choose_uses_a_gbnf_grammar_where_structured_outputs_is_ignored(make, srv):
+    # llama.cpp's servers ignore vLLM's structured_outputs but honour a GBNF grammar of the choices
+    srv.structured, srv.grammar = False, True
+    eng = make(echo=False, chat=False)
+    lp = eng.choose(PROMPTS, CHOICES)
+    assert eng._constraint == "grammar" and [CHOICES[i] for i in lp.argmax(1)] == answers(srv)
+    sent = srv.bodies[-1]["grammar"]
+    assert sent.startswith("root ::= ") and all(f'"{c}"' in sent for c in CHOICES)
+
+
 def test_choose_echo_can_be_turned_off(make, srv):
     lp = make(chat=False, echo=False).choose(PROMPTS, CHOICES)
     assert not any(b.get("echo") for b in srv.bodies) and len(srv.bodies) == len(PROMPTS)
@@ -206,7 +216,7 @@ def test_choose_without_logprobs_is_one_hot(make, srv):
                                          ('{"label": " neutral"}', " neutral"),
                                          ("none of these!", " none of these")])
 def test_odd_replies_still_give_a_choice(make, srv, reply, want):
-    srv.inject("reply", n=2, text=reply)  # both the choice try and the json-enum try get the odd reply
+    srv.inject("reply", n=3, text=reply)  # the choice, grammar and json-enum tries all get the odd reply
     lp = make().choose(PROMPTS[2:3], CHOICES)
     assert lp.shape == (1, len(CHOICES)) and np.isfinite(lp).sum() == 1
     if want is not None:

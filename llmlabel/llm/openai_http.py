@@ -20,8 +20,9 @@ How ``choose`` scores the choices (picked on the first call and remembered by th
    fails (llama-cpp-python 0.3.36 shifts echoed log-probs by a token) is scored by 2.
 2. Chat prompts, or servers that do not echo: one constrained generation with ``top_logprobs=20``.
    vLLM's ``structured_outputs: {"choice": [...]}`` is sent first; a server that rejects it (400) or
-   ignores it (the reply is not a choice) gets ``response_format`` json_schema ``{"label": enum}`` from
-   then on. (Both at once would be a 400 on vLLM: it allows one kind of constraint per request.)
+   ignores it (the reply is not a choice) gets a GBNF ``grammar`` (llama.cpp's server, llama-cpp-python),
+   then ``response_format`` json_schema ``{"label": enum}`` from then on. (Several at once would be a 400
+   on vLLM: it allows one kind of constraint per request.)
    :func:`~llmlabel.llm.replies.score_reply` maps the reply and its ``top_logprobs`` onto the choices:
    each choice scores the log-prob of the path to the token where it becomes the only choice consistent
    with the text; choices never seen get ``-inf``.
@@ -40,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import email.utils
+import json
 import os
 import random
 import re
@@ -54,7 +56,7 @@ from .base import LLM, Completion, SamplingParams
 from .replies import by_index, check_body, echo_tokens, reply_text, score_reply, steps_of, token_counts
 from .usage import Usage, usage_log
 
-_CONSTRAINTS = ("choice", "enum", "plain")
+_CONSTRAINTS = ("choice", "grammar", "enum", "plain")
 _SCHEMA_MODES = ("strict", "loose", None)
 
 
@@ -397,12 +399,14 @@ class OpenAIEngine(LLM):
             extra: dict = {}
             if mode == "choice":
                 extra["structured_outputs"] = {"choice": choices}
+            elif mode == "grammar":  # llama.cpp's server and llama-cpp-python: a GBNF grammar
+                extra["grammar"] = "root ::= " + " | ".join(json.dumps(c, ensure_ascii=False) for c in choices)
             elif mode == "enum":
                 extra["response_format"] = {"type": "json_schema", "json_schema": {
                     "name": "label", "strict": True, "schema": {
                         "type": "object", "properties": {"label": {"type": "string", "enum": choices}},
                         "required": ["label"], "additionalProperties": False}}}
-            max_tokens = min(256, longest + {"choice": 2, "enum": 16, "plain": 24}[mode])
+            max_tokens = min(256, longest + {"choice": 2, "grammar": 2, "enum": 16, "plain": 24}[mode])
             n_top = self.top_logprobs
             lp = {} if n_top <= 0 else dict(logprobs=True, top_logprobs=n_top) if self._is_chat(prompt) \
                 else dict(logprobs=n_top)
@@ -419,8 +423,8 @@ class OpenAIEngine(LLM):
                 raise self._fail(e) from None
             _count(u, data)
             text = reply_text(data["choices"][0])
-            if mode == "choice" and text.strip() not in {c.strip() for c in choices}:
-                self._advance(mode)  # the server ignored structured_outputs (not vLLM)
+            if mode in ("choice", "grammar") and text.strip() not in {c.strip() for c in choices}:
+                self._advance(mode)  # the server ignored the constraint (structured_outputs: not vLLM)
                 continue
             return score_reply(text, steps_of(data["choices"][0]), choices)
 
