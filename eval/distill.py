@@ -35,6 +35,7 @@ DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", ROOT / ".." / "shared" / "data"
 THREADS = 2
 MINILM_LR = 1e-4  # --minilm-lr
 MINILM_HEAD = "probe"  # --minilm-head-init
+KEEP_MODEL = None  # --keep-model: write the fine-tuned MiniLM student there (else a temporary folder)
 SAMPLE = 640  # MiniLM rows: throughput on the first 640 test texts, one pass (CPU time is scarce)
 
 
@@ -211,42 +212,51 @@ def llm_label_runs(rows, te, yte, tmp: Path):
 def minilm_run(tr, ytr, te, yte, rows, tmp: Path, epochs: int, train_threads: int, sample: int,
                max_steps: int | None = None, test_n: int | None = None):
     """Fine-tune all-MiniLM-L6-v2 on Banking77 gold labels (CPU budget: ``epochs``, max_length 64), then measure the
-    exported folder through a plain transformers pipeline (fp32) and through llmlabel's predict path (length-sorted
-    batches of 64, dynamic int8)."""
-    import torch
-    from transformers import pipeline
-
-    from llmlabel.distill import EncoderStudent, load_student
+    exported folder (:func:`minilm_serve`)."""
+    from llmlabel.distill import EncoderStudent
 
     classes = sorted(set(ytr))
     if test_n:  # strided: the test file is sorted by class
         se = max(1, len(te) // test_n)
         te, yte = te[::se][:test_n], yte[::se][:test_n]
-    yte_a = np.array(yte)
     t0 = time.perf_counter()
     st = EncoderStudent("minilm", epochs=epochs, batch_size=32, lr=MINILM_LR, max_length=64, progress=True,
                         threads=train_threads, max_steps=max_steps, head_init=MINILM_HEAD)
     st.fit(tr, ytr, classes=classes)
     train_s = time.perf_counter() - t0
-    folder = st.save(tmp / "minilm-banking77")
-    torch.set_num_threads(THREADS)
-    acc = float(np.mean(np.array(st.predict(te)) == yte_a))
-    base = dict(dataset="banking77", labels="gold", train_s=train_s, size_mb=dir_mb(folder))
-    clf = pipeline("text-classification", model=str(folder), device="cpu")
-    tps = throughput(lambda b: clf(b, batch_size=64, truncation=True, max_length=64), te[:sample], passes=1)
+    folder = st.save(Path(KEEP_MODEL) if KEEP_MODEL else tmp / "minilm-banking77")
     budget = f"{max_steps} steps x 32" if max_steps else f"{epochs} epoch(s)"
     acc_on = f", acc on {len(te)} strided test texts" if test_n else ""
-    rows.append(dict(base, student=f"minilm fine-tuned ({budget}, max_length 64{acc_on}), transformers pipeline fp32",
-                     acc=acc, texts_s=tps, texts_cpu_s=CPU_RATE[0]))
+    minilm_serve(folder, te, yte, rows, sample, train_s, f"minilm fine-tuned ({budget}, max_length 64{acc_on})")
+
+
+def minilm_serve(folder: Path, te, yte, rows, sample: int, train_s: float | None, what: str):
+    """A fine-tuned MiniLM student folder served three ways: a plain transformers pipeline (fp32), and llmlabel's
+    predict path (length-sorted batches of 64) in float32 and with dynamic int8."""
+    import torch
+    from transformers import pipeline
+
+    from llmlabel.distill import load_student
+
+    torch.set_num_threads(THREADS)
+    yte_a = np.array(yte)
+    base = dict(dataset="banking77", labels="gold", train_s=train_s, size_mb=dir_mb(folder))
+    st = load_student(folder)
+    acc = float(np.mean(np.array(st.predict(te)) == yte_a))
+    clf = pipeline("text-classification", model=str(folder), device="cpu")
+    tps = throughput(lambda b: clf(b, batch_size=64, truncation=True, max_length=64), te[:sample], passes=1)
+    rows.append(dict(base, student=f"{what}, transformers pipeline fp32", acc=acc, texts_s=tps,
+                     texts_cpu_s=CPU_RATE[0]))
     print(rows[-1], flush=True)
-    q = load_student(folder, quantize=True)
-    acc_q = float(np.mean(np.array(q.predict(te)) == yte_a))
-    tps_q = throughput(q.predict_proba, te[:sample], passes=1)
-    cpu_q = CPU_RATE[0]
-    bulk_q = throughput(q.predict_proba, te[:sample], batch=len(te[:sample]), passes=1)  # one call: length-sorted
-    rows.append(dict(base, student="minilm fine-tuned, llmlabel predict: dynamic int8 + length-sorted batches of 64",
-                     acc=acc_q, texts_s=tps_q, texts_cpu_s=cpu_q, texts_s_bulk=bulk_q))
-    print(rows[-1], flush=True)
+    for quant, label in ((False, "fp32"), (True, "dynamic int8")):
+        q = load_student(folder, quantize=quant)
+        acc_q = acc if not quant else float(np.mean(np.array(q.predict(te)) == yte_a))
+        tps_q = throughput(q.predict_proba, te[:sample], passes=1)
+        cpu_q = CPU_RATE[0]
+        bulk_q = throughput(q.predict_proba, te[:sample], batch=len(te[:sample]), passes=1)  # one call: length-sorted
+        rows.append(dict(base, student=f"{what}, llmlabel predict: {label} + length-sorted batches of 64",
+                         acc=acc_q, texts_s=tps_q, texts_cpu_s=cpu_q, texts_s_bulk=bulk_q))
+        print(rows[-1], flush=True)
 
 
 def render(rows, meta) -> str:
@@ -273,12 +283,15 @@ def main() -> None:
     ap.add_argument("--minilm-lr", type=float, default=1e-4, help="fine-tuning learning rate")
     ap.add_argument("--minilm-head-init", choices=["probe", "random"], default="probe",
                     help="probe: LP-FT (head initialised from a linear probe on the frozen encoder); random: plain")
+    ap.add_argument("--keep-model", default=None, help="folder to keep the fine-tuned MiniLM student in")
+    ap.add_argument("--serve-only", default=None, help="skip training: measure this kept MiniLM student folder "
+                                                         "beside a fresh frozen-MiniLM anchor")
     ap.add_argument("--skip-minilm", action="store_true")
     ap.add_argument("--skip-frozen-minilm", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "distill"))
     args = ap.parse_args()
-    global MINILM_LR, MINILM_HEAD
-    MINILM_LR, MINILM_HEAD = args.minilm_lr, args.minilm_head_init
+    global MINILM_LR, MINILM_HEAD, KEEP_MODEL
+    MINILM_LR, MINILM_HEAD, KEEP_MODEL = args.minilm_lr, args.minilm_head_init, args.keep_model
     import torch
 
     torch.set_num_threads(THREADS)
@@ -309,6 +322,15 @@ def main() -> None:
 
     try:
         b = banking()
+        if b and args.serve_only:  # a kept student re-measured beside a fresh anchor (a quiet machine)
+            anchors("banking77", *b, rows, only_minilm=True, frozen_train=args.frozen_train)
+            save()
+            meta = json.loads((Path(args.serve_only) / "metrics.json").read_text()) \
+                if (Path(args.serve_only) / "metrics.json").exists() else {}
+            minilm_serve(Path(args.serve_only), b[2], b[3], rows, SAMPLE, meta.get("train_seconds"),
+                         f"minilm fine-tuned, kept folder {args.serve_only}")
+            b = None
+            args.skip_agnews = True
         if b and args.minilm_only:
             anchors("banking77", *b, rows, only_minilm=True, frozen_train=args.frozen_train)
             save()

@@ -289,6 +289,22 @@ def test_encoder_student_is_seeded_and_learns_soft_targets(toy_labeled, tiny_ber
     assert (pa.argmax(1) == d.labels).mean() > 0.5
 
 
+def test_encoder_head_starts_from_a_linear_probe(toy_labeled, tiny_bert, one_torch_thread):
+    # LP-FT: before any real fine-tuning (one step at lr ~0), the probe-initialised head already classifies the
+    # training texts well above chance, a random head does not.
+    from llmlabel.distill import EncoderStudent, read_labeled
+
+    d = read_labeled(toy_labeled)
+    acc = {}
+    for init in ("probe", "random"):
+        st = EncoderStudent(str(tiny_bert), max_steps=1, lr=1e-12, head_init=init, seed=0).fit(
+            d.texts, proba=d.proba, classes=d.classes)
+        acc[init] = float((st.predict_proba(d.texts).argmax(1) == d.labels).mean())
+    assert acc["probe"] > 0.6 and acc["probe"] > acc["random"] + 0.15, acc
+    with pytest.raises(Exception, match="head_init"):
+        EncoderStudent(str(tiny_bert), head_init="zeros")
+
+
 # ---------------------------------------------------------------- Hub push
 
 

@@ -35,6 +35,8 @@ def distill_cmd(
     min_per_class: int = typer.Option(2, help="Refuse classes with fewer examples than this."),
     seed: int = typer.Option(0, help="Random seed."),
     threads: Optional[int] = typer.Option(None, help="Encoder students: torch CPU threads (default: torch's)."),
+    head_init: Optional[str] = typer.Option(None, help="Encoder students: 'probe' (default: the head starts from a "
+                                                       "linear probe on the frozen encoder, LP-FT) or 'random'."),
     license: str = typer.Option("other", help="License for the model card metadata."),
     language: Optional[list[str]] = typer.Option(None, help="Language code(s) for the model card (repeatable)."),
 ) -> None:
@@ -48,10 +50,13 @@ def distill_cmd(
         kw["batch_size"] = batch_size
     if threads is not None:
         kw["threads"] = threads
+    if head_init is not None:
+        kw["head_init"] = head_init
     if kw and (student == "static" or student.startswith("static:")):
         from ..errors import ConfigError
 
-        raise ConfigError("--max-steps/--batch-size/--threads apply to encoder students only", hint="drop them for --student static")
+        raise ConfigError("--max-steps/--batch-size/--threads/--head-init apply to encoder students only",
+                          hint="drop them for --student static")
     res = distill(labeled, output, student=student, soft=soft, multi_label=multi_label, dev=dev, epochs=epochs,
                   text_field=text_field, label_field=label_field, proba_field=proba_field,
                   confidence_weights=confidence_weights, dev_label_field=dev_label_field,
