@@ -12,7 +12,8 @@ Switches make it behave like other servers: ``echo=False`` (llama.cpp server: no
 ``logprobs=False``, ``structured=False`` (ignores vLLM's ``structured_outputs``), ``strict=True``
 (rejects unknown fields, like hosted APIs), ``schema=False`` (rejects ``response_format``),
 ``lists=False`` (one prompt per ``/completions`` request), ``grammar=True`` (honours a GBNF ``grammar`` of
-quoted alternatives, like llama.cpp's server), ``max_logprobs`` (more is a 400, as on vLLM;
+quoted alternatives, like llama.cpp's server), ``json_object=True`` (llama-cpp-python: ``response_format``
+``json_schema`` is a 500 validation error, ``{"type": "json_object", "schema": ...}`` is honoured), ``max_logprobs`` (more is a 400, as on vLLM;
 TGI allows 5), ``delay`` (seconds every request takes), ``shift_echo=True`` (llama-cpp-python 0.3.36:
 each echoed prompt token gets its log-prob from the distribution *after* it).
 """
@@ -34,7 +35,7 @@ KNOWN_FIELDS = {"model", "messages", "prompt", "max_tokens", "temperature", "top
                 "logprobs", "top_logprobs", "echo", "response_format", "stream", "user"}
 GRAMMAR_ALT = re.compile(r'"((?:[^"\\]|\\.)*)"')
 SWITCHES = dict(echo=True, logprobs=True, structured=True, strict=False, schema=True, lists=True, delay=0.0,
-                max_logprobs=20, shift_echo=False, grammar=False)
+                max_logprobs=20, shift_echo=False, grammar=False, json_object=False)
 
 
 class OpenAIServer:
@@ -158,6 +159,10 @@ class OpenAIServer:
             return 400, _err("prompt must be a string")
         if body.get("response_format") and not self.schema:
             return 400, _err("response_format is not supported")
+        rf_type = (body.get("response_format") or {}).get("type")
+        if self.json_object and rf_type not in (None, "text", "json_object"):
+            return 500, _err("1 validation error: {'type': 'literal_error', 'loc': ('body', 'response_format', "
+                             "'type'), 'msg': \"Input should be 'text' or 'json_object'\"}")
         with self._model_lock, torch.inference_mode():
             return 200, (self._chat(body) if path.endswith("chat/completions") else self._complete(body))
 
@@ -199,6 +204,8 @@ class OpenAIServer:
     def _generate(self, prompt, ids, body, top):
         rf = body.get("response_format") or {}
         schema = (rf.get("json_schema") or {}).get("schema") if rf.get("type") == "json_schema" else None
+        if rf.get("type") == "json_object" and self.json_object:
+            schema = rf.get("schema")
         so = body.get("structured_outputs") if self.structured else None
         choices = so.get("choice") if isinstance(so, dict) else None
         if self.grammar and isinstance(body.get("grammar"), str):  # root ::= "a" | "b" | ...

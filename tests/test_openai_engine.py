@@ -105,12 +105,23 @@ def test_generate_json_schema_always_validates(make, srv):
     assert rf["json_schema"]["schema"]["properties"]["label"]["enum"] == ["refund", "lost card", "other"]
 
 
+def test_llama_cpp_style_json_object_schema_is_used_and_its_500_is_not_retried(make, srv):
+    # llama-cpp-python refuses response_format json_schema with a 500 validation error (no point retrying)
+    # and takes {"type": "json_object", "schema": ...} instead.
+    srv.json_object = True
+    eng = make()
+    out = eng.generate([f"Classify ticket {i}: my card is gone" for i in range(3)], json_schema=Verdict, max_tokens=48)
+    assert all(isinstance(c.parsed, Verdict) for c in out)
+    assert srv.requests == 2 + 3 and eng._schema_mode == "json_object"  # strict 500, loose 500, then 3 good
+    assert all(b["response_format"]["type"] == "json_object" for b in srv.bodies[2:])
+
+
 def test_server_without_response_format_falls_back_to_plain(make, srv):
     srv.schema = False
     eng = make()
     out = eng.generate(["a", "b"], json_schema=Verdict, max_tokens=8, retries=0, on_error="keep")
     assert len(out) == 2 and all(c.error for c in out)  # a random model's free text is no Verdict
-    assert srv.requests == 4  # prompt 1: strict 400, non-strict 400, plain; prompt 2: plain at once
+    assert srv.requests == 5  # prompt 1: strict, non-strict and json_object 400, plain; prompt 2: plain at once
     n = srv.requests
     eng.generate(["c", "d"], json_schema=Verdict, max_tokens=8, retries=0, on_error="keep")
     assert srv.requests == n + 2 and not any("response_format" in b for b in srv.bodies[n:])
@@ -221,6 +232,18 @@ def test_odd_replies_still_give_a_choice(make, srv, reply, want):
     assert lp.shape == (1, len(CHOICES)) and np.isfinite(lp).sum() == 1
     if want is not None:
         assert CHOICES[int(lp.argmax())] == want
+
+
+def test_echo_prompt_tokens_drops_only_what_was_generated():
+    from llmlabel.llm.replies import echo_prompt_tokens
+
+    def item(text, toks):
+        return {"text": text, "logprobs": {"tokens": toks, "token_logprobs": [None] + [-1.0] * (len(toks) - 1)}}
+
+    # one generated token after the prompt; none when it was end-of-text (llama-cpp-python omits it)
+    assert echo_prompt_tokens(item("ab c!", ["a", "b", " c", "!"]), "ab c")[0] == ["a", "b", " c"]
+    assert echo_prompt_tokens(item("ab c", ["a", "b", " c"]), "ab c")[0] == ["a", "b", " c"]
+    assert echo_prompt_tokens(item("!", ["!"]), "ab c") is None  # the server did not echo
 
 
 def test_reply_mapping_rules():

@@ -53,11 +53,12 @@ import numpy as np
 
 from ..errors import ConfigError, EngineError, ServerError
 from .base import LLM, Completion, SamplingParams
-from .replies import by_index, check_body, echo_tokens, reply_text, score_reply, steps_of, token_counts
+from .replies import (by_index, check_body, echo_prompt_tokens, reply_text, score_reply, steps_of,
+                      token_counts)
 from .usage import Usage, usage_log
 
 _CONSTRAINTS = ("choice", "grammar", "enum", "plain")
-_SCHEMA_MODES = ("strict", "loose", None)
+_SCHEMA_MODES = ("strict", "loose", "json_object", None)
 
 
 class _Secret(str):
@@ -184,6 +185,10 @@ class OpenAIEngine(LLM):
             except httpx.HTTPError as e:
                 what = f"connection failed ({type(e).__name__})"
             else:
+                if r.status_code >= 500 and _is_validation_error(msg := _server_message(r)):
+                    # llama-cpp-python answers a request it cannot validate with a 500: a client error, not
+                    # an outage, so no retries (and callers may try a simpler request, as for a 422)
+                    raise _HTTPFail(422, self._redact(msg), path)
                 if r.status_code in (408, 429) or r.status_code >= 500:
                     msg = _server_message(r)
                     what = f"HTTP {r.status_code}" + (f" ({msg})" if msg else "")
@@ -263,7 +268,9 @@ class OpenAIEngine(LLM):
         modes = _SCHEMA_MODES[_SCHEMA_MODES.index(self._schema_mode):] if schema is not None else (None,)
         for mode in modes:
             req = dict(body)
-            if mode is not None:
+            if mode == "json_object":  # llama-cpp-python: json_schema is refused, json_object takes a schema
+                req["response_format"] = {"type": "json_object", "schema": schema}
+            elif mode is not None:
                 req["response_format"] = {"type": "json_schema", "json_schema": {
                     "name": _schema_name(schema), "schema": schema, "strict": mode == "strict"}}
             try:
@@ -304,14 +311,15 @@ class OpenAIEngine(LLM):
     async def _score_echo(self, client, sem, prompt: str, choices: list[str], u: Usage) -> np.ndarray | None:
         """Exact scores from echoed prompt log-probs; None where the server gives none (learnt once)."""
         try:
-            items = await self._echo_items(client, sem, [prompt] + [prompt + c for c in choices], u)
+            sent = [prompt] + [prompt + c for c in choices]
+            items = await self._echo_items(client, sem, sent, u)
         except _HTTPFail as e:
             if self._echo is None and e.status in (400, 422):
                 self._echo = False  # e.g. a hosted API that refuses echo
                 return None
             raise self._fail(e) from None
-        seqs = [echo_tokens(it) for it in items]
-        if any(s is None or len(s[0]) < 2 for s in seqs[1:]):  # only the generated token came back
+        seqs = [echo_prompt_tokens(it, t) for it, t in zip(items, sent)]
+        if any(s is None or len(s[0]) < 1 for s in seqs[1:]):  # only the generated token came back
             if self._echo:
                 raise ServerError(f"{self.shown_url}/completions: the reply has no echoed prompt log-probs",
                                   hint="pass echo=False to score choices from a generation")
@@ -319,7 +327,7 @@ class OpenAIEngine(LLM):
             return None
         if not self._echo_checked:
             self._echo_checked = True
-            if not await self._echo_is_sound(client, sem, prompt, seqs[0][0][:-1], u):
+            if not await self._echo_is_sound(client, sem, prompt, seqs[0][0], u):
                 if self._echo:
                     raise ServerError(f"{self.shown_url}/completions: echoed prompt log-probs disagree with the "
                                       "server's own generation log-probs (shifted by a token?)",
@@ -327,10 +335,9 @@ class OpenAIEngine(LLM):
                 self._echo = False
                 return None
         self._echo = True
-        base = seqs[0][0][:-1]  # every echo ends with the one generated token (max_tokens=1)
+        base = seqs[0][0]
         row = np.full(len(choices), np.nan)
         for j, (toks, lps) in enumerate(seqs[1:]):
-            toks, lps = toks[:-1], lps[:-1]
             # Where prompt+choice leaves the bare prompt's tokens (a token can straddle the boundary).
             k = next((i for i, (a, b) in enumerate(zip(base, toks)) if a != b), min(len(base), len(toks)))
             if k < len(toks) and all(x is not None for x in lps[k:]):
@@ -355,12 +362,12 @@ class OpenAIEngine(LLM):
             tok, lp = next(((t, x) for t, x in alts if t.strip() and "\ufffd" not in t), (None, 0.0))
             if tok is None:
                 return True
-            echoed = echo_tokens((await self._echo_items(client, sem, [prompt + tok], u))[0])
+            echoed = echo_prompt_tokens((await self._echo_items(client, sem, [prompt + tok], u))[0], prompt + tok)
         except _HTTPFail as e:
             raise self._fail(e) from None
-        if echoed is None or echoed[0][:-1] != prompt_tokens + [tok] or echoed[1][-2] is None:
+        if echoed is None or echoed[0] != prompt_tokens + [tok] or echoed[1][-1] is None:
             return True
-        return abs(echoed[1][-2] - lp) <= max(0.1, 0.1 * abs(lp))
+        return abs(echoed[1][-1] - lp) <= max(0.1, 0.1 * abs(lp))
 
     async def _echo_items(self, client, sem, texts: list[str], u: Usage) -> list[dict]:
         body = {"model": self.model, **self.extra_body, "echo": True, "logprobs": 1, "max_tokens": 1,
@@ -447,6 +454,11 @@ def _server_message(r) -> str:
             err = body["detail"]
         return " ".join(str(err).split())[:300]
     return " ".join(str(body).split())[:300]
+
+
+def _is_validation_error(msg: str) -> bool:
+    """A FastAPI/pydantic request validation error (``{'type': ..., 'loc': ('body', ...)}``) inside a 5xx."""
+    return "validation error" in msg and "'loc': ('body'" in msg
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -78,6 +78,23 @@ def echo_tokens(choice: dict) -> tuple[list[str], list[float | None]] | None:
         return None
 
 
+def echo_prompt_tokens(choice: dict, sent: str) -> tuple[list[str], list[float | None]] | None:
+    """(tokens, log-probs) of the echoed prompt ``sent`` alone, without what the server generated after it.
+
+    ``max_tokens=1`` adds one token, or none when that token is end-of-text (llama-cpp-python leaves it out):
+    the reply's text is ``sent`` plus what was generated. (``text_offset`` cannot tell: llama-cpp-python counts
+    it without the leading special token's text.) Without a text, the last token is taken as generated."""
+    got = echo_tokens(choice)
+    if got is None:
+        return None
+    toks, lps = got
+    text = choice.get("text")
+    if isinstance(text, str) and not text.startswith(sent):
+        return None  # a server that ignored echo: the tokens are the generated ones
+    n = len(toks) - (0 if isinstance(text, str) and len(text) == len(sent) else 1)
+    return toks[:n], lps[:n]
+
+
 def steps_of(choice: dict) -> list[Step]:
     """The reply's tokens as (token, logprob, {alternative: logprob}); [] when the server sent none."""
     lp = choice.get("logprobs")
