@@ -251,8 +251,11 @@ def test_encoder_student_exports_a_plain_transformers_model(toy_labeled, tiny_be
 
     dev = _write_jsonl(tmp_path / "dev.jsonl", [{"text": "great love", "label": "pos"},
                                                 {"text": "awful hate", "label": "neg"}])
+    # --head-init random: on this random 32-d encoder the linear-probe head separates the toy set with very large
+    # weights, so int8 rounding of its features flips classes (checked below). On MiniLM int8 costs 0.3 points
+    # with the probe head (eval/results/distill-minilm-lpft.md).
     code, out, err = _cli(["distill", toy_labeled, "-o", tmp_path / "enc", "--student", tiny_bert, "--epochs", "3",
-                           "--batch-size", "16", "--dev", dev, "--threads", "1"], capsys)
+                           "--batch-size", "16", "--dev", dev, "--threads", "1", "--head-init", "random"], capsys)
     assert code == 0, err
     folder = tmp_path / "enc"
     m = json.loads((folder / "metrics.json").read_text())
