@@ -26,7 +26,6 @@ import csv
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -339,45 +338,6 @@ def part_loop(args, eng, res: dict) -> None:
 
 
 # ---- part 5: engines ------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_llama_server(gguf: str, threads: int = 2, timeout: float = 120.0):
-    """Start ``python -m llama_cpp.server`` on 127.0.0.1; returns (process, base URL). Caller stops it."""
-    import httpx
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1", "--port", str(port),
-           "--n_threads", str(threads), "--n_ctx", "2048", "--logits_all", "true", "--model_alias", "smollm2"]
-    log = tempfile.NamedTemporaryFile("w", suffix=".log", delete=False)  # ~200 kB of load log: not a pipe
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
-    url = f"http://127.0.0.1:{port}/v1"
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited: {Path(log.name).read_text()[-800:]}")
-        try:
-            if httpx.get(url + "/models", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("llama_cpp.server did not start in time")
-
-
-def stop(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 VLLM_WORKER = r"""
 import json, os, sys, time, numpy as np
 from llmlabel.llm.vllm_engine import VLLMEngine
@@ -449,10 +409,10 @@ def part_engines(args, eng, res: dict) -> None:
     elif importlib.util.find_spec("llama_cpp") is None:
         row["llama_cpp_server"] = {"skipped": "llama-cpp-python not installed (.ci/llamacpp.sh)"}
     else:
-        proc, url = start_llama_server(str(bundled_gguf("smollm2")))
-        try:
-            from llmlabel.errors import LLMLabelError
+        from llmlabel.errors import LLMLabelError
+        from llmlabel.testing import llama_cpp_server
 
+        with llama_cpp_server(bundled_gguf("smollm2")) as url:
             # echo=False: llama-cpp-python's echo is exact here but sorts the 49k vocabulary in Python per
             # prompt token (~35 s an item), so items are scored from one GBNF-constrained generation each.
             oe = OpenAIEngine(url, "smollm2", chat=False, echo=False, top_logprobs=100, cache=False, concurrency=1,
@@ -470,8 +430,6 @@ def part_engines(args, eng, res: dict) -> None:
                                                      "top-100 log-probs per step (labels outside score -inf); exact echo scoring agrees better "
                                                      "(tests/test_real_llm_engines.py) but costs ~35 s an item"}
                 preds["llama_cpp"] = lp_o.argmax(1)
-        finally:
-            stop(proc)
     v = {} if "vllm_cpu" in keep else run_vllm(str(bundled_folder("smollm2")), lf.prompts(texts), labels,
                                                  Path(tempfile.mkdtemp(prefix="llmq-vllm-")))
     if not v:

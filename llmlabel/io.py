@@ -381,6 +381,20 @@ def _probe_text(probe: Corpus) -> tuple[list[str], list[str], int | None]:
     return [], [], None
 
 
+def read_json(path: str | Path, *, what: str = "file") -> Any:
+    """One JSON document (a saved program, label priors, a label list), with one-line errors naming the file
+    and the line of a syntax error."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").lstrip("\ufeff")
+    except FileNotFoundError:
+        raise InputError(f"{what} not found", path=path) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"malformed JSON in {what}: {e.msg}", path=path, line=e.lineno) from None
+
+
 def read_records(path: str | Path, *, what: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row dict) of a small JSONL, CSV or TSV side file (a dev set, predictions, gold labels).
 

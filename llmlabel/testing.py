@@ -11,6 +11,13 @@ schemas, caching) runs for real on them.
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 CHATML = (
@@ -91,3 +98,49 @@ def build_tiny_model(path: str | Path, *, arch: str = "qwen2", hidden_size: int 
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+@contextlib.contextmanager
+def llama_cpp_server(gguf: str | Path, *, threads: int = 2, n_ctx: int = 2048, timeout: float = 120.0,
+                     log_path: str | Path | None = None, alias: str = "smollm2") -> Iterator[str]:
+    """``python -m llama_cpp.server`` serving ``gguf`` on a free 127.0.0.1 port; yields the ``/v1`` base URL and
+    stops the server on exit. Raises RuntimeError (with the end of its log) when it dies or does not answer
+    ``/models`` within ``timeout`` seconds. Needs ``llama-cpp-python[server]``.
+
+    >>> with llama_cpp_server(bundled_gguf("smollm2")) as url:          # doctest: +SKIP
+    ...     OpenAIEngine(url, "smollm2").choose(["2+2=?"], ["4", "5"])
+    """
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # The log goes to a file: llama.cpp writes ~200 kB while loading, which would fill (and block) a pipe.
+    log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),
+                             "--logits_all", "true", "--model_alias", alias], stdout=subprocess.DEVNULL, stderr=log)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}: {log_path.read_text()[-1500:]}")
+            try:
+                if httpx.get(url + "/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError(f"llama_cpp.server did not answer /models within {timeout:g} s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

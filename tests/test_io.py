@@ -337,3 +337,17 @@ def test_shard_writer_refuses_other_settings_and_restarts_without_resume(tmp_pat
     assert w.next_shard_index == 0 and w.done_ids() == set() and not list(tmp_path.glob("part-*"))
     with pytest.raises(InputError, match="no id field"):
         w.write({"label": 1})
+
+
+def test_read_json_errors_name_the_file_and_line(tmp_path):
+    from llmlabel.io import read_json
+
+    bad = tmp_path / "priors.json"
+    bad.write_text('{"a": 1,\n "b": }\n')
+    with pytest.raises(InputError) as e:
+        read_json(bad, what="prior file")
+    assert e.value.one_line().startswith(f"{bad}:2: malformed JSON in prior file")
+    with pytest.raises(InputError, match="prior file not found"):
+        read_json(tmp_path / "missing.json", what="prior file")
+    bad.write_text('\ufeff{"a": 1}')  # a BOM is not an error
+    assert read_json(bad) == {"a": 1}

@@ -17,10 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -79,12 +76,6 @@ def hf():
     eng.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
     """``python -m llama_cpp.server`` serving the wheel's GGUF on 127.0.0.1; stopped after the module."""
@@ -92,42 +83,14 @@ def llama_server(tmp_path_factory):
         import llama_cpp.server  # noqa: F401 - CI's llama.cpp step: a broken install must fail, not skip
     elif importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python[server] not installed (bash .ci/llamacpp.sh)")
-    import httpx
-
     from llmlabel.llm.models import bundled_gguf
+    from llmlabel.testing import llama_cpp_server
 
-    port = _free_port()
-    # Its log goes to a file: llama.cpp writes ~200 kB while loading, which would fill (and block) a pipe.
-    log_path = tmp_path_factory.mktemp("llama") / "server.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf("smollm2")),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2",
-                             "--logits_all", "true", "--model_alias", "smollm2"],
-                            stdout=subprocess.DEVNULL, stderr=log)
-    url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.time() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log_path.read_text()[-1500:]}")
-            try:
-                if httpx.get(url + "/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                pytest.fail("llama_cpp.server did not answer /models within 120 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-    assert proc.returncode is not None  # the server is gone: nothing left listening
+        with llama_cpp_server(bundled_gguf("smollm2"), log_path=tmp_path_factory.mktemp("llama") / "server.log") as url:
+            yield url
+    except RuntimeError as e:  # it died or never answered: the end of its log says why
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="module")

@@ -185,16 +185,16 @@ class OpenAIEngine(LLM):
             except httpx.HTTPError as e:
                 what = f"connection failed ({type(e).__name__})"
             else:
-                if r.status_code >= 500 and _is_validation_error(msg := _server_message(r)):
+                msg = _server_message(r) if r.status_code >= 400 else ""
+                if r.status_code >= 500 and _is_validation_error(msg):
                     # llama-cpp-python answers a request it cannot validate with a 500: a client error, not
                     # an outage, so no retries (and callers may try a simpler request, as for a 422)
                     raise _HTTPFail(422, self._redact(msg), path)
                 if r.status_code in (408, 429) or r.status_code >= 500:
-                    msg = _server_message(r)
                     what = f"HTTP {r.status_code}" + (f" ({msg})" if msg else "")
                     retry_after = _retry_after(r.headers.get("retry-after"))
                 elif r.status_code >= 400:
-                    raise _HTTPFail(r.status_code, self._redact(_server_message(r)), path)
+                    raise _HTTPFail(r.status_code, self._redact(msg), path)
                 else:
                     try:
                         body = r.json()

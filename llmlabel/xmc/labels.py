@@ -8,13 +8,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..io import read_json
 
 __all__ = ["LabelSpace", "load_labels", "load_priors"]
 
@@ -81,17 +81,12 @@ def load_labels(path: str | Path) -> LabelSpace:
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError("label file not found", path=path, hint="pass --labels FILE with one label per line")
-    raw_bytes = path.read_bytes()
-    text = raw_bytes.decode("utf-8", errors="replace").lstrip("\ufeff")
     if path.suffix.lower() == ".json":
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"malformed JSON: {e.msg}", path=path, line=e.lineno) from e
+        raw = read_json(path, what="label file")
         if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
             raise InputError("a JSON label file must be a list of strings", path=path)
     else:
-        raw = text.splitlines()
+        raw = path.read_bytes().decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
     return LabelSpace.from_list(raw, source=str(path))
 
 
@@ -100,12 +95,7 @@ def load_priors(path: str | Path, space: LabelSpace) -> np.ndarray:
     aligned with ``space``. Labels missing from the file get the smallest weight found; weights are
     normalised to sum to 1."""
     path = Path(path).expanduser()
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise InputError("prior file not found", path=path) from e
-    except json.JSONDecodeError as e:
-        raise InputError(f"malformed JSON: {e.msg}", path=path, line=e.lineno) from e
+    obj = read_json(path, what="prior file")
     if not isinstance(obj, dict):
         raise InputError("a prior file must be a JSON object {label: weight}", path=path)
     p = np.full(len(space), np.nan, dtype=np.float64)

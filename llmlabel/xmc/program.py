@@ -31,6 +31,7 @@ from typing import Any
 import dspy
 
 from ..errors import InputError
+from ..io import read_json
 from ..llm.dspy_lm import dspy_lm  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before dspy talks to litellm)
 
 __all__ = ["InferRetrieveRank", "IRRStats", "prompt_text"]
@@ -226,12 +227,7 @@ class InferRetrieveRank(dspy.Module):
 
     def load_json(self, path: str | Path) -> "InferRetrieveRank":
         path = Path(path)
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise InputError("program file not found", path=path) from e
-        except json.JSONDecodeError as e:
-            raise InputError(f"malformed program JSON: {e.msg}", path=path, line=e.lineno) from e
+        state = read_json(path, what="program file")
         if not isinstance(state, dict) or state.get("format") != "llmlabel.xmc.InferRetrieveRank/1":
             raise InputError("not an llmlabel Infer-Retrieve-Rank program file", path=path,
                              hint="save one with llmlabel xmc --train ... --save-program FILE")
