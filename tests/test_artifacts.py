@@ -240,3 +240,39 @@ def test_a_rerun_on_another_corpus_into_the_same_votes_folder_is_refused(chain):
     assert list(read_votes(tmp / "votes").matrix.ids) == ["o1"]
     # the same corpus resumes (nothing to redo)
     assert label_corpus(tmp / "other.jsonl", tmp / "taxonomy.yaml", tmp / "lfs.yaml", tmp / "votes")["rows_labeled"] == 0
+
+
+def test_predictions_rows_and_sidecar(tmp_path):
+    from llmlabel.artifacts.predictions import read_predictions, write_predictions
+
+    rows = [{"id": "a", "label": "x", "confidence": 0.9}, {"id": "b", "label": None, "reason": "empty text"}]
+    assert write_predictions(tmp_path / "p.jsonl", rows, classes=["x", "y"]) == 2
+    p = read_predictions(tmp_path / "p.jsonl")
+    assert p.task == "single" and p.classes == ["x", "y"] and p.ids == ["a", "b"] and p.rows[1]["label"] is None
+    with pytest.raises(InputError, match=r"q.jsonl:1: a null label needs a 'reason'"):
+        write_predictions(tmp_path / "q.jsonl", [{"id": "a", "label": None}], classes=["x", "y"])
+    assert not (tmp_path / "q.jsonl").exists()  # atomic: a failed write leaves no half file
+    with pytest.raises(InputError, match="label 'z' is not one of the 2 classes"):
+        write_predictions(tmp_path / "q.jsonl", [{"id": "a", "label": "z"}], classes=["x", "y"])
+
+
+def test_predict_and_distill_cross_through_the_files(chain, capsys):
+    """labeled.parquet -> distill -> model folder -> predict: every corpus item gets a prediction in the
+    student's class order, and the student agrees with the labels it was trained on."""
+    from llmlabel.artifacts.predictions import read_predictions
+    from llmlabel.cli import main
+
+    tmp, ids = chain
+    _label_and_aggregate(tmp)
+    for argv in (["distill", "labeled.parquet", "-o", "model", "--epochs", "2", "--min-per-class", "1"],
+                 ["predict", "model", "corpus.jsonl", "-o", "preds.jsonl"]):
+        try:
+            main(argv)
+        except SystemExit as e:
+            assert not e.code, capsys.readouterr().err
+    pred = read_predictions(tmp / "preds.jsonl")
+    lab = read_labeled(tmp / "labeled.parquet")
+    assert pred.ids == ids and pred.classes == LEAVES and pred.task == "single"
+    covered = ~lab.uncovered
+    agree = np.mean(np.array([r["label"] for r in pred.rows])[covered] == np.array(lab.label)[covered])
+    assert agree >= 0.9, agree
