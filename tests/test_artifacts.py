@@ -276,3 +276,46 @@ def test_predict_and_distill_cross_through_the_files(chain, capsys):
     covered = ~lab.uncovered
     agree = np.mean(np.array([r["label"] for r in pred.rows])[covered] == np.array(lab.label)[covered])
     assert agree >= 0.9, agree
+
+
+def test_step_by_step_cli_chain_on_an_induced_two_level_taxonomy(tmp_path, monkeypatch, capsys):
+    """taxonomy --levels 2 -> label -> aggregate -> distill -> predict, as a user types it: the parents are
+    not classes anywhere, the student's targets are the aggregate probabilities, and the card and metrics.json
+    state what training used."""
+    from llmlabel.artifacts.model import read_metrics
+    from llmlabel.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    rows = [json.loads(x) for x in (root / "examples" / "banking77_sample.jsonl").read_text().splitlines()[:150]]
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in rows))
+    (tmp_path / "lfs.yaml").write_text("lfs:\n  - {kind: keyphrases}\n  - {name: emb, kind: embedding, embedder: wordllama, "
+                                       "threshold: 0.3}\n")
+    monkeypatch.chdir(tmp_path)
+    for argv in (["taxonomy", "corpus.jsonl", "-o", "taxonomy.yaml", "--levels", "2", "--max-labels", "8",
+                  "--embedder", "wordllama", "-q"],
+                 ["label", "corpus.jsonl", "-t", "taxonomy.yaml", "--lfs", "lfs.yaml", "-o", "votes", "-q"],
+                 ["aggregate", "votes", "-t", "taxonomy.yaml", "--method", "ds", "-o", "labeled.parquet"],
+                 ["distill", "labeled.parquet", "-o", "model", "--min-per-class", "1"],
+                 ["predict", "model", "corpus.jsonl", "-o", "preds.jsonl"]):
+        try:
+            main(argv)
+        except SystemExit as e:
+            assert not e.code, (argv[0], capsys.readouterr().err)
+    tax = load_taxonomy("taxonomy.yaml")
+    assert tax.parents(), "--levels 2 made no parent groups"
+    parent_names = {p.name for p in tax.parents()}
+    lab = read_labeled("labeled.parquet")
+    assert lab.classes == tax.classes() and not parent_names & set(lab.classes)
+    assert read_votes_manifest("votes")["meta"]["labels"] == tax.classes()
+    assert lab.ids == [str(r["id"]) for r in rows]
+    m = read_metrics("model")
+    soft = bool(np.abs(lab.proba - np.eye(len(lab.classes))[lab.label_index]).max() > 1e-4)
+    assert m["training"]["targets"] == ("soft" if soft else "hard") and m["classes"] == lab.classes
+    card = Path("model/README.md").read_text()
+    assert ("soft per-class probabilities" in card) == soft
+    from llmlabel.artifacts.predictions import read_predictions
+
+    pred = read_predictions("preds.jsonl")
+    assert pred.ids == lab.ids and set(pred.classes) == set(lab.classes)
+    agree = np.mean(np.array([r["label"] for r in pred.rows]) == np.array(lab.label))
+    assert agree >= 0.6, agree  # the student reproduces most of the labels it was trained on
