@@ -14,11 +14,13 @@ from pathlib import Path
 def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Path, out: str | Path, *,
                  models: list[str] | None = None, shard_size: int = 1000, text_field: str | None = None,
                  id_field: str | None = None, progress: bool = False, keep_text: bool = True,
-                 command: list[str] | None = None, overwrite: bool = False) -> dict:
+                 command: list[str] | None = None, overwrite: bool = False, gold: str | Path | None = None,
+                 embedder=None) -> dict:
     """Apply the LFs of ``lfs_path`` to ``data``; returns a summary dict (rows, shards, errors per LF).
 
     The classes are the taxonomy's leaves (parent groups of a two-level taxonomy are not voted on).
-    ``overwrite`` discards a votes folder made from another corpus instead of refusing it.
+    ``overwrite`` discards a votes folder made from another corpus instead of refusing it. ``gold`` (or
+    ``gold:`` in the LF spec, relative to it) is the gold JSONL/CSV of ``knn`` and gold few-shot LFs.
     """
     from ..artifacts.taxonomy import load_taxonomy
     from ..artifacts.votes import VotesWriter, depends_on
@@ -30,7 +32,14 @@ def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Pa
 
     tax = load_taxonomy(taxonomy_path).class_taxonomy()
     labels = tax.classes()
-    lfs = build_lfs(load_lf_spec(lfs_path), tax, models=models)
+    spec = load_lf_spec(lfs_path)
+    gold_path = resolve_gold_path(gold, spec.gold, lfs_path)
+    gold_set = None
+    if gold_path is not None:
+        from .gold import load_gold
+
+        gold_set = load_gold(gold_path, labels, ids=[lab.id for lab in tax.labels], folds=spec.gold_folds)
+    lfs = build_lfs(spec, tax, models=models, gold=gold_set, embedder=embedder)
     names = [lf.name for lf in lfs]
     engines = {lf.name: lf.engine if isinstance(lf.engine, str) else type(lf.engine).__name__
                for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
@@ -38,6 +47,11 @@ def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Pa
     meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
     meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path))
     deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=engines)
+    if gold_path is not None:
+        from ..artifacts._format import file_hash
+
+        deps["gold"] = file_hash(gold_path)
+        meta["gold"] = str(gold_path)
     rows = 0
     total = corpus.num_rows or 0
     prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding")]
@@ -58,3 +72,13 @@ def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Pa
             tick(len(keep))
     return {"rows_labeled": rows, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
             "read": corpus.stats.summary()}
+
+
+def resolve_gold_path(cli: str | Path | None, in_spec: str | None, lfs_path: str | Path) -> Path | None:
+    """``--gold`` as given, else the spec's ``gold:`` (relative to the lfs.yaml when not found from here)."""
+    if cli is not None:
+        return Path(cli)
+    if not in_spec:
+        return None
+    p = Path(in_spec)
+    return p if p.is_absolute() or p.is_file() else Path(lfs_path).parent / p
