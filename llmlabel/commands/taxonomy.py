@@ -36,6 +36,12 @@ def register(app: typer.Typer) -> None:
         assignments: Optional[Path] = typer.Option(None, "--assignments",
                                                    help="Where to write per-item labels (default: "
                                                         "assignments.jsonl next to --out)."),
+        labels: Optional[Path] = typer.Option(None, "--labels", help="Use your own labels (labels.txt: a name per "
+                                              "line, optional TAB description; labels.yaml: a list, or parents "
+                                              "mapping to children): no clustering; descriptions, examples and "
+                                              "key phrases are filled in from the corpus."),
+        multi_label: bool = typer.Option(False, "--multi-label", help="Items may carry several labels "
+                                                                      "(writes multi_label: true)."),
         cache: Optional[Path] = options.cache(),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or table."),
     ) -> None:
@@ -45,10 +51,20 @@ def register(app: typer.Typer) -> None:
         from ..taxonomy import induce_taxonomy, write_outputs
         from ..taxonomy.report import summary_table
 
-        res = induce_taxonomy(corpus, max_labels=max_labels, instruction=instruction, model=model, mode=mode,
-                              levels=levels, sample=sample, seed=seed, embedder=embedder, text_field=text_field,
-                              id_field=id_field, refine=refine, progress=not quiet,
-                              engine_kwargs={"cache": cache} if cache else None, raw_dir=out.parent)
+        if labels is not None:
+            from ..taxonomy import taxonomy_from_labels
+
+            res = taxonomy_from_labels(labels, corpus, multi_label=multi_label, model=model, embedder=embedder,
+                                       instruction=instruction, sample=sample, seed=seed, text_field=text_field,
+                                       id_field=id_field, progress=not quiet,
+                                       engine_kwargs={"cache": cache} if cache else None)
+        else:
+            res = induce_taxonomy(corpus, max_labels=max_labels, instruction=instruction, model=model, mode=mode,
+                                  levels=levels, sample=sample, seed=seed, embedder=embedder,
+                                  text_field=text_field, id_field=id_field, refine=refine, progress=not quiet,
+                                  engine_kwargs={"cache": cache} if cache else None, raw_dir=out.parent)
+            if multi_label:
+                res.taxonomy.multi_label = True
         paths = write_outputs(res, out, assignments=assignments)
         if not quiet:
             Console().print(summary_table(res))
