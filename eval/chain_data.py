@@ -111,6 +111,7 @@ class CachedEmbedder:
 
     def __init__(self, spec: str = "minilm") -> None:
         self.spec = spec
+        self.name = spec
         self._base = None
         self._vec: dict[str, np.ndarray] = {}
         self.encoded = 0  # texts this process really encoded (the rest came from the cache)
@@ -141,7 +142,9 @@ class CachedEmbedder:
     def _encode_misses(self, texts: list[str]) -> np.ndarray:
         miss = list(dict.fromkeys(t for t in texts if t not in self._vec))
         if miss:
-            new = np.asarray(self.base.encode(miss, progress=True), dtype=np.float32)
+            # Length order: each batch pads to its longest text, so sorted batches waste far less work.
+            miss.sort(key=len)
+            new = np.asarray(self.base.encode(miss, batch_size=64), dtype=np.float32)
             self.encoded += len(miss)
             self._vec.update(zip(miss, new))
         return np.stack([self._vec[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)

@@ -54,7 +54,7 @@ def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Pa
         meta["gold"] = str(gold_path)
     rows = 0
     total = corpus.num_rows or 0
-    prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding")]
+    prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding", "knn")]
     with VotesWriter(out, lf_names=names, labels=labels, prob_lfs=prob_lfs, keep_text=keep_text,
                      shard_size=shard_size, meta=meta, depends=deps, overwrite=overwrite) as w, \
             Ticker(progress, total, "label") as tick:
