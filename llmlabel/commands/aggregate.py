@@ -48,8 +48,18 @@ def register(app: typer.Typer) -> None:
         review_top: float = typer.Option(0.1, "--review-top", help="Share (<1) or number of items in the review queue."),
     ) -> None:
         """Turn LF votes into one label per item with a calibrated confidence; write the review queue."""
+        from ..artifacts.multivotes import is_multi_label_votes
         from ..labelmodel.pipeline import aggregate as run, write_labeled
 
+        if is_multi_label_votes(votes):  # per-label models and thresholds (labelmodel/multipipeline.py)
+            from ..labelmodel.multipipeline import aggregate_votes_multi
+
+            r = aggregate_votes_multi(votes, output, dev=dev, method=method, taxonomy=taxonomy,
+                                      review_top=review_top)
+            typer.echo(f"{r['n']:,} items (multi-label), {r['uncovered']:,} uncovered, {r['mean_labels']:.2f} labels "
+                       f"per item; thresholds {r['report']['thresholds_from']}; wrote {r['paths']['labeled']} and "
+                       f"review queue {r['paths']['review_csv']}", err=True)
+            return
         L, texts, L_dev, y_dev = _load(votes, dev, taxonomy)
         res = run(L, method, L_dev, y_dev)
         paths = write_labeled(output, L, res, texts, review_top=review_top if review_top < 1 else int(review_top),

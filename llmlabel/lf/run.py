@@ -14,11 +14,13 @@ from pathlib import Path
 def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Path, out: str | Path, *,
                  models: list[str] | None = None, shard_size: int = 1000, text_field: str | None = None,
                  id_field: str | None = None, progress: bool = False, keep_text: bool = True,
-                 command: list[str] | None = None, overwrite: bool = False) -> dict:
+                 command: list[str] | None = None, overwrite: bool = False, gold: str | Path | None = None,
+                 embedder=None) -> dict:
     """Apply the LFs of ``lfs_path`` to ``data``; returns a summary dict (rows, shards, errors per LF).
 
     The classes are the taxonomy's leaves (parent groups of a two-level taxonomy are not voted on).
-    ``overwrite`` discards a votes folder made from another corpus instead of refusing it.
+    ``overwrite`` discards a votes folder made from another corpus instead of refusing it. A taxonomy with
+    ``multi_label: true`` runs multi-label LFs (:mod:`llmlabel.lf.multispec`; ``gold``: their knn gold).
     """
     from ..artifacts.taxonomy import load_taxonomy
     from ..artifacts.votes import VotesWriter, depends_on
@@ -28,7 +30,18 @@ def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Pa
     from .apply import apply_lfs
     from .spec import build_lfs, load_lf_spec
 
-    tax = load_taxonomy(taxonomy_path).class_taxonomy()
+    full = load_taxonomy(taxonomy_path)
+    if full.multi_label:
+        from .multispec import label_corpus_multi
+
+        spec = load_lf_spec(lfs_path)
+        if gold is None and spec.gold:
+            gold = spec.gold if Path(spec.gold).is_absolute() else Path(lfs_path).parent / spec.gold
+        return label_corpus_multi(data, full, spec, out, taxonomy_path=taxonomy_path, lfs_path=lfs_path,
+                                  models=models, gold=gold, shard_size=shard_size, text_field=text_field,
+                                  id_field=id_field, progress=progress, keep_text=keep_text, command=command,
+                                  overwrite=overwrite, embedder=embedder)
+    tax = full.class_taxonomy()
     labels = tax.classes()
     lfs = build_lfs(load_lf_spec(lfs_path), tax, models=models)
     names = [lf.name for lf in lfs]

@@ -13,6 +13,9 @@
       - {name: fs, kind: prompted, few_shot: 2}   # no model: one LF per --model given on the command line
       - {name: mine, kind: python, function: "mypkg.lfs:is_refund"}
 
+A taxonomy with ``multi_label: true`` reads the same kinds per label, plus ``prompted_list`` and per-label
+``thresholds`` (see :mod:`llmlabel.lf.multispec`).
+
 >>> spec = LFSpecFile.model_validate({"lfs": [{"name": "kw", "kind": "keyword", "patterns": {"a": ["x"]}}]})
 >>> spec.lfs[0].kind
 'keyword'
@@ -28,7 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..errors import ConfigError
 
-Kind = Literal["keyword", "regex", "keyphrases", "embedding", "prompted", "python"]
+Kind = Literal["keyword", "regex", "keyphrases", "embedding", "knn", "prompted", "prompted_list", "python"]
+
+
+_SINGLE_KINDS: set[str] = set()  # kinds above that also have a single-label form here
 
 
 class LFSpec(BaseModel):
@@ -37,9 +43,12 @@ class LFSpec(BaseModel):
     name: Optional[str] = None
     patterns: Optional[dict[str, list[str]]] = None  # keyword / regex
     case_sensitive: bool = False
-    embedder: str = "minilm"  # embedding
+    embedder: str = "minilm"  # embedding, knn
+    k: int = Field(default=10, ge=1, le=1000)  # knn: neighbours that vote
     threshold: Optional[float] = Field(default=None, ge=0.0, le=1.0)
     margin: float = 0.0
+    thresholds: Optional[dict[str, float]] = None  # multi-label embedding: per-label thresholds (id or name)
+    low: Optional[float] = None  # multi-label embedding: vote 0 below this cosine
     template: Optional[str] = None  # prompted
     model: Optional[str] = None
     models: Optional[list[str]] = None
@@ -64,6 +73,7 @@ class LFSpecFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     defaults: dict[str, Any] = Field(default_factory=dict)
     lfs: list[LFSpec] = Field(min_length=1)
+    gold: Optional[str] = None  # gold JSONL/CSV for knn LFs (relative to the lfs.yaml)
 
 
 def load_lf_spec(path: str | Path) -> LFSpecFile:
@@ -134,6 +144,9 @@ def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None) ->
                                       threshold=s.threshold or 0.0, none_choice=s.none_choice,
                                       prior_correction=s.prior_correction,
                                       instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
+        elif s.kind in ("knn", "prompted_list") and s.kind not in _SINGLE_KINDS:
+            raise ConfigError(f"LF '{s.name}': kind {s.kind} needs a multi-label taxonomy here",
+                              hint="set multi_label: true in the taxonomy (llmlabel taxonomy --multi-label)")
         else:  # python
             mod, _, fn = s.function.partition(":")
             try:
