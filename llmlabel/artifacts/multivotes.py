@@ -85,7 +85,8 @@ class MultiVotes:
                 continue
             for c, lid in enumerate(self.label_ids):
                 voted = flat[:, j * k + c] >= 0
-                probs[f"{lf}/{lid}"] = np.stack([1 - p[voted, c], p[voted, c]], 1).astype(np.float16)
+                q = np.clip(np.nan_to_num(p[voted, c], nan=0.5), 0.0, 1.0)  # float sums may step past 1
+                probs[f"{lf}/{lid}"] = np.stack([1 - q, q], 1).astype(np.float16)
         errors = {f"{lf}/{lid}": (self.errors.get(lf, 0) if c == 0 else 0)
                   for lf in self.lf_names for c, lid in enumerate(self.label_ids)}
         return LabelMatrix(flat, names, labels=BINARY, ids=self.ids, vote_probs=probs, errors=errors)
