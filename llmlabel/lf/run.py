@@ -14,11 +14,16 @@ from pathlib import Path
 from ..errors import ConfigError
 
 
-def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Path, out: str | Path, *,
-                 models: list[str] | None = None, shard_size: int = 1000, text_field: str | None = None,
-                 id_field: str | None = None, progress: bool = False, keep_text: bool = True,
-                 command: list[str] | None = None) -> dict:
-    """Apply the LFs of ``lfs_path`` to ``data``; returns a summary dict (rows, shards, errors per LF)."""
+def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output: str | Path, *,
+                 model: list[str] | None = None, cache: str | Path | None = None, no_cache: bool = False,
+                 shard_size: int = 1000, text_field: str | None = None, id_field: str | None = None,
+                 progress: bool = False, keep_text: bool = True, command: list[str] | None = None) -> dict:
+    """Apply the LFs of ``lfs`` (an lfs.yaml) to ``data`` into the votes folder ``output``.
+
+    ``model``: specs for prompted LFs that name none (one LF per model). Every engine is built once for the
+    run with ``cache`` (a file; default: the user cache) or no cache at all (``no_cache``), and shared by
+    the LFs that name the same model. Returns a summary dict (rows, shards, errors per LF).
+    """
     from ..io import read_corpus
     from ..io_write import ShardWriter, atomic_write, make_meta
     from ..progress import Ticker
@@ -26,11 +31,15 @@ def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Pa
     from .apply import apply_lfs
     from .spec import build_lfs, load_lf_spec
 
+    from ..llm import cache_option, engine_factory
+
+    taxonomy_path, lfs_path = taxonomy, lfs
     tax = load_taxonomy(taxonomy_path)
     labels = [lab.name for lab in tax.labels]
-    lfs = build_lfs(load_lf_spec(lfs_path), tax, models=models)
+    engines = engine_factory(cache=cache_option(cache, no_cache))
+    lfs = build_lfs(load_lf_spec(lfs_path), tax, models=model, engines=engines)
     names = [lf.name for lf in lfs]
-    out = Path(out)
+    out = Path(output)
     man = out / "_manifest.json"
     if man.is_file():  # resuming: the LFs and labels must be the ones the done shards were made with
         old = (json.loads(man.read_text(encoding="utf-8")).get("meta") or {})
@@ -48,8 +57,8 @@ def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Pa
         import pyarrow as pa
 
         schema = schema.insert(1, pa.field("text", pa.string()))
-    meta = make_meta(command=command, engine=",".join(sorted({str(getattr(lf, "engine", "")) for lf in lfs
-                                                              if lf.cost == "llm"})) or None)
+    meta = make_meta(command=command, engine=",".join(sorted({lf.engine.spec for lf in lfs
+                                                              if getattr(lf, "engine", None) is not None})) or None)
     meta.update(labels=labels, lf_names=names, taxonomy=str(taxonomy_path), lfs=str(lfs_path))
     errors = {x: 0 for x in names}
     err_path = out / "_lf_errors.json"
