@@ -34,7 +34,7 @@ _state = {"debug": False}
 
 MODEL_HELP = "Engine spec: hf:MODEL_OR_PATH, vllm:MODEL_OR_PATH or openai:BASE_URL#MODEL."
 INTERRUPTED = ("interrupted: finished work is kept (LLM cache, written shards, finished pipeline stages); "
-               "rerun the same command to resume")
+               "rerun to resume")
 CACHE_HELP = "Cache file for model answers (default: $LLMLABEL_CACHE or the user cache dir)."
 
 

@@ -198,7 +198,7 @@ def test_ctrl_c_in_a_stage_exits_130_with_the_resume_hint_and_keeps_finished_sta
     monkeypatch.setenv("STOP", "1")
     assert cli("run", p) == 130
     err = capsys.readouterr().err
-    assert "label: interrupted" in err and "rerun the same command to resume" in err and "code 130" not in err
+    assert "label: interrupted" in err and "rerun to resume" in err and "code 130" not in err
     state = tmp_path / "work" / ".pipeline"
     assert (state / "taxonomy.json").is_file() and not (state / "label.json").exists()
     monkeypatch.delenv("STOP")
