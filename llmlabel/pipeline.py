@@ -111,7 +111,7 @@ class PipelineSpec(BaseModel):
 
     @model_validator(mode="after")
     def _options(self) -> "PipelineSpec":
-        from .schema import _FieldError
+        from .yamlfile import FieldError
 
         if not self.stages:
             raise ValueError("stages: list at least one stage")
@@ -123,14 +123,14 @@ class PipelineSpec(BaseModel):
                 st.arguments()
             except OptionError as e:
                 where = f"stages.{i}.{st._yaml_key}" + (f".{e.key}" if e.key is not None else "")
-                raise _FieldError(where, e.msg) from None
+                raise FieldError(where, e.msg) from None
         return self
 
 
 def load_pipeline(path: str | Path) -> PipelineSpec:
     """Read and validate a pipeline YAML file, stage options included; relative paths are relative to the
     current folder."""
-    from .schema import config_error, read_yaml
+    from .yamlfile import config_error, read_yaml
 
     root, data = read_yaml(path, what="pipeline file", hint="pass the path of a pipeline YAML")
     try:

@@ -30,6 +30,8 @@ def register(app: typer.Typer) -> None:
         id_field: Optional[str] = options.id_field(),
         shard_size: int = typer.Option(1000, "--shard-size", help="Items per shard (keep it when resuming)."),
         no_text: bool = typer.Option(False, "--no-text", help="Do not copy texts into the votes folder."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a votes folder made from another "
+                                                                  "corpus (default: refuse it)."),
         quiet: bool = options.quiet(),
     ) -> None:
         """Apply keyword/regex/embedding/prompted-LLM LFs in batches; rerun the same command to resume."""
@@ -38,7 +40,7 @@ def register(app: typer.Typer) -> None:
 
         res = label_corpus(data, taxonomy, lfs, output, model=model or None, cache=cache, no_cache=no_cache,
                            shard_size=shard_size, text_field=text_field, id_field=id_field, progress=not quiet,
-                           keep_text=not no_text, command=sys.argv)
+                           keep_text=not no_text, command=sys.argv, overwrite=overwrite)
         errs = {k: v for k, v in res["errors"].items() if v}
         typer.echo(f"{res['read']}; labeled {res['rows_labeled']:,} new items into {res['shards']} shards "
                    f"in {res['out']}" + (f"; LF errors (abstained): {errs}" if errs else ""), err=True)

@@ -10,10 +10,10 @@ from ..errors import ConfigError
 def load_inputs(votes: str | Path, dev: str | Path | None = None, taxonomy: str | Path | None = None):
     """``(LabelMatrix, texts or None, L_dev or None, y_dev or None)``; ``taxonomy`` names the classes of
     votes that carry no label names (WRENCH, ``.npy``) and must match those that do."""
-    from ..schema import load_taxonomy
+    from ..artifacts.taxonomy import load_taxonomy
     from .pipeline import load_dev, load_votes
 
-    labels = None if taxonomy is None else [lab.name for lab in load_taxonomy(taxonomy).labels]
+    labels = None if taxonomy is None else load_taxonomy(taxonomy).classes()  # leaves: parent groups are not classes
     L, _, texts = load_votes(votes, labels)
     if labels is not None and L.labels is not None and list(L.labels) != labels:
         raise ConfigError("the taxonomy's labels differ from the ones the votes were made with", path=taxonomy)

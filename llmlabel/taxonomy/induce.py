@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ..schema import OTHER, Taxonomy, load_taxonomy
+from ..artifacts.taxonomy import OTHER, Taxonomy, load_taxonomy
 from .cluster import cluster_embeddings
 from .labeldefs import add_parents, build_labels, embed_texts
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..schema import OTHER, LabelDef, slugify
+from ..artifacts.taxonomy import OTHER, LabelDef, slugify
 from . import naming
 
 

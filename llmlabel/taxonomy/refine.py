@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..schema import LabelDef, Taxonomy
+from ..artifacts.taxonomy import LabelDef, Taxonomy
 from .cluster import OUTLIER_Z, _mark_outliers, cluster_embeddings, nearest
 from .labeldefs import build_labels, embed_texts
 

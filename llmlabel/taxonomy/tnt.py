@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, create_model, field_validator
 
 from ..errors import ConfigError, OutputParseError
 from ..llm.prompting import fill, load_prompt, prompt_hash, quote_text
-from ..schema import LabelDef, Taxonomy, slugify
+from ..artifacts.taxonomy import LabelDef, Taxonomy, slugify
 from . import naming
 from .labeldefs import unique_id
 
