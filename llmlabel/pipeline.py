@@ -152,8 +152,12 @@ def _fingerprint(paths: list[Path]) -> dict[str, str]:
     return out
 
 
+#: Arguments that change how a stage reports, not what it writes: they do not make a stage out of date.
+_COSMETIC = ("progress",)
+
+
 def _jsonable(call: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(call, default=str))
+    return json.loads(json.dumps({k: v for k, v in call.items() if k not in _COSMETIC}, default=str))
 
 
 def plan(spec: PipelineSpec, *, force: Optional[list[str]] = None) -> list[tuple[Stage, dict[str, Any], bool]]:
@@ -228,6 +232,7 @@ def run_pipeline(spec: PipelineSpec, *, force: Optional[list[str]] = None, until
                 raise
             rec = {"stage": st.kind, "call": call, "inputs": _fingerprint(_reads(spec, st)),
                    "seconds": round(time.perf_counter() - t0, 2), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            echo(f"[{spec.name}] {st.kind}: done in {rec['seconds']:.1f}s")
             tmp = work / STATE_DIR / f".{st.kind}.json.tmp"
             tmp.write_text(json.dumps(rec, indent=2))
             tmp.replace(work / STATE_DIR / f"{st.kind}.json")

@@ -108,7 +108,9 @@ def test_rerun_skips_finished_stages_and_an_option_change_reruns(tmp_path, capsy
     assert run_pipeline(spec, echo=lambda s: None)[0]["skipped"]
     assert out.read_bytes() == before
 
-    # Editing a stage's options makes it (and only then) run again.
+    # Progress bars on or off change nothing it writes; editing a real option makes it (and only then) run again.
+    spec.stages[0].options["quiet"] = False
+    assert [ok for _, _, ok in plan(spec)] == [True]
     spec.stages[0].options["max-labels"] = 3
     assert [ok for _, _, ok in plan(spec)] == [False]
     # The CLI: a dry run prints what it would do and runs nothing.
