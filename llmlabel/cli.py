@@ -107,11 +107,11 @@ def choose(
     """Ask a model to pick one of CHOICES for each text; prints the distribution (a quick engine check)."""
     import numpy as np
 
-    from .llm import load_engine, usage_log
+    from .llm import cache_option, load_engine, usage_log
     from .llm.prompting import quote_text
 
     labels = [c.strip() for c in choices.split(",") if c.strip()]
-    eng = load_engine(model, cache=False if no_cache else cache)
+    eng = load_engine(model, cache=cache_option(cache, no_cache))
     prompts = [f"{instruction}\n{quote_text(t)}\nAnswer with one of: {', '.join(labels)}." for t in texts]
     lp = eng.choose(prompts, labels, progress=len(prompts) > 50)
     p = np.exp(lp - lp.max(1, keepdims=True))
