@@ -145,6 +145,8 @@ def validate_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
 def call_arguments(kind: str, options: dict[str, Any]) -> dict[str, Any]:
     """The runner's defaults (``progress=True``) under the validated options."""
     fields = options_model(kind).model_fields
-    out = {k: v for k, v in STAGES[kind].runner.items() if k in fields}
-    out.update(options)
+    out = dict(options)
+    for k, v in STAGES[kind].runner.items():
+        if k in fields:
+            out.setdefault(k, v)
     return out
