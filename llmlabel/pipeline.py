@@ -29,7 +29,6 @@ Example (``pipelines/banking77.yaml``)::
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import time
 from pathlib import Path
@@ -218,10 +217,9 @@ def run_pipeline(spec: PipelineSpec, *, force: Optional[list[str]] = None, until
             records.append({"stage": st.kind, "skipped": True})
         else:
             echo(f"[{spec.name}] {st.kind}: {st.describe(spec.corpus, spec.workdir)}")
-            args = st.call(spec.corpus, spec.workdir)
-            fn = STAGES[st.kind].load()
-            if "log" in inspect.signature(fn).parameters:
-                args["log"] = echo
+            stage = STAGES[st.kind]
+            args = {**st.call(spec.corpus, spec.workdir), **stage.runtime_arguments(echo)}
+            fn = stage.load()
             t0 = time.perf_counter()
             try:
                 fn(**args)

@@ -27,7 +27,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 CORPUS = "{corpus}"
 #: Parameters the runner owns: never options in a pipeline file.
-RUNNER_PARAMS = frozenset({"command", "log", "raw_dir"})
+RUNNER_PARAMS = frozenset({"command", "log", "raw_dir", "make_labeler"})
+
+
+def _resolve(ref: str) -> Any:
+    mod, _, name = ref.partition(":")
+    return getattr(importlib.import_module(mod), name)
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,9 @@ class StageDef:
     outputs: tuple[str, ...] = ()
     help: str = ""
     runner: dict[str, Any] = field(default_factory=lambda: {"progress": True})  # runner defaults
+    # Objects the runner passes (parameter -> "module:name"): code from another stage package that the
+    # stage function takes as an argument because it may not import it (layers).
+    provides: dict[str, str] = field(default_factory=dict)
 
     @property
     def reads(self) -> list[str]:
@@ -46,8 +54,15 @@ class StageDef:
         return [v for v in self.wired.values() if v not in self.outputs]
 
     def load(self) -> Callable[..., Any]:
-        mod, _, name = self.function.partition(":")
-        return getattr(importlib.import_module(mod), name)
+        return _resolve(self.function)
+
+    def runtime_arguments(self, log: Callable[[str], None]) -> dict[str, Any]:
+        """What the runner adds to the call: ``log`` where the function reports progress lines, and ``provides``."""
+        params = inspect.signature(self.load()).parameters
+        out = {p: _resolve(ref) for p, ref in self.provides.items()}
+        if "log" in params:
+            out["log"] = log
+        return out
 
 
 STAGES: dict[str, StageDef] = {
@@ -66,7 +81,8 @@ STAGES: dict[str, StageDef] = {
                         "student model folder"),
     "predict": StageDef("llmlabel.distill.predict:predict",
                         {"model": "model", "data": CORPUS, "output": "predictions.jsonl"}, ("predictions.jsonl",),
-                        "the student's labels for the corpus"),
+                        "the student's labels for the corpus",
+                        provides={"make_labeler": "llmlabel.lf.prompted:prompted_labeler"}),
     "push": StageDef("llmlabel.distill.hub:push_model", {"folder": "model"}, (), "upload the model to the Hub"),
 }
 

@@ -92,11 +92,12 @@ def predict_cmd(
 ) -> None:
     """Label texts with a student model, optionally as a cascade that defers low-confidence items to an LLM."""
     from ..distill.predict import predict
+    from ..lf.prompted import prompted_labeler
 
     res = predict(model, data, output, text_field=text_field, id_field=id_field, cascade_llm=cascade_llm,
                   threshold=threshold, target_accuracy=target_accuracy, max_deferral=max_deferral, dev=dev,
                   dev_label_field=dev_label_field, batch_size=batch_size, cache=cache, no_cache=no_cache, int8=int8,
-                  progress=True)
+                  progress=True, make_labeler=prompted_labeler)
     msg = f"wrote {res['rows']:,} predictions to {output}"
     if res["deferred"] is not None:
         msg += f"; {res['deferred']:,} deferred to the LLM (threshold {res['threshold']:.4f})"

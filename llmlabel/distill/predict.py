@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -31,13 +32,18 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
             id_field: str | None = None, cascade_llm: str | None = None, threshold: float | None = None,
             target_accuracy: float | None = None, max_deferral: float | None = None, dev: str | Path | None = None,
             dev_label_field: str = "label", batch_size: int = 4096, cache: str | Path | None = None,
-            no_cache: bool = False, int8: bool = False, progress: bool = False) -> dict:
+            no_cache: bool = False, int8: bool = False, progress: bool = False,
+            make_labeler: Callable[[Any, list[str]], Callable] | None = None) -> dict:
     """Write one prediction per text of ``data`` to ``output`` (JSONL: id, label, confidence; multi-label
     models: labels, proba). With ``cascade_llm`` items whose student confidence is below the threshold go to
     that LLM (``threshold``; or chosen on ``dev`` for ``target_accuracy`` / at most ``max_deferral``), and
-    the accuracy/deferral curve is written beside the output. Returns a summary dict.
+    the accuracy/deferral curve is written beside the output. ``make_labeler(engine, classes)`` gives the
+    LLM's ``texts -> (n, k)`` class probabilities (e.g. :func:`llmlabel.lf.prompted.prompted_labeler`, the
+    zero-shot prompt that labels data; the caller passes it, distill does not import the LF stage); without
+    it the cascade asks the engine to ``choose`` with a plain prompt. Returns a summary dict.
     """
-    from ..io import atomic_write, make_meta, read_corpus, write_jsonl
+    from ..artifacts.predictions import write_predictions
+    from ..io import atomic_write, make_meta, read_corpus
     from .cascade import Cascade
     from .data import read_gold
     from .export import load_student
@@ -52,8 +58,9 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
     if cascade_llm:
         from ..llm import cache_option, load_engine
 
-        casc = Cascade(student, load_engine(cascade_llm, cache=cache_option(cache, no_cache)),
-                       threshold=threshold or 0.0)
+        engine = load_engine(cascade_llm, cache=cache_option(cache, no_cache))
+        labeler = make_labeler(engine, list(student.classes_)) if make_labeler is not None else None
+        casc = Cascade(student, engine, threshold=threshold or 0.0, labeler=labeler)
         if dev is not None:  # choose T there, or (with --threshold) measure T's accuracy and deferral there
             texts, gold = read_gold(dev, student.classes_, label_field=dev_label_field)
             calib = casc.calibrate(texts, gold, target_accuracy=target_accuracy, max_deferral=max_deferral,
@@ -83,7 +90,8 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
 
     meta = make_meta(engine=cascade_llm, model_folder=str(model), classes=list(classes),
                      threshold=casc.threshold if casc else None, calibration=calib)
-    n = write_jsonl(output, rows(), meta=meta)
+    n = write_predictions(output, rows(), task="multi" if student.multi_label else "single", classes=classes,
+                          meta=meta)
     out = {"rows": n, "output": output, "deferred": n_def if casc is not None else None,
            "threshold": casc.threshold if casc is not None else None, "calibration": calib, "curve_path": None}
     if casc is not None and casc.curve:

@@ -195,6 +195,12 @@ class PromptedLF(LabelingFunction):
         return votes, proba.astype(np.float32)
 
 
+def prompted_labeler(engine: Any, classes: Sequence[str], template: str = "lf_zero_shot"):
+    """``texts -> (n, k)`` class probabilities from a zero-shot prompted LF on ``engine`` (the cascade's LLM)."""
+    lf = PromptedLF("cascade", engine, list(classes), template=template)
+    return lambda texts: lf.apply(list(texts))[1]
+
+
 class PromptedMultiLabelLF(PromptedLF):
     """Multi-label: one yes/no question per (text, label); ``apply`` returns (n, k) votes and P(yes).
 

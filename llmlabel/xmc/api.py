@@ -69,7 +69,8 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
     """Rank ``k`` labels of the label file ``labels`` for every text of ``data`` into ``output`` (JSONL: id,
     labels, scores; provenance in ``output.meta.json``). Returns a summary dict; ``log`` gets progress lines.
     """
-    from ..io import atomic_write, make_meta, read_corpus, write_jsonl
+    from ..artifacts.predictions import sidecar_meta, write_predictions
+    from ..io import atomic_write, make_meta, read_corpus
     from ..llm import usage_log
     from . import build_retriever, load_labels, load_priors
 
@@ -116,7 +117,7 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
                     yield {"id": rid, "labels": [x for x, _ in r], "scores": [round(s, 4) for _, s in r]}
 
     t1 = time.perf_counter()
-    n = write_jsonl(output, rows(), meta=None)
+    n = write_predictions(output, rows(), task="xmc", meta={})
     secs = time.perf_counter() - t1
     meta = make_meta(engine=model, stage="xmc", retriever=retriever, k=k, label_file=str(labels),
                      labels=len(space), labels_fingerprint=space.fingerprint, label_duplicates=space.duplicates,
@@ -124,6 +125,7 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
                      prior_weight=prior_weight if priors else None, expand_weight=expand_weight,
                      read=corpus.stats.summary(), program=irr.summary() if irr is not None else None,
                      optimise_report=report)
+    meta = sidecar_meta(meta, task="xmc")
     with atomic_write(output.with_name(output.name + ".meta.json")) as f:  # read_meta() finds it
         f.write(json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str) + "\n")
     return {"rows": n, "seconds": secs, "output": output, "read": corpus.stats.summary(),
