@@ -36,7 +36,7 @@ from typing import Any, Callable, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, LLMLabelError
 from .stages import CORPUS, STAGES, OptionError, call_arguments, validate_options
 
 OptionValue = Union[str, int, float, bool, None, list, dict]
@@ -223,6 +223,10 @@ def run_pipeline(spec: PipelineSpec, *, force: Optional[list[str]] = None, until
             t0 = time.perf_counter()
             try:
                 fn(**args)
+            except LLMLabelError as e:  # bad input found while running: say which stage, keep the rest as is
+                if not e.message.startswith("stage "):
+                    e.message = f"stage {st.kind}: {e.message}"
+                raise
             except KeyboardInterrupt:
                 done = [r["stage"] for r in records]
                 echo(f"[{spec.name}] {st.kind}: interrupted; not recorded as done"

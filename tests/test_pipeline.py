@@ -207,3 +207,36 @@ def test_ctrl_c_in_a_stage_exits_130_with_the_resume_hint_and_keeps_finished_sta
     assert cli("run", p) == 0
     err = capsys.readouterr().err
     assert "taxonomy: up to date, skipped" in err and (state / "label.json").is_file()
+
+
+def test_bad_input_found_inside_a_stage_is_one_line_naming_the_stage(tmp_path, capsys):
+    lfs = tmp_path / "lfs.yaml"
+    lfs.write_text("lfs:\n  - {name: k, kind: keyword, patterns: {no_such_label: [x]}}\n")
+    p = _spec(tmp_path, [{"taxonomy": {"max-labels": 3, "embedder": "wordllama", "quiet": True}},
+                         {"label": {"lfs": str(lfs), "quiet": True}}])
+    assert cli("run", p) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "stage label: " in err[-1] and "no_such_label" in err[-1]
+    assert (tmp_path / "work" / ".pipeline" / "taxonomy.json").is_file()  # the finished stage stays done
+    assert not (tmp_path / "work" / ".pipeline" / "label.json").exists()
+
+
+def test_predict_stage_runs_the_cascade_with_the_prompted_labeler(tmp_path, tiny_qwen2):
+    from llmlabel.llm import usage_log
+
+    lfs = tmp_path / "lfs.yaml"
+    lfs.write_text("lfs:\n  - {kind: keyphrases}\n")
+    spec = load_pipeline(_spec(tmp_path, [
+        {"taxonomy": {"max-labels": 3, "embedder": "wordllama", "quiet": True}},
+        {"label": {"lfs": str(lfs), "quiet": True}},
+        {"aggregate": {"method": "mv"}},
+        {"distill": {"student": "static"}},
+        {"predict": {"cascade-llm": f"hf:{tiny_qwen2}", "threshold": 0.999, "no-cache": True}},
+    ], n=60))
+    before = usage_log.get("label").requests
+    run_pipeline(spec, echo=lambda s: None)
+    rows = _jsonl(Path(spec.workdir) / "predictions.jsonl")
+    deferred = [r for r in rows if r["deferred"]]
+    assert len(rows) == 60 and deferred  # unsure items went to the LLM ...
+    # ... through the zero-shot prompted LF (its calls count under "label"), one prompt per deferred item
+    assert usage_log.get("label").requests - before == len(deferred)
