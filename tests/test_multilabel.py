@@ -83,10 +83,12 @@ def test_knn_lf_uses_neighbours_label_sets_and_never_itself(wordllama):
     assert set(np.unique(v)) <= {-1, 0, 1} and np.all((p_self >= 0.5) == (v_self == 1))
 
 
-def test_yes_no_prompts_share_the_item_prefix_and_list_lf_is_schema_constrained(tiny_qwen2):
+def test_yes_no_prompts_share_the_item_prefix_and_list_lf_is_schema_constrained(tiny_qwen2, tmp_path):
     from llmlabel.lf import PromptedMultiLabelLF
+    from llmlabel.llm import load_engine
 
-    yn = PromptedMultiLabelLF("yn", f"hf:{tiny_qwen2}", LEAVES)
+    eng = load_engine(f"hf:{tiny_qwen2}", cache=tmp_path / "c.sqlite")
+    yn = PromptedMultiLabelLF("yn", eng, LEAVES)
     ps = yn.prompts(["my parcel is late", "refund please"])
     assert len(ps) == 10
     first = ps[:5]  # item-major: the five label prompts of item 0
@@ -94,7 +96,7 @@ def test_yes_no_prompts_share_the_item_prefix_and_list_lf_is_schema_constrained(
     assert "my parcel is late" in first[0][:common] and all("refund please" not in p for p in first)
     v, p = yn.apply(["my parcel is late", "refund please"])
     assert v.shape == (2, 5) and set(np.unique(v)) <= {-1, 0, 1} and ((p >= 0) & (p <= 1)).all()
-    ls = PromptedListLF("ls", f"hf:{tiny_qwen2}", LEAVES, max_tokens=40)
+    ls = PromptedListLF("ls", eng, LEAVES, max_tokens=40)
     assert ls.schema()["properties"]["labels"]["items"]["enum"] == LEAVES
     v, _ = ls.apply(["my parcel is late", "refund please"])
     assert v.shape == (2, 5) and set(np.unique(v)) <= {-1, 0, 1}

@@ -149,5 +149,5 @@ def aggregate_votes_multi(votes: str | Path, out: str | Path, *, dev: str | Path
         rows, Y = load_multi_dev(dev, mv)
     res = aggregate_multi(mv, method, rows, Y)
     paths = write_labeled_multi(out, mv, res, texts, review_top=review_top, meta=meta)
-    return {"paths": paths, "report": res["report"], "n": len(mv), "uncovered": int(res["uncovered"].sum()),
+    return {"paths": paths, "report": res["report"], "items": len(mv), "n": len(mv), "uncovered": int(res["uncovered"].sum()),
             "mean_labels": float(res["chosen"].sum(1).mean())}

@@ -188,12 +188,13 @@ class PromptedListLF(MultiLabelLF):
 
     def __init__(self, name: str, engine: Any, labels: Sequence, *, template: str | None = None,
                  instruction: str = "", max_tokens: int = 96) -> None:
-        from .prompted import _label_parts, load_template
+        from .prompted import _check_engine, _label_parts, load_template
 
         names, descs, _ = _label_parts(labels, None, [])
         super().__init__(name, names)
         self.descriptions = descs
-        self.engine, self.instruction, self.max_tokens = engine, instruction, int(max_tokens)
+        self.engine = _check_engine(name, engine)  # an LLM object (built by the run's engine factory)
+        self.instruction, self.max_tokens = instruction, int(max_tokens)
         self.template = load_template(template or "lf_label_list")
         if "{text}" not in self.template:
             raise ConfigError(f"LF '{name}': the prompt template has no {{text}} placeholder")
@@ -218,11 +219,11 @@ class PromptedListLF(MultiLabelLF):
 
     def _apply(self, texts, items):
         from ..llm import usage_log
-        from .prompted import resolve_engine
 
-        engine = resolve_engine(self.engine)
+        if self.engine is None:
+            raise ConfigError(f"LF '{self.name}' has no engine", hint="pass engine=load_engine(spec) to apply it")
         with usage_log.stage("label"):
-            comps = engine.generate(self.prompts(texts), json_schema=self.schema(), max_tokens=self.max_tokens,
+            comps = self.engine.generate(self.prompts(texts), json_schema=self.schema(), max_tokens=self.max_tokens,
                                     on_error="keep")
         votes = np.full((len(texts), len(self.labels)), ABSTAIN, np.int16)
         for i, c in enumerate(comps):

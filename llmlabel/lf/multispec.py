@@ -68,8 +68,9 @@ def read_multi_gold(path: str | Path, taxonomy) -> tuple[list[str], list[str], l
 
 
 def build_multi_lfs(spec, taxonomy, *, models: list[str] | None = None, gold: str | Path | None = None,
-                    embedder=None) -> list:
-    """Multi-label LF objects over the taxonomy's leaves (``taxonomy`` keeps its parents for pattern keys)."""
+                    embedder=None, engines=None) -> list:
+    """Multi-label LF objects over the taxonomy's leaves (``taxonomy`` keeps its parents for pattern keys).
+    ``engines``: ``spec -> engine`` for the run (:func:`llmlabel.llm.engine_factory`)."""
     from .multilabel import MultiEmbeddingLF, MultiKeywordLF, MultiKnnLF, PromptedListLF
     from .prompted import PromptedMultiLabelLF
     from .spec import _short
@@ -110,13 +111,17 @@ def build_multi_lfs(spec, taxonomy, *, models: list[str] | None = None, gold: st
             if not specs:
                 raise ConfigError(f"prompted LF '{s.name}' names no model", hint="add model: SPEC or pass --model SPEC")
             inst = s.instruction or getattr(taxonomy, "instruction", "") or ""
+            if engines is None:
+                from ..llm import engine_factory
+
+                engines = engine_factory()
             for m in specs:
                 name = s.name if len(specs) == 1 else f"{s.name}@{_short(m)}"
                 if s.kind == "prompted":
-                    out.append(PromptedMultiLabelLF(name, m, leaves, template=s.template, instruction=inst,
+                    out.append(PromptedMultiLabelLF(name, engines(m), leaves, template=s.template, instruction=inst,
                                                     threshold=max(s.threshold or 0.5, 0.5)))
                 else:
-                    out.append(PromptedListLF(name, m, leaves, template=s.template, instruction=inst))
+                    out.append(PromptedListLF(name, engines(m), leaves, template=s.template, instruction=inst))
         else:
             raise ConfigError(f"LF '{s.name}': kind {s.kind!r} has no multi-label form",
                               hint="use keyword, regex, keyphrases, embedding, knn, prompted or prompted_list")
@@ -178,7 +183,8 @@ def apply_multi_lfs(lfs: Sequence, texts: Sequence[str], *, labels: Sequence[str
 
 def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_path, models=None, gold=None,
                        shard_size: int = 1000, text_field=None, id_field=None, progress: bool = False,
-                       keep_text: bool = True, command=None, overwrite: bool = False, embedder=None) -> dict:
+                       keep_text: bool = True, command=None, overwrite: bool = False, embedder=None,
+                       engines=None) -> dict:
     """The multi-label body of :func:`llmlabel.lf.run.label_corpus` (same folder, shards and resume)."""
     from ..artifacts._format import file_hash
     from ..artifacts.multivotes import BINARY
@@ -187,16 +193,16 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_path, models=
     from ..io_write import make_meta
     from ..progress import Ticker
 
-    lfs = build_multi_lfs(spec, tax, models=models, gold=gold, embedder=embedder)
+    lfs = build_multi_lfs(spec, tax, models=models, gold=gold, embedder=embedder, engines=engines)
     leaves = tax.leaves()
     labels, lids = [lab.name for lab in leaves], [lab.id for lab in leaves]
-    engines = {lf.name: lf.engine if isinstance(lf.engine, str) else type(lf.engine).__name__
-               for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
+    used = {lf.name: getattr(lf.engine, "spec", None) or str(lf.engine)
+            for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
-    meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
+    meta = make_meta(command=command, engine=",".join(sorted(set(used.values()))) or None)
     probe = MultiVotes(np.zeros((0, len(lfs), len(labels))), [lf.name for lf in lfs], labels, lids)
     meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path), **probe.manifest_meta())
-    deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=engines)
+    deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=used)
     if gold is not None:
         deps["gold"] = file_hash(gold)
     prob_lfs = [f"{lf.name}/{lid}" for lf in lfs if lf.kind in ("embedding", "knn", "prompted_multilabel")
