@@ -73,7 +73,9 @@ def test_knn_cross_fitting_never_uses_an_items_own_label():
 
 def test_gold_few_shot_prompts_pick_nearest_one_per_label_out_of_fold(tiny_qwen2):
     g = _gold(3)
-    lf = GoldFewShotLF("fs", f"hf:{tiny_qwen2}", LABELS, g, shots=2, embedder=_BagEmbedder())
+    from llmlabel.llm import load_engine
+
+    lf = GoldFewShotLF("fs", load_engine(f"hf:{tiny_qwen2}", cache=None), LABELS, g, shots=2, embedder=_BagEmbedder())
     prompts = lf.prompts(["money back refund", "refund money"], [{"id": "x"}, {"id": "g1"}])
     ex0 = prompts[0].split("Examples")[1].split("Now the text")[0]
     assert "refund" in ex0 and ex0.count("Label: refund") == 1  # one example per label

@@ -12,9 +12,9 @@
          none_choice: none of these, prior_correction: false}
       - {name: fs, kind: prompted, few_shot: 2}   # no model: one LF per --model given on the command line
       - {name: mine, kind: python, function: "mypkg.lfs:is_refund"}
-      - {name: knn, kind: knn, k: 10, threshold: 0.5}        # needs a gold set (--gold or gold: below)
-      - {name: fs_gold, kind: prompted, few_shot: 4, few_shot_from: gold}   # examples nearest each item
-    gold: gold.jsonl                       # optional; --gold on the command line wins; relative to this file
+
+A taxonomy with ``multi_label: true`` reads the same kinds per label, plus ``prompted_list`` and per-label
+``thresholds`` (see :mod:`llmlabel.lf.multispec`).
 
 >>> spec = LFSpecFile.model_validate({"lfs": [{"name": "kw", "kind": "keyword", "patterns": {"a": ["x"]}}]})
 >>> spec.lfs[0].kind
@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import ConfigError
 
-Kind = Literal["keyword", "regex", "keyphrases", "embedding", "knn", "prompted", "python"]
+Kind = Literal["keyword", "regex", "keyphrases", "embedding", "knn", "prompted", "prompted_list", "python"]
+
+
+_SINGLE_KINDS: set[str] = {"knn"}  # kinds above that also have a single-label form here
 
 
 class LFSpec(BaseModel):
@@ -44,6 +47,8 @@ class LFSpec(BaseModel):
     k: int = Field(default=10, ge=1, le=1000)  # knn: neighbours that vote
     threshold: Optional[float] = Field(default=None, ge=0.0, le=1.0)
     margin: float = 0.0
+    thresholds: Optional[dict[str, float]] = None  # multi-label embedding: per-label thresholds (id or name)
+    low: Optional[float] = None  # multi-label embedding: vote 0 below this cosine
     template: Optional[str] = None  # prompted
     model: Optional[str] = None
     models: Optional[list[str]] = None
@@ -104,14 +109,16 @@ def _short(spec: str) -> str:
     return spec.rstrip("/").replace("#", "/").split("/")[-1].split(":")[-1] or spec
 
 
-def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None, gold=None,
-              embedder=None) -> list:
+def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None,
+              engines: Callable[[str], Any] | None = None, gold=None, embedder=None) -> list:
     """The LF objects a spec describes, over the taxonomy's labels (vote j = ``taxonomy.labels[j]``).
 
     A prompted LF without ``model``/``models`` becomes one LF per entry of ``models`` (the ``--model``
-    options), named ``<name>@<model>`` when there are several. ``gold`` (a :class:`~llmlabel.lf.gold.GoldSet`)
-    feeds ``knn`` LFs and prompted LFs with ``few_shot_from: gold``. ``embedder`` (an embedder object)
-    replaces the spec's embedder names for embedding-based LFs, so a caller can share one cached embedder.
+    options), named ``<name>@<model>`` when there are several. ``engines`` turns a model spec into the engine
+    the LF runs on (:func:`llmlabel.llm.engine_factory`, which carries the run's cache options; default:
+    one with the default cache). ``gold`` (a :class:`~llmlabel.lf.gold.GoldSet`) feeds ``knn`` LFs and
+    prompted LFs with ``few_shot_from: gold``; ``embedder`` (an embedder object) replaces the spec's embedder
+    names for embedding-based LFs, so a caller can share one cached embedder.
     """
     from .core import PythonLF
     from .embedding import EmbeddingLF
@@ -138,33 +145,44 @@ def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None, go
         elif s.kind == "embedding":
             out.append(EmbeddingLF(s.name, taxonomy.labels, embedder=embedder or s.embedder,
                                    threshold=0.3 if s.threshold is None else s.threshold, margin=s.margin))
-        elif s.kind == "knn":
-            out.append(KnnLF(s.name, need_gold(s), embedder=embedder or s.embedder, k=s.k,
-                             threshold=0.5 if s.threshold is None else s.threshold))
         elif s.kind == "prompted":
             specs = s.models or ([s.model] if s.model else list(models or []))
             if not specs:
                 raise ConfigError(f"prompted LF '{s.name}' names no model", hint="add model: SPEC or pass --model SPEC")
-            shots = None
+            if engines is None:
+                from ..llm import engine_factory
+
+                engines = engine_factory()
             if s.few_shot_from == "gold":
-                g = need_gold(s)
                 for m in specs:
-                    out.append(GoldFewShotLF(s.name if len(specs) == 1 else f"{s.name}@{_short(m)}", m,
-                                             taxonomy.labels, g, shots=s.few_shot, embedder=embedder or s.embedder,
-                                             template=s.template, threshold=s.threshold or 0.0,
-                                             none_choice=s.none_choice, prior_correction=s.prior_correction,
+                    out.append(GoldFewShotLF(s.name if len(specs) == 1 else f"{s.name}@{_short(m)}", engines(m),
+                                             taxonomy.labels, need_gold(s), shots=s.few_shot,
+                                             embedder=embedder or s.embedder, template=s.template,
+                                             threshold=s.threshold or 0.0, none_choice=s.none_choice,
+                                             prior_correction=s.prior_correction,
                                              instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
                 continue
+            shots = None
             if s.few_shot:
                 shots = [(e.text, j) for j, lab in enumerate(taxonomy.labels) for e in lab.examples[: s.few_shot]]
                 if not shots:
                     raise ConfigError(f"prompted LF '{s.name}' asks for few_shot examples but the taxonomy has none")
             for m in specs:
                 name = s.name if len(specs) == 1 else f"{s.name}@{_short(m)}"
-                out.append(PromptedLF(name, m, taxonomy.labels, template=s.template, examples=shots or [],
+                if engines is None:
+                    from ..llm import engine_factory
+
+                    engines = engine_factory()
+                out.append(PromptedLF(name, engines(m), taxonomy.labels, template=s.template, examples=shots or [],
                                       threshold=s.threshold or 0.0, none_choice=s.none_choice,
                                       prior_correction=s.prior_correction,
                                       instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
+        elif s.kind == "knn":
+            out.append(KnnLF(s.name, need_gold(s), embedder=embedder or s.embedder, k=s.k,
+                             threshold=0.5 if s.threshold is None else s.threshold))
+        elif s.kind in ("knn", "prompted_list") and s.kind not in _SINGLE_KINDS:
+            raise ConfigError(f"LF '{s.name}': kind {s.kind} needs a multi-label taxonomy here",
+                              hint="set multi_label: true in the taxonomy (llmlabel taxonomy --multi-label)")
         else:  # python
             mod, _, fn = s.function.partition(":")
             try:

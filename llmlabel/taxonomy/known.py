@@ -32,7 +32,7 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
 from ..errors import ConfigError, InputError
-from ..schema import OTHER, Example, LabelDef, Taxonomy, slugify
+from ..artifacts.taxonomy import OTHER, Example, LabelDef, Taxonomy, slugify
 
 __all__ = ["KnownLabel", "read_label_file", "taxonomy_from_labels"]
 
@@ -244,8 +244,9 @@ def _nearest_examples(sim: np.ndarray, texts: list[str], ids: list[str], n: int,
     return out
 
 
-def taxonomy_from_labels(labels: str | Path | Sequence[str] | Sequence[KnownLabel], corpus: Any = None, *,
-                         multi_label: bool = False, model: Any = None, embedder: Any = None,
+def taxonomy_from_labels(labels: str | Path | Sequence[str] | Sequence[KnownLabel], corpus: Any = None,
+                         output: str | Path | None = None, *, assignments: str | Path | None = None,
+                         cache: str | Path | None = None, no_cache: bool = False, multi_label: bool = False, model: Any = None, embedder: Any = None,
                          instruction: str = "", examples: int = 3, keyphrases: int = 8,
                          sample: int | None = None, seed: int = 0, text_field: str | None = None,
                          id_field: str | None = None, progress: bool = False,
@@ -257,6 +258,8 @@ def taxonomy_from_labels(labels: str | Path | Sequence[str] | Sequence[KnownLabe
     :func:`~llmlabel.taxonomy.induce_taxonomy`) and each leaf gets the ``examples`` nearest items to its
     name + description and the c-TF-IDF ``keyphrases`` of the items nearest to it; the assignments are each
     item's nearest leaf. ``model``: an LLM writes the missing descriptions (else a template sentence).
+    ``output``: taxonomy.yaml to write with its companions (as :func:`~llmlabel.taxonomy.induce_taxonomy`);
+    ``cache`` / ``no_cache``: the LLM answer cache.
     """
     from . import naming
     from .induce import (
@@ -323,4 +326,9 @@ def taxonomy_from_labels(labels: str | Path | Sequence[str] | Sequence[KnownLabe
     tax.made_with = {k: v for k, v in made.items() if v is not None}
     info["other_share"] = 0.0
     info["seconds"] = round(time.perf_counter() - t0, 2)
-    return TaxonomyResult(tax, ids, assign, scores, info)
+    res = TaxonomyResult(tax, ids, assign, scores, info)
+    if output is not None:
+        from .report import write_outputs
+
+        res.paths = write_outputs(res, output, assignments=assignments)
+    return res
