@@ -15,7 +15,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
                  model: list[str] | None = None, cache: str | Path | None = None, no_cache: bool = False,
                  shard_size: int = 1000, text_field: str | None = None, id_field: str | None = None,
                  progress: bool = False, keep_text: bool = True, command: list[str] | None = None,
-                 overwrite: bool = False) -> dict:
+                 overwrite: bool = False, gold: str | Path | None = None, embedder=None) -> dict:
     """Apply the LFs of ``lfs`` (an lfs.yaml) to ``data`` into the votes folder ``output``.
 
     The classes are the taxonomy's leaves (parent groups of a two-level taxonomy are not voted on).
