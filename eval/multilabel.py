@@ -170,6 +170,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/llmlabel-eval-multilabel"))
     ap.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "multilabel.json")
     ap.add_argument("--skip-ceiling", action="store_true")
+    ap.add_argument("--only-ceiling", action="store_true", help="run (c) alone (in parallel with the rest)")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"no GoEmotions data at {DATA}")
@@ -215,6 +216,11 @@ def main() -> None:
            "train_texts": train_texts, "Ytrain": Ytrain}
     out: dict = {"corpus": args.corpus, "selection": int(len(sel)), "scoring": int(len(sc)), "budgets": {},
                  "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    if args.only_ceiling:
+        out = {"ceiling": ceiling(ctx, work, args), "seconds": round(time.perf_counter() - t_start, 1),
+               "load_average": os.getloadavg(), "n_train": len(train_texts)}
+        args.out.write_text(json.dumps(out, indent=1))
+        return
     for b in args.budgets:
         row: dict = {}
         if b:

@@ -12,7 +12,12 @@ from test_distill import one_torch_thread, tiny_bert  # noqa: F401  (fixtures)
 
 from llmlabel.artifacts.multivotes import MultiVotes, read_multi_votes
 from llmlabel.errors import ConfigError
-from llmlabel.lf.multilabel import MultiEmbeddingLF, MultiKeywordLF, MultiKnnLF, PromptedListLF
+from llmlabel.lf.multilabel import (
+    MultiEmbeddingLF,
+    MultiKeywordLF,
+    MultiKnnLF,
+    PromptedListLF,
+)
 from llmlabel.multilabel_metrics import best_thresholds, group_matrix, multilabel_f1
 
 # Two groups over four leaves + one leaf without a parent; each leaf has its own words.
@@ -135,7 +140,7 @@ def test_metrics_thresholds_and_groups():
     assert names == ["money", "delivery", "login"] and G.tolist() == [[1, 0, 1]]
 
 
-def _cli(args, capsys):
+def _cli(args, capsys=None):
     from llmlabel.cli import main
 
     try:
@@ -143,60 +148,70 @@ def _cli(args, capsys):
         code = 0
     except SystemExit as e:
         code = e.code or 0
+    if capsys is None:
+        return code, "", ""
     cap = capsys.readouterr()
     return code, cap.out, cap.err
 
 
-@pytest.mark.parametrize("student", ["static", "encoder"])
-def test_chain_from_label_names_to_student(tmp_path, capsys, student, request):
-    """taxonomy --labels (YAML tree) --multi-label -> label (parent-level keyword, embedding, knn) -> aggregate
-    (dev thresholds, review queue) -> distill (per-class thresholds) -> predict label lists."""
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """taxonomy --labels (YAML tree) --multi-label -> label (parent-level keyword, key phrases, embedding, knn)
+    -> aggregate with dev thresholds; run once for the tests below."""
     import yaml
 
-    from llmlabel.artifacts.labeled import read_labeled
-    from llmlabel.artifacts.taxonomy import load_taxonomy
-
+    tmp = tmp_path_factory.mktemp("chain")
     rows = _corpus(240)
-    corpus = _jsonl(tmp_path / "corpus.jsonl", [{"id": r["id"], "text": r["text"]} for r in rows])
-    gold = _jsonl(tmp_path / "gold.jsonl", rows[:40])
-    dev = _jsonl(tmp_path / "dev.jsonl", [{"id": r["id"], "text": r["text"], "labels": r["labels"]} for r in rows[40:100]])
-    (tmp_path / "labels.yaml").write_text(yaml.safe_dump(TREE, sort_keys=False))
-    code, _, err = _cli(["taxonomy", corpus, "--labels", tmp_path / "labels.yaml", "--multi-label", "-e", "wordllama",
-                         "-o", tmp_path / "tax.yaml", "--quiet"], capsys)
-    assert code == 0, err
-    tax = load_taxonomy(tmp_path / "tax.yaml")
-    assert tax.multi_label and [x.name for x in tax.leaves()] == LEAVES
-    (tmp_path / "lfs.yaml").write_text(yaml.safe_dump({"lfs": [
+    corpus = _jsonl(tmp / "corpus.jsonl", [{"id": r["id"], "text": r["text"]} for r in rows])
+    gold = _jsonl(tmp / "gold.jsonl", rows[:40])
+    dev = _jsonl(tmp / "dev.jsonl", [{"id": r["id"], "text": r["text"], "labels": r["labels"]} for r in rows[40:100]])
+    (tmp / "labels.yaml").write_text(yaml.safe_dump(TREE, sort_keys=False))
+    codes = [_cli(["taxonomy", corpus, "--labels", tmp / "labels.yaml", "--multi-label", "-e", "wordllama",
+                   "-o", tmp / "tax.yaml", "--quiet"])[0]]
+    (tmp / "lfs.yaml").write_text(yaml.safe_dump({"lfs": [
         {"name": "words", "kind": "keyword", "patterns": {"billing": ["invoice"], "group_delivery": ["courier"]}},
         {"kind": "keyphrases"},
         {"name": "emb", "kind": "embedding", "embedder": "wordllama", "threshold": 0.5, "low": 0.1},
         {"name": "knn", "kind": "knn", "embedder": "wordllama", "k": 5, "threshold": 0.5}]}))
-    args = ["label", corpus, "--taxonomy", tmp_path / "tax.yaml", "--lfs", tmp_path / "lfs.yaml", "-o",
-            tmp_path / "votes", "--gold", gold, "--shard-size", "100", "--quiet"]
-    code, _, err = _cli(args, capsys)
-    assert code == 0, err
-    mv, _ = read_multi_votes(tmp_path / "votes")
+    label = ["label", corpus, "--taxonomy", tmp / "tax.yaml", "--lfs", tmp / "lfs.yaml", "-o", tmp / "votes",
+             "--gold", gold, "--shard-size", "100", "--quiet"]
+    codes.append(_cli(label)[0])
+    codes.append(_cli(["aggregate", tmp / "votes", "--dev", dev, "-o", tmp / "labeled.parquet"])[0])
+    return {"tmp": tmp, "rows": rows, "dev": dev, "label": label, "codes": codes}
+
+
+def test_chain_labels_and_aggregates_on_the_leaves(chain, capsys):
+    from llmlabel.artifacts.labeled import read_labeled
+    from llmlabel.artifacts.taxonomy import load_taxonomy
+
+    tmp, rows = chain["tmp"], chain["rows"]
+    assert chain["codes"] == [0, 0, 0]
+    tax = load_taxonomy(tmp / "tax.yaml")
+    assert tax.multi_label and [x.name for x in tax.leaves()] == LEAVES
+    mv, _ = read_multi_votes(tmp / "votes")
     j = {x: i for i, x in enumerate(LEAVES)}
     hit = ["courier" in r["text"] for r in rows]
-    kw = mv.lf_names.index("words")
+    kw = mv.lf_names.index("words")  # keyed by the parent: votes for both of its leaves
     assert (mv.votes[hit, kw, j["shipping"]] == 1).all() and (mv.votes[hit, kw, j["returns"]] == 1).all()
-    code, _, err = _cli(args, capsys)  # resume: every shard is done
+    code, _, err = _cli(chain["label"], capsys)  # resume: every shard is done
     assert code == 0 and "labeled 0 new items" in err
-    code, _, err = _cli(["aggregate", tmp_path / "votes", "--dev", dev, "-o", tmp_path / "labeled.parquet"], capsys)
-    assert code == 0, err
-    lab = read_labeled(tmp_path / "labeled.parquet")
+    lab = read_labeled(tmp / "labeled.parquet")
     assert lab.multi_label and lab.classes == LEAVES and len(lab.labels) == 240
-    thr = lab.meta["thresholds"]
-    assert set(thr) == set(LEAVES)
+    assert set(lab.meta["thresholds"]) == set(LEAVES)
     Y = np.array([[x in r["labels"] for x in LEAVES] for r in rows[100:]])
     pred = np.array([[x in labs for x in LEAVES] for labs in lab.labels[100:]])
     assert multilabel_f1(Y, pred)["macro_f1"] > 0.8  # held-out items (neither gold nor dev)
-    queue = [json.loads(x) for x in (tmp_path / "labeled.review.jsonl").read_text().splitlines()]
+    queue = [json.loads(x) for x in (tmp / "labeled.review.jsonl").read_text().splitlines()]
     errs = [r["expected_errors"] for r in queue]
     assert errs == sorted(errs, reverse=True) and len(queue) == 24
+
+
+@pytest.mark.parametrize("student", ["static", "encoder"])
+def test_chain_student_predicts_label_lists(chain, tmp_path, capsys, student, request):
+    """distill the multi-label file (no flag: the file says so) -> per-class thresholds -> predict lists."""
     extra = ["--student", request.getfixturevalue("tiny_bert"), "--epochs", "2", "--threads", "1"] \
         if student == "encoder" else []
-    code, _, err = _cli(["distill", tmp_path / "labeled.parquet", "-o", tmp_path / "m", "--dev", dev,
+    code, _, err = _cli(["distill", chain["tmp"] / "labeled.parquet", "-o", tmp_path / "m", "--dev", chain["dev"],
                          "--dev-label-field", "labels", *extra], capsys)
     assert code == 0, err
     cfg = json.loads((tmp_path / "m" / "llmlabel_student.json").read_text())

@@ -63,11 +63,11 @@ def aggregate_multi(mv: MultiVotes, method: str = "auto", dev_rows=None, Y_dev=N
     """Fit per-label label models (+ thresholds on dev); dict with proba (n, k), thresholds, chosen (n, k),
     uncovered (n,), report."""
     from .multilabel import MultiLabel
-    from .pipeline import METHODS
+    from .select import MODEL_ALIASES, make_model
 
-    if method != "auto" and method not in METHODS:
-        raise ConfigError(f"unknown --method {method!r}", hint="auto, mv, wmv, ds or onecoin")
-    base = "auto" if method == "auto" else METHODS[method]
+    base = "auto" if method == "auto" else MODEL_ALIASES.get(str(method).lower(), str(method).lower())
+    if base != "auto":
+        make_model(base, 2)  # an unknown name is a one-line error listing the known ones
     Ls = mv.per_label()
     model = MultiLabel(base, labels=mv.labels, random_state=random_state)
     if dev_rows is not None:
