@@ -46,12 +46,16 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option("auto", "--method", help="auto (choose + calibrate on --dev), mv, wmv, ds, onecoin."),
         taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", "-t", help="Label names (WRENCH/.npy votes)."),
         review_top: float = typer.Option(0.1, "--review-top", help="Share (<1) or number of items in the review queue."),
+        gold: Optional[Path] = typer.Option(None, "--gold", help="Human labels (JSONL/CSV of id + label, e.g. from "
+                                            "`llmlabel review import`): clamped, and used with --dev to choose and "
+                                            "calibrate the model (cross-fitted)."),
     ) -> None:
         """Turn LF votes into one label per item with a calibrated confidence; write the review queue."""
-        from ..labelmodel.pipeline import aggregate as run, write_labeled
+        from ..labelmodel.gold import aggregate_with_gold, load_gold
+        from ..labelmodel.pipeline import write_labeled
 
         L, texts, L_dev, y_dev = _load(votes, dev, taxonomy)
-        res = run(L, method, L_dev, y_dev)
+        res = aggregate_with_gold(L, method, L_dev, y_dev, *(load_gold(gold, L) if gold else (None, None)))
         paths = write_labeled(output, L, res, texts, review_top=review_top if review_top < 1 else int(review_top),
                               meta=None)
         rep = res["report"]

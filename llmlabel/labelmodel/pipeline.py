@@ -169,6 +169,8 @@ def write_labeled(out: str | Path, L: LabelMatrix, res: dict, texts=None, *, rev
             "uncovered": pa.array(res["uncovered"])}
     if texts is not None:
         cols["text"] = pa.array([str(t) for t in texts])
+    if "source" in res:  # 'human' rows were clamped to a reviewed label (labelmodel/gold.py)
+        cols["source"] = pa.array([str(s) for s in res["source"]])
     for j, name in enumerate(names):
         cols[f"p:{name}"] = pa.array(res["proba"][:, j].astype(np.float32))
     info = dict(meta or make_meta())

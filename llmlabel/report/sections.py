@@ -134,18 +134,6 @@ def distribution(run: RunInputs, lf_sec: dict | None) -> dict | None:
     return out
 
 
-def reliability_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> dict:
-    """Equal-width confidence bins: mean confidence, accuracy and count per non-empty bin, and the ECE."""
-    b = np.clip((conf * n_bins).astype(int), 0, n_bins - 1)
-    cnt = np.bincount(b, minlength=n_bins)
-    mc = np.bincount(b, weights=conf, minlength=n_bins)
-    ac = np.bincount(b, weights=correct.astype(float), minlength=n_bins)
-    keep = cnt > 0
-    ece = float(np.abs(ac - mc)[keep].sum() / max(1, cnt.sum()))
-    return {"confidence": (mc[keep] / cnt[keep]).tolist(), "accuracy": (ac[keep] / cnt[keep]).tolist(),
-            "count": cnt[keep].tolist(), "ece": ece, "n": int(cnt.sum())}
-
-
 def confidence(run: RunInputs) -> dict | None:
     lab = run.labeled
     if lab is None:
@@ -154,10 +142,13 @@ def confidence(run: RunInputs) -> dict | None:
     out = {"covered": lab.confidence[model & ~lab.uncovered], "uncovered": lab.confidence[model & lab.uncovered]}
     gold = _gold_rows(run)
     rel = (lab.meta.get("label_model") or {}).get("reliability") or {}
-    curves = {name: rel[name] for name in ("before", "after") if isinstance(rel.get(name), dict)}
-    if gold is not None:
+    curves = {f"{name} calibration (out-of-fold)": rel[name] for name in ("before", "after")
+              if isinstance(rel.get(name), dict)}
+    if gold is not None and not curves:
+        from ..labelmodel.gold import reliability_bins
+
         r, y = gold
-        curves["shipped (calibrated) labels on gold items, in sample"] = reliability_bins(lab.confidence[r], lab.label_index[r] == y)
+        curves["shipped labels on gold items (in sample)"] = reliability_bins(lab.confidence[r], lab.label_index[r] == y)
     out["reliability"] = curves
     return out
 
