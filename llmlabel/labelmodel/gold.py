@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..io import read_records
-from .matrix import LabelMatrix
+from ..artifacts.matrix import LabelMatrix
 
 
 def load_gold(path: str | Path, L: LabelMatrix) -> tuple[np.ndarray, np.ndarray]:

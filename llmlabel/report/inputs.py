@@ -125,10 +125,10 @@ def collect(paths: list[str | Path], *, dev: str | Path | None = None) -> RunInp
         if review.is_file():
             run.review_rows = [json.loads(s) for s in review.read_text(encoding="utf-8").splitlines() if s.strip()]
     if "votes" in found:
-        from ..labelmodel.pipeline import load_votes
+        from ..artifacts.votes import read_votes
 
         labels = run.labeled.classes if run.labeled is not None else None
-        run.votes, _, _ = load_votes(found["votes"], labels if labels else None)
+        run.votes = read_votes(found["votes"], labels if labels else None).matrix
     if "model" in found:
         run.metrics = _json(found["model"] / "metrics.json")
         casc = sorted(found["model"].glob("*.cascade.json"))

@@ -26,9 +26,9 @@ def _votes_near(labeled: Path, votes: str | Path | None):
     path = Path(votes) if votes is not None else labeled.parent / "votes"
     if votes is None and not (path / "_manifest.json").is_file():
         return None
-    from ..labelmodel.pipeline import load_votes
+    from ..artifacts.votes import read_votes
 
-    return load_votes(path)[0]
+    return read_votes(path).matrix
 
 
 def export_tasks(labeled: str | Path, output: str | Path, *, n: int = 200, strategy: str = "review",
