@@ -110,10 +110,11 @@ def cross_fitted(L: LabelMatrix, L_sel: LabelMatrix, y_sel: np.ndarray, chosen: 
 
 
 def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None, gold_rows=None, gold_y=None,
-                        *, n_folds: int = 5, seed: int = 0) -> dict:
+                        *, n_folds: int = 5, seed: int = 0, reliability: bool = True) -> dict:
     """``pipeline.aggregate``'s result with human labels clamped (``source``) and cross-fitted reliability.
 
     Selection and calibration use the dev set plus the gold items (gold wins where an item is in both).
+    ``reliability=False`` skips the out-of-fold reliability diagram (the extra model fits it costs).
     """
     from .pipeline import aggregate
 
@@ -133,7 +134,7 @@ def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=
     y_sel = np.concatenate(ys) if ys else None
     res = aggregate(L, method, L_sel, y_sel)
     rep = dict(res["report"])
-    if L_sel is not None and len(y_sel) >= 2:
+    if reliability and L_sel is not None and len(y_sel) >= 2:
         raw, cal = cross_fitted(L, L_sel, y_sel, rep.get("chosen", "onecoin"), rep.get("calibration", "none"),
                                 n_folds=n_folds, seed=seed)
         rep["reliability"] = {
