@@ -240,3 +240,82 @@ def test_a_rerun_on_another_corpus_into_the_same_votes_folder_is_refused(chain):
     assert list(read_votes(tmp / "votes").matrix.ids) == ["o1"]
     # the same corpus resumes (nothing to redo)
     assert label_corpus(tmp / "other.jsonl", tmp / "taxonomy.yaml", tmp / "lfs.yaml", tmp / "votes")["rows_labeled"] == 0
+
+
+def test_predictions_rows_and_sidecar(tmp_path):
+    from llmlabel.artifacts.predictions import read_predictions, write_predictions
+
+    rows = [{"id": "a", "label": "x", "confidence": 0.9}, {"id": "b", "label": None, "reason": "empty text"}]
+    assert write_predictions(tmp_path / "p.jsonl", rows, classes=["x", "y"]) == 2
+    p = read_predictions(tmp_path / "p.jsonl")
+    assert p.task == "single" and p.classes == ["x", "y"] and p.ids == ["a", "b"] and p.rows[1]["label"] is None
+    with pytest.raises(InputError, match=r"q.jsonl:1: a null label needs a 'reason'"):
+        write_predictions(tmp_path / "q.jsonl", [{"id": "a", "label": None}], classes=["x", "y"])
+    assert not (tmp_path / "q.jsonl").exists()  # atomic: a failed write leaves no half file
+    with pytest.raises(InputError, match="label 'z' is not one of the 2 classes"):
+        write_predictions(tmp_path / "q.jsonl", [{"id": "a", "label": "z"}], classes=["x", "y"])
+
+
+def test_predict_and_distill_cross_through_the_files(chain, capsys):
+    """labeled.parquet -> distill -> model folder -> predict: every corpus item gets a prediction in the
+    student's class order, and the student agrees with the labels it was trained on."""
+    from llmlabel.artifacts.predictions import read_predictions
+    from llmlabel.cli import main
+
+    tmp, ids = chain
+    _label_and_aggregate(tmp)
+    for argv in (["distill", "labeled.parquet", "-o", "model", "--epochs", "2", "--min-per-class", "1"],
+                 ["predict", "model", "corpus.jsonl", "-o", "preds.jsonl"]):
+        try:
+            main(argv)
+        except SystemExit as e:
+            assert not e.code, capsys.readouterr().err
+    pred = read_predictions(tmp / "preds.jsonl")
+    lab = read_labeled(tmp / "labeled.parquet")
+    assert pred.ids == ids and pred.classes == LEAVES and pred.task == "single"
+    covered = ~lab.uncovered
+    agree = np.mean(np.array([r["label"] for r in pred.rows])[covered] == np.array(lab.label)[covered])
+    assert agree >= 0.9, agree
+
+
+def test_step_by_step_cli_chain_on_an_induced_two_level_taxonomy(tmp_path, monkeypatch, capsys):
+    """taxonomy --levels 2 -> label -> aggregate -> distill -> predict, as a user types it: the parents are
+    not classes anywhere, the student's targets are the aggregate probabilities, and the card and metrics.json
+    state what training used."""
+    from llmlabel.artifacts.model import read_metrics
+    from llmlabel.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    rows = [json.loads(x) for x in (root / "examples" / "banking77_sample.jsonl").read_text().splitlines()[:150]]
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in rows))
+    (tmp_path / "lfs.yaml").write_text("lfs:\n  - {kind: keyphrases}\n  - {name: emb, kind: embedding, embedder: wordllama, "
+                                       "threshold: 0.3}\n")
+    monkeypatch.chdir(tmp_path)
+    for argv in (["taxonomy", "corpus.jsonl", "-o", "taxonomy.yaml", "--levels", "2", "--max-labels", "8",
+                  "--embedder", "wordllama", "-q"],
+                 ["label", "corpus.jsonl", "-t", "taxonomy.yaml", "--lfs", "lfs.yaml", "-o", "votes", "-q"],
+                 ["aggregate", "votes", "-t", "taxonomy.yaml", "--method", "ds", "-o", "labeled.parquet"],
+                 ["distill", "labeled.parquet", "-o", "model", "--min-per-class", "1"],
+                 ["predict", "model", "corpus.jsonl", "-o", "preds.jsonl"]):
+        try:
+            main(argv)
+        except SystemExit as e:
+            assert not e.code, (argv[0], capsys.readouterr().err)
+    tax = load_taxonomy("taxonomy.yaml")
+    assert tax.parents(), "--levels 2 made no parent groups"
+    parent_names = {p.name for p in tax.parents()}
+    lab = read_labeled("labeled.parquet")
+    assert lab.classes == tax.classes() and not parent_names & set(lab.classes)
+    assert read_votes_manifest("votes")["meta"]["labels"] == tax.classes()
+    assert lab.ids == [str(r["id"]) for r in rows]
+    m = read_metrics("model")
+    soft = bool(np.abs(lab.proba - np.eye(len(lab.classes))[lab.label_index]).max() > 1e-4)
+    assert m["training"]["targets"] == ("soft" if soft else "hard") and m["classes"] == lab.classes
+    card = Path("model/README.md").read_text()
+    assert ("soft per-class probabilities" in card) == soft
+    from llmlabel.artifacts.predictions import read_predictions
+
+    pred = read_predictions("preds.jsonl")
+    assert pred.ids == lab.ids and set(pred.classes) == set(lab.classes)
+    agree = np.mean(np.array([r["label"] for r in pred.rows]) == np.array(lab.label))
+    assert agree >= 0.6, agree  # the student reproduces most of the labels it was trained on

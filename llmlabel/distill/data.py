@@ -74,7 +74,8 @@ def _as_label_list(value: Any) -> list[str]:
 
 def _find_proba(row: dict, pf: str | None) -> tuple[str | None, list[str] | None]:
     """(field or column prefix, per-class columns or None). ``proba`` as one list/``{class: p}`` column, or one
-    ``proba_<class>`` column per class (what ``llmlabel aggregate`` writes); ``pf`` names either form."""
+    ``proba_<class>`` column per class; ``pf`` names either form. (labeled.parquet from ``llmlabel aggregate``
+    never comes here: :func:`llmlabel.artifacts.labeled.read_labeled` reads its ``p:<class>`` columns.)"""
     if pf is not None and pf in row and not pf.endswith("_"):
         return pf, None
     prefix = pf if pf is not None and pf.endswith("_") else f"{pf or 'proba'}_"
