@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from llmlabel.artifacts.labeled import write_labeled  # noqa: E402
 from llmlabel.labelmodel.gold import aggregate_with_gold  # noqa: E402
 from llmlabel.labelmodel.pipeline import load_votes  # noqa: E402
-from llmlabel.review.strategies import STRATEGIES, risk_scores, select  # noqa: E402
+from llmlabel.labelmodel.strategies import STRATEGIES, risk_scores, select  # noqa: E402
 
 DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", ROOT / ".." / "shared" / "data"))
 

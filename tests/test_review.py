@@ -84,7 +84,7 @@ def test_export_writes_tasks_and_config_and_never_resends(run, tmp_path, strateg
 def test_review_strategy_ranks_errors_first(run):
     """The review queue's top 10% holds far more label errors than the corpus on average (real keyword LFs)."""
     from llmlabel.labelmodel.pipeline import load_votes
-    from llmlabel.review.strategies import select
+    from llmlabel.labelmodel.strategies import select
 
     lab = read_labeled(run["run"] / "labeled.parquet")
     L = load_votes(run["run"] / "votes")[0]

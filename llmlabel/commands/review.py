@@ -31,12 +31,29 @@ def export(
     seed: int = typer.Option(0, "--seed", help="Seed for random choices and ties."),
 ) -> None:
     """Write Label Studio tasks (our label as a scored prediction) for items nobody has reviewed yet."""
-    from ..review.roundtrip import export_tasks
+    from ..errors import InputError
+    from ..labelmodel.strategies import select
+    from ..review.artifact import read_labeled
+    from ..review.roundtrip import STATE_NAME, ReviewState, excluded, write_tasks
 
-    r = export_tasks(labeled, output, n=n, strategy=strategy, state=state, exclude=exclude or [], votes=votes,
-                     seed=seed)
-    typer.echo(f"wrote {r['n']} tasks ({strategy}; {r['excluded']:,} items already sent, reviewed or human-labeled "
-               f"were left out) to {r['tasks']}; labeling config {r['config']}; record {r['state']}", err=True)
+    lab = read_labeled(labeled)
+    st = ReviewState(state if state is not None else labeled.parent / STATE_NAME)
+    mask = excluded(lab, st, exclude or [])
+    L = None
+    vpath = votes if votes is not None else labeled.parent / "votes"
+    if strategy == "review" and (votes is not None or (vpath / "_manifest.json").is_file()):
+        from ..artifacts.votes import read_votes
+
+        L = read_votes(vpath).matrix
+        if L.ids is None or [str(i) for i in L.ids] != lab.ids:
+            raise InputError("the votes' items differ from the labeled file's", path=vpath,
+                             hint="pass the votes folder this labeled file was aggregated from with --votes")
+    rows = select(strategy, n, proba=lab.proba, confidence=lab.confidence, label_index=lab.label_index,
+                  votes=None if L is None else L.votes, texts=lab.texts, exclude=mask, seed=seed)
+    r = write_tasks(lab, rows, output, state=st, strategy=strategy)
+    typer.echo(f"wrote {r['n']} tasks ({strategy}{'' if L is not None or strategy != 'review' else ', confidence only: no votes found'}; "
+               f"{int(mask.sum()):,} items already sent, reviewed or human-labeled were left out) to {r['tasks']}; "
+               f"labeling config {r['config']}; record {r['state']}", err=True)
 
 
 @review_app.command("import")

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputError
 
 GOLD_NAMES = ("dev.jsonl", "dev.csv", "gold.jsonl", "gold.csv")
@@ -106,7 +108,7 @@ def _read_gold(path: Path) -> dict[str, str]:
 
 def collect(paths: list[str | Path], *, dev: str | Path | None = None) -> RunInputs:
     """Load every recognised input under ``paths`` (see the module docstring)."""
-    from ..review.artifact import read_labeled
+    from ..artifacts.labeled import read_labeled
 
     found = _classify([Path(p) for p in paths])
     if dev is not None:
@@ -121,6 +123,8 @@ def collect(paths: list[str | Path], *, dev: str | Path | None = None) -> RunInp
         run.taxonomy = load_taxonomy(found["taxonomy"])
     if "labeled" in found:
         run.labeled = read_labeled(found["labeled"])
+        if run.labeled.source is None:  # written before the source column existed: every row is the model's
+            run.labeled.source = np.full(len(run.labeled), "model", dtype=object)
         review = found.get("review") or found["labeled"].with_suffix(".review.jsonl")
         if review.is_file():
             run.review_rows = [json.loads(s) for s in review.read_text(encoding="utf-8").splitlines() if s.strip()]

@@ -87,28 +87,54 @@ def _gold_rows(run: RunInputs, L=None):
     return r, y
 
 
+def lf_stats(hard: np.ndarray, k: int, y: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-LF coverage, overlap, conflict (as Snorkel defines them), vote counts and, with gold ``y``, accuracy;
+    plus per-item conflict, from an (n, m) vote matrix (-1 = abstain). Vectorised over items."""
+    n, m = hard.shape
+    voted = hard >= 0
+    counts = np.zeros((n, k))
+    for j in range(m):  # loop over LFs; each step is vectorised over items
+        np.add.at(counts, (np.flatnonzero(voted[:, j]), hard[voted[:, j], j]), 1)
+    total = counts.sum(axis=1)
+    same = np.take_along_axis(counts, np.where(voted, hard, 0), axis=1)
+    out = {"n_votes": voted.sum(axis=0), "coverage": voted.mean(axis=0),
+           "overlap": (voted & (total[:, None] > 1)).mean(axis=0),
+           "conflict": (voted & (total[:, None] - same > 0)).mean(axis=0),
+           "item_conflict": (counts > 0).sum(axis=1) > 1, "item_votes": total}
+    if y is not None:
+        hit = (voted & (hard == y[:, None])).sum(axis=0)
+        out["accuracy"] = np.divide(hit, out["n_votes"], out=np.full(m, np.nan), where=out["n_votes"] > 0)
+    return out
+
+
 def lfs(run: RunInputs) -> dict | None:
     L = run.votes
     if L is None:
         return None
-    from ..labelmodel.analysis import LFAnalysis
-
     hard = np.asarray(L.votes)
     names = list(L.lf_names)
     classes = list(L.labels) if L.labels else [str(j) for j in range(L.cardinality)]
-    rows = LFAnalysis(hard, lf_names=names, class_names=classes).rows()
+    k = len(classes)
+    st = lf_stats(hard, k)
     gold = _gold_rows(run, L)
-    if gold is not None:
-        acc = LFAnalysis(hard[gold[0]], gold[1], lf_names=names, class_names=classes).rows()
-        for r, a in zip(rows, acc):
-            r["dev_accuracy"], r["dev_n"] = a["accuracy"], a["n_votes"]
-    for r in rows:
-        r["errors"] = int(L.errors.get(r["lf"], 0))
+    dev = lf_stats(hard[gold[0]], k, gold[1]) if gold is not None else None
+    rows = []
+    for j, name in enumerate(names):  # one row per LF
+        col = hard[:, j]
+        row = {"lf": name, "polarity": [classes[c] for c in np.unique(col[col >= 0])],
+               "n_votes": int(st["n_votes"][j]), "coverage": float(st["coverage"][j]),
+               "overlap": float(st["overlap"][j]), "conflict": float(st["conflict"][j]),
+               "errors": int(L.errors.get(name, 0))}
+        if dev is not None:
+            acc = dev["accuracy"][j]
+            row["dev_accuracy"] = None if np.isnan(acc) else float(acc)
+            row["dev_n"] = int(dev["n_votes"][j])
+        rows.append(row)
     voted = (hard >= 0).astype(np.float32)
     co = voted.T @ voted  # items both LFs voted on
     agree = np.zeros_like(co)
-    share = np.zeros((len(names), len(classes)))
-    for c in range(len(classes)):  # loop over classes; each step is a matrix product over items
+    share = np.zeros((len(names), k))
+    for c in range(k):  # loop over classes; each step is a matrix product over items
         x = (hard == c).astype(np.float32)
         agree += x.T @ x
         share[:, c] = x.sum(axis=0)
@@ -116,9 +142,11 @@ def lfs(run: RunInputs) -> dict | None:
         agreement = np.where(co > 0, agree / co, np.nan)
         share = share / np.maximum(share.sum(axis=1, keepdims=True), 1)
     np.fill_diagonal(agreement, np.nan)
+    per_item = st["item_votes"]
+    summary = {"n_items": int(len(hard)), "coverage": float((per_item > 0).mean()),
+               "overlap": float((per_item > 1).mean()), "conflict": float(st["item_conflict"].mean())}
     return {"rows": rows, "names": names, "classes": classes, "agreement": agreement, "co_votes": co,
-            "conflict": np.where(co > 0, (co - agree) / np.maximum(co, 1), np.nan), "vote_share": share,
-            "summary": LFAnalysis(hard, lf_names=names, class_names=classes).summary()}
+            "vote_share": share, "summary": summary}
 
 
 def distribution(run: RunInputs, lf_sec: dict | None) -> dict | None:
@@ -134,6 +162,19 @@ def distribution(run: RunInputs, lf_sec: dict | None) -> dict | None:
     return out
 
 
+def reliability_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> dict:
+    """Equal-width confidence bins: mean confidence, accuracy and count per non-empty bin, and the ECE (the same
+    binning as labelmodel.gold writes into the labeled file's metadata)."""
+    b = np.clip((conf * n_bins).astype(int), 0, n_bins - 1)
+    cnt = np.bincount(b, minlength=n_bins)
+    mc = np.bincount(b, weights=conf, minlength=n_bins)
+    ac = np.bincount(b, weights=correct.astype(float), minlength=n_bins)
+    keep = cnt > 0
+    return {"confidence": (mc[keep] / cnt[keep]).tolist(), "accuracy": (ac[keep] / cnt[keep]).tolist(),
+            "count": cnt[keep].tolist(), "ece": float(np.abs(ac - mc)[keep].sum() / max(1, cnt.sum())),
+            "n": int(cnt.sum())}
+
+
 def confidence(run: RunInputs) -> dict | None:
     lab = run.labeled
     if lab is None:
@@ -145,8 +186,6 @@ def confidence(run: RunInputs) -> dict | None:
     curves = {f"{name} calibration (out-of-fold)": rel[name] for name in ("before", "after")
               if isinstance(rel.get(name), dict)}
     if gold is not None and not curves:
-        from ..labelmodel.gold import reliability_bins
-
         r, y = gold
         curves["shipped labels on gold items (in sample)"] = reliability_bins(lab.confidence[r], lab.label_index[r] == y)
     out["reliability"] = curves

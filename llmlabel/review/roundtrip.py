@@ -1,6 +1,10 @@
-"""``llmlabel review export`` / ``import`` as library functions: labeled file -> Label Studio tasks -> gold JSONL.
+"""The review round trip as library functions: labeled rows -> Label Studio tasks; exports -> gold JSONL.
 
->>> export_tasks("labeled.parquet", "tasks.json", n=200, strategy="diverse")        # doctest: +SKIP
+Choosing the rows is the label model's job (``labelmodel.strategies.select``); ``llmlabel review export`` joins
+the two.
+
+>>> write_tasks(read_labeled("labeled.parquet"), rows, "tasks.json", state=ReviewState("review_state.json"),
+...             strategy="diverse")                                                  # doctest: +SKIP
 >>> import_annotations("project-1-export.json", "gold.jsonl", labeled="labeled.parquet")  # doctest: +SKIP
 """
 
@@ -16,43 +20,29 @@ from ..io_write import atomic_write
 from .answers import ReviewState, read_gold, resolve, write_gold
 from .artifact import read_labeled
 from .labelstudio import labeling_config, make_tasks, read_export
-from .strategies import select
 
 STATE_NAME = "review_state.json"
 
 
-def _votes_near(labeled: Path, votes: str | Path | None):
-    """The LF votes for the review strategy's disagreement signal: given, or the run folder's ``votes/``."""
-    path = Path(votes) if votes is not None else labeled.parent / "votes"
-    if votes is None and not (path / "_manifest.json").is_file():
-        return None
-    from ..artifacts.votes import read_votes
-
-    return read_votes(path).matrix
-
-
-def export_tasks(labeled: str | Path, output: str | Path, *, n: int = 200, strategy: str = "review",
-                 state: str | Path | None = None, exclude: list[str | Path] = (), votes: str | Path | None = None,
-                 seed: int = 0, instruction: str = "") -> dict:
-    """Write ``output`` (Label Studio import JSON) and ``<output stem>.config.xml``; record the ids sent."""
-    labeled, output = Path(labeled), Path(output)
-    if output.suffix.lower() != ".json":
-        raise ConfigError("Label Studio tasks are a .json file", path=output)
-    lab = read_labeled(labeled)
-    if lab.texts is None:
-        raise InputError("the labeled file has no 'text' column, so people would have nothing to read",
-                         path=labeled, hint="aggregate a votes folder that kept the texts (label without --no-text)")
-    st = ReviewState(state if state is not None else labeled.parent / STATE_NAME)
-    skip = st.seen()
+def excluded(lab, state: ReviewState, exclude: list[str | Path] = ()) -> np.ndarray:
+    """Rows never to send: reviewed or already sent (``state``), in an ``exclude`` gold file, or human-labeled."""
+    skip = state.seen()
     for g in exclude:
         skip |= set(read_gold(g))
-    mask = (lab.source == "human") | np.isin(np.asarray(lab.ids, dtype=object), np.asarray(sorted(skip), dtype=object))
-    L = _votes_near(labeled, votes) if strategy == "review" else None
-    if L is not None and (L.ids is None or [str(i) for i in L.ids] != lab.ids):
-        raise InputError("the votes' items differ from the labeled file's", path=votes or labeled.parent / "votes",
-                         hint="pass the votes folder this labeled file was aggregated from with --votes")
-    idx = select(strategy, n, proba=lab.proba, confidence=lab.confidence, label_index=lab.label_index,
-                 votes=None if L is None else L.votes, texts=lab.texts, exclude=mask, seed=seed)
+    ids = np.asarray(lab.ids, dtype=object)
+    return (lab.source == "human") | np.isin(ids, np.asarray(sorted(skip), dtype=object))
+
+
+def write_tasks(lab, rows, output: str | Path, *, state: ReviewState, strategy: str, instruction: str = "") -> dict:
+    """Write the chosen ``rows`` of a labeled file as Label Studio tasks (``output``) and the labeling config
+    (``<output stem>.config.xml``); record them in ``state`` as sent."""
+    output = Path(output)
+    if output.suffix.lower() != ".json":
+        raise ConfigError("Label Studio tasks are a .json file", path=output)
+    if lab.texts is None:
+        raise InputError("the labeled file has no 'text' column, so people would have nothing to read",
+                         path=lab.path, hint="aggregate a votes folder that kept the texts (label without --no-text)")
+    idx = np.asarray(rows, dtype=np.int64)
     if lab.multi_label:
         chosen = [[c for c, p in zip(lab.classes, row) if p >= 0.5] or [lab.classes[int(row.argmax())]]
                   for row in lab.proba[idx]]
@@ -66,11 +56,9 @@ def export_tasks(labeled: str | Path, output: str | Path, *, n: int = 200, strat
         json.dump(tasks, f, ensure_ascii=False, indent=1)
     with atomic_write(config) as f:
         f.write(labeling_config(lab.classes, multi_label=lab.multi_label, instruction=instruction))
-    st.mark_exported(ids)
-    st.save()
-    return {"tasks": output, "config": config, "state": st.path, "n": len(ids), "excluded": int(mask.sum()),
-            "available": int((~mask).sum()), "strategy": strategy, "ids": ids,
-            "used_votes": L is not None}
+    state.mark_exported(ids)
+    state.save()
+    return {"tasks": output, "config": config, "state": state.path, "n": len(ids), "ids": ids}
 
 
 def import_annotations(export: str | Path, output: str | Path, *, taxonomy: str | Path | None = None,

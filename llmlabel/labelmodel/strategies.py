@@ -5,7 +5,7 @@ reviewed, already sent, or clamped to a human label).
 
 - ``random``: a seeded uniform sample (the baseline every other strategy must beat).
 - ``uncertainty``: lowest calibrated confidence first.
-- ``review``: the review queue's risk (low confidence + LF disagreement, see ``labelmodel.review``).
+- ``review``: the review queue's risk (low confidence + LF disagreement, see ``review.py``).
 - ``diverse``: uncertainty, but taken round-robin over the predicted labels (so one confusing label cannot fill
   the batch) and skipping near-duplicates of items already picked (cosine > 0.9 of hashed word counts).
 """
@@ -25,7 +25,7 @@ def _order_by(score: np.ndarray, rng) -> np.ndarray:
 
 
 def risk_scores(proba: np.ndarray, votes=None, label_index=None) -> np.ndarray:
-    from ..labelmodel.review import review_scores
+    from .review import review_scores
 
     return review_scores(proba, votes, labels=label_index)["risk"]
 
