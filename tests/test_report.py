@@ -53,7 +53,41 @@ def run_dir(tmp_path_factory) -> dict:
     t, point, _ = choose_threshold(curve, max_deferral=0.3)
     (run / "model" / "dev.cascade.json").write_text(json.dumps({"calibration": {"threshold": t, "point": point,
                                                                                 "n_dev": len(dev)}, "curve": curve}))
+    (run / "review_rounds.json").write_text(json.dumps({"note": "two simulated review rounds",
+                                                        "rounds": _review_rounds(paths, tmp_path_factory)}))
     return paths
+
+
+def _review_rounds(paths, tmp_path_factory) -> list[dict]:
+    """Two real review rounds through the CLI per strategy (export -> simulated annotator -> import -> aggregate
+    --gold), scored against the corpus's gold labels."""
+    from llmlabel.review.artifact import read_labeled
+
+    gold = {json.loads(s)["id"]: json.loads(s)["label"] for s in paths["gold_all"].read_text().splitlines()}
+    rows = []
+    for strategy in ("random", "uncertainty"):
+        work = tmp_path_factory.mktemp(f"rounds-{strategy}")
+        labeled = paths["run"] / "labeled.parquet"
+        for r in range(3):
+            lab = read_labeled(labeled)
+            acc = float(np.mean([c == gold[i] for c, i in zip(lab.label, lab.ids)]))
+            rows.append({"strategy": strategy, "n_labels": int((lab.source == "human").sum()), "accuracy": acc})
+            if r == 2:
+                break
+            tasks = work / f"tasks{r}.json"
+            assert _cli("review", "export", labeled, "-o", tasks, "--n", 20, "--strategy", strategy,
+                        "--state", work / "state.json") == 0
+            export = [{"id": k, "data": t["data"], "annotations": [{"id": k, "completed_by": 1, "result": [
+                {"from_name": "label", "to_name": "text", "type": "choices",
+                 "value": {"choices": [gold[t["data"]["item_id"]]]}}]}]}
+                for k, t in enumerate(json.loads(tasks.read_text()), 1)]
+            (work / f"export{r}.json").write_text(json.dumps(export))
+            assert _cli("review", "import", work / f"export{r}.json", "-o", work / "gold.jsonl", "--labeled", labeled,
+                        "--state", work / "state.json") == 0
+            labeled = work / f"labeled{r}.parquet"
+            assert _cli("aggregate", paths["run"] / "votes", "--dev", paths["dev"], "--gold", work / "gold.jsonl",
+                        "-o", labeled) == 0
+    return rows
 
 
 def _report(run: Path, out: Path, *extra) -> str:
@@ -63,11 +97,11 @@ def _report(run: Path, out: Path, *extra) -> str:
 
 def test_report_has_every_section_with_input_and_no_remote_reference(run_dir, tmp_path):
     html = _report(run_dir["run"], tmp_path / "report.html")
-    for sec in ("run", "taxonomy", "lfs", "distribution", "confidence", "dev", "pairs", "review", "student"):
+    for sec in ("run", "taxonomy", "lfs", "distribution", "confidence", "dev", "pairs", "review", "student", "rounds"):
         assert f'<section id="{sec}">' in html, sec
-    assert '<section id="rounds">' not in html  # no rounds file in this run: no empty section
     charts = set(re.findall(r'data-chart="chart-([a-z_]+)"', html))
-    assert {"shares", "lf_heatmap", "distribution", "confidence", "reliability", "confusion", "cascade"} <= charts
+    assert {"shares", "lf_heatmap", "distribution", "confidence", "reliability", "confusion", "cascade",
+            "rounds"} <= charts
     # Self-contained: plotly.js inline exactly once, nothing fetched by src/href/url().
     libs = [m for m in re.finditer(r"<script>(.*?)</script>", html, re.S) if "plotly.js v" in m.group(1)[:400]]
     assert len(libs) == 1
@@ -89,7 +123,7 @@ def test_report_has_every_section_with_input_and_no_remote_reference(run_dir, tm
 def test_report_from_single_file_shows_only_its_sections(run_dir, tmp_path):
     html = _report(run_dir["run"] / "labeled.parquet", tmp_path / "r.html")
     assert '<section id="distribution">' in html and '<section id="confidence">' in html
-    for sec in ("taxonomy", "lfs", "dev", "student"):
+    for sec in ("taxonomy", "lfs", "dev", "student", "rounds"):  # no input, no (empty) section
         assert f'<section id="{sec}">' not in html, sec
 
 
@@ -141,7 +175,7 @@ def test_report_draws_every_chart_in_chromium_without_network(run_dir, tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     dom = r.stdout
     blocks = _chart_blocks(dom)
-    assert len(blocks) >= 7
+    assert len(blocks) >= 8
     marks = {"heatmap": 'class="hm"', "bar": 'class="point"', "line": 'class="js-line"', "slice": 'class="slice'}
     for name, block in blocks.items():
         # After plotly ran, each chart holds its SVG and at least one drawn mark (bar, heatmap image, line or slice).
