@@ -213,3 +213,32 @@ def test_aggregate_gold_errors_name_the_line(run, tmp_path, capsys):
     g.write_text('{"id": "zzz", "label": "billing"}\n')
     assert _cli("aggregate", run["run"] / "votes", "--gold", g, "-o", tmp_path / "l.parquet") == 2
     assert "gold item id 'zzz'" in capsys.readouterr().err
+
+
+def test_multi_label_export_uses_checkboxes_and_import_keeps_majority_labels(tmp_path):
+    from llmlabel.artifacts.labeled import write_labeled
+
+    classes = ["anger", "joy", "surprise"]
+    proba = np.array([[0.9, 0.7, 0.1], [0.2, 0.3, 0.4], [0.6, 0.1, 0.8], [0.1, 0.9, 0.2]])
+    path = tmp_path / "labeled.parquet"
+    write_labeled(path, ids=["a", "b", "c", "d"], classes=classes, proba=proba, multi_label=True,
+                  texts=["grr yay", "hm", "grr wow", "yay"])
+    out = tmp_path / "tasks.json"
+    assert _cli("review", "export", path, "-o", out, "--n", 3, "--strategy", "uncertainty") == 0
+    config = ET.fromstring((tmp_path / "tasks.config.xml").read_text())
+    assert config.find("Choices").get("choice") == "multiple"
+    tasks = {t["data"]["item_id"]: t for t in json.loads(out.read_text())}
+    assert len(tasks) == 3
+    if "a" in tasks:
+        assert tasks["a"]["predictions"][0]["result"][0]["value"]["choices"] == ["anger", "joy"]
+    if "b" in tasks:  # nothing reaches 0.5: the top class is proposed
+        assert tasks["b"]["predictions"][0]["result"][0]["value"]["choices"] == ["surprise"]
+    item = next(iter(tasks))
+    export = [{"id": 1, "data": tasks[item]["data"], "annotations": [
+        {"id": k, "completed_by": k, "result": [{"from_name": "label", "to_name": "text", "type": "choices",
+                                                 "value": {"choices": ch}}]}
+        for k, ch in enumerate([["anger", "joy"], ["anger"], ["anger", "joy", "surprise"]], 1)]}]
+    (tmp_path / "e.json").write_text(json.dumps(export))
+    assert _cli("review", "import", tmp_path / "e.json", "-o", tmp_path / "g.jsonl", "--labeled", path) == 0
+    row = json.loads((tmp_path / "g.jsonl").read_text())
+    assert row["id"] == item and row["label"] == ["anger", "joy"] and row["n_annotators"] == 3 and row["conflict"]

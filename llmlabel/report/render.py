@@ -16,6 +16,8 @@ from .inputs import RunInputs, collect
 
 
 def _fmt(x, digits: int = 3) -> str:
+    if hasattr(x, "item") and not isinstance(x, (list, dict, str)):  # numpy scalar
+        x = x.item()
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     if isinstance(x, float):

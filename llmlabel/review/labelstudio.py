@@ -35,8 +35,9 @@ def make_tasks(ids: list[str], texts: list[str], predicted: list[list[str]], sco
                extra: list[dict] | None = None, model_version: str = "llmlabel") -> list[dict]:
     """Import tasks: one per item, our label(s) as a scored prediction."""
     tasks = []
-    for j, (i, t, labs, s) in enumerate(zip(ids, texts, predicted, scores)):
-        data = {"text": t, "item_id": str(i), **((extra or [{}] * len(ids))[j])}
+    extra = extra if extra is not None else [{}] * len(ids)
+    for i, t, labs, s, more in zip(ids, texts, predicted, scores, extra):
+        data = {"text": t, "item_id": str(i), **more}
         result = [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": list(labs)}}]
         tasks.append({"data": data, "predictions": [{"model_version": model_version, "score": float(s),
                                                      "result": result}]})
