@@ -181,6 +181,8 @@ def test_aggregate_gold_clamps_reviewed_items_and_cross_fits(run, tmp_path):
     rep = lab.meta["label_model"]
     assert rep["n_gold"] == len(pick) and rep["n_dev"] == len(pick) + 90
     assert set(rep["reliability"]) >= {"before", "after"}
+    rounds = json.loads((tmp_path / "review_rounds.json").read_text())["rounds"]
+    assert [r["n_labels"] for r in rounds] == [len(pick)] and rounds[0]["accuracy"] == rep["dev_accuracy_oof"]
     # The human labels fixed what the model got wrong among them; model rows keep the model's answer.
     acc0 = np.mean([lab0.classes[lab0.label_index[r]] == gold[i] for r, i in enumerate(lab0.ids)])
     acc1 = np.mean([lab.classes[lab.label_index[r]] == gold[i] for r, i in enumerate(lab.ids)])

@@ -59,6 +59,10 @@ def register(app: typer.Typer) -> None:
         paths = write_labeled(output, L, res, texts, review_top=review_top if review_top < 1 else int(review_top),
                               meta=None)
         rep = res["report"]
+        if gold is not None:
+            from ..labelmodel.gold import append_round
+
+            append_round(output.parent / "review_rounds.json", rep)
         typer.echo(f"{len(L):,} items, {int(res['uncovered'].sum()):,} uncovered (kept, marked); model "
                    f"{rep.get('chosen')} ({rep.get('reason')}); wrote {paths['labeled']} and review queue "
                    f"{paths['review_csv']}", err=True)

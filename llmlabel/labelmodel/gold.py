@@ -121,12 +121,14 @@ def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=
     gold_rows = np.zeros(0, np.int64) if gold_rows is None else np.asarray(gold_rows, np.int64)
     gold_y = np.zeros(0, np.int64) if gold_y is None else np.asarray(gold_y, np.int64)
     parts, ys = [], []
+    n_dev = 0
     if L_dev is not None:
         if L_dev.ids is not None and len(gold_rows) and L.ids is not None:
             in_gold = np.isin(L_dev.ids, L.ids[gold_rows])
             L_dev, y_dev = L_dev.take(~in_gold), np.asarray(y_dev)[~in_gold]
         parts.append(L_dev)
         ys.append(np.asarray(y_dev))
+        n_dev = len(L_dev)
     if len(gold_rows):
         parts.append(L.take(gold_rows))
         ys.append(gold_y)
@@ -141,6 +143,8 @@ def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=
             "before": reliability_bins(raw.max(1), raw.argmax(1) == y_sel),
             "after": reliability_bins(cal.max(1), cal.argmax(1) == y_sel),
             "note": f"out-of-fold over {len(y_sel)} dev+gold items ({min(n_folds, len(y_sel))} folds)"}
+        if n_dev:  # the dev set is a fair sample (gold items were picked for being hard): score there only
+            rep["dev_accuracy_oof"] = float((cal[:n_dev].argmax(1) == y_sel[:n_dev]).mean())
     rep["n_gold"] = int(len(gold_rows))
     proba, label, conf = res["proba"].copy(), res["label"].copy(), res["confidence"].copy()
     source = np.full(len(L), "model", dtype=object)
@@ -153,3 +157,25 @@ def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=
     uncovered[gold_rows] = False  # a human label is not the class prior
     return {**res, "report": rep, "proba": proba, "label": label, "confidence": conf, "uncovered": uncovered,
             "source": source}
+
+
+def append_round(path: str | Path, report: dict) -> Path | None:
+    """Add this aggregation's point (human labels so far, out-of-fold dev accuracy) to ``review_rounds.json``,
+    which ``llmlabel report`` draws as accuracy vs number of human labels. Nothing without a dev score."""
+    import json
+
+    from ..io_write import atomic_write
+
+    if report.get("dev_accuracy_oof") is None:
+        return None
+    path = Path(path)
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {
+        "note": "llmlabel aggregate --gold: label-model accuracy on the dev set (out-of-fold) after each round",
+        "rounds": []}
+    pts = [r for r in data["rounds"] if r.get("n_labels") != report["n_gold"]]  # a rerun replaces its point
+    pts.append({"strategy": "human review", "n_labels": report["n_gold"], "accuracy": report["dev_accuracy_oof"],
+                "chosen": report.get("chosen")})
+    data["rounds"] = sorted(pts, key=lambda r: r["n_labels"])
+    with atomic_write(path) as f:
+        json.dump(data, f, indent=1)
+    return path
