@@ -244,3 +244,23 @@ def test_multi_label_export_uses_checkboxes_and_import_keeps_majority_labels(tmp
     assert _cli("review", "import", tmp_path / "e.json", "-o", tmp_path / "g.jsonl", "--labeled", path) == 0
     row = json.loads((tmp_path / "g.jsonl").read_text())
     assert row["id"] == item and row["label"] == ["anger", "joy"] and row["n_annotators"] == 3 and row["conflict"]
+
+
+def test_diverse_skips_near_duplicates_and_spreads_over_labels():
+    from llmlabel.labelmodel.strategies import select
+
+    rng = np.random.default_rng(0)
+    n, k = 60, 3
+    proba = rng.dirichlet(np.ones(k), n)
+    texts = [f"unique message number {i} about topic {i % 7}" for i in range(n)]
+    order = np.argsort(proba.max(1))
+    for j in order[1:6]:  # the most uncertain items are near-copies of the single most uncertain one
+        texts[j] = texts[order[0]] + " !"
+        proba[j] = proba[order[0]]
+    picked = select("diverse", 9, proba=proba, texts=texts)
+    assert len(picked) == 9 and len(set(picked)) == 9
+    assert sum(texts[i].startswith(texts[order[0]]) for i in picked) == 1
+    labels = proba.argmax(1)[picked]
+    assert np.bincount(labels, minlength=k).min() == 3  # three turns of one item per label
+    unc = select("uncertainty", 9, proba=proba)
+    assert sum(texts[i].startswith(texts[order[0]]) for i in unc) == 6  # what diverse avoids
