@@ -26,11 +26,15 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option("auto", "--method", help="auto (choose + calibrate on --dev), mv, wmv, ds, onecoin."),
         taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", "-t", help="Label names (WRENCH/.npy votes)."),
         review_top: float = typer.Option(0.1, "--review-top", help="Share (<1) or number of items in the review queue."),
+        gold: Optional[Path] = typer.Option(None, "--gold", help="Human labels (JSONL/CSV of id + label, e.g. from "
+                                            "`llmlabel review import`): clamped, and used with --dev to choose and "
+                                            "calibrate the model (cross-fitted)."),
     ) -> None:
         """Turn LF votes into one label per item with a calibrated confidence; write the review queue."""
         from ..labelmodel.run import aggregate_votes
 
-        res = aggregate_votes(votes, output, dev=dev, method=method, taxonomy=taxonomy, review_top=review_top)
+        res = aggregate_votes(votes, output, dev=dev, method=method, taxonomy=taxonomy, review_top=review_top,
+                              gold=gold)
         rep, paths = res["report"], res["paths"]
         typer.echo(f"{res['items']:,} items, {res['uncovered']:,} uncovered (kept, marked); model "
                    f"{rep.get('chosen')} ({rep.get('reason')}); wrote {paths['labeled']} and review queue "

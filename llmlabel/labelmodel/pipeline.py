@@ -104,7 +104,7 @@ def write_labeled(out: str | Path, L: LabelMatrix, res: dict, texts=None, *, rev
     if getattr(L, "meta", None) and L.meta.get("depends_on"):
         info["votes_depend_on"] = L.meta["depends_on"]
     write(out, ids=ids, classes=names, proba=res["proba"], label_index=res["label"], confidence=res["confidence"],
-          uncovered=res["uncovered"], texts=texts, meta=info)
+          uncovered=res["uncovered"], texts=texts, source=res.get("source"), meta=info)
     rows = review_queue(res["proba"], L, ids=list(ids), texts=texts, class_names=names, top=review_top,
                         labels=res["label"])
     stem = out.with_suffix("")
