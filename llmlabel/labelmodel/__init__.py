@@ -13,16 +13,20 @@ from .base import ABSTAIN, LabelModel, Votes, as_votes, break_ties
 from .calibrate import (CalibratedLabelModel, IsotonicCalibrator, TemperatureScaling, TopLabelIsotonic,
                         expected_accuracy, expected_calibration_error, log_loss)
 from .dawid_skene import DawidSkene, OneCoinDawidSkene
+from .heldout import HeldOutSelect
 from .majority import MajorityVote, WeightedVote
 from .matrix import LabelMatrix
 from .multilabel import MultiLabel
+from .redundancy import redundancy_weights
 from .review import review_queue, review_scores, to_label_studio, write_csv, write_jsonl, write_label_studio
 from .select import DEFAULT_CANDIDATES, DEFAULT_MODEL, make_model, select_label_model
+from .stacked import StackedVote
 from .wrench import load_wrench, load_wrench_label_names
 
 __all__ = [
     "ABSTAIN", "LabelModel", "Votes", "as_votes", "break_ties",
-    "MajorityVote", "WeightedVote", "DawidSkene", "OneCoinDawidSkene", "LabelMatrix", "MultiLabel",
+    "MajorityVote", "WeightedVote", "DawidSkene", "OneCoinDawidSkene", "HeldOutSelect", "StackedVote",
+    "redundancy_weights", "LabelMatrix", "MultiLabel",
     "CalibratedLabelModel", "TemperatureScaling", "IsotonicCalibrator", "TopLabelIsotonic",
     "expected_calibration_error", "expected_accuracy", "log_loss",
     "select_label_model", "make_model", "DEFAULT_MODEL", "DEFAULT_CANDIDATES",

@@ -15,7 +15,7 @@ from ..errors import ConfigError, InputError
 from ..io import read_records
 from .matrix import LabelMatrix
 
-METHODS = {"mv": "mv", "wmv": "wv", "wv": "wv", "ds": "ds", "onecoin": "onecoin"}
+METHODS = {"mv": "mv", "wmv": "wv", "wv": "wv", "ds": "ds", "onecoin": "onecoin", "heldout": "heldout"}
 
 
 def load_votes(path: str | Path, labels: list[str] | None = None):
@@ -135,10 +135,10 @@ def fit_label_model(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None
         if L_dev is not None:  # one candidate: the dev set only calibrates it
             model = select_label_model(L, L_dev, y_dev, candidates=[METHODS[method]])
         else:
-            model = CalibratedLabelModel(make_model(METHODS[method], L.cardinality).fit(L))
-            model.report_ = {"chosen": METHODS[method], "calibration": "none", "reason": "--method given"}
+            model = CalibratedLabelModel(make_model(METHODS[method], L.cardinality)).fit(
+                L, selection={"chosen": METHODS[method], "calibration": "none", "reason": "--method given"})
     else:
-        raise ConfigError(f"unknown --method {method!r}", hint="auto, mv, wmv, ds or onecoin")
+        raise ConfigError(f"unknown --method {method!r}", hint="auto, heldout, mv, wmv, ds or onecoin")
     return model, model.report_
 
 
