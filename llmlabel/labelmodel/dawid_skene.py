@@ -30,10 +30,14 @@ def design_matrix(votes: Votes, abstain_symbol: bool, hard: np.ndarray | None = 
     if votes.soft is None or hard is not None:
         L = votes.hard if hard is None else hard
         n, m = L.shape
-        offs = (np.arange(m) * S).astype(np.int64)
+        # int32 indices when they fit: half the memory traffic of every EM product on 10^6 rows.
+        idx = np.int32 if max(n * m, m * S) < 2**31 - 1 else np.int64
+        offs = (np.arange(m) * S).astype(idx)
         if abstain_symbol:
-            cols = (np.where(L >= 0, L, k) + offs).ravel()
-            indptr = np.arange(0, n * m + 1, m, dtype=np.int64)
+            cols = np.where(L >= 0, L, k).astype(idx, copy=False)
+            cols += offs
+            cols = cols.ravel()
+            indptr = np.arange(0, n * m + 1, m, dtype=idx)
         else:
             mask = L >= 0
             cols = (L + offs)[mask]
@@ -157,6 +161,8 @@ class DawidSkene(LabelModel):
     redundancy : discount near-duplicate LFs: each LF's log-likelihood term is multiplied by
         ``redundancy.redundancy_weights`` (d exact copies of an LF count as one), measured on at most
         100,000 rows. The M-step is unchanged; only how much each LF's evidence counts.
+    warm_start : when already fitted on votes of the same shape, start EM from the fitted parameters
+        (E-step first) instead of from majority-vote shares; ``HeldOutSelect`` refits this way.
     max_fit_rows : fit on a uniform random sample (seeded by ``random_state``) of at most this many rows;
         None = all rows. Parameter error shrinks as 1/sqrt(rows), so 10^5-10^6 rows usually suffice.
 
@@ -168,9 +174,10 @@ class DawidSkene(LabelModel):
     def __init__(self, cardinality: int | None = None, abstain: str = "model", alpha: float = 1.0,
                  class_prior="estimate", use_dev: bool = True, dev_weight: float = 1.0, max_iter: int = 200,
                  tol: float = 1e-6, max_fit_rows: int | None = None, redundancy: bool = False,
-                 random_state: int | None = 0):
+                 warm_start: bool = False, random_state: int | None = 0):
         super().__init__(cardinality, random_state)
         self.redundancy = redundancy
+        self.warm_start = warm_start
         self.max_fit_rows = max_fit_rows
         self.abstain = abstain
         self.alpha = alpha
@@ -218,9 +225,16 @@ class DawidSkene(LabelModel):
             keep = np.sort(np.random.default_rng(self.random_state).choice(votes.n, self.max_fit_rows, replace=False))
             soft = None if votes.soft is None else votes.soft[keep]
             votes = Votes(votes.hard[keep], soft, k, votes.names)
-        self.lf_weights_ = lf_weights(votes, self.redundancy, self.random_state)
+        warm = (self.warm_start and getattr(self, "confusion_", None) is not None
+                and self.confusion_.shape == (m, k, S))
+        if not warm:
+            self.lf_weights_ = lf_weights(votes, self.redundancy, self.random_state)
         X, w, inv = self._design_weighted(votes)
-        T = _vote_shares(X, w, m, S, k)
+        if warm:  # posteriors under the fitted parameters: EM resumes where the last fit stopped
+            start = (_HardEM if votes.soft is None else _SoftEM)(X, m, S, k, self.lf_weights_)
+            T, _ = _normalise(start.logits(self.confusion_) + np.log(self.class_prior_), w)
+        else:
+            T = _vote_shares(X, w, m, S, k)
         n_free = X.shape[0]
         clamp = None
         if dev is not None and self.use_dev:

@@ -131,10 +131,14 @@ class WeightedVote(LabelModel):
             if self.weights == "heldout":
                 from .redundancy import heldout_agreement, redundancy_weights, redundant_groups
 
-                mv = MajorityVote(k, redundancy=True, random_state=self.random_state)._fit_votes(votes)
-                acc = heldout_agreement(mv, votes, redundant_groups(votes), min_votes=1)
+                sub = votes
+                if votes.n > 50_000:  # the weights are m statistics: a seeded sample measures them
+                    idx = np.sort(np.random.default_rng(self.random_state).choice(votes.n, 50_000, replace=False))
+                    sub = Votes(votes.hard[idx], None if votes.soft is None else votes.soft[idx], k, votes.names)
+                mv = MajorityVote(k, redundancy=True, random_state=self.random_state)._fit_votes(sub)
+                acc = heldout_agreement(mv, sub, redundant_groups(sub), min_votes=1)
                 acc = np.where(np.isfinite(acc), acc, 1.0 / k)
-                tau = redundancy_weights(votes)
+                tau = redundancy_weights(sub)
             else:
                 acc = agreement_accuracy(votes)
             if dev is not None and self.weights in ("auto", "dev"):
