@@ -230,9 +230,11 @@ class DawidSkene(LabelModel):
         if not warm:
             self.lf_weights_ = lf_weights(votes, self.redundancy, self.random_state)
         X, w, inv = self._design_weighted(votes)
+        ll = np.nan
         if warm:  # posteriors under the fitted parameters: EM resumes where the last fit stopped
             start = (_HardEM if votes.soft is None else _SoftEM)(X, m, S, k, self.lf_weights_)
-            T, _ = _normalise(start.logits(self.confusion_) + np.log(self.class_prior_), w)
+            T, ll = _normalise(start.logits(self.confusion_) + np.log(self.class_prior_), w)
+            ll /= w.sum()
         else:
             T = _vote_shares(X, w, m, S, k)
         n_free = X.shape[0]
@@ -247,11 +249,14 @@ class DawidSkene(LabelModel):
         fixed_prior = None if isinstance(self.class_prior, str) and self.class_prior == "estimate" else \
             resolve_prior(self.class_prior, k, None)
         W = w.sum()
-        prev, theta = -np.inf, None
+        unit = bool(np.all(w == 1.0))
+        prev, theta = -np.inf, (self.confusion_ if warm else None)
         for it in range(1, self.max_iter + 1):
-            wT = T * w[:, None]
+            wT = T if unit else T * w[:, None]
             theta = self._m_step(engine.counts(wT, theta))
             prior = fixed_prior if fixed_prior is not None else (wT.sum(axis=0) + 1.0) / (W + k)
+            if it == self.max_iter:  # the E-step would only report the likelihood: skip it on the last round
+                break
             T, ll = _normalise(engine.logits(theta) + np.log(prior), w)
             ll /= W
             if clamp is not None:
