@@ -87,7 +87,9 @@ class _HardEM:
     def lf_term(self, j: int, theta: np.ndarray) -> np.ndarray:
         """LF j's (n x k) share of ``logits``."""
         m, S, k = self.shape
-        return self.X[:, j * S:(j + 1) * S] @ (self.tau[j] * np.log(theta[j]).T)
+        if getattr(self, "_csc", None) is None:  # column blocks of a CSC copy cost only their own entries
+            self._csc = self.X.tocsc()
+        return self._csc[:, j * S:(j + 1) * S] @ (self.tau[j] * np.log(theta[j]).T)
 
     def counts(self, wT: np.ndarray, theta: np.ndarray | None) -> np.ndarray:
         m, S, k = self.shape

@@ -104,13 +104,13 @@ class HeldOutSelect(LabelModel):
         for n in names:
             d = per_lf[n] - per_lf[ref]
             d = d[np.isfinite(d)]
-            se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("inf")
+            se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None  # None: cannot tell
             rows.append({"name": n, "heldout_agreement": scores[n], "gain_over_reference": float(d.mean()) if len(d)
                          else 0.0, "se": se})
         gain = next(r for r in rows if r["name"] == best)
-        if best != ref and not gain["gain_over_reference"] > self.margin * gain["se"]:
+        if best != ref and (gain["se"] is None or not gain["gain_over_reference"] > self.margin * gain["se"]):
             reason = (f"best held-out-LF agreement {best} ({scores[best]:.4f}) is within {self.margin:g} standard "
-                      f"error(s) ({gain['se']:.4f}) of {ref} ({scores[ref]:.4f}): keep {ref}")
+                      f"error(s) ({gain['se'] or float('nan'):.4f}) of {ref} ({scores[ref]:.4f}): keep {ref}")
             best = ref
         elif best == ref:
             reason = f"{ref} has the best held-out-LF agreement ({scores[ref]:.4f})"

@@ -66,14 +66,15 @@ def heldout_agreement(model, votes: Votes, groups: list[np.ndarray], min_votes: 
     NaN for LFs with fewer than ``min_votes`` votes."""
     base, term = model.lf_terms(votes)
     m = votes.m
-    terms = [term(j) for j in range(m)]
-    total = np.asarray(base)[None, :] + sum(terms)
+    total = np.asarray(base, dtype=np.float64)[None, :]
+    for j in range(m):  # accumulated, not stored: m x n x k floats would not fit for many LFs and classes
+        total = total + term(j)
     out = np.full(m, np.nan)
     for j in range(m):  # over LFs, each vectorised over its items
         rows = np.flatnonzero(votes.hard[:, j] >= 0)
         if len(rows) < min_votes:
             continue
-        z = total[rows] - sum(terms[g][rows] for g in groups[j])
+        z = total[rows] - sum(term(g)[rows] for g in groups[j])
         tied = z >= z.max(axis=1, keepdims=True) - tol
         out[j] = float(np.mean(tied[np.arange(len(rows)), votes.hard[rows, j]] / tied.sum(axis=1)))
     return out
