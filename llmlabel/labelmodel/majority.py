@@ -136,7 +136,7 @@ class WeightedVote(LabelModel):
                     idx = np.sort(np.random.default_rng(self.random_state).choice(votes.n, 50_000, replace=False))
                     sub = Votes(votes.hard[idx], None if votes.soft is None else votes.soft[idx], k, votes.names)
                 mv = MajorityVote(k, redundancy=True, random_state=self.random_state)._fit_votes(sub)
-                acc = heldout_agreement(mv, sub, redundant_groups(sub), min_votes=1)
+                acc = heldout_agreement(mv, sub, redundant_groups(sub), min_votes=1, informed_only=True)
                 acc = np.where(np.isfinite(acc), acc, 1.0 / k)
                 tau = redundancy_weights(sub)
             else:

@@ -61,9 +61,15 @@ def lf_weights(votes: Votes, on: bool, random_state: int | None = 0, max_rows: i
 
 
 def heldout_agreement(model, votes: Votes, groups: list[np.ndarray], min_votes: int = 5,
-                      tol: float = 1e-9) -> np.ndarray:
+                      tol: float = 1e-9, informed_only: bool = False) -> np.ndarray:
     """Per-LF agreement of the held-out posterior's label with the LF's vote (ties count 1/#tied);
-    NaN for LFs with fewer than ``min_votes`` votes."""
+    NaN for LFs with fewer than ``min_votes`` votes.
+
+    ``informed_only``: score only the items where the held-out evidence is not all zero (for vote
+    counts: where some other LF voted). Model selection keeps every item, so that a model using silence
+    gets credit for it; weights use the informed items, or a broad LF would be judged on the items where
+    the others are silent, at chance.
+    """
     base, term = model.lf_terms(votes)
     m = votes.m
     total = np.asarray(base, dtype=np.float64)[None, :]
@@ -75,6 +81,11 @@ def heldout_agreement(model, votes: Votes, groups: list[np.ndarray], min_votes: 
         if len(rows) < min_votes:
             continue
         z = total[rows] - sum(term(g)[rows] for g in groups[j])
+        if informed_only:
+            keep = np.abs(z).sum(axis=1) > tol
+            z, rows = z[keep], rows[keep]
+            if len(rows) < min_votes:
+                continue
         tied = z >= z.max(axis=1, keepdims=True) - tol
         out[j] = float(np.mean(tied[np.arange(len(rows)), votes.hard[rows, j]] / tied.sum(axis=1)))
     return out
