@@ -145,3 +145,13 @@ def test_one_ece_for_every_stage():
     conf = proba.max(axis=1)
     assert e == pytest.approx(expected_calibration_error(conf, proba.argmax(axis=1) == y))
     assert classification_report(proba, y)["ece"] == pytest.approx(e)
+
+
+@pytest.mark.parametrize("spec", ["heldout", "wv-r", "ds-r", "onecoin-r"])
+def test_accurate_lfs_that_vote_on_every_item_are_not_mistaken_for_duplicates(spec):
+    """Three independent LFs at 70% that always vote agree on half the items: as often as duplicates of a
+    noisy LF would share a class by chance. Holding them out as one group would leave no evidence at all."""
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 3, 3000)
+    L = lfs(y, 3, [0.7, 0.7, 0.7], [1.0] * 3, rng)
+    assert acc(make_model(spec, 3).fit(L), L, y) >= acc(MajorityVote(3).fit(L), L, y) - 0.01

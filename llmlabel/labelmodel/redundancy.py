@@ -83,6 +83,11 @@ def heldout_agreement(model, votes: Votes, groups: list[np.ndarray], min_votes: 
         z = total[rows] - sum(term(g)[rows] for g in groups[j])
         if informed_only:
             keep = np.abs(z).sum(axis=1) > tol
+            if keep.sum() < min_votes and len(groups[j]) > 1:
+                # The group leaves no other evidence (e.g. a few accurate LFs that all vote on every item
+                # agree often enough to look redundant): hold out LF j alone rather than learn nothing.
+                z = total[rows] - term(j)[rows]
+                keep = np.abs(z).sum(axis=1) > tol
             z, rows = z[keep], rows[keep]
             if len(rows) < min_votes:
                 continue
