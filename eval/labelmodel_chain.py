@@ -5,9 +5,10 @@ must not lose on (issue 15). Run the README's first two steps, then this:
 
     llmlabel taxonomy examples/banking77_sample.jsonl -o work/taxonomy.yaml --max-labels 30
     llmlabel label examples/banking77_sample.jsonl -t work/taxonomy.yaml --lfs pipelines/banking77_lfs.yaml -o work/votes
-    python eval/labelmodel_chain.py work/votes examples/banking77_sample.jsonl [--assignments work/assignments.jsonl]
+    python eval/labelmodel_chain.py work/votes examples/banking77_sample.jsonl --assignments work/assignments.jsonl \
+        --out eval/results/labelmodel-chain
 
-Prints one JSON object: NMI against the gold `category` for each label model's `predict()` (rows no LF
+Writes (or prints, without --out) one JSON object + a Markdown table: NMI against the gold `category` for each label model's `predict()` (rows no LF
 covers take the prior's argmax, as labeled.parquet does), for each LF alone (its abstains as one more
 cluster), and for the taxonomy's own assignments when given.
 """
@@ -15,7 +16,9 @@ cluster), and for the taxonomy's own assignments when given.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +39,7 @@ def main() -> None:
     ap.add_argument("corpus")
     ap.add_argument("--assignments", default=None)
     ap.add_argument("--models", default="mv,onecoin,ds,wv-r,onecoin-r,ds-r,heldout")
+    ap.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     args = ap.parse_args()
     L = load_votes(args.votes)[0]
     gold = {}
@@ -64,7 +68,29 @@ def main() -> None:
             r = json.loads(line)
             a[str(r.get("id"))] = str(r.get("label", r.get("label_id")))
         out["taxonomy_assignments_nmi"] = float(nmi(y, [a.get(i, "?") for i in ids]))
-    print(json.dumps(out, indent=1))
+    out["command"] = "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:])
+    out["date"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    if not args.out:
+        print(json.dumps(out, indent=1))
+        return
+    Path(args.out).with_suffix(".json").write_text(json.dumps(out, indent=1))
+    md = ["# Label models on the README chain's votes (NMI against the gold intents)", "",
+          f"Made by `{out['command']}` on {out['date']} (2 shared CPUs), after the README's `llmlabel taxonomy ... "
+          "--max-labels 30` and `llmlabel label ... --lfs pipelines/banking77_lfs.yaml` on "
+          "examples/banking77_sample.jsonl.", "",
+          f"{out['items']:,} items, {out['lfs']} LFs (one key-phrase LF per taxonomy label + one embedding LF), "
+          f"{out['classes']} classes, {out['covered']:.1%} covered. Label models: `predict()` (uncovered rows "
+          "take the prior's argmax). LFs alone: abstains form one more cluster.", "",
+          "| labels from | NMI |", "|---|---|"]
+    if "taxonomy_assignments_nmi" in out:
+        md.append(f"| the taxonomy's own assignments | {out['taxonomy_assignments_nmi']:.3f} |")
+    for name, r in out["single_lfs"].items():
+        md.append(f"| LF {name} alone (coverage {r['coverage']:.0%}) | {r['nmi_abstain_as_cluster']:.3f} |")
+    for name, r in out["models"].items():
+        extra = f" (chose {r['chosen']})" if r.get("chosen") else ""
+        md.append(f"| label model {name}{extra} | {r['nmi']:.3f} |")
+    Path(args.out).with_suffix(".md").write_text("\n".join(md) + "\n")
+    print("wrote", Path(args.out).with_suffix(".md"))
 
 
 if __name__ == "__main__":
