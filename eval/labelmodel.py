@@ -319,6 +319,16 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that over from the parent through
+    fork + exec, so every worker would report the benchmark driver's own peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def speed_worker(model: str, n: int, repeats: int = 1) -> None:
     """Runs in its own process so peak RSS belongs to one model: prints one JSON line.
 
@@ -346,7 +356,7 @@ def speed_worker(model: str, n: int, repeats: int = 1) -> None:
     t1 = time.perf_counter()
     proba = m.predict_proba(L)
     extra["predict_proba_seconds"] = time.perf_counter() - t1
-    peak_fit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # over fit and predict_proba
+    peak_fit = _peak_rss_mb()  # over making the matrix, fit and predict_proba
     extra["n_iter"] = getattr(m, "n_iter_", None)
     extra["chosen"] = getattr(m, "chosen_", None)
     print(json.dumps({"model": model, "n": n, "fit_seconds": min(times), "fit_seconds_all": times,
@@ -394,6 +404,8 @@ def main() -> None:
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--speed-repeats", type=int, default=1, help="fits per model in the speed run (min is kept)")
     ap.add_argument("--no-snorkel-speed", action="store_true")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="rerun only the speed table, keeping the rest of OUT.json, and rewrite OUT.md")
     ap.add_argument("--speed-worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.speed_worker:
@@ -405,15 +417,26 @@ def main() -> None:
     if not (data / "wrench").is_dir():
         print(f"evaluation data not found at {data}; nothing to do (set LLMLABEL_EVAL_DATA)")
         return
+    out = Path(args.out)
+    if args.speed_only:
+        res = json.loads(out.with_suffix(".json").read_text())
+        res["speed"] = {"n": args.speed_n, "lfs": 20, "classes": 10, "repeats": args.speed_repeats,
+                        "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
+                        "machine": machine(), "load_average": os.getloadavg(),
+                        "results": bench_speed(args.speed_n, not args.no_snorkel_speed, args.speed_repeats)}
+        out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=str))
+        out.with_suffix(".md").write_text(render(res))
+        print("wrote", out.with_suffix(".md"))
+        return
     res = {"command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
            "machine": machine(), "seeds": args.seeds, "anchors": ANCHORS}
     res["wrench"] = bench_wrench(data, args.seeds)
     res["llm_labels"] = bench_llm_labels(data)
+    res["machine"]["load_average"] = os.getloadavg()
     if not args.no_speed:
-        res["speed"] = {"n": args.speed_n, "lfs": 20, "classes": 10,
+        res["speed"] = {"n": args.speed_n, "lfs": 20, "classes": 10, "load_average": os.getloadavg(),
                         "repeats": args.speed_repeats,
                         "results": bench_speed(args.speed_n, not args.no_snorkel_speed, args.speed_repeats)}
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=1, default=str))
     out.with_suffix(".md").write_text(render(res))
@@ -499,7 +522,8 @@ def render(res: dict) -> str:
     L = ["# Label-model benchmark", "",
          f"Made by `{res['command']}` on {m['date']}; machine: {m['nproc']} CPUs ({m['cpu']}), "
          f"{m['ram_gb']} GB RAM, Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
-         + ".", "",
+         + (f" Load average (1/5/15 min) when it finished: {', '.join(f'{x:.1f}' for x in m['load_average'])}."
+            if m.get("load_average") else "") + "", "",
          "Snorkel, crowd-kit and HyperLM are eval-only (the `eval` extra): they ran from a virtualenv layered on "
          "the system packages (`python -m venv --system-site-packages ENV && ENV/bin/pip install snorkel==0.10.0 "
          "crowd-kit hyperlm==0.0.5`; pip kept torch 2.13.0+cpu) and the script was run with `ENV/bin/python`. "
@@ -585,11 +609,13 @@ def render(res: dict) -> str:
     if res.get("speed"):
         sp = res["speed"]
         L += ["", f"## Speed and memory: synthetic {sp['n']:,} items x {sp['lfs']} LFs x {sp['classes']} classes", "",
-              f"Each model in its own process, 1 thread (OMP/MKL/torch), fit then predict_proba on the full matrix; "
-              f"best of {sp.get('repeats', 3)} fit(s) (the 2 CPUs are shared with other jobs, load average in the "
-              "header). Peak RSS = whole process over fit and predict_proba (includes the 80 MB vote matrix); "
-              "increase = peak minus RSS just before the first fit. Ratio = Snorkel's fit + predict_proba seconds "
-              "over the model's, same run.", "",
+              (f"Made by `{sp['command']}` on {sp['machine']['date']}. " if sp.get("command") else "")
+              + f"Each model in its own process, 1 thread (OMP/MKL/torch), fit then predict_proba on the full "
+              f"matrix; best of {sp.get('repeats', 3)} fit(s). The 2 CPUs are shared with other jobs (load average "
+              f"{', '.join(f'{x:.1f}' for x in sp.get('load_average', []))} when the table was done), so seconds "
+              "are inflated; compare within the table. Peak RSS = the worker's VmHWM (making the 80 MB vote "
+              "matrix, fit and predict_proba); increase = peak minus RSS just before the first fit. Ratio = "
+              "Snorkel's fit + predict_proba seconds over the model's, same run.", "",
               "| model | fit s | predict_proba s | fit + predict_proba vs Snorkel | EM iterations | peak RSS MB | "
               "increase MB | accuracy on all items |", "|---|---|---|---|---|---|---|---|"]
         sn = sp["results"].get("snorkel-0.10", {})

@@ -3,7 +3,8 @@
 Votes are an ``n x m`` int array (-1 = abstain), ``n x m x k`` soft votes, or a ``LabelMatrix``. Every
 model has the scikit-learn shape: parameters in ``__init__``, ``fit(L, y_dev=None, L_dev=None)``,
 ``predict_proba(L)``, ``predict(L)``; learned state ends in ``_``. Rows no LF covers get the class prior
-and are flagged by ``covered_mask(L)``.
+and are flagged by ``covered_mask(L)``. Without gold the default is ``HeldOutSelect`` (``DEFAULT_MODEL``);
+with a dev set ``select_label_model`` chooses and calibrates.
 """
 
 from __future__ import annotations
