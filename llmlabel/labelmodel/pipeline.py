@@ -70,12 +70,12 @@ def fit_label_model(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None
         model = select_label_model(L, L_dev, y_dev)
         return model, model.report_
     name = MODEL_ALIASES.get(str(method).lower(), str(method).lower())
-    base = make_model(name, L.cardinality)  # an unknown name is a one-line error listing the known ones
+    make_model(name, L.cardinality)  # an unknown name is a one-line error listing the known ones
     if L_dev is not None:  # one candidate: the dev set only calibrates it
         model = select_label_model(L, L_dev, y_dev, candidates=[name])
     else:
-        model = CalibratedLabelModel(base.fit(L))
-        model.report_ = {"chosen": name, "calibration": "none", "reason": "--method given"}
+        model = CalibratedLabelModel(make_model(name, L.cardinality)).fit(
+            L, selection={"chosen": name, "calibration": "none", "reason": "--method given"})
     return model, model.report_
 
 
