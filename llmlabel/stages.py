@@ -68,7 +68,7 @@ class StageDef:
 
 STAGES: dict[str, StageDef] = {
     # induce labels from the corpus
-    "taxonomy": StageDef("llmlabel.taxonomy.induce:induce_taxonomy",
+    "taxonomy": StageDef("llmlabel.taxonomy.stage:taxonomy_stage",
                          {"corpus": CORPUS, "output": "taxonomy.yaml"}, ("taxonomy.yaml",)),
     # labeling functions -> votes folder
     "label": StageDef("llmlabel.lf.run:label_corpus",
