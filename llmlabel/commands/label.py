@@ -20,22 +20,29 @@ def register(app: typer.Typer) -> None:
         data: str = typer.Argument(..., help="Corpus: JSONL, CSV/TSV, Parquet, datasets folder or hf://NAME."),
         taxonomy: Path = typer.Option(..., "--taxonomy", "-t", help="Taxonomy YAML (the label set)."),
         lfs: Path = typer.Option(..., "--lfs", help="lfs.yaml listing the labeling functions."),
-        output: Path = typer.Option(..., "--output", "-o", help="Votes folder (Parquet shards; resumable)."),
+        output: Path = options.output("Votes folder (Parquet shards; resumable)."),
         model: Optional[list[str]] = typer.Option(None, "--model", "-m",
                                                   help="Model spec for prompted LFs that name none; repeat for "
                                                        "several models (one LF per model)."),
+        cache: Optional[Path] = options.cache(),
+        no_cache: bool = options.no_cache(),
         text_field: Optional[str] = options.text_field(),
         id_field: Optional[str] = options.id_field(),
         shard_size: int = typer.Option(1000, "--shard-size", help="Items per shard (keep it when resuming)."),
         no_text: bool = typer.Option(False, "--no-text", help="Do not copy texts into the votes folder."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a votes folder made from another "
+                                                                  "corpus (default: refuse it)."),
         quiet: bool = options.quiet(),
     ) -> None:
         """Apply keyword/regex/embedding/prompted-LLM LFs in batches; rerun the same command to resume."""
         from ..lf.run import label_corpus
+        from ..llm import usage_log
 
-        res = label_corpus(data, taxonomy, lfs, output, models=model or None, shard_size=shard_size,
-                           text_field=text_field, id_field=id_field, progress=not quiet, keep_text=not no_text,
-                           command=sys.argv)
+        res = label_corpus(data, taxonomy, lfs, output, model=model or None, cache=cache, no_cache=no_cache,
+                           shard_size=shard_size, text_field=text_field, id_field=id_field, progress=not quiet,
+                           keep_text=not no_text, command=sys.argv, overwrite=overwrite)
         errs = {k: v for k, v in res["errors"].items() if v}
         typer.echo(f"{res['read']}; labeled {res['rows_labeled']:,} new items into {res['shards']} shards "
                    f"in {res['out']}" + (f"; LF errors (abstained): {errs}" if errs else ""), err=True)
+        if usage_log.as_dict():  # prompted LFs ran: model calls, cache hits, tokens
+            typer.echo(usage_log.summary(), err=True)

@@ -1,11 +1,19 @@
 """Options several commands share, declared once so their flags and help read the same everywhere.
 
 Each is a function: typer keeps per-parameter state in the ``Option`` object, so every use gets a new one.
+Every command that writes a file or folder takes it as ``-o/--output``; every command that may call an LLM
+takes ``--cache PATH`` and ``--no-cache``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+
+def output(help: str, default=...):
+    return typer.Option(default, "--output", "-o", help=help)
 
 
 def text_field():
@@ -22,8 +30,29 @@ def dev_label_field():
 
 
 def cache():
-    return typer.Option(None, "--cache", help="LLM answer cache file (default: $LLMLABEL_CACHE, else llm-cache.sqlite in the user cache folder).")
+    return typer.Option(None, "--cache", help="LLM answer cache file (default: $LLMLABEL_CACHE, else "
+                                              "llm-cache.sqlite in the user cache folder).")
+
+
+def no_cache():
+    return typer.Option(False, "--no-cache", help="Do not read or write the LLM answer cache.")
 
 
 def quiet(help: str = "No progress bar."):
     return typer.Option(False, "--quiet", "-q", help=help)
+
+
+def hidden_alias(flag: str):
+    """An old spelling kept working for scripts (not shown in --help)."""
+    return typer.Option(None, flag, hidden=True)
+
+
+def pick_output(output: Path | None, alias: Path | None, flag: str, default: Path | None = None) -> Path:
+    from ..errors import ConfigError
+
+    if output is not None and alias is not None and output != alias:
+        raise ConfigError(f"give -o/--output or {flag}, not both")
+    out = output if output is not None else alias if alias is not None else default
+    if out is None:
+        raise ConfigError("missing -o/--output", hint="name the file or folder to write")
+    return out

@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
     @app.command("taxonomy")
     def taxonomy(
         corpus: str = typer.Argument(..., help="Corpus file (.jsonl/.csv/.tsv/.parquet, folder, or hf://NAME)."),
-        out: Path = typer.Option(Path("taxonomy.yaml"), "--out", "-o", help="Taxonomy YAML to write."),
+        output: Optional[Path] = options.output("Taxonomy YAML to write (default: taxonomy.yaml).", None),
+        out: Optional[Path] = options.hidden_alias("--out"),
         instruction: str = typer.Option("", "--instruction", "-i", help="What the labels are for."),
         max_labels: int = typer.Option(30, "--max-labels", "-k", help="Most labels to produce."),
         model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
@@ -35,21 +36,23 @@ def register(app: typer.Typer) -> None:
                                                                      "assign items and propose new labels."),
         assignments: Optional[Path] = typer.Option(None, "--assignments",
                                                    help="Where to write per-item labels (default: "
-                                                        "assignments.jsonl next to --out)."),
+                                                        "assignments.jsonl next to --output)."),
         cache: Optional[Path] = options.cache(),
+        no_cache: bool = options.no_cache(),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or table."),
     ) -> None:
         """Induce a taxonomy (labels with ids, names, descriptions, examples) from raw texts."""
         from rich.console import Console
 
-        from ..taxonomy import induce_taxonomy, write_outputs
+        from ..taxonomy import induce_taxonomy
         from ..taxonomy.report import summary_table
 
-        res = induce_taxonomy(corpus, max_labels=max_labels, instruction=instruction, model=model, mode=mode,
+        output = options.pick_output(output, out, "--out", default=Path("taxonomy.yaml"))
+        res = induce_taxonomy(corpus, output, max_labels=max_labels, instruction=instruction, model=model, mode=mode,
                               levels=levels, sample=sample, seed=seed, embedder=embedder, text_field=text_field,
-                              id_field=id_field, refine=refine, progress=not quiet,
-                              engine_kwargs={"cache": cache} if cache else None, raw_dir=out.parent)
-        paths = write_outputs(res, out, assignments=assignments)
+                              id_field=id_field, refine=refine, assignments=assignments, cache=cache,
+                              no_cache=no_cache, progress=not quiet)
+        paths = res.paths
         if not quiet:
             Console().print(summary_table(res))
         s = res.stats

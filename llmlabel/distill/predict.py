@@ -1,0 +1,101 @@
+"""``llmlabel predict`` as a library call: a student model folder labels a corpus, optionally as a cascade
+that defers the items it is unsure of to an LLM (threshold given, or chosen on a gold dev set)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+def _check(cascade_llm, threshold, target_accuracy, max_deferral, dev) -> None:
+    choosing = target_accuracy is not None or max_deferral is not None
+    if cascade_llm is None and (threshold is not None or choosing or dev is not None):
+        raise ConfigError("--threshold/--target-accuracy/--max-deferral/--dev need --cascade-llm",
+                          hint="name the LLM to defer to, e.g. --cascade-llm hf:/path/to/model")
+    if cascade_llm is None:
+        return
+    if (threshold is not None) + choosing != 1 or (target_accuracy is not None and max_deferral is not None):
+        raise ConfigError("with --cascade-llm give exactly one of --threshold, --target-accuracy, --max-deferral")
+    if choosing and dev is None:
+        raise ConfigError("--target-accuracy/--max-deferral choose T on a gold dev set", hint="add --dev dev.jsonl")
+    for name, v in (("threshold", threshold), ("target-accuracy", target_accuracy), ("max-deferral", max_deferral)):
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise ConfigError(f"--{name} must be in [0, 1], got {v}", field=name.replace("-", "_"))
+
+
+def predict(model: str | Path, data: str | Path, output: str | Path, *, text_field: str | None = None,
+            id_field: str | None = None, cascade_llm: str | None = None, threshold: float | None = None,
+            target_accuracy: float | None = None, max_deferral: float | None = None, dev: str | Path | None = None,
+            dev_label_field: str = "label", batch_size: int = 4096, cache: str | Path | None = None,
+            no_cache: bool = False, int8: bool = False, progress: bool = False,
+            make_labeler: Callable[[Any, list[str]], Callable] | None = None) -> dict:
+    """Write one prediction per text of ``data`` to ``output`` (JSONL: id, label, confidence; multi-label
+    models: labels, proba). With ``cascade_llm`` items whose student confidence is below the threshold go to
+    that LLM (``threshold``; or chosen on ``dev`` for ``target_accuracy`` / at most ``max_deferral``), and
+    the accuracy/deferral curve is written beside the output. ``make_labeler(engine, classes)`` gives the
+    LLM's ``texts -> (n, k)`` class probabilities (e.g. :func:`llmlabel.lf.prompted.prompted_labeler`, the
+    zero-shot prompt that labels data; the caller passes it, distill does not import the LF stage); without
+    it the cascade asks the engine to ``choose`` with a plain prompt. Returns a summary dict.
+    """
+    from ..artifacts.predictions import write_predictions
+    from ..io import atomic_write, make_meta, read_corpus
+    from .cascade import Cascade
+    from .data import read_gold
+    from .export import load_student
+
+    _check(cascade_llm, threshold, target_accuracy, max_deferral, dev)
+    output = Path(output)
+    student = load_student(model, quantize=int8)
+    if student.multi_label and cascade_llm:
+        raise ConfigError("the cascade supports single-label models only")
+    corpus = read_corpus(data, text_field=text_field, id_field=id_field)
+    casc, calib = None, None
+    if cascade_llm:
+        from ..llm import cache_option, load_engine
+
+        engine = load_engine(cascade_llm, cache=cache_option(cache, no_cache))
+        labeler = make_labeler(engine, list(student.classes_)) if make_labeler is not None else None
+        casc = Cascade(student, engine, threshold=threshold or 0.0, labeler=labeler)
+        if dev is not None:  # choose T there, or (with --threshold) measure T's accuracy and deferral there
+            texts, gold = read_gold(dev, student.classes_, label_field=dev_label_field)
+            calib = casc.calibrate(texts, gold, target_accuracy=target_accuracy, max_deferral=max_deferral,
+                                   progress=progress)
+    classes = student.classes_
+    n_def = 0
+
+    def rows():
+        nonlocal n_def
+        for batch in corpus.iter_batches(batch_size):
+            if casc is not None:
+                r = casc.predict(batch.texts, progress=False)
+                n_def += int(r["deferred"].sum())
+                for i, rid in enumerate(batch.ids):
+                    yield {"id": rid, "label": classes[r["label"][i]], "confidence": round(float(r["confidence"][i]), 6),
+                           "deferred": bool(r["deferred"][i]), "student_label": classes[r["student_label"][i]]}
+                continue
+            p = student.predict_proba(batch.texts)
+            if student.multi_label:
+                for i, rid in enumerate(batch.ids):
+                    labs = [classes[j] for j in np.flatnonzero(p[i] >= student.threshold)]
+                    yield {"id": rid, "labels": labs, "proba": [round(float(x), 6) for x in p[i]]}
+                continue
+            best, conf = p.argmax(1), p.max(1)
+            for rid, j, c in zip(batch.ids, best.tolist(), conf.tolist()):
+                yield {"id": rid, "label": classes[j], "confidence": round(c, 6)}
+
+    meta = make_meta(engine=cascade_llm, model_folder=str(model), classes=list(classes),
+                     threshold=casc.threshold if casc else None, calibration=calib)
+    n = write_predictions(output, rows(), task="multi" if student.multi_label else "single", classes=classes,
+                          meta=meta)
+    out = {"rows": n, "output": output, "deferred": n_def if casc is not None else None,
+           "threshold": casc.threshold if casc is not None else None, "calibration": calib, "curve_path": None}
+    if casc is not None and casc.curve:
+        out["curve_path"] = output.with_name(output.name + ".cascade.json")
+        with atomic_write(out["curve_path"]) as f:
+            f.write(json.dumps({"calibration": calib, "curve": casc.curve}, indent=1) + "\n")
+    return out
