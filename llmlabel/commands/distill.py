@@ -106,15 +106,18 @@ def predict_cmd(
     batch_size: int = typer.Option(4096, help="Texts per prediction batch."),
     cache: Optional[Path] = options.cache(),
     int8: bool = typer.Option(False, "--int8", help="Encoder students: dynamic int8 quantisation (faster on CPU)."),
+    backend: str = options.backend(),
+    address: Optional[str] = options.address(),
+    num_workers: int = options.num_workers(),
+    gpus_per_worker: float = options.gpus_per_worker(),
 ) -> None:
     """Label texts with a student model, optionally as a cascade that defers low-confidence items to an LLM."""
     import json
 
-    import numpy as np
-
     from ..distill.cascade import Cascade
     from ..distill.data import read_gold
     from ..distill.export import load_student
+    from ..distill.predict import prediction_rows
     from ..errors import ConfigError
     from ..io import atomic_write, make_meta, read_corpus, write_jsonl
 
@@ -130,6 +133,7 @@ def predict_cmd(
         for name, v in (("threshold", threshold), ("target-accuracy", target_accuracy), ("max-deferral", max_deferral)):
             if v is not None and not 0.0 <= v <= 1.0:
                 raise ConfigError(f"--{name} must be in [0, 1], got {v}")
+    ray_kw = options.ray_kwargs(backend, address, num_workers, gpus_per_worker)
     student = load_student(model, quantize=int8)
     if student.multi_label and cascade_llm:
         raise ConfigError("the cascade supports single-label models only")
@@ -145,24 +149,22 @@ def predict_cmd(
                                    progress=True)
     classes = student.classes_
     n_def = 0
+    ray_stats: dict = {}
 
     def rows():
         nonlocal n_def
+        if ray_kw is not None:  # the same rows, computed by actors that each load the student once
+            from ..scale.ray import predict_rows_ray
+
+            yield from predict_rows_ray(model, data, text_field=text_field, id_field=id_field, int8=int8,
+                                        cascade_llm=cascade_llm, threshold=casc.threshold if casc else 0.0,
+                                        cache=cache, batch_size=batch_size, stats=ray_stats, **ray_kw)
+            n_def = ray_stats["deferred"]
+            return
         for batch in corpus.iter_batches(batch_size):
-            if casc is not None:
-                r = casc.predict(batch.texts, progress=False)
-                n_def += int(r["deferred"].sum())
-                for i, rid in enumerate(batch.ids):
-                    yield {"id": rid, "label": classes[r["label"][i]], "confidence": round(float(r["confidence"][i]), 6),
-                           "deferred": bool(r["deferred"][i]), "student_label": classes[r["student_label"][i]]}
-            else:
-                p = student.predict_proba(batch.texts)
-                for i, rid in enumerate(batch.ids):
-                    if student.multi_label:
-                        labs = [classes[j] for j in np.flatnonzero(p[i] >= student.threshold)]
-                        yield {"id": rid, "labels": labs, "proba": [round(float(x), 6) for x in p[i]]}
-                    else:
-                        yield {"id": rid, "label": classes[int(p[i].argmax())], "confidence": round(float(p[i].max()), 6)}
+            recs, d = prediction_rows(student, casc, batch.ids, batch.texts)
+            n_def += d
+            yield from recs
 
     meta = make_meta(engine=cascade_llm, model_folder=str(model), classes=list(classes),
                      threshold=casc.threshold if casc else None, calibration=calib)

@@ -29,13 +29,38 @@ def register(app: typer.Typer) -> None:
         shard_size: int = typer.Option(1000, "--shard-size", help="Items per shard (keep it when resuming)."),
         no_text: bool = typer.Option(False, "--no-text", help="Do not copy texts into the votes folder."),
         quiet: bool = options.quiet(),
+        backend: str = options.backend(),
+        address: Optional[str] = options.address(),
+        num_workers: int = options.num_workers(),
+        gpus_per_worker: float = options.gpus_per_worker(),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size",
+                                                 help="Items per Ray actor call (default: --shard-size). "
+                                                      "With --backend ray."),
     ) -> None:
         """Apply keyword/regex/embedding/prompted-LLM LFs in batches; rerun the same command to resume."""
-        from ..lf.run import label_corpus
+        ray_kw = options.ray_kwargs(backend, address, num_workers, gpus_per_worker)
+        if ray_kw is None and batch_size is not None:
+            raise options_error("--batch-size")
+        kw = dict(models=model or None, shard_size=shard_size, text_field=text_field, id_field=id_field,
+                  progress=not quiet, keep_text=not no_text, command=sys.argv)
+        if ray_kw is None:
+            from ..lf.run import label_corpus
 
-        res = label_corpus(data, taxonomy, lfs, output, models=model or None, shard_size=shard_size,
-                           text_field=text_field, id_field=id_field, progress=not quiet, keep_text=not no_text,
-                           command=sys.argv)
+            res = label_corpus(data, taxonomy, lfs, output, **kw)
+        else:
+            from ..scale.ray import label_corpus_ray
+
+            res = label_corpus_ray(data, taxonomy, lfs, output, batch_size=batch_size, **kw, **ray_kw)
         errs = {k: v for k, v in res["errors"].items() if v}
         typer.echo(f"{res['read']}; labeled {res['rows_labeled']:,} new items into {res['shards']} shards "
                    f"in {res['out']}" + (f"; LF errors (abstained): {errs}" if errs else ""), err=True)
+        from ..llm.usage import usage_log
+
+        if usage_log.as_dict():  # model calls and cache hits, the actors' included on Ray
+            typer.echo(usage_log.summary(), err=True)
+
+
+def options_error(flag: str):
+    from ..errors import ConfigError
+
+    return ConfigError(f"{flag} only applies with --backend ray", hint="add --backend ray")
