@@ -268,3 +268,27 @@ def test_predict_on_ray_equals_local(work, marks, tiny_qwen2):
     rc = [json.loads(x) for x in (work / "rc.jsonl").read_text().splitlines()]
     assert [(r["id"], r["label"], r["deferred"]) for r in lc] == [(r["id"], r["label"], r["deferred"]) for r in rc]
     assert 0 < sum(r["deferred"] for r in rc) < len(rc)
+
+
+def test_taxonomy_fits_on_a_sample_and_assigns_every_item_on_ray(work, marks):
+    from llmlabel.embed import load_embedder
+    from llmlabel.scale.ray import assign_taxonomy_ray
+    from llmlabel.schema import load_taxonomy
+    from llmlabel.taxonomy.induce import embed_texts
+
+    kept = write_corpus(work / "data.jsonl", 1600)
+    res, paths, full = assign_taxonomy_ray("data.jsonl", work / "tax" / "taxonomy.yaml", sample=400, max_labels=4,
+                                           embedder="wordllama", num_workers=2, batch_size=256)
+    assert full["fitted_on"] == len(res.ids) == 400 and full["items"] == len(kept)
+    rows = [json.loads(x) for x in paths["assignments"].read_text().splitlines()]
+    assert [r["id"] for r in rows] == kept  # every item once, in corpus order
+    # the same per-item rule in this process gives the same labels
+    texts = {json.loads(x)["id"]: json.loads(x)["text"] for x in (work / "data.jsonl").read_text().splitlines()}
+    labels, scores = full["assigner"].assign(embed_texts(load_embedder("wordllama"), [texts[i] for i in kept]))
+    assert [r["label"] for r in rows] == labels
+    assert np.allclose([r["score"] for r in rows], scores, atol=1e-3)
+    tax = load_taxonomy(paths["taxonomy"])
+    shares = {lab.id: lab.share for lab in tax.leaves()}
+    for lid, share in shares.items():
+        assert share == pytest.approx(labels.count(lid) / len(labels), abs=1e-4)
+    assert len(set(labels) - {"other"}) >= 3  # the four kinds of text are told apart

@@ -38,18 +38,37 @@ def register(app: typer.Typer) -> None:
                                                         "assignments.jsonl next to --out)."),
         cache: Optional[Path] = options.cache(),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or table."),
+        backend: str = options.backend(),
+        address: Optional[str] = options.address(),
+        num_workers: int = options.num_workers(),
     ) -> None:
-        """Induce a taxonomy (labels with ids, names, descriptions, examples) from raw texts."""
+        """Induce a taxonomy (labels with ids, names, descriptions, examples) from raw texts.
+
+        With --backend ray the taxonomy is fitted on a seeded sample (--sample, default 20,000) on this machine
+        and every item is embedded and assigned to its nearest label on Ray.
+        """
         from rich.console import Console
 
         from ..taxonomy import induce_taxonomy, write_outputs
         from ..taxonomy.report import summary_table
 
-        res = induce_taxonomy(corpus, max_labels=max_labels, instruction=instruction, model=model, mode=mode,
-                              levels=levels, sample=sample, seed=seed, embedder=embedder, text_field=text_field,
-                              id_field=id_field, refine=refine, progress=not quiet,
-                              engine_kwargs={"cache": cache} if cache else None, raw_dir=out.parent)
-        paths = write_outputs(res, out, assignments=assignments)
+        ray_kw = options.ray_kwargs(backend, address, num_workers, 0.0)
+        kw = dict(max_labels=max_labels, instruction=instruction, model=model, mode=mode, levels=levels,
+                  sample=sample, seed=seed, embedder=embedder, text_field=text_field, id_field=id_field,
+                  progress=not quiet, engine_kwargs={"cache": cache} if cache else None, raw_dir=out.parent)
+        if ray_kw is None:
+            res = induce_taxonomy(corpus, refine=refine, **kw)
+            paths = write_outputs(res, out, assignments=assignments)
+        else:
+            from ..errors import ConfigError
+            from ..scale.ray import assign_taxonomy_ray
+
+            if refine is not None:
+                raise ConfigError("--refine runs on the local backend only", hint="drop --backend ray")
+            ray_kw.pop("gpus_per_worker")
+            res, paths, full = assign_taxonomy_ray(corpus, out, assignments=assignments, **kw, **ray_kw)
+            typer.echo(f"assigned {full['items']:,} items on Ray ({full['other_share']:.1%} other); "
+                       f"fitted on {full['fitted_on']:,}", err=True)
         if not quiet:
             Console().print(summary_table(res))
         s = res.stats

@@ -30,6 +30,6 @@ from __future__ import annotations
 from .label import label_corpus_ray
 from .predict import predict_rows_ray
 from .runtime import CONNECT_TIMEOUT, Source, connect
-# taxonomy: below
+from .taxonomy import assign_taxonomy_ray
 
-__all__ = ["connect", "Source", "label_corpus_ray", "predict_rows_ray", "CONNECT_TIMEOUT"]
+__all__ = ["connect", "Source", "label_corpus_ray", "predict_rows_ray", "assign_taxonomy_ray", "CONNECT_TIMEOUT"]
