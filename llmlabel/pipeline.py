@@ -12,6 +12,8 @@ Example (``pipelines/banking77.yaml``)::
     name: banking77-demo
     corpus: examples/banking77_sample.jsonl
     workdir: runs/banking77
+    # backend: ray           # optional: taxonomy and label run on Ray Data
+    # ray: {address: auto, num-workers: 4, gpus-per-worker: 1}
     stages:
       - taxonomy: {max-labels: 12}
       - label: {lfs: pipelines/banking77_lfs.yaml}
@@ -29,7 +31,7 @@ import json
 import shlex
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -50,6 +52,8 @@ STAGES: dict[str, dict[str, Any]] = {
     "push": {"args": ["{w}/model"], "outputs": [], "reads": ["model"]},
 }
 STATE_DIR = ".pipeline"
+#: Stages that take ``--backend ray`` (and the Ray flags); a pipeline's top-level ``backend: ray`` reaches these.
+RAY_STAGES = ("taxonomy", "label")
 
 
 class Stage(BaseModel):
@@ -66,10 +70,18 @@ class Stage(BaseModel):
             raise ValueError(f"unknown stage {v!r}; stages are: {', '.join(STAGES)}")
         return v
 
-    def argv(self, corpus: str, workdir: str) -> list[str]:
-        """The command line this stage runs, e.g. ``['distill', 'W/labeled.parquet', '-o', 'W/model', '--epochs', '2']``."""
+    def argv(self, corpus: str, workdir: str, backend: dict[str, OptionValue] | None = None) -> list[str]:
+        """The command line this stage runs, e.g. ``['distill', 'W/labeled.parquet', '-o', 'W/model', '--epochs', '2']``.
+
+        ``backend``: the pipeline's Ray options (``backend`` and the ``ray:`` block), used by the stages in
+        :data:`RAY_STAGES` unless the stage sets them itself.
+        """
         out = [self.kind] + [a.replace("{corpus}", corpus).replace("{w}", workdir) for a in STAGES[self.kind]["args"]]
-        for name, value in self.options.items():
+        opts = dict(self.options)
+        if backend and self.kind in RAY_STAGES:
+            own = {k.lstrip("-").replace("_", "-") for k in opts}
+            opts.update({k: v for k, v in backend.items() if k.replace("_", "-") not in own})
+        for name, value in opts.items():
             flag = "--" + name.lstrip("-").replace("_", "-")
             values = value if isinstance(value, list) else [value]
             for v in values:
@@ -86,7 +98,13 @@ class PipelineSpec(BaseModel):
     name: str = "pipeline"
     corpus: str
     workdir: str = "runs/pipeline"
+    backend: Literal["local", "ray"] = "local"  # ray: every stage that supports it runs on Ray Data
+    ray: dict[str, OptionValue] = Field(default_factory=dict)  # e.g. {address: auto, num-workers: 4}
     stages: list[Stage]
+
+    def backend_options(self) -> dict[str, OptionValue] | None:
+        """The options ``backend: ray`` adds to the stages in :data:`RAY_STAGES` (None for local)."""
+        return None if self.backend == "local" else {"backend": "ray", **self.ray}
 
     @model_validator(mode="before")
     @classmethod
@@ -144,7 +162,7 @@ def plan(spec: PipelineSpec, *, force: Optional[list[str]] = None) -> list[tuple
     rows = []
     dirty = False  # once a stage reruns, everything after it must too
     for st in spec.stages:
-        argv = st.argv(spec.corpus, spec.workdir)
+        argv = st.argv(spec.corpus, spec.workdir, spec.backend_options())
         state = _read_state(work, st.kind)
         ok = (not dirty and st.kind not in (force or []) and state is not None and state.get("argv") == argv
               and all((work / o).exists() for o in STAGES[st.kind]["outputs"])

@@ -133,7 +133,7 @@ def test_cheap_lfs_give_the_local_votes(work, marks):
     from llmlabel.lf.run import label_corpus
     from llmlabel.scale.ray import label_corpus_ray
 
-    kept = write_corpus(work / "data.jsonl", 3000)
+    kept = write_corpus(work / "data.jsonl", 2000)
     local = label_corpus("data.jsonl", "taxonomy.yaml", "cheap.yaml", "local", shard_size=500)
     res = label_corpus_ray("data.jsonl", "taxonomy.yaml", "cheap.yaml", "ray", shard_size=500, num_workers=2)
     assert res["rows_labeled"] == local["rows_labeled"] == len(kept) and res["shards"] == local["shards"]
@@ -149,15 +149,15 @@ def test_cheap_lfs_give_the_local_votes(work, marks):
 def test_prompted_lf_on_a_tiny_llm_gives_the_local_votes(work, marks, tiny_qwen2, capsys):
     (work / "llm.yaml").write_text(f"lfs:\n  - kind: keyphrases\n  - name: zs\n    kind: prompted\n"
                                    f"    model: 'hf:{tiny_qwen2}'\n    none_choice: none of these\n")
-    kept = write_corpus(work / "data.jsonl", 160)
+    kept = write_corpus(work / "data.jsonl", 90)
     assert cli("label", "data.jsonl", "-t", "taxonomy.yaml", "--lfs", "llm.yaml", "-o", "local", "-q",
-               "--shard-size", "50") == 0
+               "--shard-size", "30") == 0
     from llmlabel.llm import usage_log
     from llmlabel.scale.ray import label_corpus_ray
 
     usage_log.reset()
     # its own cache file: every answer is computed by the actors, none is read from the local run's cache
-    res = label_corpus_ray("data.jsonl", "taxonomy.yaml", "llm.yaml", "ray", shard_size=50, num_workers=2,
+    res = label_corpus_ray("data.jsonl", "taxonomy.yaml", "llm.yaml", "ray", shard_size=30, num_workers=2,
                            cache=work / "ray-cache.sqlite")
     assert_same_votes(work / "local", work / "ray")
     u = usage_log.get("label")  # came back from the actors
@@ -172,7 +172,7 @@ def test_a_worker_killed_mid_run_loses_and_doubles_no_row(work, marks):
 
     seen_ids(marks, clear=True)
     (marks / "crashed").unlink(missing_ok=True)
-    kept = write_corpus(work / "data.jsonl", 2000, crash_at=1203)
+    kept = write_corpus(work / "data.jsonl", 1200, crash_at=803)
     (work / "crash.yaml").write_text("lfs:\n  - kind: keyphrases\n  - {name: crash, kind: python, "
                                      "function: 'ray_test_lfs:crash_once'}\n")
     res = label_corpus_ray("data.jsonl", "taxonomy.yaml", "crash.yaml", "votes", shard_size=300, batch_size=100,
@@ -187,26 +187,26 @@ def test_a_worker_killed_mid_run_loses_and_doubles_no_row(work, marks):
 def test_an_interrupted_run_resumes_with_the_missing_shards_only(work, marks):
     from llmlabel.scale.ray import label_corpus_ray
 
-    kept = write_corpus(work / "data.jsonl", 2400)
+    kept = write_corpus(work / "data.jsonl", 1200)
     (work / "seen.yaml").write_text("lfs:\n  - kind: keyphrases\n  - {name: seen, kind: python, "
                                     "function: 'ray_test_lfs:log_seen'}\n")
-    label_corpus_ray("data.jsonl", "taxonomy.yaml", "seen.yaml", "full", shard_size=300, num_workers=2)
+    label_corpus_ray("data.jsonl", "taxonomy.yaml", "seen.yaml", "full", shard_size=150, num_workers=2)
     total = json.loads((work / "full" / "_manifest.json").read_text())["shards"]
     written = []
 
     def ctrl_c_after_two_shards(n):  # the progress callback: the driver is interrupted as by Ctrl-C
         written.append(n)
-        if sum(written) >= 600:
+        if sum(written) >= 300:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        label_corpus_ray("data.jsonl", "taxonomy.yaml", "seen.yaml", "votes", shard_size=300, num_workers=2,
+        label_corpus_ray("data.jsonl", "taxonomy.yaml", "seen.yaml", "votes", shard_size=150, num_workers=2,
                          progress=ctrl_c_after_two_shards)
     man = json.loads((work / "votes" / "_manifest.json").read_text())
     assert not man["complete"] and 2 <= len(man["shards"]) < len(total)
     done = set(pq.read_table(work / "votes").column("id").to_pylist())
     seen_ids(marks, clear=True)
-    res = label_corpus_ray("data.jsonl", "taxonomy.yaml", "seen.yaml", "votes", shard_size=300, num_workers=2)
+    res = label_corpus_ray("data.jsonl", "taxonomy.yaml", "seen.yaml", "votes", shard_size=150, num_workers=2)
     again = seen_ids(marks)
     assert sorted(again) == sorted(set(kept) - done)  # each missing row once, no finished one redone
     assert res["rows_labeled"] == len(kept) - len(done)
@@ -251,19 +251,19 @@ def test_predict_on_ray_equals_local(work, marks, tiny_qwen2):
     distill(work / "labeled.parquet", work / "m", epochs=1)
     pool = [w for ws in words.values() for w in ws]
     (work / "data.jsonl").write_text("".join(json.dumps({"id": f"x{i}", "text": " ".join(rng.choice(pool, 2))}) + "\n"
-                                             for i in range(500)))
+                                             for i in range(240)))
     assert cli("predict", "m", "data.jsonl", "-o", "local.jsonl") == 0
     assert cli("predict", "m", "data.jsonl", "-o", "ray.jsonl", "--backend", "ray", "--num-workers", "2",
                "--batch-size", "64") == 0
     local = [json.loads(x) for x in (work / "local.jsonl").read_text().splitlines()]
     ray_ = [json.loads(x) for x in (work / "ray.jsonl").read_text().splitlines()]
-    assert len(local) == 500 and [(r["id"], r["label"]) for r in local] == [(r["id"], r["label"]) for r in ray_]
+    assert len(local) == 240 and [(r["id"], r["label"]) for r in local] == [(r["id"], r["label"]) for r in ray_]
     # other batch sizes move the last float bits of the student's scores, nothing more
     assert np.allclose([r["confidence"] for r in local], [r["confidence"] for r in ray_], atol=1e-5)
     # a cascade deferring the unsure items to the tiny LLM: same deferrals and answers
     cascade = ["--cascade-llm", f"hf:{tiny_qwen2}", "--threshold", "0.5"]
     assert cli("predict", "m", "data.jsonl", "-o", "lc.jsonl", *cascade) == 0
-    assert cli("predict", "m", "data.jsonl", "-o", "rc.jsonl", *cascade, "--backend", "ray", "--batch-size", "100") == 0
+    assert cli("predict", "m", "data.jsonl", "-o", "rc.jsonl", *cascade, "--backend", "ray", "--batch-size", "120") == 0
     lc = [json.loads(x) for x in (work / "lc.jsonl").read_text().splitlines()]
     rc = [json.loads(x) for x in (work / "rc.jsonl").read_text().splitlines()]
     assert [(r["id"], r["label"], r["deferred"]) for r in lc] == [(r["id"], r["label"], r["deferred"]) for r in rc]
@@ -276,7 +276,7 @@ def test_taxonomy_fits_on_a_sample_and_assigns_every_item_on_ray(work, marks):
     from llmlabel.schema import load_taxonomy
     from llmlabel.taxonomy.induce import embed_texts
 
-    kept = write_corpus(work / "data.jsonl", 1600)
+    kept = write_corpus(work / "data.jsonl", 1000)
     res, paths, full = assign_taxonomy_ray("data.jsonl", work / "tax" / "taxonomy.yaml", sample=400, max_labels=4,
                                            embedder="wordllama", num_workers=2, batch_size=256)
     assert full["fitted_on"] == len(res.ids) == 400 and full["items"] == len(kept)
@@ -292,3 +292,23 @@ def test_taxonomy_fits_on_a_sample_and_assigns_every_item_on_ray(work, marks):
     for lid, share in shares.items():
         assert share == pytest.approx(labels.count(lid) / len(labels), abs=1e-4)
     assert len(set(labels) - {"other"}) >= 3  # the four kinds of text are told apart
+
+
+def test_backend_ray_at_the_top_of_a_pipeline_reaches_taxonomy_and_label(work, marks):
+    from llmlabel.pipeline import PipelineSpec, plan, run_pipeline
+
+    stages = [{"taxonomy": {"max-labels": 3}}, {"label": {"lfs": "cheap.yaml", "num-workers": 1}}, {"aggregate": {}}]
+    spec = PipelineSpec.model_validate({"corpus": "data.jsonl", "workdir": "run", "backend": "ray",
+                                        "ray": {"num-workers": 2}, "stages": stages})
+    argv = {st.kind: a for st, a, _ in plan(spec)}
+    assert argv["taxonomy"][-4:] == ["--backend", "ray", "--num-workers", "2"]
+    assert argv["label"][-4:] == ["--num-workers", "1", "--backend", "ray"]  # the stage's own setting wins
+    assert "--backend" not in argv["aggregate"]
+    # run the label stage for real (taxonomy on Ray has its own test above)
+    write_corpus(work / "data.jsonl", 400)
+    (work / "run").mkdir()
+    (work / "run" / "taxonomy.yaml").write_text(TAXONOMY)
+    spec = spec.model_copy(update={"stages": spec.stages[1:2]})
+    run_pipeline(spec, echo=lambda s: None)
+    man = json.loads((work / "run" / "votes" / "_manifest.json").read_text())
+    assert man["complete"] and man["meta"]["backend"] == "ray" and len(by_id(work / "run" / "votes")) == 350
