@@ -22,8 +22,8 @@ _LAZY = {
     "ShardWriter": ("llmlabel.io", "ShardWriter"),
     # One entry point per stage (the subpackages hold the rest).
     "induce_taxonomy": ("llmlabel.taxonomy", "induce_taxonomy"),
-    "Taxonomy": ("llmlabel.schema", "Taxonomy"),
-    "load_taxonomy": ("llmlabel.schema", "load_taxonomy"),
+    "Taxonomy": ("llmlabel.artifacts.taxonomy", "Taxonomy"),
+    "load_taxonomy": ("llmlabel.artifacts.taxonomy", "load_taxonomy"),
     "labeling_function": ("llmlabel.lf", "labeling_function"),
     "PromptedLF": ("llmlabel.lf", "PromptedLF"),
     "apply_lfs": ("llmlabel.lf", "apply_lfs"),

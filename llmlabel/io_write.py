@@ -270,7 +270,8 @@ class ShardWriter:
     """
 
     def __init__(self, folder: str | Path, shard_size: int = 10_000, *, id_field: str = "id",
-                 meta: Mapping[str, Any] | None = None, schema=None, resume: bool = True) -> None:
+                 meta: Mapping[str, Any] | None = None, schema=None, resume: bool = True,
+                 header: Mapping[str, Any] | None = None) -> None:
         if shard_size < 1:
             raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
         self.folder = Path(folder)
@@ -302,6 +303,7 @@ class ShardWriter:
                 old.unlink()
             self.manifest = {"version": 1, "shard_size": shard_size, "id_field": id_field,
                              "shards": [], "complete": False}
+        self.manifest.update(header or {})  # top-level keys of the file kind using the shards (format version...)
         if meta is not None:
             self.manifest["meta"] = scrub_secrets(meta)
         self.manifest["complete"] = False
@@ -311,10 +313,6 @@ class ShardWriter:
     def next_shard_index(self) -> int:
         """Index of the next shard to write (= number of finished shards)."""
         return len(self.manifest["shards"])
-
-    @property
-    def rows_done(self) -> int:
-        return sum(s["rows"] for s in self.manifest["shards"])
 
     @property
     def complete(self) -> bool:

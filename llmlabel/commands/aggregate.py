@@ -17,9 +17,9 @@ _VOTES_HELP = "Votes: a folder from `llmlabel label`, a LabelMatrix .parquet, a 
 def _labels(taxonomy: Optional[Path]):
     if taxonomy is None:
         return None
-    from ..schema import load_taxonomy
+    from ..artifacts.taxonomy import load_taxonomy
 
-    return [lab.name for lab in load_taxonomy(taxonomy).labels]
+    return load_taxonomy(taxonomy).classes()  # the leaves: parent groups are not classes
 
 
 def _load(votes: Path, dev: Optional[Path], taxonomy: Optional[Path]):

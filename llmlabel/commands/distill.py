@@ -119,7 +119,8 @@ def predict_cmd(
     from ..distill.export import load_student
     from ..distill.predict import prediction_rows
     from ..errors import ConfigError
-    from ..io import atomic_write, make_meta, read_corpus, write_jsonl
+    from ..artifacts.predictions import write_predictions
+    from ..io import atomic_write, make_meta, read_corpus
 
     choosing = target_accuracy is not None or max_deferral is not None
     if cascade_llm is None and (threshold is not None or choosing or dev is not None):
@@ -142,7 +143,11 @@ def predict_cmd(
     if cascade_llm:
         from ..llm import load_engine
 
-        casc = Cascade(student, load_engine(cascade_llm, cache=cache), threshold=threshold or 0.0)
+        from ..lf.prompted import PromptedLF
+
+        engine = load_engine(cascade_llm, cache=cache)
+        lf = PromptedLF("cascade", engine, list(student.classes_), template="lf_zero_shot")  # the labeling prompt
+        casc = Cascade(student, engine, threshold=threshold or 0.0, labeler=lambda t: lf.apply(t)[1])
         if dev is not None:  # choose T there, or (with --threshold) measure T's accuracy and deferral there
             texts, gold = read_gold(dev, student.classes_, label_field=dev_label_field)
             calib = casc.calibrate(texts, gold, target_accuracy=target_accuracy, max_deferral=max_deferral,
@@ -168,7 +173,8 @@ def predict_cmd(
 
     meta = make_meta(engine=cascade_llm, model_folder=str(model), classes=list(classes),
                      threshold=casc.threshold if casc else None, calibration=calib)
-    n = write_jsonl(output, rows(), meta=meta)
+    n = write_predictions(output, rows(), task="multi" if student.multi_label else "single", classes=classes,
+                          meta=meta)
     msg = f"wrote {n:,} predictions to {output}"
     if casc is not None:
         msg += f"; {n_def:,} deferred to the LLM (threshold {casc.threshold:.4f})"

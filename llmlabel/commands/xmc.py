@@ -103,7 +103,8 @@ def register(app: typer.Typer) -> None:
         """Rank labels from a huge label space for each text (Infer-Retrieve-Rank; retrieval only without --model)."""
         import time
 
-        from ..io import atomic_write, make_meta, read_corpus, write_jsonl
+        from ..artifacts.predictions import sidecar_meta, write_predictions
+        from ..io import atomic_write, make_meta, read_corpus
         from ..llm import usage_log
         from ..xmc import build_retriever, load_labels, load_priors
 
@@ -177,7 +178,7 @@ def register(app: typer.Typer) -> None:
                         yield {"id": rid, "labels": [x for x, _ in r], "scores": [round(s, 4) for _, s in r]}
 
         t1 = time.perf_counter()
-        n = write_jsonl(output, rows(), meta=None)
+        n = write_predictions(output, rows(), task="xmc", meta={})
         secs = time.perf_counter() - t1
         meta = make_meta(engine=model, stage="xmc", retriever=retriever, k=k, label_file=str(labels),
                          labels=len(space), labels_fingerprint=space.fingerprint, label_duplicates=space.duplicates,
@@ -185,6 +186,7 @@ def register(app: typer.Typer) -> None:
                          prior_weight=prior_weight if priors else None, expand_weight=expand_weight,
                          read=corpus.stats.summary(), program=irr.summary() if irr is not None else None,
                          optimise_report=report)
+        meta = sidecar_meta(meta, task="xmc")
         with atomic_write(output.with_name(output.name + ".meta.json")) as f:  # read_meta() finds it
             f.write(json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str) + "\n")
         typer.echo(corpus.stats.summary(), err=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts.model import TrainingFacts, write_metrics
 from ..errors import ConfigError
 from .data import LabeledData, read_gold, read_labeled
 
@@ -63,14 +63,19 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     if dev is not None:
         dev_pair = read_gold(dev, d.classes, text_field=text_field, label_field=dev_label_field, multi_label=multi_label)
     weights = d.weights if (confidence_weights and d.has_confidence) else None
+    used_soft = soft and d.soft_differs()  # all-0/1 probabilities are hard labels, whatever was asked
     t0 = time.perf_counter()
-    st.fit(d.texts, proba=d.targets(soft), classes=d.classes, sample_weight=weights, dev=dev_pair)
+    st.fit(d.texts, proba=d.targets(used_soft), classes=d.classes, sample_weight=weights, dev=dev_pair)
     train_s = time.perf_counter() - t0
 
     counts = (d.labels.sum(0) if multi_label else np.bincount(d.labels, minlength=len(d.classes))).tolist()
     label_stats = {"counts": dict(zip(d.classes, map(int, counts))), "weighted": weights is not None,
                    "mean_confidence": float(d.weights.mean()) if d.has_confidence else None}
-    metrics: dict[str, Any] = {"student": st.kind, "n_train": len(d), "classes": d.classes, "soft": soft,
+    facts = TrainingFacts(targets="soft" if used_soft else "hard", soft_requested=soft, n_items=len(d),
+                          classes=list(d.classes), multi_label=multi_label, weighted=weights is not None,
+                          n_human=d.n_human, source_file=Path(d.source).name if d.source else "(in memory)",
+                          source_kind=d.file_kind)
+    metrics: dict[str, Any] = {"student": st.kind, "n_train": len(d), "classes": d.classes, "soft": used_soft,
                                "multi_label": multi_label, "train_seconds": round(train_s, 3),
                                "history": st.history_, "best_epoch": getattr(st, "best_epoch_", None),
                                "dev": None, "dev_file": str(dev) if dev else None,
@@ -86,15 +91,14 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     if output is not None:
         folder = Path(output)
         st.save(folder)
-        with atomic_write(folder / "metrics.json") as f:
-            f.write(json.dumps(metrics, indent=2, default=float) + "\n")
+        write_metrics(folder, metrics, facts)
         settings = st._config()
         settings.pop("classes", None)
         card = render_card(name=folder.resolve().name, kind=st.kind, classes=d.classes, n_items=len(d),
-                           source=Path(d.source).name if d.source else "(in memory)", source_meta=d.meta, soft=soft,
+                           source=facts.source_file, source_meta=d.meta, soft=used_soft,
                            multi_label=multi_label, dev_metrics=metrics["dev"],
                            dev_source=Path(dev).name if dev else None, train_seconds=train_s, settings=settings,
-                           label_stats=label_stats, license=license, language=language)
+                           label_stats=label_stats, license=license, language=language, training=facts)
         with atomic_write(folder / "README.md") as f:
             f.write(card)
     return DistillResult(student=st, metrics=metrics, folder=folder)

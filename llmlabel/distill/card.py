@@ -15,8 +15,11 @@ def _fmt(x: Any) -> str:
 def render_card(*, name: str, kind: str, classes: list[str], n_items: int, source: str, source_meta: dict | None,
                 soft: bool, multi_label: bool, dev_metrics: dict | None, dev_source: str | None,
                 train_seconds: float, settings: dict, label_stats: dict, license: str = "other",
-                language: list[str] | None = None, datasets: list[str] | None = None) -> str:
-    """Render README.md. ``source_meta`` is the labeled file's provenance (:func:`llmlabel.io.read_meta`)."""
+                language: list[str] | None = None, datasets: list[str] | None = None, training=None) -> str:
+    """Render README.md. ``source_meta`` is the labeled file's provenance (:func:`llmlabel.io.read_meta`);
+    ``training`` (:class:`llmlabel.artifacts.model.TrainingFacts`) states what the loss really saw."""
+    if training is not None:
+        soft = training.targets == "soft"
     meta = source_meta or {}
     tags = ["text-classification", "llmlabel", "distillation", "weak-supervision"]
     tags.append("static-embeddings" if kind == "static" else "transformers")
@@ -48,6 +51,11 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
     prov = [f"- Training file: `{source}` ({n_items:,} labeled items)."]
     prov.append(f"- Targets: {'soft per-class probabilities from the label model' if soft else 'hard labels'}"
                 f"{' with per-item weights from the label confidence' if label_stats.get('weighted') else ''}.")
+    if training is not None and training.soft_requested and not soft:
+        prov.append("- Soft targets were asked for, but the training file holds no probabilities other than the "
+                    "labels one-hot, so training used hard labels.")
+    if training is not None and training.n_human:
+        prov.append(f"- {training.n_human:,} items were reviewed by a person and trained at full weight.")
     if meta:
         for key, label in (("taxonomy", "Taxonomy"), ("labeling_functions", "Labeling functions"),
                            ("lfs", "Labeling functions"), ("engine", "LLM engine"), ("engines", "LLM engines"),

@@ -63,31 +63,32 @@ def choose_threshold(curve: list[dict], *, target_accuracy: float | None = None,
 
 @dataclass
 class Cascade:
-    """``student`` (fitted, with ``predict_proba`` and ``classes_``) + ``llm`` (an engine with ``choose``)."""
+    """``student`` (fitted, with ``predict_proba`` and ``classes_``) + ``llm`` (an engine with ``choose``).
+
+    ``labeler`` (optional): ``texts -> (n, k)`` class probabilities in the student's class order, e.g. the
+    zero-shot prompted LF that labeled the data (the caller builds it: distill does not import the LF stage);
+    without it the cascade makes one ``choose`` call per text with :func:`llm_prompts`.
+    """
 
     student: Any
     llm: Any = None
     threshold: float = 0.0
     instruction: str = DEFAULT_INSTRUCTION
     curve: list[dict] = field(default_factory=list)
+    labeler: Any = None
 
     def llm_labels(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """The LLM's class index per text: the zero-shot prompted labeling function (``engine.choose`` over the
-        class names, so the answer is always a class) that labeled the data, or the same call made directly."""
+        """The LLM's class index per text (``engine.choose`` over the class names, so always a class): through
+        ``labeler`` when given, else one direct ``choose`` call with this module's prompt."""
         if not len(texts):
             return np.zeros(0, dtype=np.int64)
-        if self.llm is None:
+        if self.llm is None and self.labeler is None:
             raise ConfigError("the cascade has no LLM to defer to", hint="pass --cascade-llm SPEC")
         classes = list(self.student.classes_)
-        try:
-            from ..lf.prompted import PromptedLF
-        except ImportError:  # llmlabel.lf absent: one choose call with this module's prompt
-            return np.asarray(self.llm.choose(llm_prompts(texts, classes, self.instruction), classes,
-                                              progress=progress)).argmax(1)
-        lf = PromptedLF("cascade", self.llm, classes, template="lf_zero_shot",
-                        instruction="" if self.instruction == DEFAULT_INSTRUCTION else self.instruction)
-        _, proba = lf.apply(list(texts))
-        return proba.argmax(1)
+        if self.labeler is not None:
+            return np.asarray(self.labeler(list(texts))).argmax(1)
+        return np.asarray(self.llm.choose(llm_prompts(texts, classes, self.instruction), classes,
+                                          progress=progress)).argmax(1)
 
     def calibrate(self, texts: Sequence[str], gold: np.ndarray, *, target_accuracy: float | None = None,
                   max_deferral: float | None = None, progress: bool = False) -> dict:

@@ -1,6 +1,9 @@
-"""Read a labeled file (the output of ``llmlabel aggregate`` or any labeled file) into training arrays.
+"""Read a labeled file into training arrays.
 
-Accepted columns (names configurable):
+The output of ``llmlabel aggregate`` (labeled.parquet, ``p:<class>`` columns) is read by the one reader
+:func:`llmlabel.artifacts.labeled.read_labeled`, so every per-class probability reaches the student's
+targets. Any other labeled file (a user's JSONL/CSV/Parquet) is read flexibly; accepted columns (names
+configurable):
 
 - ``text`` — the input text (``text_field``).
 - ``label`` — the class name; for multi-label a list of names (or a string split on ``|``).
@@ -35,9 +38,15 @@ class LabeledData:
     meta: dict[str, Any] | None = None
     source: str = ""
     ids: list[str] = field(default_factory=list)
+    file_kind: str = "user file"  # or "llmlabel.labeled" (read through artifacts.labeled)
+    n_human: int = 0  # items a person reviewed (weight 1.0)
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def soft_differs(self) -> bool:
+        """True when the probabilities are not just the labels one-hot: only then is soft training soft."""
+        return self.has_proba and not np.allclose(self.proba, self.targets(False), atol=1e-4)
 
     def targets(self, soft: bool) -> np.ndarray:
         """Soft targets (the probabilities) or hard ones (one-hot / 0-1 of the label)."""
@@ -65,7 +74,8 @@ def _as_label_list(value: Any) -> list[str]:
 
 def _find_proba(row: dict, pf: str | None) -> tuple[str | None, list[str] | None]:
     """(field or column prefix, per-class columns or None). ``proba`` as one list/``{class: p}`` column, or one
-    ``proba_<class>`` column per class (what ``llmlabel aggregate`` writes); ``pf`` names either form."""
+    ``proba_<class>`` column per class; ``pf`` names either form. (labeled.parquet from ``llmlabel aggregate``
+    never comes here: :func:`llmlabel.artifacts.labeled.read_labeled` reads its ``p:<class>`` columns.)"""
     if pf is not None and pf in row and not pf.endswith("_"):
         return pf, None
     prefix = pf if pf is not None and pf.endswith("_") else f"{pf or 'proba'}_"
@@ -82,7 +92,11 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
                  multi_label: bool = False, classes: list[str] | None = None, min_per_class: int = 2,
                  require_labels: bool = True) -> LabeledData:
     """Load and validate a labeled file; every problem raises :class:`InputError` naming file and line."""
+    from ..artifacts.labeled import is_labeled_file
     from ..io import read_corpus, read_meta
+
+    if is_labeled_file(path):
+        return _from_artifact(path, classes=classes, min_per_class=min_per_class, multi_label=multi_label)
 
     corpus = read_corpus(path, text_field=text_field)
     try:
@@ -212,17 +226,7 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
             proba = np.zeros((n, k))
             proba[np.arange(n), labels] = 1.0
 
-    # ---- per-class counts
-    counts = labels.sum(0) if multi_label else np.bincount(labels, minlength=k)
-    if not multi_label and (counts > 0).sum() < 2:
-        raise InputError("only one class is used in the labels", path=path,
-                         hint="a classifier needs examples of at least two classes")
-    rare = [classes[j] for j in range(k) if 0 < counts[j] < min_per_class]
-    if rare:
-        raise InputError(f"{len(rare)} class(es) with fewer than {min_per_class} examples: "
-                         f"{', '.join(map(repr, rare[:5]))}{' ...' if len(rare) > 5 else ''}", path=path,
-                         hint="label more items of these classes, merge or drop them "
-                              "(or allow it with --min-per-class 1)")
+    _check_counts(labels, classes, multi_label, min_per_class, path)
 
     # ---- confidence weights
     has_conf = any(c is not None for c in conf)
@@ -240,6 +244,50 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
     return LabeledData(texts=texts, classes=list(classes), proba=proba.astype(np.float32), labels=labels,
                        weights=weights.astype(np.float32), multi_label=multi_label, has_proba=has_proba,
                        has_confidence=has_conf, meta=meta or None, source=src, ids=ids)
+
+
+def _check_counts(labels: np.ndarray, classes: list[str], multi_label: bool, min_per_class: int, path) -> None:
+    k = len(classes)
+    counts = labels.sum(0) if multi_label else np.bincount(labels, minlength=k)
+    if not multi_label and (counts > 0).sum() < 2:
+        raise InputError("only one class is used in the labels", path=path,
+                         hint="a classifier needs examples of at least two classes")
+    rare = [classes[j] for j in range(k) if 0 < counts[j] < min_per_class]
+    if rare:
+        raise InputError(f"{len(rare)} class(es) with fewer than {min_per_class} examples: "
+                         f"{', '.join(map(repr, rare[:5]))}{' ...' if len(rare) > 5 else ''}", path=path,
+                         hint="label more items of these classes, merge or drop them "
+                              "(or allow it with --min-per-class 1)")
+
+
+def _from_artifact(path: str | Path, *, classes: list[str] | None, min_per_class: int,
+                   multi_label: bool) -> LabeledData:
+    """labeled.parquet via the artifacts reader: probabilities, class order, ids and weights as written."""
+    from ..artifacts.labeled import read_labeled as read
+
+    lab = read(path)
+    if lab.texts is None:
+        raise InputError("the labeled file has no 'text' column", path=path,
+                         hint="rerun `llmlabel label` without dropping texts, then `llmlabel aggregate`")
+    if classes is not None and list(classes) != lab.classes:
+        raise InputError("the labeled file's classes differ from the ones asked for", path=path,
+                         hint=f"the file has {len(lab.classes)} classes: {', '.join(lab.classes[:5])} ...")
+    if multi_label and not lab.multi_label:
+        raise InputError("--multi-label given but the labeled file is single-label", path=path)
+    if lab.multi_label:
+        index = {c: j for j, c in enumerate(lab.classes)}
+        labels = np.zeros(lab.proba.shape, dtype=np.int8)
+        for i, names in enumerate(lab.labels or []):
+            labels[i, [index[c] for c in names]] = 1
+        if lab.labels is None:
+            labels = (lab.proba >= 0.5).astype(np.int8)
+    else:
+        labels = lab.label_index.astype(np.int64)
+    _check_counts(labels, lab.classes, lab.multi_label, min_per_class, path)
+    return LabeledData(texts=[str(t) for t in lab.texts], classes=lab.classes, proba=lab.proba, labels=labels,
+                       weights=lab.weights(), multi_label=lab.multi_label, has_proba=True, has_confidence=True,
+                       meta=lab.meta or None, source=str(path), ids=lab.ids, file_kind="llmlabel.labeled",
+                       n_human=0 if lab.source is None else int((lab.source == "human").sum()))
 
 
 def read_gold(path: str | Path, classes: list[str], *, text_field: str | None = None, label_field: str = "label",

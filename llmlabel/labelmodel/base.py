@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..artifacts.matrix import ABSTAIN
+from ..artifacts.matrix import check_lf_names as _names
 from ..errors import ConfigError, InputError
-
-ABSTAIN = -1
 
 
 @dataclass
@@ -144,20 +144,6 @@ def as_votes(L, cardinality: int | None = None, names: list[str] | None = None, 
         raise ConfigError(f"{what}: {_lf_name(names, j)} has vote {v} outside [-1, {k}) "
                           f"(cardinality {k}; -1 = abstain)")
     return Votes(np.ascontiguousarray(hard), None, k, _names(names, m, what))
-
-
-def _names(names, m: int, what: str) -> list[str]:
-    if names is None:
-        return [f"lf_{j}" for j in range(m)]
-    names = [str(x) for x in names]
-    if len(names) != m:
-        raise ConfigError(f"{what}: {len(names)} LF names for {m} LF columns")
-    seen: set[str] = set()
-    for x in names:
-        if x in seen:
-            raise ConfigError(f"{what}: LF name '{x}' is used twice; names must be unique")
-        seen.add(x)
-    return names
 
 
 def _check_soft(soft: sp.csr_matrix, m: int, k: int, names, what: str) -> None:

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..artifacts.matrix import ABSTAIN, LabelMatrix, onehot
 from ..errors import ConfigError, LLMLabelError
-from ..labelmodel.matrix import LabelMatrix
-from .core import ABSTAIN, LabelingFunction
+from .core import LabelingFunction
 
 
 def _run_one(lf: LabelingFunction, texts: list[str], items, k: int):
@@ -90,7 +90,7 @@ def apply_lfs(lfs: Sequence[LabelingFunction], texts: Sequence[str], *, labels: 
             if p is not None and p.shape != (len(bt), k):
                 raise ConfigError(f"LF '{lf.name}' returned probabilities of shape {p.shape}, not ({len(bt)}, {k})")
             # Per batch: the voted rows' distributions, or one-hot rows when the LF gave none this time.
-            probs.setdefault(lf.name, []).append(_onehot(v, k) if p is None else p[v >= 0].astype(np.float16))
+            probs.setdefault(lf.name, []).append(onehot(v, k) if p is None else p[v >= 0].astype(np.float16))
             if p is not None:
                 has_probs.add(lf.name)
     vote_probs = {name: np.concatenate(probs[name]) for name in names
@@ -98,9 +98,3 @@ def apply_lfs(lfs: Sequence[LabelingFunction], texts: Sequence[str], *, labels: 
     errors = {lf.name: lf.errors - errors0[lf.name] for lf in lfs}
     return LabelMatrix(votes, names, labels=labels, ids=ids, vote_probs=vote_probs, errors=errors)
 
-
-def _onehot(v: np.ndarray, k: int) -> np.ndarray:
-    voted = v[v >= 0].astype(np.int64)
-    out = np.zeros((len(voted), k), np.float16)
-    out[np.arange(len(voted)), voted] = 1
-    return out

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from ..artifacts.matrix import (
+    ABSTAIN,  # the one definition, shared with the label models
+)
 from ..errors import ConfigError
-
-ABSTAIN = -1
 
 
 class LabelingFunction:

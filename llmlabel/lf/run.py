@@ -1,63 +1,49 @@
 """``llmlabel label`` as a library call: apply LFs to a corpus into a resumable votes folder.
 
 The folder holds Parquet shards (``id``, ``text``, ``v:<lf>`` votes, ``p:<lf>`` class probabilities of
-LLM/embedding LFs), ``_manifest.json`` (labels and LF names in its meta) and ``_lf_errors.json``. A rerun
+LLM/embedding LFs), ``_manifest.json`` and ``_lf_errors.json`` (the layout is owned by :mod:`llmlabel.artifacts.votes`). A rerun
 after a kill skips finished shards; items of the unfinished shard are redone, and their LLM calls come
 from the engine cache.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-from ..errors import ConfigError
 
 
 def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Path, out: str | Path, *,
                  models: list[str] | None = None, shard_size: int = 1000, text_field: str | None = None,
                  id_field: str | None = None, progress: bool = False, keep_text: bool = True,
-                 command: list[str] | None = None) -> dict:
-    """Apply the LFs of ``lfs_path`` to ``data``; returns a summary dict (rows, shards, errors per LF)."""
+                 command: list[str] | None = None, overwrite: bool = False) -> dict:
+    """Apply the LFs of ``lfs_path`` to ``data``; returns a summary dict (rows, shards, errors per LF).
+
+    The classes are the taxonomy's leaves (parent groups of a two-level taxonomy are not voted on).
+    ``overwrite`` discards a votes folder made from another corpus instead of refusing it.
+    """
+    from ..artifacts.taxonomy import load_taxonomy
+    from ..artifacts.votes import VotesWriter, depends_on
     from ..io import read_corpus
-    from ..io_write import ShardWriter, atomic_write, make_meta
+    from ..io_write import make_meta
     from ..progress import Ticker
-    from ..schema import load_taxonomy
     from .apply import apply_lfs
     from .spec import build_lfs, load_lf_spec
 
-    tax = load_taxonomy(taxonomy_path)
-    labels = [lab.name for lab in tax.labels]
+    tax = load_taxonomy(taxonomy_path).class_taxonomy()
+    labels = tax.classes()
     lfs = build_lfs(load_lf_spec(lfs_path), tax, models=models)
     names = [lf.name for lf in lfs]
-    out = Path(out)
-    man = out / "_manifest.json"
-    if man.is_file():  # resuming: the LFs and labels must be the ones the done shards were made with
-        old = (json.loads(man.read_text(encoding="utf-8")).get("meta") or {})
-        if old.get("lf_names") != names or old.get("labels") != labels:
-            raise ConfigError("the votes folder was written with other LFs or labels", path=out,
-                              hint="use the same --lfs/--taxonomy/--model to resume, or a new output folder")
+    engines = {lf.name: lf.engine if isinstance(lf.engine, str) else type(lf.engine).__name__
+               for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
-    from ..labelmodel.matrix import LabelMatrix
-
-    probe = LabelMatrix([[0] * len(names)], names, labels=labels,
-                        vote_probs={lf.name: [[1.0] + [0.0] * (len(labels) - 1)] for lf in lfs
-                                    if lf.kind in ("prompted", "embedding")})
-    schema = probe.arrow_schema()
-    if keep_text:
-        import pyarrow as pa
-
-        schema = schema.insert(1, pa.field("text", pa.string()))
-    meta = make_meta(command=command, engine=",".join(sorted({str(getattr(lf, "engine", "")) for lf in lfs
-                                                              if lf.cost == "llm"})) or None)
-    meta.update(labels=labels, lf_names=names, taxonomy=str(taxonomy_path), lfs=str(lfs_path))
-    errors = {x: 0 for x in names}
-    err_path = out / "_lf_errors.json"
+    meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
+    meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path))
+    deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=engines)
     rows = 0
     total = corpus.num_rows or 0
-    with ShardWriter(out, shard_size, meta=meta, schema=schema) as w, Ticker(progress, total, "label") as tick:
-        if err_path.is_file() and w.next_shard_index:
-            errors.update(json.loads(err_path.read_text(encoding="utf-8")))
+    prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding")]
+    with VotesWriter(out, lf_names=names, labels=labels, prob_lfs=prob_lfs, keep_text=keep_text,
+                     shard_size=shard_size, meta=meta, depends=deps, overwrite=overwrite) as w, \
+            Ticker(progress, total, "label") as tick:
         done = w.done_ids()
         tick(len(done))
         for b in corpus.iter_batches(shard_size):
@@ -67,16 +53,8 @@ def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Pa
             texts = [b.texts[i] for i in keep]
             items = [dict(b.rows[i], text=b.texts[i], id=b.ids[i]) for i in keep]
             L = apply_lfs(lfs, texts, labels=labels, items=items, ids=[b.ids[i] for i in keep])
-            recs = L.rows()
-            if keep_text:
-                for r, t in zip(recs, texts):
-                    r["text"] = t
-            w.write_many(recs)
-            for x, e in L.errors.items():
-                errors[x] += e
-            with atomic_write(err_path) as f:
-                json.dump(errors, f)
+            w.write(L, texts if keep_text else None)
             rows += len(keep)
             tick(len(keep))
-    return {"rows_labeled": rows, "shards": w.next_shard_index, "errors": errors, "out": str(out),
+    return {"rows_labeled": rows, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
             "read": corpus.stats.summary()}

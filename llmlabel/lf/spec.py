@@ -68,7 +68,7 @@ class LFSpecFile(BaseModel):
 
 def load_lf_spec(path: str | Path) -> LFSpecFile:
     """Read and validate ``lfs.yaml``; errors name the file, line and field."""
-    from ..schema import config_error, read_yaml
+    from ..yamlfile import config_error, read_yaml
 
     root, data = read_yaml(path, what="LF spec file", hint="write an lfs.yaml (see llmlabel.lf.spec)")
     if not isinstance(data, dict):
@@ -106,6 +106,7 @@ def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None) ->
     from .keyword import KeywordLF, keyphrase_lfs
     from .prompted import PromptedLF
 
+    taxonomy = taxonomy.class_taxonomy() if hasattr(taxonomy, "class_taxonomy") else taxonomy  # leaves only
     labels = [lab.name for lab in taxonomy.labels]
     out: list = []
     for s in spec.lfs:

@@ -44,12 +44,9 @@ def cache_key(parts: Mapping[str, Any]) -> str:
 
 def default_cache_path() -> Path:
     """``$LLMLABEL_CACHE`` if set, else ``<user cache dir>/llmlabel/llm-cache.sqlite``."""
-    env = os.environ.get("LLMLABEL_CACHE")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
+    from ..paths import user_cache_path
 
-    return Path(user_cache_dir("llmlabel")) / "llm-cache.sqlite"
+    return user_cache_path("llm-cache.sqlite", "LLMLABEL_CACHE")
 
 
 class Cache:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..paths import user_cache_path
 from .base import LLM
 
 # litellm (imported by dspy) downloads a model cost map on import unless told not to.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("DSPY_CACHEDIR", os.path.join(os.path.expanduser("~"), ".cache", "llmlabel", "dspy"))
+os.environ.setdefault("DSPY_CACHEDIR", str(user_cache_path("dspy")))  # the same user cache folder as ours
 
 __all__ = ["LLMLabelEngine", "dspy_lm"]
 

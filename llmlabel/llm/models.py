@@ -44,12 +44,9 @@ def bundled_gguf(name: str) -> Path:
 
 
 def _models_dir() -> Path:
-    env = os.environ.get("LLMLABEL_MODELS")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
+    from ..paths import user_cache_path
 
-    return Path(user_cache_dir("llmlabel")) / "models"
+    return user_cache_path("models", "LLMLABEL_MODELS")
 
 
 def bundled_folder(name: str) -> Path:

@@ -36,12 +36,9 @@ F16_BLOCK_ROWS = 131_072
 
 def default_index_dir() -> Path:
     """``$LLMLABEL_INDEX_DIR`` if set, else ``<user cache dir>/llmlabel/xmc-index``."""
-    env = os.environ.get("LLMLABEL_INDEX_DIR")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
+    from ..paths import user_cache_path
 
-    return Path(user_cache_dir("llmlabel")) / "xmc-index"
+    return user_cache_path("xmc-index", "LLMLABEL_INDEX_DIR")
 
 
 class LabelIndex:
