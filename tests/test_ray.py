@@ -190,7 +190,7 @@ def test_an_interrupted_run_resumes_with_the_missing_shards_only(work, marks):
     kept = write_corpus(work / "data.jsonl", 1200)
     (work / "seen.yaml").write_text("lfs:\n  - kind: keyphrases\n  - {name: seen, kind: python, "
                                     "function: 'ray_test_lfs:log_seen'}\n")
-    label_corpus_ray("data.jsonl", "taxonomy.yaml", "seen.yaml", "full", shard_size=150, num_workers=2)
+    label_corpus_ray("data.jsonl", "taxonomy.yaml", "seen.yaml", "full", shard_size=150)
     total = json.loads((work / "full" / "_manifest.json").read_text())["shards"]
     written = []
 
@@ -200,13 +200,13 @@ def test_an_interrupted_run_resumes_with_the_missing_shards_only(work, marks):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        label_corpus_ray("data.jsonl", "taxonomy.yaml", "seen.yaml", "votes", shard_size=150, num_workers=2,
+        label_corpus_ray("data.jsonl", "taxonomy.yaml", "seen.yaml", "votes", shard_size=150,
                          progress=ctrl_c_after_two_shards)
     man = json.loads((work / "votes" / "_manifest.json").read_text())
     assert not man["complete"] and 2 <= len(man["shards"]) < len(total)
     done = set(pq.read_table(work / "votes").column("id").to_pylist())
     seen_ids(marks, clear=True)
-    res = label_corpus_ray("data.jsonl", "taxonomy.yaml", "seen.yaml", "votes", shard_size=150, num_workers=2)
+    res = label_corpus_ray("data.jsonl", "taxonomy.yaml", "seen.yaml", "votes", shard_size=150)
     again = seen_ids(marks)
     assert sorted(again) == sorted(set(kept) - done)  # each missing row once, no finished one redone
     assert res["rows_labeled"] == len(kept) - len(done)

@@ -33,8 +33,7 @@ def predict_rows_ray(model_folder: str | Path, data: str | Path, *, text_field: 
             num_cpus=0 if gpus_per_worker else cpus_per_actor(num_workers), num_gpus=gpus_per_worker or None,
             fn_constructor_kwargs=dict(model_folder=str(Path(model_folder).resolve()), int8=int8,
                                        cascade_llm=cascade_llm, threshold=threshold,
-                                       cache=None if cache is None else str(Path(cache).resolve()),
-                                       threads=None if gpus_per_worker else 1))
+                                       cache=None if cache is None else str(Path(cache).resolve())))
         for tbl in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=2):
             for k, v in sum_side_columns(tbl, USAGE_PREFIX).items():
                 stats["usage"][k] = stats["usage"].get(k, 0) + v

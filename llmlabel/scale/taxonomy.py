@@ -80,7 +80,7 @@ def assign_taxonomy_ray(corpus: str | Path, out: str | Path, *, sample: int | No
     with ordered(progress), ray_errors("taxonomy assignment"):
         ds = src.dataset().map_batches(EmbedAssignWorker, batch_format="pyarrow", batch_size=batch_size,
                                        compute=actor_pool(num_workers), num_cpus=cpus_per_actor(num_workers),
-                                       fn_constructor_kwargs=dict(assigner=assigner, embedder=emb_name, threads=1))
+                                       fn_constructor_kwargs=dict(assigner=assigner, embedder=emb_name))
 
         def rows():
             for b in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=2):

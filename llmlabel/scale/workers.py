@@ -6,7 +6,9 @@ batches. Batches come and go as ``pyarrow.Table``; what the driver needs back be
 LF error counts) travels in ``_u:<stage>`` / ``_e:<stage>`` string columns, set on the first row of each
 batch and empty elsewhere, so the driver can sum them however Ray re-batches the rows in between.
 
-This module imports neither ray nor torch at module level: Ray imports it in every worker process.
+This module imports neither ray nor torch at module level: Ray imports it in every worker process. Torch's
+CPU threads need no setting here: Ray starts each actor with ``OMP_NUM_THREADS`` = its CPU share (at least 1),
+so actors sharing a machine do not oversubscribe its cores.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def vote_columns(L, names: list[str], prob_lfs: set[str]) -> dict:
     """Arrow columns ``v:<lf>`` (int16) and ``p:<lf>`` (list<float32>, null where the LF abstained)."""
     import pyarrow as pa
 
-    from ..labelmodel.matrix import PROBA_PREFIX, VOTE_PREFIX
+    from ..artifacts.matrix import PROBA_PREFIX, VOTE_PREFIX
 
     cols = {}
     for j, name in enumerate(names):
@@ -89,16 +91,12 @@ class LFWorker:
     """
 
     def __init__(self, taxonomy, spec, *, models: list[str] | None, which: list[int], stage: str,
-                 prob_lfs: list[str], cache: str | None = None, threads: int | None = None) -> None:
+                 prob_lfs: list[str], cache: str | None = None) -> None:
         from ..lf.spec import build_lfs
 
-        if threads:
-            import torch
-
-            torch.set_num_threads(int(threads))  # an actor per core: do not let each one spawn a thread per core
         lfs = build_lfs(spec, taxonomy, models=models)
         self.lfs = [lfs[i] for i in which]
-        self.labels = [lab.name for lab in taxonomy.labels]
+        self.labels = taxonomy.classes()
         self.stage = stage
         self.wants_items = any(lf.kind == "python" for lf in self.lfs)
         self.prob_lfs = set(prob_lfs)
@@ -134,11 +132,7 @@ class LFWorker:
 class EmbedAssignWorker:
     """Taxonomy assignment: embed each text and take the nearest label centroid (``TaxonomyAssigner``)."""
 
-    def __init__(self, assigner, embedder: str, threads: int | None = None) -> None:
-        if threads:
-            import torch
-
-            torch.set_num_threads(int(threads))
+    def __init__(self, assigner, embedder: str) -> None:
         from ..embed import load_embedder
 
         self.assigner = assigner
@@ -159,11 +153,7 @@ class PredictWorker:
     """A distilled student (and, for a cascade, the LLM it defers to) predicting each batch."""
 
     def __init__(self, model_folder: str, *, int8: bool = False, cascade_llm: str | None = None,
-                 threshold: float = 0.0, cache: str | None = None, threads: int | None = None) -> None:
-        if threads:
-            import torch
-
-            torch.set_num_threads(int(threads))
+                 threshold: float = 0.0, cache: str | None = None) -> None:
         from ..distill.export import load_student
 
         self.student = load_student(model_folder, quantize=int8)
