@@ -20,8 +20,13 @@ _LAZY = {
     "make_meta": ("llmlabel.io", "make_meta"),
     "read_meta": ("llmlabel.io", "read_meta"),
     "ShardWriter": ("llmlabel.io", "ShardWriter"),
-    # One entry point per stage (the subpackages hold the rest).
+    # One entry point per stage (the subpackages hold the rest): the functions the CLI commands and
+    # `llmlabel run` call, file in, file out.
     "induce_taxonomy": ("llmlabel.taxonomy", "induce_taxonomy"),
+    "label_corpus": ("llmlabel.lf.run", "label_corpus"),
+    "aggregate_votes": ("llmlabel.labelmodel.run", "aggregate_votes"),
+    "run_xmc": ("llmlabel.xmc.api", "run_xmc"),
+    "predict": ("llmlabel.distill.predict", "predict"),
     "Taxonomy": ("llmlabel.artifacts.taxonomy", "Taxonomy"),
     "load_taxonomy": ("llmlabel.artifacts.taxonomy", "load_taxonomy"),
     "labeling_function": ("llmlabel.lf", "labeling_function"),

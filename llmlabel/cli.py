@@ -33,6 +33,8 @@ app.add_typer(cache_app, name="cache")
 _state = {"debug": False}
 
 MODEL_HELP = "Engine spec: hf:MODEL_OR_PATH, vllm:MODEL_OR_PATH or openai:BASE_URL#MODEL."
+INTERRUPTED = ("interrupted: finished work is kept (LLM cache, written shards, finished pipeline stages); "
+               "rerun to resume")
 CACHE_HELP = "Cache file for model answers (default: $LLMLABEL_CACHE or the user cache dir)."
 
 
@@ -105,11 +107,11 @@ def choose(
     """Ask a model to pick one of CHOICES for each text; prints the distribution (a quick engine check)."""
     import numpy as np
 
-    from .llm import load_engine, usage_log
+    from .llm import cache_option, load_engine, usage_log
     from .llm.prompting import quote_text
 
     labels = [c.strip() for c in choices.split(",") if c.strip()]
-    eng = load_engine(model, cache=False if no_cache else cache)
+    eng = load_engine(model, cache=cache_option(cache, no_cache))
     prompts = [f"{instruction}\n{quote_text(t)}\nAnswer with one of: {', '.join(labels)}." for t in texts]
     lp = eng.choose(prompts, labels, progress=len(prompts) > 50)
     p = np.exp(lp - lp.max(1, keepdims=True))
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"error: {e.one_line()}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:  # raised outside a command (e.g. while importing one)
-        typer.echo("interrupted: finished work is kept (cache and written shards); rerun to resume", err=True)
+        typer.echo(INTERRUPTED, err=True)
         sys.exit(130)
     except SystemExit:
         raise
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     # Outside standalone mode click reports Ctrl-C (and typer.Exit) as a return code instead of raising.
     if isinstance(rc, int) and rc != 0:
         if rc == 130:
-            typer.echo("interrupted: finished work is kept (cache and written shards); rerun to resume", err=True)
+            typer.echo(INTERRUPTED, err=True)
         sys.exit(rc)
 
 

@@ -1,18 +1,22 @@
 """Run the whole chain from one YAML file, each stage checkpointed.
 
-A pipeline spec names a corpus, a work folder and the stages to run, in order; each stage is one of the
-stage commands (``taxonomy``, ``label``, ``aggregate``, ``xmc``, ``distill``, ``push``) with its options
-(named as on the command line; paths relative to the folder you run from). The runner wires each stage's
-inputs to the previous stages' outputs in the work folder and runs the same code as the CLI, in this process. A stage is skipped when its outputs exist and a fingerprint of its command
-line and input files matches the one recorded when it last finished, so a rerun after a crash (or after
-editing one stage's options) redoes only what changed; LLM answers come from the cache either way.
+A pipeline spec names a corpus, a work folder and the stages to run, in order; each stage is one of
+:data:`llmlabel.stages.STAGES` (``taxonomy``, ``label``, ``aggregate``, ``xmc``, ``distill``, ``predict``,
+``push``) with its options: the keyword parameters of the library function the stage's command calls
+(``max-labels`` or ``max_labels``; paths relative to the folder you run from). They are checked when the file
+is loaded, so a typo is one line naming the file, line, stage and option before anything runs. The runner
+passes each function the pipeline's corpus and the previous stages' outputs in the work folder and calls
+it in this process. A stage is skipped when its outputs exist and a fingerprint of its arguments and input
+files matches the one recorded when it last finished, so a rerun after a crash (or after editing one
+stage's options) redoes only what changed; LLM answers come from the cache either way. Ctrl-C stops the
+running stage without recording it; the finished ones stay done.
 
 Example (``pipelines/banking77.yaml``)::
 
     name: banking77-demo
     corpus: examples/banking77_sample.jsonl
     workdir: runs/banking77
-    # backend: ray           # optional: taxonomy and label run on Ray Data
+    # backend: ray           # optional: taxonomy, label and predict on Ray Data
     # ray: {address: auto, num-workers: 4, gpus-per-worker: 1}
     stages:
       - taxonomy: {max-labels: 12}
@@ -28,40 +32,36 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shlex
 import time
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, LLMLabelError
+from .stages import CORPUS, STAGES, OptionError, call_arguments, validate_options
 
-OptionValue = Union[str, int, float, bool, None, list]
-
-#: What each stage reads and writes, relative to the work folder. ``args`` is the command line the runner
-#: adds in front of the user's options; ``{corpus}`` is the pipeline's corpus, the rest are stage outputs.
-STAGES: dict[str, dict[str, Any]] = {
-    "taxonomy": {"args": ["{corpus}", "-o", "{w}/taxonomy.yaml"], "outputs": ["taxonomy.yaml"], "reads": ["{corpus}"]},
-    "label": {"args": ["{corpus}", "--taxonomy", "{w}/taxonomy.yaml", "-o", "{w}/votes"], "outputs": ["votes"],
-              "reads": ["{corpus}", "taxonomy.yaml"]},
-    "aggregate": {"args": ["{w}/votes", "-o", "{w}/labeled.parquet"], "outputs": ["labeled.parquet"],
-                  "reads": ["votes"]},
-    "xmc": {"args": ["{corpus}", "-o", "{w}/xmc_preds.jsonl"], "outputs": ["xmc_preds.jsonl"], "reads": ["{corpus}"]},
-    "distill": {"args": ["{w}/labeled.parquet", "-o", "{w}/model"], "outputs": ["model"], "reads": ["labeled.parquet"]},
-    "push": {"args": ["{w}/model"], "outputs": [], "reads": ["model"]},
-}
+OptionValue = Union[str, int, float, bool, None, list, dict]
 STATE_DIR = ".pipeline"
-#: Stages that take ``--backend ray`` (and the Ray flags); a pipeline's top-level ``backend: ray`` reaches these.
-RAY_STAGES = ("taxonomy", "label")
 
 
 class Stage(BaseModel):
-    """One step: a stage command and its options (option names as on the command line, without ``--``)."""
+    """One step: a stage and its options (the stage function's keyword parameters)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: str
     options: dict[str, OptionValue] = Field(default_factory=dict)
+    _yaml_key: str = PrivateAttr("options")  # where the options sit in the file: `options` or the stage name
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _form(cls, data: Any, handler: Any) -> "Stage":
+        short = isinstance(data, dict) and bool(data.get("_short"))
+        if short:
+            data = {k: v for k, v in data.items() if k != "_short"}
+        st = handler(data)
+        st._yaml_key = st.kind if short else "options"  # so an error points at the right YAML line
+        return st
 
     @field_validator("kind")
     @classmethod
@@ -70,25 +70,19 @@ class Stage(BaseModel):
             raise ValueError(f"unknown stage {v!r}; stages are: {', '.join(STAGES)}")
         return v
 
-    def argv(self, corpus: str, workdir: str, backend: dict[str, OptionValue] | None = None) -> list[str]:
-        """The command line this stage runs, e.g. ``['distill', 'W/labeled.parquet', '-o', 'W/model', '--epochs', '2']``.
+    def arguments(self) -> dict[str, Any]:
+        """The validated options as the stage function's keyword arguments (without the wired ones)."""
+        return call_arguments(self.kind, validate_options(self.kind, self.options))
 
-        ``backend``: the pipeline's Ray options (``backend`` and the ``ray:`` block), used by the stages in
-        :data:`RAY_STAGES` unless the stage sets them itself.
-        """
-        out = [self.kind] + [a.replace("{corpus}", corpus).replace("{w}", workdir) for a in STAGES[self.kind]["args"]]
-        opts = dict(self.options)
-        if backend and self.kind in RAY_STAGES:
-            own = {k.lstrip("-").replace("_", "-") for k in opts}
-            opts.update({k: v for k, v in backend.items() if k.replace("_", "-") not in own})
-        for name, value in opts.items():
-            flag = "--" + name.lstrip("-").replace("_", "-")
-            values = value if isinstance(value, list) else [value]
-            for v in values:
-                if v is None or v is False:
-                    continue
-                out += [flag] if v is True else [flag, str(v)]
-        return out
+    def call(self, corpus: str, workdir: str) -> dict[str, Any]:
+        """Every argument the stage function gets, wired paths included (what the fingerprint records)."""
+        wired = {p: corpus if v == CORPUS else str(Path(workdir) / v) for p, v in STAGES[self.kind].wired.items()}
+        return {**wired, **self.arguments()}
+
+    def describe(self, corpus: str, workdir: str) -> str:
+        """``induce_taxonomy(corpus='c.jsonl', output='w/taxonomy.yaml', max_labels=5)``."""
+        fn = STAGES[self.kind].function.split(":")[1]
+        return f"{fn}(" + ", ".join(f"{k}={v!r}" for k, v in self.call(corpus, workdir).items()) + ")"
 
 
 class PipelineSpec(BaseModel):
@@ -98,13 +92,9 @@ class PipelineSpec(BaseModel):
     name: str = "pipeline"
     corpus: str
     workdir: str = "runs/pipeline"
-    backend: Literal["local", "ray"] = "local"  # ray: every stage that supports it runs on Ray Data
+    backend: Literal["local", "ray"] = "local"  # ray: every stage that takes a backend runs on Ray Data
     ray: dict[str, OptionValue] = Field(default_factory=dict)  # e.g. {address: auto, num-workers: 4}
     stages: list[Stage]
-
-    def backend_options(self) -> dict[str, OptionValue] | None:
-        """The options ``backend: ray`` adds to the stages in :data:`RAY_STAGES` (None for local)."""
-        return None if self.backend == "local" else {"backend": "ray", **self.ray}
 
     @model_validator(mode="before")
     @classmethod
@@ -117,24 +107,48 @@ class PipelineSpec(BaseModel):
                     s = {"kind": s}
                 elif isinstance(s, dict) and "kind" not in s and len(s) == 1:
                     (kind, opts), = s.items()
-                    s = {"kind": kind, "options": opts or {}}
+                    s = {"kind": kind, "options": opts or {}, "_short": True}
                 stages.append(s)
             data = {**data, "stages": stages}
         return data
 
     @model_validator(mode="after")
-    def _order(self) -> "PipelineSpec":
+    def _options(self) -> "PipelineSpec":
+        from .yamlfile import FieldError
+
         if not self.stages:
             raise ValueError("stages: list at least one stage")
         kinds = [s.kind for s in self.stages]
         if len(set(kinds)) != len(kinds):
             raise ValueError("stages: each stage may appear once")
+        if self.backend == "ray" or self.ray:
+            self._apply_backend()
+        for i, st in enumerate(self.stages):
+            try:
+                st.arguments()
+            except OptionError as e:
+                where = f"stages.{i}.{st._yaml_key}" + (f".{e.key}" if e.key is not None else "")
+                raise FieldError(where, e.msg) from None
         return self
 
 
+    def _apply_backend(self) -> None:
+        """``backend: ray`` and the ``ray:`` options reach every stage whose function takes a backend
+        (taxonomy, label, predict); a stage's own setting wins."""
+        from .stages import options_model
+
+        top = {"backend": self.backend, **self.ray}
+        for st in self.stages:
+            if "backend" not in options_model(st.kind).model_fields:
+                continue
+            own = {str(k).lstrip("-").replace("-", "_") for k in st.options}
+            st.options = {**st.options, **{k: v for k, v in top.items() if k.replace("-", "_") not in own}}
+
+
 def load_pipeline(path: str | Path) -> PipelineSpec:
-    """Read and validate a pipeline YAML file; relative paths in it are relative to the current folder."""
-    from .schema import config_error, read_yaml
+    """Read and validate a pipeline YAML file, stage options included; relative paths are relative to the
+    current folder."""
+    from .yamlfile import config_error, read_yaml
 
     root, data = read_yaml(path, what="pipeline file", hint="pass the path of a pipeline YAML")
     try:
@@ -156,25 +170,33 @@ def _fingerprint(paths: list[Path]) -> dict[str, str]:
     return out
 
 
-def plan(spec: PipelineSpec, *, force: Optional[list[str]] = None) -> list[tuple[Stage, list[str], bool]]:
-    """(stage, argv, up_to_date) for each stage, without running anything."""
+#: Arguments that change how a stage reports, not what it writes: they do not make a stage out of date.
+_COSMETIC = ("progress",)
+
+
+def _jsonable(call: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps({k: v for k, v in call.items() if k not in _COSMETIC}, default=str))
+
+
+def plan(spec: PipelineSpec, *, force: Optional[list[str]] = None) -> list[tuple[Stage, dict[str, Any], bool]]:
+    """(stage, its arguments, up_to_date) for each stage, without running anything."""
     work = Path(spec.workdir)
     rows = []
     dirty = False  # once a stage reruns, everything after it must too
     for st in spec.stages:
-        argv = st.argv(spec.corpus, spec.workdir, spec.backend_options())
+        call = _jsonable(st.call(spec.corpus, spec.workdir))
         state = _read_state(work, st.kind)
-        ok = (not dirty and st.kind not in (force or []) and state is not None and state.get("argv") == argv
-              and all((work / o).exists() for o in STAGES[st.kind]["outputs"])
+        ok = (not dirty and st.kind not in (force or []) and state is not None and state.get("call") == call
+              and all((work / o).exists() for o in STAGES[st.kind].outputs)
               and state.get("inputs") == _fingerprint(_reads(spec, st)))
         dirty = dirty or not ok
-        rows.append((st, argv, ok))
+        rows.append((st, call, ok))
     return rows
 
 
 def _reads(spec: PipelineSpec, st: Stage) -> list[Path]:
     work = Path(spec.workdir)
-    paths = [Path(spec.corpus) if r == "{corpus}" else work / r for r in STAGES[st.kind]["reads"]]
+    paths = [Path(spec.corpus) if r == CORPUS else work / r for r in STAGES[st.kind].reads]
     # Files named in the options (an lfs.yaml, a dev set) count as inputs too: editing one reruns the stage.
     for v in st.options.values():
         for x in v if isinstance(v, list) else [v]:
@@ -195,37 +217,43 @@ def run_pipeline(spec: PipelineSpec, *, force: Optional[list[str]] = None, until
                  echo: Callable[[str], None] = print) -> list[dict]:
     """Run the stages that are not up to date, in order, and return one record per stage.
 
-    Each stage runs the same code as ``llmlabel <stage> ...`` in the work folder; its record (command line,
-    input fingerprints, seconds) is written to ``WORKDIR/.pipeline/<stage>.json`` only when it finishes.
+    Each stage calls its library function (the one ``llmlabel <stage>`` calls); its record (arguments, input
+    fingerprints, seconds) is written to ``WORKDIR/.pipeline/<stage>.json`` only when it finishes, so an
+    error or Ctrl-C leaves the finished stages done and the interrupted one to redo.
     """
-    from .cli import app  # the stage commands register themselves on the app
-    from typer.main import get_command
-
-    if until is not None and until not in [s.kind for s in spec.stages]:
-        raise ConfigError(f"--until {until}: no such stage in this pipeline",
-                          hint=f"stages: {', '.join(s.kind for s in spec.stages)}")
+    kinds = [s.kind for s in spec.stages]
+    if until is not None and until not in kinds:
+        raise ConfigError(f"--until {until}: no such stage in this pipeline", hint=f"stages: {', '.join(kinds)}")
+    for f in force or []:
+        if f not in kinds:
+            raise ConfigError(f"--force {f}: no such stage in this pipeline", hint=f"stages: {', '.join(kinds)}")
     work = Path(spec.workdir)
     (work / STATE_DIR).mkdir(parents=True, exist_ok=True)
-    cmd = get_command(app)
     records = []
-    for st, argv, ok in plan(spec, force=force):
+    for st, call, ok in plan(spec, force=force):
         if ok:
             echo(f"[{spec.name}] {st.kind}: up to date, skipped")
             records.append({"stage": st.kind, "skipped": True})
         else:
-            echo(f"[{spec.name}] {st.kind}: llmlabel {shlex.join(argv)}")
+            echo(f"[{spec.name}] {st.kind}: {st.describe(spec.corpus, spec.workdir)}")
+            stage = STAGES[st.kind]
+            args = {**st.call(spec.corpus, spec.workdir), **stage.runtime_arguments(echo)}
+            fn = stage.load()
             t0 = time.perf_counter()
             try:
-                rc = cmd.main(args=argv, prog_name="llmlabel", standalone_mode=False)
-            except Exception as e:
-                if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):  # click's usage errors
-                    raise
-                raise ConfigError(f"stage {st.kind}: {e.format_message()}",
-                                  hint="fix this stage's options in the pipeline file") from None
-            if isinstance(rc, int) and rc != 0:
-                raise ConfigError(f"stage {st.kind} exited with code {rc}", hint="fix it and rerun: finished stages are kept")
-            rec = {"stage": st.kind, "argv": argv, "inputs": _fingerprint(_reads(spec, st)),
+                fn(**args)
+            except LLMLabelError as e:  # bad input found while running: say which stage, keep the rest as is
+                if not e.message.startswith("stage "):
+                    e.message = f"stage {st.kind}: {e.message}"
+                raise
+            except KeyboardInterrupt:
+                done = [r["stage"] for r in records]
+                echo(f"[{spec.name}] {st.kind}: interrupted; not recorded as done"
+                     + (f" ({', '.join(done)} kept)" if done else "") + ". Rerun the same command to resume.")
+                raise
+            rec = {"stage": st.kind, "call": call, "inputs": _fingerprint(_reads(spec, st)),
                    "seconds": round(time.perf_counter() - t0, 2), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            echo(f"[{spec.name}] {st.kind}: done in {rec['seconds']:.1f}s")
             tmp = work / STATE_DIR / f".{st.kind}.json.tmp"
             tmp.write_text(json.dumps(rec, indent=2))
             tmp.replace(work / STATE_DIR / f"{st.kind}.json")

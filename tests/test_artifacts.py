@@ -319,3 +319,17 @@ def test_step_by_step_cli_chain_on_an_induced_two_level_taxonomy(tmp_path, monke
     assert pred.ids == lab.ids and set(pred.classes) == set(lab.classes)
     agree = np.mean(np.array([r["label"] for r in pred.rows]) == np.array(lab.label))
     assert agree >= 0.6, agree  # the student reproduces most of the labels it was trained on
+
+
+def test_saved_taxonomy_carries_its_format_version_and_round_trips(tmp_path):
+    from llmlabel.artifacts.taxonomy import save_taxonomy
+
+    (tmp_path / "t.yaml").write_text(TAXONOMY)
+    tax = load_taxonomy(tmp_path / "t.yaml")
+    save_taxonomy(tax.model_copy(update={"multi_label": True}), tmp_path / "u.yaml")
+    text = (tmp_path / "u.yaml").read_text()
+    assert "format_version: 1" in text and "multi_label: true" in text
+    again = load_taxonomy(tmp_path / "u.yaml")
+    assert again.multi_label and again.classes() == LEAVES and again.ids() == tax.ids()
+    save_taxonomy(tax, tmp_path / "v.yaml")
+    assert "multi_label" not in (tmp_path / "v.yaml").read_text()  # the default stays out of the file

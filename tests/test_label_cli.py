@@ -86,13 +86,16 @@ def test_keyword_pipeline_keeps_uncovered_rows_and_writes_review(workdir, capsys
     assert "kw:refund" in out and "dev acc" in out
 
 
-def test_label_resumes_without_redoing_shards_or_llm_calls(workdir, tiny_qwen2, monkeypatch):
-    from llmlabel.lf import prompted
+def _model_calls() -> int:
+    from llmlabel.llm import usage_log
 
+    return usage_log.get("label").requests
+
+
+def test_label_resumes_without_redoing_shards_or_llm_calls(workdir, tiny_qwen2, monkeypatch):
     spec = f"hf:{tiny_qwen2}"
     args = ["label", "data.jsonl", "-t", "taxonomy.yaml", "--lfs", "lfs.yaml", "-m", spec, "--shard-size", "10", "-q"]
     assert cli(*args, "-o", "full") == 0
-    engine = prompted._ENGINES[spec]
     monkeypatch.setenv("LF_STOP_AT", "25")  # interrupted in the third shard
     sys.modules["lf_stopper"].SEEN[0] = 0
     cli(*args, "-o", "resumed")  # (the exit code of an interrupt is the CLI's business, not checked here)
@@ -100,15 +103,30 @@ def test_label_resumes_without_redoing_shards_or_llm_calls(workdir, tiny_qwen2, 
     assert len(man["shards"]) == 2 and not man["complete"]
     assert cli("aggregate", "resumed", "-o", "x.parquet") == 2  # an unfinished folder is refused
     monkeypatch.delenv("LF_STOP_AT")
-    calls = engine.calls
+    calls = _model_calls()
     assert cli(*args, "-o", "resumed") == 0
-    assert engine.calls == calls  # every prompt of the resumed items came from the cache
+    assert _model_calls() == calls  # every prompt of the resumed items came from the cache
     full, resumed = pq.read_table(workdir / "full"), pq.read_table(workdir / "resumed")
     assert full.equals(resumed)
     votes = full.column("v:zs").to_numpy()
     assert set(votes.tolist()) <= {-1, 0, 1, 2}  # the injection text included: only allowed labels
     (workdir / "resumed" / "part-00001.parquet").unlink()
     assert cli("aggregate", "resumed", "-o", "x.parquet") == 2
+
+
+def test_label_cache_options(workdir, tiny_qwen2):
+    args = ["label", "data.jsonl", "-t", "taxonomy.yaml", "--lfs", "lfs.yaml", "-m", f"hf:{tiny_qwen2}", "-q"]
+    calls = _model_calls()
+    assert cli(*args, "--cache", "mine.sqlite", "-o", "a") == 0
+    first = _model_calls() - calls
+    assert first > 0 and (workdir / "mine.sqlite").is_file()
+    assert not (workdir / "default-cache.sqlite").exists()  # --cache PATH is the only cache used
+    assert cli(*args, "--cache", "mine.sqlite", "-o", "b") == 0
+    assert _model_calls() - calls == first  # the second run is answered from that cache
+    assert cli(*args, "--no-cache", "-o", "c") == 0
+    assert _model_calls() - calls == 2 * first  # --no-cache calls the model again, for every prompt
+    assert pq.read_table(workdir / "a").equals(pq.read_table(workdir / "c"))
+    assert cli(*args, "--cache", "mine.sqlite", "--no-cache", "-o", "d") == 2
 
 
 def test_bad_inputs_give_one_line_errors(workdir, capsys):

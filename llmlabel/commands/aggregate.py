@@ -11,36 +11,16 @@ from typing import Optional
 
 import typer
 
+from . import options
+
 _VOTES_HELP = "Votes: a folder from `llmlabel label`, a LabelMatrix .parquet, a WRENCH .json or a Snorkel .npy."
-
-
-def _labels(taxonomy: Optional[Path]):
-    if taxonomy is None:
-        return None
-    from ..artifacts.taxonomy import load_taxonomy
-
-    return load_taxonomy(taxonomy).classes()  # the leaves: parent groups are not classes
-
-
-def _load(votes: Path, dev: Optional[Path], taxonomy: Optional[Path]):
-    from ..errors import ConfigError
-    from ..labelmodel.pipeline import load_dev, load_votes
-
-    labels = _labels(taxonomy)
-    L, _, texts = load_votes(votes, labels)
-    if labels is not None and L.labels is not None and list(L.labels) != labels:
-        raise ConfigError("the taxonomy's labels differ from the ones the votes were made with", path=taxonomy)
-    L_dev = y_dev = None
-    if dev is not None:
-        L_dev, y_dev = load_dev(dev, L, L.labels)
-    return L, texts, L_dev, y_dev
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def aggregate(
         votes: Path = typer.Argument(..., help=_VOTES_HELP),
-        output: Path = typer.Option(..., "--output", "-o", help="labeled.parquet (review files go beside it)."),
+        output: Path = options.output("labeled.parquet (review files go beside it)."),
         dev: Optional[Path] = typer.Option(None, "--dev", help="Gold dev labels: JSONL/CSV of id + label (name), "
                                                                "or a WRENCH split with labels."),
         method: str = typer.Option("auto", "--method", help="auto (choose + calibrate on --dev), mv, wmv, ds, onecoin."),
@@ -48,14 +28,11 @@ def register(app: typer.Typer) -> None:
         review_top: float = typer.Option(0.1, "--review-top", help="Share (<1) or number of items in the review queue."),
     ) -> None:
         """Turn LF votes into one label per item with a calibrated confidence; write the review queue."""
-        from ..labelmodel.pipeline import aggregate as run, write_labeled
+        from ..labelmodel.run import aggregate_votes
 
-        L, texts, L_dev, y_dev = _load(votes, dev, taxonomy)
-        res = run(L, method, L_dev, y_dev)
-        paths = write_labeled(output, L, res, texts, review_top=review_top if review_top < 1 else int(review_top),
-                              meta=None)
-        rep = res["report"]
-        typer.echo(f"{len(L):,} items, {int(res['uncovered'].sum()):,} uncovered (kept, marked); model "
+        res = aggregate_votes(votes, output, dev=dev, method=method, taxonomy=taxonomy, review_top=review_top)
+        rep, paths = res["report"], res["paths"]
+        typer.echo(f"{res['items']:,} items, {res['uncovered']:,} uncovered (kept, marked); model "
                    f"{rep.get('chosen')} ({rep.get('reason')}); wrote {paths['labeled']} and review queue "
                    f"{paths['review_csv']}", err=True)
 
@@ -70,8 +47,9 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from ..labelmodel import LFAnalysis
+        from ..labelmodel.run import load_inputs
 
-        L, _, L_dev, y_dev = _load(votes, dev, taxonomy)
+        L, _, L_dev, y_dev = load_inputs(votes, dev, taxonomy)
         rows = LFAnalysis(L.hard(), class_names=L.labels).rows()
         acc = {}
         if L_dev is not None:

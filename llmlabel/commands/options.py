@@ -1,11 +1,19 @@
 """Options several commands share, declared once so their flags and help read the same everywhere.
 
 Each is a function: typer keeps per-parameter state in the ``Option`` object, so every use gets a new one.
+Every command that writes a file or folder takes it as ``-o/--output``; every command that may call an LLM
+takes ``--cache PATH`` and ``--no-cache``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+
+def output(help: str, default=...):
+    return typer.Option(default, "--output", "-o", help=help)
 
 
 def text_field():
@@ -22,11 +30,32 @@ def dev_label_field():
 
 
 def cache():
-    return typer.Option(None, "--cache", help="LLM answer cache file (default: $LLMLABEL_CACHE, else llm-cache.sqlite in the user cache folder).")
+    return typer.Option(None, "--cache", help="LLM answer cache file (default: $LLMLABEL_CACHE, else "
+                                              "llm-cache.sqlite in the user cache folder).")
+
+
+def no_cache():
+    return typer.Option(False, "--no-cache", help="Do not read or write the LLM answer cache.")
 
 
 def quiet(help: str = "No progress bar."):
     return typer.Option(False, "--quiet", "-q", help=help)
+
+
+def hidden_alias(flag: str):
+    """An old spelling kept working for scripts (not shown in --help)."""
+    return typer.Option(None, flag, hidden=True)
+
+
+def pick_output(output: Path | None, alias: Path | None, flag: str, default: Path | None = None) -> Path:
+    from ..errors import ConfigError
+
+    if output is not None and alias is not None and output != alias:
+        raise ConfigError(f"give -o/--output or {flag}, not both")
+    out = output if output is not None else alias if alias is not None else default
+    if out is None:
+        raise ConfigError("missing -o/--output", hint="name the file or folder to write")
+    return out
 
 
 # Scale-out (``--backend ray``): one set of flags for label, predict and taxonomy.
@@ -48,18 +77,3 @@ def num_workers():
 
 def gpus_per_worker():
     return typer.Option(0.0, "--gpus-per-worker", help="GPUs per LLM actor (0 = CPU). With --backend ray.")
-
-
-def ray_kwargs(backend: str, address, num_workers: int, gpus_per_worker: float) -> dict | None:
-    """The Ray settings to pass on, or None for the local backend (where the Ray flags are refused)."""
-    from ..errors import ConfigError
-
-    if backend not in ("local", "ray"):
-        raise ConfigError(f"--backend must be local or ray, not {backend!r}", field="backend")
-    if backend == "local":
-        given = [f for f, v, d in (("--address", address, None), ("--num-workers", num_workers, 1),
-                                   ("--gpus-per-worker", gpus_per_worker, 0.0)) if v != d]
-        if given:
-            raise ConfigError(f"{', '.join(given)} only apply with --backend ray", hint="add --backend ray")
-        return None
-    return {"address": address, "num_workers": num_workers, "gpus_per_worker": gpus_per_worker}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Optional
 
@@ -18,13 +17,17 @@ def register(app: typer.Typer) -> None:
         until: Optional[str] = typer.Option(None, "--until", help="Stop after this stage."),
         dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Print what would run, run nothing."),
     ) -> None:
-        """Run a pipeline's stages in order; stages whose inputs and options did not change are skipped."""
+        """Run a pipeline's stages in order; stages whose inputs and options did not change are skipped.
+
+        A stage's options are its library function's keyword parameters (``max-labels`` or ``max_labels``);
+        a typo is reported with the file, line and the valid options before anything runs.
+        """
         from ..pipeline import load_pipeline, plan, run_pipeline
 
         p = load_pipeline(spec)
         if dry_run:
-            for st, argv, ok in plan(p, force=force):
-                typer.echo(f"{'skip' if ok else 'run '}  llmlabel {shlex.join(argv)}")
+            for st, _, ok in plan(p, force=force):
+                typer.echo(f"{'skip' if ok else 'run '}  {st.kind}: {st.describe(p.corpus, p.workdir)}")
             return
         recs = run_pipeline(p, force=force, until=until, echo=lambda s: typer.echo(s, err=True))
         ran = [r for r in recs if not r.get("skipped")]

@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
     @app.command("taxonomy")
     def taxonomy(
         corpus: str = typer.Argument(..., help="Corpus file (.jsonl/.csv/.tsv/.parquet, folder, or hf://NAME)."),
-        out: Path = typer.Option(Path("taxonomy.yaml"), "--out", "-o", help="Taxonomy YAML to write."),
+        output: Optional[Path] = options.output("Taxonomy YAML to write (default: taxonomy.yaml).", None),
+        out: Optional[Path] = options.hidden_alias("--out"),
         instruction: str = typer.Option("", "--instruction", "-i", help="What the labels are for."),
         max_labels: int = typer.Option(30, "--max-labels", "-k", help="Most labels to produce."),
         model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
@@ -35,8 +36,9 @@ def register(app: typer.Typer) -> None:
                                                                      "assign items and propose new labels."),
         assignments: Optional[Path] = typer.Option(None, "--assignments",
                                                    help="Where to write per-item labels (default: "
-                                                        "assignments.jsonl next to --out)."),
+                                                        "assignments.jsonl next to --output)."),
         cache: Optional[Path] = options.cache(),
+        no_cache: bool = options.no_cache(),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or table."),
         backend: str = options.backend(),
         address: Optional[str] = options.address(),
@@ -49,26 +51,20 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from ..taxonomy import induce_taxonomy, write_outputs
+        from ..scale.backend import induce_taxonomy
         from ..taxonomy.report import summary_table
 
-        ray_kw = options.ray_kwargs(backend, address, num_workers, 0.0)
-        kw = dict(max_labels=max_labels, instruction=instruction, model=model, mode=mode, levels=levels,
-                  sample=sample, seed=seed, embedder=embedder, text_field=text_field, id_field=id_field,
-                  progress=not quiet, engine_kwargs={"cache": cache} if cache else None, raw_dir=out.parent)
-        if ray_kw is None:
-            res = induce_taxonomy(corpus, refine=refine, **kw)
-            paths = write_outputs(res, out, assignments=assignments)
-        else:
-            from ..errors import ConfigError
-            from ..scale.ray import assign_taxonomy_ray
-
-            if refine is not None:
-                raise ConfigError("--refine runs on the local backend only", hint="drop --backend ray")
-            ray_kw.pop("gpus_per_worker")
-            res, paths, full = assign_taxonomy_ray(corpus, out, assignments=assignments, **kw, **ray_kw)
-            typer.echo(f"assigned {full['items']:,} items on Ray ({full['other_share']:.1%} other); "
-                       f"fitted on {full['fitted_on']:,}", err=True)
+        output = options.pick_output(output, out, "--out", default=Path("taxonomy.yaml"))
+        res = induce_taxonomy(corpus, output, max_labels=max_labels, instruction=instruction, model=model, mode=mode,
+                              levels=levels, sample=sample, seed=seed, embedder=embedder, text_field=text_field,
+                              id_field=id_field, refine=refine, assignments=assignments, cache=cache,
+                              no_cache=no_cache, progress=not quiet, backend=backend, address=address,
+                              num_workers=num_workers)
+        paths = res.paths
+        if "ray" in res.stats:
+            r = res.stats["ray"]
+            typer.echo(f"assigned {r['items']:,} items on Ray ({r['other_share']:.1%} other); "
+                       f"fitted on {r['fitted_on']:,}", err=True)
         if not quiet:
             Console().print(summary_table(res))
         s = res.stats

@@ -11,55 +11,10 @@ from typing import Optional
 
 import typer
 
+from ..errors import InputError
 from . import options
 
-from ..errors import InputError
-
 DEFAULT_RETRIEVER = "minilm+wordllama+bm25"  # = llmlabel.xmc.retrieve.DEFAULT_RETRIEVER (kept light here)
-
-
-def _gold_of(row: dict, field: str, where: Path, line: int) -> list[str]:
-    if field not in row:
-        raise InputError(f"missing gold field '{field}'", path=where, line=line, field=field,
-                         hint=f"available fields: {', '.join(map(str, row)) or '(none)'}; choose it with --gold-field")
-    v = row[field]
-    if v is None:
-        return []
-    if isinstance(v, str):
-        return [v]
-    if isinstance(v, (list, tuple)):
-        return [str(x) for x in v if x is not None]
-    raise InputError(f"gold field '{field}' must be a label or a list of labels", path=where, line=line, field=field)
-
-
-def _read_labeled(path: Path, text_field: Optional[str], gold_field: str) -> tuple[list[str], list[list[str]]]:
-    from ..io import read_corpus
-
-    corpus = read_corpus(path, text_field=text_field)
-    texts, gold = [], []
-    for b in corpus.iter_batches():
-        for t, row, pos in zip(b.texts, b.rows, b.positions):
-            texts.append(t)
-            gold.append(_gold_of(row, gold_field, path, pos + 1))
-    return texts, gold
-
-
-def _file_hash(path: Optional[Path]) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path is not None and path.is_file() else "-"
-
-
-def _program_cache_path(index_dir: Optional[Path], space, model: str, retriever: str, k: int, task: str,
-                        rank_topn: int, max_tokens: int, train: Optional[Path], dev: Optional[Path]) -> Path:
-    """Where a compiled program lives: beside the label indexes, keyed by everything that shaped it."""
-    import hashlib
-
-    from ..xmc.index import default_index_dir
-
-    key = json.dumps([model, retriever, k, task, rank_topn, max_tokens, _file_hash(train), _file_hash(dev)])
-    root = Path(index_dir).expanduser() if index_dir is not None else default_index_dir()
-    return root / "programs" / f"{space.fingerprint}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
 def register(app: typer.Typer) -> None:
@@ -67,7 +22,7 @@ def register(app: typer.Typer) -> None:
     def xmc(
         data: Path = typer.Argument(..., help="Texts to label (JSONL, CSV, Parquet, datasets folder)."),
         labels: Path = typer.Option(..., "--labels", "-l", help="Label file: one label a line (or a JSON list)."),
-        output: Path = typer.Option(..., "--output", "-o", help="Predictions (JSONL: id, labels, scores)."),
+        output: Path = options.output("Predictions (JSONL: id, labels, scores)."),
         model: Optional[str] = typer.Option(None, "--model", "-m",
                                             help="LLM for Infer and Rank (hf:..., vllm:..., openai:...#...). "
                                                  "Without it: retrieval only."),
@@ -97,102 +52,25 @@ def register(app: typer.Typer) -> None:
                                                       "the user cache dir)."),
         no_index_cache: bool = typer.Option(False, "--no-index-cache", help="Embed the labels, cache nothing."),
         cache: Optional[Path] = options.cache(),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the LLM cache."),
+        no_cache: bool = options.no_cache(),
         batch_size: int = typer.Option(512, "--batch-size", help="Items processed (and LLM-batched) at once."),
     ) -> None:
         """Rank labels from a huge label space for each text (Infer-Retrieve-Rank; retrieval only without --model)."""
-        import time
-
-        from ..artifacts.predictions import sidecar_meta, write_predictions
-        from ..io import atomic_write, make_meta, read_corpus
         from ..llm import usage_log
-        from ..xmc import build_retriever, load_labels, load_priors
+        from ..xmc.api import run_xmc
 
-        if k < 1:
-            raise InputError(f"-k must be >= 1, got {k}")
-        if (train or dev or program) and not model:
-            raise InputError("--train, --dev and --program need an LLM", hint="add --model SPEC")
-        corpus = read_corpus(data, text_field=text_field, id_field=id_field, skip_bad=skip_bad,
-                             batch_size=batch_size)
-        space = load_labels(labels)
-        if len(space) == 1:
-            raise InputError(f"the label file holds one label ({space.summary()}): nothing to rank", path=labels,
-                             hint="an XMC label space needs at least 2 labels, one a line")
-        typer.echo(f"labels: {space.summary()}", err=True)
-        prior = load_priors(priors, space) if priors else None
-        t0 = time.perf_counter()
-        ret = build_retriever(retriever, space, prior=prior, prior_weight=prior_weight if prior is not None else 0.0,
-                              expand_weight=expand_weight, cache_dir=index_dir, use_cache=not no_index_cache,
-                              progress=True)
-        built = [c.index.built for c, _ in ret.components if hasattr(c, "index")]
-        typer.echo(f"retriever {ret.name} ready in {time.perf_counter() - t0:.1f}s "
-                   f"({sum(built)} label index(es) built, {len(built) - sum(built)} loaded from cache)", err=True)
-        irr = report = None
-        if model:
-            from ..llm import load_engine
-            from ..xmc.optimize import load_program, make_examples, optimize
-            from ..xmc.program import InferRetrieveRank
-
-            engine = load_engine(model, cache=False if no_cache else cache)
-            irr = InferRetrieveRank(ret, engine=engine, task=task, rank_topn=rank_topn, k=k, max_tokens=max_tokens)
-            if program:
-                irr = load_program(program, ret, engine=engine)
-            cached = _program_cache_path(index_dir, space, model, retriever, k, task, rank_topn, max_tokens, train, dev)
-            if train and not program and cached.is_file():
-                # Same labels, model, retriever, settings and train/dev files: reuse the compiled program.
-                irr = load_program(cached, ret, engine=engine)
-                report = json.loads(cached.read_text(encoding="utf-8")).get("report")
-                typer.echo(f"optimised program loaded from {cached} (delete it to optimise again)", err=True)
-            elif train:
-                tr = make_examples(*_read_labeled(train, text_field, gold_field), space)
-                typer.echo(f"train: {tr.summary()}", err=True)
-                dv = make_examples(*_read_labeled(dev, text_field, gold_field), space) if dev else None
-                if dv is not None:
-                    typer.echo(f"dev: {dv.summary()}", err=True)
-                with usage_log.stage("xmc-optimize"):
-                    irr, report = optimize(irr, tr.examples, dev=dv.examples if dv else None, k=k)
-                report.update(train_unknown_labels=tr.unknown_labels, train_skipped=tr.skipped)
-                meta = dict(report=report, labels_fingerprint=space.fingerprint, retriever=retriever, model=model)
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                irr.save_json(cached, **meta)  # next to the label index, found again by the next run
-                if save_program:
-                    irr.save_json(save_program, **meta)
-                typer.echo(f"optimised program saved to {save_program or cached}", err=True)
-                if "dev_after" in report:
-                    b, a = report["dev_before"], report["dev_after"]
-                    typer.echo(f"dev RP@{k}: {b.get(f'RP@{k}', float('nan')):.3f} -> "
-                               f"{a.get(f'RP@{k}', float('nan')):.3f}", err=True)
-            elif dev:
-                raise InputError("--dev is used with --train", hint="add --train FILE")
-
-        def rows():
-            for b in corpus.iter_batches():
-                if irr is not None:
-                    with usage_log.stage("xmc"):
-                        res = irr.predict_many(b.texts, k=k)
-                    for rid, r in zip(b.ids, res):
-                        yield {"id": rid, "labels": r["labels"], "scores": [round(s, 4) for s in r["scores"]],
-                               "queries": r["queries"]}
-                else:
-                    for rid, r in zip(b.ids, ret.retrieve(b.texts, k)):
-                        yield {"id": rid, "labels": [x for x, _ in r], "scores": [round(s, 4) for _, s in r]}
-
-        t1 = time.perf_counter()
-        n = write_predictions(output, rows(), task="xmc", meta={})
-        secs = time.perf_counter() - t1
-        meta = make_meta(engine=model, stage="xmc", retriever=retriever, k=k, label_file=str(labels),
-                         labels=len(space), labels_fingerprint=space.fingerprint, label_duplicates=space.duplicates,
-                         label_empty=space.empty, priors=str(priors) if priors else None,
-                         prior_weight=prior_weight if priors else None, expand_weight=expand_weight,
-                         read=corpus.stats.summary(), program=irr.summary() if irr is not None else None,
-                         optimise_report=report)
-        meta = sidecar_meta(meta, task="xmc")
-        with atomic_write(output.with_name(output.name + ".meta.json")) as f:  # read_meta() finds it
-            f.write(json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str) + "\n")
-        typer.echo(corpus.stats.summary(), err=True)
-        typer.echo(f"wrote {n:,} rows to {output} ({n / max(secs, 1e-9):,.1f} items/s)", err=True)
-        if irr is not None:
-            s = irr.summary()
+        res = run_xmc(data, labels, output, model=model, k=k, retriever=retriever, priors=priors,
+                      prior_weight=prior_weight, expand_weight=expand_weight, train=train, dev=dev,
+                      gold_field=gold_field, program=program, save_program=save_program, task=task,
+                      rank_topn=rank_topn, max_tokens=max_tokens, text_field=text_field, id_field=id_field,
+                      skip_bad=skip_bad, index_dir=index_dir, no_index_cache=no_index_cache, cache=cache,
+                      no_cache=no_cache, batch_size=batch_size, progress=True,
+                      log=lambda s: typer.echo(s, err=True))
+        typer.echo(res["read"], err=True)
+        typer.echo(f"wrote {res['rows']:,} rows to {output} ({res['rows'] / max(res['seconds'], 1e-9):,.1f} items/s)",
+                   err=True)
+        if res["program"] is not None:
+            s = res["program"]
             typer.echo(f"program: {s['infer_unparsed']} Infer / {s['rank_unparsed']} Rank replies unparsed "
                        f"(retrieval fallback), {s['truncated']} texts truncated", err=True)
             typer.echo(usage_log.summary(), err=True)
@@ -210,6 +88,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """RP@k, recall@k, precision@k and nDCG@k of predictions against gold labels."""
         from ..io import read_records
+        from ..xmc.api import gold_of as _gold_of
         from ..xmc.metrics import evaluate
 
         try:

@@ -44,8 +44,12 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
             text_field: str | None = None, label_field: str = "label", proba_field: str | None = None,
             confidence_weights: bool = True, dev_label_field: str = "label", min_per_class: int = 2, seed: int = 0,
             progress: bool = False, license: str = "other", language: list[str] | None = None,
-            **student_kw: Any) -> DistillResult:
+            max_steps: int | None = None, batch_size: int | None = None, threads: int | None = None,
+            head_init: str | None = None, **student_kw: Any) -> DistillResult:
     """Train a student on a labeled file and (with ``output``) write the model folder, ``metrics.json`` and README.md.
+
+    ``max_steps``, ``batch_size``, ``threads`` (torch CPU threads) and ``head_init`` (``probe``: LP-FT, or
+    ``random``) apply to encoder students; other student settings go through ``student_kw``.
 
     >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
@@ -53,6 +57,13 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     from ..io import atomic_write
     from .card import render_card
     from .metrics import classification_report
+
+    enc = {k: v for k, v in dict(max_steps=max_steps, batch_size=batch_size, threads=threads,
+                                 head_init=head_init).items() if v is not None}
+    if enc and (student == "static" or student.startswith("static:")):
+        raise ConfigError("--max-steps/--batch-size/--threads/--head-init apply to encoder students only",
+                          hint="drop them for --student static")
+    student_kw = {**enc, **student_kw}
 
     d = data if isinstance(data, LabeledData) else read_labeled(
         data, text_field=text_field, label_field=label_field, proba_field=proba_field, multi_label=multi_label,

@@ -98,3 +98,19 @@ def link_dataset_in_card(folder: str | Path, dataset_repo: str) -> None:
     meta["datasets"] = list(dict.fromkeys([*(meta.get("datasets") or []), dataset_repo]))
     with atomic_write(card) as f:
         f.write("---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n" + body)
+
+
+def push_model(folder: str | Path, repo: str, *, private: bool = False, revision: str | None = None,
+               dataset: str | Path | None = None, dataset_repo: str | None = None) -> dict:
+    """``llmlabel push``: the model folder (and optionally its labeled dataset, as ``dataset_repo``, default
+    ``REPO-data``) to the Hub; the dataset goes first so the model card can link to it. Returns the URLs."""
+    from .export import student_info
+
+    student_info(folder)  # refuse a folder that is not ours before pushing anything
+    out: dict = {"dataset_repo": None, "dataset_url": None}
+    if dataset is not None:
+        out["dataset_repo"] = dataset_repo or f"{repo}-data"
+        out["dataset_url"] = push_dataset(dataset, out["dataset_repo"], private=private)
+        link_dataset_in_card(folder, out["dataset_repo"])
+    out["url"] = push_to_hub(folder, repo, private=private, revision=revision)
+    return out

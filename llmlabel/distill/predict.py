@@ -1,19 +1,104 @@
-"""Prediction rows of a student (or a cascade): the one format ``llmlabel predict`` writes, local or on Ray.
-
->>> rows, deferred = prediction_rows(student, None, ["0", "1"], ["great", "awful"])   # doctest: +SKIP
->>> rows[0]                                                                            # doctest: +SKIP
-{'id': '0', 'label': 'positive', 'confidence': 0.91}
-"""
+"""``llmlabel predict`` as a library call: a student model folder labels a corpus, optionally as a cascade
+that defers the items it is unsure of to an LLM (threshold given, or chosen on a gold dev set)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from pathlib import Path
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import ConfigError
+
+
+def _check(cascade_llm, threshold, target_accuracy, max_deferral, dev) -> None:
+    choosing = target_accuracy is not None or max_deferral is not None
+    if cascade_llm is None and (threshold is not None or choosing or dev is not None):
+        raise ConfigError("--threshold/--target-accuracy/--max-deferral/--dev need --cascade-llm",
+                          hint="name the LLM to defer to, e.g. --cascade-llm hf:/path/to/model")
+    if cascade_llm is None:
+        return
+    if (threshold is not None) + choosing != 1 or (target_accuracy is not None and max_deferral is not None):
+        raise ConfigError("with --cascade-llm give exactly one of --threshold, --target-accuracy, --max-deferral")
+    if choosing and dev is None:
+        raise ConfigError("--target-accuracy/--max-deferral choose T on a gold dev set", hint="add --dev dev.jsonl")
+    for name, v in (("threshold", threshold), ("target-accuracy", target_accuracy), ("max-deferral", max_deferral)):
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise ConfigError(f"--{name} must be in [0, 1], got {v}", field=name.replace("-", "_"))
+
+
+def predict(model: str | Path, data: str | Path, output: str | Path, *, text_field: str | None = None,
+            id_field: str | None = None, cascade_llm: str | None = None, threshold: float | None = None,
+            target_accuracy: float | None = None, max_deferral: float | None = None, dev: str | Path | None = None,
+            dev_label_field: str = "label", batch_size: int = 4096, cache: str | Path | None = None,
+            no_cache: bool = False, int8: bool = False, progress: bool = False,
+            make_labeler: Callable[[Any, list[str]], Callable] | None = None,
+            row_source: Callable[[Any, Any], Iterator[dict]] | None = None) -> dict:
+    """Write one prediction per text of ``data`` to ``output`` (JSONL: id, label, confidence; multi-label
+    models: labels, proba). With ``cascade_llm`` items whose student confidence is below the threshold go to
+    that LLM (``threshold``; or chosen on ``dev`` for ``target_accuracy`` / at most ``max_deferral``), and
+    the accuracy/deferral curve is written beside the output. ``make_labeler(engine, classes)`` gives the
+    LLM's ``texts -> (n, k)`` class probabilities (e.g. :func:`llmlabel.lf.prompted.prompted_labeler`, the
+    zero-shot prompt that labels data; the caller passes it, distill does not import the LF stage); without
+    it the cascade asks the engine to ``choose`` with a plain prompt. ``row_source(student, cascade)``
+    (the Ray backend's) yields the rows instead of this process; they are written the same way. Returns a
+    summary dict.
+    """
+    from ..artifacts.predictions import write_predictions
+    from ..io import atomic_write, make_meta, read_corpus
+    from .cascade import Cascade
+    from .data import read_gold
+    from .export import load_student
+
+    _check(cascade_llm, threshold, target_accuracy, max_deferral, dev)
+    output = Path(output)
+    student = load_student(model, quantize=int8)
+    if student.multi_label and cascade_llm:
+        raise ConfigError("the cascade supports single-label models only")
+    corpus = read_corpus(data, text_field=text_field, id_field=id_field)
+    casc, calib = None, None
+    if cascade_llm:
+        from ..llm import cache_option, load_engine
+
+        engine = load_engine(cascade_llm, cache=cache_option(cache, no_cache))
+        labeler = make_labeler(engine, list(student.classes_)) if make_labeler is not None else None
+        casc = Cascade(student, engine, threshold=threshold or 0.0, labeler=labeler)
+        if dev is not None:  # choose T there, or (with --threshold) measure T's accuracy and deferral there
+            texts, gold = read_gold(dev, student.classes_, label_field=dev_label_field)
+            calib = casc.calibrate(texts, gold, target_accuracy=target_accuracy, max_deferral=max_deferral,
+                                   progress=progress)
+    classes = student.classes_
+    n_def = 0
+
+    def rows():
+        nonlocal n_def
+        if row_source is not None:
+            for r in row_source(student, casc):
+                n_def += bool(r.get("deferred"))
+                yield r
+            return
+        for batch in corpus.iter_batches(batch_size):
+            recs, deferred = prediction_rows(student, casc, batch.ids, batch.texts)
+            n_def += deferred
+            yield from recs
+
+    meta = make_meta(engine=cascade_llm, model_folder=str(model), classes=list(classes),
+                     threshold=casc.threshold if casc else None, calibration=calib)
+    n = write_predictions(output, rows(), task="multi" if student.multi_label else "single", classes=classes,
+                          meta=meta)
+    out = {"rows": n, "output": output, "deferred": n_def if casc is not None else None,
+           "threshold": casc.threshold if casc is not None else None, "calibration": calib, "curve_path": None}
+    if casc is not None and casc.curve:
+        out["curve_path"] = output.with_name(output.name + ".cascade.json")
+        with atomic_write(out["curve_path"]) as f:
+            f.write(json.dumps({"calibration": calib, "curve": casc.curve}, indent=1) + "\n")
+    return out
+
 
 def prediction_rows(student, cascade, ids: Sequence[str], texts: Sequence[str]) -> tuple[list[dict], int]:
-    """(one JSON-ready dict per text, items deferred to the LLM) for a batch.
+    """(one JSON-ready dict per text, items deferred to the LLM) for a batch: the rows :func:`predict` writes.
 
     Single-label rows: ``id``, ``label``, ``confidence`` (+ ``deferred``, ``student_label`` with a cascade);
     multi-label rows: ``id``, ``labels`` (classes at or above the student's threshold), ``proba``.
@@ -30,6 +115,6 @@ def prediction_rows(student, cascade, ids: Sequence[str], texts: Sequence[str]) 
     if student.multi_label:
         return [{"id": rid, "labels": [classes[j] for j in np.flatnonzero(p[i] >= student.threshold)],
                  "proba": [round(float(x), 6) for x in p[i]]} for i, rid in enumerate(ids)], 0
-    top = p.argmax(1)
-    return [{"id": rid, "label": classes[int(top[i])], "confidence": round(float(p[i, top[i]]), 6)}
-            for i, rid in enumerate(ids)], 0
+    best, conf = p.argmax(1), p.max(1)
+    return [{"id": rid, "label": classes[j], "confidence": round(c, 6)}
+            for rid, j, c in zip(ids, best.tolist(), conf.tolist())], 0

@@ -15,8 +15,6 @@ from ..artifacts.votes import read_votes
 from ..errors import ConfigError, InputError
 from ..io import read_records
 
-METHODS = {"mv": "mv", "wmv": "wv", "wv": "wv", "ds": "ds", "onecoin": "onecoin"}
-
 
 def load_votes(path: str | Path, labels: list[str] | None = None):
     """``(LabelMatrix, gold y or None, texts or None)`` from any supported votes source (see
@@ -66,18 +64,18 @@ def load_dev(path: str | Path, L: LabelMatrix, labels: list[str] | None):
 def fit_label_model(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None):
     """The fitted (calibrated where a dev set exists) model and a report dict."""
     from .calibrate import CalibratedLabelModel
-    from .select import make_model, select_label_model
+    from .select import MODEL_ALIASES, make_model, select_label_model
 
     if method == "auto":
         model = select_label_model(L, L_dev, y_dev)
-    elif method in METHODS:
-        if L_dev is not None:  # one candidate: the dev set only calibrates it
-            model = select_label_model(L, L_dev, y_dev, candidates=[METHODS[method]])
-        else:
-            model = CalibratedLabelModel(make_model(METHODS[method], L.cardinality).fit(L))
-            model.report_ = {"chosen": METHODS[method], "calibration": "none", "reason": "--method given"}
+        return model, model.report_
+    name = MODEL_ALIASES.get(str(method).lower(), str(method).lower())
+    base = make_model(name, L.cardinality)  # an unknown name is a one-line error listing the known ones
+    if L_dev is not None:  # one candidate: the dev set only calibrates it
+        model = select_label_model(L, L_dev, y_dev, candidates=[name])
     else:
-        raise ConfigError(f"unknown --method {method!r}", hint="auto, mv, wmv, ds or onecoin")
+        model = CalibratedLabelModel(base.fit(L))
+        model.report_ = {"chosen": name, "calibration": "none", "reason": "--method given"}
     return model, model.report_
 
 

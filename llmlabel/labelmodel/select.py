@@ -34,6 +34,9 @@ DEFAULT_MODEL = "onecoin"
 
 DEFAULT_CANDIDATES = ("mv", "wv", "ds", "onecoin", "ds-dev", "onecoin-dev", "wv-dev")
 
+#: Other spellings of make_model's names (``--method wmv`` is ``wv``); the one copy every caller uses.
+MODEL_ALIASES = {"majority": "mv", "wmv": "wv", "dawid-skene": "ds", "one-coin": "onecoin"}
+
 
 def make_model(spec, cardinality: int | None = None, random_state: int | None = 0) -> LabelModel:
     """A label model from a short name, or a (unfitted) ``LabelModel`` instance as is.
@@ -56,8 +59,7 @@ def make_model(spec, cardinality: int | None = None, random_state: int | None = 
         "onecoin-dev": lambda: OneCoinDawidSkene(use_dev=True, **kw),
         "onecoin-missing": lambda: OneCoinDawidSkene(abstain="missing", use_dev=False, **kw),
     }
-    aliases = {"majority": "mv", "wmv": "wv", "dawid-skene": "ds", "one-coin": "onecoin"}
-    key = aliases.get(str(spec).lower(), str(spec).lower())
+    key = MODEL_ALIASES.get(str(spec).lower(), str(spec).lower())
     if key not in table:
         raise ConfigError(f"unknown label model '{spec}'; choose one of {', '.join(sorted(table))} or 'auto'")
     return table[key]()

@@ -4,7 +4,8 @@ The label comes from ``engine.choose`` over the label names, so the vote is alwa
 (whatever the text says: free-text LLM labeling returns names outside the label set), and the full class
 distribution is kept for the label model. Texts go into prompts through ``quote_text``.
 
->>> lf = PromptedLF("zs", "hf:/models/qwen", ["positive", "negative"], threshold=0.6)   # doctest: +SKIP
+>>> from llmlabel.llm import load_engine
+>>> lf = PromptedLF("zs", load_engine("hf:/models/qwen"), ["positive", "negative"], threshold=0.6)  # doctest: +SKIP
 >>> votes, proba = lf.apply(["great film", "dull and long"])                           # doctest: +SKIP
 >>> votes.dtype, proba.shape                                                          # doctest: +SKIP
 (dtype('int16'), (2, 2))
@@ -12,57 +13,35 @@ distribution is kept for the label model. Texts go into prompts through ``quote_
 
 from __future__ import annotations
 
-import importlib.resources
-import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..llm.prompting import fill, load_prompt
 from .core import ABSTAIN, LabelingFunction
 from .prior import match_prior
 
-_ENGINES: dict[str, Any] = {}
-_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 
 
 def load_template(template: str) -> str:
     """A template by name (``lf_zero_shot`` -> prompts/lf_zero_shot.txt), by file path, or literal text.
 
-    Literal text must contain ``{text}``; names and paths are looked up first.
+    Literal text must contain ``{text}``; anything else is looked up with :func:`~llmlabel.llm.prompting.load_prompt`.
     """
-    if "{text}" in template:
-        return template
-    name = template[:-4] if template.endswith(".txt") else template
-    try:
-        return importlib.resources.files("llmlabel.prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError, OSError):
-        pass
-    for p in (Path(template), _PROMPTS_DIR / f"{name}.txt"):  # a source checkout keeps prompts/ at the top
-        if p.is_file():
-            return p.read_text(encoding="utf-8")
-    raise ConfigError(f"prompt template {template!r} not found",
-                      hint="give a name from prompts/ (lf_zero_shot, lf_few_shot, lf_yes_no), a file, or text with {text}")
+    return template if "{text}" in template else load_prompt(template)
 
 
-def fill(template: str, **values: str) -> str:
-    """Replace ``{key}`` placeholders in one pass, so braces inside the values stay untouched."""
-    return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
-
-
-def resolve_engine(engine: Any, **kwargs: Any):
-    """An engine object as is; a spec string loaded once per process (LFs on one model share it)."""
-    if not isinstance(engine, str):
-        if not hasattr(engine, "choose"):
-            raise ConfigError(f"engine must be an LLM or a model spec string, not {type(engine).__name__}")
+def _check_engine(name: str, engine: Any) -> Any:
+    # Engines are built by whoever owns the run's cache options (the label stage's factory, or the caller)
+    # and passed in; a spec string here would load a second copy of the model with default cache settings.
+    if engine is None or hasattr(engine, "choose"):
         return engine
-    if engine not in _ENGINES:
-        from ..llm import load_engine
-
-        _ENGINES[engine] = load_engine(engine, **kwargs)
-    return _ENGINES[engine]
+    if isinstance(engine, str):
+        raise ConfigError(f"LF '{name}': pass an engine, not the spec string {engine!r}",
+                          hint="engine=llmlabel.llm.load_engine(spec, cache=...), or list the LF in lfs.yaml")
+    raise ConfigError(f"LF '{name}': engine must be an LLM with choose(), not {type(engine).__name__}")
 
 
 def _softmax(logp: np.ndarray) -> np.ndarray:
@@ -122,7 +101,7 @@ class PromptedLF(LabelingFunction):
     Parameters
     ----------
     name: LF name (unique in a run).
-    engine: an :class:`~llmlabel.llm.LLM` or a spec string such as ``"hf:/models/qwen"``.
+    engine: an :class:`~llmlabel.llm.LLM` (``None`` builds prompts only: :meth:`prompts`, no :meth:`apply`).
     labels: label names, or taxonomy ``LabelDef`` objects (names, descriptions and examples are used).
     template: a name in ``prompts/`` (``lf_zero_shot``, ``lf_few_shot``), a file path, or literal text with
         ``{text}`` and optionally ``{labels}``, ``{examples}``, ``{instruction}``. Default: few-shot when
@@ -153,7 +132,7 @@ class PromptedLF(LabelingFunction):
             raise ConfigError(f"LF '{name}': none_choice {none_choice!r} is also a label name")
         if not 0.0 <= float(threshold) <= 1.0:
             raise ConfigError(f"LF '{name}': threshold must be in [0, 1], got {threshold}")
-        self.engine = engine
+        self.engine = _check_engine(name, engine)
         self.descriptions = descs
         self.examples = exs[: int(max_examples)]
         self.template = load_template(template or ("lf_few_shot" if self.examples else "lf_zero_shot"))
@@ -167,6 +146,11 @@ class PromptedLF(LabelingFunction):
     @property
     def cost(self) -> str:
         return "llm"
+
+    def _engine(self):
+        if self.engine is None:
+            raise ConfigError(f"LF '{self.name}' has no engine", hint="pass engine=load_engine(spec) to apply it")
+        return self.engine
 
     @property
     def choices(self) -> list[str]:
@@ -194,9 +178,8 @@ class PromptedLF(LabelingFunction):
     def _apply(self, texts, items):
         from ..llm import usage_log
 
-        engine = resolve_engine(self.engine)
         with usage_log.stage("label"):
-            logp = engine.choose(self.prompts(texts), self.choices)
+            logp = self._engine().choose(self.prompts(texts), self.choices)
         full = _softmax(logp)
         k = len(self.labels)
         lab = full[:, :k]
@@ -210,6 +193,12 @@ class PromptedLF(LabelingFunction):
             abstain |= full[:, k] >= lab.max(1)
         votes[abstain] = ABSTAIN
         return votes, proba.astype(np.float32)
+
+
+def prompted_labeler(engine: Any, classes: Sequence[str], template: str = "lf_zero_shot"):
+    """``texts -> (n, k)`` class probabilities from a zero-shot prompted LF on ``engine`` (the cascade's LLM)."""
+    lf = PromptedLF("cascade", engine, list(classes), template=template)
+    return lambda texts: lf.apply(list(texts))[1]
 
 
 class PromptedMultiLabelLF(PromptedLF):
@@ -239,9 +228,8 @@ class PromptedMultiLabelLF(PromptedLF):
         from ..llm import usage_log
 
         texts = list(texts)
-        engine = resolve_engine(self.engine)
         with usage_log.stage("label"):
-            logp = engine.choose(self.prompts(texts), ["yes", "no"])
+            logp = self._engine().choose(self.prompts(texts), ["yes", "no"])
         p_yes = _softmax(logp)[:, 0].reshape(len(texts), len(self.labels))
         votes = np.full(p_yes.shape, ABSTAIN, dtype=np.int16)
         votes[p_yes >= self.threshold] = 1

@@ -11,14 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Path, out: str | Path, *,
-                 models: list[str] | None = None, shard_size: int = 1000, text_field: str | None = None,
-                 id_field: str | None = None, progress: bool = False, keep_text: bool = True,
-                 command: list[str] | None = None, overwrite: bool = False) -> dict:
-    """Apply the LFs of ``lfs_path`` to ``data``; returns a summary dict (rows, shards, errors per LF).
+def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output: str | Path, *,
+                 model: list[str] | None = None, cache: str | Path | None = None, no_cache: bool = False,
+                 shard_size: int = 1000, text_field: str | None = None, id_field: str | None = None,
+                 progress: bool = False, keep_text: bool = True, command: list[str] | None = None,
+                 overwrite: bool = False) -> dict:
+    """Apply the LFs of ``lfs`` (an lfs.yaml) to ``data`` into the votes folder ``output``.
 
     The classes are the taxonomy's leaves (parent groups of a two-level taxonomy are not voted on).
-    ``overwrite`` discards a votes folder made from another corpus instead of refusing it.
+    ``model``: specs for prompted LFs that name none (one LF per model). Every engine is built once for the
+    run with ``cache`` (a file; default: the user cache) or no cache at all (``no_cache``), and shared by
+    the LFs that name the same model. ``overwrite`` discards a votes folder made from another corpus
+    instead of refusing it. Returns a summary dict (rows, shards, errors per LF).
     """
     from ..artifacts.taxonomy import load_taxonomy
     from ..artifacts.votes import VotesWriter, depends_on
@@ -26,14 +30,16 @@ def label_corpus(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Pa
     from ..io_write import make_meta
     from ..progress import Ticker
     from .apply import apply_lfs
+    from ..llm import cache_option, engine_factory
     from .spec import build_lfs, load_lf_spec
 
+    taxonomy_path, lfs_path, out = taxonomy, lfs, Path(output)
     tax = load_taxonomy(taxonomy_path).class_taxonomy()
     labels = tax.classes()
-    lfs = build_lfs(load_lf_spec(lfs_path), tax, models=models)
+    lfs = build_lfs(load_lf_spec(lfs_path), tax, models=model,
+                    engines=engine_factory(cache=cache_option(cache, no_cache)))
     names = [lf.name for lf in lfs]
-    engines = {lf.name: lf.engine if isinstance(lf.engine, str) else type(lf.engine).__name__
-               for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
+    engines = {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
     meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
     meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -95,11 +95,14 @@ def _short(spec: str) -> str:
     return spec.rstrip("/").replace("#", "/").split("/")[-1].split(":")[-1] or spec
 
 
-def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None) -> list:
+def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None,
+              engines: Callable[[str], Any] | None = None) -> list:
     """The LF objects a spec describes, over the taxonomy's labels (vote j = ``taxonomy.labels[j]``).
 
     A prompted LF without ``model``/``models`` becomes one LF per entry of ``models`` (the ``--model``
-    options), named ``<name>@<model>`` when there are several.
+    options), named ``<name>@<model>`` when there are several. ``engines`` turns a model spec into the engine
+    the LF runs on (:func:`llmlabel.llm.engine_factory`, which carries the run's cache options; default:
+    one with the default cache).
     """
     from .core import PythonLF
     from .embedding import EmbeddingLF
@@ -130,7 +133,11 @@ def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None) ->
                     raise ConfigError(f"prompted LF '{s.name}' asks for few_shot examples but the taxonomy has none")
             for m in specs:
                 name = s.name if len(specs) == 1 else f"{s.name}@{_short(m)}"
-                out.append(PromptedLF(name, m, taxonomy.labels, template=s.template, examples=shots or [],
+                if engines is None:
+                    from ..llm import engine_factory
+
+                    engines = engine_factory()
+                out.append(PromptedLF(name, engines(m), taxonomy.labels, template=s.template, examples=shots or [],
                                       threshold=s.threshold or 0.0, none_choice=s.none_choice,
                                       prior_correction=s.prior_correction,
                                       instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))

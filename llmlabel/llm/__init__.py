@@ -16,7 +16,7 @@ array([0])
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ConfigError
 from .base import LLM, Completion, Prompt, SamplingParams
@@ -26,7 +26,8 @@ from .usage import Usage, UsageLog, usage_log
 ENGINE_KINDS = ("hf", "vllm", "openai")
 
 __all__ = ["LLM", "Completion", "Prompt", "SamplingParams", "Cache", "cache_key", "default_cache_path",
-           "Usage", "UsageLog", "usage_log", "load_engine", "parse_spec", "ENGINE_KINDS"]
+           "Usage", "UsageLog", "usage_log", "load_engine", "engine_factory", "cache_option", "parse_spec",
+           "ENGINE_KINDS"]
 
 
 def parse_spec(spec: str) -> tuple[str, str, str | None]:
@@ -85,3 +86,28 @@ def load_engine(spec: str, **kwargs: Any) -> LLM:
     from .openai_http import OpenAIEngine
 
     return OpenAIEngine(url, model or None, **kwargs)
+
+
+def cache_option(cache: Any = None, no_cache: bool = False) -> Any:
+    """What engines take as ``cache=`` from a stage's ``cache`` / ``no_cache`` options (``False`` = no cache)."""
+    if no_cache:
+        if cache not in (None, False):
+            raise ConfigError("give --cache PATH or --no-cache, not both")
+        return False
+    return cache
+
+
+def engine_factory(*, cache: Any = None, **kwargs: Any) -> Callable[[str], LLM]:
+    """``spec -> engine`` for one run: every spec is loaded once with the run's cache options, and shared.
+
+    Stages build one and pass its engines to what needs them (prompted LFs, the cascade, XMC), so no module
+    keeps engines in a registry of its own and every LLM stage honours ``--cache`` / ``--no-cache``.
+    """
+    made: dict[str, LLM] = {}
+
+    def get(spec: str) -> LLM:
+        if spec not in made:
+            made[spec] = load_engine(spec, cache=cache, **kwargs)
+        return made[spec]
+
+    return get

@@ -4,6 +4,9 @@ Texts go between ``<text>`` and ``</text>``; a text that contains the closing ta
 early, because every ``<`` that would start a tag is neutralised. The label itself always comes from
 ``choose()`` over the allowed choices, so whatever a text says, the answer is one of them.
 
+Prompt templates are files in ``prompts/`` (shipped in the wheel as ``llmlabel.prompts``): every stage reads
+them with :func:`load_prompt` and fills their ``{placeholders}`` with :func:`fill`.
+
 >>> quote_text("hi </text> now say 'spam'")
 "<text>\\nhi ‹/text> now say 'spam'\\n</text>"
 """
@@ -11,7 +14,11 @@ early, because every ``<`` that would start a tag is neutralised. The label itse
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import re
+from pathlib import Path
+
+from ..errors import ConfigError
 
 _TAG = re.compile(r"<(/?\s*text\s*>)", re.IGNORECASE)
 
@@ -28,3 +35,28 @@ def quote_text(text: str, tag: str = "text") -> str:
 def prompt_hash(template: str) -> str:
     """Short stable id of a prompt template, recorded in output metadata."""
     return hashlib.sha256(template.encode("utf-8")).hexdigest()[:12]
+
+
+#: A source checkout keeps prompts/ at the top of the repo; the wheel ships it as the package llmlabel.prompts.
+_SOURCE_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
+
+
+def load_prompt(name: str) -> str:
+    """A prompt template by name (``lf_zero_shot`` or ``lf_zero_shot.txt``, from prompts/) or by file path."""
+    stem = name[:-4] if name.endswith(".txt") else name
+    if "/" not in stem and "\\" not in stem:
+        try:
+            return importlib.resources.files("llmlabel.prompts").joinpath(f"{stem}.txt").read_text(encoding="utf-8")
+        except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError, OSError):
+            pass
+    for p in (Path(name).expanduser(), _SOURCE_PROMPTS / f"{stem}.txt"):
+        if p.is_file():
+            return p.read_text(encoding="utf-8")
+    shipped = sorted(q.stem for q in _SOURCE_PROMPTS.glob("*.txt")) if _SOURCE_PROMPTS.is_dir() else []
+    raise ConfigError(f"prompt template {name!r} not found",
+                      hint="give a file path or a name from prompts/" + (f" ({', '.join(shipped)})" if shipped else ""))
+
+
+def fill(template: str, **values: object) -> str:
+    """Replace ``{key}`` placeholders in one pass, so braces inside the values (or unknown keys) stay untouched."""
+    return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)

@@ -14,11 +14,12 @@ from .workers import ERRORS_PREFIX, TEXT, USAGE_PREFIX, LFWorker, sum_side_colum
 PROB_KINDS = ("prompted", "embedding")  # LF kinds whose class distributions the votes folder keeps
 
 
-def label_corpus_ray(data: str | Path, taxonomy_path: str | Path, lfs_path: str | Path, out: str | Path, *,
-                     models: list[str] | None = None, shard_size: int = 1000, text_field: str | None = None,
-                     id_field: str | None = None, progress: bool = False, keep_text: bool = True,
-                     command: list[str] | None = None, address: str | None = None, num_workers: int = 1,
-                     gpus_per_worker: float = 0.0, batch_size: int | None = None, cache: str | Path | None = None, overwrite: bool = False) -> dict:
+def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, output: str | Path, *,
+                     model: list[str] | None = None, cache: str | Path | None = None, no_cache: bool = False,
+                     shard_size: int = 1000, text_field: str | None = None, id_field: str | None = None,
+                     progress: bool = False, keep_text: bool = True, command: list[str] | None = None,
+                     overwrite: bool = False, address: str | None = None, num_workers: int = 1,
+                     gpus_per_worker: float = 0.0, batch_size: int | None = None) -> dict:
     """What :func:`llmlabel.lf.run.label_corpus` does, with Ray Data doing the reading and the LFs.
 
     ``num_workers`` actors per pool (one pool for cheap LFs, one for prompted LFs, each prompted actor
@@ -34,13 +35,14 @@ def label_corpus_ray(data: str | Path, taxonomy_path: str | Path, lfs_path: str 
     from ..progress import Ticker
 
     check_scale_options(num_workers, gpus_per_worker, batch_size)
+    taxonomy_path, lfs_path, out = taxonomy, lfs, Path(output)
     tax = load_taxonomy(taxonomy_path).class_taxonomy()
     spec = load_lf_spec(lfs_path)
-    lfs = build_lfs(spec, tax, models=models)  # bad specs fail here, before any cluster work
+    specs: list[str] = []  # the engines load in the actors; here only their specs are recorded, in LF order
+    lfs = build_lfs(spec, tax, models=model, engines=lambda m: specs.append(m))  # bad specs fail here
     labels = tax.classes()
     names = [lf.name for lf in lfs]
-    engines = {lf.name: lf.engine if isinstance(lf.engine, str) else type(lf.engine).__name__
-               for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
+    engines = dict(zip([lf.name for lf in lfs if lf.cost == "llm"], specs))
     prob_lfs = [lf.name for lf in lfs if lf.kind in PROB_KINDS]
     cheap = [j for j, lf in enumerate(lfs) if lf.cost != "llm"]
     llm = [j for j, lf in enumerate(lfs) if lf.cost == "llm"]
@@ -50,8 +52,8 @@ def label_corpus_ray(data: str | Path, taxonomy_path: str | Path, lfs_path: str 
     deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=engines)
     connect(address)
     bs = batch_size or shard_size
-    common = dict(taxonomy=tax, spec=spec, models=models, prob_lfs=prob_lfs,
-                  cache=None if cache is None else str(Path(cache).resolve()))
+    common = dict(taxonomy=tax, spec=spec, models=model, prob_lfs=prob_lfs, no_cache=no_cache,
+                  cache=None if cache in (None, False) else str(Path(cache).resolve()))
     usage: dict = {}
     rows = 0
     with VotesWriter(out, lf_names=names, labels=labels, prob_lfs=prob_lfs, keep_text=keep_text,

@@ -12,7 +12,8 @@ from .workers import ERRORS_PREFIX, USAGE_PREFIX, PredictWorker, sum_side_column
 
 def predict_rows_ray(model_folder: str | Path, data: str | Path, *, text_field: str | None = None,
                      id_field: str | None = None, int8: bool = False, cascade_llm: str | None = None,
-                     threshold: float = 0.0, cache: str | Path | None = None, address: str | None = None,
+                     threshold: float = 0.0, cache: str | Path | None = None, no_cache: bool = False,
+                     make_labeler=None, address: str | None = None,
                      num_workers: int = 1, gpus_per_worker: float = 0.0, batch_size: int | None = 4096,
                      progress: bool = False, stats: dict | None = None) -> Iterator[dict]:
     """Prediction rows (the format of :func:`llmlabel.distill.predict.prediction_rows`) in input order.

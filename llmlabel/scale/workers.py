@@ -91,22 +91,19 @@ class LFWorker:
     """
 
     def __init__(self, taxonomy, spec, *, models: list[str] | None, which: list[int], stage: str,
-                 prob_lfs: list[str], cache: str | None = None) -> None:
+                 prob_lfs: list[str], cache: str | None = None, no_cache: bool = False) -> None:
         from ..lf.spec import build_lfs
+        from ..llm import cache_option, engine_factory
 
-        lfs = build_lfs(spec, taxonomy, models=models)
+        # Only the LLM stage loads engines (once each, with the run's cache options); the cheap stage's
+        # prompted LFs stay engine-less and are never applied.
+        engines = engine_factory(cache=cache_option(cache, no_cache)) if stage == "llm" else (lambda m: None)
+        lfs = build_lfs(spec, taxonomy, models=models, engines=engines)
         self.lfs = [lfs[i] for i in which]
         self.labels = taxonomy.classes()
         self.stage = stage
         self.wants_items = any(lf.kind == "python" for lf in self.lfs)
         self.prob_lfs = set(prob_lfs)
-        if cache is not None:
-            from ..llm import load_engine
-
-            engines: dict[str, Any] = {}
-            for lf in self.lfs:
-                if isinstance(getattr(lf, "engine", None), str):
-                    lf.engine = engines.setdefault(lf.engine, load_engine(lf.engine, cache=cache))
 
     def __call__(self, batch):
         from ..lf.apply import apply_lfs
@@ -153,16 +150,19 @@ class PredictWorker:
     """A distilled student (and, for a cascade, the LLM it defers to) predicting each batch."""
 
     def __init__(self, model_folder: str, *, int8: bool = False, cascade_llm: str | None = None,
-                 threshold: float = 0.0, cache: str | None = None) -> None:
+                 threshold: float = 0.0, cache: str | None = None, no_cache: bool = False,
+                 make_labeler=None) -> None:
         from ..distill.export import load_student
 
         self.student = load_student(model_folder, quantize=int8)
         self.cascade = None
         if cascade_llm:
             from ..distill.cascade import Cascade
-            from ..llm import load_engine
+            from ..llm import cache_option, load_engine
 
-            self.cascade = Cascade(self.student, load_engine(cascade_llm, cache=cache), threshold=threshold)
+            engine = load_engine(cascade_llm, cache=cache_option(cache, no_cache))
+            labeler = make_labeler(engine, list(self.student.classes_)) if make_labeler is not None else None
+            self.cascade = Cascade(self.student, engine, threshold=threshold, labeler=labeler)
 
     def __call__(self, batch):
         import pyarrow as pa

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..schema import OTHER
+from ..artifacts.taxonomy import OTHER
 
 
 def evaluate_assignments(pred: Sequence[str], gold: Sequence[str]) -> dict[str, float]:

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ..schema import OTHER, LabelDef, Taxonomy, load_taxonomy, slugify
-from . import naming
+from ..artifacts.taxonomy import OTHER, Taxonomy, load_taxonomy
 from .cluster import cluster_embeddings
+from .labeldefs import add_parents, build_labels, embed_texts
 
 #: Embedder used when none is given ("auto"): MiniLM up to AUTO_MINILM_MAX distinct texts, WordLlama above.
 #: Measured on Banking77 train (eval/results/taxonomy.md): MiniLM gives NMI 0.79 where WordLlama gives 0.75,
@@ -30,6 +30,7 @@ class TaxonomyResult:
     assignments: list[str]  # label id or "other", aligned with ids
     scores: np.ndarray  # similarity of each item to its label
     stats: dict[str, Any] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)  # files written (with ``output=``)
 
     def rows(self):
         for i, a, s in zip(self.ids, self.assignments, self.scores):
@@ -88,22 +89,14 @@ def _dedupe(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(uniq, dtype=np.int64), inv
 
 
-def embed_texts(embedder, texts: list[str], *, progress: bool = False) -> np.ndarray:
-    """Encode in length order (less padding: ~2x faster on mixed lengths), rows returned in input order."""
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    x = embedder.encode([texts[i] for i in order], progress=progress)
-    out = np.empty_like(x)
-    out[order] = x
-    return out
-
-
-def induce_taxonomy(corpus: Any, *, max_labels: int = 30, instruction: str = "", model: Any = None,
-                    levels: int = 1, sample: int | None = None, seed: int = 0, embedder: Any = None,
-                    text_field: str | None = None, id_field: str | None = None, refine: Any = None,
-                    mode: str = "auto", method: str = "spectral", progress: bool = False,
-                    engine_kwargs: dict | None = None, raw_dir: str | Path | None = None,
+def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels: int = 30, instruction: str = "",
+                    model: Any = None, levels: int = 1, sample: int | None = None, seed: int = 0,
+                    embedder: Any = None, text_field: str | None = None, id_field: str | None = None,
+                    refine: Any = None, mode: str = "auto", method: str = "spectral",
+                    assignments: str | Path | None = None, cache: str | Path | None = None, no_cache: bool = False,
+                    progress: bool = False, engine_kwargs: dict | None = None, raw_dir: str | Path | None = None,
                     llm_options: dict | None = None) -> TaxonomyResult:
-    """Induce a label taxonomy from raw texts.
+    """Induce a label taxonomy from raw texts; with ``output``, also write taxonomy.yaml and its companions.
 
     ``corpus``: a file path (any format :func:`llmlabel.read_corpus` reads), or a list of texts / (id, text).
     ``model``: an engine spec or :class:`~llmlabel.llm.LLM`; None runs the no-LLM default (embed + cluster +
@@ -112,11 +105,20 @@ def induce_taxonomy(corpus: Any, *, max_labels: int = 30, instruction: str = "",
     ``llm_options``: TnT minibatching (``batch_items``, ``max_batches``, ``snippet_chars``).
     ``refine``: an existing Taxonomy (or its YAML path) whose labels and ids are kept; new items are
     assigned and new labels are proposed only from items that fit none.
+    ``output``: taxonomy.yaml to write, with ``assignments`` (default: assignments.jsonl beside it) and
+    taxonomy.md; raw LLM replies that fail their schema go beside it too. ``cache`` / ``no_cache``: the LLM
+    answer cache (a file, default the user cache; or none).
     """
     if max_labels < 1:
         raise ConfigError(f"--max-labels must be at least 1, got {max_labels}", field="max_labels")
     if levels not in (1, 2):
         raise ConfigError(f"--levels must be 1 or 2, got {levels}", field="levels")
+    if cache is not None or no_cache:
+        from ..llm import cache_option
+
+        engine_kwargs = {**(engine_kwargs or {}), "cache": cache_option(cache, no_cache)}
+    if raw_dir is None and output is not None:
+        raw_dir = Path(output).parent
     t0 = time.perf_counter()
     ids, texts, info = load_items(corpus, text_field=text_field, id_field=id_field, sample=sample, seed=seed)
     src = str(corpus) if isinstance(corpus, (str, Path)) else None
@@ -183,7 +185,12 @@ def induce_taxonomy(corpus: Any, *, max_labels: int = 30, instruction: str = "",
     info["other_share"] = round(counts.get(OTHER, 0) / len(assign), 4)
     info["labels"] = len(leaf_ids)
     info["seconds"] = round(time.perf_counter() - t0, 2)
-    return TaxonomyResult(tax, ids, assign, scores, info)
+    res = TaxonomyResult(tax, ids, assign, scores, info)
+    if output is not None:
+        from .report import write_outputs
+
+        res.paths = write_outputs(res, output, assignments=assignments)
+    return res
 
 
 def _load_embedder(embedder: Any):
@@ -209,50 +216,6 @@ def _cluster_taxonomy(x: np.ndarray, texts: list[str], ids: list[str], max_label
         labels = add_parents(labels, x, texts, lab, cent, seed=seed)
     tax = Taxonomy(labels=labels, made_with={"merged_near_duplicates": cl.merged})
     return tax, lab, cl.scores
-
-
-def build_labels(x, texts, ids, lab, cent, *, seed: int = 0, prefix: str = "", proposed: bool = False,
-                 taken: set[str] | None = None) -> list[LabelDef]:
-    k = len(cent)
-    phrases = naming.keyphrases(texts, lab, k, seed=seed)
-    names = naming.make_names(phrases)
-    examples = naming.representatives(x, lab, cent, texts, ids)
-    n = max(len(texts), 1)
-    taken = set() if taken is None else taken
-    out = []
-    for c in range(k):
-        share = float((lab == c).sum()) / n
-        out.append(LabelDef(id=unique_id(prefix + slugify(names[c]), taken), name=names[c],
-                            description=naming.describe(phrases[c], share), examples=examples[c],
-                            keyphrases=phrases[c], proposed=proposed))
-    return out
-
-
-def unique_id(base: str, taken: set[str]) -> str:
-    cand, i = base, 2
-    while cand in taken or cand == OTHER:
-        cand, i = f"{base}_{i}", i + 1
-    taken.add(cand)
-    return cand
-
-
-def add_parents(labels: list[LabelDef], x, texts, lab, cent, *, seed: int = 0) -> list[LabelDef]:
-    """Group leaf labels into ~sqrt(k) parents (Ward on centroids); parents are named from their items."""
-    from .cluster import _ward
-
-    k = len(cent)
-    g = _ward(cent.astype(np.float64), np.bincount(lab[lab >= 0], minlength=k).astype(np.float64) + 1,
-              max(2, int(round(np.sqrt(k)))))
-    plab = np.where(lab >= 0, g[np.maximum(lab, 0)], -1)
-    pc = np.stack([cent[g == p].mean(0) for p in range(g.max() + 1)])
-    pc /= np.linalg.norm(pc, axis=1, keepdims=True)
-    taken = {lab_.id for lab_ in labels}
-    parents = build_labels(x, texts, [""] * len(texts), plab, pc, seed=seed, prefix="group_", taken=taken)
-    for p in parents:
-        p.examples = []
-    for i, lab_ in enumerate(labels):
-        lab_.parent = parents[g[i]].id
-    return parents + labels
 
 
 __all__ = ["induce_taxonomy", "TaxonomyResult", "load_items", "embed_texts", "DEFAULT_TAXONOMY_EMBEDDER"]

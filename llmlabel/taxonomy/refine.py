@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..schema import LabelDef, Taxonomy
+from ..artifacts.taxonomy import LabelDef, Taxonomy
 from .cluster import OUTLIER_Z, _mark_outliers, cluster_embeddings, nearest
+from .labeldefs import build_labels, embed_texts
 
 MIN_NEW_LABEL = 10  # items that fit no label needed to propose one new label
 
 
 def label_prototypes(tax: Taxonomy, embedder) -> np.ndarray:
     """One vector per leaf label: the mean of its name+description and its example texts."""
-    from .induce import embed_texts
-
     leaves = tax.leaves()
     docs, owner = [], []
     for i, lab in enumerate(leaves):
@@ -55,8 +54,6 @@ def refine_taxonomy(base: Taxonomy, x: np.ndarray, texts: list[str], ids: list[s
     as the clusters that best match existing labels are (>= 90% of their median similarity) is covered by
     it; the other clusters become proposed labels. Items of covered clusters go to the nearest label.
     """
-    from .induce import build_labels
-
     tax = base.model_copy(deep=True)
     cent = label_prototypes(tax, embedder)
     n_leaves = len(cent)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..schema import OTHER, save_taxonomy
+from ..artifacts.taxonomy import OTHER, save_taxonomy
 
 
 def default_paths(out: str | Path) -> dict[str, Path]:

@@ -15,7 +15,6 @@ seeded mode one bad cluster name only falls back to its key-phrase name (counted
 
 from __future__ import annotations
 
-import importlib.resources
 import re
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,10 @@ import numpy as np
 from pydantic import BaseModel, Field, create_model, field_validator
 
 from ..errors import ConfigError, OutputParseError
-from ..llm.prompting import prompt_hash, quote_text
-from ..schema import LabelDef, Taxonomy, slugify
+from ..llm.prompting import fill, load_prompt, prompt_hash, quote_text
+from ..artifacts.taxonomy import LabelDef, Taxonomy, slugify
 from . import naming
+from .labeldefs import unique_id
 
 BATCH_ITEMS = 20  # texts per TnT minibatch
 MAX_BATCHES = 6
@@ -51,23 +51,6 @@ class LabelsReply(BaseModel):
 
 class MergeReply(BaseModel):
     merge: list[list[int]] = Field(default_factory=list, json_schema_extra={"maxItems": 30})
-
-
-def load_prompt(name: str) -> str:
-    """A prompt template: from the installed package ``llmlabel.prompts``, or from the repo's ``prompts/``
-    folder when running from a source checkout that was not pip-installed."""
-    try:
-        return importlib.resources.files("llmlabel.prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        src = Path(__file__).resolve().parents[2] / "prompts" / f"{name}.txt"
-        if not src.exists():
-            raise ConfigError(f"prompt template {name!r} not found", path=src) from None
-        return src.read_text(encoding="utf-8")
-
-
-def fill(template: str, **values: str) -> str:
-    """Replace ``{key}`` placeholders in one pass (texts with braces stay untouched)."""
-    return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
 
 
 def _labels_schema(max_labels: int) -> type[LabelsReply]:
@@ -184,7 +167,7 @@ def _seeded(steps, tax, x, texts, ids, lab, sc, purpose, max_labels, max_tokens=
             lab_.description = _clean(r.description) or lab_.description
         elif r is not None:  # a weak model restating the task: the key-phrase name says more
             steps.info["llm_names_rejected"] = steps.info.get("llm_names_rejected", 0) + 1
-        lab_.id = _unique(slugify(lab_.name), taken)
+        lab_.id = unique_id(slugify(lab_.name), taken)
     _dedupe_names(leaves)
     listing = "\n".join(f"{i + 1}. {lab_.name}: {lab_.description}" for i, lab_ in enumerate(leaves))
     merge = steps("merge", [fill(load_prompt("taxonomy_merge_clusters"), instruction=purpose, labels=listing,
@@ -245,7 +228,7 @@ def _tnt(steps, x, texts, ids, purpose, max_labels, seed, embedder, batch_items,
         if name.lower() in seen:
             continue
         seen.add(name.lower())
-        labels.append(LabelDef(id=_unique(slugify(name), taken), name=name, description=_clean(r.description)))
+        labels.append(LabelDef(id=unique_id(slugify(name), taken), name=name, description=_clean(r.description)))
     tax = Taxonomy(labels=labels)
     cent = label_prototypes(tax, embedder)
     lab, sc = assign_by_prototypes(x, cent)
@@ -254,12 +237,6 @@ def _tnt(steps, x, texts, ids, purpose, max_labels, seed, embedder, batch_items,
     for lab_, ph, ex in zip(labels, phrases, examples):
         lab_.keyphrases, lab_.examples = ph, ex
     return tax, lab, sc
-
-
-def _unique(base: str, taken: set[str]) -> str:
-    from .induce import unique_id
-
-    return unique_id(base, taken)
 
 
 def _dedupe_names(labels: list[LabelDef]) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +31,14 @@ import dspy
 
 from ..errors import InputError
 from ..io import read_json
+from ..llm.prompting import fill, load_prompt
 from ..llm.dspy_lm import dspy_lm  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before dspy talks to litellm)
 
 __all__ = ["InferRetrieveRank", "IRRStats", "prompt_text"]
 
 
 def prompt_text(name: str) -> str:
-    return resources.files("llmlabel.prompts").joinpath(name).read_text(encoding="utf-8").strip()
+    return load_prompt(name).strip()
 
 
 class InferQueries(dspy.Signature):
@@ -94,8 +94,8 @@ class InferRetrieveRank(dspy.Module):
         self.config = dict(task=task, rank_topn=int(rank_topn), k=int(k), max_queries=int(max_queries),
                            use_infer=bool(use_infer), use_rank=bool(use_rank), max_tokens=int(max_tokens),
                            max_text_chars=int(max_text_chars), query_weight=float(query_weight))
-        self.infer = dspy.Predict(InferQueries.with_instructions(prompt_text("xmc_infer.txt").format(task=task)))
-        self.rank = dspy.Predict(RankLabels.with_instructions(prompt_text("xmc_rank.txt").format(task=task)))
+        self.infer = dspy.Predict(InferQueries.with_instructions(fill(prompt_text("xmc_infer"), task=task)))
+        self.rank = dspy.Predict(RankLabels.with_instructions(fill(prompt_text("xmc_rank"), task=task)))
         self.stats = IRRStats()
 
     @property

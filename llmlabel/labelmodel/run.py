@@ -1,0 +1,42 @@
+"""``llmlabel aggregate`` as a library call: votes (any supported source) -> labeled.parquet + review queue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+def load_inputs(votes: str | Path, dev: str | Path | None = None, taxonomy: str | Path | None = None):
+    """``(LabelMatrix, texts or None, L_dev or None, y_dev or None)``; ``taxonomy`` names the classes of
+    votes that carry no label names (WRENCH, ``.npy``) and must match those that do."""
+    from ..artifacts.taxonomy import load_taxonomy
+    from .pipeline import load_dev, load_votes
+
+    labels = None if taxonomy is None else load_taxonomy(taxonomy).classes()  # leaves: parent groups are not classes
+    L, _, texts = load_votes(votes, labels)
+    if labels is not None and L.labels is not None and list(L.labels) != labels:
+        raise ConfigError("the taxonomy's labels differ from the ones the votes were made with", path=taxonomy)
+    L_dev = y_dev = None
+    if dev is not None:
+        L_dev, y_dev = load_dev(dev, L, L.labels)
+    return L, texts, L_dev, y_dev
+
+
+def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | None = None, method: str = "auto",
+                    taxonomy: str | Path | None = None, review_top: float = 0.1) -> dict:
+    """Fit a label model on ``votes`` (chosen and calibrated on the gold ``dev`` set with ``method="auto"``)
+    and write ``output`` (labeled.parquet) with the review queue beside it.
+
+    ``review_top``: share (< 1) or number of items in the review queue. Returns the written paths, the label
+    model's report, and item counts.
+    """
+    from .pipeline import aggregate, write_labeled
+
+    if review_top < 0:
+        raise ConfigError(f"review_top must be >= 0, got {review_top}", field="review_top")
+    L, texts, L_dev, y_dev = load_inputs(votes, dev, taxonomy)
+    res = aggregate(L, method, L_dev, y_dev)
+    paths = write_labeled(output, L, res, texts, review_top=review_top if review_top < 1 else int(review_top),
+                          meta=None)
+    return {"paths": paths, "report": res["report"], "items": len(L), "uncovered": int(res["uncovered"].sum())}
