@@ -37,8 +37,10 @@ TAXONOMY = """labels:
 def agnews(n: int) -> list[dict]:
     root = Path(os.environ.get("LLMLABEL_EVAL_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
     with open(root / "agnews" / "test.csv", newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))[:n]
-    return [{"id": f"ag{i}", "text": f"{r['Title']}. {r['Description']}"} for i, r in enumerate(rows)]
+        rows = list(csv.DictReader(f))
+    # past the 7,600 rows the texts repeat (with new ids): only the keyword run asks for that many
+    return [{"id": f"ag{i}", "text": f"{rows[i % len(rows)]['Title']}. {rows[i % len(rows)]['Description']}"}
+            for i in range(n)]
 
 
 def timed(fn):
@@ -48,7 +50,7 @@ def timed(fn):
 
 
 def bench_lfs(tmp: Path, name: str, lfs_yaml: str, n: int, workers: list[int], shard: int) -> list[dict]:
-    from llmlabel.lf import embedding, prompted
+    from llmlabel.lf import embedding
     from llmlabel.lf.run import label_corpus
     from llmlabel.scale.ray import label_corpus_ray
 
@@ -60,8 +62,7 @@ def bench_lfs(tmp: Path, name: str, lfs_yaml: str, n: int, workers: list[int], s
     other.write_text("".join(json.dumps(r) + "\n" for r in rows[n:]))
     (tmp / f"{name}.yaml").write_text(lfs_yaml)
     out = []
-    embedding._EMBEDDERS.clear()
-    prompted._ENGINES.clear()
+    embedding._EMBEDDERS.clear()  # (engines are built per label_corpus call: nothing to clear for them)
     os.environ["LLMLABEL_CACHE"] = str(tmp / f"cache-{name}-local.sqlite")
     for run, src in (("local (cold)", data), ("local (warm)", other)):
         sec, res = timed(lambda: label_corpus(src, tmp / "taxonomy.yaml", tmp / f"{name}.yaml",
@@ -109,6 +110,8 @@ def main() -> None:
     ap.add_argument("--n-llm", type=int, default=600)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--shard-size", type=int, default=200)
+    ap.add_argument("--kinds", default="embedding,prompted,keyword", help="which LF runs (comma-separated)")
+    ap.add_argument("--n-kw", type=int, default=400, help="items for the keyword (no model) run")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "ray.md"))
     args = ap.parse_args()
     import ray
@@ -125,13 +128,19 @@ def main() -> None:
         t0 = time.perf_counter()
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING", log_to_driver=False)
         ray_start = time.perf_counter() - t0
-        rows = bench_lfs(tmp, "embedding (minilm)", "lfs:\n  - {name: emb, kind: embedding, embedder: minilm}\n",
-                         args.n_emb, workers, args.shard_size)
-        rows += bench_lfs(tmp, "prompted (tiny LLM)", f"lfs:\n  - {{name: zs, kind: prompted, model: 'hf:{tiny}'}}\n",
-                          args.n_llm, workers, args.shard_size)
-        rows += bench_lfs(tmp, "keyword (no model)", "lfs:\n  - {name: kw, kind: keyword, patterns: "
-                          "{sports: [game, match, team], business: [stock, oil, profit]}}\n",
-                          args.n_emb, workers, args.shard_size)
+        kinds = args.kinds.split(",")
+        rows = []
+        if "embedding" in kinds:
+            rows += bench_lfs(tmp, "embedding (minilm)", "lfs:\n  - {name: emb, kind: embedding, embedder: minilm}\n",
+                              args.n_emb, workers, args.shard_size)
+        if "prompted" in kinds:
+            rows += bench_lfs(tmp, "prompted (tiny LLM)",
+                              f"lfs:\n  - {{name: zs, kind: prompted, model: 'hf:{tiny}'}}\n",
+                              args.n_llm, workers, args.shard_size)
+        if "keyword" in kinds:
+            rows += bench_lfs(tmp, "keyword (no model)", "lfs:\n  - {name: kw, kind: keyword, patterns: "
+                              "{sports: [game, match, team], business: [stock, oil, profit]}}\n",
+                              args.n_kw, workers, args.shard_size)
         write_rate = driver_write_rate(tmp)
         ray.shutdown()
     load1 = os.getloadavg()
@@ -151,13 +160,14 @@ def main() -> None:
     print(table)
     out = Path(args.out)
     text = out.read_text() if out.exists() else ""
-    start, end = "<!-- bench_ray:begin -->", "<!-- bench_ray:end -->"
+    tag = "".join(ch for ch in args.kinds if ch.isalnum())
+    start, end = f"<!-- bench_ray:{tag}:begin -->", f"<!-- bench_ray:{tag}:end -->"
     if start in text and end in text:
         text = text[: text.index(start) + len(start)] + "\n" + table + "\n" + text[text.index(end):]
     else:
-        text = f"# Ray Data backend\n\n{start}\n{table}\n{end}\n"
+        text = (text or "# Ray Data backend\n") + f"\n{start}\n{table}\n{end}\n"
     out.write_text(text)
-    Path(str(out) + ".json").write_text(json.dumps({"rows": rows, "driver_write_rows_per_s": write_rate,
+    out.with_name(f"{out.stem}-{tag}.json").write_text(json.dumps({"rows": rows, "driver_write_rows_per_s": write_rate,
                                                     "ray_start_s": ray_start, "load": [load0, load1]}, indent=1))
 
 
