@@ -95,8 +95,11 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
                     refine: Any = None, mode: str = "auto", method: str = "spectral",
                     assignments: str | Path | None = None, cache: str | Path | None = None, no_cache: bool = False,
                     progress: bool = False, engine_kwargs: dict | None = None, raw_dir: str | Path | None = None,
-                    llm_options: dict | None = None) -> TaxonomyResult:
+                    llm_options: dict | None = None, multi_label: bool = False,
+                    labels: str | Path | None = None) -> TaxonomyResult:
     """Induce a label taxonomy from raw texts; with ``output``, also write taxonomy.yaml and its companions.
+    ``multi_label``: mark the taxonomy ``multi_label: true`` (items may carry several leaves). ``labels``: a label
+    file (see :mod:`llmlabel.taxonomy.known`): keep exactly those labels, no clustering.
 
     ``corpus``: a file path (any format :func:`llmlabel.read_corpus` reads), or a list of texts / (id, text).
     ``model``: an engine spec or :class:`~llmlabel.llm.LLM`; None runs the no-LLM default (embed + cluster +
@@ -109,6 +112,13 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
     taxonomy.md; raw LLM replies that fail their schema go beside it too. ``cache`` / ``no_cache``: the LLM
     answer cache (a file, default the user cache; or none).
     """
+    if labels is not None:  # a known label set (``--labels``; also a pipeline's taxonomy stage): no clustering
+        from .known import taxonomy_from_labels
+
+        return taxonomy_from_labels(labels, corpus, output, assignments=assignments, cache=cache, no_cache=no_cache,
+                                    multi_label=multi_label, model=model, embedder=embedder, instruction=instruction,
+                                    sample=sample, seed=seed, text_field=text_field, id_field=id_field,
+                                    progress=progress, engine_kwargs=engine_kwargs)
     if max_labels < 1:
         raise ConfigError(f"--max-labels must be at least 1, got {max_labels}", field="max_labels")
     if levels not in (1, 2):
@@ -165,6 +175,7 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
         made["llm_mode"] = llm_info.pop("mode", None)
         info.update(llm_info)
     tax.instruction = instruction or tax.instruction
+    tax.multi_label = bool(multi_label or tax.multi_label)
     leaf_ids = [lab.id for lab in tax.leaves()]
     names = np.asarray(leaf_ids + [OTHER], dtype=object)
     item_lab = ulab[inv]
