@@ -67,7 +67,7 @@ class StageDef:
 
 
 STAGES: dict[str, StageDef] = {
-    # taxonomy, label and predict run through llmlabel.scale.backend: the local function plus `backend: ray`.
+    # taxonomy, label and predict run through llmlabel.scale.backend: the local function plus `backend: ray`
     # induce labels from the corpus
     "taxonomy": StageDef("llmlabel.scale.backend:induce_taxonomy",
                          {"corpus": CORPUS, "output": "taxonomy.yaml"}, ("taxonomy.yaml",)),

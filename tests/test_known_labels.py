@@ -60,11 +60,14 @@ def _check(w: Path):
     assert (knn != y).any() and (knn >= 0).mean() > 0.3
     lab = read_labeled(w / "labeled.parquet")
     assert len(lab.ids) == 1500
+    human = {str(i) for i, s in zip(lab.ids, lab.source) if s == "human"}
+    assert human == {g["id"] for g in gold}  # the gold rows are clamped and train at full weight
     m = json.loads((w / "model" / "metrics.json").read_text())
-    assert m["n_train"] == 1500 and m["classes"] == labels
+    assert m["n_train"] == 1500 and m["classes"] == labels and m["training"]["n_human"] == 100
     return L
 
 
+@pytest.mark.slow  # aggregate --gold cross-fits every candidate over 77 classes: minutes on 2 shared cores
 def test_known_labels_pipeline_fast_embedder(tmp_path):
     L = _run(tmp_path, "wordllama")
     _check(tmp_path / "run")

@@ -62,7 +62,7 @@ def pick_output(output: Path | None, alias: Path | None, flag: str, default: Pat
 
 def backend():
     return typer.Option("local", "--backend", help="local (this process) or ray (Ray Data: a local Ray, or a "
-                                                   "cluster with --address; pip install \"llmlabel[ray]\").")
+                                                   "cluster with --address; needs llmlabel's ray extra).")
 
 
 def address():

@@ -69,6 +69,11 @@ def register(app: typer.Typer) -> None:
                                   hint="drop --backend ray")
             from ..taxonomy import taxonomy_from_labels
 
+            if backend != "local":
+                from ..errors import ConfigError
+
+                raise ConfigError("--labels runs on the local backend only", hint="drop --backend ray")
+
             res = taxonomy_from_labels(labels, corpus, output, multi_label=multi_label, model=model,
                                        embedder=embedder, instruction=instruction, sample=sample, seed=seed,
                                        text_field=text_field, id_field=id_field, assignments=assignments,

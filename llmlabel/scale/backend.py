@@ -51,9 +51,9 @@ def _with_backend(local: Callable, ray_fn: Callable, extra: dict[str, tuple] | N
 def _label_ray(*args, gold=None, embedder=None, **kw):
     from .ray import label_corpus_ray
 
-    if gold is not None or embedder is not None:  # the knn / few-shot-from-gold LFs have no Ray path yet
-        raise ConfigError("--gold runs on the local backend only", hint="drop --backend ray, or the gold file")
-
+    if gold is not None or embedder is not None:
+        raise ConfigError("gold/embedder (the multi-label and gold few-shot LFs' options) run on the local "
+                          "backend only", hint="drop --backend ray")
     return label_corpus_ray(*args, **kw)
 
 
@@ -75,8 +75,11 @@ def _predict_ray(model, data, output, *, address=None, num_workers=1, gpus_per_w
 def _taxonomy_ray(corpus, output=None, *, refine=None, gpus_per_worker=0.0, **kw):
     from .ray import assign_taxonomy_ray
 
-    if refine is not None:
-        raise ConfigError("--refine runs on the local backend only", hint="drop --backend ray")
+    if refine is not None or kw.get("labels") is not None or kw.get("multi_label"):
+        raise ConfigError("--refine, --labels and --multi-label taxonomies run on the local backend only",
+                          hint="drop --backend ray")
+    kw.pop("labels", None)
+    kw.pop("multi_label", None)
     if output is None:
         raise ConfigError("the Ray backend writes its assignments as it goes: give an output taxonomy.yaml")
     res, paths, full = assign_taxonomy_ray(corpus, output, **kw)

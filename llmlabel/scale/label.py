@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import ConfigError
 from .runtime import Source, actor_pool, add_usage, check_scale_options, connect, cpus_per_actor, ordered, ray_errors
 from .workers import ERRORS_PREFIX, TEXT, USAGE_PREFIX, LFWorker, sum_side_columns
 
@@ -36,7 +37,11 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, ou
 
     check_scale_options(num_workers, gpus_per_worker, batch_size)
     taxonomy_path, lfs_path, out = taxonomy, lfs, Path(output)
-    tax = load_taxonomy(taxonomy_path).class_taxonomy()
+    full = load_taxonomy(taxonomy_path)
+    if full.multi_label:
+        raise ConfigError("multi-label taxonomies are labelled on the local backend only", path=taxonomy_path,
+                          hint="drop --backend ray")
+    tax = full.class_taxonomy()
     spec = load_lf_spec(lfs_path)
     specs: list[str] = []  # the engines load in the actors; here only their specs are recorded, in LF order
     lfs = build_lfs(spec, tax, models=model, engines=lambda m: specs.append(m))  # bad specs fail here
