@@ -143,13 +143,15 @@ def efficiency(rounds: list[dict], metric: str) -> dict:
     if "random" not in by or by["random"][-1][1] is None:
         return {}
     budget, target = by["random"][-1]
-    out = {"metric": metric, "budget": budget, "random_at_budget": target, "needed": {}}
+    start = by["random"][0][1]
+    out = {"metric": metric, "budget": budget, "random_at_budget": target, "needed": {},
+           "vacuous": start is not None and target <= start}  # random's labels bought nothing: no goal to reach
     for s, pts in by.items():
         hit = [nl for nl, v in pts if v is not None and v >= target - 1e-12]
         out["needed"][s] = min(hit) if hit else None
     best = min((v for s, v in out["needed"].items() if s != "random" and v is not None), default=None)
     out["best_needed"] = best
-    out["goal_met"] = best is not None and best <= budget / 2
+    out["goal_met"] = best is not None and best <= budget / 2 and not out["vacuous"]
     return out
 
 
@@ -182,7 +184,8 @@ def write_md(path: Path, results: dict, meta: dict) -> None:
                 need = ", ".join(f"{s} {v if v is not None else '>' + str(e['budget'])}" for s, v in e["needed"].items())
                 lines.append(f"- {label}: random reaches {e['random_at_budget']:.4f} with {e['budget']} labels; "
                              f"labels needed to match it: {need}. 2x goal (<= {e['budget'] // 2}): "
-                             f"**{'met' if e['goal_met'] else 'not met'}**.")
+                             + ("no goal: random's labels bought nothing here (no better than round 0)."
+                                if e["vacuous"] else f"**{'met' if e['goal_met'] else 'not met'}**."))
         lines += ["", "| strategy | labels | corpus acc | model rows | LM test | student | model |",
                   "|---|---:|---:|---:|---:|---:|---|"]
         for r in res["rounds"]:
@@ -202,7 +205,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-student", dest="student", action="store_false")
     ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "review"))
+    ap.add_argument("--render", action="store_true", help="Only rewrite OUT.md from OUT.json (no new runs).")
     args = ap.parse_args()
+    if args.render:
+        saved = json.loads(Path(f"{args.out}.json").read_text())
+        for res in saved["results"].values():
+            res["efficiency"] = {m: efficiency(res["rounds"], m)
+                                 for m in ("accuracy", "student_accuracy", "label_model_test_accuracy")}
+        write_md(Path(f"{args.out}.md"), saved["results"], saved["meta"])
+        return
     if not (DATA / "wrench").is_dir():
         sys.exit(f"evaluation data not found at {DATA} (set LLMLABEL_EVAL_DATA)")
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -29,7 +29,7 @@ from .errors import ConfigError
 
 CORPUS = "{corpus}"
 #: Parameters the runner owns: never options in a pipeline file.
-RUNNER_PARAMS = frozenset({"command", "log", "raw_dir", "make_labeler"})
+RUNNER_PARAMS = frozenset({"command", "log", "raw_dir", "make_labeler", "row_source"})
 
 
 def _resolve(ref: str) -> Any:
@@ -67,11 +67,12 @@ class StageDef:
 
 
 STAGES: dict[str, StageDef] = {
+    # taxonomy, label and predict run through llmlabel.scale.backend: the local function plus `backend: ray`
     # induce labels from the corpus
-    "taxonomy": StageDef("llmlabel.taxonomy.stage:taxonomy_stage",
+    "taxonomy": StageDef("llmlabel.scale.backend:induce_taxonomy",
                          {"corpus": CORPUS, "output": "taxonomy.yaml"}, ("taxonomy.yaml",)),
     # labeling functions -> votes folder
-    "label": StageDef("llmlabel.lf.run:label_corpus",
+    "label": StageDef("llmlabel.scale.backend:label_corpus",
                       {"data": CORPUS, "taxonomy": "taxonomy.yaml", "output": "votes"}, ("votes",)),
     # label model -> labeled.parquet + review queue
     "aggregate": StageDef("llmlabel.labelmodel.run:aggregate_votes",
@@ -81,7 +82,7 @@ STAGES: dict[str, StageDef] = {
     # labeled.parquet -> student model folder
     "distill": StageDef("llmlabel.distill.api:distill", {"data": "labeled.parquet", "output": "model"}, ("model",)),
     # the student's labels for the corpus (a cascade with cascade-llm)
-    "predict": StageDef("llmlabel.distill.predict:predict",
+    "predict": StageDef("llmlabel.scale.backend:predict",
                         {"model": "model", "data": CORPUS, "output": "predictions.jsonl"}, ("predictions.jsonl",),
                         provides={"make_labeler": "llmlabel.lf.prompted:prompted_labeler"}),
     # upload the model folder to the Hub

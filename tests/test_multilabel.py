@@ -99,12 +99,12 @@ def test_yes_no_prompts_share_the_item_prefix_and_list_lf_is_schema_constrained(
     first = ps[:5]  # item-major: the five label prompts of item 0
     common = len(__import__("os").path.commonprefix(first))
     assert "my parcel is late" in first[0][:common] and all("refund please" not in p for p in first)
-    v, p = yn.apply(["my parcel is late", "refund please"])
-    assert v.shape == (2, 5) and set(np.unique(v)) <= {-1, 0, 1} and ((p >= 0) & (p <= 1)).all()
-    ls = PromptedListLF("ls", eng, LEAVES, max_tokens=40)
+    v, p = yn.apply(["refund please"])
+    assert v.shape == (1, 5) and set(np.unique(v)) <= {-1, 0, 1} and ((p >= 0) & (p <= 1)).all()
+    ls = PromptedListLF("ls", eng, LEAVES, max_tokens=24)
     assert ls.schema()["properties"]["labels"]["items"]["enum"] == LEAVES
-    v, _ = ls.apply(["my parcel is late", "refund please"])
-    assert v.shape == (2, 5) and set(np.unique(v)) <= {-1, 0, 1}
+    v, _ = ls.apply(["refund please"])
+    assert v.shape == (1, 5) and set(np.unique(v)) <= {-1, 0, 1}
     assert all((row == -1).all() or (row >= 0).all() for row in v)  # a reply votes on every label or none
 
 

@@ -89,7 +89,7 @@ def test_a_misspelt_or_mistyped_option_is_one_line_naming_file_line_stage_and_op
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("error:") and "stage label" in err
     assert not (tmp_path / "w").exists()
-    p.write_text(f"corpus: x.jsonl\nstages:\n  - kind: taxonomy\n    options:\n      max-labels: many\n")
+    p.write_text("corpus: x.jsonl\nstages:\n  - kind: taxonomy\n    options:\n      max-labels: many\n")
     msg = pytest.raises(ConfigError, load_pipeline, p).value.one_line()
     assert f"{p}:5:" in msg and "stage taxonomy: option max-labels" in msg and "integer" in msg
     p.write_text("corpus: x.jsonl\nstages:\n  - xmc: {k: 3}\n")

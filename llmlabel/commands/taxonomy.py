@@ -46,16 +46,33 @@ def register(app: typer.Typer) -> None:
         cache: Optional[Path] = options.cache(),
         no_cache: bool = options.no_cache(),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or table."),
+        backend: str = options.backend(),
+        address: Optional[str] = options.address(),
+        num_workers: int = options.num_workers(),
     ) -> None:
-        """Induce a taxonomy (labels with ids, names, descriptions, examples) from raw texts."""
+        """Induce a taxonomy (labels with ids, names, descriptions, examples) from raw texts.
+
+        With --backend ray the taxonomy is fitted on a seeded sample (--sample, default 20,000) on this machine
+        and every item is embedded and assigned to its nearest label on Ray.
+        """
         from rich.console import Console
 
-        from ..taxonomy import induce_taxonomy
+        from ..scale.backend import induce_taxonomy
         from ..taxonomy.report import summary_table
 
         output = options.pick_output(output, out, "--out", default=Path("taxonomy.yaml"))
         if labels is not None:
+            if backend != "local":
+                from ..errors import ConfigError
+
+                raise ConfigError("--labels runs on the local backend only (nothing to cluster)",
+                                  hint="drop --backend ray")
             from ..taxonomy import taxonomy_from_labels
+
+            if backend != "local":
+                from ..errors import ConfigError
+
+                raise ConfigError("--labels runs on the local backend only", hint="drop --backend ray")
 
             res = taxonomy_from_labels(labels, corpus, output, multi_label=multi_label, model=model,
                                        embedder=embedder, instruction=instruction, sample=sample, seed=seed,
@@ -65,8 +82,13 @@ def register(app: typer.Typer) -> None:
             res = induce_taxonomy(corpus, output, max_labels=max_labels, instruction=instruction, model=model,
                                   mode=mode, levels=levels, sample=sample, seed=seed, embedder=embedder,
                                   text_field=text_field, id_field=id_field, refine=refine, assignments=assignments,
-                                  cache=cache, no_cache=no_cache, progress=not quiet, multi_label=multi_label)
+                                  cache=cache, no_cache=no_cache, progress=not quiet, multi_label=multi_label,
+                                  backend=backend, address=address, num_workers=num_workers)
         paths = res.paths
+        if "ray" in res.stats:
+            r = res.stats["ray"]
+            typer.echo(f"assigned {r['items']:,} items on Ray ({r['other_share']:.1%} other); "
+                       f"fitted on {r['fitted_on']:,}", err=True)
         if not quiet:
             Console().print(summary_table(res))
         s = res.stats

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -33,14 +34,17 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
             target_accuracy: float | None = None, max_deferral: float | None = None, dev: str | Path | None = None,
             dev_label_field: str = "label", batch_size: int = 4096, cache: str | Path | None = None,
             no_cache: bool = False, int8: bool = False, progress: bool = False,
-            make_labeler: Callable[[Any, list[str]], Callable] | None = None) -> dict:
+            make_labeler: Callable[[Any, list[str]], Callable] | None = None,
+            row_source: Callable[[Any, Any], Iterator[dict]] | None = None) -> dict:
     """Write one prediction per text of ``data`` to ``output`` (JSONL: id, label, confidence; multi-label
     models: labels, proba). With ``cascade_llm`` items whose student confidence is below the threshold go to
     that LLM (``threshold``; or chosen on ``dev`` for ``target_accuracy`` / at most ``max_deferral``), and
     the accuracy/deferral curve is written beside the output. ``make_labeler(engine, classes)`` gives the
     LLM's ``texts -> (n, k)`` class probabilities (e.g. :func:`llmlabel.lf.prompted.prompted_labeler`, the
     zero-shot prompt that labels data; the caller passes it, distill does not import the LF stage); without
-    it the cascade asks the engine to ``choose`` with a plain prompt. Returns a summary dict.
+    it the cascade asks the engine to ``choose`` with a plain prompt. ``row_source(student, cascade)``
+    (the Ray backend's) yields the rows instead of this process; they are written the same way. Returns a
+    summary dict.
     """
     from ..artifacts.predictions import write_predictions
     from ..io import atomic_write, make_meta, read_corpus
@@ -70,23 +74,15 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
 
     def rows():
         nonlocal n_def
+        if row_source is not None:
+            for r in row_source(student, casc):
+                n_def += bool(r.get("deferred"))
+                yield r
+            return
         for batch in corpus.iter_batches(batch_size):
-            if casc is not None:
-                r = casc.predict(batch.texts, progress=False)
-                n_def += int(r["deferred"].sum())
-                for i, rid in enumerate(batch.ids):
-                    yield {"id": rid, "label": classes[r["label"][i]], "confidence": round(float(r["confidence"][i]), 6),
-                           "deferred": bool(r["deferred"][i]), "student_label": classes[r["student_label"][i]]}
-                continue
-            p = student.predict_proba(batch.texts)
-            if student.multi_label:
-                for i, rid in enumerate(batch.ids):
-                    labs = [classes[j] for j in np.flatnonzero(p[i] >= student.threshold)]
-                    yield {"id": rid, "labels": labs, "proba": [round(float(x), 6) for x in p[i]]}
-                continue
-            best, conf = p.argmax(1), p.max(1)
-            for rid, j, c in zip(batch.ids, best.tolist(), conf.tolist()):
-                yield {"id": rid, "label": classes[j], "confidence": round(c, 6)}
+            recs, deferred = prediction_rows(student, casc, batch.ids, batch.texts)
+            n_def += deferred
+            yield from recs
 
     meta = make_meta(engine=cascade_llm, model_folder=str(model), classes=list(classes),
                      threshold=casc.threshold if casc else None, calibration=calib)
@@ -99,3 +95,26 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
         with atomic_write(out["curve_path"]) as f:
             f.write(json.dumps({"calibration": calib, "curve": casc.curve}, indent=1) + "\n")
     return out
+
+
+def prediction_rows(student, cascade, ids: Sequence[str], texts: Sequence[str]) -> tuple[list[dict], int]:
+    """(one JSON-ready dict per text, items deferred to the LLM) for a batch: the rows :func:`predict` writes.
+
+    Single-label rows: ``id``, ``label``, ``confidence`` (+ ``deferred``, ``student_label`` with a cascade);
+    multi-label rows: ``id``, ``labels`` (classes at or above the student's threshold), ``proba``.
+    """
+    classes = student.classes_
+    texts = list(texts)
+    if cascade is not None:
+        r = cascade.predict(texts, progress=False)
+        rows = [{"id": rid, "label": classes[r["label"][i]], "confidence": round(float(r["confidence"][i]), 6),
+                 "deferred": bool(r["deferred"][i]), "student_label": classes[r["student_label"][i]]}
+                for i, rid in enumerate(ids)]
+        return rows, int(np.asarray(r["deferred"]).sum())
+    p = student.predict_proba(texts)
+    if student.multi_label:
+        return [{"id": rid, "labels": [classes[j] for j in np.flatnonzero(p[i] >= student.threshold)],
+                 "proba": [round(float(x), 6) for x in p[i]]} for i, rid in enumerate(ids)], 0
+    best, conf = p.argmax(1), p.max(1)
+    return [{"id": rid, "label": classes[j], "confidence": round(c, 6)}
+            for rid, j, c in zip(ids, best.tolist(), conf.tolist())], 0

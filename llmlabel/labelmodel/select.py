@@ -34,7 +34,7 @@ from .stacked import StackedVote
 #: (= majority; HyperLM 0.660); README chain NMI 0.687 vs 0.624 for majority vote (labelmodel-chain.md).
 DEFAULT_MODEL = "heldout"
 
-DEFAULT_CANDIDATES = ("mv", "wv", "ds", "onecoin", "heldout", "ds-dev", "onecoin-dev", "wv-dev", "stacked-dev")
+DEFAULT_CANDIDATES = ("mv", "wv", "ds", "onecoin", "heldout", "ds-dev", "onecoin-dev", "wv-dev")
 
 #: Other spellings accepted wherever a label-model name is (CLI --method, pipeline YAML, make_model); the
 #: one copy every caller uses.

@@ -53,13 +53,17 @@ class StackedVote(LabelModel):
         present = np.unique(y_dev)
         cnt = np.bincount(y_dev, minlength=k) + 1.0
         self.class_prior_ = cnt / cnt.sum()
-        if len(present) < 2:  # nothing to discriminate: the dev set says one class
-            self.classifier_, self.only_class_ = None, int(present[0])
+        self.only_class_ = int(present[0])
+        if len(present) < 2 or dev.n < 5 * len(present):
+            # One class, or too few dev items per class to learn vote weights: keep the base model.
+            self.classifier_, self.only_class_ = None, (int(present[0]) if len(present) < 2 else None)
             return
-        self.classifier_ = LogisticRegression(C=self.C, max_iter=2000).fit(_features(dev, self.base_), y_dev)
+        self.classifier_ = LogisticRegression(C=self.C, max_iter=500).fit(_features(dev, self.base_), y_dev)
 
     def _proba(self, votes):
         n, k = votes.n, votes.k
+        if self.classifier_ is None and self.only_class_ is None:
+            return self.base_._proba_with_prior(votes)
         if self.classifier_ is None:
             out = np.zeros((n, k))
             out[:, self.only_class_] = 1.0

@@ -149,8 +149,10 @@ def collect(paths: list[str | Path], *, dev: str | Path | None = None) -> RunInp
     if "pipeline" in found:
         run.stages = [_json(f) for f in sorted(found["pipeline"].glob("*.json"))]
         if "gold" not in found:  # the dev file the pipeline's aggregate stage was given
-            argv = next((s.get("argv") or [] for s in run.stages if s.get("stage") == "aggregate"), [])
-            dev_arg = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--dev"), None)
+            rec = next((s for s in run.stages if s.get("stage") == "aggregate"), {})
+            argv = rec.get("argv") or []  # older records kept the command line, newer ones the call's arguments
+            dev_arg = (rec.get("call") or {}).get("dev") or next(
+                (argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--dev"), None)
             if dev_arg and Path(dev_arg).suffix.lower() in (".jsonl", ".csv") and Path(dev_arg).is_file():
                 found["gold"] = Path(dev_arg)
                 run.gold = _read_gold(found["gold"])

@@ -262,14 +262,8 @@ def taxonomy_from_labels(labels: str | Path | Sequence[str] | Sequence[KnownLabe
     ``cache`` / ``no_cache``: the LLM answer cache.
     """
     from . import naming
-    from .induce import (
-        AUTO_MINILM_MAX,
-        TaxonomyResult,
-        _dedupe,
-        _load_embedder,
-        embed_texts,
-        load_items,
-    )
+    from .items import AUTO_MINILM_MAX, TaxonomyResult, _dedupe, _load_embedder, load_items
+    from .labeldefs import embed_texts
 
     t0 = time.perf_counter()
     src = Path(labels) if isinstance(labels, (str, Path)) else None
