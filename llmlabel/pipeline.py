@@ -80,7 +80,7 @@ class Stage(BaseModel):
         return {**wired, **self.arguments()}
 
     def describe(self, corpus: str, workdir: str) -> str:
-        """``taxonomy_stage(corpus='c.jsonl', output='w/taxonomy.yaml', max_labels=5)``."""
+        """``induce_taxonomy(corpus='c.jsonl', output='w/taxonomy.yaml', max_labels=5)``."""
         fn = STAGES[self.kind].function.split(":")[1]
         return f"{fn}(" + ", ".join(f"{k}={v!r}" for k, v in self.call(corpus, workdir).items()) + ")"
 

@@ -116,7 +116,7 @@ def test_rerun_skips_finished_stages_and_an_option_change_reruns(tmp_path, capsy
     # The CLI: a dry run prints what it would do and runs nothing.
     spec_path.write_text(yaml.safe_dump(json.loads(spec.model_dump_json())))
     assert cli("run", spec_path, "--dry-run") == 0
-    assert capsys.readouterr().out.startswith("run   taxonomy: taxonomy_stage(corpus=")
+    assert capsys.readouterr().out.startswith("run   taxonomy: induce_taxonomy(corpus=")
     assert out.read_bytes() == before
 
 
