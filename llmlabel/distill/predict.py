@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 
 
 def _check(cascade_llm, threshold, target_accuracy, max_deferral, dev) -> None:
@@ -43,17 +43,17 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
     it the cascade asks the engine to ``choose`` with a plain prompt. Returns a summary dict.
     """
     from ..artifacts.predictions import write_predictions
-    from ..io import atomic_write, make_meta, read_corpus
+    from ..io import atomic_write, check_writable, make_meta, read_corpus
     from .cascade import Cascade
     from .data import read_gold
     from .export import load_student
 
     _check(cascade_llm, threshold, target_accuracy, max_deferral, dev)
-    output = Path(output)
+    output = check_writable(output)
+    corpus = read_corpus(data, text_field=text_field, id_field=id_field, keep_empty=True)
     student = load_student(model, quantize=int8)
     if student.multi_label and cascade_llm:
         raise ConfigError("the cascade supports single-label models only")
-    corpus = read_corpus(data, text_field=text_field, id_field=id_field)
     casc, calib = None, None
     if cascade_llm:
         from ..llm import cache_option, load_engine
@@ -66,33 +66,54 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
             calib = casc.calibrate(texts, gold, target_accuracy=target_accuracy, max_deferral=max_deferral,
                                    progress=progress)
     classes = student.classes_
-    n_def = 0
+    n_def = n_empty = 0
+
+    def predicted(batch):
+        nonlocal n_def
+        if casc is not None:
+            r = casc.predict(batch.texts, progress=False)
+            n_def += int(r["deferred"].sum())
+            for i, rid in enumerate(batch.ids):
+                yield {"id": rid, "label": classes[r["label"][i]], "confidence": round(float(r["confidence"][i]), 6),
+                       "deferred": bool(r["deferred"][i]), "student_label": classes[r["student_label"][i]]}
+            return
+        p = student.predict_proba(batch.texts)
+        if student.multi_label:
+            for i, rid in enumerate(batch.ids):
+                labs = [classes[j] for j in np.flatnonzero(p[i] >= student.threshold)]
+                yield {"id": rid, "labels": labs, "proba": [round(float(x), 6) for x in p[i]]}
+            return
+        best, conf = p.argmax(1), p.max(1)
+        for rid, j, c in zip(batch.ids, best.tolist(), conf.tolist()):
+            yield {"id": rid, "label": classes[j], "confidence": round(c, 6)}
 
     def rows():
-        nonlocal n_def
+        # Every input row gets an output row, in input order: empty texts get no label and say why.
+        nonlocal n_empty
+        n = 0
         for batch in corpus.iter_batches(batch_size):
-            if casc is not None:
-                r = casc.predict(batch.texts, progress=False)
-                n_def += int(r["deferred"].sum())
-                for i, rid in enumerate(batch.ids):
-                    yield {"id": rid, "label": classes[r["label"][i]], "confidence": round(float(r["confidence"][i]), 6),
-                           "deferred": bool(r["deferred"][i]), "student_label": classes[r["student_label"][i]]}
+            full = [i for i, t in enumerate(batch.texts) if t]
+            n += len(batch)
+            if len(full) == len(batch):
+                yield from predicted(batch)
                 continue
-            p = student.predict_proba(batch.texts)
-            if student.multi_label:
-                for i, rid in enumerate(batch.ids):
-                    labs = [classes[j] for j in np.flatnonzero(p[i] >= student.threshold)]
-                    yield {"id": rid, "labels": labs, "proba": [round(float(x), 6) for x in p[i]]}
-                continue
-            best, conf = p.argmax(1), p.max(1)
-            for rid, j, c in zip(batch.ids, best.tolist(), conf.tolist()):
-                yield {"id": rid, "label": classes[j], "confidence": round(c, 6)}
+            sub = type(batch)([batch.ids[i] for i in full], [batch.texts[i] for i in full], [], [])
+            got = iter(predicted(sub)) if full else iter(())
+            for i, rid in enumerate(batch.ids):
+                if batch.texts[i]:
+                    yield next(got)
+                else:
+                    n_empty += 1
+                    yield ({"id": rid, "labels": [], "proba": None, "reason": "empty text"} if student.multi_label
+                           else {"id": rid, "label": None, "confidence": None, "reason": "empty text"})
+        if n == 0:  # raised inside the atomic write: an existing output stays as it was
+            raise InputError("the input has no rows to predict", path=data, hint=corpus.stats.summary())
 
     meta = make_meta(engine=cascade_llm, model_folder=str(model), classes=list(classes),
                      threshold=casc.threshold if casc else None, calibration=calib)
     n = write_predictions(output, rows(), task="multi" if student.multi_label else "single", classes=classes,
                           meta=meta)
-    out = {"rows": n, "output": output, "deferred": n_def if casc is not None else None,
+    out = {"rows": n, "empty": n_empty, "read": corpus.stats.summary(), "output": output, "deferred": n_def if casc is not None else None,
            "threshold": casc.threshold if casc is not None else None, "calibration": calib, "curve_path": None}
     if casc is not None and casc.curve:
         out["curve_path"] = output.with_name(output.name + ".cascade.json")

@@ -31,8 +31,10 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
     ``review_top``: share (< 1) or number of items in the review queue. Returns the written paths, the label
     model's report, and item counts.
     """
+    from ..io_write import check_writable
     from .pipeline import aggregate, write_labeled
 
+    check_writable(output)
     if review_top < 0:
         raise ConfigError(f"review_top must be >= 0, got {review_top}", field="review_top")
     L, texts, L_dev, y_dev = load_inputs(votes, dev, taxonomy)

@@ -33,7 +33,9 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     from ..llm import cache_option, engine_factory
     from .spec import build_lfs, load_lf_spec
 
-    taxonomy_path, lfs_path, out = taxonomy, lfs, Path(output)
+    from ..io_write import check_writable
+
+    taxonomy_path, lfs_path, out = taxonomy, lfs, check_writable(output, folder=True)
     tax = load_taxonomy(taxonomy_path).class_taxonomy()
     labels = tax.classes()
     lfs = build_lfs(load_lf_spec(lfs_path), tax, models=model,
@@ -62,5 +64,5 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
             w.write(L, texts if keep_text else None)
             rows += len(keep)
             tick(len(keep))
-    return {"rows_labeled": rows, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
+    return {"rows_labeled": rows, "restarted": w.restarted, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
             "read": corpus.stats.summary()}
