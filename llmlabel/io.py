@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -152,6 +153,13 @@ class Corpus:
         if out.ids:
             yield out
         stats.done = True
+
+    def start(self, batch_size: int | None = None) -> Iterator[Batch] | None:
+        """:meth:`iter_batches` with the first batch read now, so a bad early line or a corpus without
+        texts fails before a stage sets up its work (models, output folders); ``None``: nothing to read."""
+        it = self.iter_batches(batch_size)
+        first = next(it, None)
+        return None if first is None else itertools.chain([first], it)
 
     # ------------------------------------------------------------------ one record
 
@@ -411,6 +419,8 @@ def read_records(path: str | Path, *, what: str = "file") -> Iterator[tuple[int,
     fields as they are, with one-line errors naming the file and line.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} is a folder, not a file", path=path)
     if not path.is_file():
         raise InputError(f"{what} not found", path=path)
     with open(path, encoding="utf-8", errors="replace", newline="") as f:

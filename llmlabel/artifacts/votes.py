@@ -67,12 +67,20 @@ def _read_manifest(folder: Path) -> dict:
     man_path = folder / "_manifest.json"
     if not man_path.is_file():
         raise InputError("not a votes folder (no _manifest.json)", path=folder, hint="write one with `llmlabel label`")
+    hint = "delete the folder and rerun `llmlabel label`"
     try:
         man = json.loads(man_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise InputError(f"corrupt manifest: {e.msg}", path=man_path, line=e.lineno,
-                         hint="delete the folder and rerun `llmlabel label`") from None
+        raise InputError(f"corrupt manifest: {e.msg}", path=man_path, line=e.lineno, hint=hint) from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"corrupt manifest: bytes that are not UTF-8 at offset {e.start}", path=man_path,
+                         hint=hint) from None
+    if not isinstance(man, dict):
+        raise InputError("corrupt manifest: not a JSON object", path=man_path, hint=hint)
     check_format(man, kind=KIND, version=FORMAT_VERSION, path=man_path)
+    shards = man.get("shards")
+    if not isinstance(shards, list) or not all(isinstance(s, dict) and "file" in s and "rows" in s for s in shards):
+        raise InputError("corrupt manifest: no list of shards (file, rows)", path=man_path, field="shards", hint=hint)
     return man
 
 

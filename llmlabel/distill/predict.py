@@ -51,6 +51,9 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
     _check(cascade_llm, threshold, target_accuracy, max_deferral, dev)
     output = check_writable(output)
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, keep_empty=True)
+    batches = corpus.start(batch_size)  # a bad first line or an empty input fails before the model loads
+    if batches is None:
+        raise InputError("the input has no rows to predict", path=data, hint=corpus.stats.summary())
     student = load_student(model, quantize=int8)
     if student.multi_label and cascade_llm:
         raise ConfigError("the cascade supports single-label models only")
@@ -90,10 +93,8 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
     def rows():
         # Every input row gets an output row, in input order: empty texts get no label and say why.
         nonlocal n_empty
-        n = 0
-        for batch in corpus.iter_batches(batch_size):
+        for batch in batches:
             full = [i for i, t in enumerate(batch.texts) if t]
-            n += len(batch)
             if len(full) == len(batch):
                 yield from predicted(batch)
                 continue
@@ -106,8 +107,6 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
                     n_empty += 1
                     yield ({"id": rid, "labels": [], "proba": None, "reason": "empty text"} if student.multi_label
                            else {"id": rid, "label": None, "confidence": None, "reason": "empty text"})
-        if n == 0:  # raised inside the atomic write: an existing output stays as it was
-            raise InputError("the input has no rows to predict", path=data, hint=corpus.stats.summary())
 
     meta = make_meta(engine=cascade_llm, model_folder=str(model), classes=list(classes),
                      threshold=casc.threshold if casc else None, calibration=calib)

@@ -25,6 +25,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     instead of refusing it. Returns a summary dict (rows, shards, errors per LF).
     """
     from ..artifacts.taxonomy import load_taxonomy
+    from ..errors import InputError
     from ..artifacts.votes import VotesWriter, depends_on
     from ..io import read_corpus
     from ..io_write import make_meta
@@ -36,13 +37,16 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     from ..io_write import check_writable
 
     taxonomy_path, lfs_path, out = taxonomy, lfs, check_writable(output, folder=True)
+    corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
+    batches = corpus.start(shard_size)  # a bad first line or an empty corpus fails before the folder is touched
+    if batches is None:
+        raise InputError("the corpus has no texts to label", path=data, hint=corpus.stats.summary())
     tax = load_taxonomy(taxonomy_path).class_taxonomy()
     labels = tax.classes()
     lfs = build_lfs(load_lf_spec(lfs_path), tax, models=model,
                     engines=engine_factory(cache=cache_option(cache, no_cache)))
     names = [lf.name for lf in lfs]
     engines = {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
-    corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
     meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
     meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path))
     deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=engines)
@@ -54,7 +58,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
             Ticker(progress, total, "label") as tick:
         done = w.done_ids()
         tick(len(done))
-        for b in corpus.iter_batches(shard_size):
+        for b in batches:
             keep = [i for i, x in enumerate(b.ids) if x not in done]
             if not keep:
                 continue

@@ -86,6 +86,9 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
     check_writable(output)
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, skip_bad=skip_bad, batch_size=batch_size,
                          keep_empty=True)
+    batches = corpus.start()  # a bad first line or an empty input fails before the label index is built
+    if batches is None:
+        raise InputError("the input has no rows to rank", path=data, hint=corpus.stats.summary())
     space = load_labels(labels)
     if len(space) == 1:
         raise InputError(f"the label file holds one label ({space.summary()}): nothing to rank", path=labels,
@@ -119,15 +122,11 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
 
     def rows():
         # Every input row gets an output row in input order; an empty text gets no labels and says why.
-        n = 0
-        for b in corpus.iter_batches():
-            n += len(b)
+        for b in batches:
             full = [i for i, t in enumerate(b.texts) if t]
             got = ranked([b.ids[i] for i in full], [b.texts[i] for i in full]) if full else iter(())
             for rid, t in zip(b.ids, b.texts):
                 yield next(got) if t else {"id": rid, "labels": [], "scores": [], "reason": "empty text"}
-        if n == 0:  # raised inside the atomic write: an existing output stays as it was
-            raise InputError("the input has no rows to rank", path=data, hint=corpus.stats.summary())
 
     t1 = time.perf_counter()
     n = write_predictions(output, rows(), task="xmc", meta={})
