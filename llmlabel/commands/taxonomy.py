@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
                                                         "assignments.jsonl next to --output)."),
         cache: Optional[Path] = options.cache(),
         no_cache: bool = options.no_cache(),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or table."),
+        quiet: bool = options.quiet("No progress bars or table."),
     ) -> None:
         """Induce a taxonomy (labels with ids, names, descriptions, examples) from raw texts."""
         from rich.console import Console

@@ -51,7 +51,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path))
     deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=engines)
     rows = 0
-    total = corpus.num_rows or 0
+    total = corpus.num_rows  # None for JSONL/CSV: the bar then counts items without an end
     prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding")]
     with VotesWriter(out, lf_names=names, labels=labels, prob_lfs=prob_lfs, keep_text=keep_text,
                      shard_size=shard_size, meta=meta, depends=deps, overwrite=overwrite) as w, \

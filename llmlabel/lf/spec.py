@@ -24,7 +24,7 @@ import importlib
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from ..errors import ConfigError
 
@@ -64,6 +64,16 @@ class LFSpecFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     defaults: dict[str, Any] = Field(default_factory=dict)
     lfs: list[LFSpec] = Field(min_length=1)
+    _source: Any = PrivateAttr(default=None)  # (path, YAML node tree) when read from a file: errors name the line
+
+    def where(self, index: int, *loc: str) -> dict[str, Any]:
+        """``path``/``line`` of LF ``index`` (and a key inside it) in the file it was read from."""
+        if self._source is None:
+            return {}
+        from ..yamlfile import _node_line
+
+        path, root = self._source
+        return {"path": path, "line": _node_line(root, ["lfs", index, *loc])}
 
 
 def load_lf_spec(path: str | Path) -> LFSpecFile:
@@ -79,16 +89,20 @@ def load_lf_spec(path: str | Path) -> LFSpecFile:
                                    and (isinstance(x, dict) and x.get("kind") in ("prompted", "embedding"))},
                                 **x} if isinstance(x, dict) else x for x in data["lfs"]])
     try:
-        return LFSpecFile.model_validate(data)
+        spec = LFSpecFile.model_validate(data)
     except ValidationError as e:
         raise config_error(e, path=path, root=root) from None
+    spec._source = (str(path), root)
+    return spec
 
 
 def _label_name(taxonomy, key: str, lf: str) -> str:
     for lab in taxonomy.labels:
         if key in (lab.id, lab.name):
             return lab.name
-    raise ConfigError(f"LF '{lf}': label {key!r} is not in the taxonomy (ids or names)")
+    raise ConfigError(f"LF '{lf}': label {key!r} is not in the taxonomy (ids or names)", field=f"patterns.{key}",
+                      hint="labels: " + ", ".join(lab.id for lab in taxonomy.labels[:8])
+                      + (" ..." if len(taxonomy.labels) > 8 else ""))
 
 
 def _short(spec: str) -> str:
@@ -104,53 +118,65 @@ def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None,
     the LF runs on (:func:`llmlabel.llm.engine_factory`, which carries the run's cache options; default:
     one with the default cache).
     """
+    taxonomy = taxonomy.class_taxonomy() if hasattr(taxonomy, "class_taxonomy") else taxonomy  # leaves only
+    labels = [lab.name for lab in taxonomy.labels]
+    if engines is None and any(s.kind == "prompted" for s in spec.lfs):
+        from ..llm import engine_factory
+
+        engines = engine_factory()
+    out: list = []
+    for i, s in enumerate(spec.lfs):
+        try:
+            _build_one(s, taxonomy, labels, models, engines, out)
+        except ConfigError as e:  # say where in lfs.yaml
+            if e.path is None:
+                loc = ["patterns", e.field.split(".", 1)[1]] if (e.field or "").startswith("patterns.") else []
+                w = spec.where(i, *loc)
+                e.path, e.line = w.get("path"), w.get("line")
+            raise
+    names = [lf.name for lf in out]
+    dup = next((x for x in names if names.count(x) > 1), None)
+    if dup:
+        raise ConfigError(f"LF name '{dup}' is used twice; LF names must be unique", **spec.where(names.index(dup)))
+    return out
+
+
+def _build_one(s, taxonomy, labels, models, engines, out: list) -> None:
+    """Append the LF(s) one spec entry describes to ``out``."""
     from .core import PythonLF
     from .embedding import EmbeddingLF
     from .keyword import KeywordLF, keyphrase_lfs
     from .prompted import PromptedLF
 
-    taxonomy = taxonomy.class_taxonomy() if hasattr(taxonomy, "class_taxonomy") else taxonomy  # leaves only
-    labels = [lab.name for lab in taxonomy.labels]
-    out: list = []
-    for s in spec.lfs:
-        if s.kind in ("keyword", "regex"):
-            pats = {_label_name(taxonomy, key, s.name): v for key, v in s.patterns.items()}
-            out.append(KeywordLF(s.name, pats, labels=labels, regex=s.kind == "regex",
-                                 case_sensitive=s.case_sensitive))
-        elif s.kind == "keyphrases":
-            out.extend(keyphrase_lfs(taxonomy, prefix=s.name or "kw"))
-        elif s.kind == "embedding":
-            out.append(EmbeddingLF(s.name, taxonomy.labels, embedder=s.embedder,
-                                   threshold=0.3 if s.threshold is None else s.threshold, margin=s.margin))
-        elif s.kind == "prompted":
-            specs = s.models or ([s.model] if s.model else list(models or []))
-            if not specs:
-                raise ConfigError(f"prompted LF '{s.name}' names no model", hint="add model: SPEC or pass --model SPEC")
-            shots = None
-            if s.few_shot:
-                shots = [(e.text, j) for j, lab in enumerate(taxonomy.labels) for e in lab.examples[: s.few_shot]]
-                if not shots:
-                    raise ConfigError(f"prompted LF '{s.name}' asks for few_shot examples but the taxonomy has none")
-            for m in specs:
-                name = s.name if len(specs) == 1 else f"{s.name}@{_short(m)}"
-                if engines is None:
-                    from ..llm import engine_factory
-
-                    engines = engine_factory()
-                out.append(PromptedLF(name, engines(m), taxonomy.labels, template=s.template, examples=shots or [],
-                                      threshold=s.threshold or 0.0, none_choice=s.none_choice,
-                                      prior_correction=s.prior_correction,
-                                      instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
-        else:  # python
-            mod, _, fn = s.function.partition(":")
-            try:
-                obj = getattr(importlib.import_module(mod), fn)
-            except (ImportError, AttributeError) as e:
-                raise ConfigError(f"python LF '{s.name}': cannot import {s.function} ({e})") from None
-            fn_ = obj.fn if isinstance(obj, PythonLF) else obj
-            out.append(PythonLF(s.name, fn_, labels))
-    names = [lf.name for lf in out]
-    dup = next((x for x in names if names.count(x) > 1), None)
-    if dup:
-        raise ConfigError(f"LF name '{dup}' is used twice; LF names must be unique")
-    return out
+    if s.kind in ("keyword", "regex"):
+        pats = {_label_name(taxonomy, key, s.name): v for key, v in s.patterns.items()}
+        out.append(KeywordLF(s.name, pats, labels=labels, regex=s.kind == "regex",
+                             case_sensitive=s.case_sensitive))
+    elif s.kind == "keyphrases":
+        out.extend(keyphrase_lfs(taxonomy, prefix=s.name or "kw"))
+    elif s.kind == "embedding":
+        out.append(EmbeddingLF(s.name, taxonomy.labels, embedder=s.embedder,
+                               threshold=0.3 if s.threshold is None else s.threshold, margin=s.margin))
+    elif s.kind == "prompted":
+        specs = s.models or ([s.model] if s.model else list(models or []))
+        if not specs:
+            raise ConfigError(f"prompted LF '{s.name}' names no model", hint="add model: SPEC or pass --model SPEC")
+        shots = None
+        if s.few_shot:
+            shots = [(e.text, j) for j, lab in enumerate(taxonomy.labels) for e in lab.examples[: s.few_shot]]
+            if not shots:
+                raise ConfigError(f"prompted LF '{s.name}' asks for few_shot examples but the taxonomy has none")
+        for m in specs:
+            name = s.name if len(specs) == 1 else f"{s.name}@{_short(m)}"
+            out.append(PromptedLF(name, engines(m), taxonomy.labels, template=s.template, examples=shots or [],
+                                  threshold=s.threshold or 0.0, none_choice=s.none_choice,
+                                  prior_correction=s.prior_correction,
+                                  instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
+    else:  # python
+        mod, _, fn = s.function.partition(":")
+        try:
+            obj = getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"python LF '{s.name}': cannot import {s.function} ({e})") from None
+        fn_ = obj.fn if isinstance(obj, PythonLF) else obj
+        out.append(PythonLF(s.name, fn_, labels))
