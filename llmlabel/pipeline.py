@@ -16,6 +16,8 @@ Example (``pipelines/banking77.yaml``)::
     name: banking77-demo
     corpus: examples/banking77_sample.jsonl
     workdir: runs/banking77
+    # backend: ray           # optional: taxonomy, label and predict on Ray Data
+    # ray: {address: auto, num-workers: 4, gpus-per-worker: 1}
     stages:
       - taxonomy: {max-labels: 12}
       - label: {lfs: pipelines/banking77_lfs.yaml}
@@ -32,7 +34,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
@@ -90,6 +92,8 @@ class PipelineSpec(BaseModel):
     name: str = "pipeline"
     corpus: str
     workdir: str = "runs/pipeline"
+    backend: Literal["local", "ray"] = "local"  # ray: every stage that takes a backend runs on Ray Data
+    ray: dict[str, OptionValue] = Field(default_factory=dict)  # e.g. {address: auto, num-workers: 4}
     stages: list[Stage]
 
     @model_validator(mode="before")
@@ -117,6 +121,8 @@ class PipelineSpec(BaseModel):
         kinds = [s.kind for s in self.stages]
         if len(set(kinds)) != len(kinds):
             raise ValueError("stages: each stage may appear once")
+        if self.backend == "ray" or self.ray:
+            self._apply_backend()
         for i, st in enumerate(self.stages):
             try:
                 st.arguments()
@@ -124,6 +130,19 @@ class PipelineSpec(BaseModel):
                 where = f"stages.{i}.{st._yaml_key}" + (f".{e.key}" if e.key is not None else "")
                 raise FieldError(where, e.msg) from None
         return self
+
+
+    def _apply_backend(self) -> None:
+        """``backend: ray`` and the ``ray:`` options reach every stage whose function takes a backend
+        (taxonomy, label, predict); a stage's own setting wins."""
+        from .stages import options_model
+
+        top = {"backend": self.backend, **self.ray}
+        for st in self.stages:
+            if "backend" not in options_model(st.kind).model_fields:
+                continue
+            own = {str(k).lstrip("-").replace("-", "_") for k in st.options}
+            st.options = {**st.options, **{k: v for k, v in top.items() if k.replace("-", "_") not in own}}
 
 
 def load_pipeline(path: str | Path) -> PipelineSpec:

@@ -25,9 +25,11 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from .errors import ConfigError
+
 CORPUS = "{corpus}"
 #: Parameters the runner owns: never options in a pipeline file.
-RUNNER_PARAMS = frozenset({"command", "log", "raw_dir", "make_labeler"})
+RUNNER_PARAMS = frozenset({"command", "log", "raw_dir", "make_labeler", "row_source"})
 
 
 def _resolve(ref: str) -> Any:
@@ -42,7 +44,6 @@ class StageDef:
     function: str
     wired: dict[str, str]  # parameter -> CORPUS or a path in the work folder
     outputs: tuple[str, ...] = ()
-    help: str = ""
     runner: dict[str, Any] = field(default_factory=lambda: {"progress": True})  # runner defaults
     # Objects the runner passes (parameter -> "module:name"): code from another stage package that the
     # stage function takes as an argument because it may not import it (layers).
@@ -66,24 +67,26 @@ class StageDef:
 
 
 STAGES: dict[str, StageDef] = {
-    "taxonomy": StageDef("llmlabel.taxonomy.induce:induce_taxonomy",
-                         {"corpus": CORPUS, "output": "taxonomy.yaml"}, ("taxonomy.yaml",),
-                         "induce labels from the corpus"),
-    "label": StageDef("llmlabel.lf.run:label_corpus",
-                      {"data": CORPUS, "taxonomy": "taxonomy.yaml", "output": "votes"}, ("votes",),
-                      "labeling functions -> votes folder"),
+    # taxonomy, label and predict run through llmlabel.scale.backend: the local function plus `backend: ray`.
+    # induce labels from the corpus
+    "taxonomy": StageDef("llmlabel.scale.backend:induce_taxonomy",
+                         {"corpus": CORPUS, "output": "taxonomy.yaml"}, ("taxonomy.yaml",)),
+    # labeling functions -> votes folder
+    "label": StageDef("llmlabel.scale.backend:label_corpus",
+                      {"data": CORPUS, "taxonomy": "taxonomy.yaml", "output": "votes"}, ("votes",)),
+    # label model -> labeled.parquet + review queue
     "aggregate": StageDef("llmlabel.labelmodel.run:aggregate_votes",
-                          {"votes": "votes", "output": "labeled.parquet"}, ("labeled.parquet",),
-                          "label model -> labeled.parquet + review queue"),
-    "xmc": StageDef("llmlabel.xmc.api:run_xmc", {"data": CORPUS, "output": "xmc_preds.jsonl"}, ("xmc_preds.jsonl",),
-                    "Infer-Retrieve-Rank over a label file"),
-    "distill": StageDef("llmlabel.distill.api:distill", {"data": "labeled.parquet", "output": "model"}, ("model",),
-                        "student model folder"),
-    "predict": StageDef("llmlabel.distill.predict:predict",
+                          {"votes": "votes", "output": "labeled.parquet"}, ("labeled.parquet",)),
+    # Infer-Retrieve-Rank over a label file
+    "xmc": StageDef("llmlabel.xmc.api:run_xmc", {"data": CORPUS, "output": "xmc_preds.jsonl"}, ("xmc_preds.jsonl",)),
+    # labeled.parquet -> student model folder
+    "distill": StageDef("llmlabel.distill.api:distill", {"data": "labeled.parquet", "output": "model"}, ("model",)),
+    # the student's labels for the corpus (a cascade with cascade-llm)
+    "predict": StageDef("llmlabel.scale.backend:predict",
                         {"model": "model", "data": CORPUS, "output": "predictions.jsonl"}, ("predictions.jsonl",),
-                        "the student's labels for the corpus",
                         provides={"make_labeler": "llmlabel.lf.prompted:prompted_labeler"}),
-    "push": StageDef("llmlabel.distill.hub:push_model", {"folder": "model"}, (), "upload the model to the Hub"),
+    # upload the model folder to the Hub
+    "push": StageDef("llmlabel.distill.hub:push_model", {"folder": "model"}),
 }
 
 
@@ -113,11 +116,13 @@ def option_names(kind: str) -> list[str]:
     return [n.replace("_", "-") for n in options_model(kind).model_fields]
 
 
-class OptionError(ValueError):
-    """A bad option: ``key`` is the option as the file spells it (None: the stage as a whole)."""
+class OptionError(ConfigError, ValueError):
+    """A bad option: ``key`` is the option as the file spells it (None: the stage as a whole).
+
+    A ValueError too, so pydantic validators can raise it while a pipeline file is read."""
 
     def __init__(self, key: str | None, msg: str) -> None:
-        super().__init__(msg)
+        super().__init__(msg, field=key, hint="fix this stage's options in the pipeline file")
         self.key, self.msg = key, msg
 
 

@@ -259,7 +259,7 @@ def test_calibrated_model_keeps_interface_and_argmax():
     L, y, _ = synth(n=1500, seed=6)
     base = MajorityVote().fit(L[:1000])
     cal = TopLabelIsotonic().fit(base.predict_proba(L[1000:1250]), y[1000:1250])
-    model = CalibratedLabelModel(base, cal)
+    model = CalibratedLabelModel(base, cal, prefit=True).fit(L[:1000])
     p = model.predict_proba(L[1250:])
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     raw = base.predict_proba(L[1250:])

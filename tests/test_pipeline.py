@@ -177,6 +177,7 @@ def test_run_gives_the_step_by_step_files_and_a_student_that_learnt_the_soft_lab
     assert np.allclose(d.targets(True), want, atol=1e-6)  # the student's targets are those probabilities
     # ... and the metrics and the model card say so.
     assert ma["soft"] is True and ma["n_train"] == len(d)
+    assert ma["training"]["targets"] == "soft" and ma["training"]["source_kind"] == "llmlabel.labeled"
     assert "soft" in (work / "model" / "README.md").read_text().lower()
 
     # Editing the LF file reruns label and everything after it, not taxonomy.

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -41,3 +45,36 @@ def test_commands_marked_available_exist():
     assert cmds, "the stage table lists no available command"
     for c in cmds:
         assert re.search(rf"\b{c}\b", help_text), f"README says `llmlabel {c}` is available; --help disagrees"
+
+
+def stage_block() -> list[str]:
+    """The commands of the README's "stage by stage" block, comments cut."""
+    part = README.split("## The pipeline, stage by stage", 1)[1]
+    m = re.search(r"^```bash\n(.*?)^```", part, re.S | re.M)
+    assert m, "the stage-by-stage section has no shell block"
+    return [ln.split("  #")[0].strip() for ln in m.group(1).splitlines() if ln.strip()]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_stage_by_stage_block_runs_as_written_and_run_gives_the_same_files(tmp_path):
+    """Every command of the block, in a copy of the repo's examples/ and pipelines/ (about 5 min on 2 cores)."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    for d in ("examples", "pipelines"):
+        shutil.copytree(ROOT / d, tmp_path / d)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LLMLABEL_CACHE": str(tmp_path / "cache.sqlite")}
+    cmds = stage_block()
+    assert cmds and all(c.startswith("llmlabel ") for c in cmds)
+    for c in cmds:
+        argv = [sys.executable, "-m", "llmlabel.cli", *shlex.split(c)[1:]]
+        out = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert out.returncode == 0, f"{c}\n{out.stderr[-2000:]}"
+    # `llmlabel run pipelines/banking77.yaml` (the block's last line) uses the block's options: same files
+    assert cmds[-1] == "llmlabel run pipelines/banking77.yaml"
+    work, run = tmp_path / "work", tmp_path / "runs" / "banking77"
+    assert (work / "taxonomy.yaml").read_text() == (run / "taxonomy.yaml").read_text()
+    assert pq.read_table(work / "labeled.parquet").equals(pq.read_table(run / "labeled.parquet"))
+    assert (work / "preds.jsonl").read_text() == (run / "predictions.jsonl").read_text()

@@ -7,6 +7,9 @@ probabilities of LLM/embedding LFs), ``_lf_errors.json`` and ``_manifest.json``:
      "depends_on": {"corpus": "sha256:...", "taxonomy": "sha256:...", "lfs": "sha256:...", "engines": {...}},
      "meta": {"labels": [...], "lf_names": [...], ...provenance}}
 
+Multi-label votes use the same layout: one binary (``no``/``yes``) column per (LF, label), ``v:<lf>/<label
+id>``, and ``meta.multi_label`` lists the LFs and labels; :mod:`.multivotes` folds them back into (n, m, k).
+
 ``depends_on`` says what the votes were computed from, so a rerun into the same folder with another corpus
 is refused instead of mixing two corpora's votes. :func:`read_votes` also reads a LabelMatrix ``.parquet``,
 a WRENCH ``.json`` split and a Snorkel-style ``.npy`` int array (-1 = abstain).
@@ -140,7 +143,7 @@ def _unlock(folder: Path, fd: int | None) -> None:
 
 def _changed_inputs(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Which recorded inputs other than the corpus differ (old folders without a record: none known)."""
-    names = {"taxonomy": "the taxonomy", "lfs": "lfs.yaml", "engines": "the LLM engines"}
+    names = {"taxonomy": "the taxonomy", "lfs": "lfs.yaml", "engines": "the LLM engines", "gold": "the gold set"}
     return [names[k] for k in names if k in old and k in new and old[k] != new[k]]
 
 

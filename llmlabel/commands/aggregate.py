@@ -23,14 +23,20 @@ def register(app: typer.Typer) -> None:
         output: Path = options.output("labeled.parquet (review files go beside it)."),
         dev: Optional[Path] = typer.Option(None, "--dev", help="Gold dev labels: JSONL/CSV of id + label (name), "
                                                                "or a WRENCH split with labels."),
-        method: str = typer.Option("auto", "--method", help="auto (choose + calibrate on --dev), mv, wmv, ds, onecoin."),
+        method: str = typer.Option("auto", "--method", help="auto (with --dev: choose + calibrate on it; without: heldout, the "
+                                                            "no-gold default), heldout, mv, wmv, ds, onecoin, "
+                                                            "stacked (needs --dev)."),
         taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", "-t", help="Label names (WRENCH/.npy votes)."),
         review_top: float = typer.Option(0.1, "--review-top", help="Share (<1) or number of items in the review queue."),
+        gold: Optional[Path] = typer.Option(None, "--gold", help="Human labels (JSONL/CSV of id + label, e.g. from "
+                                            "`llmlabel review import`): clamped, and used with --dev to choose and "
+                                            "calibrate the model (cross-fitted)."),
     ) -> None:
         """Turn LF votes into one label per item with a calibrated confidence; write the review queue."""
         from ..labelmodel.run import aggregate_votes
 
-        res = aggregate_votes(votes, output, dev=dev, method=method, taxonomy=taxonomy, review_top=review_top)
+        res = aggregate_votes(votes, output, dev=dev, method=method, taxonomy=taxonomy, review_top=review_top,
+                              gold=gold)
         rep, paths = res["report"], res["paths"]
         typer.echo(f"{res['items']:,} items, {res['uncovered']:,} uncovered (kept, marked); model "
                    f"{rep.get('chosen')} ({rep.get('reason')}); wrote {paths['labeled']} and review queue "

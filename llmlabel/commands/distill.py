@@ -89,15 +89,20 @@ def predict_cmd(
     cache: Optional[Path] = options.cache(),
     no_cache: bool = options.no_cache(),
     int8: bool = typer.Option(False, "--int8", help="Encoder students: dynamic int8 quantisation (faster on CPU)."),
+    backend: str = options.backend(),
+    address: Optional[str] = options.address(),
+    num_workers: int = options.num_workers(),
+    gpus_per_worker: float = options.gpus_per_worker(),
 ) -> None:
     """Label texts with a student model, optionally as a cascade that defers low-confidence items to an LLM."""
-    from ..distill.predict import predict
     from ..lf.prompted import prompted_labeler
+    from ..scale.backend import predict
 
     res = predict(model, data, output, text_field=text_field, id_field=id_field, cascade_llm=cascade_llm,
                   threshold=threshold, target_accuracy=target_accuracy, max_deferral=max_deferral, dev=dev,
                   dev_label_field=dev_label_field, batch_size=batch_size, cache=cache, no_cache=no_cache, int8=int8,
-                  progress=True, make_labeler=prompted_labeler)
+                  progress=True, make_labeler=prompted_labeler, backend=backend, address=address,
+                  num_workers=num_workers, gpus_per_worker=gpus_per_worker)
     msg = f"{res['read']}; wrote {res['rows']:,} predictions to {output}" + (
         f" ({res['empty']:,} empty texts without a label, reason \"empty text\")" if res["empty"] else "")
     if res["deferred"] is not None:

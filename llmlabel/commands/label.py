@@ -29,23 +29,34 @@ def register(app: typer.Typer) -> None:
         text_field: Optional[str] = options.text_field(),
         id_field: Optional[str] = options.id_field(),
         shard_size: int = typer.Option(1000, "--shard-size", help="Items per shard (keep it when resuming)."),
+        gold: Optional[Path] = typer.Option(None, "--gold", help="Gold JSONL/CSV (id, text, label name) for knn and "
+                                                                 "gold few-shot LFs; gold items get out-of-fold votes."),
         no_text: bool = typer.Option(False, "--no-text", help="Do not copy texts into the votes folder."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a votes folder made from another "
                                                                   "corpus (default: refuse it)."),
         quiet: bool = options.quiet(),
+        backend: str = options.backend(),
+        address: Optional[str] = options.address(),
+        num_workers: int = options.num_workers(),
+        gpus_per_worker: float = options.gpus_per_worker(),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size",
+                                                 help="Items per Ray actor call (default: --shard-size). "
+                                                      "With --backend ray."),
     ) -> None:
         """Apply keyword/regex/embedding/prompted-LLM LFs in batches; rerun the same command to resume."""
-        from ..lf.run import label_corpus
         from ..llm import usage_log
+        from ..scale.backend import label_corpus
 
         res = label_corpus(data, taxonomy, lfs, output, model=model or None, cache=cache, no_cache=no_cache,
                            shard_size=shard_size, text_field=text_field, id_field=id_field, progress=not quiet,
-                           keep_text=not no_text, command=sys.argv, overwrite=overwrite)
+                           keep_text=not no_text, command=sys.argv, overwrite=overwrite, gold=gold, backend=backend,
+                           address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
+                           batch_size=batch_size)
         if res.get("restarted"):
             typer.echo(f"relabeling from the start: {res['restarted']} (unchanged LLM prompts come from the cache)",
                        err=True)
         errs = {k: v for k, v in res["errors"].items() if v}
         typer.echo(f"{res['read']}; labeled {res['rows_labeled']:,} new items into {res['shards']} shards "
                    f"in {res['out']}" + (f"; LF errors (abstained): {errs}" if errs else ""), err=True)
-        if usage_log.as_dict():  # prompted LFs ran: model calls, cache hits, tokens
+        if usage_log.as_dict():  # prompted LFs ran (the Ray actors' usage included): calls, cache hits, tokens
             typer.echo(usage_log.summary(), err=True)

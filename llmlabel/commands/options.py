@@ -65,3 +65,24 @@ def pick_output(output: Path | None, alias: Path | None, flag: str, default: Pat
     if out is None:
         raise ConfigError("missing -o/--output", hint="name the file or folder to write")
     return out
+
+
+# Scale-out (``--backend ray``): one set of flags for label, predict and taxonomy.
+
+def backend():
+    return typer.Option("local", "--backend", help="local (this process) or ray (Ray Data: a local Ray, or a "
+                                                   "cluster with --address; pip install \"llmlabel[ray]\").")
+
+
+def address():
+    return typer.Option(None, "--address", help="Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT "
+                                                "(default: start a local Ray). With --backend ray.")
+
+
+def num_workers():
+    return typer.Option(1, "--num-workers", help="Ray actors per model pool (each loads its models once). "
+                                                 "With --backend ray.")
+
+
+def gpus_per_worker():
+    return typer.Option(0.0, "--gpus-per-worker", help="GPUs per LLM actor (0 = CPU). With --backend ray.")

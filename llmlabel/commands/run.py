@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
                                                   help="Rerun this stage (and the ones after it) even if up to date."),
         until: Optional[str] = typer.Option(None, "--until", help="Stop after this stage."),
         dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Print what would run, run nothing."),
+        report: bool = typer.Option(True, "--report/--no-report", help="Write WORKDIR/report.html at the end."),
     ) -> None:
         """Run a pipeline's stages in order; stages whose inputs and options did not change are skipped.
 
@@ -33,3 +34,7 @@ def register(app: typer.Typer) -> None:
         ran = [r for r in recs if not r.get("skipped")]
         typer.echo(f"[{p.name}] done: {len(ran)} stage(s) ran, {len(recs) - len(ran)} up to date; outputs in {p.workdir}",
                    err=True)
+        if report:
+            from ..report import write_report
+
+            typer.echo(f"[{p.name}] report: {write_report([p.workdir], Path(p.workdir) / 'report.html')}", err=True)

@@ -37,22 +37,53 @@ def register(app: typer.Typer) -> None:
         assignments: Optional[Path] = typer.Option(None, "--assignments",
                                                    help="Where to write per-item labels (default: "
                                                         "assignments.jsonl next to --output)."),
+        labels: Optional[Path] = typer.Option(None, "--labels", help="Use your own labels (labels.txt: a name per "
+                                              "line, optional TAB description; labels.yaml: a list, or parents "
+                                              "mapping to children): no clustering; descriptions, examples and "
+                                              "key phrases are filled in from the corpus."),
+        multi_label: bool = typer.Option(False, "--multi-label", help="Items may carry several labels "
+                                                                      "(writes multi_label: true)."),
         cache: Optional[Path] = options.cache(),
         no_cache: bool = options.no_cache(),
         quiet: bool = options.quiet("No progress bars or table."),
+        backend: str = options.backend(),
+        address: Optional[str] = options.address(),
+        num_workers: int = options.num_workers(),
     ) -> None:
-        """Induce a taxonomy (labels with ids, names, descriptions, examples) from raw texts."""
+        """Induce a taxonomy (labels with ids, names, descriptions, examples) from raw texts.
+
+        With --backend ray the taxonomy is fitted on a seeded sample (--sample, default 20,000) on this machine
+        and every item is embedded and assigned to its nearest label on Ray.
+        """
         from rich.console import Console
 
-        from ..taxonomy import induce_taxonomy
+        from ..scale.backend import induce_taxonomy
         from ..taxonomy.report import summary_table
 
         output = options.pick_output(output, out, "--out", default=Path("taxonomy.yaml"))
-        res = induce_taxonomy(corpus, output, max_labels=max_labels, instruction=instruction, model=model, mode=mode,
-                              levels=levels, sample=sample, seed=seed, embedder=embedder, text_field=text_field,
-                              id_field=id_field, refine=refine, assignments=assignments, cache=cache,
-                              no_cache=no_cache, progress=not quiet)
+        if labels is not None:
+            if backend != "local":
+                from ..errors import ConfigError
+
+                raise ConfigError("--labels runs on the local backend only (nothing to cluster)",
+                                  hint="drop --backend ray")
+            from ..taxonomy import taxonomy_from_labels
+
+            res = taxonomy_from_labels(labels, corpus, output, multi_label=multi_label, model=model,
+                                       embedder=embedder, instruction=instruction, sample=sample, seed=seed,
+                                       text_field=text_field, id_field=id_field, assignments=assignments,
+                                       cache=cache, no_cache=no_cache, progress=not quiet)
+        else:
+            res = induce_taxonomy(corpus, output, max_labels=max_labels, instruction=instruction, model=model,
+                                  mode=mode, levels=levels, sample=sample, seed=seed, embedder=embedder,
+                                  text_field=text_field, id_field=id_field, refine=refine, assignments=assignments,
+                                  cache=cache, no_cache=no_cache, progress=not quiet, multi_label=multi_label,
+                                  backend=backend, address=address, num_workers=num_workers)
         paths = res.paths
+        if "ray" in res.stats:
+            r = res.stats["ray"]
+            typer.echo(f"assigned {r['items']:,} items on Ray ({r['other_share']:.1%} other); "
+                       f"fitted on {r['fitted_on']:,}", err=True)
         if not quiet:
             Console().print(summary_table(res))
         s = res.stats

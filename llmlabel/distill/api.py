@@ -80,6 +80,9 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     t0 = time.perf_counter()
     st.fit(d.texts, proba=d.targets(used_soft), classes=d.classes, sample_weight=weights, dev=dev_pair)
     train_s = time.perf_counter() - t0
+    thr_from = None
+    if multi_label:
+        st.threshold, thr_from = _multi_thresholds(st, d, dev_pair)
 
     counts = (d.labels.sum(0) if multi_label else np.bincount(d.labels, minlength=len(d.classes))).tolist()
     label_stats = {"counts": dict(zip(d.classes, map(int, counts))), "weighted": weights is not None,
@@ -93,13 +96,17 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
                                "history": st.history_, "best_epoch": getattr(st, "best_epoch_", None),
                                "dev": None, "dev_file": str(dev) if dev else None,
                                "train_agreement": None}
+    if multi_label:
+        metrics["thresholds"] = dict(zip(d.classes, map(float, np.broadcast_to(st.threshold, len(d.classes)))))
+        metrics["thresholds_from"] = thr_from
     if dev_pair is not None:
         metrics["dev"] = classification_report(st.predict_proba(dev_pair[0]), dev_pair[1], multi_label=multi_label,
-                                               threshold=st.threshold)
+                                               threshold=np.asarray(st.threshold, dtype=np.float32))
     sample = slice(0, min(len(d), 5000))
     p_train = st.predict_proba(d.texts[sample])
     metrics["train_agreement"] = (float((p_train.argmax(1) == d.labels[sample]).mean()) if not multi_label else
-                                  float(((p_train >= st.threshold) == d.labels[sample].astype(bool)).all(1).mean()))
+                                  float(((p_train >= np.asarray(st.threshold, np.float32)) == d.labels[sample].astype(bool))
+                                        .all(1).mean()))
     folder = None
     if output is not None:
         folder = Path(output)
@@ -115,3 +122,17 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
         with atomic_write(folder / "README.md") as f:
             f.write(card)
     return DistillResult(student=st, metrics=metrics, folder=folder)
+
+
+def _multi_thresholds(st, d: LabeledData, dev_pair) -> tuple[float | list[float], str]:
+    """Per-class decision thresholds of a multi-label student: F1-optimal on the gold dev set when given,
+    else the label model's per-label thresholds stored in the labeled file, else the student's own."""
+    from ..multilabel_metrics import best_thresholds
+
+    if dev_pair is not None:
+        thr = best_thresholds(st.predict_proba(dev_pair[0]), np.asarray(dev_pair[1]), default=0.5)
+        return [round(float(x), 4) for x in thr], "per-class F1-optimal on the dev set"
+    stored = (d.meta or {}).get("thresholds")
+    if isinstance(stored, dict) and all(c in stored for c in d.classes):
+        return [float(stored[c]) for c in d.classes], "the label model's per-label thresholds (labeled file)"
+    return st.threshold, "the student's default"

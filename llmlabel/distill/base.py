@@ -96,7 +96,8 @@ class Student:
         """Class names (single-label) or lists of class names with probability >= ``threshold`` (multi-label)."""
         p = self.predict_proba(texts)
         if self.multi_label:
-            return [[self.classes_[j] for j in np.flatnonzero(row >= self.threshold)] for row in p]
+            thr = np.asarray(self.threshold, dtype=np.float32)  # one number or one per class
+            return [[self.classes_[j] for j in np.flatnonzero(row >= thr)] for row in p]
         return [self.classes_[j] for j in p.argmax(1)]
 
     # ------------------------------------------------------------------ helpers
@@ -149,7 +150,7 @@ class Student:
         texts, gold = dev
         p = self.predict_proba(texts)
         if self.multi_label:
-            return multilabel_scores(gold, p >= self.threshold)["micro_f1"]
+            return multilabel_scores(gold, p >= np.asarray(self.threshold, dtype=np.float32))["micro_f1"]
         return float((p.argmax(1) == gold).mean())
 
     def _train_loop(self, n: int, forward: Callable, loss_fn: Callable, opt, gen, snapshot: Callable,

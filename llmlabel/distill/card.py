@@ -104,9 +104,17 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
                    "are largely invisible to it.")
     out.append("- Not for decisions about people (credit, employment, health, legal) without human review.")
     out += ["", "## How to use", ""]
+    if multi_label:
+        thr = settings.get("threshold", 0.5)
+        out += ["Multi-label: each class has its own sigmoid score (trained with binary cross-entropy"
+                + (" on the label model's soft per-class probabilities" if soft else "") + "); an item gets every "
+                "class whose score reaches its threshold"
+                + (" (one per class, stored as `threshold` in `llmlabel_student.json`)" if isinstance(thr, list)
+                   else f" ({thr})") + ". `predict` returns the label lists with the per-class scores.", ""]
     if kind == "encoder":
-        out += ["```python", "from transformers import pipeline", "", 'clf = pipeline("text-classification", model="PATH_OR_REPO")',
-                'clf("some text")', "```"]
+        top = ", top_k=None" if multi_label else ""
+        out += ["```python", "from transformers import pipeline", "",
+                f'clf = pipeline("text-classification", model="PATH_OR_REPO"{top})', 'clf("some text")', "```"]
     else:
         out += ["Without llmlabel (needs numpy, scipy, tokenizers, safetensors; `predict.py` ships in this folder):", "",
                 "```python", "import sys; sys.path.insert(0, \"PATH\")", "from predict import load", "",

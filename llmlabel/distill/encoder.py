@@ -32,6 +32,11 @@ def resolve_encoder(spec: str) -> str:
     return str(path)
 
 
+def _threshold(t):
+    """One number, or one per class (multi-label thresholds tuned on dev)."""
+    return [float(x) for x in t] if isinstance(t, list) else float(t)
+
+
 class EncoderStudent(Student):
     kind = "encoder"
 
@@ -230,7 +235,7 @@ class EncoderStudent(Student):
 
         folder = Path(folder)
         cfg = json.loads((folder / STUDENT_FILE).read_text(encoding="utf-8"))
-        self = cls(model=str(folder), multi_label=bool(cfg.get("multi_label")), threshold=float(cfg.get("threshold", 0.5)),
+        self = cls(model=str(folder), multi_label=bool(cfg.get("multi_label")), threshold=_threshold(cfg.get("threshold", 0.5)),
                    max_length=int(cfg.get("max_length", 128)))
         self.classes_ = list(cfg["classes"])
         self.tokenizer_ = AutoTokenizer.from_pretrained(folder)

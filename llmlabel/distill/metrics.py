@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..metrics import expected_calibration_error
+
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -20,21 +22,6 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int | None = None) -> fl
     present = (pred_n + true_n) > 0
     f1 = np.divide(2 * tp, pred_n + true_n, out=np.zeros(k), where=present)
     return float(f1[present].mean()) if present.any() else float("nan")
-
-
-def ece(proba: np.ndarray, y_true: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error of the top-class confidence (equal-width bins)."""
-    proba = np.asarray(proba)
-    conf = proba.max(1)
-    correct = proba.argmax(1) == np.asarray(y_true)
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = which == b
-        if m.any():
-            total += m.mean() * abs(conf[m].mean() - correct[m].mean())
-    return float(total)
 
 
 def multilabel_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -57,4 +44,4 @@ def classification_report(proba: np.ndarray, y_true: np.ndarray, *, multi_label:
         return out
     pred = proba.argmax(1)
     return {"accuracy": accuracy(y_true, pred), "macro_f1": macro_f1(y_true, pred, proba.shape[1]),
-            "ece": ece(proba, y_true), "n": int(len(proba))}
+            "ece": expected_calibration_error(proba, y_true), "n": int(len(proba))}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -28,19 +29,25 @@ def _check(cascade_llm, threshold, target_accuracy, max_deferral, dev) -> None:
             raise ConfigError(f"--{name} must be in [0, 1], got {v}", field=name.replace("-", "_"))
 
 
+EMPTY = "empty text"  # the reason given for a row whose text is empty or whitespace
+
+
 def predict(model: str | Path, data: str | Path, output: str | Path, *, text_field: str | None = None,
             id_field: str | None = None, cascade_llm: str | None = None, threshold: float | None = None,
             target_accuracy: float | None = None, max_deferral: float | None = None, dev: str | Path | None = None,
             dev_label_field: str = "label", batch_size: int = 4096, cache: str | Path | None = None,
             no_cache: bool = False, int8: bool = False, progress: bool = False,
-            make_labeler: Callable[[Any, list[str]], Callable] | None = None) -> dict:
+            make_labeler: Callable[[Any, list[str]], Callable] | None = None,
+            row_source: Callable[[Any, Any], Iterator[dict]] | None = None) -> dict:
     """Write one prediction per text of ``data`` to ``output`` (JSONL: id, label, confidence; multi-label
     models: labels, proba). With ``cascade_llm`` items whose student confidence is below the threshold go to
     that LLM (``threshold``; or chosen on ``dev`` for ``target_accuracy`` / at most ``max_deferral``), and
     the accuracy/deferral curve is written beside the output. ``make_labeler(engine, classes)`` gives the
     LLM's ``texts -> (n, k)`` class probabilities (e.g. :func:`llmlabel.lf.prompted.prompted_labeler`, the
     zero-shot prompt that labels data; the caller passes it, distill does not import the LF stage); without
-    it the cascade asks the engine to ``choose`` with a plain prompt. Returns a summary dict.
+    it the cascade asks the engine to ``choose`` with a plain prompt. ``row_source(student, cascade)``
+    (the Ray backend's) yields the rows instead of this process; they are written the same way. Returns a
+    summary dict.
     """
     from ..artifacts.predictions import write_predictions
     from ..io import atomic_write, check_writable, make_meta, read_corpus
@@ -51,8 +58,8 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
     _check(cascade_llm, threshold, target_accuracy, max_deferral, dev)
     output = check_writable(output)
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, keep_empty=True)
-    batches = corpus.start(batch_size)  # a bad first line or an empty input fails before the model loads
-    if batches is None:
+    batches = corpus.start(batch_size) if row_source is None else None  # a bad first line or an empty
+    if batches is None and row_source is None:  # input fails before the model loads
         raise InputError("the input has no rows to predict", path=data, hint=corpus.stats.summary())
     student = load_student(model, quantize=int8)
     if student.multi_label and cascade_llm:
@@ -71,42 +78,19 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
     classes = student.classes_
     n_def = n_empty = 0
 
-    def predicted(batch):
-        nonlocal n_def
-        if casc is not None:
-            r = casc.predict(batch.texts, progress=False)
-            n_def += int(r["deferred"].sum())
-            for i, rid in enumerate(batch.ids):
-                yield {"id": rid, "label": classes[r["label"][i]], "confidence": round(float(r["confidence"][i]), 6),
-                       "deferred": bool(r["deferred"][i]), "student_label": classes[r["student_label"][i]]}
-            return
-        p = student.predict_proba(batch.texts)
-        if student.multi_label:
-            for i, rid in enumerate(batch.ids):
-                labs = [classes[j] for j in np.flatnonzero(p[i] >= student.threshold)]
-                yield {"id": rid, "labels": labs, "proba": [round(float(x), 6) for x in p[i]]}
-            return
-        best, conf = p.argmax(1), p.max(1)
-        for rid, j, c in zip(batch.ids, best.tolist(), conf.tolist()):
-            yield {"id": rid, "label": classes[j], "confidence": round(c, 6)}
-
     def rows():
-        # Every input row gets an output row, in input order: empty texts get no label and say why.
-        nonlocal n_empty
+        nonlocal n_def, n_empty
+        if row_source is not None:
+            for r in row_source(student, casc):
+                n_def += bool(r.get("deferred"))
+                n_empty += r.get("reason") == EMPTY
+                yield r
+            return
         for batch in batches:
-            full = [i for i, t in enumerate(batch.texts) if t]
-            if len(full) == len(batch):
-                yield from predicted(batch)
-                continue
-            sub = type(batch)([batch.ids[i] for i in full], [batch.texts[i] for i in full], [], [])
-            got = iter(predicted(sub)) if full else iter(())
-            for i, rid in enumerate(batch.ids):
-                if batch.texts[i]:
-                    yield next(got)
-                else:
-                    n_empty += 1
-                    yield ({"id": rid, "labels": [], "proba": None, "reason": "empty text"} if student.multi_label
-                           else {"id": rid, "label": None, "confidence": None, "reason": "empty text"})
+            recs, deferred = prediction_rows(student, casc, batch.ids, batch.texts)
+            n_def += deferred
+            n_empty += sum(not t for t in batch.texts)
+            yield from recs
 
     meta = make_meta(engine=cascade_llm, model_folder=str(model), classes=list(classes),
                      threshold=casc.threshold if casc else None, calibration=calib)
@@ -119,3 +103,40 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
         with atomic_write(out["curve_path"]) as f:
             f.write(json.dumps({"calibration": calib, "curve": casc.curve}, indent=1) + "\n")
     return out
+
+
+def prediction_rows(student, cascade, ids: Sequence[str], texts: Sequence[str]) -> tuple[list[dict], int]:
+    """(one JSON-ready dict per text, items deferred to the LLM) for a batch: the rows :func:`predict` writes.
+
+    Single-label rows: ``id``, ``label``, ``confidence`` (+ ``deferred``, ``student_label`` with a cascade);
+    multi-label rows: ``id``, ``labels`` (classes at or above the student's threshold), ``proba``.
+    An empty text gets its row too, with no label and ``reason: "empty text"`` (a join on ``id`` never
+    loses items).
+    """
+    texts = list(texts)
+    full = [i for i, t in enumerate(texts) if t]
+    if len(full) < len(texts):
+        got, deferred = (_model_rows(student, cascade, [ids[i] for i in full], [texts[i] for i in full])
+                         if full else ([], 0))
+        it = iter(got)
+        empty = (lambda rid: {"id": rid, "labels": [], "proba": None, "reason": EMPTY}) if student.multi_label \
+            else (lambda rid: {"id": rid, "label": None, "confidence": None, "reason": EMPTY})
+        return [next(it) if t else empty(rid) for rid, t in zip(ids, texts)], deferred
+    return _model_rows(student, cascade, ids, texts)
+
+
+def _model_rows(student, cascade, ids: Sequence[str], texts: list[str]) -> tuple[list[dict], int]:
+    classes = student.classes_
+    if cascade is not None:
+        r = cascade.predict(texts, progress=False)
+        rows = [{"id": rid, "label": classes[r["label"][i]], "confidence": round(float(r["confidence"][i]), 6),
+                 "deferred": bool(r["deferred"][i]), "student_label": classes[r["student_label"][i]]}
+                for i, rid in enumerate(ids)]
+        return rows, int(np.asarray(r["deferred"]).sum())
+    p = student.predict_proba(texts)
+    if student.multi_label:
+        return [{"id": rid, "labels": [classes[j] for j in np.flatnonzero(p[i] >= student.threshold)],
+                 "proba": [round(float(x), 6) for x in p[i]]} for i, rid in enumerate(ids)], 0
+    best, conf = p.argmax(1), p.max(1)
+    return [{"id": rid, "label": classes[j], "confidence": round(c, 6)}
+            for rid, j, c in zip(ids, best.tolist(), conf.tolist())], 0

@@ -150,7 +150,8 @@ class StaticPredictor:
         self.config = json.loads((folder / STUDENT_FILE).read_text(encoding="utf-8"))
         self.classes = list(self.config["classes"])
         self.multi_label = bool(self.config.get("multi_label", False))
-        self.threshold = float(self.config.get("threshold", 0.5))
+        t = self.config.get("threshold", 0.5)  # one number, or one per class (multi-label, tuned on dev)
+        self.threshold = [float(x) for x in t] if isinstance(t, list) else float(t)
         self.max_tokens = int(self.config.get("max_tokens", 256))
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_truncation()
@@ -186,7 +187,8 @@ class StaticPredictor:
     def predict(self, texts: list[str]) -> list:
         p = self.predict_proba(texts)
         if self.multi_label:
-            return [[self.classes[j] for j in np.flatnonzero(row >= self.threshold)] for row in p]
+            thr = np.asarray(self.threshold, dtype=np.float32)
+            return [[self.classes[j] for j in np.flatnonzero(row >= thr)] for row in p]
         return [self.classes[j] for j in p.argmax(1)]
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from ..errors import ConfigError, InputError
+from ..metrics import expected_calibration_error  # noqa: F401 - re-exported
 from .base import LabelModel, check_labels, softmax_rows
 
 _EPS = 1e-6
@@ -30,17 +31,6 @@ def log_loss(proba, y, eps: float = _EPS) -> float:
     """Mean negative log-probability of the gold class (probabilities clipped at ``eps``)."""
     proba, y = _check(proba, y)
     return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], eps, 1.0))))
-
-
-def expected_calibration_error(proba, y, n_bins: int = 15) -> float:
-    """Top-label ECE: sum over equal-width confidence bins of |accuracy - confidence| x bin share."""
-    proba, y = _check(proba, y)
-    conf = proba.max(axis=1)
-    correct = (proba.argmax(axis=1) == y).astype(float)
-    bins = np.clip((conf * n_bins).astype(int), 0, n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins)
-    gap = np.bincount(bins, weights=correct - conf, minlength=n_bins)
-    return float(np.abs(gap).sum() / len(y)) if count.sum() else 0.0
 
 
 def expected_accuracy(proba, y, tol: float = 1e-9) -> float:
@@ -180,28 +170,73 @@ def make_calibrator(method: str):
 
 
 class CalibratedLabelModel(LabelModel):
-    """A fitted label model with a calibrator applied to its probabilities.
+    """A label model with a calibrator fitted on a gold dev set; keeps the ``predict_proba`` / ``predict``
+    interface.
 
-    ``class_prior_`` (what rows no LF covers get) is the calibrated base prior: fitted on a dev set that
-    has uncovered rows, isotonic calibration turns it into the dev estimate of P(y | no LF voted).
-    ``report_`` is set by :func:`select_label_model`.
+    Parameters
+    ----------
+    base : a ``LabelModel``; fitted by ``fit`` on the training votes (with the dev set when it learns from
+        one) unless ``prefit``.
+    calibration : a name in ``CALIBRATORS`` ('none', 'temperature', 'isotonic', 'isotonic-top') or a
+        calibrator object with ``fit(proba, y)`` / ``transform(proba)``; fitted in ``fit`` on the dev
+        rows. Without a dev set only an already fitted calibrator object is applied.
+    prefit : ``base`` is already fitted; ``fit`` only calibrates.
+
+    ``fit(L, y_dev=None, L_dev=None, dev_proba=None, selection=None)``: ``dev_proba`` are dev
+    probabilities to calibrate on instead of ``base_.predict_proba(L_dev)`` (out-of-fold ones, when the
+    base learned from those very dev labels); ``selection`` is how the base was chosen, kept in ``report_``.
+
+    Learned: ``base_``, ``calibrator_``, ``class_prior_`` (the calibrated base prior: fitted on a dev set
+    that has uncovered rows, isotonic calibration turns it into the dev estimate of P(y | no LF voted)),
+    ``report_`` (chosen model, calibration, dev ECE before and after, the selection record).
     """
 
-    def __init__(self, base: LabelModel, calibrator=None, random_state: int | None = 0):
+    def __init__(self, base: LabelModel | None = None, calibration="none", prefit: bool = False,
+                 random_state: int | None = 0):
         super().__init__(None, random_state)
         self.base = base
-        self.calibrator = calibrator if calibrator is not None else IdentityCalibrator()
-        base._check_fitted()
-        self.cardinality_ = base.cardinality_
-        self.n_lfs_ = base.n_lfs_
-        self.lf_names_ = base.lf_names_
-        self.class_prior_ = self.calibrator.transform(base.class_prior_[None, :])[0]
+        self.calibration = calibration
+        self.prefit = prefit
 
-    def fit(self, L, y_dev=None, L_dev=None, lf_names=None):
-        raise ConfigError("CalibratedLabelModel wraps an already fitted model; refit the base model instead")
+    def fit(self, L, y_dev=None, L_dev=None, lf_names=None, dev_proba=None, selection: dict | None = None):
+        if not isinstance(self.base, LabelModel):
+            raise ConfigError(f"CalibratedLabelModel needs a LabelModel as base, got {self.base!r}")
+        if (y_dev is None) != (L_dev is None):
+            raise ConfigError("pass both L_dev and y_dev (dev votes and their gold labels), or neither")
+        if self.prefit:
+            self.base._check_fitted()
+            base = self.base
+        else:
+            base = self.base.clone().fit(L, y_dev, L_dev, lf_names=lf_names)
+        cal = self.calibration
+        calibrator = make_calibrator(cal) if isinstance(cal, str) else cal
+        rep = {"chosen": (selection or {}).get("chosen", type(base).__name__), "model": repr(base)}
+        if y_dev is not None:
+            proba = base.predict_proba(L_dev) if dev_proba is None else _check(dev_proba)
+            y = check_labels(y_dev, proba.shape[0], proba.shape[1], "y_dev")
+            calibrator.fit(proba, y)
+            rep.update(n_dev=int(len(y)), dev_ece_before=expected_calibration_error(proba, y),
+                       dev_ece_after_in_sample=expected_calibration_error(calibrator.transform(proba), y))
+        elif isinstance(cal, str) and cal != "none":
+            raise ConfigError(f"calibration '{cal}' needs a dev set: fit(L, y_dev=..., L_dev=...)")
+        self.base_, self.calibrator_ = base, calibrator
+        self.cardinality_, self.n_lfs_, self.lf_names_ = base.cardinality_, base.n_lfs_, base.lf_names_
+        self.class_prior_ = calibrator.transform(base.class_prior_[None, :])[0]
+        rep["calibration"] = cal if isinstance(cal, str) else type(cal).__name__
+        if getattr(base, "selection_", None):  # the no-gold default says which model it kept and why
+            rep.setdefault("unsupervised_selection", base.selection_)
+        rep.update(selection or {})
+        if "reason" not in rep:
+            rep["reason"] = (f"{'prefit' if self.prefit else 'fitted'} {rep['chosen']}, calibration "
+                             f"{rep['calibration']}" + ("" if y_dev is not None else ", no dev set"))
+        self.report_ = rep
+        return self
 
     def _proba(self, votes):
-        return self.calibrator.transform(self.base._proba(votes))
+        return self.calibrator_.transform(self.base_._proba(votes))
+
+    def lf_terms(self, votes):
+        return self.base_.lf_terms(votes)
 
     def __repr__(self) -> str:
-        return f"CalibratedLabelModel({self.base!r}, {type(self.calibrator).__name__})"
+        return f"CalibratedLabelModel({self.base!r}, calibration={self.calibration!r}, prefit={self.prefit})"

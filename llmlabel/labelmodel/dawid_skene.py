@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from ..errors import ConfigError
 from .base import LabelModel, Votes, dedup_rows
 from .majority import resolve_prior
+from .redundancy import lf_weights
 
 
 def design_matrix(votes: Votes, abstain_symbol: bool, hard: np.ndarray | None = None) -> sp.csr_matrix:
@@ -29,10 +30,14 @@ def design_matrix(votes: Votes, abstain_symbol: bool, hard: np.ndarray | None = 
     if votes.soft is None or hard is not None:
         L = votes.hard if hard is None else hard
         n, m = L.shape
-        offs = (np.arange(m) * S).astype(np.int64)
+        # int32 indices when they fit: half the memory traffic of every EM product on 10^6 rows.
+        idx = np.int32 if max(n * m, m * S) < 2**31 - 1 else np.int64
+        offs = (np.arange(m) * S).astype(idx)
         if abstain_symbol:
-            cols = (np.where(L >= 0, L, k) + offs).ravel()
-            indptr = np.arange(0, n * m + 1, m, dtype=np.int64)
+            cols = np.where(L >= 0, L, k).astype(idx, copy=False)
+            cols += offs
+            cols = cols.ravel()
+            indptr = np.arange(0, n * m + 1, m, dtype=idx)
         else:
             mask = L >= 0
             cols = (L + offs)[mask]
@@ -67,12 +72,24 @@ def _normalise(z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
 class _HardEM:
     """One-hot outputs: the log-likelihood is linear in log theta (E: X @ log theta, M: X.T @ posteriors)."""
 
-    def __init__(self, X: sp.csr_matrix, m: int, S: int, k: int) -> None:
+    def __init__(self, X: sp.csr_matrix, m: int, S: int, k: int, tau: np.ndarray | None = None) -> None:
         self.X, self.shape = X, (m, S, k)
+        self.tau = np.ones(m) if tau is None else tau
+
+    def log_table(self, theta: np.ndarray) -> np.ndarray:
+        """(m*S x k) ``tau_j log theta_j[c, s]``, row ``j*S + s``."""
+        m, S, k = self.shape
+        return (np.log(theta) * self.tau[:, None, None]).transpose(0, 2, 1).reshape(m * S, k)
 
     def logits(self, theta: np.ndarray) -> np.ndarray:
+        return self.X @ self.log_table(theta)
+
+    def lf_term(self, j: int, theta: np.ndarray) -> np.ndarray:
+        """LF j's (n x k) share of ``logits``."""
         m, S, k = self.shape
-        return self.X @ np.log(theta).transpose(0, 2, 1).reshape(m * S, k)
+        if getattr(self, "_csc", None) is None:  # column blocks of a CSC copy cost only their own entries
+            self._csc = self.X.tocsc()
+        return self._csc[:, j * S:(j + 1) * S] @ (self.tau[j] * np.log(theta[j]).T)
 
     def counts(self, wT: np.ndarray, theta: np.ndarray | None) -> np.ndarray:
         m, S, k = self.shape
@@ -86,19 +103,22 @@ class _SoftEM(_HardEM):
     matrices: a 0.9/0.1 vote then scores best against a flat row, and EM drifts to it.
     """
 
-    def __init__(self, X: sp.csr_matrix, m: int, S: int, k: int) -> None:
-        super().__init__(X, m, S, k)
+    def __init__(self, X: sp.csr_matrix, m: int, S: int, k: int, tau: np.ndarray | None = None) -> None:
+        super().__init__(X, m, S, k, tau)
         Xc = X.tocsc()
         self.blocks = [Xc[:, j * S:(j + 1) * S].tocsr() for j in range(m)]  # loop over LFs, not items
 
     def _z(self, j: int, theta: np.ndarray) -> np.ndarray:
         return self.blocks[j] @ theta[j].T  # (n x k): sum_s x_is theta_j[c, s]
 
+    def lf_term(self, j, theta):
+        z = self._z(j, theta)
+        return self.tau[j] * np.log(z, out=np.zeros_like(z), where=z > 0)  # no mass = LF silent, not modelled
+
     def logits(self, theta):
         out = np.zeros((self.X.shape[0], self.shape[2]))
         for j in range(self.shape[0]):
-            z = self._z(j, theta)
-            out += np.log(z, out=np.zeros_like(z), where=z > 0)  # no mass = LF silent, not modelled
+            out += self.lf_term(j, theta)
         return out
 
     def counts(self, wT, theta):
@@ -140,6 +160,11 @@ class DawidSkene(LabelModel):
     use_dev : when ``fit`` gets ``L_dev, y_dev``, add the dev rows with their posteriors clamped to the
         gold labels (semi-supervised EM), weighted by ``dev_weight``.
     max_iter, tol : EM stops when the mean log-likelihood improves by less than ``tol``.
+    redundancy : discount near-duplicate LFs: each LF's log-likelihood term is multiplied by
+        ``redundancy.redundancy_weights`` (d exact copies of an LF count as one), measured on at most
+        100,000 rows. The M-step is unchanged; only how much each LF's evidence counts.
+    warm_start : when already fitted on votes of the same shape, start EM from the fitted parameters
+        (E-step first) instead of from majority-vote shares; ``HeldOutSelect`` refits this way.
     max_fit_rows : fit on a uniform random sample (seeded by ``random_state``) of at most this many rows;
         None = all rows. Parameter error shrinks as 1/sqrt(rows), so 10^5-10^6 rows usually suffice.
 
@@ -150,8 +175,11 @@ class DawidSkene(LabelModel):
 
     def __init__(self, cardinality: int | None = None, abstain: str = "model", alpha: float = 1.0,
                  class_prior="estimate", use_dev: bool = True, dev_weight: float = 1.0, max_iter: int = 200,
-                 tol: float = 1e-6, max_fit_rows: int | None = None, random_state: int | None = 0):
+                 tol: float = 1e-6, max_fit_rows: int | None = None, redundancy: bool = False,
+                 warm_start: bool = False, random_state: int | None = 0):
         super().__init__(cardinality, random_state)
+        self.redundancy = redundancy
+        self.warm_start = warm_start
         self.max_fit_rows = max_fit_rows
         self.abstain = abstain
         self.alpha = alpha
@@ -199,8 +227,18 @@ class DawidSkene(LabelModel):
             keep = np.sort(np.random.default_rng(self.random_state).choice(votes.n, self.max_fit_rows, replace=False))
             soft = None if votes.soft is None else votes.soft[keep]
             votes = Votes(votes.hard[keep], soft, k, votes.names)
+        warm = (self.warm_start and getattr(self, "confusion_", None) is not None
+                and self.confusion_.shape == (m, k, S))
+        if not warm:
+            self.lf_weights_ = lf_weights(votes, self.redundancy, self.random_state)
         X, w, inv = self._design_weighted(votes)
-        T = _vote_shares(X, w, m, S, k)
+        ll = np.nan
+        if warm:  # posteriors under the fitted parameters: EM resumes where the last fit stopped
+            start = (_HardEM if votes.soft is None else _SoftEM)(X, m, S, k, self.lf_weights_)
+            T, ll = _normalise(start.logits(self.confusion_) + np.log(self.class_prior_), w)
+            ll /= w.sum()
+        else:
+            T = _vote_shares(X, w, m, S, k)
         n_free = X.shape[0]
         clamp = None
         if dev is not None and self.use_dev:
@@ -209,15 +247,18 @@ class DawidSkene(LabelModel):
             w = np.concatenate([w, np.full(dev.n, float(self.dev_weight))])
             clamp = np.eye(k)[y_dev]
             T = np.vstack([T, clamp])
-        engine = (_HardEM if votes.soft is None else _SoftEM)(X, m, S, k)
+        engine = (_HardEM if votes.soft is None else _SoftEM)(X, m, S, k, self.lf_weights_)
         fixed_prior = None if isinstance(self.class_prior, str) and self.class_prior == "estimate" else \
             resolve_prior(self.class_prior, k, None)
         W = w.sum()
-        prev, theta = -np.inf, None
+        unit = bool(np.all(w == 1.0))
+        prev, theta = -np.inf, (self.confusion_ if warm else None)
         for it in range(1, self.max_iter + 1):
-            wT = T * w[:, None]
+            wT = T if unit else T * w[:, None]
             theta = self._m_step(engine.counts(wT, theta))
             prior = fixed_prior if fixed_prior is not None else (wT.sum(axis=0) + 1.0) / (W + k)
+            if it == self.max_iter:  # the E-step would only report the likelihood: skip it on the last round
+                break
             T, ll = _normalise(engine.logits(theta) + np.log(prior), w)
             ll /= W
             if clamp is not None:
@@ -239,12 +280,21 @@ class DawidSkene(LabelModel):
         joint = theta * self.class_prior_[None, :, None]
         return np.trace(joint, axis1=1, axis2=2) / joint.sum(axis=(1, 2))
 
-    def _proba(self, votes):
-        X, w, inv = self._design_weighted(votes)
+    def _engine(self, votes, dedup: bool = True):
+        X, w, inv = self._design_weighted(votes) if dedup else (design_matrix(votes, self._model_abstain), None, None)
         m, k, S = self.confusion_.shape
-        engine = (_HardEM if votes.soft is None else _SoftEM)(X, m, S, k)
+        return (_HardEM if votes.soft is None else _SoftEM)(X, m, S, k, self.lf_weights_), w, inv
+
+    def _proba(self, votes):
+        engine, w, inv = self._engine(votes)
         proba, _ = _normalise(engine.logits(self.confusion_) + np.log(self.class_prior_), w)
         return proba[inv] if inv is not None else proba
+
+    def lf_terms(self, votes: Votes):
+        """``(base, term)``: the model's logits for ``votes`` are ``base + sum_j term(j)`` (n x k each), so a
+        held-out LF's evidence can be taken out without refitting (``heldout.py``)."""
+        engine, _, _ = self._engine(votes, dedup=False)
+        return np.log(self.class_prior_), lambda j: engine.lf_term(j, self.confusion_)
 
 
 class OneCoinDawidSkene(DawidSkene):

@@ -51,23 +51,40 @@ class MajorityVote(LabelModel):
     """Each LF's vote counts once; probabilities are the vote shares (soft votes add their probabilities).
 
     ``class_prior_`` (returned for rows no LF covers): with 'estimate', the dev label frequencies when
-    ``fit`` gets a dev set, else the mean vote share over covered training rows.
+    ``fit`` gets a dev set, else the mean vote share over covered training rows. ``redundancy=True``
+    counts each LF with ``redundancy.redundancy_weights`` (d exact copies of an LF count once together);
+    ``lf_weights_`` holds the weights (ones by default).
     """
 
-    def __init__(self, cardinality: int | None = None, class_prior="estimate", random_state: int | None = 0):
+    def __init__(self, cardinality: int | None = None, class_prior="estimate", redundancy: bool = False,
+                 random_state: int | None = 0):
         super().__init__(cardinality, random_state)
         self.class_prior = class_prior
+        self.redundancy = redundancy
 
     def _fit(self, votes, dev, y_dev):
+        from .redundancy import lf_weights
+
+        self.lf_weights_ = lf_weights(votes, self.redundancy, self.random_state)
         proba = self._proba(votes)
         cov = votes.covered()
         est = proba[cov].mean(axis=0) if cov.any() else None
         self.class_prior_ = resolve_prior(self.class_prior, votes.k, est, y_dev)
 
     def _proba(self, votes):
-        counts = class_counts(votes)
+        counts = class_counts(votes, None if self.redundancy is False else self.lf_weights_)
         tot = counts.sum(axis=1, keepdims=True)
         return np.divide(counts, tot, out=np.full_like(counts, 1.0 / votes.k), where=tot > 0)
+
+    def _fit_votes(self, votes: Votes) -> MajorityVote:
+        """Fit on already validated votes (for models that build on majority vote)."""
+        self.cardinality_, self.n_lfs_, self.lf_names_ = votes.k, votes.m, votes.names
+        self._fit(votes, None, None)
+        return self
+
+    def lf_terms(self, votes: Votes):
+        """``(base, term)``: vote counts are ``sum_j term(j)`` (see ``DawidSkene.lf_terms``)."""
+        return np.zeros(votes.k), lambda j: lf_onehot(votes, j) * self.lf_weights_[j]
 
 
 class WeightedVote(LabelModel):
@@ -77,6 +94,9 @@ class WeightedVote(LabelModel):
     ``a_j`` come from ``weights``:
 
     - 'agreement': how often LF j agrees with the other LFs' votes on the items they share (no gold);
+    - 'heldout': how often LF j agrees with the redundancy-discounted majority vote of the LFs that do
+      not nearly duplicate it (``redundancy.heldout_agreement``; no gold), and every weight is multiplied
+      by the LF's redundancy weight, so a correlated group of keyword LFs counts about once;
     - 'dev': gold accuracy on the dev set, shrunk toward the agreement estimate with ``dev_strength``
       pseudo-votes so LFs that rarely fire on the dev set are not judged on two items;
     - 'auto' (default): 'dev' when ``fit`` receives a dev set, else 'agreement';
@@ -102,18 +122,32 @@ class WeightedVote(LabelModel):
             self.accuracy_ = None
             self.weights_ = w
         else:
-            if self.weights not in ("auto", "agreement", "dev"):
-                raise ConfigError(f"weights must be 'auto', 'agreement', 'dev' or an array, got {self.weights!r}")
+            if self.weights not in ("auto", "agreement", "dev", "heldout"):
+                raise ConfigError(f"weights must be 'auto', 'agreement', 'dev', 'heldout' or an array, "
+                                  f"got {self.weights!r}")
             if self.weights == "dev" and dev is None:
                 raise ConfigError("WeightedVote(weights='dev') needs a dev set: fit(L, y_dev=..., L_dev=...)")
-            acc = agreement_accuracy(votes)
+            tau = np.ones(m)
+            if self.weights == "heldout":
+                from .redundancy import heldout_agreement, redundancy_weights, redundant_groups
+
+                sub = votes
+                if votes.n > 50_000:  # the weights are m statistics: a seeded sample measures them
+                    idx = np.sort(np.random.default_rng(self.random_state).choice(votes.n, 50_000, replace=False))
+                    sub = Votes(votes.hard[idx], None if votes.soft is None else votes.soft[idx], k, votes.names)
+                mv = MajorityVote(k, redundancy=True, random_state=self.random_state)._fit_votes(sub)
+                acc = heldout_agreement(mv, sub, redundant_groups(sub), min_votes=1, informed_only=True)
+                acc = np.where(np.isfinite(acc), acc, 1.0 / k)
+                tau = redundancy_weights(sub)
+            else:
+                acc = agreement_accuracy(votes)
             if dev is not None and self.weights in ("auto", "dev"):
                 hit = (dev.hard == y_dev[:, None]).sum(axis=0)
                 fired = (dev.hard >= 0).sum(axis=0)
                 acc = (hit + self.dev_strength * acc) / (fired + self.dev_strength)
             acc = np.clip(acc, 1e-3, 1 - 1e-3)
             self.accuracy_ = acc
-            self.weights_ = np.clip(np.log(acc * (k - 1) / (1 - acc)), 0.0, self.max_weight)
+            self.weights_ = np.clip(np.log(acc * (k - 1) / (1 - acc)), 0.0, self.max_weight) * tau
         proba = self._proba(votes)
         cov = votes.covered()
         est = proba[cov].mean(axis=0) if cov.any() else None
@@ -121,6 +155,21 @@ class WeightedVote(LabelModel):
 
     def _proba(self, votes):
         return softmax_rows(class_counts(votes, self.weights_))
+
+    def lf_terms(self, votes: Votes):
+        return np.zeros(votes.k), lambda j: lf_onehot(votes, j) * self.weights_[j]
+
+
+def lf_onehot(votes: Votes, j: int) -> np.ndarray:
+    """LF j's (n x k) vote: one-hot of its hard vote, its class probabilities for soft votes, 0 if silent."""
+    k = votes.k
+    if votes.soft is not None:
+        return votes.soft[:, j * k:(j + 1) * k].toarray()
+    col = votes.hard[:, j]
+    out = np.zeros((votes.n, k))
+    v = np.flatnonzero(col >= 0)
+    out[v, col[v]] = 1.0
+    return out
 
 
 def agreement_accuracy(votes: Votes, strength: float = 2.0) -> np.ndarray:

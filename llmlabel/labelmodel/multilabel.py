@@ -55,7 +55,7 @@ class MultiLabel:
 
     def fit(self, Ls, Y_dev=None, Ls_dev=None) -> MultiLabel:
         from .calibrate import CalibratedLabelModel
-        from .select import make_model, select_label_model
+        from .select import DEFAULT_MODEL, make_model, select_label_model
 
         mats = _split(Ls, "Ls")
         if (Y_dev is None) != (Ls_dev is None):
@@ -76,9 +76,8 @@ class MultiLabel:
                 m = select_label_model(L, dev[j], Y[:, j], candidates=[self._base()], cardinality=2,
                                        random_state=self.random_state)
             else:
-                base = "onecoin" if self.base == "auto" else self._base()
-                m = CalibratedLabelModel(make_model(base, 2, self.random_state).fit(L),
-                                         random_state=self.random_state)
+                base = DEFAULT_MODEL if self.base == "auto" else self._base()
+                m = CalibratedLabelModel(make_model(base, 2, self.random_state), random_state=self.random_state).fit(L)
             self.models_.append(m)
         return self
 

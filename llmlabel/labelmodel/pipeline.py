@@ -70,12 +70,12 @@ def fit_label_model(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None
         model = select_label_model(L, L_dev, y_dev)
         return model, model.report_
     name = MODEL_ALIASES.get(str(method).lower(), str(method).lower())
-    base = make_model(name, L.cardinality)  # an unknown name is a one-line error listing the known ones
+    make_model(name, L.cardinality)  # an unknown name is a one-line error listing the known ones
     if L_dev is not None:  # one candidate: the dev set only calibrates it
         model = select_label_model(L, L_dev, y_dev, candidates=[name])
     else:
-        model = CalibratedLabelModel(base.fit(L))
-        model.report_ = {"chosen": name, "calibration": "none", "reason": "--method given"}
+        model = CalibratedLabelModel(make_model(name, L.cardinality)).fit(
+            L, selection={"chosen": name, "calibration": "none", "reason": "--method given"})
     return model, model.report_
 
 
@@ -104,7 +104,7 @@ def write_labeled(out: str | Path, L: LabelMatrix, res: dict, texts=None, *, rev
     if getattr(L, "meta", None) and L.meta.get("depends_on"):
         info["votes_depend_on"] = L.meta["depends_on"]
     write(out, ids=ids, classes=names, proba=res["proba"], label_index=res["label"], confidence=res["confidence"],
-          uncovered=res["uncovered"], texts=texts, meta=info)
+          uncovered=res["uncovered"], texts=texts, source=res.get("source"), meta=info)
     rows = review_queue(res["proba"], L, ids=list(ids), texts=texts, class_names=names, top=review_top,
                         labels=res["label"])
     stem = out.with_suffix("")

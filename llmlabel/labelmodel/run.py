@@ -24,21 +24,36 @@ def load_inputs(votes: str | Path, dev: str | Path | None = None, taxonomy: str 
 
 
 def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | None = None, method: str = "auto",
-                    taxonomy: str | Path | None = None, review_top: float = 0.1) -> dict:
+                    taxonomy: str | Path | None = None, review_top: float = 0.1,
+                    gold: str | Path | None = None) -> dict:
     """Fit a label model on ``votes`` (chosen and calibrated on the gold ``dev`` set with ``method="auto"``)
     and write ``output`` (labeled.parquet) with the review queue beside it.
 
-    ``review_top``: share (< 1) or number of items in the review queue. Returns the written paths, the label
-    model's report, and item counts.
+    ``review_top``: share (< 1) or number of items in the review queue. ``gold``: human labels (JSONL/CSV of
+    id + label, e.g. from ``llmlabel review import``), clamped (``source: human``) and used, cross-fitted, to
+    choose and calibrate the model; each such run appends a round to ``review_rounds.json`` beside ``output``.
+    Returns the written paths, the label model's report, and item counts. Multi-label votes get per-label
+    label models, per-label thresholds (F1 on dev) and ``labels`` lists (:mod:`llmlabel.labelmodel.multipipeline`;
+    ``gold`` is not used there).
     """
     from ..io_write import check_writable
-    from .pipeline import aggregate, write_labeled
+    from .gold import aggregate_with_gold, append_round, load_gold
+    from .pipeline import write_labeled
 
     check_writable(output)
     if review_top < 0:
         raise ConfigError(f"review_top must be >= 0, got {review_top}", field="review_top")
+    from ..artifacts.multivotes import is_multi_label_votes
+
+    if is_multi_label_votes(votes):  # per-label models and thresholds (multipipeline.py)
+        from .multipipeline import aggregate_votes_multi
+
+        return aggregate_votes_multi(votes, output, dev=dev, method=method, taxonomy=taxonomy,
+                                     review_top=review_top)
     L, texts, L_dev, y_dev = load_inputs(votes, dev, taxonomy)
-    res = aggregate(L, method, L_dev, y_dev)
+    res = aggregate_with_gold(L, method, L_dev, y_dev, *(load_gold(gold, L) if gold else (None, None)))
     paths = write_labeled(output, L, res, texts, review_top=review_top if review_top < 1 else int(review_top),
                           meta=None)
+    if gold is not None:
+        append_round(Path(output).parent / "review_rounds.json", res["report"])
     return {"paths": paths, "report": res["report"], "items": len(L), "uncovered": int(res["uncovered"].sum())}

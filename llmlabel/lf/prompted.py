@@ -206,13 +206,17 @@ class PromptedMultiLabelLF(PromptedLF):
 
     Votes are 1 (applies), 0 (does not) or -1 (abstain: neither answer reaches ``threshold``, which is
     at least 0.5). Feed the columns to :class:`~llmlabel.labelmodel.MultiLabel` as k binary LFs.
+    The default template puts the text first and the label last, so an item's k prompts share one prefix
+    (engines with prefix caching encode the text once).
     """
 
     kind = "prompted_multilabel"
+    multi_label = True
 
     def __init__(self, name: str, engine: Any, labels: Sequence, *, template: str | None = None,
                  descriptions=None, threshold: float = 0.5, instruction: str = "") -> None:
-        super().__init__(name, engine, labels, template=template or "lf_yes_no", descriptions=descriptions,
+        super().__init__(name, engine, labels, template=template or "lf_yes_no_text_first",
+                         descriptions=descriptions,
                          examples=[], threshold=max(float(threshold), 0.5), instruction=instruction)
 
     def prompts(self, texts: Sequence[str]) -> list[str]:

@@ -15,44 +15,67 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
                  model: list[str] | None = None, cache: str | Path | None = None, no_cache: bool = False,
                  shard_size: int = 1000, text_field: str | None = None, id_field: str | None = None,
                  progress: bool = False, keep_text: bool = True, command: list[str] | None = None,
-                 overwrite: bool = False) -> dict:
+                 overwrite: bool = False, gold: str | Path | None = None, embedder=None) -> dict:
     """Apply the LFs of ``lfs`` (an lfs.yaml) to ``data`` into the votes folder ``output``.
 
     The classes are the taxonomy's leaves (parent groups of a two-level taxonomy are not voted on).
     ``model``: specs for prompted LFs that name none (one LF per model). Every engine is built once for the
     run with ``cache`` (a file; default: the user cache) or no cache at all (``no_cache``), and shared by
     the LFs that name the same model. ``overwrite`` discards a votes folder made from another corpus
-    instead of refusing it. Returns a summary dict (rows, shards, errors per LF).
+    instead of refusing it. Returns a summary dict (rows, shards, errors per LF). A taxonomy with
+    ``multi_label: true`` runs multi-label LFs (:mod:`llmlabel.lf.multispec`; ``gold``: the gold JSONL/CSV of
+    their knn LFs; ``embedder``: an embedder object shared by the embedding-based LFs). ``gold`` (or ``gold:``
+    in the LF spec, relative to it) also feeds single-label ``knn`` and gold few-shot prompted LFs; gold
+    items get out-of-fold votes (:mod:`llmlabel.lf.gold`).
     """
     from ..artifacts.taxonomy import load_taxonomy
     from ..errors import InputError
     from ..artifacts.votes import VotesWriter, depends_on
     from ..io import read_corpus
-    from ..io_write import make_meta
+    from ..io_write import check_writable, make_meta
     from ..progress import Ticker
     from .apply import apply_lfs
     from ..llm import cache_option, engine_factory
     from .spec import build_lfs, load_lf_spec
 
-    from ..io_write import check_writable
-
     taxonomy_path, lfs_path, out = taxonomy, lfs, check_writable(output, folder=True)
+    full = load_taxonomy(taxonomy_path)
+    spec = load_lf_spec(lfs_path)
+    gold = resolve_gold_path(gold, spec.gold, lfs_path)
+    if full.multi_label:
+        from .multispec import label_corpus_multi
+
+        return label_corpus_multi(data, full, spec, out, taxonomy_path=taxonomy_path, lfs_path=lfs_path,
+                                  models=model, gold=gold, shard_size=shard_size, text_field=text_field,
+                                  id_field=id_field, progress=progress, keep_text=keep_text, command=command,
+                                  overwrite=overwrite, embedder=embedder,
+                                  engines=engine_factory(cache=cache_option(cache, no_cache)))
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
     batches = corpus.start(shard_size)  # a bad first line or an empty corpus fails before the folder is touched
     if batches is None:
         raise InputError("the corpus has no texts to label", path=data, hint=corpus.stats.summary())
-    tax = load_taxonomy(taxonomy_path).class_taxonomy()
+    tax = full.class_taxonomy()
     labels = tax.classes()
-    lfs = build_lfs(load_lf_spec(lfs_path), tax, models=model,
-                    engines=engine_factory(cache=cache_option(cache, no_cache)))
+    gold_set = None
+    if gold is not None:
+        from .gold import load_gold
+
+        gold_set = load_gold(gold, labels, ids=[lab.id for lab in tax.labels], folds=spec.gold_folds)
+    lfs = build_lfs(spec, tax, models=model, engines=engine_factory(cache=cache_option(cache, no_cache)),
+                    gold=gold_set, embedder=embedder)
     names = [lf.name for lf in lfs]
     engines = {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
     meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
     meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path))
     deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=engines)
+    if gold is not None:
+        from ..artifacts._format import file_hash
+
+        deps["gold"] = file_hash(gold)
+        meta["gold"] = str(gold)
     rows = 0
     total = corpus.num_rows  # None for JSONL/CSV: the bar then counts items without an end
-    prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding")]
+    prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding", "knn")]
     with VotesWriter(out, lf_names=names, labels=labels, prob_lfs=prob_lfs, keep_text=keep_text,
                      shard_size=shard_size, meta=meta, depends=deps, overwrite=overwrite) as w, \
             Ticker(progress, total, "label") as tick:
@@ -70,3 +93,13 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
             tick(len(keep))
     return {"rows_labeled": rows, "restarted": w.restarted, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
             "read": corpus.stats.summary()}
+
+
+def resolve_gold_path(cli: str | Path | None, in_spec: str | None, lfs_path: str | Path) -> Path | None:
+    """``--gold`` as given, else the spec's ``gold:`` (relative to the lfs.yaml when not found from here)."""
+    if cli is not None:
+        return Path(cli)
+    if not in_spec:
+        return None
+    p = Path(in_spec)
+    return p if p.is_absolute() or p.is_file() else Path(lfs_path).parent / p

@@ -13,6 +13,9 @@
       - {name: fs, kind: prompted, few_shot: 2}   # no model: one LF per --model given on the command line
       - {name: mine, kind: python, function: "mypkg.lfs:is_refund"}
 
+A taxonomy with ``multi_label: true`` reads the same kinds per label, plus ``prompted_list`` and per-label
+``thresholds`` (see :mod:`llmlabel.lf.multispec`).
+
 >>> spec = LFSpecFile.model_validate({"lfs": [{"name": "kw", "kind": "keyword", "patterns": {"a": ["x"]}}]})
 >>> spec.lfs[0].kind
 'keyword'
@@ -28,7 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from ..errors import ConfigError
 
-Kind = Literal["keyword", "regex", "keyphrases", "embedding", "prompted", "python"]
+Kind = Literal["keyword", "regex", "keyphrases", "embedding", "knn", "prompted", "prompted_list", "python"]
+
+
+_SINGLE_KINDS: set[str] = {"knn"}  # kinds above that also have a single-label form here
 
 
 class LFSpec(BaseModel):
@@ -37,13 +43,17 @@ class LFSpec(BaseModel):
     name: Optional[str] = None
     patterns: Optional[dict[str, list[str]]] = None  # keyword / regex
     case_sensitive: bool = False
-    embedder: str = "minilm"  # embedding
+    embedder: str = "minilm"  # embedding, knn
+    k: int = Field(default=10, ge=1, le=1000)  # knn: neighbours that vote
     threshold: Optional[float] = Field(default=None, ge=0.0, le=1.0)
     margin: float = 0.0
+    thresholds: Optional[dict[str, float]] = None  # multi-label embedding: per-label thresholds (id or name)
+    low: Optional[float] = None  # multi-label embedding: vote 0 below this cosine
     template: Optional[str] = None  # prompted
     model: Optional[str] = None
     models: Optional[list[str]] = None
-    few_shot: int = Field(default=0, ge=0, le=20)  # examples per label from the taxonomy
+    few_shot: int = Field(default=0, ge=0, le=20)  # examples per label from the taxonomy, or per item from gold
+    few_shot_from: Literal["taxonomy", "gold"] = "taxonomy"
     none_choice: Optional[str] = None
     prior_correction: bool = False
     instruction: Optional[str] = None
@@ -55,6 +65,8 @@ class LFSpec(BaseModel):
             raise ValueError(f"a {self.kind} LF needs a name")
         if self.kind in ("keyword", "regex") and not self.patterns:
             raise ValueError(f"a {self.kind} LF needs patterns: {{label: [pattern, ...]}}")
+        if self.few_shot_from == "gold" and (self.kind != "prompted" or not self.few_shot):
+            raise ValueError("few_shot_from: gold is for prompted LFs with few_shot > 0")
         if self.kind == "python" and (not self.function or ":" not in self.function):
             raise ValueError("a python LF needs function: 'module:function'")
         return self
@@ -64,6 +76,8 @@ class LFSpecFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     defaults: dict[str, Any] = Field(default_factory=dict)
     lfs: list[LFSpec] = Field(min_length=1)
+    gold: Optional[str] = None  # gold JSONL/CSV for knn and gold few-shot LFs (relative to the lfs.yaml)
+    gold_folds: int = Field(default=5, ge=2, le=100)  # cross-fitting folds on the gold items
     _source: Any = PrivateAttr(default=None)  # (path, YAML node tree) when read from a file: errors name the line
 
     def where(self, index: int, *loc: str) -> dict[str, Any]:
@@ -110,73 +124,102 @@ def _short(spec: str) -> str:
 
 
 def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None,
-              engines: Callable[[str], Any] | None = None) -> list:
+              engines: Callable[[str], Any] | None = None, gold=None, embedder=None) -> list:
+    """The LF objects a spec describes (see :func:`_build_lfs`); a bad entry's error names lfs.yaml and its line."""
+    at = [0]
+    try:
+        return _build_lfs(spec, taxonomy, models=models, engines=engines, gold=gold, embedder=embedder, at=at)
+    except ConfigError as e:
+        if e.path is None:
+            loc = ["patterns", e.field.split(".", 1)[1]] if (e.field or "").startswith("patterns.") else []
+            w = spec.where(at[0], *loc)
+            e.path, e.line = w.get("path"), w.get("line")
+        raise
+
+
+def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, at: list[int]) -> list:
     """The LF objects a spec describes, over the taxonomy's labels (vote j = ``taxonomy.labels[j]``).
 
     A prompted LF without ``model``/``models`` becomes one LF per entry of ``models`` (the ``--model``
     options), named ``<name>@<model>`` when there are several. ``engines`` turns a model spec into the engine
     the LF runs on (:func:`llmlabel.llm.engine_factory`, which carries the run's cache options; default:
-    one with the default cache).
+    one with the default cache). ``gold`` (a :class:`~llmlabel.lf.gold.GoldSet`) feeds ``knn`` LFs and
+    prompted LFs with ``few_shot_from: gold``; ``embedder`` (an embedder object) replaces the spec's embedder
+    names for embedding-based LFs, so a caller can share one cached embedder.
     """
-    taxonomy = taxonomy.class_taxonomy() if hasattr(taxonomy, "class_taxonomy") else taxonomy  # leaves only
-    labels = [lab.name for lab in taxonomy.labels]
-    if engines is None and any(s.kind == "prompted" for s in spec.lfs):
-        from ..llm import engine_factory
-
-        engines = engine_factory()
-    out: list = []
-    for i, s in enumerate(spec.lfs):
-        try:
-            _build_one(s, taxonomy, labels, models, engines, out)
-        except ConfigError as e:  # say where in lfs.yaml
-            if e.path is None:
-                loc = ["patterns", e.field.split(".", 1)[1]] if (e.field or "").startswith("patterns.") else []
-                w = spec.where(i, *loc)
-                e.path, e.line = w.get("path"), w.get("line")
-            raise
-    names = [lf.name for lf in out]
-    dup = next((x for x in names if names.count(x) > 1), None)
-    if dup:
-        raise ConfigError(f"LF name '{dup}' is used twice; LF names must be unique", **spec.where(names.index(dup)))
-    return out
-
-
-def _build_one(s, taxonomy, labels, models, engines, out: list) -> None:
-    """Append the LF(s) one spec entry describes to ``out``."""
     from .core import PythonLF
     from .embedding import EmbeddingLF
     from .keyword import KeywordLF, keyphrase_lfs
+    from .knn import KnnLF
     from .prompted import PromptedLF
+    from .prompted_gold import GoldFewShotLF
 
-    if s.kind in ("keyword", "regex"):
-        pats = {_label_name(taxonomy, key, s.name): v for key, v in s.patterns.items()}
-        out.append(KeywordLF(s.name, pats, labels=labels, regex=s.kind == "regex",
-                             case_sensitive=s.case_sensitive))
-    elif s.kind == "keyphrases":
-        out.extend(keyphrase_lfs(taxonomy, prefix=s.name or "kw"))
-    elif s.kind == "embedding":
-        out.append(EmbeddingLF(s.name, taxonomy.labels, embedder=s.embedder,
-                               threshold=0.3 if s.threshold is None else s.threshold, margin=s.margin))
-    elif s.kind == "prompted":
-        specs = s.models or ([s.model] if s.model else list(models or []))
-        if not specs:
-            raise ConfigError(f"prompted LF '{s.name}' names no model", hint="add model: SPEC or pass --model SPEC")
-        shots = None
-        if s.few_shot:
-            shots = [(e.text, j) for j, lab in enumerate(taxonomy.labels) for e in lab.examples[: s.few_shot]]
-            if not shots:
-                raise ConfigError(f"prompted LF '{s.name}' asks for few_shot examples but the taxonomy has none")
-        for m in specs:
-            name = s.name if len(specs) == 1 else f"{s.name}@{_short(m)}"
-            out.append(PromptedLF(name, engines(m), taxonomy.labels, template=s.template, examples=shots or [],
-                                  threshold=s.threshold or 0.0, none_choice=s.none_choice,
-                                  prior_correction=s.prior_correction,
-                                  instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
-    else:  # python
-        mod, _, fn = s.function.partition(":")
-        try:
-            obj = getattr(importlib.import_module(mod), fn)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"python LF '{s.name}': cannot import {s.function} ({e})") from None
-        fn_ = obj.fn if isinstance(obj, PythonLF) else obj
-        out.append(PythonLF(s.name, fn_, labels))
+    def need_gold(s):
+        if gold is None:
+            raise ConfigError(f"LF '{s.name}' needs a gold set", hint="pass --gold gold.jsonl or add gold: to lfs.yaml")
+        return gold
+
+    taxonomy = taxonomy.class_taxonomy() if hasattr(taxonomy, "class_taxonomy") else taxonomy  # leaves only
+    labels = [lab.name for lab in taxonomy.labels]
+    out: list = []
+    for at[0], s in enumerate(spec.lfs):
+        if s.kind in ("keyword", "regex"):
+            pats = {_label_name(taxonomy, key, s.name): v for key, v in s.patterns.items()}
+            out.append(KeywordLF(s.name, pats, labels=labels, regex=s.kind == "regex",
+                                 case_sensitive=s.case_sensitive))
+        elif s.kind == "keyphrases":
+            out.extend(keyphrase_lfs(taxonomy, prefix=s.name or "kw"))
+        elif s.kind == "embedding":
+            out.append(EmbeddingLF(s.name, taxonomy.labels, embedder=embedder or s.embedder,
+                                   threshold=0.3 if s.threshold is None else s.threshold, margin=s.margin))
+        elif s.kind == "prompted":
+            specs = s.models or ([s.model] if s.model else list(models or []))
+            if not specs:
+                raise ConfigError(f"prompted LF '{s.name}' names no model", hint="add model: SPEC or pass --model SPEC")
+            if engines is None:
+                from ..llm import engine_factory
+
+                engines = engine_factory()
+            if s.few_shot_from == "gold":
+                for m in specs:
+                    out.append(GoldFewShotLF(s.name if len(specs) == 1 else f"{s.name}@{_short(m)}", engines(m),
+                                             taxonomy.labels, need_gold(s), shots=s.few_shot,
+                                             embedder=embedder or s.embedder, template=s.template,
+                                             threshold=s.threshold or 0.0, none_choice=s.none_choice,
+                                             prior_correction=s.prior_correction,
+                                             instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
+                continue
+            shots = None
+            if s.few_shot:
+                shots = [(e.text, j) for j, lab in enumerate(taxonomy.labels) for e in lab.examples[: s.few_shot]]
+                if not shots:
+                    raise ConfigError(f"prompted LF '{s.name}' asks for few_shot examples but the taxonomy has none")
+            for m in specs:
+                name = s.name if len(specs) == 1 else f"{s.name}@{_short(m)}"
+                if engines is None:
+                    from ..llm import engine_factory
+
+                    engines = engine_factory()
+                out.append(PromptedLF(name, engines(m), taxonomy.labels, template=s.template, examples=shots or [],
+                                      threshold=s.threshold or 0.0, none_choice=s.none_choice,
+                                      prior_correction=s.prior_correction,
+                                      instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
+        elif s.kind == "knn":
+            out.append(KnnLF(s.name, need_gold(s), embedder=embedder or s.embedder, k=s.k,
+                             threshold=0.5 if s.threshold is None else s.threshold))
+        elif s.kind in ("knn", "prompted_list") and s.kind not in _SINGLE_KINDS:
+            raise ConfigError(f"LF '{s.name}': kind {s.kind} needs a multi-label taxonomy here",
+                              hint="set multi_label: true in the taxonomy (llmlabel taxonomy --multi-label)")
+        else:  # python
+            mod, _, fn = s.function.partition(":")
+            try:
+                obj = getattr(importlib.import_module(mod), fn)
+            except (ImportError, AttributeError) as e:
+                raise ConfigError(f"python LF '{s.name}': cannot import {s.function} ({e})") from None
+            fn_ = obj.fn if isinstance(obj, PythonLF) else obj
+            out.append(PythonLF(s.name, fn_, labels))
+    names = [lf.name for lf in out]
+    dup = next((x for x in names if names.count(x) > 1), None)
+    if dup:
+        raise ConfigError(f"LF name '{dup}' is used twice; LF names must be unique")
+    return out

@@ -11,8 +11,9 @@ representative examples, merge near-duplicates. With ``model=SPEC``: the LLM nam
 """
 
 from .evaluate import evaluate_assignments
+from .known import KnownLabel, read_label_file, taxonomy_from_labels
 from .induce import DEFAULT_TAXONOMY_EMBEDDER, TaxonomyResult, induce_taxonomy, load_items
 from .report import render_markdown, write_outputs
 
 __all__ = ["induce_taxonomy", "TaxonomyResult", "load_items", "evaluate_assignments", "write_outputs",
-           "render_markdown", "DEFAULT_TAXONOMY_EMBEDDER"]
+           "render_markdown", "DEFAULT_TAXONOMY_EMBEDDER", "taxonomy_from_labels", "read_label_file", "KnownLabel"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,82 +11,9 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from ..artifacts.taxonomy import OTHER, Taxonomy, load_taxonomy
 from .cluster import cluster_embeddings
+from .items import (  # noqa: F401  (re-exported: callers import them from here)
+    AUTO_MINILM_MAX, DEFAULT_TAXONOMY_EMBEDDER, MIN_PER_LABEL, TaxonomyResult, _dedupe, _load_embedder, load_items)
 from .labeldefs import add_parents, build_labels, embed_texts
-
-#: Embedder used when none is given ("auto"): MiniLM up to AUTO_MINILM_MAX distinct texts, WordLlama above.
-#: Measured on Banking77 train (eval/results/taxonomy.md): MiniLM gives NMI 0.79 where WordLlama gives 0.75,
-#: but embeds ~150-300 texts/s on 2 CPU cores against ~4,000/s, so beyond ~30k texts MiniLM alone would take
-#: many minutes. Pass ``embedder="minilm"`` to force it at any size.
-DEFAULT_TAXONOMY_EMBEDDER = "auto"
-AUTO_MINILM_MAX = 30_000
-MIN_PER_LABEL = 2  # distinct texts needed per requested label
-
-
-@dataclass
-class TaxonomyResult:
-    taxonomy: Taxonomy
-    ids: list[str]  # the items used, in corpus order
-    assignments: list[str]  # label id or "other", aligned with ids
-    scores: np.ndarray  # similarity of each item to its label
-    stats: dict[str, Any] = field(default_factory=dict)
-    paths: dict[str, Path] = field(default_factory=dict)  # files written (with ``output=``)
-
-    def rows(self):
-        for i, a, s in zip(self.ids, self.assignments, self.scores):
-            yield {"id": i, "label": a, "score": round(float(s), 4)}
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for a in self.assignments:
-            out[a] = out.get(a, 0) + 1
-        return out
-
-
-def load_items(corpus: Any, *, text_field: str | None = None, id_field: str | None = None,
-               sample: int | None = None, seed: int = 0, progress: bool = False) -> tuple[list[str], list[str], dict]:
-    """(ids, texts, read stats) from a path / ``hf://`` name, a list of texts, or a list of (id, text) pairs."""
-    info: dict[str, Any] = {}
-    if isinstance(corpus, (str, Path)):
-        from ..io import read_corpus
-
-        c = read_corpus(corpus, text_field=text_field, id_field=id_field)
-        ids, texts = [], []
-        for b in c.iter_batches():
-            ids.extend(b.ids)
-            texts.extend(b.texts)
-        info["read"] = c.stats.summary()
-        info["text_field"] = c.text_field
-    else:
-        items = list(corpus)
-        if items and isinstance(items[0], (tuple, list)):
-            ids, texts = [str(a) for a, _ in items], [str(b) for _, b in items]
-        else:
-            ids, texts = [str(i) for i in range(len(items))], [str(t) for t in items]
-        keep = [i for i, t in enumerate(texts) if t.strip()]
-        info["empty_skipped"] = len(texts) - len(keep)
-        ids, texts = [ids[i] for i in keep], [texts[i] for i in keep]
-    info["items_read"] = len(texts)
-    if sample is not None and 0 < sample < len(texts):
-        pick = np.sort(np.random.default_rng(seed).choice(len(texts), sample, replace=False))
-        ids, texts = [ids[i] for i in pick], [texts[i] for i in pick]
-        info["sampled"] = sample
-    return ids, texts, info
-
-
-def _dedupe(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(first index of each distinct text, inverse map item -> distinct) on case/space-normalised text."""
-    first: dict[str, int] = {}
-    inv = np.empty(len(texts), dtype=np.int64)
-    uniq: list[int] = []
-    for i, t in enumerate(texts):
-        key = " ".join(t.lower().split())
-        j = first.get(key)
-        if j is None:
-            j = first[key] = len(uniq)
-            uniq.append(i)
-        inv[i] = j
-    return np.asarray(uniq, dtype=np.int64), inv
-
 
 def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels: int = 30, instruction: str = "",
                     model: Any = None, levels: int = 1, sample: int | None = None, seed: int = 0,
@@ -95,8 +21,11 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
                     refine: Any = None, mode: str = "auto", method: str = "spectral",
                     assignments: str | Path | None = None, cache: str | Path | None = None, no_cache: bool = False,
                     progress: bool = False, engine_kwargs: dict | None = None, raw_dir: str | Path | None = None,
-                    llm_options: dict | None = None) -> TaxonomyResult:
+                    llm_options: dict | None = None, multi_label: bool = False,
+                    labels: str | Path | None = None) -> TaxonomyResult:
     """Induce a label taxonomy from raw texts; with ``output``, also write taxonomy.yaml and its companions.
+    ``multi_label``: mark the taxonomy ``multi_label: true`` (items may carry several leaves). ``labels``: a label
+    file (see :mod:`llmlabel.taxonomy.known`): keep exactly those labels, no clustering.
 
     ``corpus``: a file path (any format :func:`llmlabel.read_corpus` reads), or a list of texts / (id, text).
     ``model``: an engine spec or :class:`~llmlabel.llm.LLM`; None runs the no-LLM default (embed + cluster +
@@ -109,6 +38,13 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
     taxonomy.md; raw LLM replies that fail their schema go beside it too. ``cache`` / ``no_cache``: the LLM
     answer cache (a file, default the user cache; or none).
     """
+    if labels is not None:  # a known label set (``--labels``; also a pipeline's taxonomy stage): no clustering
+        from .known import taxonomy_from_labels
+
+        return taxonomy_from_labels(labels, corpus, output, assignments=assignments, cache=cache, no_cache=no_cache,
+                                    multi_label=multi_label, model=model, embedder=embedder, instruction=instruction,
+                                    sample=sample, seed=seed, text_field=text_field, id_field=id_field,
+                                    progress=progress, engine_kwargs=engine_kwargs)
     if max_labels < 1:
         raise ConfigError(f"--max-labels must be at least 1, got {max_labels}", field="max_labels")
     if levels not in (1, 2):
@@ -173,6 +109,7 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
         made["llm_mode"] = llm_info.pop("mode", None)
         info.update(llm_info)
     tax.instruction = instruction or tax.instruction
+    tax.multi_label = bool(multi_label or tax.multi_label)
     leaf_ids = [lab.id for lab in tax.leaves()]
     names = np.asarray(leaf_ids + [OTHER], dtype=object)
     item_lab = ulab[inv]
@@ -199,14 +136,6 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
 
         res.paths = write_outputs(res, output, assignments=assignments)
     return res
-
-
-def _load_embedder(embedder: Any):
-    if embedder is None or isinstance(embedder, str):
-        from ..embed import load_embedder
-
-        return load_embedder(embedder)
-    return embedder
 
 
 def _cluster_taxonomy(x: np.ndarray, texts: list[str], ids: list[str], max_labels: int, levels: int, seed: int,

@@ -1,0 +1,227 @@
+"""What a user ships with a known label set and N gold labels: llmlabel's chain vs "train on the N labels".
+
+One command (CPU; see eval/results/chain.md for the time it took):
+
+    PYTHONPATH=$PWD nice -n 5 python eval/chain.py                 # every set, N=100 + the 50/500/1000 curve
+    PYTHONPATH=$PWD python eval/chain.py --sets youtube --budgets 100 --methods a c_lr d e f   # a quick part
+
+Rows (every one scored on the test split only; the gold budget is drawn from the corpus with a fixed seed):
+(a) zero-shot embedding: each test text to the nearest label "name. description" (MiniLM);
+(b) SmolLM2 zero-shot with prior matching: not run (see the results file for why);
+(c) few-shot supervised on the N gold alone: frozen MiniLM + logistic regression (``c_lr``) and SetFit (``c_setfit``);
+(d) llmlabel's chain with the N gold: ``taxonomy --labels`` -> LFs (embedding, knn over the gold, key phrases; plus
+    WRENCH's own LFs on youtube/trec) -> label model with the gold as dev -> gold rows clamped to their labels
+    (source "human", weight 1) -> static student;
+(e) the same chain with no gold (no knn LF, no dev set);
+(f) the same static student on all corpus gold (the ceiling).
+
+Results are appended to a JSON cache as they finish (``--out``.json), so a stopped run keeps its rows and a
+rerun only computes what is missing; the markdown is rebuilt from it every time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chain_data import LOADERS, CachedEmbedder, embed_bench  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("a", "c_lr", "c_setfit", "d", "e", "f")
+NEEDS_GOLD = {"c_lr", "c_setfit", "d"}
+
+
+def scores(y, pred, k):
+    from llmlabel.distill.metrics import accuracy, macro_f1
+
+    return {"acc": round(float(accuracy(y, pred)), 4), "macro_f1": round(float(macro_f1(y, pred, k)), 4)}
+
+
+def norm(x):
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def draw_gold(n_corpus: int, budget: int, seed: int) -> np.ndarray:
+    """The gold budget: ``budget`` corpus rows drawn uniformly with ``seed`` (nested: 50 within 100 within 500...)."""
+    return np.random.default_rng(seed).permutation(n_corpus)[:budget]
+
+
+def label_queries(b) -> list[str]:
+    return [f"{n}. {b.descriptions[n]}" if b.descriptions.get(n) else n for n in b.labels]
+
+
+def make_taxonomy(b, emb):
+    from llmlabel.taxonomy.known import KnownLabel, taxonomy_from_labels
+
+    rows = [KnownLabel(n, b.descriptions.get(n, "")) for n in b.labels]
+    res = taxonomy_from_labels(rows, list(zip(b.corpus_ids, b.corpus_texts)), embedder=emb, examples=3, keyphrases=8)
+    assert res.taxonomy.classes() == b.labels
+    return res.taxonomy
+
+
+def zero_shot(b, emb, Xt):
+    q = norm(emb.encode(label_queries(b)))
+    return scores(b.test_y, (norm(Xt) @ q.T).argmax(1), len(b.labels))
+
+
+def few_shot_lr(b, Xc, Xt, gold):
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(b.corpus_y[gold])) < 2:
+        return None
+    clf = LogisticRegression(C=10.0, max_iter=2000).fit(norm(Xc[gold]), b.corpus_y[gold])
+    pred = clf.classes_[clf.predict_proba(norm(Xt)).argmax(1)]
+    return scores(b.test_y, pred, len(b.labels))
+
+
+def setfit_run(b, gold, seed):
+    """SetFit 1.2's default few-shot recipe on the MiniLM body llmlabel ships (one epoch, 20 pair iterations)."""
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    from llmlabel.embed.embedders import minilm_path
+
+    model = SetFitModel.from_pretrained(str(minilm_path()))
+    train = Dataset.from_dict({"text": [b.corpus_texts[i] for i in gold], "label": b.corpus_y[gold].tolist()})
+    args = TrainingArguments(seed=seed, show_progress_bar=False)  # defaults otherwise: batch 16, 1 epoch
+    Trainer(model=model, args=args, train_dataset=train).train()
+    pred = np.asarray(model.predict(b.test_texts, batch_size=64, show_progress_bar=False))
+    return scores(b.test_y, pred, len(b.labels))
+
+
+def _student(b, ids, proba, source, seed, tmp):
+    from llmlabel.artifacts.labeled import write_labeled
+    from llmlabel.distill import distill
+
+    path = Path(tmp) / "labeled.parquet"
+    write_labeled(path, ids=ids, classes=b.labels, proba=proba, texts=b.corpus_texts, source=source)
+    res = distill(path, student="static", seed=seed)
+    pred = res.student.predict_proba(b.test_texts).argmax(1)
+    return scores(b.test_y, pred, len(b.labels)), res.metrics["train_seconds"]
+
+
+def chain(b, emb, tax, gold, seed, tmp):
+    """(d) with ``gold`` rows, (e) with ``gold=None``: LFs -> label model (gold = dev) -> clamped gold -> student."""
+    from llmlabel.artifacts.matrix import LabelMatrix
+    from llmlabel.labelmodel.pipeline import aggregate
+    from llmlabel.lf.apply import apply_lfs
+    from llmlabel.lf.gold import GoldSet
+    from llmlabel.lf.spec import LFSpecFile, build_lfs
+
+    k = len(b.labels)
+    ids = b.corpus_ids
+    lfs_yaml = [{"kind": "keyphrases"}, {"name": "emb", "kind": "embedding", "threshold": 0.3}]
+    gs = None
+    if gold is not None:
+        lfs_yaml.append({"name": "knn", "kind": "knn", "k": 10, "threshold": 0.5})
+        gs = GoldSet([ids[i] for i in gold], [b.corpus_texts[i] for i in gold], b.corpus_y[gold], labels=b.labels,
+                     folds=5, seed=seed)
+    lfs = build_lfs(LFSpecFile.model_validate({"lfs": lfs_yaml}), tax, gold=gs, embedder=emb)
+    t0 = time.perf_counter()
+    L = apply_lfs(lfs, b.corpus_texts, labels=b.labels, items=[{"id": i} for i in ids], ids=ids)
+    if b.wrench_corpus is not None:  # the set's own published LFs next to ours
+        names = [f"wrench{j}" for j in range(b.wrench_corpus.shape[1])]
+        L = LabelMatrix(np.hstack([L.votes, b.wrench_corpus]), L.lf_names + names, labels=b.labels, ids=ids,
+                        vote_probs=L.vote_probs)
+    lf_s = time.perf_counter() - t0
+    dev = None if gold is None else (L.take(gold), b.corpus_y[gold])
+    res = aggregate(L, "auto", *(dev or (None, None)))
+    proba = np.asarray(res["proba"], dtype=np.float32).copy()
+    rest = np.ones(len(ids), bool)
+    source = None
+    if gold is not None:
+        rest[gold] = False
+        proba[gold] = np.eye(k, dtype=np.float32)[b.corpus_y[gold]]  # gold rows at their labels, weight 1
+        source = np.where(rest, "model", "human")
+    lm = scores(b.corpus_y[rest], np.asarray(res["label"])[rest], k)
+    cov = float(L.covered()[rest].mean())
+    lf_acc = {}
+    for j, name in enumerate(L.lf_names):
+        if not name.startswith(("kw:", "wrench")):
+            v = L.votes[rest, j]
+            on = v >= 0
+            lf_acc[name] = {"coverage": round(float(on.mean()), 3),
+                            "acc": round(float((v[on] == b.corpus_y[rest][on]).mean()), 3) if on.any() else None}
+    st, train_s = _student(b, ids, proba, source, seed, tmp)
+    return {**st, "label_model": {"chosen": res["report"].get("chosen"), **lm, "coverage": round(cov, 4)},
+            "lfs": lf_acc, "n_lfs": len(L.lf_names), "lf_seconds": round(lf_s, 1), "train_seconds": train_s}
+
+
+def ceiling(b, seed, tmp):
+    k = len(b.labels)
+    st, train_s = _student(b, b.corpus_ids, np.eye(k, dtype=np.float32)[b.corpus_y], None, seed, tmp)
+    return {**st, "train_seconds": train_s}
+
+
+def run(args):
+    out_json = Path(args.out).with_suffix(".json")
+    done = json.loads(out_json.read_text()) if out_json.is_file() else {"rows": {}, "runs": []}
+    emb = CachedEmbedder()
+    started = time.time()
+    load0 = os.getloadavg()[0]
+    for name in args.sets:
+        b = LOADERS[name]()
+        t = time.perf_counter()
+        Xc, Xt = embed_bench(b, emb)
+        print(f"[{name}] {len(b.corpus_texts):,} corpus / {len(b.test_texts):,} test texts embedded "
+              f"({time.perf_counter() - t:.0f} s, {emb.encoded:,} encoded this run)", flush=True)
+        tax = None
+        for method in args.methods:
+            for budget in (args.budgets if method in NEEDS_GOLD else [0]):
+                if method == "c_setfit" and budget not in args.setfit_budgets:
+                    continue
+                key = f"{name}|{method}|{budget}|{args.seed}"
+                if key in done["rows"] and not args.redo:
+                    continue
+                gold = draw_gold(len(b.corpus_texts), budget, args.seed) if budget else None
+                t0 = time.perf_counter()
+                with tempfile.TemporaryDirectory() as tmp:
+                    if method in ("d", "e") and tax is None:
+                        tax = make_taxonomy(b, emb)
+                    row = {"a": lambda: zero_shot(b, emb, Xt), "c_lr": lambda: few_shot_lr(b, Xc, Xt, gold),
+                           "c_setfit": lambda: setfit_run(b, gold, args.seed),
+                           "d": lambda: chain(b, emb, tax, gold, args.seed, tmp),
+                           "e": lambda: chain(b, emb, tax, None, args.seed, tmp),
+                           "f": lambda: ceiling(b, args.seed, tmp)}[method]()
+                if row is None:
+                    continue
+                row.update(seconds=round(time.perf_counter() - t0, 1), llm_calls=0)
+                done["rows"][key] = row
+                print(f"[{name}] {method} N={budget}: acc {row['acc']:.4f} macro-F1 {row['macro_f1']:.4f} "
+                      f"({row['seconds']:.0f} s)" + (f" label model {row['label_model']}" if "label_model" in row
+                                                     else ""), flush=True)
+                out_json.write_text(json.dumps(done, indent=1))
+    done["runs"].append({"command": " ".join(["python"] + sys.argv), "date": datetime.now(timezone.utc).isoformat(
+        timespec="seconds"), "seconds": round(time.time() - started), "load_start": round(load0, 1),
+        "load_end": round(os.getloadavg()[0], 1), "machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared)"})
+    out_json.write_text(json.dumps(done, indent=1))
+    from chain_report import write_markdown
+
+    write_markdown(done, Path(args.out).with_suffix(".md"))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sets", nargs="+", default=["youtube", "trec", "agnews", "banking77"], choices=list(LOADERS))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--budgets", nargs="+", type=int, default=[100, 50, 500, 1000])
+    ap.add_argument("--setfit-budgets", nargs="+", type=int, default=[100])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--redo", action="store_true", help="recompute rows already in the JSON cache")
+    ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "chain.md"))
+    run(ap.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

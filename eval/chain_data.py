@@ -1,0 +1,170 @@
+"""Data for eval/chain.py: four known-label-set benchmarks and a MiniLM embedding cache in /tmp.
+
+Each set is a corpus (unlabelled for the chain; its gold only feeds the gold budget draw and the
+full-supervision ceiling), a test split (scoring only), the label names with the short descriptions a user
+who knows the label set would write, and for WRENCH sets the published LF votes on corpus and test.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+CACHE = Path(os.environ.get("LLMLABEL_CHAIN_CACHE", "/tmp/llmlabel-chain"))
+
+# What a user who knows the label set writes next to each name (one line; no corpus text was read to write them).
+DESCRIPTIONS = {
+    "youtube": {"ham": "a genuine comment about the video, the song or the singer",
+                "spam": "spam: asks people to subscribe, visit a channel or a link, or promotes something"},
+    "trec": {"description": "the question asks for a description, a definition, a reason or a manner",
+             "entity": "the question asks for an entity: a thing, an animal, a colour, a product, a term, an event",
+             "human": "the question asks for a person or a group of people",
+             "abbreviation": "the question asks what an abbreviation stands for or for its expansion",
+             "location": "the question asks for a place: a city, a country, a mountain, a state",
+             "numeric": "the question asks for a number: a date, a count, a distance, a price, a percentage"},
+    "agnews": {"world": "world news: politics, international affairs, conflicts, governments",
+               "sports": "sports news: games, teams, players, tournaments",
+               "business": "business news: companies, markets, economy, finance",
+               "science and technology": "science and technology news: computers, internet, software, space, research"},
+}
+TREC_NAMES = {"DESC": "description", "ENTY": "entity", "HUM": "human", "ABBR": "abbreviation", "LOC": "location",
+              "NUM": "numeric"}
+
+
+@dataclass
+class Bench:
+    name: str
+    labels: list[str]                      # class order
+    descriptions: dict[str, str]
+    corpus_texts: list[str]
+    corpus_y: np.ndarray                   # gold of the corpus: the gold budget is drawn from it; (f) trains on it
+    test_texts: list[str]
+    test_y: np.ndarray
+    corpus_ids: list[str] = field(default_factory=list)
+    wrench_corpus: np.ndarray | None = None  # (n, m) published LF votes, -1 abstain
+    wrench_test: np.ndarray | None = None
+
+
+def _csv(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def banking77() -> Bench:
+    d = DATA / "banking77"
+    cats = json.loads((d / "categories.json").read_text())
+    labels = [c.replace("_", " ") for c in cats]
+    idx = {c: j for j, c in enumerate(cats)}
+    tr, te = _csv(d / "train.csv"), _csv(d / "test.csv")
+    return Bench("banking77", labels, {}, [r["text"] for r in tr], np.array([idx[r["category"]] for r in tr]),
+                 [r["text"] for r in te], np.array([idx[r["category"]] for r in te]),
+                 corpus_ids=[f"b77-train-{i + 1}" for i in range(len(tr))])
+
+
+def agnews(seed: int = 0) -> Bench:
+    rows = _csv(DATA / "agnews" / "test.csv")
+    texts = [f"{r['Title']}. {r['Description']}".replace("\\", " ") for r in rows]
+    y = np.array([int(r["Class Index"]) - 1 for r in rows])
+    perm = np.random.default_rng(seed).permutation(len(rows))
+    cut = int(0.8 * len(rows))
+    tr, te = perm[:cut], perm[cut:]
+    labels = list(DESCRIPTIONS["agnews"])
+    return Bench("agnews", labels, DESCRIPTIONS["agnews"], [texts[i] for i in tr], y[tr], [texts[i] for i in te],
+                 y[te], corpus_ids=[f"ag-{i}" for i in tr])
+
+
+def wrench(name: str) -> Bench:
+    d = DATA / "wrench" / name
+    raw = json.loads((d / "label.json").read_text())
+    names = [raw[str(j)] for j in range(len(raw))]
+    labels = [TREC_NAMES.get(n, n.lower()) for n in names]
+
+    def split(s):
+        js = json.loads((d / f"{s}.json").read_text())
+        rows = list(js.values())
+        return ([r["data"]["text"] for r in rows], np.array([r["label"] for r in rows]),
+                np.array([r["weak_labels"] for r in rows], dtype=np.int16), list(js))
+
+    ct, cy, cw, cid = split("train")
+    tt, ty, tw, _ = split("test")
+    return Bench(name, labels, DESCRIPTIONS[name], ct, cy, tt, ty, corpus_ids=[f"{name}-{i}" for i in cid],
+                 wrench_corpus=cw, wrench_test=tw)
+
+
+LOADERS = {"banking77": banking77, "agnews": agnews, "youtube": lambda: wrench("youtube"),
+           "trec": lambda: wrench("trec")}
+
+
+class CachedEmbedder:
+    """An llmlabel embedder wrapper that encodes each distinct text once and keeps the vectors in /tmp.
+
+    The chain's embedding and kNN LFs, the zero-shot baseline and the frozen-feature baselines all read the
+    same vectors, so every corpus is embedded once per machine (the file is keyed by model and texts).
+    """
+
+    def __init__(self, spec: str = "minilm") -> None:
+        self.spec = spec
+        self.name = spec
+        self._base = None
+        self._vec: dict[str, np.ndarray] = {}
+        self.encoded = 0  # texts this process really encoded (the rest came from the cache)
+
+    @property
+    def base(self):
+        if self._base is None:
+            from llmlabel.embed import load_embedder
+
+            self._base = load_embedder(self.spec)
+        return self._base
+
+    def load(self, key: str, texts: list[str]) -> np.ndarray:
+        """Vectors of ``texts``, read from or written to the cache file ``key``."""
+        h = hashlib.sha256("\x1f".join(texts).encode()).hexdigest()[:16]
+        path = CACHE / f"{key}-{self.spec}-{h}.npy"
+        if path.is_file():
+            vecs = np.load(path)
+        else:
+            vecs = self._encode_misses(texts)
+            CACHE.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, vecs)
+            tmp.replace(path)
+        self._vec.update(zip(texts, vecs))
+        return vecs
+
+    def _encode_misses(self, texts: list[str]) -> np.ndarray:
+        miss = list(dict.fromkeys(t for t in texts if t not in self._vec))
+        if miss:
+            # Length order: each batch pads to its longest text, so sorted batches waste far less work.
+            miss.sort(key=len)
+            new = np.asarray(self.base.encode(miss, batch_size=64), dtype=np.float32)
+            self.encoded += len(miss)
+            self._vec.update(zip(miss, new))
+        return np.stack([self._vec[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+
+    def encode(self, texts, **_kw) -> np.ndarray:
+        return self._encode_misses(list(texts))
+
+    def fingerprint(self) -> str:
+        return f"cached:{self.spec}"
+
+
+def embed_bench(b: Bench, emb: CachedEmbedder) -> tuple[np.ndarray, np.ndarray]:
+    return emb.load(f"{b.name}-corpus", b.corpus_texts), emb.load(f"{b.name}-test", b.test_texts)
+
+
+if __name__ == "__main__":  # warm the cache: python eval/chain_data.py [names]
+    import sys
+
+    e = CachedEmbedder()
+    for n in sys.argv[1:] or list(LOADERS):
+        b = LOADERS[n]()
+        c, t = embed_bench(b, e)
+        print(n, len(b.labels), c.shape, t.shape, flush=True)

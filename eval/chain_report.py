@@ -1,0 +1,85 @@
+"""eval/results/chain.md from the JSON rows eval/chain.py writes (merged with any sibling chain-*.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SETS = ["banking77", "agnews", "youtube", "trec"]
+NAMES = {"a": "(a) zero-shot embedding (MiniLM, nearest label)", "c_lr": "(c) N gold: frozen MiniLM + LR",
+         "c_setfit": "(c) N gold: SetFit (MiniLM body, default recipe)", "d": "(d) llmlabel chain, N gold",
+         "e": "(e) llmlabel chain, no gold", "f": "(f) ceiling: static student on all corpus gold"}
+
+
+def merged(done: dict, folder: Path) -> dict:
+    rows, runs = dict(done["rows"]), list(done["runs"])
+    for p in sorted(folder.glob("chain-*.json")):
+        other = json.loads(p.read_text())
+        for k, v in other["rows"].items():
+            rows.setdefault(k, v)
+        runs += [dict(r, file=p.name) for r in other["runs"]]
+    return {"rows": rows, "runs": runs}
+
+
+def _get(rows, s, m, n, seed=0):
+    return rows.get(f"{s}|{m}|{n}|{seed}")
+
+
+def _fmt(r, key="acc"):
+    return "-" if r is None else f"{r[key]:.3f}"
+
+
+def write_markdown(done: dict, path: Path, budget: int = 100) -> None:
+    d = merged(done, path.parent)
+    rows = d["rows"]
+    sets = [s for s in SETS if any(k.startswith(s + "|") for k in rows)]
+    L = ["# What a user ships: known label set + N gold labels (issue 14)", ""]
+    L += ["Commands, dates, machine and load (the 2 cores were shared with other helpers' jobs, so seconds are "
+          "wall time under that load):", ""]
+    for r in d["runs"]:
+        L.append(f"- `{r['command']}` ({r.get('file', 'chain.json')}): {r['date']}, {r['seconds']} s, "
+                 f"{r['machine']}, 1-min load {r['load_start']} at start / {r['load_end']} at end")
+    L += ["", f"## Test accuracy / macro-F1 at N = {budget} gold (drawn from the corpus, seed 0)", "",
+          "| method | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+    for m in ("a", "c_lr", "c_setfit", "d", "e", "f"):
+        n = budget if m in ("c_lr", "c_setfit", "d") else 0
+        cells = [f"{_fmt(_get(rows, s, m, n))} / {_fmt(_get(rows, s, m, n), 'macro_f1')}" for s in sets]
+        L.append(f"| {NAMES[m]} | " + " | ".join(cells) + " |")
+    L += ["", "## Goals at N = 100", "",
+          "| set | best (c) | (d) | (d) - best (c) | share of the (c)->(f) gap closed by (d) | (d) >= (a) | (e) >= (a) |",
+          "|---|---|---|---|---|---|---|"]
+    for s in sets:
+        cs = [r for r in (_get(rows, s, "c_lr", budget), _get(rows, s, "c_setfit", budget)) if r]
+        dd, a, e, f = (_get(rows, s, "d", budget), _get(rows, s, "a", 0), _get(rows, s, "e", 0), _get(rows, s, "f", 0))
+        if not cs or dd is None:
+            continue
+        c = max(r["acc"] for r in cs)
+        gap = f"{(dd['acc'] - c) / (f['acc'] - c):+.0%}" if f and f["acc"] > c else "-"
+        L.append(f"| {s} | {c:.3f} | {dd['acc']:.3f} | {100 * (dd['acc'] - c):+.1f} pts | {gap} | "
+                 f"{'yes' if a and dd['acc'] >= a['acc'] else 'no'} | "
+                 f"{'-' if e is None or a is None else ('yes' if e['acc'] >= a['acc'] else 'no')} |")
+    budgets = sorted({int(k.split("|")[2]) for k in rows if k.split("|")[1] in ("c_lr", "d")})
+    if budgets:
+        L += ["", "## Gold-budget curve (test accuracy): (c) frozen MiniLM + LR vs (d) the chain", "",
+              "| set | " + " | ".join(f"N={n} (c) / (d)" for n in budgets) + " |", "|---|" + "---|" * len(budgets)]
+        for s in sets:
+            L.append(f"| {s} | " + " | ".join(f"{_fmt(_get(rows, s, 'c_lr', n))} / {_fmt(_get(rows, s, 'd', n))}"
+                                              for n in budgets) + " |")
+    L += ["", "## Where the chain's accuracy comes from (label model on the corpus, gold rows excluded)", "",
+          "| set | run | label model | LM acc on corpus | LM coverage | LFs (coverage / acc on corpus) | "
+          "student test acc | LF s | student train s | total s | LLM calls |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in sets:
+        for m, n in [("e", 0)] + [("d", b) for b in budgets]:
+            r = _get(rows, s, m, n)
+            if r is None:
+                continue
+            lm = r["label_model"]
+            lfs = "; ".join(f"{k} {v['coverage']:.2f} / " + ("-" if v["acc"] is None else f"{v['acc']:.2f}")
+                            for k, v in r["lfs"].items())
+            L.append(f"| {s} | {m} N={n} | {lm['chosen']} | {lm['acc']:.3f} | {lm['coverage']:.3f} | {lfs} "
+                     f"(+ {r['n_lfs'] - len(r['lfs'])} keyword/WRENCH LFs) | {r['acc']:.3f} | {r['lf_seconds']} | "
+                     f"{r['train_seconds']:.0f} | {r['seconds']:.0f} | {r['llm_calls']} |")
+    extra = path.with_name(path.stem + "-notes.md")
+    if extra.is_file():
+        L += ["", extra.read_text().strip()]
+    path.write_text("\n".join(L) + "\n")

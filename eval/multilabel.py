@@ -1,0 +1,246 @@
+"""Multi-label, two-level labels on GoEmotions: (a) frozen MiniLM + one-vs-rest LR on the gold budget, (b) the
+llmlabel chain with that budget, (c) the same student on all train gold; scored on the dev scoring part.
+
+    PYTHONPATH=$PWD python eval/multilabel.py --corpus 10000 --budgets 0 100 1000
+
+Data: ../shared/data/goemotions (LLMLABEL_EVAL_DATA). The dev split is cut with a fixed seed into a selection
+half (thresholds, label-model choice and calibration, for every arm alike) and a scoring half (reported); the
+test split is not read. Train texts in a seeded order: the first ``--corpus`` are the unlabeled corpus of the
+chain, the first ``budget`` of those are the gold. Chain (b): ``taxonomy_from_labels`` on the label tree
+(Ekman groups over the 27 emotions + neutral, multi_label), LFs = taxonomy key phrases, MiniLM embedding
+similarity with per-label thresholds tuned on the selection half, knn over the gold (budget > 0); per-label
+label models chosen and calibrated on the selection half; gold items keep their gold labels (source human);
+a static (WordLlama) student on the labeled corpus with per-class thresholds tuned on the selection half.
+MiniLM embeddings are computed once per text and cached under /tmp/llmlabel-eval-emb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "eval"))
+
+from _embcache import CachedEmbedder, embed_cached  # noqa: E402
+
+from llmlabel.multilabel_metrics import best_thresholds, group_matrix, multilabel_f1  # noqa: E402
+
+DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", ROOT.parent / "shared" / "data")) / "goemotions"
+
+
+def load_split(name: str, labels: list[str]) -> tuple[list[str], np.ndarray]:
+    texts, Y = [], []
+    for line in open(DATA / f"{name}.tsv", encoding="utf-8"):
+        t, labs, _ = line.rstrip("\n").split("\t")
+        y = np.zeros(len(labels), np.int8)
+        y[[int(x) for x in labs.split(",")]] = 1
+        texts.append(t)
+        Y.append(y)
+    return texts, np.stack(Y)
+
+
+def scores(Y, pred, labels, groups) -> dict:
+    leaf = multilabel_f1(Y, pred, labels)
+    G, gnames = group_matrix(Y, labels, groups)
+    Gp, _ = group_matrix(pred, labels, groups)
+    grp = multilabel_f1(G, Gp, gnames)
+    return {"micro_f1": round(leaf["micro_f1"], 4), "macro_f1": round(leaf["macro_f1"], 4),
+            "group_micro_f1": round(grp["micro_f1"], 4), "group_macro_f1": round(grp["macro_f1"], 4),
+            "per_label_f1": {x: v["f1"] for x, v in leaf["per_label"].items()},
+            "per_group_f1": {x: v["f1"] for x, v in grp["per_label"].items()}}
+
+
+def baseline_lr(Xg, Yg, Xsel, Ysel, Xsc) -> np.ndarray:
+    """One-vs-rest logistic regression on frozen embeddings; a label without a gold positive scores 0."""
+    from sklearn.linear_model import LogisticRegression
+
+    def proba(X):
+        out = np.zeros((len(X), Yg.shape[1]), np.float32)
+        for j in range(Yg.shape[1]):
+            if 0 < Yg[:, j].sum() < len(Yg):
+                out[:, j] = models[j].predict_proba(X)[:, 1]
+        return out
+
+    models = {j: LogisticRegression(C=1.0, max_iter=2000).fit(Xg, Yg[:, j]) for j in range(Yg.shape[1])
+              if 0 < Yg[:, j].sum() < len(Yg)}
+    thr = best_thresholds(proba(Xsel), Ysel)
+    return proba(Xsc) >= thr
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return path
+
+
+def chain(budget, ctx, work: Path, args) -> dict:
+    """(b): label -> aggregate (+ gold items keep gold) -> static student; scored on the scoring half."""
+    import yaml
+
+    from llmlabel.artifacts.labeled import read_labeled, write_labeled
+    from llmlabel.artifacts.multivotes import read_multi_votes
+    from llmlabel.distill import distill
+    from llmlabel.labelmodel.multipipeline import aggregate_multi, load_multi_dev, write_labeled_multi
+    from llmlabel.lf.multilabel import MultiEmbeddingLF
+    from llmlabel.lf.multispec import apply_multi_lfs, build_multi_lfs
+    from llmlabel.lf.run import label_corpus
+    from llmlabel.lf.spec import LFSpecFile
+
+    labels, tax, emb = ctx["labels"], ctx["tax"], ctx["emb"]
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    # per-label embedding thresholds: F1-optimal cosine on the selection half
+    probe = MultiEmbeddingLF("emb", tax.leaves(), embedder=emb)
+    thr = best_thresholds(probe.similarities(ctx["sel_texts"]), ctx["Ysel"], grid=np.linspace(0.05, 0.8, 31))
+    lfs = [{"kind": "keyphrases"},
+           {"name": "emb", "kind": "embedding", "threshold": 0.5, "low": args.low,
+            "thresholds": {x: float(t) for x, t in zip(labels, thr)}}]
+    gold = None
+    if budget:
+        gold = write_jsonl(work / "gold.jsonl", ({"id": ctx["corpus_ids"][i], "text": ctx["corpus_texts"][i],
+                                                  "labels": [labels[j] for j in np.flatnonzero(ctx["Ycorpus"][i])]}
+                                                 for i in range(budget)))
+        lfs.append({"name": "knn", "kind": "knn", "k": args.k, "threshold": args.knn_threshold})
+    (work / "lfs.yaml").write_text(yaml.safe_dump({"lfs": lfs}, sort_keys=False))
+    votes = work / "votes"
+    label_corpus(ctx["corpus_file"], ctx["tax_file"], work / "lfs.yaml", votes, gold=gold, embedder=emb,
+                 overwrite=True, shard_size=5000)
+    t_label = time.perf_counter() - t0
+    mv, texts = read_multi_votes(votes, labels)
+    rows, Y = load_multi_dev(ctx["sel_file"], mv)
+    res = aggregate_multi(mv, "auto", rows, Y)
+    labeled = work / "labeled.parquet"
+    write_labeled_multi(labeled, mv, res, texts, review_top=100)
+    # label model on the scoring half (same LFs, fitted per-label models, selection thresholds)
+    spec = LFSpecFile.model_validate({"lfs": lfs})
+    lf_objs = build_multi_lfs(spec, tax, gold=gold, embedder=emb)
+    leaves = tax.leaves()
+    mv_sc = apply_multi_lfs(lf_objs, ctx["sc_texts"], labels=labels, label_ids=[x.id for x in leaves])
+    lm_pred = res["model"].predict_proba(mv_sc.per_label()) >= res["thresholds"]
+    # gold items keep their gold labels (what a person's answers are worth); others keep the label model's
+    lab = read_labeled(labeled)
+    P, src = lab.proba.copy(), np.asarray(["model"] * len(lab), dtype=object)
+    pos = {i: r for r, i in enumerate(lab.ids)}
+    for i in range(budget):
+        r = pos[ctx["corpus_ids"][i]]
+        P[r], src[r] = ctx["Ycorpus"][i], "human"
+    lists = [[labels[j] for j in np.flatnonzero(p >= t)] for p, t in zip(P, np.broadcast_to(res["thresholds"], P.shape))]
+    write_labeled(labeled, ids=lab.ids, classes=labels, proba=P, texts=lab.texts, labels=lists, multi_label=True,
+                  source=src, uncovered=lab.uncovered, meta=lab.meta)
+    t1 = time.perf_counter()
+    st = distill(labeled, work / "student", student="static", dev=ctx["sel_file"], dev_label_field="labels",
+                 epochs=args.epochs).student
+    st_pred = st.predict_proba(ctx["sc_texts"]) >= np.asarray(st.threshold, np.float32)
+    return {"label_model": scores(ctx["Ysc"], lm_pred, labels, ctx["groups"]),
+            "student": scores(ctx["Ysc"], st_pred, labels, ctx["groups"]),
+            "coverage": float((mv.votes >= 0).any(axis=(1, 2)).mean()),
+            "label_seconds": round(t_label, 1), "distill_seconds": round(time.perf_counter() - t1, 1),
+            "label_model_report": {k: v for k, v in res["report"].items() if k in ("per_label", "thresholds")}}
+
+
+def ceiling(ctx, work: Path, args) -> dict:
+    from llmlabel.distill import distill
+
+    labels = ctx["labels"]
+    f = write_jsonl(work / "train_gold.jsonl", ({"text": t, "label": [labels[j] for j in np.flatnonzero(y)]}
+                                               for t, y in zip(ctx["train_texts"], ctx["Ytrain"])))
+    st = distill(f, work / "ceiling", student="static", multi_label=True, dev=ctx["sel_file"],
+                 dev_label_field="labels", epochs=args.epochs).student
+    pred = st.predict_proba(ctx["sc_texts"]) >= np.asarray(st.threshold, np.float32)
+    return scores(ctx["Ysc"], pred, labels, ctx["groups"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=int, default=10000, help="train texts used as the unlabeled corpus")
+    ap.add_argument("--budgets", type=int, nargs="+", default=[0, 100, 1000])
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--knn-threshold", type=float, default=0.3)
+    ap.add_argument("--low", type=float, default=0.1)
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/llmlabel-eval-multilabel"))
+    ap.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "multilabel.json")
+    ap.add_argument("--skip-ceiling", action="store_true")
+    ap.add_argument("--only-ceiling", action="store_true", help="run (c) alone (in parallel with the rest)")
+    args = ap.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"no GoEmotions data at {DATA}")
+    import yaml
+
+    from llmlabel.artifacts.taxonomy import save_taxonomy
+    from llmlabel.embed import load_embedder
+    from llmlabel.multilabel_metrics import groups_of
+    from llmlabel.taxonomy import taxonomy_from_labels
+
+    t_start = time.perf_counter()
+    labels = [x for x in (DATA / "labels.txt").read_text().split("\n") if x]
+    train_texts, Ytrain = load_split("train", labels)
+    dev_texts, Ydev = load_split("dev", labels)
+    perm = np.random.default_rng(0).permutation(len(train_texts))
+    dperm = np.random.default_rng(1).permutation(len(dev_texts))
+    sel, sc = np.sort(dperm[: len(dperm) // 2]), np.sort(dperm[len(dperm) // 2:])
+    corpus_texts = [train_texts[i] for i in perm[: args.corpus]]
+    Ycorpus = Ytrain[perm[: args.corpus]]
+    minilm = load_embedder("minilm")
+    X_dev = embed_cached(minilm, dev_texts)
+    X_corpus = embed_cached(minilm, corpus_texts)
+    emb = CachedEmbedder(minilm, dev_texts + corpus_texts, np.concatenate([X_dev, X_corpus]))
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    tree = {**json.loads((DATA / "ekman_mapping.json").read_text()), "neutral": []}
+    (work / "labels.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    tax = taxonomy_from_labels(work / "labels.yaml", corpus_texts, multi_label=True, embedder=emb).taxonomy
+    order = [x.name for x in tax.leaves()]
+    col = [labels.index(x) for x in order]  # the taxonomy's leaf order
+    labels, Ytrain, Ydev, Ycorpus = order, Ytrain[:, col], Ydev[:, col], Ycorpus[:, col]
+    save_taxonomy(tax, work / "taxonomy.yaml")
+    corpus_ids = [f"tr{i}" for i in perm[: args.corpus]]
+    sel_ids = [f"dv{i}" for i in sel]
+    write_jsonl(work / "corpus.jsonl", [{"id": i, "text": t} for i, t in zip(corpus_ids, corpus_texts)]
+                + [{"id": i, "text": dev_texts[j]} for i, j in zip(sel_ids, sel)])
+    write_jsonl(work / "selection.jsonl", ({"id": i, "text": dev_texts[j], "labels": [labels[c] for c in
+                                            np.flatnonzero(Ydev[j])]} for i, j in zip(sel_ids, sel)))
+    ctx = {"labels": labels, "tax": tax, "emb": emb, "groups": groups_of(tax), "tax_file": work / "taxonomy.yaml",
+           "corpus_file": work / "corpus.jsonl", "sel_file": work / "selection.jsonl", "corpus_ids": corpus_ids,
+           "corpus_texts": corpus_texts, "Ycorpus": Ycorpus, "sel_texts": [dev_texts[i] for i in sel],
+           "Ysel": Ydev[sel], "sc_texts": [dev_texts[i] for i in sc], "Ysc": Ydev[sc],
+           "train_texts": train_texts, "Ytrain": Ytrain}
+    out: dict = {"corpus": args.corpus, "selection": int(len(sel)), "scoring": int(len(sc)), "budgets": {},
+                 "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    if args.only_ceiling:
+        out = {"ceiling": ceiling(ctx, work, args), "seconds": round(time.perf_counter() - t_start, 1),
+               "load_average": os.getloadavg(), "n_train": len(train_texts)}
+        args.out.write_text(json.dumps(out, indent=1))
+        return
+    for b in args.budgets:
+        row: dict = {}
+        if b:
+            row["lr"] = scores(Ydev[sc], baseline_lr(X_corpus[:b], Ycorpus[:b], X_dev[sel], Ydev[sel], X_dev[sc]),
+                               labels, ctx["groups"])
+        row["chain"] = chain(b, ctx, work / f"b{b}", args)
+        out["budgets"][str(b)] = row
+        print(json.dumps({"budget": b, **{k: (v if k != "chain" else {kk: vv for kk, vv in v.items()
+                                                                         if kk in ("label_model", "student")})
+                                          for k, v in row.items()}}, default=str)[:600], flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=1))
+    if not args.skip_ceiling:
+        out["ceiling"] = ceiling(ctx, work, args)
+        print("ceiling", {k: v for k, v in out["ceiling"].items() if not k.startswith("per_")}, flush=True)
+    out["seconds"] = round(time.perf_counter() - t_start, 1)
+    out["load_average"] = os.getloadavg()
+    out["embedding_cache_misses"] = emb.misses
+    args.out.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Human labels back into the label model (``llmlabel aggregate --gold gold.jsonl``).
+
+Reviewed items are clamped to their human label (``source: human`` in labeled.parquet, confidence 1) and join
+the dev set for model selection and calibration. Cross-fitting keeps every score honest: the gold items are
+split into folds and each fold is scored by models (and calibrators) fitted without its labels, so an item
+never scores the model it trained. The chosen model and its calibrator are then refitted on all gold labels.
+
+The report gets a reliability diagram before and after calibration, both out-of-fold.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+from ..io import read_records
+from ..artifacts.matrix import LabelMatrix
+
+
+def load_gold(path: str | Path, L: LabelMatrix) -> tuple[np.ndarray, np.ndarray]:
+    """(row indices into L, class indices) of a JSONL/CSV of ``id`` + ``label`` (a class name or index)."""
+    path = Path(path)
+    if L.ids is None:
+        raise InputError("these votes carry no item ids, so gold labels cannot be matched to items", path=path)
+    pos = {str(i): r for r, i in enumerate(L.ids)}
+    names = {str(x): j for j, x in enumerate(L.labels or [])}
+    rows, ys = {}, {}
+    for line, row in read_records(path, what="gold file"):
+        for f in ("id", "label"):
+            if f not in row:
+                raise InputError(f"gold row has no '{f}' field", path=path, line=line, field=f)
+        i, lab = str(row["id"]), row["label"]
+        if isinstance(lab, list):
+            raise ConfigError("gold label is a list, but these votes are single-label", path=path, line=line,
+                              field="label")
+        if str(lab) in names:
+            y = names[str(lab)]
+        elif not names and str(lab).isdigit() and int(lab) < L.cardinality:
+            y = int(lab)
+        else:
+            raise ConfigError(f"gold label {lab!r} is not in the taxonomy", path=path, line=line, field="label",
+                              hint="rerun `llmlabel label` with the extended taxonomy, or fix the label")
+        if i not in pos:
+            raise InputError(f"gold item id {i!r} is not among the voted items", path=path, line=line, field="id")
+        rows[i], ys[i] = pos[i], y  # a later row for the same id wins (a newer review round)
+    if not rows:
+        raise InputError("gold file has no rows", path=path)
+    return np.fromiter(rows.values(), np.int64), np.fromiter(ys.values(), np.int64)
+
+
+def reliability_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> dict:
+    """Equal-width confidence bins: mean confidence, accuracy and count per non-empty bin, and the ECE."""
+    conf = np.asarray(conf, float)
+    b = np.clip((conf * n_bins).astype(int), 0, n_bins - 1)
+    cnt = np.bincount(b, minlength=n_bins)
+    mc = np.bincount(b, weights=conf, minlength=n_bins)
+    ac = np.bincount(b, weights=np.asarray(correct, float), minlength=n_bins)
+    keep = cnt > 0
+    return {"confidence": (mc[keep] / cnt[keep]).tolist(), "accuracy": (ac[keep] / cnt[keep]).tolist(),
+            "count": cnt[keep].tolist(), "ece": float(np.abs(ac - mc)[keep].sum() / max(1, cnt.sum())),
+            "n": int(cnt.sum())}
+
+
+def _folds(n: int, n_folds: int, seed: int) -> list[np.ndarray]:
+    return [f for f in np.array_split(np.random.default_rng(seed).permutation(n), min(n_folds, n)) if len(f)]
+
+
+def _oof(L, L_sel, y, chosen: str, idx: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Raw probabilities of the items ``idx``, each from a model fitted on the labels of the others in ``idx``."""
+    from .select import make_model
+
+    out = np.empty((len(idx), L.cardinality))
+    for f in _folds(len(idx), n_folds, seed):
+        rest = np.setdiff1d(np.arange(len(idx)), f)
+        m = make_model(chosen, L.cardinality, seed).fit(L, y[idx[rest]], L_sel.take(idx[rest]))
+        out[f] = m.predict_proba(L_sel.take(idx[f]))
+    return out
+
+
+def cross_fitted(L: LabelMatrix, L_sel: LabelMatrix, y_sel: np.ndarray, chosen: str, calibration: str, *,
+                 n_folds: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold (raw, calibrated) probabilities of the chosen model on the selection items.
+
+    No label of an item reaches the model or the calibrator that score it: models that learn from labels
+    (``*-dev``) are refitted per fold without that fold's labels, and that fold's calibrator is fitted on
+    probabilities of the other folds made by models that never saw the fold either (nested folds). Label-free
+    models see no labels at all, so only the calibrator needs folds.
+    """
+    from .calibrate import make_calibrator
+    from .select import make_model
+
+    n = len(y_sel)
+    folds = _folds(n, n_folds, seed)
+    uses_labels = chosen.endswith("-dev")
+    if uses_labels:
+        raw = _oof(L, L_sel, y_sel, chosen, np.arange(n), n_folds, seed)
+    else:
+        raw = make_model(chosen, L.cardinality, seed).fit(L).predict_proba(L_sel)
+    cal = np.empty_like(raw)
+    for f in folds:
+        rest = np.setdiff1d(np.arange(n), f)
+        if len(rest) < 2:
+            cal[f] = raw[f]
+            continue
+        fit_on = _oof(L, L_sel, y_sel, chosen, rest, n_folds, seed + 1) if uses_labels else raw[rest]
+        cal[f] = make_calibrator(calibration).fit(fit_on, y_sel[rest]).transform(raw[f])
+    return raw, cal
+
+
+def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None, gold_rows=None, gold_y=None,
+                        *, n_folds: int = 5, seed: int = 0, reliability: bool = True) -> dict:
+    """``pipeline.aggregate``'s result with human labels clamped (``source``) and cross-fitted reliability.
+
+    Selection and calibration use the dev set plus the gold items (gold wins where an item is in both).
+    ``reliability=False`` skips the out-of-fold reliability diagram (the extra model fits it costs).
+    """
+    from .pipeline import aggregate
+
+    gold_rows = np.zeros(0, np.int64) if gold_rows is None else np.asarray(gold_rows, np.int64)
+    gold_y = np.zeros(0, np.int64) if gold_y is None else np.asarray(gold_y, np.int64)
+    parts, ys = [], []
+    n_dev = 0
+    if L_dev is not None:
+        if L_dev.ids is not None and len(gold_rows) and L.ids is not None:
+            in_gold = np.isin(L_dev.ids, L.ids[gold_rows])
+            L_dev, y_dev = L_dev.take(~in_gold), np.asarray(y_dev)[~in_gold]
+        parts.append(L_dev)
+        ys.append(np.asarray(y_dev))
+        n_dev = len(L_dev)
+    if len(gold_rows):
+        parts.append(L.take(gold_rows))
+        ys.append(gold_y)
+    L_sel = LabelMatrix.concat(parts) if len(parts) > 1 else (parts[0] if parts else None)
+    y_sel = np.concatenate(ys) if ys else None
+    res = aggregate(L, method, L_sel, y_sel)
+    rep = dict(res["report"])
+    if reliability and L_sel is not None and len(y_sel) >= 2:
+        raw, cal = cross_fitted(L, L_sel, y_sel, rep.get("chosen", "onecoin"), rep.get("calibration", "none"),
+                                n_folds=n_folds, seed=seed)
+        rep["reliability"] = {
+            "before": reliability_bins(raw.max(1), raw.argmax(1) == y_sel),
+            "after": reliability_bins(cal.max(1), cal.argmax(1) == y_sel),
+            "note": f"out-of-fold over {len(y_sel)} dev+gold items ({min(n_folds, len(y_sel))} folds)"}
+        if n_dev:  # the dev set is a fair sample (gold items were picked for being hard): score there only
+            rep["dev_accuracy_oof"] = float((cal[:n_dev].argmax(1) == y_sel[:n_dev]).mean())
+    rep["n_gold"] = int(len(gold_rows))
+    proba, label, conf = res["proba"].copy(), res["label"].copy(), res["confidence"].copy()
+    source = np.full(len(L), "model", dtype=object)
+    if len(gold_rows):
+        proba[gold_rows] = 0.0
+        proba[gold_rows, gold_y] = 1.0
+        label[gold_rows], conf[gold_rows] = gold_y, 1.0
+        source[gold_rows] = "human"
+    uncovered = res["uncovered"].copy()
+    uncovered[gold_rows] = False  # a human label is not the class prior
+    return {**res, "report": rep, "proba": proba, "label": label, "confidence": conf, "uncovered": uncovered,
+            "source": source}
+
+
+def append_round(path: str | Path, report: dict) -> Path | None:
+    """Add this aggregation's point (human labels so far, out-of-fold dev accuracy) to ``review_rounds.json``,
+    which ``llmlabel report`` draws as accuracy vs number of human labels. Nothing without a dev score."""
+    import json
+
+    from ..io_write import atomic_write
+
+    if report.get("dev_accuracy_oof") is None:
+        return None
+    path = Path(path)
+    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {
+        "note": "llmlabel aggregate --gold: label-model accuracy on the dev set (out-of-fold) after each round",
+        "rounds": []}
+    pts = [r for r in data["rounds"] if r.get("n_labels") != report["n_gold"]]  # a rerun replaces its point
+    pts.append({"strategy": "human review", "n_labels": report["n_gold"], "accuracy": report["dev_accuracy_oof"],
+                "chosen": report.get("chosen")})
+    data["rounds"] = sorted(pts, key=lambda r: r["n_labels"])
+    with atomic_write(path) as f:
+        json.dump(data, f, indent=1)
+    return path

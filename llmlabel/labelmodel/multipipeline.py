@@ -1,0 +1,153 @@
+"""``llmlabel aggregate`` on multi-label votes: P(label applies) per label, thresholds, labels lists, review queue.
+
+- One binary label model per label (:class:`~llmlabel.labelmodel.MultiLabel`): with a dev set each label's
+  model is chosen and calibrated on that label's dev column; without, the documented default, uncalibrated.
+- Decision thresholds: per label, the one maximising that label's F1 on dev (a label with no dev positive
+  keeps the global one); without dev one global 0.5. An item's ``labels`` are the classes at or above
+  their threshold; ``label`` (the single-label column) is the most probable class.
+- Review queue: items ranked by the expected number of wrong labels in their set, ``sum_j (p_j if not
+  chosen else 1 - p_j)`` (uncovered items first among equals: nothing voted on them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..artifacts.multivotes import MultiVotes
+from ..errors import ConfigError, InputError
+from ..multilabel_metrics import best_thresholds
+
+__all__ = ["aggregate_multi", "best_thresholds", "expected_set_errors", "load_multi_dev", "write_labeled_multi"]
+
+
+def load_multi_dev(path: str | Path, mv: MultiVotes) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows into mv, Y_dev (n_dev, k) 0/1)`` from a JSONL/CSV of ``id`` + ``labels`` (list of names or ids,
+    or names joined by ``|``/``,``; ``label`` when ``labels`` is absent) matched to the voted items."""
+    from ..io import read_records
+
+    if mv.ids is None:
+        raise InputError("these votes carry no item ids, so a dev file of id + labels cannot be matched", path=path)
+    pos = {str(i): r for r, i in enumerate(mv.ids)}
+    idx = {x: j for j, x in enumerate(mv.labels)} | {x: j for j, x in enumerate(mv.label_ids)}
+    rows, Y = [], []
+    for line, row in read_records(path, what="dev file"):
+        raw = row.get("labels", row.get("label"))
+        if "id" not in row or raw is None:
+            raise InputError(f"dev row has no '{'id' if 'id' not in row else 'labels'}' field", path=path, line=line)
+        vals = raw if isinstance(raw, list) else [x for x in str(raw).replace("|", ",").split(",") if x.strip()]
+        y = np.zeros(len(mv.labels), np.int8)
+        for v in vals:
+            if str(v).strip() not in idx:
+                raise ConfigError(f"dev label {v!r} is not in the taxonomy", path=path, line=line, field="labels",
+                                  hint=f"labels are: {', '.join(mv.labels[:8])}")
+            y[idx[str(v).strip()]] = 1
+        i = str(row["id"])
+        if i not in pos:
+            raise InputError(f"dev item id {i!r} is not among the voted items", path=path, line=line, field="id")
+        rows.append(pos[i])
+        Y.append(y)
+    if not rows:
+        raise InputError("dev file has no rows", path=path)
+    return np.asarray(rows), np.stack(Y)
+
+
+def expected_set_errors(P: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Expected number of wrong labels per item when ``chosen`` (0/1) is shipped and P(label) is right."""
+    return np.where(chosen.astype(bool), 1 - P, P).sum(1)
+
+
+def aggregate_multi(mv: MultiVotes, method: str = "auto", dev_rows=None, Y_dev=None, *,
+                    random_state: int = 0) -> dict:
+    """Fit per-label label models (+ thresholds on dev); dict with proba (n, k), thresholds, chosen (n, k),
+    uncovered (n,), report."""
+    from .multilabel import MultiLabel
+    from .select import MODEL_ALIASES, make_model
+
+    base = "auto" if method == "auto" else MODEL_ALIASES.get(str(method).lower(), str(method).lower())
+    if base != "auto":
+        make_model(base, 2)  # an unknown name is a one-line error listing the known ones
+    Ls = mv.per_label()
+    model = MultiLabel(base, labels=mv.labels, random_state=random_state)
+    if dev_rows is not None:
+        model.fit(Ls, Y_dev, [L[dev_rows] for L in Ls])
+    else:
+        model.fit(Ls)
+    P = model.predict_proba(Ls).astype(np.float32)
+    if dev_rows is not None:
+        thr = best_thresholds(P[dev_rows], np.asarray(Y_dev))
+        how = "per-label F1-optimal on dev"
+    else:
+        thr = np.full(len(mv.labels), 0.5, np.float32)
+        how = "global 0.5 (no dev set)"
+    chosen = (P >= thr[None, :]).astype(np.int8)
+    chosen_per_label = [getattr(m, "report_", {}).get("chosen") for m in model.models_]
+    report = {"chosen": "per-label " + (base if base != "auto" else "auto"), "multi_label": True,
+              "reason": ("chosen and calibrated per label on dev" if dev_rows is not None else
+                         "no dev set: the documented default per label, uncalibrated"),
+              "per_label": dict(zip(mv.labels, chosen_per_label)),
+              "thresholds": dict(zip(mv.labels, map(float, thr))), "thresholds_from": how}
+    if dev_rows is not None:
+        from ..multilabel_metrics import multilabel_f1
+
+        report["dev"] = multilabel_f1(np.asarray(Y_dev), chosen[dev_rows], mv.labels)
+        report["dev"].pop("per_label", None)
+    uncovered = ~(mv.votes >= 0).any(axis=(1, 2))
+    return {"model": model, "proba": P, "thresholds": thr, "chosen": chosen, "uncovered": uncovered,
+            "report": report}
+
+
+def write_labeled_multi(out: str | Path, mv: MultiVotes, res: dict, texts=None, *, review_top: float = 0.1,
+                        meta: dict | None = None) -> dict[str, Path]:
+    """labeled.parquet with ``labels`` lists + ``p:<label>``, and the review queue (CSV + JSONL) beside it."""
+    from ..artifacts.labeled import write_labeled
+    from ..io_write import make_meta
+    from .review import write_csv, write_jsonl
+
+    out = Path(out)
+    P, chosen = res["proba"], res["chosen"]
+    ids = mv.ids if mv.ids is not None else [str(i) for i in range(len(mv))]
+    names = np.asarray(mv.labels, dtype=object)
+    lists = [list(names[np.flatnonzero(r)]) for r in chosen]
+    info = dict(meta or make_meta())
+    info.update(label_model=res["report"], lf_names=mv.lf_names, thresholds=res["report"]["thresholds"])
+    if mv.meta.get("depends_on"):
+        info["votes_depend_on"] = mv.meta["depends_on"]
+    li = P.argmax(1)
+    write_labeled(out, ids=ids, classes=mv.labels, proba=P, label_index=li, confidence=P[np.arange(len(P)), li],
+                  uncovered=res["uncovered"], texts=texts, labels=lists, multi_label=True, meta=info)
+    err = expected_set_errors(P, chosen)
+    order = np.lexsort((np.arange(len(err)), ~res["uncovered"], -err))  # highest risk, uncovered first, stable
+    n_top = int(round(review_top * len(err))) if review_top < 1 else int(review_top)
+    rows = []
+    for r, i in enumerate(order[:n_top]):
+        near = np.flatnonzero(np.abs(P[i] - res["thresholds"]) < 0.25)
+        rows.append({"rank": r + 1, "index": int(i), "id": ids[i], "text": None if texts is None else texts[i],
+                     "labels": "|".join(lists[i]), "expected_errors": round(float(err[i]), 4),
+                     "uncovered": bool(res["uncovered"][i]),
+                     "doubtful": "|".join(f"{names[j]}={P[i, j]:.2f}" for j in near)})
+    stem = out.with_suffix("")
+    return {"labeled": out, "review_csv": write_csv(rows, f"{stem}.review.csv"),
+            "review_jsonl": write_jsonl(rows, f"{stem}.review.jsonl")}
+
+
+def aggregate_votes_multi(votes: str | Path, out: str | Path, *, dev: str | Path | None = None,
+                          method: str = "auto", taxonomy: str | Path | None = None, review_top: float = 0.1,
+                          meta: dict | None = None) -> dict:
+    """What ``llmlabel aggregate`` does on a multi-label votes folder; returns the paths and the report."""
+    from ..artifacts.multivotes import read_multi_votes
+
+    labels = None
+    if taxonomy is not None:
+        from ..artifacts.taxonomy import load_taxonomy
+
+        labels = load_taxonomy(taxonomy).classes()
+    mv, texts = read_multi_votes(votes, labels)
+    rows = Y = None
+    if dev is not None:
+        rows, Y = load_multi_dev(dev, mv)
+    res = aggregate_multi(mv, method, rows, Y)
+    paths = write_labeled_multi(out, mv, res, texts, review_top=review_top, meta=meta)
+    return {"paths": paths, "report": res["report"], "items": len(mv), "n": len(mv), "uncovered": int(res["uncovered"].sum()),
+            "mean_labels": float(res["chosen"].sum(1).mean())}

@@ -1,0 +1,118 @@
+"""kNN LFs: a vote of the gold examples nearest to a text in embedding space.
+
+``KnnLF`` embeds the gold set once; an item's class scores are a similarity-weighted vote of its ``k``
+nearest gold examples (weights ``exp((cos - best) / temperature)``, so near-ties share and far neighbours
+fade), and it abstains when even the nearest gold example is less similar than ``threshold``. On a gold item
+it sees only the gold of the other cross-fitting folds (:class:`~llmlabel.lf.gold.GoldSet`), so its votes
+there are out-of-fold and the gold can also be the dev set.
+
+``GoldNeighbours`` holds the same search for the few-shot prompted LF, which takes each item's nearest gold
+examples, one per label, as its in-context examples.
+
+>>> from llmlabel.lf.gold import GoldSet
+>>> g = GoldSet(["1", "2"], ["lost my card", "refund please"], [0, 1], labels=["lost", "refund"])
+>>> KnnLF("knn", g, embedder="wordllama", threshold=0.2).apply(["my card is lost"])[0].tolist()   # doctest: +SKIP
+[0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .core import ABSTAIN, LabelingFunction
+from .embedding import _embedder
+from .gold import GoldSet
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+class GoldNeighbours:
+    """Cosine similarities of texts to the gold set, with each gold item's own fold masked out."""
+
+    def __init__(self, gold: GoldSet, embedder: Any = "minilm") -> None:
+        self.gold = gold
+        self.embedder = embedder
+        self._vecs: np.ndarray | None = None
+
+    @property
+    def vectors(self) -> np.ndarray:
+        if self._vecs is None:
+            self._vecs = _normalise(_embedder(self.embedder).encode(self.gold.texts))
+        return self._vecs
+
+    def similarities(self, texts: Sequence[str], ids: Sequence | None) -> np.ndarray:
+        """(n, g) cosines; ``-inf`` where the gold row is in the item's own fold (cross-fitting)."""
+        vecs = _normalise(_embedder(self.embedder).encode(list(texts)))
+        sims = vecs @ self.vectors.T
+        own = self.gold.item_folds(ids, len(sims))
+        mask = (own[:, None] >= 0) & (own[:, None] == self.gold.fold[None, :])
+        sims[mask] = -np.inf
+        return sims
+
+    def examples(self, texts: Sequence[str], ids: Sequence | None, shots: int) -> list[list[tuple[str, int]]]:
+        """Per text, up to ``shots`` gold examples, most similar first, at most one per label.
+
+        One per label keeps the prompt from showing five examples of one class, which pulls a small LLM
+        towards that class whatever the text says.
+        """
+        sims = self.similarities(texts, ids)
+        order = np.argsort(-sims, axis=1, kind="stable")
+        y = self.gold.y
+        out: list[list[tuple[str, int]]] = []
+        for i in range(len(sims)):  # prompt assembly is per item by nature; the LLM call dwarfs it
+            picks: list[tuple[str, int]] = []
+            used: set[int] = set()
+            for g in order[i]:
+                if len(picks) >= shots or not np.isfinite(sims[i, g]):
+                    break
+                if int(y[g]) not in used:
+                    used.add(int(y[g]))
+                    picks.append((self.gold.texts[g], int(y[g])))
+            out.append(picks[::-1])  # the most similar example sits right before the text to label
+        return out
+
+
+class KnnLF(LabelingFunction):
+    """Similarity-weighted vote of the ``k`` nearest gold examples; abstain when the nearest is under ``threshold``.
+
+    gold: a :class:`GoldSet` over the run's labels; embedder: an embedder object or spec (default MiniLM).
+    ``proba`` is the normalised vote (mass only on classes among the neighbours).
+    """
+
+    kind = "knn"
+
+    def __init__(self, name: str, gold: GoldSet, *, embedder: Any = "minilm", k: int = 10, threshold: float = 0.5,
+                 temperature: float = 0.05) -> None:
+        super().__init__(name, gold.labels)
+        if k < 1:
+            raise ConfigError(f"LF '{name}': k must be at least 1")
+        if temperature <= 0:
+            raise ConfigError(f"LF '{name}': temperature must be > 0")
+        self.gold = gold
+        self.k, self.threshold, self.temperature = int(k), float(threshold), float(temperature)
+        self.neighbours = GoldNeighbours(gold, embedder)
+
+    def _apply(self, texts, items):
+        ids = None if items is None else [it.get("id") for it in items]
+        sims = self.neighbours.similarities(texts, ids)
+        n, g = sims.shape
+        kk = min(self.k, g)
+        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk] if kk < g else np.tile(np.arange(g), (n, 1))
+        s = np.take_along_axis(sims, top, axis=1)
+        best = s.max(1, keepdims=True)
+        ok = np.isfinite(best[:, 0])
+        w = np.where(np.isfinite(s), np.exp((s - np.where(ok[:, None], best, 0.0)) / self.temperature), 0.0)
+        scores = np.zeros((n, len(self.labels)), dtype=np.float64)
+        np.add.at(scores, (np.repeat(np.arange(n), kk), self.gold.y[top].ravel()), w.ravel())
+        tot = scores.sum(1, keepdims=True)
+        proba = np.where(tot > 0, scores / np.where(tot > 0, tot, 1.0), 1.0 / len(self.labels))
+        votes = proba.argmax(1).astype(np.int16)
+        votes[~ok | (best[:, 0] < self.threshold)] = ABSTAIN
+        return votes, proba.astype(np.float32)

@@ -1,0 +1,229 @@
+"""``llmlabel label`` for a multi-label taxonomy (``multi_label: true``): lfs.yaml -> multi-label LFs -> votes.
+
+The same lfs.yaml kinds, read per label (see :mod:`llmlabel.lf.multilabel`):
+
+.. code-block:: yaml
+
+    lfs:
+      - {name: kw, kind: keyword, patterns: {gratitude: [thanks, thank you], joy: [haha]}}
+      - {name: kw_group, kind: keyword, patterns: {group_anger: [furious]}}   # a parent: all its leaves
+      - {kind: keyphrases}                                                    # the taxonomy's key phrases
+      - {name: emb, kind: embedding, threshold: 0.45, thresholds: {grief: 0.5}, low: 0.1}
+      - {name: knn, kind: knn, k: 10, threshold: 0.3}                         # needs --gold (labels lists)
+      - {name: yn, kind: prompted, model: "hf:/models/qwen"}                  # yes/no per label
+      - {name: ls, kind: prompted_list, model: "hf:/models/qwen"}             # JSON list of label names
+
+The LFs vote on the taxonomy's leaves; a pattern keyed by a parent votes for every leaf under it. Votes
+are stored as binary columns in the ordinary votes folder (:mod:`llmlabel.artifacts.multivotes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..artifacts.multivotes import MultiVotes
+from ..errors import ConfigError, InputError, LLMLabelError
+from .core import ABSTAIN
+
+
+def _leaf_names(taxonomy, key: str, lf: str) -> list[str]:
+    """Leaf names a label key (id or name, leaf or parent) stands for."""
+    for lab in taxonomy.labels:
+        if key in (lab.id, lab.name):
+            kids = [k.name for k in taxonomy.labels if k.parent == lab.id]
+            return kids or [lab.name]
+    raise ConfigError(f"LF '{lf}': label {key!r} is not in the taxonomy (ids or names)")
+
+
+def read_multi_gold(path: str | Path, taxonomy) -> tuple[list[str], list[str], list[list[str]]]:
+    """(ids, texts, label-name lists) of a gold JSONL/CSV with ``id``, ``text`` and ``labels`` (a list, or
+    names joined by ``|`` or ``,``; ``label`` is read when ``labels`` is absent). Names or ids of leaves."""
+    from ..io import read_records
+
+    leaves = taxonomy.leaves()
+    by = {lab.id: lab.name for lab in leaves} | {lab.name: lab.name for lab in leaves}
+    ids, texts, labs = [], [], []
+    for line, row in read_records(path, what="gold file"):
+        where = dict(path=path, line=line)
+        if "text" not in row:
+            raise InputError("gold row has no 'text' field", field="text", **where)
+        raw = row.get("labels", row.get("label"))
+        if raw is None:
+            raise InputError("gold row has no 'labels' field", field="labels", **where)
+        vals = raw if isinstance(raw, list) else [x for x in str(raw).replace("|", ",").split(",") if x.strip()]
+        out = []
+        for v in vals:
+            if str(v).strip() not in by:
+                raise ConfigError(f"gold label {v!r} is not a leaf of the taxonomy", field="labels", **where)
+            out.append(by[str(v).strip()])
+        ids.append(str(row.get("id", line)))
+        texts.append(str(row["text"]))
+        labs.append(out)
+    if not ids:
+        raise InputError("the gold file has no rows", path=path)
+    return ids, texts, labs
+
+
+def build_multi_lfs(spec, taxonomy, *, models: list[str] | None = None, gold: str | Path | None = None,
+                    embedder=None, engines=None) -> list:
+    """Multi-label LF objects over the taxonomy's leaves (``taxonomy`` keeps its parents for pattern keys).
+    ``engines``: ``spec -> engine`` for the run (:func:`llmlabel.llm.engine_factory`)."""
+    from .multilabel import MultiEmbeddingLF, MultiKeywordLF, MultiKnnLF, PromptedListLF
+    from .prompted import PromptedMultiLabelLF
+    from .spec import _short
+
+    leaves = taxonomy.leaves()
+    labels = [lab.name for lab in leaves]
+    gold_rows = None
+    out: list = []
+    for s in spec.lfs:
+        if s.kind in ("keyword", "regex"):
+            pats: dict[str, list[str]] = {}
+            for key, v in s.patterns.items():
+                for leaf in _leaf_names(taxonomy, key, s.name):
+                    pats.setdefault(leaf, []).extend(v)
+            out.append(MultiKeywordLF(s.name, pats, labels=labels, regex=s.kind == "regex",
+                                      case_sensitive=s.case_sensitive))
+        elif s.kind == "keyphrases":
+            pats = {lab.name: [p for p in lab.keyphrases if p.strip()] for lab in leaves}
+            pats = {k: v for k, v in pats.items() if v}
+            if pats:
+                out.append(MultiKeywordLF(s.name or "kw", pats, labels=labels))
+        elif s.kind == "embedding":
+            thr = {**{lab.name: (0.4 if s.threshold is None else s.threshold) for lab in leaves},
+                   **{_leaf_names(taxonomy, k, s.name)[0]: v for k, v in (s.thresholds or {}).items()}}
+            out.append(MultiEmbeddingLF(s.name, leaves, embedder=embedder or s.embedder, threshold=thr,
+                                        low=s.low))
+        elif s.kind == "knn":
+            if gold is None:
+                raise ConfigError(f"LF '{s.name}' needs a gold set", hint="pass --gold gold.jsonl (id, text, labels)")
+            if gold_rows is None:
+                gold_rows = read_multi_gold(gold, taxonomy)
+            gids, gtexts, glabs = gold_rows
+            out.append(MultiKnnLF(s.name, gtexts, glabs, labels=labels, gold_ids=gids,
+                                  embedder=embedder or s.embedder, k=s.k,
+                                  threshold=0.5 if s.threshold is None else s.threshold))
+        elif s.kind in ("prompted", "prompted_list"):
+            specs = s.models or ([s.model] if s.model else list(models or []))
+            if not specs:
+                raise ConfigError(f"prompted LF '{s.name}' names no model", hint="add model: SPEC or pass --model SPEC")
+            inst = s.instruction or getattr(taxonomy, "instruction", "") or ""
+            if engines is None:
+                from ..llm import engine_factory
+
+                engines = engine_factory()
+            for m in specs:
+                name = s.name if len(specs) == 1 else f"{s.name}@{_short(m)}"
+                if s.kind == "prompted":
+                    out.append(PromptedMultiLabelLF(name, engines(m), leaves, template=s.template, instruction=inst,
+                                                    threshold=max(s.threshold or 0.5, 0.5)))
+                else:
+                    out.append(PromptedListLF(name, engines(m), leaves, template=s.template, instruction=inst))
+        else:
+            raise ConfigError(f"LF '{s.name}': kind {s.kind!r} has no multi-label form",
+                              hint="use keyword, regex, keyphrases, embedding, knn, prompted or prompted_list")
+    names = [lf.name for lf in out]
+    dup = next((x for x in names if names.count(x) > 1), None)
+    if dup:
+        raise ConfigError(f"LF name '{dup}' is used twice; LF names must be unique")
+    return out
+
+
+def _run_one(lf, texts: list[str], items, k: int):
+    """(votes (n, k), p | None); on an unexpected error the batch is retried item by item."""
+    try:
+        return lf.apply(texts, items)
+    except ConfigError:
+        raise
+    except (LLMLabelError, Exception) as e:  # noqa: BLE001 - user code and engines may raise anything
+        lf.last_error = f"{type(e).__name__}: {e}"
+    votes = np.full((len(texts), k), ABSTAIN, np.int16)
+    p = None
+    for i in range(len(texts)):  # failure path only
+        try:
+            v, pi = lf.apply(texts[i: i + 1], None if items is None else items[i: i + 1])
+        except Exception:  # noqa: BLE001
+            lf.errors += 1
+            continue
+        votes[i] = v[0]
+        if pi is not None:
+            p = np.full((len(texts), k), np.nan, np.float32) if p is None else p
+            p[i] = pi[0]
+    return votes, p
+
+
+def apply_multi_lfs(lfs: Sequence, texts: Sequence[str], *, labels: Sequence[str], label_ids: Sequence[str],
+                    items: Sequence[dict] | None = None, ids: Sequence | None = None) -> MultiVotes:
+    """Every multi-label LF on every text (cheap LFs first); ``MultiVotes`` in LF order."""
+    texts, labels = list(texts), list(labels)
+    for lf in lfs:
+        if not getattr(lf, "multi_label", False):
+            raise ConfigError(f"LF '{lf.name}' is single-label; a multi-label run needs multi-label LFs")
+        if list(lf.labels) != labels:
+            raise ConfigError(f"LF '{lf.name}' votes over other labels than the run's", hint="build every LF "
+                              "from the same taxonomy")
+    n, k = len(texts), len(labels)
+    votes = np.full((n, len(lfs), k), ABSTAIN, np.int16)
+    p_yes: dict[str, np.ndarray] = {}
+    errors0 = {lf.name: lf.errors for lf in lfs}
+    for j in sorted(range(len(lfs)), key=lambda j: lfs[j].cost == "llm"):
+        if not n:
+            break
+        v, p = _run_one(lfs[j], texts, None if items is None else list(items), k)
+        votes[:, j] = v
+        if p is not None:
+            p_yes[lfs[j].name] = np.where(v >= 0, p, np.nan).astype(np.float32)
+    errors = {lf.name: lf.errors - errors0[lf.name] for lf in lfs}
+    return MultiVotes(votes, [lf.name for lf in lfs], labels, list(label_ids),
+                      None if ids is None else [str(i) for i in ids], p_yes, errors)
+
+
+def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_path, models=None, gold=None,
+                       shard_size: int = 1000, text_field=None, id_field=None, progress: bool = False,
+                       keep_text: bool = True, command=None, overwrite: bool = False, embedder=None,
+                       engines=None) -> dict:
+    """The multi-label body of :func:`llmlabel.lf.run.label_corpus` (same folder, shards and resume)."""
+    from ..artifacts._format import file_hash
+    from ..artifacts.multivotes import BINARY
+    from ..artifacts.votes import VotesWriter, depends_on
+    from ..io import read_corpus
+    from ..io_write import make_meta
+    from ..progress import Ticker
+
+    lfs = build_multi_lfs(spec, tax, models=models, gold=gold, embedder=embedder, engines=engines)
+    leaves = tax.leaves()
+    labels, lids = [lab.name for lab in leaves], [lab.id for lab in leaves]
+    used = {lf.name: getattr(lf.engine, "spec", None) or str(lf.engine)
+            for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
+    corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
+    meta = make_meta(command=command, engine=",".join(sorted(set(used.values()))) or None)
+    probe = MultiVotes(np.zeros((0, len(lfs), len(labels))), [lf.name for lf in lfs], labels, lids)
+    meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path), **probe.manifest_meta())
+    deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=used)
+    if gold is not None:
+        deps["gold"] = file_hash(gold)
+    prob_lfs = [f"{lf.name}/{lid}" for lf in lfs if lf.kind in ("embedding", "knn", "prompted_multilabel")
+                for lid in lids]
+    rows, total = 0, corpus.num_rows or 0
+    with VotesWriter(out, lf_names=probe.flat_names(), labels=BINARY, prob_lfs=prob_lfs, keep_text=keep_text,
+                     shard_size=shard_size, meta=meta, depends=deps, overwrite=overwrite) as w, \
+            Ticker(progress, total, "label") as tick:
+        done = w.done_ids()
+        tick(len(done))
+        for b in corpus.iter_batches(shard_size):
+            keep = [i for i, x in enumerate(b.ids) if x not in done]
+            if not keep:
+                continue
+            texts = [b.texts[i] for i in keep]
+            items = [dict(b.rows[i], text=b.texts[i], id=b.ids[i]) for i in keep]
+            mv = apply_multi_lfs(lfs, texts, labels=labels, label_ids=lids, items=items,
+                                 ids=[b.ids[i] for i in keep])
+            w.write(mv.to_matrix(), texts if keep_text else None)
+            rows += len(keep)
+            tick(len(keep))
+    errors = {lf.name: int(sum(v for x, v in w.errors.items() if x.startswith(lf.name + "/"))) for lf in lfs}
+    return {"rows_labeled": rows, "shards": w.shards, "errors": errors, "out": str(out),
+            "read": corpus.stats.summary(), "multi_label": True}

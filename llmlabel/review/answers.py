@@ -1,0 +1,128 @@
+"""From Label Studio annotations to gold labels: skipped tasks, several annotators, labels outside the taxonomy.
+
+Several annotators per item: the majority answer wins (multi-label: each label kept when more than half chose
+it); a tie has no majority, so the item gets no gold label and is reported as an unresolved conflict.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import InputError
+from ..io_write import atomic_write
+
+
+def resolve(annotations: list[dict], classes: list[str] | None, *, multi_label: bool = False,
+            add_labels: bool = False) -> tuple[list[dict], dict]:
+    """(gold rows ``{"id", "label", "n_annotators", "agreement", "conflict", "task_id"}``, a summary dict).
+
+    A label outside ``classes`` is an error naming the task, unless ``add_labels`` (then it is listed in
+    ``summary["new_labels"]``). ``classes=None`` accepts every label.
+    """
+    known = None if classes is None else set(classes)
+    new: list[str] = []
+    by_item: dict[str, list[dict]] = defaultdict(list)
+    skipped_items = set()
+    for a in annotations:
+        if a.get("skipped"):
+            skipped_items.add(a["item_id"])
+            continue
+        for c in a["choices"]:
+            if known is not None and c not in known:
+                if not add_labels:
+                    raise InputError(f"task {a['task_id']} (item {a['item_id']}): label {c!r} is not in the taxonomy",
+                                     hint="fix it in Label Studio, or pass --add-labels to add it to the taxonomy")
+                known.add(c)
+                new.append(c)
+        by_item[a["item_id"]].append(a)
+    rows, conflicts, ties = [], [], []
+    for item, anns in by_item.items():
+        n = len(anns)
+        if multi_label:
+            cnt = Counter(c for a in anns for c in set(a["choices"]))
+            label = sorted(c for c, v in cnt.items() if v * 2 > n)
+            agreement = sum(set(a["choices"]) == set(label) for a in anns) / n
+            tie = False
+        else:
+            cnt = Counter(a["choices"][0] for a in anns)
+            (label, top), *rest = cnt.most_common()
+            tie = bool(rest) and rest[0][1] == top
+            agreement = top / n
+        conflict = agreement < 1
+        if conflict:
+            (ties if tie else conflicts).append({"id": item, "task_id": anns[0]["task_id"], "votes": dict(cnt)})
+        if tie:
+            continue
+        rows.append({"id": item, "label": label, "n_annotators": n, "agreement": round(agreement, 4),
+                     "conflict": conflict, "task_id": anns[0]["task_id"]})
+    summary = {"annotations": len(annotations), "items": len(rows), "skipped": len(skipped_items - set(by_item)),
+               "conflicts_resolved": conflicts, "ties_dropped": ties, "new_labels": new,
+               "annotators": len({a.get("annotator") for a in annotations if a.get("annotator") is not None})}
+    return rows, summary
+
+
+def read_gold(path: str | Path) -> dict[str, dict]:
+    """id -> row of an existing gold file (JSONL), so imports add to earlier rounds instead of replacing them."""
+    path = Path(path)
+    out = {}
+    if path.is_file():
+        for line, s in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if s.strip():
+                try:
+                    row = json.loads(s)
+                except ValueError as e:
+                    raise InputError(f"not valid JSON ({e})", path=path, line=line) from None
+                if "id" not in row or "label" not in row:
+                    raise InputError("gold row needs 'id' and 'label'", path=path, line=line)
+                out[str(row["id"])] = row
+    return out
+
+
+def write_gold(path: str | Path, rows: list[dict], *, merge: bool = True) -> dict[str, dict]:
+    """Write gold rows as JSONL (atomically), merged over the file's earlier rows by id (new answers win)."""
+    path = Path(path)
+    old = read_gold(path) if merge else {}
+    old.update({str(r["id"]): r for r in rows})
+    with atomic_write(path) as f:
+        for r in old.values():
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return old
+
+
+class ReviewState:
+    """Which items were sent to people and which came back: ``review_state.json``, so none is sent twice."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.exported: dict[str, str] = {}
+        self.reviewed: dict[str, str] = {}
+        if self.path.is_file():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                self.exported, self.reviewed = dict(data["exported"]), dict(data["reviewed"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise InputError(f"review state file is damaged ({type(e).__name__}: {e})", path=self.path,
+                                 hint="restore it, or delete it to allow every item again") from None
+
+    @staticmethod
+    def _now() -> str:
+        return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def seen(self) -> set[str]:
+        return set(self.exported) | set(self.reviewed)
+
+    def mark_exported(self, ids) -> None:
+        t = self._now()
+        self.exported.update({str(i): t for i in ids})
+
+    def mark_reviewed(self, ids) -> None:
+        t = self._now()
+        self.reviewed.update({str(i): t for i in ids})
+
+    def save(self) -> Path:
+        with atomic_write(self.path) as f:
+            json.dump({"version": 1, "exported": self.exported, "reviewed": self.reviewed}, f, indent=1)
+        return self.path

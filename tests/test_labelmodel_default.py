@@ -1,0 +1,157 @@
+"""What a user without gold labels relies on from the default label model (synthetic truth; fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmlabel.labelmodel import (DEFAULT_MODEL, CalibratedLabelModel, HeldOutSelect, MajorityVote, StackedVote,
+                                 make_model, redundancy_weights, select_label_model)
+from llmlabel.labelmodel.base import as_votes
+from llmlabel.metrics import expected_calibration_error
+
+
+def lfs(y, k, accs, covs, rng):
+    """Independent one-coin LFs: right with probability acc, else a uniform wrong class; vote with prob cov."""
+    n = len(y)
+    cols = []
+    for a, c in zip(accs, covs):
+        v = np.where(rng.random(n) < a, y, (y + rng.integers(1, k, n)) % k)
+        v[rng.random(n) > c] = -1
+        cols.append(v)
+    return np.stack(cols, axis=1)
+
+
+def acc(model, L, y):
+    return float(np.mean(model.predict(L) == y))
+
+
+def test_default_is_the_held_out_selector():
+    assert DEFAULT_MODEL == "heldout"
+    assert isinstance(make_model(DEFAULT_MODEL, 3), HeldOutSelect)
+
+
+def test_equally_accurate_independent_lfs_default_is_within_noise_of_majority_vote():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 4000)
+    L = lfs(y, 3, [0.7] * 7, [0.6] * 7, rng)
+    default, mv = make_model(DEFAULT_MODEL, 3).fit(L), MajorityVote(3).fit(L)
+    assert abs(acc(default, L, y) - acc(mv, L, y)) < 0.015  # sd of an accuracy on 4000 items: ~0.006
+
+
+def test_an_adversarial_lf_is_discounted_and_the_default_beats_majority_vote():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 4000)
+    good = lfs(y, 3, [0.7] * 4, [0.7] * 4, rng)
+    adversarial = np.where(rng.random(len(y)) < 0.9, (y + 1) % 3, y)[:, None]  # right 10% of the time
+    L = np.hstack([good, adversarial])
+    default = make_model(DEFAULT_MODEL, 3).fit(L)
+    assert acc(default, L, y) > acc(MajorityVote(3).fit(L), L, y) + 0.1
+    assert default.chosen_ != "mv"
+    # Discounted: the default's labels disagree with the adversarial LF far more than with the good ones.
+    pred = default.predict(L)
+    assert np.mean(pred == L[:, 4]) < 0.3 < 0.6 < np.mean(pred[L[:, 0] >= 0] == L[L[:, 0] >= 0, 0])
+
+
+def test_two_duplicated_lfs_count_once():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 4000)
+    good = lfs(y, 3, [0.75] * 3, [0.8] * 3, rng)
+    poor = lfs(y, 3, [0.45], [1.0], rng)
+    L = np.hstack([good, poor, poor])  # the same poor LF registered twice
+    w = redundancy_weights(as_votes(L))
+    np.testing.assert_allclose(w[3:], 0.5, atol=0.01)
+    assert (w[:3] > 0.9).all()  # accurate independent LFs overlap a little, and lose little
+    default = make_model(DEFAULT_MODEL, 3).fit(L)
+    assert acc(default, L, y) > acc(MajorityVote(3).fit(L), L, y) + 0.1
+
+
+def test_correlated_unipolar_lfs_next_to_one_broad_accurate_lf():
+    """Key-phrase LFs fire in correlated groups (one per class, like the taxonomy's); one broad LF covers 95%."""
+    rng = np.random.default_rng(3)
+    k, n = 4, 4000
+    y = rng.integers(0, k, n)
+    broad = lfs(y, k, [0.75], [0.95], rng)
+    cols = [broad]
+    for c in range(k):
+        phrase = rng.random(n) < np.where(y == c, 0.35, 0.12)  # the key phrase shows up, precision ~0.5
+        cols += [np.where(phrase & (rng.random(n) < 0.9), c, -1)[:, None] for _ in range(4)]
+    L = np.hstack(cols)
+    default = make_model(DEFAULT_MODEL, k).fit(L)
+    best_broad = float(np.mean(broad[:, 0] == y))
+    assert acc(default, L, y) >= best_broad - 0.005
+    assert acc(default, L, y) >= acc(MajorityVote(k).fit(L), L, y)
+
+
+def test_no_dev_selection_never_reads_gold():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 3, 1500)
+    L = lfs(y, 3, [0.8, 0.7, 0.6, 0.55, 0.5], [0.7] * 5, rng)
+    plain = HeldOutSelect(3).fit(L)
+    shuffled = HeldOutSelect(3).fit(L, y_dev=rng.permutation(y[:300]), L_dev=L[:300])
+    assert plain.chosen_ == shuffled.chosen_
+    np.testing.assert_array_equal(plain.predict_proba(L), shuffled.predict_proba(L))
+    a = select_label_model(L, cardinality=3)
+    assert a.report_["chosen"] == "heldout" and "no dev set" in a.report_["reason"]
+    assert a.report_["unsupervised_selection"]["chosen"] == plain.chosen_
+
+
+def test_selection_sample_and_refit_on_every_row():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 6000)
+    L = lfs(y, 3, [0.85, 0.75, 0.65, 0.55], [0.8] * 4, rng)
+    small = HeldOutSelect(3, max_select_rows=2000).fit(L)
+    assert small.selection_["rows_scored"] == 2000
+    assert acc(small, L, y) >= acc(MajorityVote(3).fit(L), L, y) - 0.01
+
+
+def test_soft_votes_change_the_default_and_stacked_models():
+    rng = np.random.default_rng(6)
+    k, n = 3, 3000
+    y = rng.integers(0, k, n)
+    L = lfs(y, k, [0.7, 0.7, 0.7], [1.0] * 3, rng)
+    # An LLM's confidence: high where it is right, low where it is wrong.
+    conf = np.where(L == y[:, None], rng.uniform(0.7, 1.0, L.shape), rng.uniform(0.34, 0.5, L.shape))
+    soft = np.zeros(L.shape + (k,))
+    soft[...] = ((1 - conf) / (k - 1))[..., None]
+    np.put_along_axis(soft, L[..., None], conf[..., None], axis=2)
+    hard_acc = acc(MajorityVote(k).fit(L), L, y)
+    assert acc(MajorityVote(k).fit(soft), soft, y) > hard_acc + 0.03
+    stacked = StackedVote(k).fit(soft[:2000], y[2000:2400], soft[2000:2400])
+    assert acc(stacked, soft[2400:], y[2400:]) > hard_acc + 0.03
+
+
+def test_calibrated_label_model_follows_the_estimator_contract():
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 3000)
+    L = lfs(y, 2, [0.8, 0.7, 0.65], [0.8] * 3, rng)
+    model = CalibratedLabelModel(MajorityVote(2), calibration="temperature")
+    assert model.get_params()["calibration"] == "temperature" and not hasattr(model, "report_")
+    model.fit(L[:2000], y[2000:2500], L[2000:2500])
+    assert model.base_ is not model.base and hasattr(model.calibrator_, "temperature_")
+    assert model.report_["calibration"] == "temperature" and model.report_["n_dev"] == 500
+    raw = model.base_.predict_proba(L[2500:])
+    assert expected_calibration_error(model.predict_proba(L[2500:]), y[2500:]) < expected_calibration_error(raw, y[2500:])
+    with pytest.raises(Exception, match="needs a dev set"):
+        CalibratedLabelModel(MajorityVote(2), calibration="isotonic").fit(L)
+
+
+def test_one_ece_for_every_stage():
+    from llmlabel.distill.metrics import classification_report
+
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    y = np.array([0, 0, 1, 1])
+    e = expected_calibration_error(proba, y)
+    conf = proba.max(axis=1)
+    assert e == pytest.approx(expected_calibration_error(conf, proba.argmax(axis=1) == y))
+    assert classification_report(proba, y)["ece"] == pytest.approx(e)
+
+
+@pytest.mark.parametrize("spec", ["heldout", "wv-r", "ds-r", "onecoin-r"])
+def test_accurate_lfs_that_vote_on_every_item_are_not_mistaken_for_duplicates(spec):
+    """Three independent LFs at 70% that always vote agree on half the items: as often as duplicates of a
+    noisy LF would share a class by chance. Holding them out as one group would leave no evidence at all."""
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 3, 3000)
+    L = lfs(y, 3, [0.7, 0.7, 0.7], [1.0] * 3, rng)
+    assert acc(make_model(spec, 3).fit(L), L, y) >= acc(MajorityVote(3).fit(L), L, y) - 0.01
