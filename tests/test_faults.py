@@ -332,3 +332,29 @@ def test_a_server_that_stalls_or_dies_mid_run_fails_in_one_line_and_the_rerun_fi
         assert _cache_rows(ws / cache) == total
         assert usage_log.get("label").cache_misses == total - stored  # nothing stored before the outage is paid again
         assert _temp_files(ws / out) == []
+
+
+# ----------------------------------------------------------------------------------- the io floor helpers
+
+def test_check_writable_refuses_before_any_work_and_leaves_nothing(tmp_path):
+    from llmlabel.errors import OutputError
+    from llmlabel.io import check_writable
+
+    (tmp_path / "f").write_text("x")
+    for bad, folder in ((tmp_path / "f" / "out.jsonl", False), (tmp_path / "f", True), (tmp_path, False),
+                        (faults.UNWRITABLE_DIR / "x.jsonl", False)):
+        with pytest.raises(OutputError) as e:
+            check_writable(bad, folder=folder)
+        assert str(bad) in e.value.one_line()
+    assert check_writable(tmp_path / "new" / "deeper" / "o.jsonl") == tmp_path / "new" / "deeper" / "o.jsonl"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # no folder made, no probe file left
+
+
+def test_read_corpus_keep_empty_yields_empty_texts_in_place(tmp_path):
+    from llmlabel.io import read_corpus
+
+    (tmp_path / "c.jsonl").write_text('{"text": "a"}\n{"text": "  "}\n{"text": null}\n{"text": "b"}\n')
+    c = read_corpus(tmp_path / "c.jsonl", keep_empty=True)
+    assert c.texts() == ["a", "", "", "b"] and c.ids() == ["0", "1", "2", "3"]
+    assert c.stats.empty == 2 and "2 of them empty" in c.stats.summary()
+    assert read_corpus(tmp_path / "c.jsonl").texts() == ["a", "b"]
