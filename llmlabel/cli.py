@@ -148,6 +148,27 @@ def cache_clear(
     typer.echo(f"cleared {c.path}")
 
 
+def _plain_help() -> None:
+    """Usage lines as people read them elsewhere: ``llmlabel label [OPTIONS] DATA``, and no ``<bool>`` next to
+    flags (typer 0.29 writes ``{data}`` and gives every flag a ``<bool>`` type column)."""
+    from typer import core
+
+    arg, opt = getattr(core, "TyperArgument", None), getattr(core, "TyperOption", None)
+    if arg is not None and hasattr(arg, "_usage_display_name"):
+        def usage_name(self) -> str:
+            name = (self.metavar or self.name or "").upper()
+            return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
+
+        arg._usage_display_name = usage_name
+    if opt is not None and hasattr(opt, "display_type_rich"):
+        typed = opt.display_type_rich
+
+        def type_column(self, ctx):
+            return None if (self.is_flag and not self.count) else typed(self, ctx)
+
+        opt.display_type_rich = type_column
+
+
 def _register_stage_commands() -> None:
     import importlib
 
@@ -158,6 +179,7 @@ def _register_stage_commands() -> None:
             importlib.import_module(f"llmlabel.commands.{name}").register(app)
 
 
+_plain_help()
 _register_stage_commands()
 
 

@@ -51,6 +51,10 @@ class InputError(LLMLabelError):
     """Bad input data: malformed rows, missing fields, unreadable files."""
 
 
+class OutputError(LLMLabelError):
+    """An output file or folder cannot be written (its folder is a file, read-only, or taken by another run)."""
+
+
 class EngineError(LLMLabelError):
     """An LLM engine could not be loaded or failed to answer."""
 

@@ -15,6 +15,8 @@ Rules every format follows:
   0-based position in the file. Positions count every row, skipped ones too, so ids never shift when bad or
   empty rows are dropped.
 - empty or whitespace-only texts are skipped and counted (``stats.empty``); a null text counts as empty.
+  With ``keep_empty=True`` they are yielded as ``""`` instead (still counted), for stages that owe every
+  input row an output row (``predict``, ``xmc``).
 - a number or boolean in the text field is converted with ``str()`` and counted (``stats.coerced``);
   a list or object there is a bad row.
 - bad rows (malformed JSON, not an object, missing field, null id) raise :class:`InputError` naming file
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -39,10 +42,10 @@ from typing import Any, NamedTuple
 from .errors import InputError
 from .io_formats import (NUMBER, SUPPORTED, TEXT_HINT, arrow_columns, auto_id, detect_format, load_dataset,
                          parquet_files, resolve_text)
-from .io_write import (MANIFEST, ShardWriter, atomic_write, make_meta, read_meta, scrub_secrets,  # noqa: F401
-                       write_jsonl, write_parquet)
+from .io_write import (MANIFEST, ShardWriter, atomic_write, check_writable, make_meta, read_meta,  # noqa: F401
+                       scrub_secrets, write_jsonl, write_parquet)
 
-__all__ = ["read_corpus", "Corpus", "Batch", "Record", "ReadStats", "HUGE_TEXT_CHARS", "atomic_write", "write_jsonl",
+__all__ = ["read_corpus", "Corpus", "Batch", "Record", "ReadStats", "HUGE_TEXT_CHARS", "atomic_write", "check_writable", "write_jsonl",
            "write_parquet", "make_meta", "read_meta", "scrub_secrets", "ShardWriter"]
 
 HUGE_TEXT_CHARS = 100_000
@@ -63,11 +66,13 @@ class ReadStats:
     bad_lines: list[int] = field(default_factory=list)  # the first 10
     bad_examples: list[str] = field(default_factory=list)  # the first 3 messages
     done: bool = False
+    empty_kept: bool = False  # keep_empty: empty texts were yielded (as "") rather than skipped
 
     def summary(self) -> str:
         """One line for people: ``read 1,000 rows: 990 kept, 7 empty skipped, 3 bad skipped (lines 4, 9, 12)``."""
         lines = ", ".join(map(str, self.bad_lines)) + (", ..." if self.bad > len(self.bad_lines) else "")
-        parts = [(self.kept, "kept"), (self.empty, "empty skipped"), (self.bad, f"bad skipped (lines {lines})"),
+        empty = "of them empty" if self.empty_kept else "empty skipped"
+        parts = [(self.kept, "kept"), (self.empty, empty), (self.bad, f"bad skipped (lines {lines})"),
                  (self.repaired, "with non-UTF-8 bytes repaired"), (self.coerced, "non-string texts converted"),
                  (self.huge, f"texts over {HUGE_TEXT_CHARS:,} chars")]
         return f"read {self.rows:,} rows: " + ", ".join(f"{n:,} {what}" for n, what in parts if n or what == "kept")
@@ -98,11 +103,12 @@ class Corpus:
     def __init__(self, source: str, fmt: str, *, text_field: str, id_field: str | None, columns: list[str],
                  skip_bad: bool, batch_size: int, limit: int | None, keep_extra: bool,
                  path: Path | None = None, files: list[Path] | None = None, dataset: Any = None,
-                 num_rows: int | None = None, delimiter: str = ",") -> None:
+                 num_rows: int | None = None, delimiter: str = ",", keep_empty: bool = False) -> None:
         self.source, self.format = source, fmt
         self.text_field, self.id_field, self.columns = text_field, id_field, columns
         self.skip_bad, self.batch_size, self.limit, self.keep_extra = skip_bad, batch_size, limit, keep_extra
         self.path, self._files, self._dataset, self._delimiter = path, files, dataset, delimiter
+        self.keep_empty = keep_empty
         self.num_rows = num_rows  # rows in the source before skipping; None where only reading tells
         self.stats = ReadStats()
 
@@ -132,7 +138,7 @@ class Corpus:
         Each call reads the source again and resets :attr:`stats`.
         """
         size = batch_size or self.batch_size
-        stats = self.stats = ReadStats()
+        stats = self.stats = ReadStats(empty_kept=self.keep_empty)
         out = Batch([], [], [], [])
         items = {"jsonl": self._jsonl_items, "csv": self._csv_items, "tsv": self._csv_items}.get(
             self.format, self._arrow_items)(stats)
@@ -147,6 +153,13 @@ class Corpus:
         if out.ids:
             yield out
         stats.done = True
+
+    def start(self, batch_size: int | None = None) -> Iterator[Batch] | None:
+        """:meth:`iter_batches` with the first batch read now, so a bad early line or a corpus without
+        texts fails before a stage sets up its work (models, output folders); ``None``: nothing to read."""
+        it = self.iter_batches(batch_size)
+        first = next(it, None)
+        return None if first is None else itertools.chain([first], it)
 
     # ------------------------------------------------------------------ one record
 
@@ -199,7 +212,9 @@ class Corpus:
                     hint=TEXT_HINT))
         if not text or text.isspace():
             stats.empty += 1
-            return None
+            if not self.keep_empty:
+                return None
+            text = ""
         if len(text) > HUGE_TEXT_CHARS:
             stats.huge += 1
         stats.kept += 1
@@ -307,13 +322,15 @@ def _arrow_rows(tbl: Any, stats: ReadStats) -> list[dict[str, Any]]:
 
 def read_corpus(source: str | Path, *, text_field: str | None = None, id_field: str | None = None,
                 skip_bad: bool = False, batch_size: int = 10_000, limit: int | None = None,
-                format: str | None = None, split: str | None = None, keep_extra: bool = True) -> Corpus:
+                format: str | None = None, split: str | None = None, keep_extra: bool = True,
+                keep_empty: bool = False) -> Corpus:
     """Open a corpus for streaming. Format and text field are resolved now, so setup errors come early.
 
     ``text_field`` defaults to ``text``, else the only string column (id-named columns such as ``id`` or
     ``review_id`` do not count). ``id_field`` defaults to a field named ``id`` when there is one, else the row position. ``limit`` caps the rows
     yielded; ``split`` picks a split of a ``DatasetDict``; ``keep_extra=False`` reads only the text and
-    id columns (faster on wide Parquet files).
+    id columns (faster on wide Parquet files); ``keep_empty=True`` yields empty or whitespace-only texts as
+    ``""`` (counted in ``stats.empty``) instead of skipping them.
 
     >>> corpus = read_corpus("data.csv", text_field="review", id_field="review_id")  # doctest: +SKIP
     >>> corpus.texts()[:2]                                                            # doctest: +SKIP
@@ -323,7 +340,7 @@ def read_corpus(source: str | Path, *, text_field: str | None = None, id_field: 
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
     src = str(source)
     kw: dict[str, Any] = dict(id_field=id_field, skip_bad=skip_bad, batch_size=batch_size, limit=limit,
-                              keep_extra=keep_extra)
+                              keep_extra=keep_extra, keep_empty=keep_empty)
     if src.startswith("hf://"):
         ds = load_dataset(src, split)
         cols, strs = arrow_columns(ds.data.schema)
@@ -402,6 +419,8 @@ def read_records(path: str | Path, *, what: str = "file") -> Iterator[tuple[int,
     fields as they are, with one-line errors naming the file and line.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} is a folder, not a file", path=path)
     if not path.is_file():
         raise InputError(f"{what} not found", path=path)
     with open(path, encoding="utf-8", errors="replace", newline="") as f:

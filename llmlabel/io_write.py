@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, OutputError
 
 META_KEY = "llmlabel"  # key in the Parquet schema metadata
 META_SUFFIX = ".meta.json"  # sidecar next to JSONL (and any non-Parquet) outputs
@@ -43,8 +43,11 @@ def atomic_write(path: str | Path, mode: str = "w", *, encoding: str = "utf-8") 
     ...     _ = f.write("hello")
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _output_error(path, e) from None
     try:
         binary = "b" in mode
         with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else "") as f:
@@ -57,6 +60,42 @@ def atomic_write(path: str | Path, mode: str = "w", *, encoding: str = "utf-8") 
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _output_error(path: Path, e: OSError) -> OutputError:
+    why = {FileExistsError: "a file is in the way of its folder", NotADirectoryError: "a file is in the way of its folder",
+           PermissionError: "permission denied"}.get(type(e), e.strerror or str(e))
+    return OutputError(f"cannot write the output: {why}", path=path,
+                       hint="choose another -o/--output, or fix the folder's permissions")
+
+
+def check_writable(path: str | Path, *, folder: bool = False) -> Path:
+    """Fail fast, before any work, when ``path`` (a file, or a folder with ``folder=True``) cannot be written.
+
+    Checks the kind of anything already at ``path`` and that a file can really be created in the nearest
+    existing folder above it (a real create, not ``os.access``: root passes every permission check but
+    still cannot write to a read-only filesystem). Nothing is left behind; folders are not created.
+    """
+    path = Path(path).expanduser()
+    if path.exists():
+        if folder and not path.is_dir():
+            raise OutputError("the output folder is a file", path=path, hint="choose another -o/--output")
+        if not folder and path.is_dir():
+            raise OutputError("the output is a folder, a file is expected here", path=path,
+                              hint="name a file, e.g. " + str(path / "out"))
+    base = path if (folder and path.is_dir()) else path.parent
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise OutputError(f"cannot write the output: {base} is a file, not a folder", path=path,
+                          hint="choose another -o/--output")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=base, prefix=".llmlabel-write-check.", suffix=".tmp")
+    except OSError as e:
+        raise _output_error(path, e) from None
+    os.close(fd)
+    os.unlink(tmp)
+    return path
 
 
 # --------------------------------------------------------------------------- metadata and secrets

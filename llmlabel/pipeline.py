@@ -227,7 +227,9 @@ def run_pipeline(spec: PipelineSpec, *, force: Optional[list[str]] = None, until
     for f in force or []:
         if f not in kinds:
             raise ConfigError(f"--force {f}: no such stage in this pipeline", hint=f"stages: {', '.join(kinds)}")
-    work = Path(spec.workdir)
+    from .io_write import check_writable
+
+    work = check_writable(spec.workdir, folder=True)  # before any stage's work, not after it
     (work / STATE_DIR).mkdir(parents=True, exist_ok=True)
     records = []
     for st, call, ok in plan(spec, force=force):

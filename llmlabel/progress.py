@@ -18,16 +18,35 @@ def make_progress(transient: bool = False):
     )
 
 
+def quiet_libraries() -> None:
+    """Silence the chatter of the libraries we load (transformers' "Loading weights" bars, Hub download bars,
+    advisory logs and FutureWarnings) for a ``-q`` run. Env vars, because those libraries read them when
+    imported, which happens later inside the command."""
+    import os
+    import warnings
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"] = "1"
+    warnings.simplefilter("ignore", FutureWarning)
+    if "transformers" in sys.modules:  # already imported: tell it directly
+        from transformers.utils import logging as tlog
+
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
+
+
 class Ticker:
     """``with Ticker(progress, total, desc) as tick: tick(n)``.
 
     ``progress`` is True (a rich bar on stderr), False (silent) or a callable that receives each ``n``.
+    ``total=None``: the size is not known before reading (a JSONL stream); the bar counts without an end.
     """
 
-    def __init__(self, progress: bool | Callable[[int], None], total: int, desc: str) -> None:
+    def __init__(self, progress: bool | Callable[[int], None], total: int | None, desc: str) -> None:
         self._cb = progress if callable(progress) else None
         self._bar = None
-        if progress is True and total > 0:
+        if progress is True and (total is None or total > 0):
             self._bar = make_progress()
             self._task = self._bar.add_task(desc, total=total, rate="")
 

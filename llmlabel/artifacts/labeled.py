@@ -175,7 +175,10 @@ def is_labeled_file(path: str | Path) -> bool:
     meta = _meta(path)
     if str(meta.get("kind", "")).startswith("llmlabel."):  # ours; another kind fails in read_labeled by name
         return True
-    names = set(pq.read_schema(path).names)
+    try:
+        names = set(pq.read_schema(path).names)
+    except Exception as e:  # pyarrow raises ArrowInvalid/OSError for a file that is not Parquet
+        raise InputError(f"not a readable Parquet file: {e}", path=path) from None
     classes = meta.get("classes") or meta.get("labels")
     return (not meta.get("kind") and isinstance(classes, list) and bool(classes) and "label" in names
             and all(P_PREFIX + str(c) in names for c in classes))

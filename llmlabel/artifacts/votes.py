@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, OutputError
 from ._format import check_format, file_hash, fingerprint, stamp
 from .matrix import (
     ABSTAIN,
@@ -40,6 +40,7 @@ __all__ = ["ABSTAIN", "FORMAT_VERSION", "LabelMatrix", "VotesRead", "VotesWriter
            "read_votes", "read_votes_manifest", "PROBA_PREFIX", "VOTE_PREFIX"]
 
 ERRORS_FILE = "_lf_errors.json"
+LOCK_FILE = "_lock"  # held (flock) by the one process writing the folder; removed when it is done
 _HINT = "give a votes folder from `llmlabel label`, a LabelMatrix .parquet, a WRENCH .json or a Snorkel .npy"
 
 
@@ -69,18 +70,81 @@ def _read_manifest(folder: Path) -> dict:
     man_path = folder / "_manifest.json"
     if not man_path.is_file():
         raise InputError("not a votes folder (no _manifest.json)", path=folder, hint="write one with `llmlabel label`")
+    hint = "delete the folder and rerun `llmlabel label`"
     try:
         man = json.loads(man_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise InputError(f"corrupt manifest: {e.msg}", path=man_path, line=e.lineno,
-                         hint="delete the folder and rerun `llmlabel label`") from None
+        raise InputError(f"corrupt manifest: {e.msg}", path=man_path, line=e.lineno, hint=hint) from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"corrupt manifest: bytes that are not UTF-8 at offset {e.start}", path=man_path,
+                         hint=hint) from None
+    if not isinstance(man, dict):
+        raise InputError("corrupt manifest: not a JSON object", path=man_path, hint=hint)
     check_format(man, kind=KIND, version=FORMAT_VERSION, path=man_path)
+    shards = man.get("shards")
+    if not isinstance(shards, list) or not all(isinstance(s, dict) and "file" in s and "rows" in s for s in shards):
+        raise InputError("corrupt manifest: no list of shards (file, rows)", path=man_path, field="shards", hint=hint)
     return man
 
 
 def read_votes_manifest(folder: str | Path) -> dict:
     """The validated manifest of a votes folder (kind, format_version, depends_on, meta, shards)."""
     return _read_manifest(Path(folder))
+
+
+def _lock(folder: Path):
+    """Take the folder's write lock or say who holds it. flock dies with its process, so a kill -9 never
+    leaves a stale lock behind; the file is removed on release and re-checked after locking (an unlinked
+    file's lock would be worthless)."""
+    import fcntl
+    import os
+
+    from ..io_write import _output_error
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _output_error(folder, e) from None
+    path = folder / LOCK_FILE
+    for _ in range(20):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise _output_error(folder, e) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise OutputError(f"another process (pid {holder}) is writing this votes folder", path=folder,
+                              hint="wait for it to finish (it resumes the same work), or use another -o/--output")
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            return fd
+        os.close(fd)  # the holder removed the file between our open and flock: take the new one
+    raise OutputError("could not take the votes folder's lock", path=folder)
+
+
+def _unlock(folder: Path, fd: int | None) -> None:
+    import os
+    from contextlib import suppress
+
+    if fd is None:
+        return
+    with suppress(FileNotFoundError):
+        os.unlink(folder / LOCK_FILE)
+    os.close(fd)
+
+
+def _changed_inputs(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Which recorded inputs other than the corpus differ (old folders without a record: none known)."""
+    names = {"taxonomy": "the taxonomy", "lfs": "lfs.yaml", "engines": "the LLM engines", "gold": "the gold set"}
+    return [names[k] for k in names if k in old and k in new and old[k] != new[k]]
 
 
 class VotesWriter:
@@ -91,32 +155,51 @@ class VotesWriter:
     ...     w.write(L, texts)
 
     Resuming checks that the finished shards were made with the same LFs and labels, and (unless
-    ``overwrite``) from the same corpus; ``overwrite=True`` discards the old shards.
+    ``overwrite``) from the same corpus; ``overwrite=True`` discards the old shards. When the taxonomy,
+    lfs.yaml or an LF's engine changed, the old votes are stale: the folder starts over (``restarted`` says
+    why; LLM answers to unchanged prompts still come from the engine cache). One process at a time may write
+    a folder (a lock; a second one gets a one-line error naming the holder's pid).
     """
 
     def __init__(self, folder: str | Path, *, lf_names: Sequence[str], labels: Sequence[str],
                  prob_lfs: Sequence[str] = (), keep_text: bool = True, shard_size: int = 1000,
                  meta: Mapping[str, Any] | None = None, depends: Mapping[str, Any] | None = None,
                  overwrite: bool = False) -> None:
+        self.folder = Path(folder)
+        self.lf_names, self.labels = list(lf_names), list(labels)
+        self.keep_text = keep_text
+        self.restarted: str | None = None
+        self._lock_fd = _lock(self.folder)
+        try:
+            self._open(prob_lfs, shard_size, meta, depends, overwrite)
+        except BaseException:
+            self._release()
+            raise
+
+    def _open(self, prob_lfs, shard_size, meta, depends, overwrite) -> None:
         import pyarrow as pa
 
         from ..io_write import ShardWriter, make_meta
 
-        self.folder = Path(folder)
-        self.lf_names, self.labels = list(lf_names), list(labels)
-        self.keep_text = keep_text
+        for tmp in self.folder.glob(".*.tmp"):  # a kill -9 mid-write left it; we hold the lock, so it is no one's
+            tmp.unlink()
         resume = (self.folder / "_manifest.json").is_file() and not overwrite
         if resume:
             old = _read_manifest(self.folder)
             om = old.get("meta") or {}
-            if om.get("lf_names") != self.lf_names or om.get("labels") != self.labels:
-                raise ConfigError("the votes folder was written with other LFs or labels", path=self.folder,
-                                  hint="use the same --lfs/--taxonomy/--model to resume, or a new output folder")
-            oc, nc = (old.get("depends_on") or {}).get("corpus"), (depends or {}).get("corpus")
+            od, nd = old.get("depends_on") or {}, depends or {}
+            oc, nc = od.get("corpus"), nd.get("corpus")
             if oc and nc and oc != nc:
                 raise ConfigError("the votes folder was made from another corpus (its fingerprint differs)",
-                                  path=self.folder, hint="write to a new folder, or pass overwrite=True to start over")
-        fields = [pa.field("id", pa.string())] + ([pa.field("text", pa.string())] if keep_text else [])
+                                  path=self.folder, hint="write to a new folder, or pass --overwrite to start over")
+            changed = _changed_inputs(od, nd)
+            if changed:
+                self.restarted = " and ".join(changed) + " changed since these votes were written"
+                resume = False
+            elif om.get("lf_names") != self.lf_names or om.get("labels") != self.labels:
+                raise ConfigError("the votes folder was written with other LFs or labels", path=self.folder,
+                                  hint="use the same --lfs/--taxonomy/--model to resume, or a new output folder")
+        fields = [pa.field("id", pa.string())] + ([pa.field("text", pa.string())] if self.keep_text else [])
         fields += [pa.field(VOTE_PREFIX + x, pa.int16()) for x in self.lf_names]
         fields += [pa.field(PROBA_PREFIX + x, pa.list_(pa.float32())) for x in self.lf_names if x in set(prob_lfs)]
         info = dict(meta or make_meta())
@@ -158,7 +241,14 @@ class VotesWriter:
             json.dump(self.errors, f)
 
     def close(self) -> None:
-        self._w.close()
+        try:
+            self._w.close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        _unlock(self.folder, self._lock_fd)
+        self._lock_fd = None
 
     def __enter__(self) -> VotesWriter:
         return self
@@ -166,6 +256,8 @@ class VotesWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
+        else:
+            self._release()
 
 
 def _read_folder(folder: Path, labels, cardinality) -> VotesRead:

@@ -103,7 +103,8 @@ def predict_cmd(
                   dev_label_field=dev_label_field, batch_size=batch_size, cache=cache, no_cache=no_cache, int8=int8,
                   progress=True, make_labeler=prompted_labeler, backend=backend, address=address,
                   num_workers=num_workers, gpus_per_worker=gpus_per_worker)
-    msg = f"wrote {res['rows']:,} predictions to {output}"
+    msg = f"{res['read']}; wrote {res['rows']:,} predictions to {output}" + (
+        f" ({res['empty']:,} empty texts without a label, reason \"empty text\")" if res["empty"] else "")
     if res["deferred"] is not None:
         msg += f"; {res['deferred']:,} deferred to the LLM (threshold {res['threshold']:.4f})"
         if res["curve_path"]:

@@ -49,9 +49,12 @@ def register(app: typer.Typer) -> None:
 
         res = label_corpus(data, taxonomy, lfs, output, model=model or None, cache=cache, no_cache=no_cache,
                            shard_size=shard_size, text_field=text_field, id_field=id_field, progress=not quiet,
-                           keep_text=not no_text, command=sys.argv, overwrite=overwrite, gold=gold,
-                           backend=backend, address=address, num_workers=num_workers,
-                           gpus_per_worker=gpus_per_worker, batch_size=batch_size)
+                           keep_text=not no_text, command=sys.argv, overwrite=overwrite, gold=gold, backend=backend,
+                           address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
+                           batch_size=batch_size)
+        if res.get("restarted"):
+            typer.echo(f"relabeling from the start: {res['restarted']} (unchanged LLM prompts come from the cache)",
+                       err=True)
         errs = {k: v for k, v in res["errors"].items() if v}
         typer.echo(f"{res['read']}; labeled {res['rows_labeled']:,} new items into {res['shards']} shards "
                    f"in {res['out']}" + (f"; LF errors (abstained): {errs}" if errs else ""), err=True)

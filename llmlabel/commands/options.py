@@ -38,8 +38,17 @@ def no_cache():
     return typer.Option(False, "--no-cache", help="Do not read or write the LLM answer cache.")
 
 
+def _silence(value: bool) -> bool:
+    if value:
+        from ..progress import quiet_libraries
+
+        quiet_libraries()
+    return value
+
+
 def quiet(help: str = "No progress bar."):
-    return typer.Option(False, "--quiet", "-q", help=help)
+    """``-q``: no progress bars of ours, and none of the libraries' (model loading bars, FutureWarnings)."""
+    return typer.Option(False, "--quiet", "-q", help=help, callback=_silence)
 
 
 def hidden_alias(flag: str):

@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
                                                                       "(writes multi_label: true)."),
         cache: Optional[Path] = options.cache(),
         no_cache: bool = options.no_cache(),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or table."),
+        quiet: bool = options.quiet("No progress bars or table."),
         backend: str = options.backend(),
         address: Optional[str] = options.address(),
         num_workers: int = options.num_workers(),

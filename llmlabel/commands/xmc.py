@@ -103,6 +103,8 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"missing id field '{id_field}'", path=preds, line=n, field=id_field,
                                  hint=f"available fields: {', '.join(row)}")
             predicted[str(row[id_field])] = _gold_of(row, pred_field, preds, n)
+        if not predicted:
+            raise InputError("the predictions file has no rows", path=preds, hint="write it with `llmlabel xmc`")
         golds, plist, missing = [], [], 0
         for n, row in read_records(gold):
             if id_field not in row:

@@ -54,7 +54,7 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
     """
-    from ..io import atomic_write
+    from ..io import atomic_write, check_writable
     from .card import render_card
     from .metrics import classification_report
 
@@ -64,6 +64,8 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
         raise ConfigError("--max-steps/--batch-size/--threads/--head-init apply to encoder students only",
                           hint="drop them for --student static")
     student_kw = {**enc, **student_kw}
+    if output is not None:
+        check_writable(output, folder=True)
 
     d = data if isinstance(data, LabeledData) else read_labeled(
         data, text_field=text_field, label_field=label_field, proba_field=proba_field, multi_label=multi_label,

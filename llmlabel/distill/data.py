@@ -296,6 +296,10 @@ def read_gold(path: str | Path, classes: list[str], *, text_field: str | None = 
     from ..io import read_corpus
 
     corpus = read_corpus(path, text_field=text_field)
+    if corpus.text_field == label_field:  # auto-detection took the only string column, which is the label
+        raise InputError(f"no text field: the only text column found is the label field '{label_field}'",
+                         path=path, line=1 if corpus.format == "jsonl" else None, field=text_field or "text",
+                         hint="every row needs its text (field 'text', or name it with --text-field)")
     index = {c: i for i, c in enumerate(classes)}
     texts, ys = [], []
     for batch in corpus.iter_batches():

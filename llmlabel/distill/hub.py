@@ -104,9 +104,9 @@ def push_model(folder: str | Path, repo: str, *, private: bool = False, revision
                dataset: str | Path | None = None, dataset_repo: str | None = None) -> dict:
     """``llmlabel push``: the model folder (and optionally its labeled dataset, as ``dataset_repo``, default
     ``REPO-data``) to the Hub; the dataset goes first so the model card can link to it. Returns the URLs."""
-    from .export import student_info
+    from .export import load_student
 
-    student_info(folder)  # refuse a folder that is not ours before pushing anything
+    load_student(folder)  # refuse a folder that is not ours, or is missing files, before pushing anything
     out: dict = {"dataset_repo": None, "dataset_url": None}
     if dataset is not None:
         out["dataset_repo"] = dataset_repo or f"{repo}-data"

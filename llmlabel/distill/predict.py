@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 
 
 def _check(cascade_llm, threshold, target_accuracy, max_deferral, dev) -> None:
@@ -27,6 +27,9 @@ def _check(cascade_llm, threshold, target_accuracy, max_deferral, dev) -> None:
     for name, v in (("threshold", threshold), ("target-accuracy", target_accuracy), ("max-deferral", max_deferral)):
         if v is not None and not 0.0 <= v <= 1.0:
             raise ConfigError(f"--{name} must be in [0, 1], got {v}", field=name.replace("-", "_"))
+
+
+EMPTY = "empty text"  # the reason given for a row whose text is empty or whitespace
 
 
 def predict(model: str | Path, data: str | Path, output: str | Path, *, text_field: str | None = None,
@@ -47,17 +50,20 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
     summary dict.
     """
     from ..artifacts.predictions import write_predictions
-    from ..io import atomic_write, make_meta, read_corpus
+    from ..io import atomic_write, check_writable, make_meta, read_corpus
     from .cascade import Cascade
     from .data import read_gold
     from .export import load_student
 
     _check(cascade_llm, threshold, target_accuracy, max_deferral, dev)
-    output = Path(output)
+    output = check_writable(output)
+    corpus = read_corpus(data, text_field=text_field, id_field=id_field, keep_empty=True)
+    batches = corpus.start(batch_size) if row_source is None else None  # a bad first line or an empty
+    if batches is None and row_source is None:  # input fails before the model loads
+        raise InputError("the input has no rows to predict", path=data, hint=corpus.stats.summary())
     student = load_student(model, quantize=int8)
     if student.multi_label and cascade_llm:
         raise ConfigError("the cascade supports single-label models only")
-    corpus = read_corpus(data, text_field=text_field, id_field=id_field)
     casc, calib = None, None
     if cascade_llm:
         from ..llm import cache_option, load_engine
@@ -70,25 +76,27 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
             calib = casc.calibrate(texts, gold, target_accuracy=target_accuracy, max_deferral=max_deferral,
                                    progress=progress)
     classes = student.classes_
-    n_def = 0
+    n_def = n_empty = 0
 
     def rows():
-        nonlocal n_def
+        nonlocal n_def, n_empty
         if row_source is not None:
             for r in row_source(student, casc):
                 n_def += bool(r.get("deferred"))
+                n_empty += r.get("reason") == EMPTY
                 yield r
             return
-        for batch in corpus.iter_batches(batch_size):
+        for batch in batches:
             recs, deferred = prediction_rows(student, casc, batch.ids, batch.texts)
             n_def += deferred
+            n_empty += sum(not t for t in batch.texts)
             yield from recs
 
     meta = make_meta(engine=cascade_llm, model_folder=str(model), classes=list(classes),
                      threshold=casc.threshold if casc else None, calibration=calib)
     n = write_predictions(output, rows(), task="multi" if student.multi_label else "single", classes=classes,
                           meta=meta)
-    out = {"rows": n, "output": output, "deferred": n_def if casc is not None else None,
+    out = {"rows": n, "empty": n_empty, "read": corpus.stats.summary(), "output": output, "deferred": n_def if casc is not None else None,
            "threshold": casc.threshold if casc is not None else None, "calibration": calib, "curve_path": None}
     if casc is not None and casc.curve:
         out["curve_path"] = output.with_name(output.name + ".cascade.json")
@@ -102,9 +110,23 @@ def prediction_rows(student, cascade, ids: Sequence[str], texts: Sequence[str]) 
 
     Single-label rows: ``id``, ``label``, ``confidence`` (+ ``deferred``, ``student_label`` with a cascade);
     multi-label rows: ``id``, ``labels`` (classes at or above the student's threshold), ``proba``.
+    An empty text gets its row too, with no label and ``reason: "empty text"`` (a join on ``id`` never
+    loses items).
     """
-    classes = student.classes_
     texts = list(texts)
+    full = [i for i, t in enumerate(texts) if t]
+    if len(full) < len(texts):
+        got, deferred = (_model_rows(student, cascade, [ids[i] for i in full], [texts[i] for i in full])
+                         if full else ([], 0))
+        it = iter(got)
+        empty = (lambda rid: {"id": rid, "labels": [], "proba": None, "reason": EMPTY}) if student.multi_label \
+            else (lambda rid: {"id": rid, "label": None, "confidence": None, "reason": EMPTY})
+        return [next(it) if t else empty(rid) for rid, t in zip(ids, texts)], deferred
+    return _model_rows(student, cascade, ids, texts)
+
+
+def _model_rows(student, cascade, ids: Sequence[str], texts: list[str]) -> tuple[list[dict], int]:
+    classes = student.classes_
     if cascade is not None:
         r = cascade.predict(texts, progress=False)
         rows = [{"id": rid, "label": classes[r["label"][i]], "confidence": round(float(r["confidence"][i]), 6),

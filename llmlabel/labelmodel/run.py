@@ -36,9 +36,11 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
     label models, per-label thresholds (F1 on dev) and ``labels`` lists (:mod:`llmlabel.labelmodel.multipipeline`;
     ``gold`` is not used there).
     """
+    from ..io_write import check_writable
     from .gold import aggregate_with_gold, append_round, load_gold
     from .pipeline import write_labeled
 
+    check_writable(output)
     if review_top < 0:
         raise ConfigError(f"review_top must be >= 0, got {review_top}", field="review_top")
     from ..artifacts.multivotes import is_multi_label_votes

@@ -2,7 +2,8 @@
 
 Cheap LFs (keyword, regex, embedding) run vectorised on the whole batch; LLM LFs send the whole batch
 through their engine (which batches, caches and counts usage). An LF that raises on a batch is retried
-item by item, and the items that still fail abstain and count as that LF's errors.
+item by item, and the items that still fail abstain and count as that LF's errors; a bad setting, a server
+that kept failing after its retries or an unusable cache stops the run instead.
 
 >>> from llmlabel.lf.keyword import KeywordLF
 >>> lfs = [KeywordLF("kw", {"spam": ["free", "win"]}, labels=["ham", "spam"])]
@@ -18,7 +19,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..artifacts.matrix import ABSTAIN, LabelMatrix, onehot
-from ..errors import ConfigError, LLMLabelError
+from ..errors import CacheError, ConfigError, EngineUnavailable, LLMLabelError, ServerError
+
+# Failures of the run, not of an item: abstaining on them would turn an outage into votes that look real
+# (and a rerun would keep them). They stop the run; finished shards and cached answers are kept.
+_FATAL = (ConfigError, ServerError, EngineUnavailable, CacheError)
 from .core import LabelingFunction
 
 
@@ -27,8 +32,8 @@ def _run_one(lf: LabelingFunction, texts: list[str], items, k: int):
     try:
         return lf.apply(texts, items)
     except LLMLabelError as e:
-        if isinstance(e, ConfigError):
-            raise  # a bad setting fails every item the same way: say so once instead of abstaining
+        if isinstance(e, _FATAL):
+            raise  # a bad setting or a dead server fails every item the same way: say so once
         first_error: Exception = e
     except Exception as e:  # noqa: BLE001 - user code and engines may raise anything
         first_error = e
@@ -37,6 +42,8 @@ def _run_one(lf: LabelingFunction, texts: list[str], items, k: int):
     for i in range(len(texts)):  # failure path only
         try:
             v, p = lf.apply(texts[i : i + 1], None if items is None else items[i : i + 1])
+        except _FATAL:
+            raise
         except Exception as e:  # noqa: BLE001
             lf.errors += 1
             lf.last_error = f"{type(e).__name__}: {e}"

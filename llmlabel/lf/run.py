@@ -29,15 +29,16 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     items get out-of-fold votes (:mod:`llmlabel.lf.gold`).
     """
     from ..artifacts.taxonomy import load_taxonomy
+    from ..errors import InputError
     from ..artifacts.votes import VotesWriter, depends_on
     from ..io import read_corpus
-    from ..io_write import make_meta
+    from ..io_write import check_writable, make_meta
     from ..progress import Ticker
     from .apply import apply_lfs
     from ..llm import cache_option, engine_factory
     from .spec import build_lfs, load_lf_spec
 
-    taxonomy_path, lfs_path, out = taxonomy, lfs, Path(output)
+    taxonomy_path, lfs_path, out = taxonomy, lfs, check_writable(output, folder=True)
     full = load_taxonomy(taxonomy_path)
     spec = load_lf_spec(lfs_path)
     gold = resolve_gold_path(gold, spec.gold, lfs_path)
@@ -49,6 +50,10 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
                                   id_field=id_field, progress=progress, keep_text=keep_text, command=command,
                                   overwrite=overwrite, embedder=embedder,
                                   engines=engine_factory(cache=cache_option(cache, no_cache)))
+    corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
+    batches = corpus.start(shard_size)  # a bad first line or an empty corpus fails before the folder is touched
+    if batches is None:
+        raise InputError("the corpus has no texts to label", path=data, hint=corpus.stats.summary())
     tax = full.class_taxonomy()
     labels = tax.classes()
     gold_set = None
@@ -60,7 +65,6 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
                     gold=gold_set, embedder=embedder)
     names = [lf.name for lf in lfs]
     engines = {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
-    corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
     meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
     meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path))
     deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=engines)
@@ -70,14 +74,14 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
         deps["gold"] = file_hash(gold)
         meta["gold"] = str(gold)
     rows = 0
-    total = corpus.num_rows or 0
+    total = corpus.num_rows  # None for JSONL/CSV: the bar then counts items without an end
     prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding", "knn")]
     with VotesWriter(out, lf_names=names, labels=labels, prob_lfs=prob_lfs, keep_text=keep_text,
                      shard_size=shard_size, meta=meta, depends=deps, overwrite=overwrite) as w, \
             Ticker(progress, total, "label") as tick:
         done = w.done_ids()
         tick(len(done))
-        for b in corpus.iter_batches(shard_size):
+        for b in batches:
             keep = [i for i, x in enumerate(b.ids) if x not in done]
             if not keep:
                 continue
@@ -87,7 +91,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
             w.write(L, texts if keep_text else None)
             rows += len(keep)
             tick(len(keep))
-    return {"rows_labeled": rows, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
+    return {"rows_labeled": rows, "restarted": w.restarted, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
             "read": corpus.stats.summary()}
 
 

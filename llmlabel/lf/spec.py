@@ -27,7 +27,7 @@ import importlib
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from ..errors import ConfigError
 
@@ -78,6 +78,16 @@ class LFSpecFile(BaseModel):
     lfs: list[LFSpec] = Field(min_length=1)
     gold: Optional[str] = None  # gold JSONL/CSV for knn and gold few-shot LFs (relative to the lfs.yaml)
     gold_folds: int = Field(default=5, ge=2, le=100)  # cross-fitting folds on the gold items
+    _source: Any = PrivateAttr(default=None)  # (path, YAML node tree) when read from a file: errors name the line
+
+    def where(self, index: int, *loc: str) -> dict[str, Any]:
+        """``path``/``line`` of LF ``index`` (and a key inside it) in the file it was read from."""
+        if self._source is None:
+            return {}
+        from ..yamlfile import _node_line
+
+        path, root = self._source
+        return {"path": path, "line": _node_line(root, ["lfs", index, *loc])}
 
 
 def load_lf_spec(path: str | Path) -> LFSpecFile:
@@ -93,16 +103,20 @@ def load_lf_spec(path: str | Path) -> LFSpecFile:
                                    and (isinstance(x, dict) and x.get("kind") in ("prompted", "embedding"))},
                                 **x} if isinstance(x, dict) else x for x in data["lfs"]])
     try:
-        return LFSpecFile.model_validate(data)
+        spec = LFSpecFile.model_validate(data)
     except ValidationError as e:
         raise config_error(e, path=path, root=root) from None
+    spec._source = (str(path), root)
+    return spec
 
 
 def _label_name(taxonomy, key: str, lf: str) -> str:
     for lab in taxonomy.labels:
         if key in (lab.id, lab.name):
             return lab.name
-    raise ConfigError(f"LF '{lf}': label {key!r} is not in the taxonomy (ids or names)")
+    raise ConfigError(f"LF '{lf}': label {key!r} is not in the taxonomy (ids or names)", field=f"patterns.{key}",
+                      hint="labels: " + ", ".join(lab.id for lab in taxonomy.labels[:8])
+                      + (" ..." if len(taxonomy.labels) > 8 else ""))
 
 
 def _short(spec: str) -> str:
@@ -111,6 +125,19 @@ def _short(spec: str) -> str:
 
 def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None,
               engines: Callable[[str], Any] | None = None, gold=None, embedder=None) -> list:
+    """The LF objects a spec describes (see :func:`_build_lfs`); a bad entry's error names lfs.yaml and its line."""
+    at = [0]
+    try:
+        return _build_lfs(spec, taxonomy, models=models, engines=engines, gold=gold, embedder=embedder, at=at)
+    except ConfigError as e:
+        if e.path is None:
+            loc = ["patterns", e.field.split(".", 1)[1]] if (e.field or "").startswith("patterns.") else []
+            w = spec.where(at[0], *loc)
+            e.path, e.line = w.get("path"), w.get("line")
+        raise
+
+
+def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, at: list[int]) -> list:
     """The LF objects a spec describes, over the taxonomy's labels (vote j = ``taxonomy.labels[j]``).
 
     A prompted LF without ``model``/``models`` becomes one LF per entry of ``models`` (the ``--model``
@@ -135,7 +162,7 @@ def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None,
     taxonomy = taxonomy.class_taxonomy() if hasattr(taxonomy, "class_taxonomy") else taxonomy  # leaves only
     labels = [lab.name for lab in taxonomy.labels]
     out: list = []
-    for s in spec.lfs:
+    for at[0], s in enumerate(spec.lfs):
         if s.kind in ("keyword", "regex"):
             pats = {_label_name(taxonomy, key, s.name): v for key, v in s.patterns.items()}
             out.append(KeywordLF(s.name, pats, labels=labels, regex=s.kind == "regex",

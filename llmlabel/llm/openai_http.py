@@ -84,6 +84,16 @@ def safe_url(url: str) -> str:
     return urlunsplit((p.scheme, netloc, p.path.rstrip("/"), "", ""))
 
 
+def _env_number(name: str, kind: type, default):
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"${name} must be a number, got {raw!r}", field=name) from None
+
+
 class OpenAIEngine(LLM):
     """Engine for any server that speaks the OpenAI ``/v1`` API.
 
@@ -91,7 +101,8 @@ class OpenAIEngine(LLM):
       base_url: e.g. ``http://127.0.0.1:8000/v1``.
       model: the served model name; ``None`` takes the first one the server's ``/models`` lists.
       api_key: sent as a Bearer token; default ``$OPENAI_API_KEY``; many local servers need none.
-      timeout: seconds for one request; max_retries: retries after the first try.
+      timeout: seconds for one request; max_retries: retries after the first try (defaults: 60 and 4, or
+        ``$LLMLABEL_OPENAI_TIMEOUT`` / ``$LLMLABEL_OPENAI_RETRIES``, so a command-line run can set them).
       concurrency: requests in flight at once. backoff/max_backoff: retry delays (seconds).
       chat: ``/chat/completions`` (default) or, with ``chat=False``, raw prompts to ``/completions``.
       echo: score ``choose`` from echoed prompt log-probs (``None``: when the server can, for ``chat=False``).
@@ -102,12 +113,14 @@ class OpenAIEngine(LLM):
     kind = "openai"
 
     def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None,
-                 timeout: float = 60.0, max_retries: int = 4, concurrency: int = 8, chat: bool | None = None,
+                 timeout: float | None = None, max_retries: int | None = None, concurrency: int = 8, chat: bool | None = None,
                  backoff: float = 0.5, max_backoff: float = 30.0, echo: bool | None = None,
                  top_logprobs: int = 20, extra_body: dict | None = None, **kw) -> None:
         url = str(base_url).strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"bad server URL {safe_url(url)!r}", hint="e.g. http://127.0.0.1:8000/v1")
+        timeout = _env_number("LLMLABEL_OPENAI_TIMEOUT", float, 60.0) if timeout is None else timeout
+        max_retries = _env_number("LLMLABEL_OPENAI_RETRIES", int, 4) if max_retries is None else max_retries
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise ConfigError("need concurrency >= 1, max_retries >= 0 and timeout > 0")
         kw.setdefault("batch_size", max(16, 4 * concurrency))  # keep `concurrency` requests busy

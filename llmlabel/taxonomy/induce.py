@@ -44,6 +44,15 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
         from ..llm import cache_option
 
         engine_kwargs = {**(engine_kwargs or {}), "cache": cache_option(cache, no_cache)}
+    if output is not None:  # fail before the embedding work, not after it
+        from ..io_write import check_writable
+
+        check_writable(output)
+        if assignments is not None:
+            check_writable(assignments)
+    base = None
+    if refine is not None:
+        base = refine if isinstance(refine, Taxonomy) else load_taxonomy(refine)
     if raw_dir is None and output is not None:
         raw_dir = Path(output).parent
     t0 = time.perf_counter()
@@ -67,7 +76,6 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
     if refine is not None:
         from .refine import refine_taxonomy
 
-        base = refine if isinstance(refine, Taxonomy) else load_taxonomy(refine)
         res = refine_taxonomy(base, x, utexts, [ids[i] for i in uniq], emb, max_new=max_labels, seed=seed)
     else:
         if len(uniq) == 1 and len(texts) > 1:

@@ -79,10 +79,14 @@ def summary_table(result, max_rows: int = 100, width: int | None = None):
     # Widths are set here: rich's own shrinking squeezes the short number columns to nothing when the text
     # columns are long. Long cells are cut with an ellipsis instead of wrapping into paragraphs.
     free = max((width or Console().width) - 19 - 7 - 6, 24)  # 19: borders and padding of 6 columns
-    share = {"id": 0.22, "name": 0.26, "key phrases": 0.24, "example": 0.28}
+    # Ids are what people copy into lfs.yaml and --dev files: never cut them (a pipe or file gets 80 columns),
+    # the other text columns share what is left.
+    id_w = max([2] + [len(lab.id) for lab in tax.labels[:max_rows]])
+    free = max(free - id_w, 24)
+    share = {"name": 0.34, "key phrases": 0.30, "example": 0.36}
     w = {c: max(6, int(free * f)) for c, f in share.items()}
     cut = {"no_wrap": True, "overflow": "ellipsis"}
-    t.add_column("id", style="cyan", width=w["id"], **cut)
+    t.add_column("id", style="cyan", min_width=id_w, no_wrap=True, overflow="fold")
     t.add_column("name", width=w["name"], **cut)
     t.add_column("items", justify="right", width=7, no_wrap=True)
     t.add_column("share", justify="right", width=6, no_wrap=True)

@@ -70,7 +70,7 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
     labels, scores; provenance in ``output.meta.json``). Returns a summary dict; ``log`` gets progress lines.
     """
     from ..artifacts.predictions import sidecar_meta, write_predictions
-    from ..io import atomic_write, make_meta, read_corpus
+    from ..io import atomic_write, check_writable, make_meta, read_corpus
     from ..llm import usage_log
     from . import build_retriever, load_labels, load_priors
 
@@ -83,7 +83,12 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
         raise InputError("--train, --dev and --program need an LLM", hint="add --model SPEC")
     if dev and not train:
         raise InputError("--dev is used with --train", hint="add --train FILE")
-    corpus = read_corpus(data, text_field=text_field, id_field=id_field, skip_bad=skip_bad, batch_size=batch_size)
+    check_writable(output)
+    corpus = read_corpus(data, text_field=text_field, id_field=id_field, skip_bad=skip_bad, batch_size=batch_size,
+                         keep_empty=True)
+    batches = corpus.start()  # a bad first line or an empty input fails before the label index is built
+    if batches is None:
+        raise InputError("the input has no rows to rank", path=data, hint=corpus.stats.summary())
     space = load_labels(labels)
     if len(space) == 1:
         raise InputError(f"the label file holds one label ({space.summary()}): nothing to rank", path=labels,
@@ -104,17 +109,24 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
                                text_field=text_field, program=program, save_program=save_program,
                                index_dir=index_dir, cache=cache, no_cache=no_cache, say=say)
 
+    def ranked(ids, texts):
+        if irr is not None:
+            with usage_log.stage("xmc"):
+                res = irr.predict_many(texts, k=k)
+            for rid, r in zip(ids, res):
+                yield {"id": rid, "labels": r["labels"], "scores": [round(s, 4) for s in r["scores"]],
+                       "queries": r["queries"]}
+        else:
+            for rid, r in zip(ids, ret.retrieve(texts, k)):
+                yield {"id": rid, "labels": [x for x, _ in r], "scores": [round(s, 4) for _, s in r]}
+
     def rows():
-        for b in corpus.iter_batches():
-            if irr is not None:
-                with usage_log.stage("xmc"):
-                    res = irr.predict_many(b.texts, k=k)
-                for rid, r in zip(b.ids, res):
-                    yield {"id": rid, "labels": r["labels"], "scores": [round(s, 4) for s in r["scores"]],
-                           "queries": r["queries"]}
-            else:
-                for rid, r in zip(b.ids, ret.retrieve(b.texts, k)):
-                    yield {"id": rid, "labels": [x for x, _ in r], "scores": [round(s, 4) for _, s in r]}
+        # Every input row gets an output row in input order; an empty text gets no labels and says why.
+        for b in batches:
+            full = [i for i, t in enumerate(b.texts) if t]
+            got = ranked([b.ids[i] for i in full], [b.texts[i] for i in full]) if full else iter(())
+            for rid, t in zip(b.ids, b.texts):
+                yield next(got) if t else {"id": rid, "labels": [], "scores": [], "reason": "empty text"}
 
     t1 = time.perf_counter()
     n = write_predictions(output, rows(), task="xmc", meta={})
