@@ -192,9 +192,11 @@ def test_cli_retrieval_only_and_eval(tmp_path, capsys, monkeypatch):
     assert cli("xmc", data, "--labels", labels, "-o", out, "-k", 3, "--retriever", "wordllama+bm25",
                "--id-field", "id") == 0
     err = capsys.readouterr().err
-    assert "1 duplicates dropped, 1 empty lines dropped" in err and "1 empty skipped" in err
+    assert "1 duplicates dropped, 1 empty lines dropped" in err and "1 empty" in err
     preds = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [p["id"] for p in preds] == ["a", "b"] and all(len(p["labels"]) == 3 for p in preds)
+    # every input row gets an output row: the whitespace-only one says why it has no labels
+    assert [p["id"] for p in preds] == ["a", "b", "c"] and all(len(p["labels"]) == 3 for p in preds[:2])
+    assert preds[2]["labels"] == [] and preds[2]["reason"] == "empty text"
     assert preds[0]["labels"][0] == "welding" and set(preds[1]["labels"][:2]) == {"drive vehicles", "repair engines"}
     meta = json.loads((tmp_path / "preds.jsonl.meta.json").read_text())
     assert meta["labels"] == len(SKILLS) and meta["label_duplicates"] == 1 and meta["retriever"] == "wordllama+bm25"
