@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from llmlabel.cli import main
+from clirun import run_cli
 
 VOCAB = {
     "billing": ["invoice", "charged", "bill", "payment", "fee", "overcharged"],
@@ -62,10 +62,8 @@ def make_run(root: Path, *, n: int = 360, n_dev: int = 90, student: bool = True)
     run = root / "run"
 
     def cli(*args):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            assert e.code in (0, None), f"llmlabel {' '.join(map(str, args))} exited {e.code}"
+        code = run_cli(*args)
+        assert code == 0, f"llmlabel {' '.join(map(str, args))} exited {code}"
 
     cli("label", corpus, "-t", root / "taxonomy.yaml", "--lfs", root / "lfs.yaml", "-o", run / "votes", "--quiet")
     cli("aggregate", run / "votes", "--dev", dev, "-o", run / "labeled.parquet")

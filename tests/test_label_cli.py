@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from llmlabel.cli import main
+from clirun import run_cli as cli
 
 TAXONOMY = """labels:
   - id: refund
@@ -58,14 +58,6 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def cli(*args):
-    try:
-        main([str(a) for a in args])
-    except SystemExit as e:
-        return e.code or 0
-    return 0
 
 
 def test_keyword_pipeline_keeps_uncovered_rows_and_writes_review(workdir, capsys):

@@ -18,20 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from llmlabel.cli import main
 from run_fixture import make_run
+from clirun import run_cli as _cli
 
 LS = Path(os.environ.get("LLMLABEL_LABEL_STUDIO", "/opt/ls-venv/bin/label-studio"))
 pytestmark = [pytest.mark.slow, pytest.mark.labelstudio,
               pytest.mark.skipif(not LS.is_file(), reason=f"label-studio not installed at {LS} (.ci/labelstudio.sh)")]
-
-
-def _cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 def _free_port() -> int:

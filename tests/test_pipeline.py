@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from llmlabel.cli import main
 from llmlabel.errors import ConfigError
 from llmlabel.pipeline import load_pipeline, plan, run_pipeline
 from llmlabel.stages import STAGES, option_names
+from clirun import run_cli as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,14 +30,6 @@ def _spec(tmp_path: Path, stages: list, n: int = 120) -> Path:
     p = tmp_path / "pipe.yaml"
     p.write_text(yaml.safe_dump(spec, sort_keys=False))
     return p
-
-
-def cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as e:
-        return e.code or 0
-    return 0
 
 
 def test_short_and_long_stage_forms_give_the_same_call(tmp_path):

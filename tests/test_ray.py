@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
-from llmlabel.cli import main
+from clirun import run_cli as cli
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(300)
@@ -111,14 +110,6 @@ def assert_same_votes(a: Path, b: Path) -> None:
                 assert (x is None) == (y is None) and (x is None or np.allclose(x, y, atol=2e-3)), c
         else:
             assert ta[c].tolist() == tb[c].tolist(), c
-
-
-def cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as e:
-        return e.code or 0
-    return 0
 
 
 def test_import_llmlabel_does_not_import_ray():

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmlabel.cli import main
 from run_fixture import make_run
+from clirun import run_cli as _cli
 
 CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -21,14 +21,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-dev-shm-usage", "--hide-scrollbars"]
 # Every host name resolves to nothing: a page that needed the network would fail to draw.
 NO_DNS = "--host-resolver-rules=MAP * ~NOTFOUND"
-
-
-def _cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from llmlabel.cli import main
 from llmlabel.review.artifact import read_labeled
 from run_fixture import make_run
-
-
-def _cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
+from clirun import run_cli as _cli
 
 
 @pytest.fixture(scope="module")
