@@ -256,3 +256,40 @@ def test_diverse_skips_near_duplicates_and_spreads_over_labels():
     assert np.bincount(labels, minlength=k).min() == 3  # three turns of one item per label
     unc = select("uncertainty", 9, proba=proba)
     assert sum(texts[i].startswith(texts[order[0]]) for i in unc) == 6  # what diverse avoids
+
+
+def test_oof_classifier_flags_flipped_labels():
+    """Cleanlab-style self-confidence: a classifier that never saw an item doubts its label when it was flipped."""
+    from llmlabel.labelmodel.review import oof_proba, review_scores
+
+    rng = np.random.default_rng(0)
+    k, n = 4, 800
+    y = rng.integers(0, k, n)
+    X = rng.normal(size=(n, 16)) + 3 * np.eye(k, 16)[y]  # separable classes
+    flipped = rng.random(n) < 0.05
+    noisy = np.where(flipped, (y + 1 + rng.integers(0, k - 1, n)) % k, y)
+    P = oof_proba(X, noisy, n_classes=k)
+    assert P.shape == (n, k) and np.allclose(P.sum(1), 1)
+    uniform = np.full((n, k), 1 / k)  # the label model knows nothing here: the text signal must do the work
+    risk = review_scores(uniform, None, P, labels=noisy)["risk"]
+    top = np.argsort(-risk, kind="stable")[: n // 10]
+    assert flipped[top].mean() >= 0.4  # the top 10% holds most of the 5% flips (>= 8x the base rate)
+    # In-sample fitting would memorise the flips instead: out-of-fold is what makes the signal work.
+    assert (P[np.arange(n), noisy][flipped]).mean() < 0.3
+
+
+def test_review_strategy_with_text_features_ranks_errors_first(run):
+    from llmlabel.labelmodel.pipeline import load_votes
+    from llmlabel.labelmodel.review import text_features
+    from llmlabel.labelmodel.strategies import select
+
+    lab = read_labeled(run["run"] / "labeled.parquet")
+    L = load_votes(run["run"] / "votes")[0]
+    gold = _gold_all(run)
+    wrong = np.array([lab.classes[lab.label_index[r]] != gold[i] for r, i in enumerate(lab.ids)])
+    n_top = len(lab) // 10
+    votes_only = select("review", n_top, proba=lab.proba, label_index=lab.label_index, votes=L.votes)
+    with_text = select("review", n_top, proba=lab.proba, label_index=lab.label_index, votes=L.votes,
+                       features=text_features(lab.texts))
+    # Here 12% of labels are wrong; votes alone put 53% errors in the top 10%, reading the text too 67%.
+    assert wrong[with_text].mean() >= max(wrong[votes_only].mean(), 4 * wrong.mean())

@@ -28,6 +28,10 @@ def export(
     exclude: Optional[list[Path]] = typer.Option(None, "--exclude", help="Gold files whose items are never sent."),
     votes: Optional[Path] = typer.Option(None, "--votes", help="Votes folder for the review strategy's disagreement "
                                                                "signal (default: votes/ beside the labeled file)."),
+    features: str = typer.Option("tfidf", "--features", help="What the review strategy's out-of-fold classifier "
+                                                             "reads (cleanlab-style self-confidence): tfidf (word "
+                                                             "counts, no model), an embedder spec such as minilm "
+                                                             "(better, embeds every text), or none."),
     seed: int = typer.Option(0, "--seed", help="Seed for random choices and ties."),
 ) -> None:
     """Write Label Studio tasks (our label as a scored prediction) for items nobody has reviewed yet."""
@@ -48,12 +52,26 @@ def export(
         if L.ids is None or [str(i) for i in L.ids] != lab.ids:
             raise InputError("the votes' items differ from the labeled file's", path=vpath,
                              hint="pass the votes folder this labeled file was aggregated from with --votes")
+    X = _features(features, lab.texts) if strategy == "review" else None
     rows = select(strategy, n, proba=lab.proba, confidence=lab.confidence, label_index=lab.label_index,
-                  votes=None if L is None else L.votes, texts=lab.texts, exclude=mask, seed=seed)
+                  votes=None if L is None else L.votes, texts=lab.texts, exclude=mask, seed=seed, features=X)
     r = write_tasks(lab, rows, output, state=st, strategy=strategy)
     typer.echo(f"wrote {r['n']} tasks ({strategy}{'' if L is not None or strategy != 'review' else ', confidence only: no votes found'}; "
                f"{int(mask.sum()):,} items already sent, reviewed or human-labeled were left out) to {r['tasks']}; "
                f"labeling config {r['config']}; record {r['state']}", err=True)
+
+
+def _features(spec: str, texts):
+    """Feature rows for the out-of-fold classifier, or None (``none``, or a labeled file without texts)."""
+    if spec == "none" or texts is None:
+        return None
+    if spec == "tfidf":
+        from ..labelmodel.review import text_features
+
+        return text_features(texts)
+    from ..embed import load_embedder
+
+    return load_embedder(spec).encode(list(texts))
 
 
 @review_app.command("import")

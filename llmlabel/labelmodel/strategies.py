@@ -5,7 +5,9 @@ reviewed, already sent, or clamped to a human label).
 
 - ``random``: a seeded uniform sample (the baseline every other strategy must beat).
 - ``uncertainty``: lowest calibrated confidence first.
-- ``review``: the review queue's risk (low confidence + LF disagreement, see ``review.py``).
+- ``review``: the review queue's risk (low confidence + LF disagreement, see ``review.py``), plus, given
+  ``features`` (embeddings or :func:`~.review.text_features`), the self-confidence of an out-of-fold classifier
+  trained on the current labels (cleanlab-style: it reads the text, so it flags labels the votes agree on wrongly).
 - ``diverse``: uncertainty, but taken round-robin over the predicted labels (so one confusing label cannot fill
   the batch) and skipping near-duplicates of items already picked (cosine > 0.9 of hashed word counts).
 """
@@ -24,10 +26,13 @@ def _order_by(score: np.ndarray, rng) -> np.ndarray:
     return np.lexsort((rng.random(len(score)), -score))
 
 
-def risk_scores(proba: np.ndarray, votes=None, label_index=None) -> np.ndarray:
-    from .review import review_scores
+def risk_scores(proba: np.ndarray, votes=None, label_index=None, features=None, seed: int = 0) -> np.ndarray:
+    from .review import oof_proba, review_scores
 
-    return review_scores(proba, votes, labels=label_index)["risk"]
+    proba = np.asarray(proba, dtype=np.float64)
+    label_index = proba.argmax(1) if label_index is None else np.asarray(label_index)
+    student = None if features is None else oof_proba(features, label_index, n_classes=proba.shape[1], seed=seed)
+    return review_scores(proba, votes, student, labels=label_index)["risk"]
 
 
 def _text_vectors(texts: list[str]):
@@ -75,8 +80,11 @@ def _stack(rows):
 
 def select(strategy: str, n: int, *, proba: np.ndarray, confidence: np.ndarray | None = None,
            label_index: np.ndarray | None = None, votes=None, texts: list[str] | None = None,
-           exclude: np.ndarray | None = None, seed: int = 0, dup_threshold: float = 0.9) -> np.ndarray:
-    """Up to ``n`` row indices for people to label (see the module docstring); ``exclude`` is a boolean mask."""
+           exclude: np.ndarray | None = None, seed: int = 0, dup_threshold: float = 0.9, features=None) -> np.ndarray:
+    """Up to ``n`` row indices for people to label (see the module docstring); ``exclude`` is a boolean mask.
+
+    ``features`` (n rows, dense or sparse) feed the ``review`` strategy's out-of-fold classifier.
+    """
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown review strategy {strategy!r}", hint=f"choose one of {', '.join(STRATEGIES)}")
     if n < 0:
@@ -90,7 +98,7 @@ def select(strategy: str, n: int, *, proba: np.ndarray, confidence: np.ndarray |
     if strategy == "random":
         score = rng.random(m)
     elif strategy == "review":
-        score = risk_scores(proba, votes, label_index)
+        score = risk_scores(proba, votes, label_index, features, seed)
     else:
         score = -confidence
     order = _order_by(score, rng)

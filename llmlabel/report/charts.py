@@ -158,14 +158,33 @@ def history(metrics: dict):
     return fig if keys else None
 
 
+_PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D")
+
+
 def rounds(rd: dict):
-    go = _go()
-    fig = go.Figure()
+    """Accuracy vs human labels: one panel per dataset (an eval run has several), one colour per strategy;
+    dashed = the student where it was scored (gaps joined: it is retrained only at some label counts)."""
+    from plotly.subplots import make_subplots
+
+    sets = list(dict.fromkeys(s.get("dataset", "") for s in rd["series"].values()))
+    strategies = list(dict.fromkeys(s.get("strategy", name) for name, s in rd["series"].items()))
+    cols = min(2, len(sets))
+    nrows = -(-len(sets) // cols)
+    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=[d or "labels" for d in sets] if len(sets) > 1 else None,
+                        horizontal_spacing=0.08, vertical_spacing=0.12 if nrows > 1 else 0.0)
     for name, s in rd["series"].items():
-        fig.add_scatter(x=s["n_labels"], y=s["accuracy"], mode="lines+markers", name=f"{name} (labels)")
+        i = sets.index(s.get("dataset", ""))
+        strat = s.get("strategy", name)
+        color = _PALETTE[strategies.index(strat) % len(_PALETTE)]
+        pos = dict(row=i // cols + 1, col=i % cols + 1)
+        first = i == 0  # one legend entry per strategy
+        fig.add_scatter(x=s["n_labels"], y=s["accuracy"], mode="lines+markers", name=f"{strat} (labels)",
+                        legendgroup=strat, showlegend=first, line=dict(color=color), **pos)
         if any(v is not None for v in s["student_accuracy"]):
-            fig.add_scatter(x=s["n_labels"], y=s["student_accuracy"], mode="lines+markers", name=f"{name} (student)",
-                            line=dict(dash="dash"))
-    fig.update_layout(title="Review rounds: accuracy vs number of human labels", xaxis_title="human labels",
-                      yaxis_title="accuracy", height=420, **_LAYOUT)
+            fig.add_scatter(x=s["n_labels"], y=s["student_accuracy"], mode="lines+markers", name=f"{strat} (student)",
+                            legendgroup=strat, showlegend=first, connectgaps=True,
+                            line=dict(color=color, dash="dash"), **pos)
+    fig.update_xaxes(title_text="human labels")
+    fig.update_yaxes(title_text="accuracy")
+    fig.update_layout(title="Review rounds: accuracy vs number of human labels", height=80 + 340 * nrows, **_LAYOUT)
     return fig

@@ -272,7 +272,8 @@ def rounds(run: RunInputs) -> dict | None:
     series: dict[str, dict] = {}
     for r in run.rounds["rounds"]:
         key = f"{r.get('dataset', '')} {r.get('strategy', '?')}".strip()
-        s = series.setdefault(key, {"n_labels": [], "accuracy": [], "student_accuracy": []})
+        s = series.setdefault(key, {"dataset": str(r.get("dataset", "")), "strategy": str(r.get("strategy", "?")),
+                                    "n_labels": [], "accuracy": [], "student_accuracy": []})
         s["n_labels"].append(r.get("n_labels"))
         s["accuracy"].append(r.get("accuracy"))
         s["student_accuracy"].append(r.get("student_accuracy"))
