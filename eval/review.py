@@ -149,7 +149,7 @@ def efficiency(rounds: list[dict], metric: str) -> dict:
 
 QUEUE_ROWS = (("review", "review risk, votes only (confidence + LF disagreement)"),
               ("uncertainty", "uncertainty (lowest calibrated confidence)"),
-              ("review_tfidf", "review risk + out-of-fold classifier on hashed TF-IDF (`review export` default)"),
+              ("review_tfidf", "review risk + out-of-fold classifier on TF-IDF word counts (`review export` default)"),
               ("review_minilm", "review risk + out-of-fold classifier on MiniLM (`--features minilm`; the `review` "
                                 "strategy below)"),
               ("self_conf_minilm", "out-of-fold MiniLM classifier's self-confidence alone"))
@@ -210,11 +210,22 @@ def efficiencies(res: dict) -> dict:
     return {m: efficiency(res["rounds"], m) for m in ("accuracy", "student_accuracy", "label_model_test_accuracy")}
 
 
+def _saved(out: Path) -> dict:
+    p = Path(f"{out}.json")
+    saved = json.loads(p.read_text()) if p.is_file() else {}
+    return {k: v for k, v in saved.get("results", {}).items() if "meta" in v}  # older format (no meta): rerun
+
+
 def write_all(out: Path, results: dict) -> None:
-    Path(f"{out}.json").write_text(json.dumps({"results": results}, indent=1, default=float) + "\n")
-    rounds = [r for res in results.values() for r in res["rounds"]]
-    Path(f"{out}_rounds.json").write_text(json.dumps({"note": "eval/review.py: simulated annotator (gold labels); "
-                                                      "corpus label accuracy", "rounds": rounds}, indent=1) + "\n")
+    order = ["youtube", "trec", "banking77", "agnews"]
+    results = dict(sorted(results.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9))
+    for suffix, obj in ((".json", {"results": results}),
+                        ("_rounds.json", {"note": "eval/review.py: simulated annotator (gold labels); corpus label "
+                                                  "accuracy", "rounds": [r for res in results.values()
+                                                                         for r in res["rounds"]]})):
+        tmp = Path(f"{out}{suffix}.tmp")
+        tmp.write_text(json.dumps(obj, indent=1, default=float) + "\n")
+        tmp.replace(f"{out}{suffix}")
     write_md(Path(f"{out}.md"), results)
 
 
@@ -233,10 +244,8 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="Only rewrite OUT.md from OUT.json (no new runs).")
     args = ap.parse_args()
     out = Path(args.out)
-    saved = json.loads(Path(f"{out}.json").read_text()) if Path(f"{out}.json").is_file() else {}
-    results = {k: v for k, v in saved.get("results", {}).items() if "meta" in v}  # older format: rerun
     if args.render:
-        write_all(out, results)
+        write_all(out, _saved(out))
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -248,9 +257,8 @@ def main() -> None:
                            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                            "machine": f"{os.cpu_count()} cores (shared), {platform.machine()}",
                            "load_before": load_before, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg())}
-            results[name] = res
-            order = ["youtube", "trec", "banking77", "agnews"]
-            write_all(out, dict(sorted(results.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9)))
+            # Re-read just before writing: another invocation (another set) may have saved meanwhile.
+            write_all(out, {**_saved(out), name: res})
             print(f"[{name}] wrote {out}.md, {out}.json, {out}_rounds.json", flush=True)
 
 

@@ -56,7 +56,10 @@ def export(
     rows = select(strategy, n, proba=lab.proba, confidence=lab.confidence, label_index=lab.label_index,
                   votes=None if L is None else L.votes, texts=lab.texts, exclude=mask, seed=seed, features=X)
     r = write_tasks(lab, rows, output, state=st, strategy=strategy)
-    typer.echo(f"wrote {r['n']} tasks ({strategy}{'' if L is not None or strategy != 'review' else ', confidence only: no votes found'}; "
+    how = strategy
+    if strategy == "review":
+        how += ("" if L is not None else ", no votes found") + (f", {features} classifier" if X is not None else "")
+    typer.echo(f"wrote {r['n']} tasks ({how}; "
                f"{int(mask.sum()):,} items already sent, reviewed or human-labeled were left out) to {r['tasks']}; "
                f"labeling config {r['config']}; record {r['state']}", err=True)
 

@@ -38,7 +38,7 @@ def _proba(proba, name: str = "proba") -> np.ndarray:
 
 
 def oof_proba(X, labels, *, n_classes: int | None = None, n_folds: int = 5, seed: int = 0, C: float = 1.0,
-              max_iter: int = 100) -> np.ndarray:
+              max_iter: int = 30) -> np.ndarray:
     """Out-of-fold class probabilities of a logistic regression on features ``X`` (dense or sparse) trained on
     ``labels``: each fold is predicted by a model fitted on the other folds only (the cleanlab recipe).
 
