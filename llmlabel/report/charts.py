@@ -186,5 +186,7 @@ def rounds(rd: dict):
                             line=dict(color=color, dash="dash"), **pos)
     fig.update_xaxes(title_text="human labels")
     fig.update_yaxes(title_text="accuracy")
-    fig.update_layout(title="Review rounds: accuracy vs number of human labels", height=80 + 340 * nrows, **_LAYOUT)
+    fig.update_layout(title="Review rounds: accuracy vs number of human labels", height=100 + 340 * nrows, **_LAYOUT)
+    if len(sets) > 1:  # room between the figure title and the panel titles
+        fig.update_layout(margin=dict(_LAYOUT["margin"], t=90))
     return fig
