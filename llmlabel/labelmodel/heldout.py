@@ -49,6 +49,8 @@ CANDIDATES = {
 }
 #: Optional candidates: skipped (and said so in ``selection_``) when their package is missing.
 OPTIONAL = {"hyperlm": hyperlm_available}
+#: From this many classes on, the default candidates leave out the full Dawid-Skene model (select.py).
+MANY_CLASSES = 21
 DEFAULT_HELDOUT_CANDIDATES = ("mvb-r", "mv", "wv-r", "onecoin-r", "ds-r", "hyperlm")
 
 
@@ -157,7 +159,11 @@ class HeldOutSelect(LabelModel):
         groups = redundant_groups(sample, self.group_threshold)
         fitted, per_lf, skipped = {}, {}, {}
         refit_lfs = np.sort(np.random.default_rng(self.random_state).permutation(votes.m)[: self.max_refits])
+        many = k >= MANY_CLASSES and self.candidates == DEFAULT_HELDOUT_CANDIDATES
         for spec in self.candidates:
+            if many and spec == "ds-r":  # k x (k+1) parameters per LF (select.MANY_CLASSES)
+                skipped[spec] = f"{k} classes >= {MANY_CLASSES}: k x (k+1) parameters per LF"
+                continue
             if isinstance(spec, str) and spec in OPTIONAL:
                 why = ("not installed" if not OPTIONAL[spec]() else
                        f"{votes.n:,} rows > hyperlm_max_rows={self.hyperlm_max_rows:,}"

@@ -22,6 +22,7 @@ from .base import LabelModel, as_votes, check_labels
 from .calibrate import (ARGMAX_PRESERVING, CalibratedLabelModel, expected_accuracy, expected_calibration_error,
                         log_loss, make_calibrator)
 from .dawid_skene import DawidSkene, OneCoinDawidSkene
+from .heldout import MANY_CLASSES as HELDOUT_MANY_CLASSES
 from .heldout import HeldOutSelect
 from .hyperlm import HyperLM, hyperlm_available
 from .majority import MajorityVote, WeightedVote
@@ -38,6 +39,13 @@ DEFAULT_MODEL = "heldout"
 #: ``hyperlm-dev`` is not among them: cross-fitting it fine-tunes HyperLM five times (minutes on a CPU for
 #: a few thousand rows and six classes); pass it in ``candidates`` to include it.
 DEFAULT_CANDIDATES = ("mv", "wv", "ds", "onecoin", "heldout", "ds-dev", "onecoin-dev", "wv-dev")
+
+#: From this many classes on, the default candidate lists leave out the full Dawid-Skene models (k x (k+1)
+#: parameters per LF: with 77 classes EM takes most of ``aggregate --gold``'s minutes and a few hundred dev
+#: items cannot pin them down) and cross-fitting uses ``MANY_CLASS_FOLDS`` folds.
+MANY_CLASSES = HELDOUT_MANY_CLASSES
+MANY_CLASS_FOLDS = 3
+FULL_DS = ("ds", "ds-dev", "ds-r")
 
 #: Candidates that need an optional package; ``select_label_model`` skips them (and says so) without it.
 OPTIONAL_CANDIDATES = {"hyperlm": hyperlm_available, "hyperlm-dev": hyperlm_available}
@@ -161,12 +169,18 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
     if not candidates:
         raise ConfigError("candidates is empty: give at least one label model")
     rng = np.random.default_rng(random_state)
+    many = k >= MANY_CLASSES and candidates is DEFAULT_CANDIDATES
+    if many:
+        n_folds = min(n_folds, MANY_CLASS_FOLDS)
     folds = _folds(dev.n, n_folds, rng)
     rows, probas, models, skipped = [], {}, {}, {}
     for spec in candidates:
         name = _name(spec)
         if isinstance(spec, str) and spec in OPTIONAL_CANDIDATES and not OPTIONAL_CANDIDATES[spec]():
             skipped[name] = "not installed"
+            continue
+        if many and spec in FULL_DS:
+            skipped[name] = f"{k} classes >= {MANY_CLASSES}: k x (k+1) parameters per LF"
             continue
         if name in probas:
             raise ConfigError(f"candidate '{name}' is listed twice")
@@ -198,7 +212,7 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
     chosen = rows[best]
     selection = {"chosen": chosen["name"], "metric": metric, "reason": chosen.pop("_reason"),
                  "candidates": [{k_: v for k_, v in r.items() if not k_.startswith("_")} for r in rows],
-                 "skipped": skipped}
+                 "skipped": skipped, "n_folds": len(folds)}
     out = CalibratedLabelModel(models[chosen["name"]], chosen["calibration"], prefit=True, random_state=random_state)
     # Calibrated on the dev probabilities the choice was made on (out-of-fold for dev-trained candidates).
     return out.fit(L_train, y_dev, L_dev, dev_proba=probas[chosen["name"]], selection=selection)
