@@ -227,3 +227,19 @@ def test_hyperlm_wrapper_is_transductive_and_keeps_every_row():
     assert acc(model, L[400:], y[400:]) > acc(MajorityVote(3).fit(L[:400]), L[400:], y[400:]) - 0.02
     semi = make_model("hyperlm-dev", 3).fit(L[:400], y[400:500], L[400:500])
     assert semi.predict_proba(L[500:]).shape == (100, 3)
+
+
+@pytest.mark.parametrize("spec", ["ds", "onecoin", "ds-r"])
+def test_em_with_implicit_abstains_matches_the_explicit_soft_form(spec):
+    """Hard votes leave abstains out of EM's design matrix (implicit); one-hot soft votes carry them as
+    explicit entries. Same model, so the same fit to rounding."""
+    rng = np.random.default_rng(13)
+    k = 3
+    y = rng.integers(0, k, 1500)
+    L = lfs(y, k, [0.8, 0.7, 0.6, 0.55], [0.6, 0.3, 0.8, 0.5], rng)
+    soft = np.zeros(L.shape + (k,))
+    r, c = np.nonzero(L >= 0)
+    soft[r, c, L[r, c]] = 1.0
+    hard_m, soft_m = make_model(spec, k).fit(L), make_model(spec, k).fit(soft)
+    np.testing.assert_allclose(hard_m.confusion_, soft_m.confusion_, atol=1e-8)
+    np.testing.assert_allclose(hard_m.predict_proba(L), soft_m.predict_proba(soft), atol=1e-8)

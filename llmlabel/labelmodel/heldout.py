@@ -3,9 +3,14 @@
 Without gold labels a model cannot be scored against the truth, but every LF is a noisy witness of it.
 Hold LF j out (with the LFs that nearly duplicate it, ``redundancy.redundant_groups``), take the model's
 posterior from the *other* LFs' evidence only, and count how often its label matches LF j's vote on the
-items LF j votes on. If LF j errs independently of the rest given the true class and beats chance, that
-agreement rises with the accuracy of the held-out posterior, whatever LF j's own accuracy: a gold-free,
-per-LF score. LFs weigh equally (a broad LF that fires everywhere does not drown the others).
+items LF j votes on where some other LF votes too. If LF j errs independently of the rest given the true
+class and beats chance, that agreement rises with the accuracy of the held-out posterior, whatever LF j's
+own accuracy: a gold-free, per-LF score. LFs weigh per class (``class_share_weights``: each class's LFs
+together as much as another's), so neither a broad LF that fires everywhere nor the class with most of
+the keyword LFs decides the score. Items where no other LF votes are left out: there the held-out
+posterior is only a guess from silence and the prior, and on unevenly spread keyword LFs that guess
+favoured models that hand empty rows to the class with the most LFs (synthetic checks in
+tests/test_labelmodel_default.py).
 
 The held-out posterior comes from the fitted model with LF j's additive share of the logits removed
 (``lf_terms``), not from a refit: exact for majority vote, a one-step approximation for EM models.
@@ -117,6 +122,9 @@ class HeldOutSelect(LabelModel):
         reference.
     max_select_rows : candidates are fitted and scored on a seeded uniform sample of at most this many
         rows; the chosen one is then refitted on every row.
+    min_select_rows, select_votes : the sample is as small as gives the sparser LFs (the 10th percentile
+        of coverage) about ``select_votes`` votes each, but at least ``min_select_rows`` rows: dense LFs
+        need few rows to be scored, sparse keyword LFs need many.
     group_threshold : LFs whose agreement Jaccard with the held-out LF reaches this leave with it.
     refit_iter : EM iterations of the refit on every row, started from the sample fit (warm start); a
         start from 50,000 rows is already close, so one full-data step is enough and keeps 10^6 rows fast.
@@ -130,7 +138,8 @@ class HeldOutSelect(LabelModel):
     """
 
     def __init__(self, cardinality: int | None = None, candidates=DEFAULT_HELDOUT_CANDIDATES, margin: float = 1.0,
-                 max_select_rows: int = 20_000, group_threshold: float = 0.5, refit_iter: int = 1,
+                 max_select_rows: int = 20_000, min_select_rows: int = 10_000, select_votes: int = 500,
+                 group_threshold: float = 0.5, refit_iter: int = 1,
                  max_refits: int = 20, hyperlm_max_rows: int = 100_000, random_state: int | None = 0):
         super().__init__(cardinality, random_state)
         self.max_refits = max_refits
@@ -139,6 +148,8 @@ class HeldOutSelect(LabelModel):
         self.candidates = candidates
         self.margin = margin
         self.max_select_rows = max_select_rows
+        self.min_select_rows = min_select_rows
+        self.select_votes = select_votes
         self.group_threshold = group_threshold
 
     def _make(self, spec, k: int) -> tuple[str, LabelModel]:
@@ -153,8 +164,12 @@ class HeldOutSelect(LabelModel):
             raise ConfigError("candidates is empty: give at least one label model")
         k = votes.k
         sample = votes
-        if votes.n > self.max_select_rows:
-            idx = np.sort(np.random.default_rng(self.random_state).choice(votes.n, self.max_select_rows, replace=False))
+        coverage = (votes.hard >= 0).mean(axis=0)
+        sparse = float(np.quantile(coverage[coverage > 0], 0.1)) if (coverage > 0).any() else 1.0
+        rows = int(np.clip(self.select_votes / max(sparse, 1e-9), min(self.min_select_rows, self.max_select_rows),
+                           self.max_select_rows))
+        if votes.n > rows:
+            idx = np.sort(np.random.default_rng(self.random_state).choice(votes.n, rows, replace=False))
             sample = _subset(votes, idx)
         groups = redundant_groups(sample, self.group_threshold)
         fitted, per_lf, skipped = {}, {}, {}
@@ -208,7 +223,7 @@ class HeldOutSelect(LabelModel):
                 model.set_params(warm_start=True, max_iter=self.refit_iter)
             else:
                 model = model.clone()
-            model.fit(votes.soft if votes.soft is not None else votes.hard, lf_names=votes.names)
+            model._fit_votes(votes)
         self.chosen_, self.model_, self.scores_ = best, model, scores
         self.selection_ = {"chosen": best, "reason": reason, "rows_scored": int(sample.n), "candidates": rows,
                            "skipped": skipped}

@@ -109,12 +109,6 @@ class MajorityVote(LabelModel):
         tot = counts.sum(axis=1, keepdims=True)
         return np.divide(counts, tot, out=np.full_like(counts, 1.0 / votes.k), where=tot > 0)
 
-    def _fit_votes(self, votes: Votes) -> MajorityVote:
-        """Fit on already validated votes (for models that build on majority vote)."""
-        self.cardinality_, self.n_lfs_, self.lf_names_ = votes.k, votes.m, votes.names
-        self._fit(votes, None, None)
-        return self
-
     def lf_terms(self, votes: Votes):
         """``(base, term)``: vote counts are ``sum_j term(j)`` (see ``DawidSkene.lf_terms``)."""
         return np.zeros(votes.k), lambda j: lf_onehot(votes, j) * (self.lf_weights_[j] * self.class_scale_)
