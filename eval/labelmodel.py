@@ -537,14 +537,17 @@ def render(res: dict) -> str:
     L = ["# Label-model benchmark", "",
          f"Made by `{res['command']}` on {m['date']}; machine: {m['nproc']} CPUs ({m['cpu']}), "
          f"{m['ram_gb']} GB RAM, Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
-         + (f" Load average (1/5/15 min) when it finished: {', '.join(f'{x:.1f}' for x in m['load_average'])}."
+         + (f". Load average (1/5/15 min) when it finished: {', '.join(f'{x:.1f}' for x in m['load_average'])}."
             if m.get("load_average") else "") + "", "",
          "Snorkel, crowd-kit and HyperLM are eval-only (the `eval` extra): they ran from a virtualenv layered on "
          "the system packages (`python -m venv --system-site-packages ENV && ENV/bin/pip install snorkel==0.10.0 "
          "crowd-kit hyperlm==0.0.5`; pip kept torch 2.13.0+cpu) and the script was run with `ENV/bin/python`. "
          "HyperLM's bundled checkpoint holds a pickled optimizer state, so the script loads it with "
          "`torch.load(weights_only=False)`, and puts rows no LF covers first (HyperLM sizes its output by the "
-         "last row holding a vote). Without them the rows say 'n/a' and the issue's anchors remain.", "",
+         "last row holding a vote). Without them the rows say 'n/a' and the issue's anchors remain. HyperLM is also "
+         "an optional candidate of our no-dev default (`pip install llmlabel[hyperlm]`, "
+         "llmlabel/labelmodel/hyperlm.py, scored by refitting without each held-out LF); the 'core install' row "
+         "is the default without it.", "",
          "## WRENCH: fitted on train votes (no gold), scored on test", "",
          f"youtube/trec accuracy, sms F1 of spam. Ties and rows no LF covers broken at random as WRENCH does: "
          f"mean ± sd over {res['seeds']} tie-break seeds. \"dev\" = uses the gold valid split.", "",
