@@ -243,3 +243,18 @@ def test_em_with_implicit_abstains_matches_the_explicit_soft_form(spec):
     hard_m, soft_m = make_model(spec, k).fit(L), make_model(spec, k).fit(soft)
     np.testing.assert_allclose(hard_m.confusion_, soft_m.confusion_, atol=1e-8)
     np.testing.assert_allclose(hard_m.predict_proba(L), soft_m.predict_proba(soft), atol=1e-8)
+
+
+def test_many_classes_leave_out_full_dawid_skene_and_cross_fit_with_fewer_folds():
+    """aggregate --gold with 77 intents took minutes, mostly EM over k x (k+1) confusion matrices."""
+    rng = np.random.default_rng(14)
+    k = 25
+    y = rng.integers(0, k, 1200)
+    L = lfs(y, k, [0.8, 0.7, 0.6], [0.9, 0.8, 0.7], rng)
+    default = HeldOutSelect(k).fit(L)
+    assert "ds-r" in default.selection_["skipped"] and "ds-r" not in [r["name"] for r in default.selection_["candidates"]]
+    auto = select_label_model(L[:1000], L[1000:], y[1000:], cardinality=k)
+    assert {"ds", "ds-dev"} <= set(auto.report_["skipped"]) and auto.report_["n_folds"] == 3
+    assert acc(auto, L, y) >= acc(MajorityVote(k).fit(L), L, y) - 0.01
+    few = select_label_model(L[:1000], L[1000:], y[1000:], cardinality=k, candidates=("mv", "ds"))
+    assert [c["name"] for c in few.report_["candidates"]] == ["mv", "ds"]  # an explicit list is kept

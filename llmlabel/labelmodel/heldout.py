@@ -20,7 +20,8 @@ of at most ``max_refits`` LFs, and compared with the reference on those LFs only
 The reference is majority vote with class balancing on unipolar LFs and near-duplicates discounted
 (``mvb-r``: each class's votes divided by how many votes the class draws; plain counting when LFs vote
 several classes). HyperLM joins the candidates when it is installed (``pip install llmlabel[hyperlm]``)
-and the matrix has at most ``hyperlm_max_rows`` rows; otherwise it is skipped, and ``selection_`` says why.
+when the matrix has at most ``hyperlm_max_rows`` rows and there are fewer than ``MANY_CLASSES`` classes (it
+runs one network pass per class); otherwise it is skipped, and ``selection_`` says why.
 
 Selection is conservative: the reference, a vote count with no parameters to get wrong, stays unless a
 candidate beats it by more than one standard error of the paired per-LF differences. Measured in
@@ -176,8 +177,9 @@ class HeldOutSelect(LabelModel):
         refit_lfs = np.sort(np.random.default_rng(self.random_state).permutation(votes.m)[: self.max_refits])
         many = k >= MANY_CLASSES and self.candidates == DEFAULT_HELDOUT_CANDIDATES
         for spec in self.candidates:
-            if many and spec == "ds-r":  # k x (k+1) parameters per LF (select.MANY_CLASSES)
-                skipped[spec] = f"{k} classes >= {MANY_CLASSES}: k x (k+1) parameters per LF"
+            if many and spec in ("ds-r", "hyperlm"):  # select.MANY_CLASSES
+                skipped[spec] = (f"{k} classes >= {MANY_CLASSES}: " + ("k x (k+1) parameters per LF" if spec == "ds-r"
+                                 else f"one network pass per class in each of up to {self.max_refits} refits"))
                 continue
             if isinstance(spec, str) and spec in OPTIONAL:
                 why = ("not installed" if not OPTIONAL[spec]() else
