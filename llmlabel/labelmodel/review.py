@@ -9,7 +9,8 @@ Each item gets a ``risk`` in [0, 1], a weighted mean of the signals available:
   labels themselves, e.g. :func:`oof_proba` on embeddings or word counts): 1 - that classifier's probability
   of the item's label, i.e. how much a model that never trained on this item doubts its label. The label
   model only sees votes; this signal sees the text, so it catches items whose votes agree on a wrong label
-  (WRENCH youtube: top 10% holds 1.6x the base error rate without it, 3.7x with it; eval/results/review.md).
+  (WRENCH youtube: the top 10% by this signal alone holds 3.3x the base error rate, by the votes-only risk 1.4x;
+  eval/results/review.md).
 
 Exports: CSV, JSONL, and Label Studio import JSON (tasks with the label as a pre-annotation).
 """
