@@ -2,11 +2,11 @@
 
 Method (deterministic under ``seed``, memory linear in the number of items):
 
-1. spectral clustering of the cosine-weighted k-nearest-neighbour graph (``N_NEIGHBORS`` = 15) of up to
-   ``FIT_MAX`` items (a seeded sample): the first k eigenvectors of the normalised Laplacian, rows
-   normalised, k-means with ``N_INIT`` restarts. It follows the shape of the data better than k-means on the raw
-   embeddings (eval/results/taxonomy.md: Banking77/MiniLM NMI 0.81 vs 0.76, AG News 0.63 vs 0.60);
-2. the other items take the similarity-weighted vote of their ``N_NEIGHBORS`` nearest fitted items, so they
+1. spectral clustering of the cosine-weighted k-nearest-neighbour graph (8-15 neighbours, growing with the
+   items per cluster: ``auto_neighbors``) of up to ``FIT_MAX`` items (a seeded sample): the first k
+   eigenvectors of the normalised Laplacian, rows normalised, k-means with ``N_INIT`` restarts. It follows
+   the shape of the data better than k-means on the raw embeddings (eval/results/taxonomy.md: Banking77/MiniLM NMI 0.81 vs 0.76, AG News 0.63 vs 0.60);
+2. the other items take the similarity-weighted vote of their nearest fitted items, so they
    follow the graph's clusters (nearest centroid cut them with straight boundaries: Banking77 fitted on a
    3,000-text sample, NMI 0.786 -> 0.791); memory stays linear (1M items x 384 floats = 1.5 GB);
 3. (``method="kmeans"``: k-means over ~8k micro-clusters agglomerated with Ward linkage instead of 1.)
@@ -34,9 +34,19 @@ OUTLIER_Z = 5.0
 OTHER_MAX = 0.05
 #: Spectral clustering is fitted on at most this many items (a seeded sample); the rest are assigned.
 FIT_MAX = 20_000
-#: Neighbours per item in the k-NN graph. Measured on Banking77 (MiniLM): 10 -> NMI 0.807, 15 -> 0.814,
-#: 20 -> 0.810, 25 -> 0.804, 50 -> 0.797; AG News: 15 -> 0.634, 25 -> 0.616 (k-means 0.601).
+#: Most neighbours per item in the k-NN graph. Measured on Banking77 (MiniLM, 10,003 texts): 10 -> NMI 0.807,
+#: 15 -> 0.814, 20 -> 0.810, 25 -> 0.804, 50 -> 0.797; AG News: 15 -> 0.634, 25 -> 0.616 (k-means 0.601).
 N_NEIGHBORS = 15
+#: Fewest neighbours: with few items per cluster, 15 neighbours reach past a small cluster's edge and blur its
+#: cut (Banking77 train, first 3,000 texts = 39 per intent: 15 -> NMI 0.771, 8 -> 0.787, k-means 0.782).
+MIN_NEIGHBORS = 8
+
+
+def auto_neighbors(n: int, k: int) -> int:
+    """Graph neighbours for ``n`` items in ``k`` clusters: ``1.3 * sqrt(n / k)`` clipped to
+    [``MIN_NEIGHBORS``, ``N_NEIGHBORS``], so the neighbourhood grows with the typical cluster (8 at 39 items
+    per cluster, 15 from ~130 up: eval/results/taxonomy-scale.md)."""
+    return int(np.clip(round(1.3 * np.sqrt(n / max(k, 1))), MIN_NEIGHBORS, N_NEIGHBORS))
 #: k-means restarts on the spectral embedding (the lowest-inertia run is kept; cheap next to the eigensolver).
 N_INIT = 30
 
@@ -217,12 +227,12 @@ def neighbour_vote(g, lab: np.ndarray, k: int) -> np.ndarray:
 
 
 def cluster_embeddings(x: np.ndarray, k: int, *, seed: int = 0, method: str = "spectral", fit_max: int = FIT_MAX,
-                       n_neighbors: int = N_NEIGHBORS, merge_threshold: float = 0.95, outlier_z: float = OUTLIER_Z,
+                       n_neighbors: int | None = None, merge_threshold: float = 0.95, outlier_z: float = OUTLIER_Z,
                        min_size: int = 3, vote: bool = True, assign: str = "knn") -> Clustering:
     """Cluster L2-normalised rows ``x`` into <= k clusters.
 
-    ``spectral`` (default): spectral clustering of the k-nearest-neighbour graph of up to ``fit_max`` items
-    (a seeded sample); the rest take the vote of their nearest fitted items (``assign="knn"``) or the
+    ``spectral`` (default): spectral clustering of the ``n_neighbors``-nearest-neighbour graph (default
+    :func:`auto_neighbors`) of up to ``fit_max`` items (a seeded sample); the rest take the vote of their nearest fitted items (``assign="knn"``) or the
     nearest centroid (``assign="centroid"``); ``vote=False`` skips the neighbour-vote smoothing. ``kmeans``:
     k-means over micro-clusters merged with Ward linkage (linear memory, for any size). Both then merge near-duplicate clusters, dissolve
     clusters under ``min_size`` items and mark outliers as -1.
@@ -238,6 +248,8 @@ def cluster_embeddings(x: np.ndarray, k: int, *, seed: int = 0, method: str = "s
     rng = np.random.default_rng(seed)
     fit = np.sort(rng.choice(n, fit_max, replace=False)) if n > fit_max else np.arange(n)
     xf = x[fit]
+    if n_neighbors is None:
+        n_neighbors = auto_neighbors(len(fit), k)
     if method == "spectral" and len(fit) > 3 * k:
         flab = _spectral(xf, k, seed, min(n_neighbors, len(fit) - 1), vote)
     elif method in ("spectral", "kmeans"):
