@@ -183,7 +183,9 @@ def main() -> None:
 
     if args.scale:
         return scale(args)
+    load0 = os.getloadavg()[0]
     out = run(args)
+    out["load"] = [round(load0, 1), round(os.getloadavg()[0], 1)]
     out.update({"command": "python " + " ".join(sys.argv), "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared), torch threads {torch.get_num_threads()}"})
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -192,9 +194,9 @@ def main() -> None:
              f"Command: `{out['command']}`  ", f"Machine: {out['machine']}  ", f"Date: {out['date_utc']}", "",
              "`other` is scored as one more cluster. Times: embed = embedding the distinct texts once (shared by "
              "the methods of that embedder; with --emb-cache, the time measured when the vectors were first "
-             "computed); cluster = everything after embedding. The machine was shared with other jobs (load "
-             "average ~10 on 2 cores during this run): wall times are several times a quiet machine's, compare "
-             "methods only within this table.", "",
+             "computed); cluster = everything after embedding. The machine was shared with other jobs (1-min load "
+             f"average {out['load'][0]} at the start, {out['load'][1]} at the end, on 2 cores): wall times are "
+             "several times a quiet machine's, compare methods only within this table.", "",
              "| dataset | embedder | method | NMI | ARI | purity | other | labels | embed s | cluster s | texts/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in out["results"]:

@@ -158,7 +158,21 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "taxonomy-scale"))
     ap.add_argument("--size-bias", action="store_true", help="only print how NMI of a fixed-quality split moves "
                     "with the number of texts per class, and stop")
+    ap.add_argument("--render", metavar="LOG", help="only write --out's .md/.json from the JSON rows a run printed "
+                    "(a run stopped early for time keeps the rows it finished)")
+    ap.add_argument("--render-command", default="", help="with --render: the command that printed LOG")
+    ap.add_argument("--render-load", default="", help="with --render: 'start,end' 1-min load averages of that run")
     args = ap.parse_args()
+    if args.render:
+        rows = [json.loads(line) for line in open(args.render, encoding="utf-8") if line.startswith("{")]
+        load = [float(v) for v in args.render_load.split(",")] if args.render_load else [float("nan")] * 2
+        out = {"rows": rows, "command": args.render_command + " (stopped after the rows below, for time)",
+               "date_utc": datetime.fromtimestamp(os.path.getmtime(args.render), timezone.utc).isoformat(
+                   timespec="seconds"), "machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared)",
+               "load_avg_start_end": load}
+        Path(args.out + ".json").write_text(json.dumps(out, indent=2))
+        Path(args.out + ".md").write_text(markdown(out))
+        return None
     if args.size_bias:
         return size_bias(args.seed)
     memoise_spectral()
@@ -181,14 +195,18 @@ def main() -> None:
             for v in args.variants.split(","):
                 rows.append({**base, "variant": v, **run_one(tx, xx, yy, k, VARIANTS[v][1], args.seed)})
                 print(json.dumps(rows[-1]), flush=True)
-    load1 = os.getloadavg()
-    out = {"rows": rows, "command": "python " + " ".join(sys.argv),
+                write(args, rows, load0, partial=True)  # a run stopped for time keeps what it finished
+    write(args, rows, load0, partial=False)
+    print(f"wrote {args.out}.json and .md")
+
+
+def write(args, rows: list[dict], load0, *, partial: bool) -> None:
+    out = {"rows": rows, "command": "python " + " ".join(sys.argv) + (" (still running)" if partial else ""),
            "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared)",
-           "load_avg_start_end": [round(load0[0], 1), round(load1[0], 1)]}
+           "load_avg_start_end": [round(load0[0], 1), round(os.getloadavg()[0], 1)]}
     Path(args.out + ".json").write_text(json.dumps(out, indent=2))
     Path(args.out + ".md").write_text(markdown(out))
-    print(f"wrote {args.out}.json and .md")
 
 
 def markdown(out: dict) -> str:
