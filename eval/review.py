@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from llmlabel.artifacts.labeled import write_labeled  # noqa: E402
-from llmlabel.labelmodel.gold import aggregate_with_gold  # noqa: E402
+from llmlabel.labelmodel.gold import aggregate_with_gold, fair_sample  # noqa: E402
 from llmlabel.labelmodel.review import oof_proba, review_scores, text_features  # noqa: E402
 from llmlabel.labelmodel.strategies import STRATEGIES, select  # noqa: E402
 
@@ -91,9 +91,12 @@ def queue_enrichment(ds: dict, res: dict) -> dict:
     return out
 
 
-def aggregate_round(ds: dict, rows: np.ndarray, knn: bool):
+def aggregate_round(ds: dict, rows: np.ndarray, knn: bool, fair: bool = True):
+    """``fair``: the rows are a random sample (they select and fit the label model), else only clamped, as
+    ``aggregate --gold`` does with the ``strategy`` that ``review import`` writes into gold.jsonl."""
     L, L_dev, L_test = with_knn(ds, rows) if knn else (ds["L"], ds["L_dev"], ds["L_test"])
-    res = aggregate_with_gold(L, "auto", L_dev, ds["y_dev"], rows, ds["y"][rows], reliability=False)
+    res = aggregate_with_gold(L, "auto", L_dev, ds["y_dev"], rows, ds["y"][rows], np.full(len(rows), fair),
+                              reliability=False)
     return res, L, L_test
 
 
@@ -115,7 +118,8 @@ def run_dataset(name: str, args, tmp: Path) -> dict:
                           label_index=res["label"], votes=L.votes, texts=ds["texts"], exclude=reviewed,
                           seed=args.seed + r, features=ds["X"] if strategy == "review" else None)
             reviewed[pick] = True
-            res, L, L_test = aggregate_round(ds, np.flatnonzero(reviewed), args.knn)
+            res, L, L_test = aggregate_round(ds, np.flatnonzero(reviewed), args.knn,
+                                             fair=args.gold_all or fair_sample(strategy))
             with_st = args.student and int(reviewed.sum()) in args.student_at
             row = {"dataset": name, "strategy": strategy, **evaluate(ds, res, L_test, reviewed, tmp, with_st)}
             rounds.append(row)
@@ -240,6 +244,9 @@ def main() -> None:
     ap.add_argument("--student-at", type=int, nargs="+", default=[0, 250, 500],
                     help="Label counts at which the static student is retrained and scored.")
     ap.add_argument("--no-knn", dest="knn", action="store_false", help="No kNN LF over the reviewed items.")
+    ap.add_argument("--gold-all", action="store_true",
+                    help="Let every strategy's labels select and fit the label model (the behaviour before "
+                         "clamp-only gold for actively picked items), to compare.")
     ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "review"))
     ap.add_argument("--render", action="store_true", help="Only rewrite OUT.md from OUT.json (no new runs).")
     args = ap.parse_args()

@@ -29,8 +29,9 @@ def register(app: typer.Typer) -> None:
         taxonomy: Optional[Path] = typer.Option(None, "--taxonomy", "-t", help="Label names (WRENCH/.npy votes)."),
         review_top: float = typer.Option(0.1, "--review-top", help="Share (<1) or number of items in the review queue."),
         gold: Optional[Path] = typer.Option(None, "--gold", help="Human labels (JSONL/CSV of id + label, e.g. from "
-                                            "`llmlabel review import`): clamped, and used with --dev to choose and "
-                                            "calibrate the model (cross-fitted)."),
+                                            "`llmlabel review import`): clamped; those picked at random (strategy "
+                                            "`random`, or no strategy field) also choose and calibrate the model "
+                                            "with --dev (cross-fitted); actively picked ones are only clamped."),
     ) -> None:
         """Turn LF votes into one label per item with a calibrated confidence; write the review queue."""
         from ..labelmodel.run import aggregate_votes
@@ -41,6 +42,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{res['items']:,} items, {res['uncovered']:,} uncovered (kept, marked); model "
                    f"{rep.get('chosen')} ({rep.get('reason')}); wrote {paths['labeled']} and review queue "
                    f"{paths['review_csv']}", err=True)
+        if gold is not None and "n_gold" in rep:
+            typer.echo(f"gold: {rep['n_gold']:,} items clamped; {rep['n_gold_selection']:,} (random sample) also "
+                       f"chose and calibrated the model, {rep['n_gold_clamped_only']:,} (actively picked) only "
+                       "clamped", err=True)
 
     @app.command("lf-report")
     def lf_report(

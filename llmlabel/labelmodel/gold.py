@@ -1,7 +1,11 @@
 """Human labels back into the label model (``llmlabel aggregate --gold gold.jsonl``).
 
-Reviewed items are clamped to their human label (``source: human`` in labeled.parquet, confidence 1) and join
-the dev set for model selection and calibration. Cross-fitting keeps every score honest: the gold items are
+Reviewed items are clamped to their human label (``source: human`` in labeled.parquet, confidence 1). Those that
+are a fair sample join the dev set for model selection, the ``*-dev`` fits and calibration: gold rows from the
+``random`` review strategy, or with no ``strategy`` field (a plain user gold file). Items an active strategy picked
+(``uncertainty``, ``review``, ``diverse``: the hardest items) are only clamped: as a training set they are biased
+(on Banking77, 50 risk-picked items chose and fitted a model that dropped the other 9,950 rows from 0.636 to 0.499
+accuracy, eval/results/review-notes.md). Cross-fitting keeps every score honest: the gold items are
 split into folds and each fold is scored by models (and calibrators) fitted without its labels, so an item
 never scores the model it trained. The chosen model and its calibrator are then refitted on all gold labels.
 
@@ -19,14 +23,25 @@ from ..io import read_records
 from ..artifacts.matrix import LabelMatrix
 
 
-def load_gold(path: str | Path, L: LabelMatrix) -> tuple[np.ndarray, np.ndarray]:
-    """(row indices into L, class indices) of a JSONL/CSV of ``id`` + ``label`` (a class name or index)."""
+RANDOM_STRATEGY = "random"
+
+
+def fair_sample(strategy) -> bool:
+    """Whether a gold row may select and fit the label model: picked at random, or of unknown origin."""
+    return strategy in (None, "", RANDOM_STRATEGY)
+
+
+def load_gold(path: str | Path, L: LabelMatrix, *, with_strategy: bool = False):
+    """(row indices into L, class indices) of a JSONL/CSV of ``id`` + ``label`` (a class name or index).
+
+    ``with_strategy``: also a boolean mask, True where the row is a fair sample (:func:`fair_sample` of its
+    optional ``strategy`` field, written by ``llmlabel review import``)."""
     path = Path(path)
     if L.ids is None:
         raise InputError("these votes carry no item ids, so gold labels cannot be matched to items", path=path)
     pos = {str(i): r for r, i in enumerate(L.ids)}
     names = {str(x): j for j, x in enumerate(L.labels or [])}
-    rows, ys = {}, {}
+    rows, ys, fair = {}, {}, {}
     for line, row in read_records(path, what="gold file"):
         for f in ("id", "label"):
             if f not in row:
@@ -44,10 +59,14 @@ def load_gold(path: str | Path, L: LabelMatrix) -> tuple[np.ndarray, np.ndarray]
                               hint="rerun `llmlabel label` with the extended taxonomy, or fix the label")
         if i not in pos:
             raise InputError(f"gold item id {i!r} is not among the voted items", path=path, line=line, field="id")
-        rows[i], ys[i] = pos[i], y  # a later row for the same id wins (a newer review round)
+        strategy = row.get("strategy")
+        if strategy is not None and not isinstance(strategy, str):
+            raise InputError(f"gold strategy {strategy!r} is not a string", path=path, line=line, field="strategy")
+        rows[i], ys[i], fair[i] = pos[i], y, fair_sample(strategy)  # a later row wins (a newer review round)
     if not rows:
         raise InputError("gold file has no rows", path=path)
-    return np.fromiter(rows.values(), np.int64), np.fromiter(ys.values(), np.int64)
+    out = np.fromiter(rows.values(), np.int64), np.fromiter(ys.values(), np.int64)
+    return (*out, np.fromiter(fair.values(), bool)) if with_strategy else out
 
 
 def reliability_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> dict:
@@ -110,10 +129,12 @@ def cross_fitted(L: LabelMatrix, L_sel: LabelMatrix, y_sel: np.ndarray, chosen: 
 
 
 def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None, gold_rows=None, gold_y=None,
-                        *, n_folds: int | None = None, seed: int = 0, reliability: bool = True) -> dict:
+                        gold_fair=None, *, n_folds: int | None = None, seed: int = 0, reliability: bool = True) -> dict:
     """``pipeline.aggregate``'s result with human labels clamped (``source``) and cross-fitted reliability.
 
-    Selection and calibration use the dev set plus the gold items (gold wins where an item is in both).
+    Selection and calibration use the dev set plus the gold items that are a fair sample (``gold_fair``, a
+    boolean mask over ``gold_rows``; None = all of them); the others are only clamped. Where an item is in dev
+    and gold, the gold label wins. The report lists both kinds (``gold_selection_ids``, ``gold_clamped_ids``).
     ``reliability=False`` skips the out-of-fold reliability diagram (the extra model fits it costs).
     ``n_folds``: None = 5, or ``select.MANY_CLASS_FOLDS`` (3) from ``select.MANY_CLASSES`` classes on, where
     each fit costs the most (nested cross-fitting of a dev-trained model is n_folds * (n_folds + 1) fits).
@@ -126,18 +147,25 @@ def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=
 
     gold_rows = np.zeros(0, np.int64) if gold_rows is None else np.asarray(gold_rows, np.int64)
     gold_y = np.zeros(0, np.int64) if gold_y is None else np.asarray(gold_y, np.int64)
+    fair = np.ones(len(gold_rows), bool) if gold_fair is None else np.asarray(gold_fair, bool)
+    sel_rows, sel_y = gold_rows[fair], gold_y[fair]
     parts, ys = [], []
     n_dev = 0
     if L_dev is not None:
+        y_dev = np.asarray(y_dev).copy()
         if L_dev.ids is not None and len(gold_rows) and L.ids is not None:
-            in_gold = np.isin(L_dev.ids, L.ids[gold_rows])
-            L_dev, y_dev = L_dev.take(~in_gold), np.asarray(y_dev)[~in_gold]
+            # A dev item also among the clamped-only gold stays in dev (dev is a fair sample) with the human label.
+            pos = {str(i): k for k, i in enumerate(L.ids[gold_rows[~fair]])}
+            hit = np.fromiter((pos.get(str(i), -1) for i in L_dev.ids), np.int64, count=len(L_dev))
+            y_dev[hit >= 0] = gold_y[~fair][hit[hit >= 0]]
+            in_sel = np.isin(L_dev.ids, L.ids[sel_rows])
+            L_dev, y_dev = L_dev.take(~in_sel), y_dev[~in_sel]
         parts.append(L_dev)
-        ys.append(np.asarray(y_dev))
+        ys.append(y_dev)
         n_dev = len(L_dev)
-    if len(gold_rows):
-        parts.append(L.take(gold_rows))
-        ys.append(gold_y)
+    if len(sel_rows):
+        parts.append(L.take(sel_rows))
+        ys.append(sel_y)
     L_sel = LabelMatrix.concat(parts) if len(parts) > 1 else (parts[0] if parts else None)
     y_sel = np.concatenate(ys) if ys else None
     res = aggregate(L, method, L_sel, y_sel)
@@ -148,10 +176,14 @@ def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=
         rep["reliability"] = {
             "before": reliability_bins(raw.max(1), raw.argmax(1) == y_sel),
             "after": reliability_bins(cal.max(1), cal.argmax(1) == y_sel),
-            "note": f"out-of-fold over {len(y_sel)} dev+gold items ({min(n_folds, len(y_sel))} folds)"}
+            "note": f"out-of-fold over {len(y_sel)} dev + fair-sample gold items ({min(n_folds, len(y_sel))} folds)"}
         if n_dev:  # the dev set is a fair sample (gold items were picked for being hard): score there only
             rep["dev_accuracy_oof"] = float((cal[:n_dev].argmax(1) == y_sel[:n_dev]).mean())
     rep["n_gold"] = int(len(gold_rows))
+    rep["n_gold_selection"], rep["n_gold_clamped_only"] = int(fair.sum()), int((~fair).sum())
+    if L.ids is not None:
+        rep["gold_selection_ids"] = [str(i) for i in L.ids[sel_rows]]
+        rep["gold_clamped_ids"] = [str(i) for i in L.ids[gold_rows[~fair]]]
     proba, label, conf = res["proba"].copy(), res["label"].copy(), res["confidence"].copy()
     source = np.full(len(L), "model", dtype=object)
     if len(gold_rows):

@@ -30,8 +30,8 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
     and write ``output`` (labeled.parquet) with the review queue beside it.
 
     ``review_top``: share (< 1) or number of items in the review queue. ``gold``: human labels (JSONL/CSV of
-    id + label, e.g. from ``llmlabel review import``), clamped (``source: human``) and used, cross-fitted, to
-    choose and calibrate the model; each such run appends a round to ``review_rounds.json`` beside ``output``.
+    id + label, e.g. from ``llmlabel review import``), clamped (``source: human``); those from the ``random``
+    strategy or with no ``strategy`` field are also used, cross-fitted, to choose and calibrate the model; each such run appends a round to ``review_rounds.json`` beside ``output``.
     Returns the written paths, the label model's report, and item counts. Multi-label votes get per-label
     label models, per-label thresholds (F1 on dev) and ``labels`` lists (:mod:`llmlabel.labelmodel.multipipeline`;
     ``gold`` is not used there).
@@ -51,7 +51,7 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
         return aggregate_votes_multi(votes, output, dev=dev, method=method, taxonomy=taxonomy,
                                      review_top=review_top)
     L, texts, L_dev, y_dev = load_inputs(votes, dev, taxonomy)
-    res = aggregate_with_gold(L, method, L_dev, y_dev, *(load_gold(gold, L) if gold else (None, None)))
+    res = aggregate_with_gold(L, method, L_dev, y_dev, *(load_gold(gold, L, with_strategy=True) if gold else (None, None, None)))
     paths = write_labeled(output, L, res, texts, review_top=review_top if review_top < 1 else int(review_top),
                           meta=None)
     if gold is not None:

@@ -17,7 +17,8 @@ from ..io_write import atomic_write
 
 def resolve(annotations: list[dict], classes: list[str] | None, *, multi_label: bool = False,
             add_labels: bool = False) -> tuple[list[dict], dict]:
-    """(gold rows ``{"id", "label", "n_annotators", "agreement", "conflict", "task_id"}``, a summary dict).
+    """(gold rows ``{"id", "label", "n_annotators", "agreement", "conflict", "task_id"}`` plus ``strategy``
+    where the annotations carry it, a summary dict).
 
     A label outside ``classes`` is an error naming the task, unless ``add_labels`` (then it is listed in
     ``summary["new_labels"]``). ``classes=None`` accepts every label.
@@ -56,8 +57,12 @@ def resolve(annotations: list[dict], classes: list[str] | None, *, multi_label: 
             (ties if tie else conflicts).append({"id": item, "task_id": anns[0]["task_id"], "votes": dict(cnt)})
         if tie:
             continue
-        rows.append({"id": item, "label": label, "n_annotators": n, "agreement": round(agreement, 4),
-                     "conflict": conflict, "task_id": anns[0]["task_id"]})
+        row = {"id": item, "label": label, "n_annotators": n, "agreement": round(agreement, 4),
+               "conflict": conflict, "task_id": anns[0]["task_id"]}
+        strategy = next((a["strategy"] for a in anns if a.get("strategy")), None)
+        if strategy is not None:  # how the item was picked: labelmodel/gold.py selects only on random picks
+            row["strategy"] = strategy
+        rows.append(row)
     summary = {"annotations": len(annotations), "items": len(rows), "skipped": len(skipped_items - set(by_item)),
                "conflicts_resolved": conflicts, "ties_dropped": ties, "new_labels": new,
                "annotators": len({a.get("annotator") for a in annotations if a.get("annotator") is not None})}
@@ -99,10 +104,12 @@ class ReviewState:
         self.path = Path(path)
         self.exported: dict[str, str] = {}
         self.reviewed: dict[str, str] = {}
+        self.strategy: dict[str, str] = {}  # id -> the strategy that sent it (absent in files before it was kept)
         if self.path.is_file():
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 self.exported, self.reviewed = dict(data["exported"]), dict(data["reviewed"])
+                self.strategy = dict(data.get("strategy", {}))
             except (ValueError, KeyError, TypeError) as e:
                 raise InputError(f"review state file is damaged ({type(e).__name__}: {e})", path=self.path,
                                  hint="restore it, or delete it to allow every item again") from None
@@ -114,9 +121,12 @@ class ReviewState:
     def seen(self) -> set[str]:
         return set(self.exported) | set(self.reviewed)
 
-    def mark_exported(self, ids) -> None:
+    def mark_exported(self, ids, strategy: str | None = None) -> None:
         t = self._now()
-        self.exported.update({str(i): t for i in ids})
+        ids = [str(i) for i in ids]
+        self.exported.update({i: t for i in ids})
+        if strategy is not None:
+            self.strategy.update({i: strategy for i in ids})
 
     def mark_reviewed(self, ids) -> None:
         t = self._now()
@@ -124,5 +134,6 @@ class ReviewState:
 
     def save(self) -> Path:
         with atomic_write(self.path) as f:
-            json.dump({"version": 1, "exported": self.exported, "reviewed": self.reviewed}, f, indent=1)
+            json.dump({"version": 1, "exported": self.exported, "reviewed": self.reviewed,
+                       "strategy": self.strategy}, f, indent=1)
         return self.path

@@ -108,7 +108,8 @@ def _from_full(tasks: list[dict], path: Path, from_name: str) -> list[dict]:
         for a in t.get("annotations", t.get("completions")) or []:
             who = a.get("completed_by")
             who = who.get("email", who.get("id")) if isinstance(who, dict) else who
-            row = {"task_id": tid, "item_id": item, "annotator": who, "annotation_id": a.get("id")}
+            row = {"task_id": tid, "item_id": item, "annotator": who, "annotation_id": a.get("id"),
+                   "strategy": (t.get("data") or {}).get("strategy") or None}
             if a.get("was_cancelled") or a.get("skipped"):
                 row["skipped"] = True
             else:
@@ -129,5 +130,6 @@ def _from_min(rows: list[dict], path: Path, from_name: str) -> list[dict]:
         if choices is None and r.get("annotation_id") in (None, ""):
             continue  # a task nobody annotated
         out.append({"task_id": tid, "item_id": item, "annotator": r.get("annotator"),
-                    "annotation_id": r.get("annotation_id"), "choices": choices or [], "skipped": not choices})
+                    "annotation_id": r.get("annotation_id"), "choices": choices or [], "skipped": not choices,
+                    "strategy": r.get("strategy") or None})
     return out

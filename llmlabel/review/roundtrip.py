@@ -56,7 +56,7 @@ def write_tasks(lab, rows, output: str | Path, *, state: ReviewState, strategy: 
         json.dump(tasks, f, ensure_ascii=False, indent=1)
     with atomic_write(config) as f:
         f.write(labeling_config(lab.classes, multi_label=lab.multi_label, instruction=instruction))
-    state.mark_exported(ids)
+    state.mark_exported(ids, strategy=strategy)
     state.save()
     return {"tasks": output, "config": config, "state": state.path, "n": len(ids), "ids": ids}
 
@@ -99,8 +99,11 @@ def import_annotations(export: str | Path, output: str | Path, *, taxonomy: str 
             taken.add(lid)
             tax.labels.append(LabelDef(id=lid, name=name, description="added from human review"))
         save_taxonomy(tax, taxonomy)
-    merged = write_gold(output, rows)
     st = ReviewState(state if state is not None else output.parent / STATE_NAME)
+    for r in rows:  # the export's task data names the strategy; older exports: the state recorded it when sent
+        if "strategy" not in r and r["id"] in st.strategy:
+            r["strategy"] = st.strategy[r["id"]]
+    merged = write_gold(output, rows)
     st.mark_reviewed(r["id"] for r in rows)
     # Skipped items and ties got no gold label: allow them to be sent again.
     for i in [a["item_id"] for a in anns if a.get("skipped")] + [t["id"] for t in summary["ties_dropped"]]:
