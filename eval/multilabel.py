@@ -118,6 +118,8 @@ def chain(budget, ctx, work: Path, args) -> dict:
                                                   "labels": [labels[j] for j in np.flatnonzero(ctx["Ycorpus"][i])]}
                                                  for i in range(budget)))
         lfs.append({"name": "knn", "kind": "knn", "k": args.k, "threshold": args.knn_threshold})
+        if not args.no_classifier:
+            lfs.append({"name": "lr", "kind": "classifier"})
     (work / "lfs.yaml").write_text(yaml.safe_dump({"lfs": lfs}, sort_keys=False))
     votes = work / "votes"
     label_corpus(ctx["corpus_file"], ctx["tax_file"], work / "lfs.yaml", votes, gold=gold, embedder=emb,
@@ -227,6 +229,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--knn-threshold", type=float, default=0.3)
     ap.add_argument("--low", type=float, default=0.1)
+    ap.add_argument("--no-classifier", action="store_true", help="leave out the supervised (classifier) LF")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--work", type=Path, default=Path("/tmp/llmlabel-eval-multilabel"))
     ap.add_argument("--out", type=Path, default=ROOT / "eval" / "results" / "multilabel.json")

@@ -88,6 +88,30 @@ def test_knn_lf_uses_neighbours_label_sets_and_never_itself(wordllama):
     assert set(np.unique(v)) <= {-1, 0, 1} and np.all((p_self >= 0.5) == (v_self == 1))
 
 
+def test_classifier_lf_is_cross_fitted_on_the_gold(wordllama):
+    from llmlabel.lf.multiclassifier import MultiClassifierLF
+
+    gold = _corpus(100, seed=2)
+    labs = [[x for x in r["labels"] if x != "login"] or ["billing"] for r in gold]  # login: no gold positive
+    lf = MultiClassifierLF("lr", [r["text"] for r in gold], labs, labels=LEAVES, gold_ids=[r["id"] for r in gold],
+                           embedder=wordllama)
+    v, p = lf.apply([gold[0]["text"], gold[1]["text"]], [{"id": gold[0]["id"]}, {"id": "new"}])
+    _, p_new = lf.apply([gold[0]["text"]], [{"id": "new"}])
+    assert np.allclose(p[0], lf.oof_proba_[0]) and not np.allclose(p[0], p_new[0])  # its fold's model, not the full
+    assert np.allclose(lf.thresholds_, best_thresholds(lf.oof_proba_, lf.Y))  # thresholds from out-of-fold p
+    login = LEAVES.index("login")
+    assert (v[:, login] == -1).all()
+    fitted = np.arange(len(LEAVES)) != login
+    assert np.array_equal((v == 1)[:, fitted], (p >= lf.thresholds_)[:, fitted])
+    assert np.array_equal((v == 0)[:, fitted], (p < lf.thresholds_)[:, fitted])  # default low: no abstain band
+    new = _corpus(80, seed=3)
+    vn, _ = lf.apply([r["text"] for r in new])
+    Y = np.array([[x in r["labels"] for x in LEAVES] for r in new])
+    assert multilabel_f1(Y[:, fitted], vn[:, fitted] == 1)["macro_f1"] > 0.8
+    with pytest.raises(ConfigError, match="not in the label set"):
+        MultiClassifierLF("lr", ["a"], [["nope"]], labels=LEAVES)
+
+
 def test_yes_no_prompts_share_the_item_prefix_and_list_lf_is_schema_constrained(tiny_qwen2, tmp_path):
     from llmlabel.lf import PromptedMultiLabelLF
     from llmlabel.llm import load_engine
@@ -172,7 +196,8 @@ def chain(tmp_path_factory):
         {"name": "words", "kind": "keyword", "patterns": {"billing": ["invoice"], "group_delivery": ["courier"]}},
         {"kind": "keyphrases"},
         {"name": "emb", "kind": "embedding", "embedder": "wordllama", "threshold": 0.5, "low": 0.1},
-        {"name": "knn", "kind": "knn", "embedder": "wordllama", "k": 5, "threshold": 0.5}]}))
+        {"name": "knn", "kind": "knn", "embedder": "wordllama", "k": 5, "threshold": 0.5},
+        {"name": "lr", "kind": "classifier", "embedder": "wordllama"}]}))
     label = ["label", corpus, "--taxonomy", tmp / "tax.yaml", "--lfs", tmp / "lfs.yaml", "-o", tmp / "votes",
              "--gold", gold, "--shard-size", "100", "--quiet"]
     codes.append(_cli(label)[0])
