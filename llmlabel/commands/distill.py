@@ -20,7 +20,8 @@ def distill_cmd(
     labeled: Path = typer.Argument(..., help="Labeled file (Parquet/JSONL/CSV): text, label, optional proba/confidence."),
     output: Path = options.output("Model folder to write."),
     student: str = typer.Option("static", help="static | static:MODEL2VEC_FOLDER | minilm | a local encoder folder."),
-    soft: bool = typer.Option(True, "--soft/--hard", help="Train on the label model's probabilities or on hard labels."),
+    soft: Optional[bool] = typer.Option(None, "--soft/--hard", help="Train on the label model's probabilities or on "
+                                        "hard labels (default: soft; multi-label files: their label sets)."),
     multi_label: bool = typer.Option(False, "--multi-label", help="Labels are lists; sigmoid/BCE per class."),
     dev: Optional[Path] = typer.Option(None, help="Gold dev set (text + label) for early stopping and metrics."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (static: L-BFGS rounds of 50 steps; default 3)."),

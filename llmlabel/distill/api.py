@@ -40,7 +40,7 @@ def make_student(spec: str = "static", *, multi_label: bool = False, epochs: int
 
 
 def distill(data: str | Path | LabeledData, output: str | Path | None = None, *, student: str = "static",
-            soft: bool = True, multi_label: bool = False, dev: str | Path | None = None, epochs: int | None = None,
+            soft: bool | None = None, multi_label: bool = False, dev: str | Path | None = None, epochs: int | None = None,
             text_field: str | None = None, label_field: str = "label", proba_field: str | None = None,
             confidence_weights: bool = True, dev_label_field: str = "label", min_per_class: int = 2, seed: int = 0,
             progress: bool = False, license: str = "other", language: list[str] | None = None,
@@ -76,6 +76,11 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     if dev is not None:
         dev_pair = read_gold(dev, d.classes, text_field=text_field, label_field=dev_label_field, multi_label=multi_label)
     weights = d.weights if (confidence_weights and d.has_confidence) else None
+    if soft is None:
+        # Multi-label: the label sets decided at the label model's per-label thresholds. A rare label's calibrated
+        # P(applies) seldom reaches 0.5, so a student fitted to those probabilities learns to never fire it
+        # (GoEmotions, 1,000 gold: macro-F1 0.268 on the label sets vs 0.259 on the probabilities).
+        soft = not d.multi_label
     used_soft = soft and d.soft_differs()  # all-0/1 probabilities are hard labels, whatever was asked
     t0 = time.perf_counter()
     st.fit(d.texts, proba=d.targets(used_soft), classes=d.classes, sample_weight=weights, dev=dev_pair)
