@@ -112,6 +112,16 @@ def test_classifier_lf_is_cross_fitted_on_the_gold(wordllama):
         MultiClassifierLF("lr", ["a"], [["nope"]], labels=LEAVES)
 
 
+def test_multi_label_only_lf_kinds_refuse_a_single_label_taxonomy():
+    from llmlabel.lf.spec import LFSpecFile, build_lfs
+    from llmlabel.artifacts.taxonomy import LabelDef, Taxonomy
+
+    tax = Taxonomy(labels=[LabelDef(id="a", name="a"), LabelDef(id="b", name="b")])
+    spec = LFSpecFile.model_validate({"lfs": [{"name": "lr", "kind": "classifier"}]})
+    with pytest.raises(ConfigError, match="needs a multi-label taxonomy"):
+        build_lfs(spec, tax)
+
+
 def test_yes_no_prompts_share_the_item_prefix_and_list_lf_is_schema_constrained(tiny_qwen2, tmp_path):
     from llmlabel.lf import PromptedMultiLabelLF
     from llmlabel.llm import load_engine
@@ -241,6 +251,8 @@ def test_chain_student_predicts_label_lists(chain, tmp_path, capsys, student, re
     assert code == 0, err
     cfg = json.loads((tmp_path / "m" / "llmlabel_student.json").read_text())
     assert cfg["multi_label"] and isinstance(cfg["threshold"], list) and len(cfg["threshold"]) == 5
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["soft"] is False  # no --soft/--hard: a multi-label file trains on its label sets
     assert "Multi-label" in (tmp_path / "m" / "README.md").read_text()
     data = _jsonl(tmp_path / "new.jsonl", [{"id": "n1", "text": "invoice charge courier parcel please"}])
     code, _, err = _cli(["predict", tmp_path / "m", data, "-o", tmp_path / "p.jsonl"], capsys)
