@@ -253,6 +253,7 @@ def test_chain_student_predicts_label_lists(chain, tmp_path, capsys, student, re
     assert cfg["multi_label"] and isinstance(cfg["threshold"], list) and len(cfg["threshold"]) == 5
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["soft"] is False  # no --soft/--hard: a multi-label file trains on its label sets
+    assert "weak_weight" in metrics
     assert "Multi-label" in (tmp_path / "m" / "README.md").read_text()
     data = _jsonl(tmp_path / "new.jsonl", [{"id": "n1", "text": "invoice charge courier parcel please"}])
     code, _, err = _cli(["predict", tmp_path / "m", data, "-o", tmp_path / "p.jsonl"], capsys)
@@ -267,3 +268,22 @@ def test_chain_student_predicts_label_lists(chain, tmp_path, capsys, student, re
         clf = pipeline("text-classification", model=str(tmp_path / "m"), top_k=None, device="cpu")
         scores = {d["label"]: d["score"] for d in clf(["invoice charge courier parcel please"])[0]}
         assert set(scores) == set(LEAVES) and np.allclose([scores[x] for x in LEAVES], pr["proba"], atol=1e-4)
+
+
+def test_weak_weight_auto_picks_the_best_dev_score(chain, tmp_path):
+    """Items a person labeled keep weight 1; the factor on the others is chosen on dev (here: the file's gold
+    rows are marked human) and recorded."""
+    from llmlabel.artifacts.labeled import read_labeled, write_labeled
+    from llmlabel.distill import distill
+
+    lab = read_labeled(chain["tmp"] / "labeled.parquet")
+    src = np.asarray(["human" if i < 40 else "model" for i in range(len(lab))], dtype=object)
+    f = write_labeled(tmp_path / "h.parquet", ids=lab.ids, classes=lab.classes, proba=lab.proba, texts=lab.texts,
+                      labels=lab.labels, multi_label=True, source=src, uncovered=lab.uncovered, meta=lab.meta)
+    res = distill(f, None, student="static", dev=chain["dev"], dev_label_field="labels")
+    scores = res.metrics["weak_weight_dev_scores"]
+    assert set(scores) == {"1.0", "0.5", "0.25"}
+    assert scores[str(res.metrics["weak_weight"])] == max(scores.values())
+    assert distill(f, None, student="static", weak_weight=0.5).metrics["weak_weight"] == 0.5  # no dev: as given
+    with pytest.raises(ConfigError, match="needs a dev set"):
+        distill(f, None, student="static", weak_weight="auto")
