@@ -155,8 +155,9 @@ def chain(budget, ctx, work: Path, args) -> dict:
         weak[r, [labels.index(x) for x in lists[rr]]] = 1
     weak_f1 = scores(ctx["Ycorpus"][budget:], weak, labels, ctx["groups"])
     t1 = time.perf_counter()
+    # min_per_class=1: at 100 gold a rare emotion may get a single item in the label sets; train on it anyway
     st = distill(labeled, work / "student", student="static", dev=ctx["sel_file"], dev_label_field="labels",
-                 epochs=args.epochs).student
+                 epochs=args.epochs, min_per_class=1).student
     st_pred = st.predict_proba(ctx["sc_texts"]) >= np.asarray(st.threshold, np.float32)
     return {"label_model": scores(ctx["Ysc"], lm_pred, labels, ctx["groups"]),
             "student": scores(ctx["Ysc"], st_pred, labels, ctx["groups"]),
