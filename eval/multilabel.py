@@ -156,11 +156,14 @@ def chain(budget, ctx, work: Path, args) -> dict:
     weak_f1 = scores(ctx["Ycorpus"][budget:], weak, labels, ctx["groups"])
     t1 = time.perf_counter()
     # min_per_class=1: at 100 gold a rare emotion may get a single item in the label sets; train on it anyway
-    st = distill(labeled, work / "student", student="static", dev=ctx["sel_file"], dev_label_field="labels",
-                 epochs=args.epochs, min_per_class=1).student
+    st_res = distill(labeled, work / "student", student="static", dev=ctx["sel_file"], dev_label_field="labels",
+                     epochs=args.epochs, min_per_class=1)
+    st = st_res.student
     st_pred = st.predict_proba(ctx["sc_texts"]) >= np.asarray(st.threshold, np.float32)
     return {"label_model": scores(ctx["Ysc"], lm_pred, labels, ctx["groups"]),
             "student": scores(ctx["Ysc"], st_pred, labels, ctx["groups"]),
+            "student_weak_weight": st_res.metrics["weak_weight"],
+            "student_weak_weight_dev_scores": st_res.metrics.get("weak_weight_dev_scores"),
             "weak_labels_vs_train_gold": {k: v for k, v in weak_f1.items() if not k.startswith("per_")},
             "coverage": float((mv.votes >= 0).any(axis=(1, 2)).mean()),
             "label_seconds": round(t_label, 1), "distill_seconds": round(time.perf_counter() - t1, 1),
@@ -203,6 +206,39 @@ def diagnose(ctx, work: Path, args, budget: int = 1000) -> dict:
         pred = pred[:, [list(st.classes_).index(x) for x in labels]]
         out[name] = {**scores(ctx["Ysc"], pred, labels, ctx["groups"]), "seconds": round(time.perf_counter() - t0, 1)}
         print(name, {k: v for k, v in out[name].items() if not k.startswith("per_")}, flush=True)
+    return out
+
+
+def _weak_weight(d: dict, b: str):
+    """The weak-label weight distill chose at budget b (in the JSON, or in the run's student metrics.json)."""
+    ch = d["budgets"][b]["chain"]
+    if "student_weak_weight" in ch:
+        return ch["student_weak_weight"], ch.get("student_weak_weight_dev_scores")
+    f = Path(d["args"]["work"]) / f"b{b}" / "student" / "metrics.json"
+    if f.is_file():
+        m = json.loads(f.read_text())
+        m = m.get("metrics", m)
+        return m.get("weak_weight"), m.get("weak_weight_dev_scores")
+    return None, None
+
+
+def _notes(d: dict, c: dict | None, dd: dict | None) -> list[str]:
+    out = []
+    for b in d["budgets"]:
+        a, sc = _weak_weight(d, b)
+        if a is not None and sc:
+            out.append(f"- gold {int(b):,}: distill chose weak-label weight {a} on the selection half "
+                       f"(selection macro-F1 by weight: {', '.join(f'{k}: {v:.4f}' for k, v in sc.items())}).")
+    if dd and "1000" in d["budgets"] and c:
+        ch = d["budgets"]["1000"]["chain"]
+        g, t = dd["student_on_gold_only"]["macro_f1"], dd["student_on_true_corpus_labels"]["macro_f1"]
+        out.append(f"- At 1,000 gold the student on the gold alone scores {g:.4f}; with (b)'s weak labels on the "
+                   f"other {d['corpus'] - 1000:,} corpus items {ch['student']['macro_f1']:.4f}; with those items' "
+                   f"true labels {t:.4f} ({t / c['macro_f1']:.0%} of (c)). The weak labels themselves score "
+                   f"{ch['weak_labels_vs_train_gold']['macro_f1']:.4f} macro-F1 against the hidden train labels. "
+                   "So the labels, not the student, limit (b): the same student reaches "
+                   f"{t / c['macro_f1']:.0%} of (c) with perfect labels on this corpus, and (b)'s cheap LFs at "
+                   "1,000 gold are far from perfect labels.")
     return out
 
 
@@ -270,6 +306,9 @@ def render(main_json: Path, ceiling_json: Path | None, out_md: Path, command: st
                  f"{dd['student_on_true_corpus_labels']['micro_f1']:.4f} |")
         if c:
             L.append(f"| all 43,410 train items with their labels = (c) | {c['macro_f1']:.4f} | {c['micro_f1']:.4f} |")
+    notes = _notes(d, c, dd)
+    if notes:
+        L += ["", "What the figures say (this run):", ""] + notes
     L += ["", "Per-label F1 (scoring half), gold 1,000:", "",
           "| label | (a) LR | (b) student | (c) ceiling |", "|---|---|---|---|"]
     row = d["budgets"].get("1000")
