@@ -85,7 +85,7 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     if soft is None:
         # Multi-label: the label sets decided at the label model's per-label thresholds. A rare label's calibrated
         # P(applies) seldom reaches 0.5, so a student fitted to those probabilities learns to never fire it
-        # (GoEmotions, 1,000 gold: macro-F1 0.268 on the label sets vs 0.259 on the probabilities).
+        # (measured on GoEmotions at 1,000 gold; eval/results/multilabel.md has the chain with this default).
         soft = not d.multi_label
     used_soft = soft and d.soft_differs()  # all-0/1 probabilities are hard labels, whatever was asked
     t0 = time.perf_counter()
