@@ -88,6 +88,40 @@ def test_knn_lf_uses_neighbours_label_sets_and_never_itself(wordllama):
     assert set(np.unique(v)) <= {-1, 0, 1} and np.all((p_self >= 0.5) == (v_self == 1))
 
 
+def test_classifier_lf_is_cross_fitted_on_the_gold(wordllama):
+    from llmlabel.lf.multiclassifier import MultiClassifierLF
+
+    gold = _corpus(100, seed=2)
+    labs = [[x for x in r["labels"] if x != "login"] or ["billing"] for r in gold]  # login: no gold positive
+    lf = MultiClassifierLF("lr", [r["text"] for r in gold], labs, labels=LEAVES, gold_ids=[r["id"] for r in gold],
+                           embedder=wordllama)
+    v, p = lf.apply([gold[0]["text"], gold[1]["text"]], [{"id": gold[0]["id"]}, {"id": "new"}])
+    _, p_new = lf.apply([gold[0]["text"]], [{"id": "new"}])
+    assert np.allclose(p[0], lf.oof_proba_[0]) and not np.allclose(p[0], p_new[0])  # its fold's model, not the full
+    assert np.allclose(lf.thresholds_, best_thresholds(lf.oof_proba_, lf.Y))  # thresholds from out-of-fold p
+    login = LEAVES.index("login")
+    assert (v[:, login] == -1).all()
+    fitted = np.arange(len(LEAVES)) != login
+    assert np.array_equal((v == 1)[:, fitted], (p >= lf.thresholds_)[:, fitted])
+    assert np.array_equal((v == 0)[:, fitted], (p < lf.thresholds_)[:, fitted])  # default low: no abstain band
+    new = _corpus(80, seed=3)
+    vn, _ = lf.apply([r["text"] for r in new])
+    Y = np.array([[x in r["labels"] for x in LEAVES] for r in new])
+    assert multilabel_f1(Y[:, fitted], vn[:, fitted] == 1)["macro_f1"] > 0.8
+    with pytest.raises(ConfigError, match="not in the label set"):
+        MultiClassifierLF("lr", ["a"], [["nope"]], labels=LEAVES)
+
+
+def test_multi_label_only_lf_kinds_refuse_a_single_label_taxonomy():
+    from llmlabel.lf.spec import LFSpecFile, build_lfs
+    from llmlabel.artifacts.taxonomy import LabelDef, Taxonomy
+
+    tax = Taxonomy(labels=[LabelDef(id="a", name="a"), LabelDef(id="b", name="b")])
+    spec = LFSpecFile.model_validate({"lfs": [{"name": "lr", "kind": "classifier"}]})
+    with pytest.raises(ConfigError, match="needs a multi-label taxonomy"):
+        build_lfs(spec, tax)
+
+
 def test_yes_no_prompts_share_the_item_prefix_and_list_lf_is_schema_constrained(tiny_qwen2, tmp_path):
     from llmlabel.lf import PromptedMultiLabelLF
     from llmlabel.llm import load_engine
@@ -172,7 +206,8 @@ def chain(tmp_path_factory):
         {"name": "words", "kind": "keyword", "patterns": {"billing": ["invoice"], "group_delivery": ["courier"]}},
         {"kind": "keyphrases"},
         {"name": "emb", "kind": "embedding", "embedder": "wordllama", "threshold": 0.5, "low": 0.1},
-        {"name": "knn", "kind": "knn", "embedder": "wordllama", "k": 5, "threshold": 0.5}]}))
+        {"name": "knn", "kind": "knn", "embedder": "wordllama", "k": 5, "threshold": 0.5},
+        {"name": "lr", "kind": "classifier", "embedder": "wordllama"}]}))
     label = ["label", corpus, "--taxonomy", tmp / "tax.yaml", "--lfs", tmp / "lfs.yaml", "-o", tmp / "votes",
              "--gold", gold, "--shard-size", "100", "--quiet"]
     codes.append(_cli(label)[0])
@@ -216,6 +251,9 @@ def test_chain_student_predicts_label_lists(chain, tmp_path, capsys, student, re
     assert code == 0, err
     cfg = json.loads((tmp_path / "m" / "llmlabel_student.json").read_text())
     assert cfg["multi_label"] and isinstance(cfg["threshold"], list) and len(cfg["threshold"]) == 5
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["soft"] is False  # no --soft/--hard: a multi-label file trains on its label sets
+    assert "weak_weight" in metrics
     assert "Multi-label" in (tmp_path / "m" / "README.md").read_text()
     data = _jsonl(tmp_path / "new.jsonl", [{"id": "n1", "text": "invoice charge courier parcel please"}])
     code, _, err = _cli(["predict", tmp_path / "m", data, "-o", tmp_path / "p.jsonl"], capsys)
@@ -230,3 +268,22 @@ def test_chain_student_predicts_label_lists(chain, tmp_path, capsys, student, re
         clf = pipeline("text-classification", model=str(tmp_path / "m"), top_k=None, device="cpu")
         scores = {d["label"]: d["score"] for d in clf(["invoice charge courier parcel please"])[0]}
         assert set(scores) == set(LEAVES) and np.allclose([scores[x] for x in LEAVES], pr["proba"], atol=1e-4)
+
+
+def test_weak_weight_auto_picks_the_best_dev_score(chain, tmp_path):
+    """Items a person labeled keep weight 1; the factor on the others is chosen on dev (here: the file's gold
+    rows are marked human) and recorded."""
+    from llmlabel.artifacts.labeled import read_labeled, write_labeled
+    from llmlabel.distill import distill
+
+    lab = read_labeled(chain["tmp"] / "labeled.parquet")
+    src = np.asarray(["human" if i < 40 else "model" for i in range(len(lab))], dtype=object)
+    f = write_labeled(tmp_path / "h.parquet", ids=lab.ids, classes=lab.classes, proba=lab.proba, texts=lab.texts,
+                      labels=lab.labels, multi_label=True, source=src, uncovered=lab.uncovered, meta=lab.meta)
+    res = distill(f, None, student="static", dev=chain["dev"], dev_label_field="labels")
+    scores = res.metrics["weak_weight_dev_scores"]
+    assert set(scores) == {"1.0", "0.5", "0.25"}
+    assert scores[str(res.metrics["weak_weight"])] == max(scores.values())
+    assert distill(f, None, student="static", weak_weight=0.5).metrics["weak_weight"] == 0.5  # no dev: as given
+    with pytest.raises(ConfigError, match="needs a dev set"):
+        distill(f, None, student="static", weak_weight="auto")

@@ -20,7 +20,8 @@ def distill_cmd(
     labeled: Path = typer.Argument(..., help="Labeled file (Parquet/JSONL/CSV): text, label, optional proba/confidence."),
     output: Path = options.output("Model folder to write."),
     student: str = typer.Option("static", help="static | static:MODEL2VEC_FOLDER | minilm | a local encoder folder."),
-    soft: bool = typer.Option(True, "--soft/--hard", help="Train on the label model's probabilities or on hard labels."),
+    soft: Optional[bool] = typer.Option(None, "--soft/--hard", help="Train on the label model's probabilities or on "
+                                        "hard labels (default: soft; multi-label files: their label sets)."),
     multi_label: bool = typer.Option(False, "--multi-label", help="Labels are lists; sigmoid/BCE per class."),
     dev: Optional[Path] = typer.Option(None, help="Gold dev set (text + label) for early stopping and metrics."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (static: L-BFGS rounds of 50 steps; default 3)."),
@@ -32,6 +33,9 @@ def distill_cmd(
     dev_label_field: str = options.dev_label_field(),
     confidence_weights: bool = typer.Option(True, "--confidence-weights/--no-confidence-weights",
                                             help="Weight items by the 'confidence' column when present."),
+    weak_weight: Optional[str] = typer.Option(None, help="Weight factor for items no person labeled (0-1], or "
+                                              "'auto': chosen on --dev (default for multi-label files with reviewed "
+                                              "items and --dev; else 1)."),
     min_per_class: int = typer.Option(2, help="Refuse classes with fewer examples than this."),
     seed: int = typer.Option(0, help="Random seed."),
     threads: Optional[int] = typer.Option(None, help="Encoder students: torch CPU threads (default: torch's)."),
@@ -48,7 +52,7 @@ def distill_cmd(
                   confidence_weights=confidence_weights, dev_label_field=dev_label_field,
                   min_per_class=min_per_class, seed=seed, progress=True, license=license,
                   language=language or None, max_steps=max_steps, batch_size=batch_size,
-                  threads=threads, head_init=head_init)
+                  threads=threads, head_init=head_init, weak_weight=weak_weight)
     m = res.metrics
     dev_txt = (", ".join(f"dev {k} {v:.4f}" for k, v in m["dev"].items() if k != "n") if m["dev"]
                else "no gold dev set")

@@ -40,16 +40,22 @@ def make_student(spec: str = "static", *, multi_label: bool = False, epochs: int
 
 
 def distill(data: str | Path | LabeledData, output: str | Path | None = None, *, student: str = "static",
-            soft: bool = True, multi_label: bool = False, dev: str | Path | None = None, epochs: int | None = None,
+            soft: bool | None = None, multi_label: bool = False, dev: str | Path | None = None, epochs: int | None = None,
             text_field: str | None = None, label_field: str = "label", proba_field: str | None = None,
             confidence_weights: bool = True, dev_label_field: str = "label", min_per_class: int = 2, seed: int = 0,
             progress: bool = False, license: str = "other", language: list[str] | None = None,
             max_steps: int | None = None, batch_size: int | None = None, threads: int | None = None,
-            head_init: str | None = None, **student_kw: Any) -> DistillResult:
+            head_init: str | None = None, weak_weight: float | str | None = None,
+            **student_kw: Any) -> DistillResult:
     """Train a student on a labeled file and (with ``output``) write the model folder, ``metrics.json`` and README.md.
 
     ``max_steps``, ``batch_size``, ``threads`` (torch CPU threads) and ``head_init`` (``probe``: LP-FT, or
     ``random``) apply to encoder students; other student settings go through ``student_kw``.
+
+    ``weak_weight``: a factor on the weight of the items no person labeled (reviewed/gold items keep weight 1).
+    ``"auto"`` tries :data:`WEAK_WEIGHTS` and keeps the student with the best dev score (macro-F1 at per-label
+    dev thresholds when multi-label, accuracy otherwise); it needs human items and ``dev``. Default: ``"auto"``
+    for a multi-label file with human items and a dev set, else 1.0.
 
     >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
@@ -76,9 +82,26 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     if dev is not None:
         dev_pair = read_gold(dev, d.classes, text_field=text_field, label_field=dev_label_field, multi_label=multi_label)
     weights = d.weights if (confidence_weights and d.has_confidence) else None
+    if soft is None:
+        # Multi-label: the label sets decided at the label model's per-label thresholds. A rare label's calibrated
+        # P(applies) seldom reaches 0.5, so a student fitted to those probabilities learns to never fire it
+        # (measured on GoEmotions at 1,000 gold; eval/results/multilabel.md has the chain with this default).
+        soft = not d.multi_label
     used_soft = soft and d.soft_differs()  # all-0/1 probabilities are hard labels, whatever was asked
     t0 = time.perf_counter()
-    st.fit(d.texts, proba=d.targets(used_soft), classes=d.classes, sample_weight=weights, dev=dev_pair)
+    grid = _weak_weights(weak_weight, d, dev_pair)
+    ww_scores: dict[str, float] = {}
+    for a in grid:  # one student per candidate weight; all but the best are dropped
+        cand = st if a == grid[0] else make_student(student, multi_label=multi_label, epochs=epochs, seed=seed,
+                                                    progress=progress, **student_kw)
+        w = _scaled(weights, d, a)
+        cand.fit(d.texts, proba=d.targets(used_soft), classes=d.classes, sample_weight=w, dev=dev_pair)
+        if len(grid) > 1:
+            ww_scores[str(a)] = _dev_pick_score(cand, dev_pair, multi_label)
+            if ww_scores[str(a)] > max((v for k, v in ww_scores.items() if k != str(a)), default=-1.0):
+                st, chosen_ww = cand, a
+        else:
+            chosen_ww = a
     train_s = time.perf_counter() - t0
     thr_from = None
     if multi_label:
@@ -96,6 +119,9 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
                                "history": st.history_, "best_epoch": getattr(st, "best_epoch_", None),
                                "dev": None, "dev_file": str(dev) if dev else None,
                                "train_agreement": None}
+    metrics["weak_weight"] = chosen_ww
+    if ww_scores:
+        metrics["weak_weight_dev_scores"] = ww_scores
     if multi_label:
         metrics["thresholds"] = dict(zip(d.classes, map(float, np.broadcast_to(st.threshold, len(d.classes)))))
         metrics["thresholds_from"] = thr_from
@@ -136,3 +162,46 @@ def _multi_thresholds(st, d: LabeledData, dev_pair) -> tuple[float | list[float]
     if isinstance(stored, dict) and all(c in stored for c in d.classes):
         return [float(stored[c]) for c in d.classes], "the label model's per-label thresholds (labeled file)"
     return st.threshold, "the student's default"
+
+
+#: Candidate factors on the weight of items no person labeled, for ``weak_weight="auto"``.
+WEAK_WEIGHTS = (1.0, 0.5, 0.25)
+
+
+def _weak_weights(value, d: LabeledData, dev_pair) -> list[float]:
+    has_human = d.human is not None and bool(d.human.any()) and not bool(d.human.all())
+    if value is None:
+        value = "auto" if (d.multi_label and has_human and dev_pair is not None) else 1.0
+    if value == "auto":
+        if not has_human or dev_pair is None:
+            raise ConfigError("weak_weight 'auto' needs a dev set and a labeled file with both human and "
+                              "label-model items", hint="pass --dev, or a number for --weak-weight")
+        return list(WEAK_WEIGHTS)
+    try:
+        a = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"weak_weight must be 'auto' or a number in (0, 1], got {value!r}") from None
+    if not 0 < a <= 1:
+        raise ConfigError(f"weak_weight must be in (0, 1], got {a}")
+    return [a]
+
+
+def _scaled(weights, d: LabeledData, a: float):
+    if a == 1.0 or d.human is None:
+        return weights
+    w = np.ones(len(d), np.float32) if weights is None else np.asarray(weights, np.float32).copy()
+    w[~d.human] *= a
+    return w
+
+
+def _dev_pick_score(st, dev_pair, multi_label: bool) -> float:
+    """What ``weak_weight='auto'`` maximises: macro-F1 at per-label F1-optimal dev thresholds (the ones the
+    student then ships with), or accuracy."""
+    from ..multilabel_metrics import best_thresholds, multilabel_f1
+
+    texts, gold = dev_pair
+    p = st.predict_proba(texts)
+    if multi_label:
+        g = np.asarray(gold)
+        return float(multilabel_f1(g, p >= best_thresholds(p, g, default=0.5))["macro_f1"])
+    return float((p.argmax(1) == np.asarray(gold)).mean())

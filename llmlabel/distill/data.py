@@ -40,6 +40,7 @@ class LabeledData:
     ids: list[str] = field(default_factory=list)
     file_kind: str = "user file"  # or "llmlabel.labeled" (read through artifacts.labeled)
     n_human: int = 0  # items a person reviewed (weight 1.0)
+    human: np.ndarray | None = None  # (n,) bool: which items those are (llmlabel.labeled files)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -287,7 +288,8 @@ def _from_artifact(path: str | Path, *, classes: list[str] | None, min_per_class
     return LabeledData(texts=[str(t) for t in lab.texts], classes=lab.classes, proba=lab.proba, labels=labels,
                        weights=lab.weights(), multi_label=lab.multi_label, has_proba=True, has_confidence=True,
                        meta=lab.meta or None, source=str(path), ids=lab.ids, file_kind="llmlabel.labeled",
-                       n_human=0 if lab.source is None else int((lab.source == "human").sum()))
+                       n_human=0 if lab.source is None else int((lab.source == "human").sum()),
+                       human=None if lab.source is None else np.asarray(lab.source == "human"))
 
 
 def read_gold(path: str | Path, classes: list[str], *, text_field: str | None = None, label_field: str = "label",

@@ -45,13 +45,15 @@ class MultiLabel:
     """``MultiLabel(base="auto", labels=None)``: fit one binary label model per label.
 
     base: 'auto' (:func:`select_label_model` per label when a dev set is given — it picks and calibrates
-    on that label's dev column; the documented default model otherwise), a model name ('mv', 'ds',
+    on that label's dev column, by ``metric``: log-loss by default, since a rare label's accuracy is won by
+    whichever model says "no" most; the documented default model otherwise), a model name ('mv', 'ds',
     'onecoin', ...), or an unfitted :class:`LabelModel` (cloned per label).
     ``predict_proba(Ls) -> (n, k)`` P(label applies); ``predict(Ls, threshold=0.5) -> (n, k)`` 0/1.
     """
 
-    def __init__(self, base="auto", labels: Sequence[str] | None = None, random_state: int | None = 0) -> None:
-        self.base, self.labels, self.random_state = base, labels, random_state
+    def __init__(self, base="auto", labels: Sequence[str] | None = None, random_state: int | None = 0,
+                 metric: str = "log_loss") -> None:
+        self.base, self.labels, self.random_state, self.metric = base, labels, random_state, metric
 
     def fit(self, Ls, Y_dev=None, Ls_dev=None) -> MultiLabel:
         from .calibrate import CalibratedLabelModel
@@ -71,10 +73,11 @@ class MultiLabel:
         self.models_ = []
         for j, L in enumerate(mats):  # one model per label (k is small next to n)
             if dev is not None and self.base == "auto":
-                m = select_label_model(L, dev[j], Y[:, j], cardinality=2, random_state=self.random_state)
+                m = select_label_model(L, dev[j], Y[:, j], cardinality=2, metric=self.metric,
+                                       random_state=self.random_state)
             elif dev is not None:
                 m = select_label_model(L, dev[j], Y[:, j], candidates=[self._base()], cardinality=2,
-                                       random_state=self.random_state)
+                                       metric=self.metric, random_state=self.random_state)
             else:
                 base = DEFAULT_MODEL if self.base == "auto" else self._base()
                 m = CalibratedLabelModel(make_model(base, 2, self.random_state), random_state=self.random_state).fit(L)

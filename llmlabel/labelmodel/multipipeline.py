@@ -1,7 +1,8 @@
 """``llmlabel aggregate`` on multi-label votes: P(label applies) per label, thresholds, labels lists, review queue.
 
 - One binary label model per label (:class:`~llmlabel.labelmodel.MultiLabel`): with a dev set each label's
-  model is chosen and calibrated on that label's dev column; without, the documented default, uncalibrated.
+  model is chosen (by log-loss) and calibrated on that label's dev column; without, the documented default,
+  uncalibrated.
 - Decision thresholds: per label, the one maximising that label's F1 on dev (a label with no dev positive
   keeps the global one); without dev one global 0.5. An item's ``labels`` are the classes at or above
   their threshold; ``label`` (the single-label column) is the most probable class.
@@ -84,7 +85,7 @@ def aggregate_multi(mv: MultiVotes, method: str = "auto", dev_rows=None, Y_dev=N
     chosen = (P >= thr[None, :]).astype(np.int8)
     chosen_per_label = [getattr(m, "report_", {}).get("chosen") for m in model.models_]
     report = {"chosen": "per-label " + (base if base != "auto" else "auto"), "multi_label": True,
-              "reason": ("chosen and calibrated per label on dev" if dev_rows is not None else
+              "reason": ("chosen (dev log-loss) and calibrated per label on dev" if dev_rows is not None else
                          "no dev set: the documented default per label, uncalibrated"),
               "per_label": dict(zip(mv.labels, chosen_per_label)),
               "thresholds": dict(zip(mv.labels, map(float, thr))), "thresholds_from": how}

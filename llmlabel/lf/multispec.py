@@ -10,6 +10,7 @@ The same lfs.yaml kinds, read per label (see :mod:`llmlabel.lf.multilabel`):
       - {kind: keyphrases}                                                    # the taxonomy's key phrases
       - {name: emb, kind: embedding, threshold: 0.45, thresholds: {grief: 0.5}, low: 0.1}
       - {name: knn, kind: knn, k: 10, threshold: 0.3}                         # needs --gold (labels lists)
+      - {name: lr, kind: classifier}          # one-vs-rest LR on the gold's embeddings, cross-fitted; --gold
       - {name: yn, kind: prompted, model: "hf:/models/qwen"}                  # yes/no per label
       - {name: ls, kind: prompted_list, model: "hf:/models/qwen"}             # JSON list of label names
 
@@ -71,6 +72,7 @@ def build_multi_lfs(spec, taxonomy, *, models: list[str] | None = None, gold: st
                     embedder=None, engines=None) -> list:
     """Multi-label LF objects over the taxonomy's leaves (``taxonomy`` keeps its parents for pattern keys).
     ``engines``: ``spec -> engine`` for the run (:func:`llmlabel.llm.engine_factory`)."""
+    from .multiclassifier import MultiClassifierLF
     from .multilabel import MultiEmbeddingLF, MultiKeywordLF, MultiKnnLF, PromptedListLF
     from .prompted import PromptedMultiLabelLF
     from .spec import _short
@@ -106,6 +108,14 @@ def build_multi_lfs(spec, taxonomy, *, models: list[str] | None = None, gold: st
             out.append(MultiKnnLF(s.name, gtexts, glabs, labels=labels, gold_ids=gids,
                                   embedder=embedder or s.embedder, k=s.k,
                                   threshold=0.5 if s.threshold is None else s.threshold))
+        elif s.kind == "classifier":
+            if gold is None:
+                raise ConfigError(f"LF '{s.name}' needs a gold set", hint="pass --gold gold.jsonl (id, text, labels)")
+            if gold_rows is None:
+                gold_rows = read_multi_gold(gold, taxonomy)
+            gids, gtexts, glabs = gold_rows
+            out.append(MultiClassifierLF(s.name, gtexts, glabs, labels=labels, gold_ids=gids,
+                                         embedder=embedder or s.embedder, threshold=s.threshold, low=s.low))
         elif s.kind in ("prompted", "prompted_list"):
             specs = s.models or ([s.model] if s.model else list(models or []))
             if not specs:
@@ -124,7 +134,7 @@ def build_multi_lfs(spec, taxonomy, *, models: list[str] | None = None, gold: st
                     out.append(PromptedListLF(name, engines(m), leaves, template=s.template, instruction=inst))
         else:
             raise ConfigError(f"LF '{s.name}': kind {s.kind!r} has no multi-label form",
-                              hint="use keyword, regex, keyphrases, embedding, knn, prompted or prompted_list")
+                              hint="use keyword, regex, keyphrases, embedding, knn, classifier, prompted or prompted_list")
     names = [lf.name for lf in out]
     dup = next((x for x in names if names.count(x) > 1), None)
     if dup:
@@ -205,7 +215,7 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_path, models=
     deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=used)
     if gold is not None:
         deps["gold"] = file_hash(gold)
-    prob_lfs = [f"{lf.name}/{lid}" for lf in lfs if lf.kind in ("embedding", "knn", "prompted_multilabel")
+    prob_lfs = [f"{lf.name}/{lid}" for lf in lfs if lf.kind in ("embedding", "knn", "classifier", "prompted_multilabel")
                 for lid in lids]
     rows, total = 0, corpus.num_rows or 0
     with VotesWriter(out, lf_names=probe.flat_names(), labels=BINARY, prob_lfs=prob_lfs, keep_text=keep_text,

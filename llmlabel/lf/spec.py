@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from ..errors import ConfigError
 
-Kind = Literal["keyword", "regex", "keyphrases", "embedding", "knn", "prompted", "prompted_list", "python"]
+Kind = Literal["keyword", "regex", "keyphrases", "embedding", "knn", "classifier", "prompted", "prompted_list",
+               "python"]
 
 
 _SINGLE_KINDS: set[str] = {"knn"}  # kinds above that also have a single-label form here
@@ -207,7 +208,7 @@ def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, a
         elif s.kind == "knn":
             out.append(KnnLF(s.name, need_gold(s), embedder=embedder or s.embedder, k=s.k,
                              threshold=0.5 if s.threshold is None else s.threshold))
-        elif s.kind in ("knn", "prompted_list") and s.kind not in _SINGLE_KINDS:
+        elif s.kind in ("knn", "classifier", "prompted_list") and s.kind not in _SINGLE_KINDS:
             raise ConfigError(f"LF '{s.name}': kind {s.kind} needs a multi-label taxonomy here",
                               hint="set multi_label: true in the taxonomy (llmlabel taxonomy --multi-label)")
         else:  # python
