@@ -2,7 +2,8 @@
 
 A simulated annotator answers with the gold label. Each round a strategy picks --batch items nobody reviewed yet
 from the current labels; they feed a kNN LF over the reviewed items (``label --gold``) and are clamped into the
-label model with ``aggregate --gold`` (labelmodel/gold.py: selection and calibration on dev + gold, cross-fitted);
+label model with ``aggregate --gold`` (labelmodel/gold.py: selection, ``*-dev`` fits and calibration on dev + the
+random strategy's gold, cross-fitted; other strategies' picks only clamped, unless --gold-all);
 the static student is retrained at --student-at label counts. Round 0 (no human labels) is shared by all
 strategies. Sets and their votes: eval/review_data.py (WRENCH youtube/trec with their LFs and valid split as dev;
 Banking77 and AG News with llmlabel's own no-LLM LFs and no dev).
@@ -163,8 +164,10 @@ def write_md(path: Path, results: dict) -> None:
     lines = ["# What a human label buys: review strategies on four sets", "",
              "A simulated annotator answers with the gold label; each round a strategy sends 50 unreviewed items. "
              "Re-aggregation is the product's `label --gold` + `aggregate --gold`: the reviewed items feed a kNN LF "
-             "(MiniLM, cross-fitted on them), are clamped to their labels and join dev for label-model selection "
-             "and calibration (cross-fitted). *corpus acc* = accuracy of the shipped labels on the corpus "
+             "(MiniLM, cross-fitted on them) and are clamped to their labels; only `random`'s labels also join dev "
+             "for label-model selection, `*-dev` fits and calibration (cross-fitted): actively picked items are a "
+             "biased sample, so they are only clamped (`--gold-all` lets every strategy's labels in, to compare). "
+             "*corpus acc* = accuracy of the shipped labels on the corpus "
              "(human + model rows); *model rows* = the rows still labelled by the model; *LM test* = the label "
              "model on the held-out test votes; *student* = static student retrained on the labels, on the test "
              "texts (only at some label counts, to fit the time).", "",
