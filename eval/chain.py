@@ -111,20 +111,27 @@ def _student(b, ids, proba, source, seed, tmp):
     return scores(b.test_y, pred, len(b.labels)), res.metrics["train_seconds"]
 
 
-def chain(b, emb, tax, gold, seed, tmp):
-    """(d) with ``gold`` rows, (e) with ``gold=None``: LFs -> label model (gold = dev) -> clamped gold -> student."""
+# The LFs of pipelines/known_labels_lfs.yaml (the CLI example): with gold, every gold-derived cut is chosen on
+# the gold out-of-fold (threshold: auto) and a cross-fitted logistic regression on the gold joins them.
+GOLD_LFS = [{"kind": "keyphrases"}, {"name": "emb", "kind": "embedding", "threshold": "auto"},
+            {"name": "knn", "kind": "knn", "k": 10, "threshold": "auto"},
+            {"name": "logreg", "kind": "logreg", "threshold": "auto"}]
+# Without gold there is nothing to place a cut on: the embedding LF votes on every item and the label model
+# weighs it.
+NO_GOLD_LFS = [{"kind": "keyphrases"}, {"name": "emb", "kind": "embedding", "threshold": 0.0}]
+
+
+def chain_votes(b, emb, tax, gold, seed, lfs_yaml=None):
+    """(LabelMatrix over the corpus, LF objects, LF seconds) for the chain's LFs (plus WRENCH's own)."""
     from llmlabel.artifacts.matrix import LabelMatrix
-    from llmlabel.labelmodel.pipeline import aggregate
     from llmlabel.lf.apply import apply_lfs
     from llmlabel.lf.gold import GoldSet
     from llmlabel.lf.spec import LFSpecFile, build_lfs
 
-    k = len(b.labels)
     ids = b.corpus_ids
-    lfs_yaml = [{"kind": "keyphrases"}, {"name": "emb", "kind": "embedding", "threshold": 0.3}]
+    lfs_yaml = lfs_yaml or (NO_GOLD_LFS if gold is None else GOLD_LFS)
     gs = None
     if gold is not None:
-        lfs_yaml.append({"name": "knn", "kind": "knn", "k": 10, "threshold": 0.5})
         gs = GoldSet([ids[i] for i in gold], [b.corpus_texts[i] for i in gold], b.corpus_y[gold], labels=b.labels,
                      folds=5, seed=seed)
     lfs = build_lfs(LFSpecFile.model_validate({"lfs": lfs_yaml}), tax, gold=gs, embedder=emb)
@@ -134,7 +141,16 @@ def chain(b, emb, tax, gold, seed, tmp):
         names = [f"wrench{j}" for j in range(b.wrench_corpus.shape[1])]
         L = LabelMatrix(np.hstack([L.votes, b.wrench_corpus]), L.lf_names + names, labels=b.labels, ids=ids,
                         vote_probs=L.vote_probs)
-    lf_s = time.perf_counter() - t0
+    return L, lfs, time.perf_counter() - t0
+
+
+def chain(b, emb, tax, gold, seed, tmp, lfs_yaml=None):
+    """(d) with ``gold`` rows, (e) with ``gold=None``: LFs -> label model (gold = dev) -> clamped gold -> student."""
+    from llmlabel.labelmodel.pipeline import aggregate
+
+    k = len(b.labels)
+    ids = b.corpus_ids
+    L, lfs, lf_s = chain_votes(b, emb, tax, gold, seed, lfs_yaml)
     dev = None if gold is None else (L.take(gold), b.corpus_y[gold])
     res = aggregate(L, "auto", *(dev or (None, None)))
     proba = np.asarray(res["proba"], dtype=np.float32).copy()
@@ -153,6 +169,9 @@ def chain(b, emb, tax, gold, seed, tmp):
             on = v >= 0
             lf_acc[name] = {"coverage": round(float(on.mean()), 3),
                             "acc": round(float((v[on] == b.corpus_y[rest][on]).mean()), 3) if on.any() else None}
+    for lf in lfs:
+        if getattr(lf, "thresholds_", None) is not None:  # the cut chosen on the gold out-of-fold
+            lf_acc[lf.name]["chosen"] = lf.thresholds_.report()
     st, train_s = _student(b, ids, proba, source, seed, tmp)
     return {**st, "label_model": {"chosen": res["report"].get("chosen"), **lm, "coverage": round(cov, 4)},
             "lfs": lf_acc, "n_lfs": len(L.lf_names), "lf_seconds": round(lf_s, 1), "train_seconds": train_s}
