@@ -148,3 +148,19 @@ def test_student_trains_on_soft_labels_with_gold_rows_at_full_weight(tmp_path):
     d = read_labeled(p, min_per_class=1)
     assert d.weights.tolist() == pytest.approx([0.6, 1.0, 0.5])  # label-model rows by confidence, gold at 1
     assert np.allclose(d.targets(True), proba) and d.n_human == 1
+
+
+def test_multi_label_taxonomy_refuses_logreg_and_auto_with_the_line(tmp_path):
+    from llmlabel.artifacts.taxonomy import save_taxonomy
+    from llmlabel.lf.run import label_corpus
+
+    tax = Taxonomy.model_validate({"multi_label": True, "labels": [
+        {"id": "a", "name": "a"}, {"id": "b", "name": "b"}]})
+    save_taxonomy(tax, tmp_path / "tax.yaml")
+    (tmp_path / "c.jsonl").write_text('{"id": "1", "text": "x"}\n')
+    for body, line in [("lfs:\n  - {name: e, kind: embedding, threshold: 0.3}\n  - {name: lr, kind: logreg}\n", 3),
+                       ("lfs:\n  - {name: e, kind: embedding, threshold: auto}\n", 2)]:
+        (tmp_path / "lfs.yaml").write_text(body)
+        with pytest.raises(ConfigError, match="single-label taxonomies") as e:
+            label_corpus(tmp_path / "c.jsonl", tmp_path / "tax.yaml", tmp_path / "lfs.yaml", tmp_path / "votes")
+        assert e.value.line == line and not (tmp_path / "votes").exists()
