@@ -240,6 +240,15 @@ def ceiling(b, seed, tmp):
     return {**st, "train_seconds": train_s}
 
 
+def _finite(x):
+    """JSON without the non-standard Infinity: a cut of +-inf (never / always abstain) is written as a string."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return str(x) if isinstance(x, float) and not np.isfinite(x) else x
+
+
 def run(args):
     out_json = Path(args.out).with_suffix(".json")
     done = json.loads(out_json.read_text()) if out_json.is_file() else {"rows": {}, "runs": []}
@@ -279,11 +288,11 @@ def run(args):
                 print(f"[{name}] {method} N={budget}: acc {row['acc']:.4f} macro-F1 {row['macro_f1']:.4f} "
                       f"({row['seconds']:.0f} s)" + (f" label model {row['label_model']}" if "label_model" in row
                                                      else ""), flush=True)
-                out_json.write_text(json.dumps(done, indent=1))
+                out_json.write_text(json.dumps(_finite(done), indent=1))
     done["runs"].append({"command": " ".join(["python"] + sys.argv), "date": datetime.now(timezone.utc).isoformat(
         timespec="seconds"), "seconds": round(time.time() - started), "load_start": round(load0, 1),
         "load_end": round(os.getloadavg()[0], 1), "machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared)"})
-    out_json.write_text(json.dumps(done, indent=1))
+    out_json.write_text(json.dumps(_finite(done), indent=1))
     from chain_report import write_markdown
 
     write_markdown(done, Path(args.out).with_suffix(".md"))

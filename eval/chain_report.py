@@ -29,6 +29,10 @@ def _fmt(r, key="acc"):
     return "-" if r is None else f"{r[key]:.3f}"
 
 
+def _cut(t) -> str:
+    return f"{float(t):.2f}" if str(t) not in ("inf", "-inf") else str(t)
+
+
 def write_markdown(done: dict, path: Path, budget: int = 100) -> None:
     d = merged(done, path.parent)
     rows = d["rows"]
@@ -80,7 +84,7 @@ def write_markdown(done: dict, path: Path, budget: int = 100) -> None:
                 continue
             lm = r["label_model"]
             lfs = "; ".join(f"{k} {v['coverage']:.2f} / " + ("-" if v["acc"] is None else f"{v['acc']:.2f}")
-                            + (f" (cut {v['chosen']['threshold']:.2f})" if "chosen" in v else "")
+                            + (f" (cut {_cut(v['chosen']['threshold'])})" if "chosen" in v else "")
                             for k, v in r["lfs"].items())
             probe = r.get("probe_on_labels")
             L.append(f"| {s} | {m} N={n} | {lm['chosen']} | {lm['acc']:.3f} | {lm['coverage']:.3f} | {lfs} "
