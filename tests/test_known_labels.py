@@ -70,8 +70,7 @@ def _check(w: Path):
 
 @pytest.mark.slow  # aggregate --gold cross-fits every candidate over 77 classes: minutes on 2 shared cores
 def test_known_labels_pipeline_fast_embedder(tmp_path):
-    L = _run(tmp_path, "wordllama")
-    _check(tmp_path / "run")
+    L = _check(_run(tmp_path, "wordllama"))
     assert "emb_minilm" in L.lf_names
 
 
