@@ -19,7 +19,9 @@ Rows (every one scored on the test split only; the gold budget is drawn from the
     the student's test predictions, and accuracy after mapping induced labels to classes with the N gold.
 
 Results are appended to a JSON cache as they finish (``--out``.json), so a stopped run keeps its rows and a
-rerun only computes what is missing; the markdown is rebuilt from it every time.
+rerun only computes what is missing; the markdown is rebuilt from it every time. A side run with
+``--out eval/results/chain-NAME.md`` (to run parts in parallel) keeps its own JSON; chain.md merges every
+``chain-*.json`` beside it.
 """
 
 from __future__ import annotations
@@ -295,7 +297,12 @@ def run(args):
     out_json.write_text(json.dumps(_finite(done), indent=1))
     from chain_report import write_markdown
 
-    write_markdown(done, Path(args.out).with_suffix(".md"))
+    md = Path(args.out).with_suffix(".md")
+    if md.stem.startswith("chain-"):  # a side run (chain-curve.json ...): its rows go into the sibling chain.md
+        main = md.with_name("chain.json")
+        md, done = md.with_name("chain.md"), (json.loads(main.read_text()) if main.is_file() else
+                                              {"rows": {}, "runs": []})
+    write_markdown(done, md)
 
 
 def main(argv=None):
