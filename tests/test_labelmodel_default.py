@@ -155,3 +155,106 @@ def test_accurate_lfs_that_vote_on_every_item_are_not_mistaken_for_duplicates(sp
     y = rng.integers(0, 3, 3000)
     L = lfs(y, 3, [0.7, 0.7, 0.7], [1.0] * 3, rng)
     assert acc(make_model(spec, 3).fit(L), L, y) >= acc(MajorityVote(3).fit(L), L, y) - 0.01
+
+
+def unipolar_keyword_lfs(y, k, per_class, rng, recall=0.25, precision_noise=0.04):
+    """Unipolar keyword LFs: LF of class c fires on a share of class-c items and a few others."""
+    n = len(y)
+    cols = []
+    for c in range(k):
+        for _ in range(per_class[c]):
+            fire = rng.random(n) < np.where(y == c, recall, precision_noise)
+            cols.append(np.where(fire, c, -1))
+    return np.stack(cols, axis=1)
+
+
+def test_class_balance_helps_when_classes_have_very_unequal_numbers_of_unipolar_lfs():
+    """trec's shape: 68 keyword LFs spread unevenly over the classes. Plain counting hands contested items to
+    the class with the most LFs; dividing by the votes each class draws does not."""
+    rng = np.random.default_rng(9)
+    k = 4
+    y = rng.integers(0, k, 6000)
+    L = unipolar_keyword_lfs(y, k, [16, 2, 2, 2], rng, recall=0.2, precision_noise=0.05)
+    balanced = make_model("mvb", k).fit(L)
+    assert balanced.class_scale_[0] < 0.5 < balanced.class_scale_[1:].min()
+    cov = (L >= 0).any(axis=1)
+    mv = MajorityVote(k).fit(L)
+    assert np.mean(balanced.predict(L)[cov] == y[cov]) > np.mean(mv.predict(L)[cov] == y[cov]) + 0.02
+    # The held-out score weighs each class's LFs equally: the 16 LFs of class 0 do not pick the model.
+    assert acc(make_model(DEFAULT_MODEL, k).fit(L), L, y) > acc(mv, L, y) + 0.05
+
+
+def test_class_balance_auto_is_plain_counting_for_lfs_that_vote_every_class():
+    rng = np.random.default_rng(10)
+    y = np.where(rng.random(3000) < 0.8, 0, 1)  # imbalanced classes: balancing would remove the prior
+    L = lfs(y, 2, [0.7] * 5, [0.9] * 5, rng)
+    auto = MajorityVote(2, class_balance="auto").fit(L)
+    np.testing.assert_array_equal(auto.class_scale_, 1.0)
+    np.testing.assert_allclose(auto.predict_proba(L), MajorityVote(2).fit(L).predict_proba(L))
+    forced = MajorityVote(2, class_balance=True).fit(L)
+    assert forced.class_scale_[1] > forced.class_scale_[0]
+    with pytest.raises(Exception, match="class_balance"):
+        MajorityVote(2, class_balance="yes").fit(L)
+
+
+def test_hyperlm_is_an_optional_candidate_skipped_cleanly_when_missing():
+    from llmlabel.labelmodel.hyperlm import hyperlm_available
+
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 3, 800)
+    L = lfs(y, 3, [0.8, 0.7, 0.6, 0.6], [0.7] * 4, rng)
+    default = HeldOutSelect(3).fit(L)
+    if hyperlm_available():
+        assert "hyperlm" in [r["name"] for r in default.selection_["candidates"]]
+    else:
+        assert default.selection_["skipped"] == {"hyperlm": "not installed"}
+        with pytest.raises(Exception, match="pip install"):
+            make_model("hyperlm", 3).fit(L)
+    big = HeldOutSelect(3, hyperlm_max_rows=100, candidates=("mv", "hyperlm")).fit(L)
+    assert big.chosen_ == "mv" and "hyperlm" in big.selection_["skipped"]
+
+
+def test_hyperlm_wrapper_is_transductive_and_keeps_every_row():
+    pytest.importorskip("hyperlm")
+    rng = np.random.default_rng(12)
+    y = rng.integers(0, 3, 600)
+    L = lfs(y, 3, [0.85, 0.75, 0.7, 0.65], [0.8] * 4, rng)
+    L[:20] = -1  # rows no LF covers: HyperLM itself would drop trailing ones
+    model = make_model("hyperlm", 3).fit(L[:400])
+    p_train, p_new = model.predict_proba(L[:400]), model.predict_proba(L[400:])
+    assert p_train.shape == (400, 3) and p_new.shape == (200, 3)
+    np.testing.assert_allclose(p_train[:20], np.tile(model.class_prior_, (20, 1)))
+    assert acc(model, L[400:], y[400:]) > acc(MajorityVote(3).fit(L[:400]), L[400:], y[400:]) - 0.02
+    semi = make_model("hyperlm-dev", 3).fit(L[:400], y[400:500], L[400:500])
+    assert semi.predict_proba(L[500:]).shape == (100, 3)
+
+
+@pytest.mark.parametrize("spec", ["ds", "onecoin", "ds-r"])
+def test_em_with_implicit_abstains_matches_the_explicit_soft_form(spec):
+    """Hard votes leave abstains out of EM's design matrix (implicit); one-hot soft votes carry them as
+    explicit entries. Same model, so the same fit to rounding."""
+    rng = np.random.default_rng(13)
+    k = 3
+    y = rng.integers(0, k, 1500)
+    L = lfs(y, k, [0.8, 0.7, 0.6, 0.55], [0.6, 0.3, 0.8, 0.5], rng)
+    soft = np.zeros(L.shape + (k,))
+    r, c = np.nonzero(L >= 0)
+    soft[r, c, L[r, c]] = 1.0
+    hard_m, soft_m = make_model(spec, k).fit(L), make_model(spec, k).fit(soft)
+    np.testing.assert_allclose(hard_m.confusion_, soft_m.confusion_, atol=1e-8)
+    np.testing.assert_allclose(hard_m.predict_proba(L), soft_m.predict_proba(soft), atol=1e-8)
+
+
+def test_many_classes_leave_out_full_dawid_skene_and_cross_fit_with_fewer_folds():
+    """aggregate --gold with 77 intents took minutes, mostly EM over k x (k+1) confusion matrices."""
+    rng = np.random.default_rng(14)
+    k = 25
+    y = rng.integers(0, k, 1200)
+    L = lfs(y, k, [0.8, 0.7, 0.6], [0.9, 0.8, 0.7], rng)
+    default = HeldOutSelect(k).fit(L)
+    assert "ds-r" in default.selection_["skipped"] and "ds-r" not in [r["name"] for r in default.selection_["candidates"]]
+    auto = select_label_model(L[:1000], L[1000:], y[1000:], cardinality=k)
+    assert {"ds", "ds-dev"} <= set(auto.report_["skipped"]) and auto.report_["n_folds"] == 3
+    assert acc(auto, L, y) >= acc(MajorityVote(k).fit(L), L, y) - 0.01
+    few = select_label_model(L[:1000], L[1000:], y[1000:], cardinality=k, candidates=("mv", "ds"))
+    assert [c["name"] for c in few.report_["candidates"]] == ["mv", "ds"]  # an explicit list is kept

@@ -15,6 +15,7 @@ from .calibrate import (CalibratedLabelModel, IsotonicCalibrator, TemperatureSca
                         expected_accuracy, expected_calibration_error, log_loss)
 from .dawid_skene import DawidSkene, OneCoinDawidSkene
 from .heldout import HeldOutSelect
+from .hyperlm import HyperLM, hyperlm_available
 from .majority import MajorityVote, WeightedVote
 from .matrix import LabelMatrix
 from .multilabel import MultiLabel
@@ -27,6 +28,7 @@ from .wrench import load_wrench, load_wrench_label_names
 __all__ = [
     "ABSTAIN", "LabelModel", "Votes", "as_votes", "break_ties",
     "MajorityVote", "WeightedVote", "DawidSkene", "OneCoinDawidSkene", "HeldOutSelect", "StackedVote",
+    "HyperLM", "hyperlm_available",
     "redundancy_weights", "LabelMatrix", "MultiLabel",
     "CalibratedLabelModel", "TemperatureScaling", "IsotonicCalibrator", "TopLabelIsotonic",
     "expected_calibration_error", "expected_accuracy", "log_loss",

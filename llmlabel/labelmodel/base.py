@@ -267,6 +267,13 @@ class LabelModel:
         self._fit(votes, dev, y_dev)
         return self
 
+    def _fit_votes(self, votes: Votes) -> LabelModel:
+        """``fit`` on votes already validated by ``as_votes`` (a selector refitting its choice on every row
+        need not check 10^6 rows twice); no dev set."""
+        self.cardinality_, self.n_lfs_, self.lf_names_ = votes.k, votes.m, votes.names
+        self._fit(votes, None, None)
+        return self
+
     def _fit(self, votes: Votes, dev: Votes | None, y_dev: np.ndarray | None) -> None:
         raise NotImplementedError
 

@@ -24,7 +24,11 @@ from .redundancy import lf_weights
 
 
 def design_matrix(votes: Votes, abstain_symbol: bool, hard: np.ndarray | None = None) -> sp.csr_matrix:
-    """Sparse n x (m*S) matrix of LF outputs; column ``j*S + c`` is class c, ``j*S + k`` abstain (S = k+1)."""
+    """Sparse n x (m*S) matrix of LF outputs; column ``j*S + c`` is class c, ``j*S + k`` abstain (S = k+1).
+
+    Hard votes: one entry per vote, never for an abstain (implicit, see ``_HardEM``). Soft votes: the
+    vote's class probabilities and, when abstain is modelled, the rest of the mass as abstain.
+    """
     k = votes.k
     S = k + 1 if abstain_symbol else k
     if votes.soft is None or hard is not None:
@@ -33,16 +37,14 @@ def design_matrix(votes: Votes, abstain_symbol: bool, hard: np.ndarray | None = 
         # int32 indices when they fit: half the memory traffic of every EM product on 10^6 rows.
         idx = np.int32 if max(n * m, m * S) < 2**31 - 1 else np.int64
         offs = (np.arange(m) * S).astype(idx)
-        if abstain_symbol:
-            cols = np.where(L >= 0, L, k).astype(idx, copy=False)
-            cols += offs
-            cols = cols.ravel()
-            indptr = np.arange(0, n * m + 1, m, dtype=idx)
-        else:
-            mask = L >= 0
-            cols = (L + offs)[mask]
-            indptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])
-        return sp.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(n, m * S))
+        # Abstains get no entry even when modelled: every item has exactly one output per LF, so the
+        # abstain column is implicit (``_HardEM(implicit_abstain=True)``). WRENCH-style LFs abstain on most
+        # items, so this is most of the matrix.
+        mask = L >= 0
+        cols = (L.astype(idx, copy=False) + offs)[mask]
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(mask.sum(axis=1), out=indptr[1:])
+        return sp.csr_matrix((np.ones(len(cols)), cols, indptr.astype(idx, copy=False)), shape=(n, m * S))
     soft = votes.soft.tocoo()
     n, m = votes.n, votes.m
     lf, cls = soft.col // k, soft.col % k
@@ -70,31 +72,62 @@ def _normalise(z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 class _HardEM:
-    """One-hot outputs: the log-likelihood is linear in log theta (E: X @ log theta, M: X.T @ posteriors)."""
+    """One-hot outputs: the log-likelihood is linear in log theta (E: X @ log theta, M: X.T @ posteriors).
 
-    def __init__(self, X: sp.csr_matrix, m: int, S: int, k: int, tau: np.ndarray | None = None) -> None:
+    ``implicit_abstain``: X has no abstain entries (``design_matrix`` of hard votes) although abstain is
+    output k of every LF. Each LF's table is then taken relative to its abstain row, plus the sum of the
+    abstain rows as a constant, and the M-step's abstain counts are the posterior mass not voted: exact,
+    and E/M cost scales with the votes cast, not with items x LFs.
+    """
+
+    def __init__(self, X: sp.csr_matrix, m: int, S: int, k: int, tau: np.ndarray | None = None,
+                 implicit_abstain: bool = False) -> None:
         self.X, self.shape = X, (m, S, k)
         self.tau = np.ones(m) if tau is None else tau
+        self.implicit = implicit_abstain and S == k + 1
+
+    def _tables(self, theta: np.ndarray):
+        """(m, k, S) ``tau_j log theta_j`` relative to abstain when implicit, and the (k,) constant."""
+        lt = np.log(theta) * self.tau[:, None, None]
+        if not self.implicit:
+            return lt, 0.0
+        k = self.shape[2]
+        ab = lt[:, :, k:]
+        return lt - ab, ab[:, :, 0].sum(axis=0)
 
     def log_table(self, theta: np.ndarray) -> np.ndarray:
-        """(m*S x k) ``tau_j log theta_j[c, s]``, row ``j*S + s``."""
+        """(m*S x k) ``tau_j log theta_j[c, s]``, row ``j*S + s`` (relative to abstain when implicit)."""
         m, S, k = self.shape
-        return (np.log(theta) * self.tau[:, None, None]).transpose(0, 2, 1).reshape(m * S, k)
+        return self._tables(theta)[0].transpose(0, 2, 1).reshape(m * S, k)
 
     def logits(self, theta: np.ndarray) -> np.ndarray:
-        return self.X @ self.log_table(theta)
+        lt, const = self._tables(theta)
+        m, S, k = self.shape
+        out = self.X @ lt.transpose(0, 2, 1).reshape(m * S, k)
+        out += const
+        return out
 
     def lf_term(self, j: int, theta: np.ndarray) -> np.ndarray:
         """LF j's (n x k) share of ``logits``."""
         m, S, k = self.shape
         if getattr(self, "_csc", None) is None:  # column blocks of a CSC copy cost only their own entries
             self._csc = self.X.tocsc()
-        return self._csc[:, j * S:(j + 1) * S] @ (self.tau[j] * np.log(theta[j]).T)
+        lt = self.tau[j] * np.log(theta[j])  # (k, S)
+        if not self.implicit:
+            return self._csc[:, j * S:(j + 1) * S] @ lt.T
+        ab = lt[:, k]
+        out = self._csc[:, j * S:(j + 1) * S] @ (lt - ab[:, None]).T
+        out += ab
+        return out
 
     def counts(self, wT: np.ndarray, theta: np.ndarray | None) -> np.ndarray:
         m, S, k = self.shape
         # X.T is a CSC view: each row's posteriors are scattered, in order, into a small (m*S x k) table.
-        return np.asarray(self.X.T @ wT).reshape(m, S, k).transpose(0, 2, 1)
+        c = np.asarray(self.X.T @ wT).reshape(m, S, k).transpose(0, 2, 1).copy()
+        if self.implicit:  # every row outputs one symbol per LF: what it did not vote, it abstained
+            c[:, :, k] = wT.sum(axis=0)[None, :] - c[:, :, :k].sum(axis=2)
+            np.clip(c[:, :, k], 0.0, None, out=c[:, :, k])
+        return c
 
 
 class _SoftEM(_HardEM):
@@ -234,7 +267,7 @@ class DawidSkene(LabelModel):
         X, w, inv = self._design_weighted(votes)
         ll = np.nan
         if warm:  # posteriors under the fitted parameters: EM resumes where the last fit stopped
-            start = (_HardEM if votes.soft is None else _SoftEM)(X, m, S, k, self.lf_weights_)
+            start = self._make_engine(votes, X, m, S, k)
             T, ll = _normalise(start.logits(self.confusion_) + np.log(self.class_prior_), w)
             ll /= w.sum()
         else:
@@ -247,7 +280,7 @@ class DawidSkene(LabelModel):
             w = np.concatenate([w, np.full(dev.n, float(self.dev_weight))])
             clamp = np.eye(k)[y_dev]
             T = np.vstack([T, clamp])
-        engine = (_HardEM if votes.soft is None else _SoftEM)(X, m, S, k, self.lf_weights_)
+        engine = self._make_engine(votes, X, m, S, k)
         fixed_prior = None if isinstance(self.class_prior, str) and self.class_prior == "estimate" else \
             resolve_prior(self.class_prior, k, None)
         W = w.sum()
@@ -283,7 +316,12 @@ class DawidSkene(LabelModel):
     def _engine(self, votes, dedup: bool = True):
         X, w, inv = self._design_weighted(votes) if dedup else (design_matrix(votes, self._model_abstain), None, None)
         m, k, S = self.confusion_.shape
-        return (_HardEM if votes.soft is None else _SoftEM)(X, m, S, k, self.lf_weights_), w, inv
+        return self._make_engine(votes, X, m, S, k), w, inv
+
+    def _make_engine(self, votes, X, m, S, k):
+        if votes.soft is None:
+            return _HardEM(X, m, S, k, self.lf_weights_, implicit_abstain=self._model_abstain)
+        return _SoftEM(X, m, S, k, self.lf_weights_)
 
     def _proba(self, votes):
         engine, w, inv = self._engine(votes)

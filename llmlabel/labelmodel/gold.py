@@ -110,13 +110,19 @@ def cross_fitted(L: LabelMatrix, L_sel: LabelMatrix, y_sel: np.ndarray, chosen: 
 
 
 def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None, gold_rows=None, gold_y=None,
-                        *, n_folds: int = 5, seed: int = 0, reliability: bool = True) -> dict:
+                        *, n_folds: int | None = None, seed: int = 0, reliability: bool = True) -> dict:
     """``pipeline.aggregate``'s result with human labels clamped (``source``) and cross-fitted reliability.
 
     Selection and calibration use the dev set plus the gold items (gold wins where an item is in both).
     ``reliability=False`` skips the out-of-fold reliability diagram (the extra model fits it costs).
+    ``n_folds``: None = 5, or ``select.MANY_CLASS_FOLDS`` (3) from ``select.MANY_CLASSES`` classes on, where
+    each fit costs the most (nested cross-fitting of a dev-trained model is n_folds * (n_folds + 1) fits).
     """
     from .pipeline import aggregate
+    from .select import MANY_CLASS_FOLDS, MANY_CLASSES
+
+    if n_folds is None:
+        n_folds = MANY_CLASS_FOLDS if L.cardinality >= MANY_CLASSES else 5
 
     gold_rows = np.zeros(0, np.int64) if gold_rows is None else np.asarray(gold_rows, np.int64)
     gold_y = np.zeros(0, np.int64) if gold_y is None else np.asarray(gold_y, np.int64)

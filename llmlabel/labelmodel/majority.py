@@ -23,6 +23,16 @@ def class_counts(votes: Votes, weights: np.ndarray | None = None) -> np.ndarray:
     return np.bincount(flat.ravel(), weights=weights, minlength=n * k + 1)[: n * k].reshape(n, k).astype(float)
 
 
+def unipolar_share(votes: Votes, purity: float = 0.95) -> float:
+    """Share of the LFs that vote at all whose votes are at least ``purity`` one class (hard votes)."""
+    per_lf = class_counts(Votes(votes.hard.T, None, votes.k, []))  # (m x k) votes per class, one bincount
+    tot = per_lf.sum(axis=1)
+    voting = tot > 0
+    if not voting.any():
+        return 0.0
+    return float(np.mean(per_lf[voting].max(axis=1) / tot[voting] >= purity))
+
+
 def resolve_prior(spec, k: int, estimate: np.ndarray | None, y_dev: np.ndarray | None = None) -> np.ndarray:
     """``class_prior`` parameter -> a probability vector.
 
@@ -54,18 +64,40 @@ class MajorityVote(LabelModel):
     ``fit`` gets a dev set, else the mean vote share over covered training rows. ``redundancy=True``
     counts each LF with ``redundancy.redundancy_weights`` (d exact copies of an LF count once together);
     ``lf_weights_`` holds the weights (ones by default).
+
+    ``class_balance=True`` divides each class's votes by how many votes that class draws per item on the
+    training votes (``class_scale_``, mean 1). Keyword LFs are mostly unipolar and unevenly spread over
+    the classes (trec: 68 LFs, one class with many more than another); plain counting then hands every
+    contested item to the class with the most LFs, although one vote from a class that rarely gets votes
+    is the stronger evidence. The scale is a likelihood ratio ``P(vote c | y = c) / P(vote c)`` with equal
+    LF precision and no prior; it changes nothing when every class draws votes equally, and it is wrong
+    when LFs vote every class with the class frequencies (then it removes the prior). ``'auto'``
+    balances only when the LFs are unipolar (``unipolar_share`` >= 0.8: each LF puts >= 95% of its votes
+    on one class), the keyword-LF case; ``HeldOutSelect`` still checks it against plain counting.
     """
 
     def __init__(self, cardinality: int | None = None, class_prior="estimate", redundancy: bool = False,
-                 random_state: int | None = 0):
+                 class_balance: bool = False, random_state: int | None = 0):
         super().__init__(cardinality, random_state)
         self.class_prior = class_prior
         self.redundancy = redundancy
+        self.class_balance = class_balance
 
     def _fit(self, votes, dev, y_dev):
         from .redundancy import lf_weights
 
         self.lf_weights_ = lf_weights(votes, self.redundancy, self.random_state)
+        self.class_scale_ = np.ones(votes.k)
+        if self.class_balance not in (True, False, "auto"):
+            raise ConfigError(f"class_balance must be True, False or 'auto', got {self.class_balance!r}")
+        if self.class_balance is True or (self.class_balance == "auto" and unipolar_share(votes) >= 0.8):
+            drawn = class_counts(votes, None if self.redundancy is False else self.lf_weights_).sum(axis=0)
+            # A class no LF ever votes keeps scale 1: it has no votes to rescale.
+            scale = np.divide(1.0, drawn, out=np.zeros(votes.k), where=drawn > 0)
+            pos = scale > 0
+            scale[pos] /= scale[pos].mean() if pos.any() else 1.0
+            scale[~pos] = 1.0
+            self.class_scale_ = scale
         proba = self._proba(votes)
         cov = votes.covered()
         est = proba[cov].mean(axis=0) if cov.any() else None
@@ -73,18 +105,13 @@ class MajorityVote(LabelModel):
 
     def _proba(self, votes):
         counts = class_counts(votes, None if self.redundancy is False else self.lf_weights_)
+        counts *= getattr(self, "class_scale_", 1.0)
         tot = counts.sum(axis=1, keepdims=True)
         return np.divide(counts, tot, out=np.full_like(counts, 1.0 / votes.k), where=tot > 0)
 
-    def _fit_votes(self, votes: Votes) -> MajorityVote:
-        """Fit on already validated votes (for models that build on majority vote)."""
-        self.cardinality_, self.n_lfs_, self.lf_names_ = votes.k, votes.m, votes.names
-        self._fit(votes, None, None)
-        return self
-
     def lf_terms(self, votes: Votes):
         """``(base, term)``: vote counts are ``sum_j term(j)`` (see ``DawidSkene.lf_terms``)."""
-        return np.zeros(votes.k), lambda j: lf_onehot(votes, j) * self.lf_weights_[j]
+        return np.zeros(votes.k), lambda j: lf_onehot(votes, j) * (self.lf_weights_[j] * self.class_scale_)
 
 
 class WeightedVote(LabelModel):

@@ -61,7 +61,7 @@ def lf_weights(votes: Votes, on: bool, random_state: int | None = 0, max_rows: i
 
 
 def heldout_agreement(model, votes: Votes, groups: list[np.ndarray], min_votes: int = 5,
-                      tol: float = 1e-9, informed_only: bool = False) -> np.ndarray:
+                      tol: float = 1e-9, informed_only: bool = False, other_votes: bool = False) -> np.ndarray:
     """Per-LF agreement of the held-out posterior's label with the LF's vote (ties count 1/#tied);
     NaN for LFs with fewer than ``min_votes`` votes.
 
@@ -69,6 +69,11 @@ def heldout_agreement(model, votes: Votes, groups: list[np.ndarray], min_votes: 
     counts: where some other LF voted). Model selection keeps every item, so that a model using silence
     gets credit for it; weights use the informed items, or a broad LF would be judged on the items where
     the others are silent, at chance.
+
+    ``other_votes``: score only the items where some LF outside the held-out group votes, the same items
+    for every model (``HeldOutSelect``): where nothing else votes, the held-out posterior is the model's
+    guess from silence and its prior, and on keyword LFs spread unevenly over the classes that guess
+    rewards models that hand empty rows to the class with the most LFs.
     """
     base, term = model.lf_terms(votes)
     m = votes.m
@@ -78,6 +83,9 @@ def heldout_agreement(model, votes: Votes, groups: list[np.ndarray], min_votes: 
     out = np.full(m, np.nan)
     for j in range(m):  # over LFs, each vectorised over its items
         rows = np.flatnonzero(votes.hard[:, j] >= 0)
+        if other_votes:
+            rest = np.setdiff1d(np.arange(m), groups[j])
+            rows = rows[(votes.hard[np.ix_(rows, rest)] >= 0).any(axis=1)] if len(rest) else rows[:0]
         if len(rows) < min_votes:
             continue
         z = total[rows] - sum(term(g)[rows] for g in groups[j])

@@ -22,19 +22,35 @@ from .base import LabelModel, as_votes, check_labels
 from .calibrate import (ARGMAX_PRESERVING, CalibratedLabelModel, expected_accuracy, expected_calibration_error,
                         log_loss, make_calibrator)
 from .dawid_skene import DawidSkene, OneCoinDawidSkene
+from .heldout import MANY_CLASSES as HELDOUT_MANY_CLASSES
 from .heldout import HeldOutSelect
+from .hyperlm import HyperLM, hyperlm_available
 from .majority import MajorityVote, WeightedVote
 from .stacked import StackedVote
 
-#: Model used when there is no dev set: ``HeldOutSelect`` (heldout.py) fits majority vote, a weighted vote
-#: with held-out-agreement weights, and the abstention-aware one-coin and Dawid-Skene models (the last three
-#: discounting near-duplicate LFs), and keeps the one that best predicts LFs it was not shown: majority vote
-#: unless another is better by more than a standard error. Never reads gold. WRENCH test (eval/results/
-#: labelmodel.md): youtube 0.860 (majority 0.814, HyperLM 0.852), sms F1 0.203 (= majority), trec 0.610
-#: (= majority; HyperLM 0.660); README chain NMI 0.687 vs 0.624 for majority vote (labelmodel-chain.md).
+#: Model used when there is no dev set: ``HeldOutSelect`` (heldout.py) fits majority vote with class balancing
+#: on unipolar LFs and near-duplicates discounted (the reference), plain majority vote, a weighted vote with
+#: held-out-agreement weights, the abstention-aware one-coin and Dawid-Skene models (near-duplicates
+#: discounted) and HyperLM when installed, and keeps the one that best predicts LFs it was not shown (each
+#: class's LFs weighing equally): the reference unless another is better by more than a standard error.
+#: Never reads gold. WRENCH test (eval/results/labelmodel.md): youtube 0.860 (majority 0.814, HyperLM
+#: 0.852), sms F1 0.199 (majority 0.203, HyperLM 0.206, tie-break sd 0.028), trec 0.668 (majority 0.610,
+#: HyperLM 0.660): average 0.576 vs HyperLM 0.573, majority 0.542.
 DEFAULT_MODEL = "heldout"
 
+#: ``hyperlm-dev`` is not among them: cross-fitting it fine-tunes HyperLM five times (minutes on a CPU for
+#: a few thousand rows and six classes); pass it in ``candidates`` to include it.
 DEFAULT_CANDIDATES = ("mv", "wv", "ds", "onecoin", "heldout", "ds-dev", "onecoin-dev", "wv-dev")
+
+#: From this many classes on, the default candidate lists leave out the full Dawid-Skene models (k x (k+1)
+#: parameters per LF: with 77 classes EM takes most of ``aggregate --gold``'s minutes and a few hundred dev
+#: items cannot pin them down) and cross-fitting uses ``MANY_CLASS_FOLDS`` folds.
+MANY_CLASSES = HELDOUT_MANY_CLASSES
+MANY_CLASS_FOLDS = 3
+FULL_DS = ("ds", "ds-dev", "ds-r")
+
+#: Candidates that need an optional package; ``select_label_model`` skips them (and says so) without it.
+OPTIONAL_CANDIDATES = {"hyperlm": hyperlm_available, "hyperlm-dev": hyperlm_available}
 
 #: Other spellings accepted wherever a label-model name is (CLI --method, pipeline YAML, make_model); the
 #: one copy every caller uses.
@@ -46,6 +62,8 @@ def _table(kw: dict) -> dict:
     return {
         "mv": lambda: MajorityVote(**kw),
         "mv-r": lambda: MajorityVote(redundancy=True, **kw),
+        "mvb": lambda: MajorityVote(class_balance="auto", **kw),
+        "mvb-r": lambda: MajorityVote(class_balance="auto", redundancy=True, **kw),
         "wv": lambda: WeightedVote(weights="agreement", **kw),
         "wv-dev": lambda: WeightedVote(weights="dev", **kw),
         "wv-r": lambda: WeightedVote(weights="heldout", **kw),
@@ -59,6 +77,8 @@ def _table(kw: dict) -> dict:
         "onecoin-missing": lambda: OneCoinDawidSkene(abstain="missing", use_dev=False, **kw),
         "heldout": lambda: HeldOutSelect(**kw),
         "stacked-dev": lambda: StackedVote(**kw),
+        "hyperlm": lambda: HyperLM(**kw),
+        "hyperlm-dev": lambda: HyperLM(use_dev=True, **kw),
     }
 
 
@@ -73,7 +93,8 @@ def make_model(spec, cardinality: int | None = None, random_state: int | None = 
     modelled), ``ds-missing`` (textbook), ``onecoin``, ``onecoin-missing``; ``ds-dev`` / ``onecoin-dev`` add
     the dev rows as clamped, semi-supervised EM data; ``-r`` variants discount near-duplicate LFs;
     ``heldout`` is the no-gold default (``DEFAULT_MODEL``); ``stacked-dev`` is logistic regression on
-    vote features fitted on the dev set. ``MODEL_ALIASES`` lists the other spellings.
+    vote features fitted on the dev set; ``hyperlm`` / ``hyperlm-dev`` (unsupervised / fine-tuned on the
+    dev labels) need ``pip install llmlabel[hyperlm]``. ``MODEL_ALIASES`` lists the other spellings.
     """
     if isinstance(spec, LabelModel):
         return spec
@@ -119,9 +140,11 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
                        n_folds: int = 5, random_state: int | None = 0) -> CalibratedLabelModel:
     """Fit ``candidates`` on ``L_train``, choose one on the dev set, calibrate it there, and return it.
 
-    Choice (``metric='accuracy'``): highest dev accuracy (ties broken at random, in expectation); every
-    candidate within one standard error of the best counts as tied, and the tie goes to the lowest
-    cross-validated calibrated dev log-loss. ``metric='log_loss'`` ranks by that log-loss alone.
+    Choice (``metric='accuracy'``, dev accuracy with ties broken at random, in expectation): the no-dev
+    default (``DEFAULT_MODEL``, when among the candidates) is kept unless another candidate's dev accuracy
+    beats it by more than one standard error of the paired per-item difference; then the most accurate
+    such candidate. Without the default among them: every candidate within one standard error of the best
+    accuracy counts as tied, and the tie goes to the lowest cross-validated calibrated dev log-loss. ``metric='log_loss'`` ranks by that log-loss alone.
     ``calibration``: 'auto' (the lowest cross-validated dev log-loss among 'none', 'temperature' and
     'isotonic-top', the methods that keep every predicted label, so the labels are the ones the dev
     accuracy was measured on), or any name in ``calibrate.CALIBRATORS`` ('isotonic' is one-vs-rest and
@@ -148,10 +171,19 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
     if not candidates:
         raise ConfigError("candidates is empty: give at least one label model")
     rng = np.random.default_rng(random_state)
+    many = k >= MANY_CLASSES and candidates is DEFAULT_CANDIDATES
+    if many:
+        n_folds = min(n_folds, MANY_CLASS_FOLDS)
     folds = _folds(dev.n, n_folds, rng)
-    rows, probas, models = [], {}, {}
+    rows, probas, models, skipped = [], {}, {}, {}
     for spec in candidates:
         name = _name(spec)
+        if isinstance(spec, str) and spec in OPTIONAL_CANDIDATES and not OPTIONAL_CANDIDATES[spec]():
+            skipped[name] = "not installed"
+            continue
+        if many and spec in FULL_DS:
+            skipped[name] = f"{k} classes >= {MANY_CLASSES}: k x (k+1) parameters per LF"
+            continue
         if name in probas:
             raise ConfigError(f"candidate '{name}' is listed twice")
         t0 = time.perf_counter()
@@ -176,28 +208,63 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
                      "dev_ece": expected_calibration_error(proba, y_dev), "calibration": cal,
                      "dev_log_loss_calibrated_cv": cal_losses[cal], "fit_seconds": fit_s})
         probas[name], models[name] = proba, model
-    best = _choose(rows, metric, dev.n)
+    if not rows:
+        raise ConfigError(f"no candidate could run: {skipped}")
+    best = _choose(rows, metric, dev.n, probas, y_dev)
     chosen = rows[best]
     selection = {"chosen": chosen["name"], "metric": metric, "reason": chosen.pop("_reason"),
-                 "candidates": [{k_: v for k_, v in r.items() if not k_.startswith("_")} for r in rows]}
+                 "candidates": [{k_: v for k_, v in r.items() if not k_.startswith("_")} for r in rows],
+                 "skipped": skipped, "n_folds": len(folds)}
     out = CalibratedLabelModel(models[chosen["name"]], chosen["calibration"], prefit=True, random_state=random_state)
     # Calibrated on the dev probabilities the choice was made on (out-of-fold for dev-trained candidates).
     return out.fit(L_train, y_dev, L_dev, dev_proba=probas[chosen["name"]], selection=selection)
 
 
-def _choose(rows: list[dict], metric: str, n: int) -> int:
+def _item_correct(proba, y, tol: float = 1e-9) -> np.ndarray:
+    """Per dev item, the chance its label is right with ties broken at random (mean = expected_accuracy)."""
+    tied = proba >= proba.max(axis=1, keepdims=True) - tol
+    return tied[np.arange(len(y)), y] / tied.sum(axis=1)
+
+
+def _choose(rows: list[dict], metric: str, n: int, probas: dict | None = None, y=None) -> int:
     loss = np.array([r["dev_log_loss_calibrated_cv"] for r in rows])
     if metric == "log_loss":
         i = int(np.argmin(loss))
         rows[i]["_reason"] = f"lowest cross-validated calibrated dev log-loss ({loss[i]:.4f})"
         return i
     acc = np.array([r["dev_accuracy"] for r in rows])
+    names = [r["name"] for r in rows]
+    if DEFAULT_MODEL in names and probas is not None:
+        # The no-dev default is the reference: a small dev set must show a clear gain (more than one standard
+        # error of the paired per-item difference) before a model fitted or chosen on it replaces the default;
+        # otherwise the candidate that wins on a few hundred items is often the one that fits their noise.
+        r = names.index(DEFAULT_MODEL)
+        ref = _item_correct(probas[DEFAULT_MODEL], y)
+        gains = np.full(len(rows), -np.inf)
+        ses = np.zeros(len(rows))
+        for j, name in enumerate(names):
+            if j == r:
+                continue
+            d = _item_correct(probas[name], y) - ref
+            se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.inf
+            gains[j], ses[j] = float(d.mean()), se
+            rows[j]["dev_gain_over_default"], rows[j]["dev_gain_se"] = gains[j], se
+        clear = np.flatnonzero(gains > ses)
+        if clear.size == 0:
+            rows[r]["_reason"] = (f"no candidate beats the no-dev default '{DEFAULT_MODEL}' (dev accuracy "
+                                  f"{acc[r]:.4f}) by more than one standard error of the paired dev difference")
+            return r
+        i = int(clear[np.argmax(acc[clear])])
+        rows[i]["_reason"] = (f"dev accuracy {acc[i]:.4f} beats the no-dev default '{DEFAULT_MODEL}' ({acc[r]:.4f}) "
+                              f"by {gains[i]:+.4f} > one paired standard error ({ses[i]:.4f}); the most accurate "
+                              f"such candidate")
+        return i
     top = acc.max()
     se = np.sqrt(max(top * (1 - top), 1e-12) / n)
     tied = np.flatnonzero(acc >= top - se)
     i = int(tied[np.argmin(loss[tied])])
-    names = ", ".join(rows[j]["name"] for j in tied)
+    tied_names = ", ".join(rows[j]["name"] for j in tied)
     rows[i]["_reason"] = (f"dev accuracy {acc[i]:.4f} is within one standard error ({se:.4f}) of the best "
-                          f"({top:.4f}); among those ({names}) it has the lowest cross-validated calibrated "
+                          f"({top:.4f}); among those ({tied_names}) it has the lowest cross-validated calibrated "
                           f"dev log-loss ({loss[i]:.4f})")
     return i

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..artifacts.taxonomy import LabelDef, Taxonomy
-from .cluster import OUTLIER_Z, _mark_outliers, cluster_embeddings, nearest
+from .cluster import _mark_outliers, cluster_embeddings, nearest
 from .labeldefs import build_labels, embed_texts
 
 MIN_NEW_LABEL = 10  # items that fit no label needed to propose one new label
@@ -28,6 +28,11 @@ def label_prototypes(tax: Taxonomy, embedder) -> np.ndarray:
     return cent.astype(np.float32)
 
 
+#: Robust z below which an item fits none of the existing labels (candidates for new labels): stricter than the
+#: clustering's ``other`` rule on purpose, as a few extra candidates only cost a slightly bigger new-label pass.
+MISFIT_Z = 2.5
+
+
 def assign_by_prototypes(x: np.ndarray, cent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nearest label prototype, with two half-steps of centroids towards their items; misfits are -1."""
     lab, sc = nearest(x, cent)
@@ -40,7 +45,7 @@ def assign_by_prototypes(x: np.ndarray, cent: np.ndarray) -> tuple[np.ndarray, n
         upd /= np.maximum(np.linalg.norm(upd, axis=1, keepdims=True), 1e-12)
         lab, sc = nearest(x, upd.astype(np.float32))
     # misfits: far below their label's typical similarity, or below the corpus-wide low tail
-    lab = _mark_outliers(lab, sc, OUTLIER_Z - 1.0)
+    lab = _mark_outliers(lab, sc, MISFIT_Z)
     med = np.median(sc)
     lab[sc < med - 3 * 1.4826 * np.median(np.abs(sc - med))] = -1
     return lab, sc
