@@ -9,14 +9,19 @@ Rows (every one scored on the test split only; the gold budget is drawn from the
 (a) zero-shot embedding: each test text to the nearest label "name. description" (MiniLM);
 (b) SmolLM2 zero-shot with prior matching: not run (see the results file for why);
 (c) few-shot supervised on the N gold alone: frozen MiniLM + logistic regression (``c_lr``) and SetFit (``c_setfit``);
-(d) llmlabel's chain with the N gold: ``taxonomy --labels`` -> LFs (embedding, knn over the gold, key phrases; plus
-    WRENCH's own LFs on youtube/trec) -> label model with the gold as dev -> gold rows clamped to their labels
-    (source "human", weight 1) -> static student;
-(e) the same chain with no gold (no knn LF, no dev set);
-(f) the same static student on all corpus gold (the ceiling).
+(d) llmlabel's chain with the N gold: ``taxonomy --labels`` -> LFs (key phrases, embedding, knn over the gold,
+    logreg on the gold, every cut ``threshold: auto`` = chosen on the gold out-of-fold; plus WRENCH's own LFs on
+    youtube/trec) -> label model with the gold as dev -> gold rows clamped to their labels (source "human",
+    weight 1) -> static student;
+(e) the same chain with no gold (key phrases + the embedding LF voting on every item; no dev set);
+(f) the same static student on all corpus gold (the ceiling);
+(i) no label names (Banking77, AG News): the no-LLM induced taxonomy -> the (e) chain over its labels; NMI of
+    the student's test predictions, and accuracy after mapping induced labels to classes with the N gold.
 
 Results are appended to a JSON cache as they finish (``--out``.json), so a stopped run keeps its rows and a
-rerun only computes what is missing; the markdown is rebuilt from it every time.
+rerun only computes what is missing; the markdown is rebuilt from it every time. A side run with
+``--out eval/results/chain-NAME.md`` (to run parts in parallel) keeps its own JSON; chain.md merges every
+``chain-*.json`` beside it.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chain_data import LOADERS, CachedEmbedder, embed_bench  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("a", "c_lr", "c_setfit", "d", "e", "f")
-NEEDS_GOLD = {"c_lr", "c_setfit", "d"}
+METHODS = ("a", "c_lr", "c_setfit", "d", "e", "f", "i")
+NEEDS_GOLD = {"c_lr", "c_setfit", "d", "i"}
+INDUCED_SETS = ("banking77", "agnews")  # (i) the induced-taxonomy variant runs on these
 
 
 def scores(y, pred, k):
@@ -100,31 +106,43 @@ def setfit_run(b, gold, seed):
     return scores(b.test_y, pred, len(b.labels))
 
 
-def _student(b, ids, proba, source, seed, tmp):
+def _train_student(b, ids, proba, source, seed, tmp, classes=None):
     from llmlabel.artifacts.labeled import write_labeled
     from llmlabel.distill import distill
 
     path = Path(tmp) / "labeled.parquet"
-    write_labeled(path, ids=ids, classes=b.labels, proba=proba, texts=b.corpus_texts, source=source)
+    write_labeled(path, ids=ids, classes=classes or b.labels, proba=proba, texts=b.corpus_texts, source=source)
     res = distill(path, student="static", seed=seed)
-    pred = res.student.predict_proba(b.test_texts).argmax(1)
-    return scores(b.test_y, pred, len(b.labels)), res.metrics["train_seconds"]
+    return res.student, res.metrics["train_seconds"]
 
 
-def chain(b, emb, tax, gold, seed, tmp):
-    """(d) with ``gold`` rows, (e) with ``gold=None``: LFs -> label model (gold = dev) -> clamped gold -> student."""
+def _student(b, ids, proba, source, seed, tmp):
+    student, train_s = _train_student(b, ids, proba, source, seed, tmp)
+    pred = student.predict_proba(b.test_texts).argmax(1)
+    return scores(b.test_y, pred, len(b.labels)), train_s
+
+
+# The LFs of pipelines/known_labels_lfs.yaml (the CLI example): with gold, every gold-derived cut is chosen on
+# the gold out-of-fold (threshold: auto) and a cross-fitted logistic regression on the gold joins them.
+GOLD_LFS = [{"kind": "keyphrases"}, {"name": "emb", "kind": "embedding", "threshold": "auto"},
+            {"name": "knn", "kind": "knn", "k": 10, "threshold": "auto"},
+            {"name": "logreg", "kind": "logreg", "threshold": "auto"}]
+# Without gold there is nothing to place a cut on: the embedding LF votes on every item and the label model
+# weighs it.
+NO_GOLD_LFS = [{"kind": "keyphrases"}, {"name": "emb", "kind": "embedding", "threshold": 0.0}]
+
+
+def chain_votes(b, emb, tax, gold, seed, lfs_yaml=None):
+    """(LabelMatrix over the corpus, LF objects, LF seconds) for the chain's LFs (plus WRENCH's own)."""
     from llmlabel.artifacts.matrix import LabelMatrix
-    from llmlabel.labelmodel.pipeline import aggregate
     from llmlabel.lf.apply import apply_lfs
     from llmlabel.lf.gold import GoldSet
     from llmlabel.lf.spec import LFSpecFile, build_lfs
 
-    k = len(b.labels)
     ids = b.corpus_ids
-    lfs_yaml = [{"kind": "keyphrases"}, {"name": "emb", "kind": "embedding", "threshold": 0.3}]
+    lfs_yaml = lfs_yaml or (NO_GOLD_LFS if gold is None else GOLD_LFS)
     gs = None
     if gold is not None:
-        lfs_yaml.append({"name": "knn", "kind": "knn", "k": 10, "threshold": 0.5})
         gs = GoldSet([ids[i] for i in gold], [b.corpus_texts[i] for i in gold], b.corpus_y[gold], labels=b.labels,
                      folds=5, seed=seed)
     lfs = build_lfs(LFSpecFile.model_validate({"lfs": lfs_yaml}), tax, gold=gs, embedder=emb)
@@ -134,7 +152,29 @@ def chain(b, emb, tax, gold, seed, tmp):
         names = [f"wrench{j}" for j in range(b.wrench_corpus.shape[1])]
         L = LabelMatrix(np.hstack([L.votes, b.wrench_corpus]), L.lf_names + names, labels=b.labels, ids=ids,
                         vote_probs=L.vote_probs)
-    lf_s = time.perf_counter() - t0
+    return L, lfs, time.perf_counter() - t0
+
+
+def probe_on_labels(b, Xc, Xt, proba):
+    """Diagnostic, not shipped: frozen MiniLM + LR trained on the chain's training targets (argmax, weighted by
+    their probability), scored on test. Against the student's figure it tells the student stage's loss from the
+    labels' own quality."""
+    from sklearn.linear_model import LogisticRegression
+
+    y, w = proba.argmax(1), proba.max(1)
+    clf = LogisticRegression(C=10.0, max_iter=2000).fit(norm(Xc), y, sample_weight=w)
+    return scores(b.test_y, clf.classes_[clf.predict_proba(norm(Xt)).argmax(1)], len(b.labels))
+
+
+def chain(b, emb, tax, gold, seed, tmp, lfs_yaml=None, X=None):
+    """(d) with ``gold`` rows, (e) with ``gold=None``: LFs -> label model (gold = dev) -> clamped gold -> student.
+
+    ``X``: the cached (corpus, test) MiniLM vectors, for the ``probe_on_labels`` diagnostic."""
+    from llmlabel.labelmodel.pipeline import aggregate
+
+    k = len(b.labels)
+    ids = b.corpus_ids
+    L, lfs, lf_s = chain_votes(b, emb, tax, gold, seed, lfs_yaml)
     dev = None if gold is None else (L.take(gold), b.corpus_y[gold])
     res = aggregate(L, "auto", *(dev or (None, None)))
     proba = np.asarray(res["proba"], dtype=np.float32).copy()
@@ -153,15 +193,62 @@ def chain(b, emb, tax, gold, seed, tmp):
             on = v >= 0
             lf_acc[name] = {"coverage": round(float(on.mean()), 3),
                             "acc": round(float((v[on] == b.corpus_y[rest][on]).mean()), 3) if on.any() else None}
+    for lf in lfs:
+        if getattr(lf, "thresholds_", None) is not None:  # the cut chosen on the gold out-of-fold
+            lf_acc[lf.name]["chosen"] = lf.thresholds_.report()
     st, train_s = _student(b, ids, proba, source, seed, tmp)
-    return {**st, "label_model": {"chosen": res["report"].get("chosen"), **lm, "coverage": round(cov, 4)},
+    diag = {} if X is None else {"probe_on_labels": probe_on_labels(b, X[0], X[1], proba)}
+    return {**st, **diag, "label_model": {"chosen": res["report"].get("chosen"), **lm, "coverage": round(cov, 4)},
             "lfs": lf_acc, "n_lfs": len(L.lf_names), "lf_seconds": round(lf_s, 1), "train_seconds": train_s}
+
+
+def induced(b, emb, gold, seed, tmp):
+    """No label names: the no-LLM taxonomy (``--max-labels`` = the true number of classes) -> the no-gold
+    chain's LFs over its labels -> label model -> static student. Scored by NMI of the student's test
+    predictions vs gold, and by accuracy after mapping each induced label to the gold class most of the gold
+    budget's items predicted as it carry (labels no gold item falls in: the budget's most common class)."""
+    from sklearn.metrics import normalized_mutual_info_score as nmi
+
+    from llmlabel.labelmodel.pipeline import aggregate
+    from llmlabel.lf.apply import apply_lfs
+    from llmlabel.lf.spec import LFSpecFile, build_lfs
+    from llmlabel.taxonomy.induce import induce_taxonomy
+
+    ids, k = b.corpus_ids, len(b.labels)
+    t0 = time.perf_counter()
+    tax = induce_taxonomy(list(zip(ids, b.corpus_texts)), max_labels=k, embedder=emb, seed=seed)
+    assign = np.asarray(tax.assignments, dtype=object)
+    tax = tax.taxonomy.class_taxonomy()
+    names = tax.classes()
+    tax_s = time.perf_counter() - t0
+    lfs = build_lfs(LFSpecFile.model_validate({"lfs": NO_GOLD_LFS}), tax, embedder=emb)
+    L = apply_lfs(lfs, b.corpus_texts, labels=names, items=[{"id": i} for i in ids], ids=ids)
+    res = aggregate(L, "auto")
+    student, train_s = _train_student(b, ids, np.asarray(res["proba"], np.float32), None, seed, tmp, classes=names)
+    pred_test = student.predict_proba(b.test_texts).argmax(1)
+    pred_gold = student.predict_proba([b.corpus_texts[i] for i in gold]).argmax(1)
+    counts = np.zeros((len(names), k))
+    np.add.at(counts, (pred_gold, b.corpus_y[gold]), 1)
+    to_gold = np.where(counts.sum(1) > 0, counts.argmax(1), np.bincount(b.corpus_y[gold], minlength=k).argmax())
+    return {**scores(b.test_y, to_gold[pred_test], k), "nmi": round(float(nmi(b.test_y, pred_test)), 4),
+            "taxonomy_nmi_on_corpus": round(float(nmi(b.corpus_y, assign)), 4), "n_induced": len(names),
+            "mapped_to_classes": int(len(np.unique(to_gold))), "label_model": res["report"].get("chosen"),
+            "taxonomy_seconds": round(tax_s, 1), "train_seconds": train_s}
 
 
 def ceiling(b, seed, tmp):
     k = len(b.labels)
     st, train_s = _student(b, b.corpus_ids, np.eye(k, dtype=np.float32)[b.corpus_y], None, seed, tmp)
     return {**st, "train_seconds": train_s}
+
+
+def _finite(x):
+    """JSON without the non-standard Infinity: a cut of +-inf (never / always abstain) is written as a string."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return str(x) if isinstance(x, float) and not np.isfinite(x) else x
 
 
 def run(args):
@@ -179,7 +266,8 @@ def run(args):
         tax = None
         for method in args.methods:
             for budget in (args.budgets if method in NEEDS_GOLD else [0]):
-                if method == "c_setfit" and budget not in args.setfit_budgets:
+                if (method == "c_setfit" and budget not in args.setfit_budgets) or (
+                        method == "i" and (name not in INDUCED_SETS or budget != 100)):
                     continue
                 key = f"{name}|{method}|{budget}|{args.seed}"
                 if key in done["rows"] and not args.redo:
@@ -191,9 +279,10 @@ def run(args):
                         tax = make_taxonomy(b, emb)
                     row = {"a": lambda: zero_shot(b, emb, Xt), "c_lr": lambda: few_shot_lr(b, Xc, Xt, gold),
                            "c_setfit": lambda: setfit_run(b, gold, args.seed),
-                           "d": lambda: chain(b, emb, tax, gold, args.seed, tmp),
-                           "e": lambda: chain(b, emb, tax, None, args.seed, tmp),
-                           "f": lambda: ceiling(b, args.seed, tmp)}[method]()
+                           "d": lambda: chain(b, emb, tax, gold, args.seed, tmp, X=(Xc, Xt)),
+                           "e": lambda: chain(b, emb, tax, None, args.seed, tmp, X=(Xc, Xt)),
+                           "f": lambda: ceiling(b, args.seed, tmp),
+                           "i": lambda: induced(b, emb, gold, args.seed, tmp)}[method]()
                 if row is None:
                     continue
                 row.update(seconds=round(time.perf_counter() - t0, 1), llm_calls=0)
@@ -201,14 +290,19 @@ def run(args):
                 print(f"[{name}] {method} N={budget}: acc {row['acc']:.4f} macro-F1 {row['macro_f1']:.4f} "
                       f"({row['seconds']:.0f} s)" + (f" label model {row['label_model']}" if "label_model" in row
                                                      else ""), flush=True)
-                out_json.write_text(json.dumps(done, indent=1))
+                out_json.write_text(json.dumps(_finite(done), indent=1))
     done["runs"].append({"command": " ".join(["python"] + sys.argv), "date": datetime.now(timezone.utc).isoformat(
         timespec="seconds"), "seconds": round(time.time() - started), "load_start": round(load0, 1),
         "load_end": round(os.getloadavg()[0], 1), "machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared)"})
-    out_json.write_text(json.dumps(done, indent=1))
+    out_json.write_text(json.dumps(_finite(done), indent=1))
     from chain_report import write_markdown
 
-    write_markdown(done, Path(args.out).with_suffix(".md"))
+    md = Path(args.out).with_suffix(".md")
+    if md.stem.startswith("chain-"):  # a side run (chain-curve.json ...): its rows go into the sibling chain.md
+        main = md.with_name("chain.json")
+        md, done = md.with_name("chain.md"), (json.loads(main.read_text()) if main.is_file() else
+                                              {"rows": {}, "runs": []})
+    write_markdown(done, md)
 
 
 def main(argv=None):

@@ -29,6 +29,10 @@ def _fmt(r, key="acc"):
     return "-" if r is None else f"{r[key]:.3f}"
 
 
+def _cut(t) -> str:
+    return f"{float(t):.2f}" if str(t) not in ("inf", "-inf") else str(t)
+
+
 def write_markdown(done: dict, path: Path, budget: int = 100) -> None:
     d = merged(done, path.parent)
     rows = d["rows"]
@@ -66,8 +70,13 @@ def write_markdown(done: dict, path: Path, budget: int = 100) -> None:
             L.append(f"| {s} | " + " | ".join(f"{_fmt(_get(rows, s, 'c_lr', n))} / {_fmt(_get(rows, s, 'd', n))}"
                                               for n in budgets) + " |")
     L += ["", "## Where the chain's accuracy comes from (label model on the corpus, gold rows excluded)", "",
-          "| set | run | label model | LM acc on corpus | LM coverage | LFs (coverage / acc on corpus) | "
-          "student test acc | LF s | student train s | total s | LLM calls |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "LFs: coverage / accuracy on the corpus (gold rows excluded); `cut` is the abstain threshold `threshold: auto` "
+          "chose on the gold out-of-fold (-inf: votes everywhere; inf: never). *Probe on labels* is a diagnostic, "
+          "not shipped: frozen MiniLM + LR trained on the same targets as the student, on test; when it beats the "
+          "student by far, the student stage loses what the labels hold.", "",
+          "| set | run | label model | LM acc on corpus | LM coverage | LFs (coverage / acc on corpus; cut) | "
+          "student test acc | probe on labels | LF s | student train s | total s | LLM calls |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in sets:
         for m, n in [("e", 0)] + [("d", b) for b in budgets]:
             r = _get(rows, s, m, n)
@@ -75,10 +84,26 @@ def write_markdown(done: dict, path: Path, budget: int = 100) -> None:
                 continue
             lm = r["label_model"]
             lfs = "; ".join(f"{k} {v['coverage']:.2f} / " + ("-" if v["acc"] is None else f"{v['acc']:.2f}")
+                            + (f" (cut {_cut(v['chosen']['threshold'])})" if "chosen" in v else "")
                             for k, v in r["lfs"].items())
+            probe = r.get("probe_on_labels")
             L.append(f"| {s} | {m} N={n} | {lm['chosen']} | {lm['acc']:.3f} | {lm['coverage']:.3f} | {lfs} "
-                     f"(+ {r['n_lfs'] - len(r['lfs'])} keyword/WRENCH LFs) | {r['acc']:.3f} | {r['lf_seconds']} | "
+                     f"(+ {r['n_lfs'] - len(r['lfs'])} keyword/WRENCH LFs) | {r['acc']:.3f} | "
+                     f"{'-' if probe is None else format(probe['acc'], '.3f')} | {r['lf_seconds']} | "
                      f"{r['train_seconds']:.0f} | {r['seconds']:.0f} | {r['llm_calls']} |")
+    ind = [(s, _get(rows, s, "i", budget)) for s in SETS if _get(rows, s, "i", budget)]
+    if ind:
+        L += ["", f"## Induced taxonomy, no label names given (N = {budget} gold used only to map labels to classes)",
+              "", "`taxonomy` with no `--labels` (no LLM, `--max-labels` = the true number of classes) -> the no-gold "
+              "chain's LFs over the induced labels -> label model -> static student. NMI: student's test predictions "
+              "vs gold; mapped: each induced label -> the class most of the gold budget's items predicted as it carry.",
+              "", "| set | induced labels | taxonomy NMI on corpus | label model | student NMI on test | "
+              "mapped acc / macro-F1 on test | classes reached by the mapping | total s |",
+              "|---|---|---|---|---|---|---|---|"]
+        for s, r in ind:
+            L.append(f"| {s} | {r['n_induced']} | {r['taxonomy_nmi_on_corpus']:.3f} | {r['label_model']} | "
+                     f"{r['nmi']:.3f} | {r['acc']:.3f} / {r['macro_f1']:.3f} | {r['mapped_to_classes']} | "
+                     f"{r['seconds']:.0f} |")
     extra = path.with_name(path.stem + "-notes.md")
     if extra.is_file():
         L += ["", extra.read_text().strip()]

@@ -29,8 +29,9 @@ def register(app: typer.Typer) -> None:
         text_field: Optional[str] = options.text_field(),
         id_field: Optional[str] = options.id_field(),
         shard_size: int = typer.Option(1000, "--shard-size", help="Items per shard (keep it when resuming)."),
-        gold: Optional[Path] = typer.Option(None, "--gold", help="Gold JSONL/CSV (id, text, label name) for knn and "
-                                                                 "gold few-shot LFs; gold items get out-of-fold votes."),
+        gold: Optional[Path] = typer.Option(None, "--gold", help="Gold JSONL/CSV (id, text, label name) for knn, "
+                                                                 "logreg, gold few-shot LFs and threshold: auto; gold "
+                                                                 "items get out-of-fold votes."),
         no_text: bool = typer.Option(False, "--no-text", help="Do not copy texts into the votes folder."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a votes folder made from another "
                                                                   "corpus (default: refuse it)."),

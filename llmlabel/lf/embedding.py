@@ -2,7 +2,9 @@
 
 Each label gets a prototype (the mean of the normalised embeddings of ``"name: description"`` and its
 example texts); the LF votes the most similar label and abstains when the best cosine is under
-``threshold``. ``proba`` is a softmax of the cosines at ``temperature``.
+``threshold``. ``proba`` is a softmax of the cosines at ``temperature``. With a gold set,
+``threshold="auto"`` places the cut where the votes on the gold are still right at ``target_precision``
+(cross-fitted: a gold item's cut is chosen on the other folds; :class:`~llmlabel.lf.gold.FoldThresholds`).
 
 >>> lf = EmbeddingLF("emb", taxonomy.labels, embedder="minilm", threshold=0.3)   # doctest: +SKIP
 >>> votes, proba = lf.apply(["where is my new card?"])                         # doctest: +SKIP
@@ -38,12 +40,14 @@ class EmbeddingLF(LabelingFunction):
     labels: taxonomy ``LabelDef`` objects, or ``{label name: [description or example texts]}``.
     embedder: an embedder object or a spec for :func:`llmlabel.embed.load_embedder`.
     margin: also abstain when the best and second-best cosines differ by less than this.
+    threshold: a cosine, or ``"auto"`` with ``gold`` (a :class:`~llmlabel.lf.gold.GoldSet`): chosen on the gold.
     """
 
     kind = "embedding"
 
     def __init__(self, name: str, labels: Sequence | dict, *, embedder: Any = "minilm", threshold: float = 0.3,
-                 margin: float = 0.0, temperature: float = 0.05, use_examples: bool = True) -> None:
+                 margin: float = 0.0, temperature: float = 0.05, use_examples: bool = True, gold=None,
+                 target_precision: float = 0.6) -> None:
         if isinstance(labels, dict):
             names = [str(k) for k in labels]
             texts = [[str(t) for t in ([v] if isinstance(v, str) else v)] or [k] for k, v in labels.items()]
@@ -56,9 +60,20 @@ class EmbeddingLF(LabelingFunction):
             raise ConfigError(f"LF '{name}': an embedding LF needs at least 2 labels")
         if temperature <= 0:
             raise ConfigError(f"LF '{name}': temperature must be > 0")
+        if threshold == "auto":
+            if gold is None:
+                raise ConfigError(f"LF '{name}': threshold: auto needs a gold set to choose it on",
+                                  hint="pass --gold gold.jsonl, or give a number")
+            if list(gold.labels) != names:
+                raise ConfigError(f"LF '{name}': the gold set's labels differ from the taxonomy's")
+        elif not isinstance(threshold, (int, float)):
+            raise ConfigError(f"LF '{name}': threshold must be a number or 'auto'")
         self.label_texts = texts
         self.embedder = embedder
-        self.threshold, self.margin, self.temperature = float(threshold), float(margin), float(temperature)
+        self.threshold = threshold if threshold == "auto" else float(threshold)
+        self.margin, self.temperature, self.target_precision = float(margin), float(temperature), float(target_precision)
+        self.gold = gold
+        self.thresholds_ = None  # FoldThresholds once chosen (threshold="auto")
         self._protos: np.ndarray | None = None
 
     def prototypes(self) -> np.ndarray:
@@ -73,14 +88,33 @@ class EmbeddingLF(LabelingFunction):
             self._protos = protos
         return self._protos
 
+    @property
+    def threshold_(self) -> float:
+        return self.thresholds_.overall if self.thresholds_ is not None else self.threshold
+
+    def _sims(self, texts) -> np.ndarray:
+        return np.asarray(_embedder(self.embedder).encode(list(texts)), dtype=np.float32) @ self.prototypes().T
+
+    def choose_threshold(self):
+        """The cross-fitted cuts from the votes on the gold (the prototypes never see the gold)."""
+        from .gold import FoldThresholds
+
+        if self.thresholds_ is None:
+            sims = self._sims(self.gold.texts)
+            self.thresholds_ = FoldThresholds(self.gold, sims.max(1), sims.argmax(1) == self.gold.y,
+                                              self.target_precision)
+        return self.thresholds_
+
     def _apply(self, texts, items):
-        protos = self.prototypes()
-        vecs = np.asarray(_embedder(self.embedder).encode(texts), dtype=np.float32)
-        sims = vecs @ protos.T
+        sims = self._sims(texts)
         order = np.sort(sims, axis=1)
         best, second = order[:, -1], order[:, -2]
         votes = sims.argmax(1).astype(np.int16)
-        votes[(best < self.threshold) | (best - second < self.margin)] = ABSTAIN
+        cut = self.threshold
+        if cut == "auto":
+            cut = self.choose_threshold().for_items(None if items is None else [it.get("id") for it in items],
+                                                    len(texts))
+        votes[(best < cut) | (best - second < self.margin)] = ABSTAIN
         z = sims / self.temperature
         z -= z.max(1, keepdims=True)
         proba = np.exp(z)

@@ -99,3 +99,58 @@ def load_gold(path: str | Path, labels: Sequence[str], *, ids: Sequence[str] | N
         texts.append(str(row[text_field]))
         ys.append(index[str(lab)])
     return GoldSet(out_ids, texts, ys, labels=labels, folds=folds, seed=seed, source=str(path))
+
+
+def precision_threshold(score: np.ndarray, correct: np.ndarray, target: float) -> float:
+    """The lowest ``t`` such that the votes with ``score >= t`` are correct at a rate of at least ``target``.
+
+    ``score``: each gold item's out-of-fold confidence (a cosine or a probability); ``correct``: whether its
+    out-of-fold vote was right. Cuts fall only between distinct scores (ties vote together). ``inf`` (always
+    abstain) when even the most confident votes miss the target; ``-inf`` (never abstain) when all of them
+    together meet it.
+    """
+    score = np.asarray(score, dtype=np.float64)
+    ok = np.isfinite(score)
+    score, correct = score[ok], np.asarray(correct, dtype=bool)[ok]
+    if len(score) == 0:
+        return float("inf")
+    order = np.argsort(-score, kind="stable")
+    s, c = score[order], correct[order]
+    precision = np.cumsum(c) / np.arange(1, len(s) + 1)
+    cut = np.r_[s[1:] < s[:-1], True]  # positions after which the next score is strictly lower
+    good = np.flatnonzero(cut & (precision >= target - 1e-12))
+    if len(good) == 0:
+        return float("inf")
+    last = good[-1]
+    return float("-inf") if last == len(s) - 1 else float(s[last])
+
+
+class FoldThresholds:
+    """Abstain thresholds chosen on the gold out-of-fold, themselves cross-fitted.
+
+    ``overall``: chosen on every gold item, used for items outside the gold set; ``per_fold[f]``: chosen on
+    the gold items outside fold ``f``, used for the gold items in fold ``f``, so that no gold item's vote
+    passes a cut that its own label helped to place. ``report()`` says what the choice was made on.
+    """
+
+    def __init__(self, gold: GoldSet, score: np.ndarray, correct: np.ndarray, target: float) -> None:
+        score, correct = np.asarray(score, dtype=np.float64), np.asarray(correct, dtype=bool)
+        self.target = float(target)
+        self.overall = precision_threshold(score, correct, target)
+        self.per_fold = np.array([precision_threshold(score[gold.fold != f], correct[gold.fold != f], target)
+                                  for f in range(gold.folds)])
+        self.gold = gold
+        on = score >= self.overall
+        self.coverage = float(on.mean())
+        self.precision = float(correct[on].mean()) if on.any() else None
+        self.oof_accuracy = float(correct.mean())
+
+    def for_items(self, ids, n: int) -> np.ndarray:
+        """(n,) thresholds: the item's fold's for gold items, the overall one for the rest."""
+        own = self.gold.item_folds(ids, n)
+        return np.where(own >= 0, self.per_fold[np.maximum(own, 0)], self.overall)
+
+    def report(self) -> dict:
+        return {"threshold": self.overall, "target_precision": self.target, "gold_coverage": round(self.coverage, 4),
+                "gold_precision": None if self.precision is None else round(self.precision, 4),
+                "gold_oof_accuracy": round(self.oof_accuracy, 4)}

@@ -83,12 +83,18 @@ class KeywordLF(LabelingFunction):
 def keyphrase_lfs(taxonomy, *, prefix: str = "kw") -> list[KeywordLF]:
     """One unipolar keyword LF per taxonomy label that has keyphrases (``kw:<label id>``).
 
-    Unipolar LFs (one label or abstain) let the label model learn each keyword list's accuracy apart.
+    Unipolar LFs (one label or abstain) let the label model learn each keyword list's accuracy apart. A
+    phrase listed under several labels ("said", "new" in news) cannot tell them apart, and a one-character
+    one is a tokeniser leftover ("s" of "it's"): both would fire on most items for every label, so they are
+    left out.
     """
+    from collections import Counter
+
     names = [lab.name for lab in taxonomy.labels]
+    shared = Counter(p.strip().lower() for lab in taxonomy.labels for p in set(lab.keyphrases or []))
     out = []
     for lab in taxonomy.labels:
-        phrases = [p for p in (lab.keyphrases or []) if p.strip()]
+        phrases = [p for p in (lab.keyphrases or []) if len(p.strip()) > 1 and shared[p.strip().lower()] == 1]
         if phrases:
             out.append(KeywordLF(f"{prefix}:{lab.id}", {lab.name: phrases}, labels=names))
     return out

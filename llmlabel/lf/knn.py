@@ -83,25 +83,35 @@ class KnnLF(LabelingFunction):
     """Similarity-weighted vote of the ``k`` nearest gold examples; abstain when the nearest is under ``threshold``.
 
     gold: a :class:`GoldSet` over the run's labels; embedder: an embedder object or spec (default MiniLM).
-    ``proba`` is the normalised vote (mass only on classes among the neighbours).
+    ``threshold="auto"`` picks the cut on the gold out-of-fold: the lowest nearest-gold cosine at which the
+    out-of-fold votes are still right at ``target_precision`` (:class:`~llmlabel.lf.gold.FoldThresholds`;
+    gold items get the cut chosen without their fold). ``proba`` is the normalised vote (mass only on
+    classes among the neighbours). After the first ``apply``, ``threshold_`` is the cut used for non-gold items.
     """
 
     kind = "knn"
 
-    def __init__(self, name: str, gold: GoldSet, *, embedder: Any = "minilm", k: int = 10, threshold: float = 0.5,
-                 temperature: float = 0.05) -> None:
+    def __init__(self, name: str, gold: GoldSet, *, embedder: Any = "minilm", k: int = 10,
+                 threshold: float | str = 0.5, temperature: float = 0.05, target_precision: float = 0.6) -> None:
         super().__init__(name, gold.labels)
         if k < 1:
             raise ConfigError(f"LF '{name}': k must be at least 1")
         if temperature <= 0:
             raise ConfigError(f"LF '{name}': temperature must be > 0")
+        if threshold != "auto" and not isinstance(threshold, (int, float)):
+            raise ConfigError(f"LF '{name}': threshold must be a number or 'auto'")
         self.gold = gold
-        self.k, self.threshold, self.temperature = int(k), float(threshold), float(temperature)
+        self.k, self.temperature, self.target_precision = int(k), float(temperature), float(target_precision)
+        self.threshold = threshold if threshold == "auto" else float(threshold)
         self.neighbours = GoldNeighbours(gold, embedder)
+        self.thresholds_ = None  # FoldThresholds once chosen (threshold="auto")
 
-    def _apply(self, texts, items):
-        ids = None if items is None else [it.get("id") for it in items]
-        sims = self.neighbours.similarities(texts, ids)
+    @property
+    def threshold_(self) -> float:
+        return self.thresholds_.overall if self.thresholds_ is not None else self.threshold
+
+    def _vote(self, sims: np.ndarray):
+        """(votes before the cut, proba, nearest cosine) from (n, g) similarities."""
         n, g = sims.shape
         kk = min(self.k, g)
         top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk] if kk < g else np.tile(np.arange(g), (n, 1))
@@ -113,6 +123,20 @@ class KnnLF(LabelingFunction):
         np.add.at(scores, (np.repeat(np.arange(n), kk), self.gold.y[top].ravel()), w.ravel())
         tot = scores.sum(1, keepdims=True)
         proba = np.where(tot > 0, scores / np.where(tot > 0, tot, 1.0), 1.0 / len(self.labels))
-        votes = proba.argmax(1).astype(np.int16)
-        votes[~ok | (best[:, 0] < self.threshold)] = ABSTAIN
+        return proba.argmax(1).astype(np.int16), proba, np.where(ok, best[:, 0], -np.inf)
+
+    def choose_threshold(self):
+        """The cross-fitted cuts from the gold's own out-of-fold votes (each gold item sees the other folds)."""
+        from .gold import FoldThresholds
+
+        if self.thresholds_ is None:
+            votes, _, best = self._vote(self.neighbours.similarities(self.gold.texts, self.gold.ids))
+            self.thresholds_ = FoldThresholds(self.gold, best, votes == self.gold.y, self.target_precision)
+        return self.thresholds_
+
+    def _apply(self, texts, items):
+        ids = None if items is None else [it.get("id") for it in items]
+        votes, proba, best = self._vote(self.neighbours.similarities(texts, ids))
+        cut = self.choose_threshold().for_items(ids, len(texts)) if self.threshold == "auto" else self.threshold
+        votes[~np.isfinite(best) | (best < cut)] = ABSTAIN
         return votes, proba.astype(np.float32)

@@ -29,7 +29,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     items get out-of-fold votes (:mod:`llmlabel.lf.gold`).
     """
     from ..artifacts.taxonomy import load_taxonomy
-    from ..errors import InputError
+    from ..errors import ConfigError, InputError
     from ..artifacts.votes import VotesWriter, depends_on
     from ..io import read_corpus
     from ..io_write import check_writable, make_meta
@@ -44,6 +44,14 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     gold = resolve_gold_path(gold, spec.gold, lfs_path)
     if full.multi_label:
         from .multispec import label_corpus_multi
+        from .spec import SINGLE_LABEL_ONLY
+
+        for j, s in enumerate(spec.lfs):
+            if s.kind in SINGLE_LABEL_ONLY or s.threshold == "auto":
+                what = f"kind {s.kind}" if s.kind in SINGLE_LABEL_ONLY else "threshold: auto"
+                raise ConfigError(f"LF '{s.name}': {what} is for single-label taxonomies",
+                                  hint="use a number, or a kind listed in llmlabel.lf.multispec",
+                                  **spec.where(j, "kind" if s.kind in SINGLE_LABEL_ONLY else "threshold"))
 
         return label_corpus_multi(data, full, spec, out, taxonomy_path=taxonomy_path, lfs_path=lfs_path,
                                   models=model, gold=gold, shard_size=shard_size, text_field=text_field,
@@ -75,7 +83,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
         meta["gold"] = str(gold)
     rows = 0
     total = corpus.num_rows  # None for JSONL/CSV: the bar then counts items without an end
-    prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding", "knn")]
+    prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding", "knn", "logreg")]
     with VotesWriter(out, lf_names=names, labels=labels, prob_lfs=prob_lfs, keep_text=keep_text,
                      shard_size=shard_size, meta=meta, depends=deps, overwrite=overwrite) as w, \
             Ticker(progress, total, "label") as tick:

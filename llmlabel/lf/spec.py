@@ -7,11 +7,17 @@
       - {name: refund_kw, kind: keyword, patterns: {refund: [refund, money back]}}   # label id or name
       - {name: iban_re, kind: regex, patterns: {transfer: ['\\bIBAN\\b']}}
       - {kind: keyphrases}                 # one LF per taxonomy label with keyphrases (kw:<id>)
-      - {name: emb, kind: embedding, embedder: minilm, threshold: 0.35}
+      - {name: emb, kind: embedding, embedder: minilm, threshold: 0.35}   # or threshold: auto (needs gold)
+      - {name: knn, kind: knn, k: 10, threshold: auto, target_precision: 0.6}   # nearest gold examples
+      - {name: lr, kind: logreg}          # logistic regression on the gold embeddings (cross-fitted)
       - {name: zs, kind: prompted, template: lf_zero_shot, model: "hf:/models/qwen", threshold: 0.3,
          none_choice: none of these, prior_correction: false}
       - {name: fs, kind: prompted, few_shot: 2}   # no model: one LF per --model given on the command line
       - {name: mine, kind: python, function: "mypkg.lfs:is_refund"}
+
+``knn`` and ``logreg`` need a gold set (``--gold`` or ``gold:``); gold items get out-of-fold votes.
+``threshold: auto`` (embedding with gold, knn, logreg) chooses the abstain cut on the gold out-of-fold: the
+lowest score at which the votes there are still right at ``target_precision`` (cross-fitted too).
 
 A taxonomy with ``multi_label: true`` reads the same kinds per label, plus ``prompted_list`` and per-label
 ``thresholds`` (see :mod:`llmlabel.lf.multispec`).
@@ -25,14 +31,16 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Annotated, Any, Callable, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from ..errors import ConfigError
 
-Kind = Literal["keyword", "regex", "keyphrases", "embedding", "knn", "classifier", "prompted", "prompted_list",
-               "python"]
+Kind = Literal["keyword", "regex", "keyphrases", "embedding", "knn", "classifier", "logreg", "prompted",
+               "prompted_list", "python"]
+SINGLE_LABEL_ONLY = {"logreg"}  # kinds with no multi-label form
+AUTO_KINDS = ("embedding", "knn", "logreg")  # kinds whose threshold may be "auto"
 
 
 _SINGLE_KINDS: set[str] = {"knn"}  # kinds above that also have a single-label form here
@@ -46,7 +54,9 @@ class LFSpec(BaseModel):
     case_sensitive: bool = False
     embedder: str = "minilm"  # embedding, knn
     k: int = Field(default=10, ge=1, le=1000)  # knn: neighbours that vote
-    threshold: Optional[float] = Field(default=None, ge=0.0, le=1.0)
+    # A number in [0, 1], or "auto" (embedding with gold, knn, logreg): chosen on the gold out-of-fold.
+    threshold: Optional[Union[Annotated[float, Field(ge=0.0, le=1.0)], Literal["auto"]]] = None
+    target_precision: float = Field(default=0.6, gt=0.0, le=1.0)  # what threshold: auto aims for on the gold
     margin: float = 0.0
     thresholds: Optional[dict[str, float]] = None  # multi-label embedding: per-label thresholds (id or name)
     low: Optional[float] = None  # multi-label embedding: vote 0 below this cosine
@@ -68,6 +78,8 @@ class LFSpec(BaseModel):
             raise ValueError(f"a {self.kind} LF needs patterns: {{label: [pattern, ...]}}")
         if self.few_shot_from == "gold" and (self.kind != "prompted" or not self.few_shot):
             raise ValueError("few_shot_from: gold is for prompted LFs with few_shot > 0")
+        if self.threshold == "auto" and self.kind not in AUTO_KINDS:
+            raise ValueError(f"threshold: auto is for {', '.join(AUTO_KINDS)} LFs (chosen on the gold)")
         if self.kind == "python" and (not self.function or ":" not in self.function):
             raise ValueError("a python LF needs function: 'module:function'")
         return self
@@ -154,6 +166,7 @@ def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, a
     from .knn import KnnLF
     from .prompted import PromptedLF
     from .prompted_gold import GoldFewShotLF
+    from .supervised import GoldLogRegLF
 
     def need_gold(s):
         if gold is None:
@@ -171,8 +184,11 @@ def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, a
         elif s.kind == "keyphrases":
             out.extend(keyphrase_lfs(taxonomy, prefix=s.name or "kw"))
         elif s.kind == "embedding":
+            if s.threshold == "auto":
+                need_gold(s)
             out.append(EmbeddingLF(s.name, taxonomy.labels, embedder=embedder or s.embedder,
-                                   threshold=0.3 if s.threshold is None else s.threshold, margin=s.margin))
+                                   threshold=0.3 if s.threshold is None else s.threshold, margin=s.margin,
+                                   gold=gold, target_precision=s.target_precision))
         elif s.kind == "prompted":
             specs = s.models or ([s.model] if s.model else list(models or []))
             if not specs:
@@ -207,7 +223,12 @@ def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, a
                                       instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
         elif s.kind == "knn":
             out.append(KnnLF(s.name, need_gold(s), embedder=embedder or s.embedder, k=s.k,
-                             threshold=0.5 if s.threshold is None else s.threshold))
+                             threshold=0.5 if s.threshold is None else s.threshold,
+                             target_precision=s.target_precision))
+        elif s.kind == "logreg":
+            out.append(GoldLogRegLF(s.name, need_gold(s), embedder=embedder or s.embedder,
+                                    threshold=0.0 if s.threshold is None else s.threshold,
+                                    target_precision=s.target_precision))
         elif s.kind in ("knn", "classifier", "prompted_list") and s.kind not in _SINGLE_KINDS:
             raise ConfigError(f"LF '{s.name}': kind {s.kind} needs a multi-label taxonomy here",
                               hint="set multi_label: true in the taxonomy (llmlabel taxonomy --multi-label)")
