@@ -178,7 +178,8 @@ def test_run_gives_the_step_by_step_files_and_a_student_that_learnt_the_soft_lab
     assert [ok for _, _, ok in plan(spec)] == [True, False, False, False, False]
 
 
-def test_ctrl_c_in_a_stage_exits_130_with_the_resume_hint_and_keeps_finished_stages(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_in_a_stage_exits_130_with_the_resume_hint_and_keeps_finished_stages(tmp_path, monkeypatch, capsys,
+                                                                                    request):
     (tmp_path / "stopper.py").write_text(
         "import os, signal\n"
         "def stop(item):\n"
@@ -186,6 +187,10 @@ def test_ctrl_c_in_a_stage_exits_130_with_the_resume_hint_and_keeps_finished_sta
         "        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, delivered to this process\n"
         "    return -1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    # A shell starts background jobs with SIGINT ignored (and Python keeps that): restore what a terminal has.
+    import signal
+    prev = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, prev))
     lfs = tmp_path / "lfs.yaml"
     lfs.write_text("lfs:\n  - {kind: keyphrases}\n  - {name: stop, kind: python, function: 'stopper:stop'}\n")
     p = _spec(tmp_path, [{"taxonomy": {"max-labels": 4, "embedder": "wordllama", "quiet": True}},

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .core import ABSTAIN
-from .multilabel import MultiLabelLF
+from .multilabel import MultiLabelLF, _gold_label_matrix
 
 
 def _fit_ovr(X: np.ndarray, Y: np.ndarray, C: float, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,18 +56,9 @@ class MultiClassifierLF(MultiLabelLF):
                  C: float = 1.0, folds: int = 5, threshold: float | None = None,
                  low: float | Mapping[str, float] | None = None, seed: int = 0) -> None:
         super().__init__(name, list(labels))
-        if not gold_texts:
-            raise ConfigError(f"LF '{name}': the gold set is empty")
-        if len(gold_labels) != len(gold_texts):
-            raise ConfigError(f"LF '{name}': {len(gold_labels)} label sets for {len(gold_texts)} gold texts")
+        Y = _gold_label_matrix(name, gold_texts, gold_labels, self._index, np.int8)
         if int(folds) < 2:
             raise ConfigError(f"LF '{name}': folds must be at least 2, got {folds}")
-        Y = np.zeros((len(gold_texts), len(self.labels)), np.int8)
-        for i, labs in enumerate(gold_labels):
-            for x in labs:
-                if x not in self._index:
-                    raise ConfigError(f"LF '{name}': gold label {x!r} is not in the label set")
-                Y[i, self._index[x]] = 1
         self.gold_texts, self.Y = [str(t) for t in gold_texts], Y
         self.gold_ids = None if gold_ids is None else [str(i) for i in gold_ids]
         self.embedder, self.C, self.folds, self.seed = embedder, float(C), int(folds), int(seed)

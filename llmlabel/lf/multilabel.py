@@ -58,6 +58,22 @@ def _per_label(value: float | Mapping[str, float] | None, labels: list[str], def
     return out
 
 
+def _gold_label_matrix(name: str, gold_texts: Sequence[str], gold_labels: Sequence[Sequence[str]],
+                       index: Mapping[str, int], dtype=np.float32) -> np.ndarray:
+    """The gold's label sets as an ``n x k`` 0/1 matrix; a bad gold set is a one-line error naming the LF."""
+    if not gold_texts:
+        raise ConfigError(f"LF '{name}': the gold set is empty")
+    if len(gold_labels) != len(gold_texts):
+        raise ConfigError(f"LF '{name}': {len(gold_labels)} label sets for {len(gold_texts)} gold texts")
+    Y = np.zeros((len(gold_texts), len(index)), dtype)
+    for i, labs in enumerate(gold_labels):
+        for x in labs:
+            if x not in index:
+                raise ConfigError(f"LF '{name}': gold label {x!r} is not in the label set")
+            Y[i, index[x]] = 1
+    return Y
+
+
 class MultiKeywordLF(MultiLabelLF):
     """``patterns: {label: [pattern, ...]}``; a text matching any pattern of a label votes 1 for it."""
 
@@ -135,16 +151,7 @@ class MultiKnnLF(MultiLabelLF):
                  labels: Sequence[str], gold_ids: Sequence[str] | None = None, embedder: Any = "minilm", k: int = 10,
                  threshold: float = 0.5, min_similarity: float = 0.0, temperature: float = 0.05) -> None:
         super().__init__(name, list(labels))
-        if not gold_texts:
-            raise ConfigError(f"LF '{name}': the gold set is empty")
-        if len(gold_labels) != len(gold_texts):
-            raise ConfigError(f"LF '{name}': {len(gold_labels)} label sets for {len(gold_texts)} gold texts")
-        Y = np.zeros((len(gold_texts), len(self.labels)), np.float32)
-        for i, labs in enumerate(gold_labels):
-            for x in labs:
-                if x not in self._index:
-                    raise ConfigError(f"LF '{name}': gold label {x!r} is not in the label set")
-                Y[i, self._index[x]] = 1
+        Y = _gold_label_matrix(name, gold_texts, gold_labels, self._index)
         self.gold_texts, self.Y = [str(t) for t in gold_texts], Y
         self.gold_ids = None if gold_ids is None else [str(i) for i in gold_ids]
         self.embedder, self.k = embedder, int(k)

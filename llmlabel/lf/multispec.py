@@ -99,23 +99,19 @@ def build_multi_lfs(spec, taxonomy, *, models: list[str] | None = None, gold: st
                    **{_leaf_names(taxonomy, k, s.name)[0]: v for k, v in (s.thresholds or {}).items()}}
             out.append(MultiEmbeddingLF(s.name, leaves, embedder=embedder or s.embedder, threshold=thr,
                                         low=s.low))
-        elif s.kind == "knn":
+        elif s.kind in ("knn", "classifier"):
             if gold is None:
                 raise ConfigError(f"LF '{s.name}' needs a gold set", hint="pass --gold gold.jsonl (id, text, labels)")
             if gold_rows is None:
                 gold_rows = read_multi_gold(gold, taxonomy)
             gids, gtexts, glabs = gold_rows
-            out.append(MultiKnnLF(s.name, gtexts, glabs, labels=labels, gold_ids=gids,
-                                  embedder=embedder or s.embedder, k=s.k,
-                                  threshold=0.5 if s.threshold is None else s.threshold))
-        elif s.kind == "classifier":
-            if gold is None:
-                raise ConfigError(f"LF '{s.name}' needs a gold set", hint="pass --gold gold.jsonl (id, text, labels)")
-            if gold_rows is None:
-                gold_rows = read_multi_gold(gold, taxonomy)
-            gids, gtexts, glabs = gold_rows
-            out.append(MultiClassifierLF(s.name, gtexts, glabs, labels=labels, gold_ids=gids,
-                                         embedder=embedder or s.embedder, threshold=s.threshold, low=s.low))
+            if s.kind == "knn":
+                out.append(MultiKnnLF(s.name, gtexts, glabs, labels=labels, gold_ids=gids,
+                                      embedder=embedder or s.embedder, k=s.k,
+                                      threshold=0.5 if s.threshold is None else s.threshold))
+            else:
+                out.append(MultiClassifierLF(s.name, gtexts, glabs, labels=labels, gold_ids=gids,
+                                             embedder=embedder or s.embedder, threshold=s.threshold, low=s.low))
         elif s.kind in ("prompted", "prompted_list"):
             specs = s.models or ([s.model] if s.model else list(models or []))
             if not specs:
