@@ -18,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from glob import escape as glob_escape
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -45,7 +46,8 @@ def atomic_write(path: str | Path, mode: str = "w", *, encoding: str = "utf-8") 
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # The pid in the name lets a later write tell a killed writer's leftover from a live writer's file.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     except OSError as e:
         raise _output_error(path, e) from None
     try:
@@ -60,6 +62,26 @@ def atomic_write(path: str | Path, mode: str = "w", *, encoding: str = "utf-8") 
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _remove_dead_writers_temps(path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process: alive
+        return True
+    return True
+
+
+def _remove_dead_writers_temps(path: Path) -> None:
+    """Temp files of ``path`` left by writers that were killed (kill -9 skips the cleanup above)."""
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            with suppress(OSError):
+                tmp.unlink()
 
 
 def _output_error(path: Path, e: OSError) -> OutputError:

@@ -351,3 +351,22 @@ def test_read_json_errors_name_the_file_and_line(tmp_path):
         read_json(tmp_path / "missing.json", what="prior file")
     bad.write_text('\ufeff{"a": 1}')  # a BOM is not an error
     assert read_json(bad) == {"a": 1}
+
+
+def test_atomic_write_removes_a_killed_writers_temp_but_not_a_live_writers(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from llmlabel.io_write import atomic_write
+
+    out = tmp_path / "taxonomy.yaml"
+    # A writer that died without cleaning up (what kill -9 leaves), and one whose process is alive (this one's parent).
+    subprocess.run([sys.executable, "-c", "import os, sys; open(os.path.join(sys.argv[1], "
+                    "f'.taxonomy.yaml.{os.getpid()}.x.tmp'), 'w').write('half')", str(tmp_path)], check=True)
+    live = tmp_path / f".taxonomy.yaml.{os.getppid()}.y.tmp"
+    live.write_text("still writing")
+    with atomic_write(out) as f:
+        f.write("labels: []\n")
+    assert out.read_text() == "labels: []\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "taxonomy.yaml"]
