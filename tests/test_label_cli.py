@@ -10,21 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from clirun import run_cli as cli
+from faults import TAXONOMY  # the same three-label taxonomy the fault harness uses
 
-TAXONOMY = """labels:
-  - id: refund
-    name: Refund
-    description: The customer wants money back.
-    keyphrases: [refund, money back]
-  - id: lost_card
-    name: Lost card
-    description: A card was lost or stolen.
-    keyphrases: [lost my card, stolen]
-  - id: transfer
-    name: Transfer
-    description: Questions about bank transfers.
-    keyphrases: [transfer]
-"""
 TEXTS = {"refund": ["I want a refund for order {i}", "please give my money back ({i})"],
          "lost_card": ["I lost my card on day {i}", "my card was stolen {i} times"],
          "transfer": ["my transfer {i} has not arrived", "how long does transfer {i} take"]}
