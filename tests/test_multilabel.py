@@ -287,3 +287,12 @@ def test_weak_weight_auto_picks_the_best_dev_score(chain, tmp_path):
     assert distill(f, None, student="static", weak_weight=0.5).metrics["weak_weight"] == 0.5  # no dev: as given
     with pytest.raises(ConfigError, match="needs a dev set"):
         distill(f, None, student="static", weak_weight="auto")
+
+
+@pytest.mark.parametrize("bad", [2, 0, "heavy"])
+def test_bad_weak_weight_fails_before_reading_the_file(bad, tmp_path):
+    """A weight outside (0, 1] is the caller's typo: it is named before the labeled file is even opened."""
+    from llmlabel.distill import distill
+
+    with pytest.raises(ConfigError, match="weak_weight"):
+        distill(tmp_path / "does-not-exist.parquet", None, student="static", weak_weight=bad)

@@ -70,6 +70,7 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
         raise ConfigError("--max-steps/--batch-size/--threads/--head-init apply to encoder students only",
                           hint="drop them for --student static")
     student_kw = {**enc, **student_kw}
+    weak_weight = _parse_weak_weight(weak_weight)
     if output is not None:
         check_writable(output, folder=True)
 
@@ -168,6 +169,19 @@ def _multi_thresholds(st, d: LabeledData, dev_pair) -> tuple[float | list[float]
 WEAK_WEIGHTS = (1.0, 0.5, 0.25)
 
 
+def _parse_weak_weight(value) -> float | str | None:
+    """None, ``"auto"`` or a number in (0, 1]; checked before any file is read."""
+    if value is None or value == "auto":
+        return value
+    try:
+        a = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"weak_weight must be 'auto' or a number in (0, 1], got {value!r}") from None
+    if not 0 < a <= 1:
+        raise ConfigError(f"weak_weight must be in (0, 1], got {a}")
+    return a
+
+
 def _weak_weights(value, d: LabeledData, dev_pair) -> list[float]:
     has_human = d.human is not None and bool(d.human.any()) and not bool(d.human.all())
     if value is None:
@@ -177,13 +191,7 @@ def _weak_weights(value, d: LabeledData, dev_pair) -> list[float]:
             raise ConfigError("weak_weight 'auto' needs a dev set and a labeled file with both human and "
                               "label-model items", hint="pass --dev, or a number for --weak-weight")
         return list(WEAK_WEIGHTS)
-    try:
-        a = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"weak_weight must be 'auto' or a number in (0, 1], got {value!r}") from None
-    if not 0 < a <= 1:
-        raise ConfigError(f"weak_weight must be in (0, 1], got {a}")
-    return [a]
+    return [float(value)]
 
 
 def _scaled(weights, d: LabeledData, a: float):
