@@ -42,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chain_data import LOADERS, CachedEmbedder, embed_bench  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("a", "c_lr", "c_setfit", "d", "e", "f", "i")
-NEEDS_GOLD = {"c_lr", "c_setfit", "d", "i"}
+METHODS = ("a", "b", "c_lr", "c_setfit", "d", "e", "f", "i", "d_minilm", "e_minilm", "d_setfit")
+NEEDS_GOLD = {"c_lr", "c_setfit", "d", "i", "d_minilm", "d_setfit"}
+B_SUBSET = 500  # (b) runs SmolLM2 on a fixed test subset of this size (CPU time)
 INDUCED_SETS = ("banking77", "agnews")  # (i) the induced-taxonomy variant runs on these
 
 
@@ -81,6 +82,37 @@ def zero_shot(b, emb, Xt):
     return scores(b.test_y, (norm(Xt) @ q.T).argmax(1), len(b.labels))
 
 
+def test_subset(b, n=None, seed=0):
+    """The fixed (b) test subset: ``n`` (default B_SUBSET) test rows drawn with ``seed`` (all when fewer)."""
+    return np.sort(np.random.default_rng(seed).permutation(len(b.test_texts))[:n or B_SUBSET])
+
+
+def smollm2_zero_shot(b, emb, Xt, engine_spec="hf:smollm2"):
+    """(b) SmolLM2-135M-Instruct zero-shot: the ``lf_zero_shot`` prompt with the label names and descriptions,
+    every label scored as an answer (choice log-probs), then prior matching to a uniform class mix over the
+    subset (``PromptedLF(prior_correction=True)``). Also scores (a) on the same subset, and (b) without the prior
+    matching, so the row can be read against them."""
+    from llmlabel.lf.prompted import PromptedLF
+    from llmlabel.llm import load_engine
+
+    sub = test_subset(b)
+    texts, y, k = [b.test_texts[i] for i in sub], b.test_y[sub], len(b.labels)
+    engine = load_engine(engine_spec)
+    descs = [b.descriptions.get(n, "") for n in b.labels]
+    lf = PromptedLF("smollm2", engine, b.labels, descriptions=descs, prior_correction=False)
+    t0 = time.perf_counter()
+    _, raw = lf.apply(texts)
+    llm_s = time.perf_counter() - t0
+    from llmlabel.lf.prior import match_prior
+
+    matched = match_prior(raw)
+    q = norm(emb.encode(label_queries(b)))
+    zs = (norm(Xt[sub]) @ q.T).argmax(1)
+    return {**scores(y, matched.argmax(1), k), "n_test": len(sub), "no_prior_matching": scores(y, raw.argmax(1), k),
+            "a_on_subset": scores(y, zs, k), "llm_seconds": round(llm_s, 1),
+            "items_per_second": round(len(sub) / llm_s, 3), "llm_calls_": len(sub)}
+
+
 def few_shot_lr(b, Xc, Xt, gold):
     from sklearn.linear_model import LogisticRegression
 
@@ -91,8 +123,9 @@ def few_shot_lr(b, Xc, Xt, gold):
     return scores(b.test_y, pred, len(b.labels))
 
 
-def setfit_run(b, gold, seed):
-    """SetFit 1.2's default few-shot recipe on the MiniLM body llmlabel ships (one epoch, 20 pair iterations)."""
+def setfit_run(b, gold, seed, tmp):
+    """SetFit 1.2's default few-shot recipe on the MiniLM body llmlabel ships (batch 16, one epoch over the
+    oversampled contrastive pairs, then a logistic-regression head); checkpoints go to ``tmp``, not the cwd."""
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -100,24 +133,25 @@ def setfit_run(b, gold, seed):
 
     model = SetFitModel.from_pretrained(str(minilm_path()))
     train = Dataset.from_dict({"text": [b.corpus_texts[i] for i in gold], "label": b.corpus_y[gold].tolist()})
-    args = TrainingArguments(seed=seed, show_progress_bar=False)  # defaults otherwise: batch 16, 1 epoch
+    args = TrainingArguments(seed=seed, show_progress_bar=False, output_dir=str(Path(tmp) / "setfit"),
+                             save_strategy="no")  # defaults otherwise
     Trainer(model=model, args=args, train_dataset=train).train()
     pred = np.asarray(model.predict(b.test_texts, batch_size=64, show_progress_bar=False))
     return scores(b.test_y, pred, len(b.labels))
 
 
-def _train_student(b, ids, proba, source, seed, tmp, classes=None):
+def _train_student(b, ids, proba, source, seed, tmp, classes=None, student="static"):
     from llmlabel.artifacts.labeled import write_labeled
     from llmlabel.distill import distill
 
     path = Path(tmp) / "labeled.parquet"
     write_labeled(path, ids=ids, classes=classes or b.labels, proba=proba, texts=b.corpus_texts, source=source)
-    res = distill(path, student="static", seed=seed)
+    res = distill(path, student=student, seed=seed)  # the CLI's defaults (minilm: LP-FT, 3 epochs, lr 3e-4)
     return res.student, res.metrics["train_seconds"]
 
 
-def _student(b, ids, proba, source, seed, tmp):
-    student, train_s = _train_student(b, ids, proba, source, seed, tmp)
+def _student(b, ids, proba, source, seed, tmp, student="static"):
+    student, train_s = _train_student(b, ids, proba, source, seed, tmp, student=student)
     pred = student.predict_proba(b.test_texts).argmax(1)
     return scores(b.test_y, pred, len(b.labels)), train_s
 
@@ -127,6 +161,8 @@ def _student(b, ids, proba, source, seed, tmp):
 GOLD_LFS = [{"kind": "keyphrases"}, {"name": "emb", "kind": "embedding", "threshold": "auto"},
             {"name": "knn", "kind": "knn", "k": 10, "threshold": "auto"},
             {"name": "logreg", "kind": "logreg", "threshold": "auto"}]
+# d_setfit: the same plus SetFit fine-tuned on the gold, cross-fitted (kind: setfit, 5 pair iterations).
+SETFIT_LFS = GOLD_LFS + [{"name": "setfit", "kind": "setfit", "threshold": "auto"}]
 # Without gold there is nothing to place a cut on: the embedding LF votes on every item and the label model
 # weighs it.
 NO_GOLD_LFS = [{"kind": "keyphrases"}, {"name": "emb", "kind": "embedding", "threshold": 0.0}]
@@ -166,8 +202,10 @@ def probe_on_labels(b, Xc, Xt, proba):
     return scores(b.test_y, clf.classes_[clf.predict_proba(norm(Xt)).argmax(1)], len(b.labels))
 
 
-def chain(b, emb, tax, gold, seed, tmp, lfs_yaml=None, X=None):
-    """(d) with ``gold`` rows, (e) with ``gold=None``: LFs -> label model (gold = dev) -> clamped gold -> student.
+def chain(b, emb, tax, gold, seed, tmp, lfs_yaml=None, X=None, student="static", also=()):
+    """(d) with ``gold`` rows, (e) with ``gold=None``: LFs -> label model (gold = dev) -> clamped gold -> student
+    (``student``: ``static``, or ``minilm`` for the ``d_minilm`` / ``e_minilm`` rows; ``also``: more students
+    trained on the same labels, scored under ``by_student``).
 
     ``X``: the cached (corpus, test) MiniLM vectors, for the ``probe_on_labels`` diagnostic."""
     from llmlabel.labelmodel.pipeline import aggregate
@@ -196,10 +234,15 @@ def chain(b, emb, tax, gold, seed, tmp, lfs_yaml=None, X=None):
     for lf in lfs:
         if getattr(lf, "thresholds_", None) is not None:  # the cut chosen on the gold out-of-fold
             lf_acc[lf.name]["chosen"] = lf.thresholds_.report()
-    st, train_s = _student(b, ids, proba, source, seed, tmp)
+    st, train_s = _student(b, ids, proba, source, seed, tmp, student=student)
+    by = {}
+    for other in also:
+        o, o_s = _student(b, ids, proba, source, seed, tmp, student=other)
+        by[other] = {**o, "train_seconds": o_s}
     diag = {} if X is None else {"probe_on_labels": probe_on_labels(b, X[0], X[1], proba)}
     return {**st, **diag, "label_model": {"chosen": res["report"].get("chosen"), **lm, "coverage": round(cov, 4)},
-            "lfs": lf_acc, "n_lfs": len(L.lf_names), "lf_seconds": round(lf_s, 1), "train_seconds": train_s}
+            "lfs": lf_acc, "n_lfs": len(L.lf_names), "lf_seconds": round(lf_s, 1), "train_seconds": train_s,
+            **({"by_student": by} if by else {})}
 
 
 def induced(b, emb, gold, seed, tmp):
@@ -275,17 +318,22 @@ def run(args):
                 gold = draw_gold(len(b.corpus_texts), budget, args.seed) if budget else None
                 t0 = time.perf_counter()
                 with tempfile.TemporaryDirectory() as tmp:
-                    if method in ("d", "e") and tax is None:
+                    if method in ("d", "e", "d_minilm", "e_minilm", "d_setfit") and tax is None:
                         tax = make_taxonomy(b, emb)
                     row = {"a": lambda: zero_shot(b, emb, Xt), "c_lr": lambda: few_shot_lr(b, Xc, Xt, gold),
-                           "c_setfit": lambda: setfit_run(b, gold, args.seed),
+                           "c_setfit": lambda: setfit_run(b, gold, args.seed, tmp),
                            "d": lambda: chain(b, emb, tax, gold, args.seed, tmp, X=(Xc, Xt)),
                            "e": lambda: chain(b, emb, tax, None, args.seed, tmp, X=(Xc, Xt)),
+                           "d_minilm": lambda: chain(b, emb, tax, gold, args.seed, tmp, X=(Xc, Xt), student="minilm"),
+                           "e_minilm": lambda: chain(b, emb, tax, None, args.seed, tmp, X=(Xc, Xt), student="minilm"),
+                           "b": lambda: smollm2_zero_shot(b, emb, Xt),
+                           "d_setfit": lambda: chain(b, emb, tax, gold, args.seed, tmp, lfs_yaml=SETFIT_LFS,
+                                                     X=(Xc, Xt), also=("minilm",)),
                            "f": lambda: ceiling(b, args.seed, tmp),
                            "i": lambda: induced(b, emb, gold, args.seed, tmp)}[method]()
                 if row is None:
                     continue
-                row.update(seconds=round(time.perf_counter() - t0, 1), llm_calls=0)
+                row.update(seconds=round(time.perf_counter() - t0, 1), llm_calls=row.pop("llm_calls_", 0))
                 done["rows"][key] = row
                 print(f"[{name}] {method} N={budget}: acc {row['acc']:.4f} macro-F1 {row['macro_f1']:.4f} "
                       f"({row['seconds']:.0f} s)" + (f" label model {row['label_model']}" if "label_model" in row

@@ -7,8 +7,15 @@ from pathlib import Path
 
 SETS = ["banking77", "agnews", "youtube", "trec"]
 NAMES = {"a": "(a) zero-shot embedding (MiniLM, nearest label)", "c_lr": "(c) N gold: frozen MiniLM + LR",
-         "c_setfit": "(c) N gold: SetFit (MiniLM body, default recipe)", "d": "(d) llmlabel chain, N gold",
-         "e": "(e) llmlabel chain, no gold", "f": "(f) ceiling: static student on all corpus gold"}
+         "c_setfit": "(c) N gold: SetFit (MiniLM body, default recipe)", "d": "(d) llmlabel chain, N gold, static student",
+         "d_minilm": "(d) llmlabel chain, N gold, MiniLM student", "e": "(e) llmlabel chain, no gold, static student",
+         "e_minilm": "(e) llmlabel chain, no gold, MiniLM student", "f": "(f) ceiling: static student on all corpus gold",
+         "d_setfit": "(d) + `kind: setfit` LF, static student",
+         "d_setfit:minilm": "(d) + `kind: setfit` LF, MiniLM student"}
+ROWS = ("a", "c_lr", "c_setfit", "d", "d_minilm", "d_setfit", "d_setfit:minilm", "e", "e_minilm", "f")
+STUDENTS = (("d", "e", "static"), ("d_minilm", "e_minilm", "MiniLM"), ("d_setfit", None, "static + setfit LF"),
+            ("d_setfit:minilm", None, "MiniLM + setfit LF"))
+GOLD_ROWS = ("c_lr", "c_setfit", "d", "d_minilm", "d_setfit", "d_setfit:minilm")
 
 
 def merged(done: dict, folder: Path) -> dict:
@@ -22,7 +29,12 @@ def merged(done: dict, folder: Path) -> dict:
 
 
 def _get(rows, s, m, n, seed=0):
-    return rows.get(f"{s}|{m}|{n}|{seed}")
+    """A row; ``method:student`` is another student trained on that row's labels (its ``by_student``)."""
+    if m is None:
+        return None
+    m, _, student = m.partition(":")
+    r = rows.get(f"{s}|{m}|{n}|{seed}")
+    return r if not student or r is None else r.get("by_student", {}).get(student)
 
 
 def _fmt(r, key="acc"):
@@ -31,6 +43,22 @@ def _fmt(r, key="acc"):
 
 def _cut(t) -> str:
     return f"{float(t):.2f}" if str(t) not in ("inf", "-inf") else str(t)
+
+
+def _smollm2(rows, sets) -> list[str]:
+    """(b) runs on a fixed test subset, so it gets its own table with (a) scored on the same rows."""
+    got = [(s, _get(rows, s, "b", 0)) for s in sets if _get(rows, s, "b", 0)]
+    if not got:
+        return []
+    L = ["", "## (b) SmolLM2-135M-Instruct zero-shot, on a fixed test subset", "",
+         "`hf:smollm2` on CPU, the `lf_zero_shot` prompt with label names and descriptions, every label scored as "
+         "an answer, then prior matching to a uniform class mix over the subset. (a) is scored on the same rows.", "",
+         "| set | test rows | (b) acc / macro-F1 | (b) without prior matching | (a) on the same rows | items/s | "
+         "LLM calls |", "|---|---|---|---|---|---|---|"]
+    for s, r in got:
+        L.append(f"| {s} | {r['n_test']} | {r['acc']:.3f} / {r['macro_f1']:.3f} | {r['no_prior_matching']['acc']:.3f} "
+                 f"| {r['a_on_subset']['acc']:.3f} | {r['items_per_second']:.2f} | {r['llm_calls']} |")
+    return L
 
 
 def write_markdown(done: dict, path: Path, budget: int = 100) -> None:
@@ -45,23 +73,26 @@ def write_markdown(done: dict, path: Path, budget: int = 100) -> None:
                  f"{r['machine']}, 1-min load {r['load_start']} at start / {r['load_end']} at end")
     L += ["", f"## Test accuracy / macro-F1 at N = {budget} gold (drawn from the corpus, seed 0)", "",
           "| method | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
-    for m in ("a", "c_lr", "c_setfit", "d", "e", "f"):
-        n = budget if m in ("c_lr", "c_setfit", "d") else 0
+    for m in ROWS:
+        n = budget if m in GOLD_ROWS else 0
         cells = [f"{_fmt(_get(rows, s, m, n))} / {_fmt(_get(rows, s, m, n), 'macro_f1')}" for s in sets]
         L.append(f"| {NAMES[m]} | " + " | ".join(cells) + " |")
+    L += _smollm2(rows, sets)
     L += ["", "## Goals at N = 100", "",
-          "| set | best (c) | (d) | (d) - best (c) | share of the (c)->(f) gap closed by (d) | (d) >= (a) | (e) >= (a) |",
-          "|---|---|---|---|---|---|---|"]
+          "| set | student | best (c) | (d) | (d) - best (c) | share of the (c)->(f) gap closed by (d) | (d) >= (a) "
+          "| (e) >= (a) |", "|---|---|---|---|---|---|---|---|"]
     for s in sets:
         cs = [r for r in (_get(rows, s, "c_lr", budget), _get(rows, s, "c_setfit", budget)) if r]
-        dd, a, e, f = (_get(rows, s, "d", budget), _get(rows, s, "a", 0), _get(rows, s, "e", 0), _get(rows, s, "f", 0))
-        if not cs or dd is None:
-            continue
-        c = max(r["acc"] for r in cs)
-        gap = f"{(dd['acc'] - c) / (f['acc'] - c):+.0%}" if f and f["acc"] > c else "-"
-        L.append(f"| {s} | {c:.3f} | {dd['acc']:.3f} | {100 * (dd['acc'] - c):+.1f} pts | {gap} | "
-                 f"{'yes' if a and dd['acc'] >= a['acc'] else 'no'} | "
-                 f"{'-' if e is None or a is None else ('yes' if e['acc'] >= a['acc'] else 'no')} |")
+        a, f = _get(rows, s, "a", 0), _get(rows, s, "f", 0)
+        for dm, em, student in STUDENTS:
+            dd, e = _get(rows, s, dm, budget), _get(rows, s, em, 0)
+            if not cs or dd is None:
+                continue
+            c = max(r["acc"] for r in cs)
+            gap = f"{(dd['acc'] - c) / (f['acc'] - c):+.0%}" if f and f["acc"] > c else "-"
+            L.append(f"| {s} | {student} | {c:.3f} | {dd['acc']:.3f} | {100 * (dd['acc'] - c):+.1f} pts | {gap} | "
+                     f"{'yes' if a and dd['acc'] >= a['acc'] else 'no'} | "
+                     f"{'-' if e is None or a is None else ('yes' if e['acc'] >= a['acc'] else 'no')} |")
     budgets = sorted({int(k.split("|")[2]) for k in rows if k.split("|")[1] in ("c_lr", "d")})
     if budgets:
         L += ["", "## Gold-budget curve (test accuracy): (c) frozen MiniLM + LR vs (d) the chain", "",
@@ -78,7 +109,8 @@ def write_markdown(done: dict, path: Path, budget: int = 100) -> None:
           "student test acc | probe on labels | LF s | student train s | total s | LLM calls |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in sets:
-        for m, n in [("e", 0)] + [("d", b) for b in budgets]:
+        for m, n in [("e", 0), ("e_minilm", 0)] + [("d", b) for b in budgets] + [("d_minilm", budget),
+                                                                                  ("d_setfit", budget)]:
             r = _get(rows, s, m, n)
             if r is None:
                 continue

@@ -83,7 +83,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
         meta["gold"] = str(gold)
     rows = 0
     total = corpus.num_rows  # None for JSONL/CSV: the bar then counts items without an end
-    prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding", "knn", "logreg")]
+    prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding", "knn", "logreg", "setfit")]
     with VotesWriter(out, lf_names=names, labels=labels, prob_lfs=prob_lfs, keep_text=keep_text,
                      shard_size=shard_size, meta=meta, depends=deps, overwrite=overwrite) as w, \
             Ticker(progress, total, "label") as tick:

@@ -10,13 +10,14 @@
       - {name: emb, kind: embedding, embedder: minilm, threshold: 0.35}   # or threshold: auto (needs gold)
       - {name: knn, kind: knn, k: 10, threshold: auto, target_precision: 0.6}   # nearest gold examples
       - {name: lr, kind: logreg}          # logistic regression on the gold embeddings (cross-fitted)
+      - {name: sf, kind: setfit, num_iterations: 5}   # SetFit on the gold: tunes the encoder too (cross-fitted)
       - {name: zs, kind: prompted, template: lf_zero_shot, model: "hf:/models/qwen", threshold: 0.3,
          none_choice: none of these, prior_correction: false}
       - {name: fs, kind: prompted, few_shot: 2}   # no model: one LF per --model given on the command line
       - {name: mine, kind: python, function: "mypkg.lfs:is_refund"}
 
-``knn`` and ``logreg`` need a gold set (``--gold`` or ``gold:``); gold items get out-of-fold votes.
-``threshold: auto`` (embedding with gold, knn, logreg) chooses the abstain cut on the gold out-of-fold: the
+``knn``, ``logreg`` and ``setfit`` need a gold set (``--gold`` or ``gold:``); gold items get out-of-fold votes.
+``threshold: auto`` (embedding with gold, knn, logreg, setfit) chooses the abstain cut on the gold out-of-fold: the
 lowest score at which the votes there are still right at ``target_precision`` (cross-fitted too).
 
 A taxonomy with ``multi_label: true`` reads the same kinds per label, plus ``prompted_list`` and per-label
@@ -37,10 +38,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from ..errors import ConfigError
 
-Kind = Literal["keyword", "regex", "keyphrases", "embedding", "knn", "classifier", "logreg", "prompted",
+Kind = Literal["keyword", "regex", "keyphrases", "embedding", "knn", "classifier", "logreg", "setfit", "prompted",
                "prompted_list", "python"]
-SINGLE_LABEL_ONLY = {"logreg"}  # kinds with no multi-label form
-AUTO_KINDS = ("embedding", "knn", "logreg")  # kinds whose threshold may be "auto"
+SINGLE_LABEL_ONLY = {"logreg", "setfit"}  # kinds with no multi-label form
+AUTO_KINDS = ("embedding", "knn", "logreg", "setfit")  # kinds whose threshold may be "auto"
 
 
 _SINGLE_KINDS: set[str] = {"knn"}  # kinds above that also have a single-label form here
@@ -52,7 +53,8 @@ class LFSpec(BaseModel):
     name: Optional[str] = None
     patterns: Optional[dict[str, list[str]]] = None  # keyword / regex
     case_sensitive: bool = False
-    embedder: str = "minilm"  # embedding, knn
+    embedder: str = "minilm"  # embedding, knn, logreg; setfit: the sentence-transformers body it fine-tunes
+    num_iterations: Optional[int] = Field(default=5, ge=1)  # setfit: contrastive pairs per gold item
     k: int = Field(default=10, ge=1, le=1000)  # knn: neighbours that vote
     # A number in [0, 1], or "auto" (embedding with gold, knn, logreg): chosen on the gold out-of-fold.
     threshold: Optional[Union[Annotated[float, Field(ge=0.0, le=1.0)], Literal["auto"]]] = None
@@ -166,6 +168,7 @@ def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, a
     from .knn import KnnLF
     from .prompted import PromptedLF
     from .prompted_gold import GoldFewShotLF
+    from .setfit_lf import GoldSetFitLF
     from .supervised import GoldLogRegLF
 
     def need_gold(s):
@@ -227,6 +230,10 @@ def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, a
                              target_precision=s.target_precision))
         elif s.kind == "logreg":
             out.append(GoldLogRegLF(s.name, need_gold(s), embedder=embedder or s.embedder,
+                                    threshold=0.0 if s.threshold is None else s.threshold,
+                                    target_precision=s.target_precision))
+        elif s.kind == "setfit":  # a body to fine-tune, so a shared embedder object cannot stand in for it
+            out.append(GoldSetFitLF(s.name, need_gold(s), body=s.embedder, num_iterations=s.num_iterations,
                                     threshold=0.0 if s.threshold is None else s.threshold,
                                     target_precision=s.target_precision))
         elif s.kind in ("knn", "classifier", "prompted_list") and s.kind not in _SINGLE_KINDS:

@@ -68,10 +68,14 @@ class GoldLogRegLF(LabelingFunction):
             return None
         return LogisticRegression(C=self.C, max_iter=self.max_iter).fit(self._gold_vecs[rows], y)
 
+    def _features(self, texts) -> np.ndarray:
+        """What a fold's model reads: unit-length embeddings (subclasses may read the texts themselves)."""
+        return _normalise(_embedder(self.embedder).encode(list(texts)))
+
     def fit(self) -> "GoldLogRegLF":
         """Embed the gold and fit the all-gold model plus one per fold (on the other folds' rows)."""
         if self.models_ is None:
-            self._gold_vecs = _normalise(_embedder(self.embedder).encode(self.gold.texts))
+            self._gold_vecs = self._features(self.gold.texts)
             fold = self.gold.fold
             self.models_ = {-1: self._fit_one(np.arange(len(self.gold)))}
             if self.gold.folds > 1:
@@ -111,7 +115,7 @@ class GoldLogRegLF(LabelingFunction):
     def _apply(self, texts, items):
         self.fit()
         ids = None if items is None else [it.get("id") for it in items]
-        X = _normalise(_embedder(self.embedder).encode(list(texts)))
+        X = self._features(texts)
         own = self.gold.item_folds(ids, len(texts)) if self.gold.folds > 1 else np.full(len(texts), -1)
         proba = self._proba_by_fold(X, own)
         votes = proba.argmax(1).astype(np.int16)
