@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chain_data import LOADERS, CachedEmbedder, embed_bench  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("a", "b", "c_lr", "c_setfit", "d", "e", "f", "i", "d_minilm", "e_minilm", "d_setfit")
-NEEDS_GOLD = {"c_lr", "c_setfit", "d", "i", "d_minilm", "d_setfit"}
+METHODS = ("a", "b", "c_lr", "c_setfit", "d", "e", "f", "i", "d_minilm", "e_minilm", "d_setfit", "d_setfit_full")
+NEEDS_GOLD = {"c_lr", "c_setfit", "d", "i", "d_minilm", "d_setfit", "d_setfit_full"}
 B_SUBSET = 500  # (b) runs SmolLM2 on a fixed test subset of this size (CPU time)
 INDUCED_SETS = ("banking77", "agnews")  # (i) the induced-taxonomy variant runs on these
 
@@ -163,6 +163,8 @@ GOLD_LFS = [{"kind": "keyphrases"}, {"name": "emb", "kind": "embedding", "thresh
             {"name": "logreg", "kind": "logreg", "threshold": "auto"}]
 # d_setfit: the same plus SetFit fine-tuned on the gold, cross-fitted (kind: setfit, 5 pair iterations).
 SETFIT_LFS = GOLD_LFS + [{"name": "setfit", "kind": "setfit", "threshold": "auto"}]
+# d_setfit_full: SetFit's own pair budget (oversampling, as in (c)) for each of the folds + 1 fine-tunings.
+SETFIT_FULL_LFS = GOLD_LFS + [{"name": "setfit", "kind": "setfit", "threshold": "auto", "num_iterations": None}]
 # Without gold there is nothing to place a cut on: the embedding LF votes on every item and the label model
 # weighs it.
 NO_GOLD_LFS = [{"kind": "keyphrases"}, {"name": "emb", "kind": "embedding", "threshold": 0.0}]
@@ -318,7 +320,7 @@ def run(args):
                 gold = draw_gold(len(b.corpus_texts), budget, args.seed) if budget else None
                 t0 = time.perf_counter()
                 with tempfile.TemporaryDirectory() as tmp:
-                    if method in ("d", "e", "d_minilm", "e_minilm", "d_setfit") and tax is None:
+                    if method.startswith(("d", "e")) and tax is None:
                         tax = make_taxonomy(b, emb)
                     row = {"a": lambda: zero_shot(b, emb, Xt), "c_lr": lambda: few_shot_lr(b, Xc, Xt, gold),
                            "c_setfit": lambda: setfit_run(b, gold, args.seed, tmp),
@@ -329,6 +331,8 @@ def run(args):
                            "b": lambda: smollm2_zero_shot(b, emb, Xt),
                            "d_setfit": lambda: chain(b, emb, tax, gold, args.seed, tmp, lfs_yaml=SETFIT_LFS,
                                                      X=(Xc, Xt), also=("minilm",)),
+                           "d_setfit_full": lambda: chain(b, emb, tax, gold, args.seed, tmp, lfs_yaml=SETFIT_FULL_LFS,
+                                                          X=(Xc, Xt), also=("minilm",)),
                            "f": lambda: ceiling(b, args.seed, tmp),
                            "i": lambda: induced(b, emb, gold, args.seed, tmp)}[method]()
                 if row is None:

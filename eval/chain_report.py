@@ -11,11 +11,15 @@ NAMES = {"a": "(a) zero-shot embedding (MiniLM, nearest label)", "c_lr": "(c) N 
          "d_minilm": "(d) llmlabel chain, N gold, MiniLM student", "e": "(e) llmlabel chain, no gold, static student",
          "e_minilm": "(e) llmlabel chain, no gold, MiniLM student", "f": "(f) ceiling: static student on all corpus gold",
          "d_setfit": "(d) + `kind: setfit` LF, static student",
-         "d_setfit:minilm": "(d) + `kind: setfit` LF, MiniLM student"}
-ROWS = ("a", "c_lr", "c_setfit", "d", "d_minilm", "d_setfit", "d_setfit:minilm", "e", "e_minilm", "f")
+         "d_setfit:minilm": "(d) + `kind: setfit` LF, MiniLM student",
+         "d_setfit_full": "(d) + `kind: setfit` LF at SetFit's pair budget, static student",
+         "d_setfit_full:minilm": "(d) + `kind: setfit` LF at SetFit's pair budget, MiniLM student"}
+ROWS = ("a", "c_lr", "c_setfit", "d", "d_minilm", "d_setfit", "d_setfit:minilm", "d_setfit_full",
+        "d_setfit_full:minilm", "e", "e_minilm", "f")
 STUDENTS = (("d", "e", "static"), ("d_minilm", "e_minilm", "MiniLM"), ("d_setfit", None, "static + setfit LF"),
-            ("d_setfit:minilm", None, "MiniLM + setfit LF"))
-GOLD_ROWS = ("c_lr", "c_setfit", "d", "d_minilm", "d_setfit", "d_setfit:minilm")
+            ("d_setfit:minilm", None, "MiniLM + setfit LF"), ("d_setfit_full:minilm", None, "MiniLM + full setfit LF"))
+GOLD_ROWS = ("c_lr", "c_setfit", "d", "d_minilm", "d_setfit", "d_setfit:minilm", "d_setfit_full",
+             "d_setfit_full:minilm")
 
 
 def merged(done: dict, folder: Path) -> dict:
@@ -110,7 +114,8 @@ def write_markdown(done: dict, path: Path, budget: int = 100) -> None:
           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in sets:
         for m, n in [("e", 0), ("e_minilm", 0)] + [("d", b) for b in budgets] + [("d_minilm", budget),
-                                                                                  ("d_setfit", budget)]:
+                                                                                  ("d_setfit", budget),
+                                                                                  ("d_setfit_full", budget)]:
             r = _get(rows, s, m, n)
             if r is None:
                 continue
