@@ -161,9 +161,9 @@ def _student(b, ids, proba, source, seed, tmp, student="static"):
 GOLD_LFS = [{"kind": "keyphrases"}, {"name": "emb", "kind": "embedding", "threshold": "auto"},
             {"name": "knn", "kind": "knn", "k": 10, "threshold": "auto"},
             {"name": "logreg", "kind": "logreg", "threshold": "auto"}]
-# d_setfit: the same plus SetFit fine-tuned on the gold, cross-fitted (kind: setfit, 5 pair iterations).
-SETFIT_LFS = GOLD_LFS + [{"name": "setfit", "kind": "setfit", "threshold": "auto"}]
-# d_setfit_full: SetFit's own pair budget (oversampling, as in (c)) for each of the folds + 1 fine-tunings.
+# d_setfit: the same plus SetFit fine-tuned on the gold, cross-fitted (kind: setfit) at a quarter of SetFit's pairs.
+SETFIT_LFS = GOLD_LFS + [{"name": "setfit", "kind": "setfit", "threshold": "auto", "num_iterations": 5}]
+# d_setfit_full: SetFit's own pair budget (oversampling, as in (c); the LF's default) for each fine-tuning.
 SETFIT_FULL_LFS = GOLD_LFS + [{"name": "setfit", "kind": "setfit", "threshold": "auto", "num_iterations": None}]
 # Without gold there is nothing to place a cut on: the embedding LF votes on every item and the label model
 # weighs it.

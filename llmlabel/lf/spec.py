@@ -10,7 +10,7 @@
       - {name: emb, kind: embedding, embedder: minilm, threshold: 0.35}   # or threshold: auto (needs gold)
       - {name: knn, kind: knn, k: 10, threshold: auto, target_precision: 0.6}   # nearest gold examples
       - {name: lr, kind: logreg}          # logistic regression on the gold embeddings (cross-fitted)
-      - {name: sf, kind: setfit, num_iterations: 5}   # SetFit on the gold: tunes the encoder too (cross-fitted)
+      - {name: sf, kind: setfit}          # SetFit on the gold: tunes the encoder too (cross-fitted)
       - {name: zs, kind: prompted, template: lf_zero_shot, model: "hf:/models/qwen", threshold: 0.3,
          none_choice: none of these, prior_correction: false}
       - {name: fs, kind: prompted, few_shot: 2}   # no model: one LF per --model given on the command line
@@ -54,7 +54,7 @@ class LFSpec(BaseModel):
     patterns: Optional[dict[str, list[str]]] = None  # keyword / regex
     case_sensitive: bool = False
     embedder: str = "minilm"  # embedding, knn, logreg; setfit: the sentence-transformers body it fine-tunes
-    num_iterations: Optional[int] = Field(default=5, ge=1)  # setfit: contrastive pairs per gold item
+    num_iterations: Optional[int] = Field(default=None, ge=1)  # setfit: pairs per gold item; None = SetFit's default
     k: int = Field(default=10, ge=1, le=1000)  # knn: neighbours that vote
     # A number in [0, 1], or "auto" (embedding with gold, knn, logreg): chosen on the gold out-of-fold.
     threshold: Optional[Union[Annotated[float, Field(ge=0.0, le=1.0)], Literal["auto"]]] = None
