@@ -70,8 +70,8 @@ def write_markdown(done: dict, path: Path, budget: int = 100) -> None:
     rows = d["rows"]
     sets = [s for s in SETS if any(k.startswith(s + "|") for k in rows)]
     L = ["# What a user ships: known label set + N gold labels (issue 14)", ""]
-    L += ["Commands, dates, machine and load (the 2 cores were shared with other helpers' jobs, so seconds are "
-          "wall time under that load):", ""]
+    L += ["Commands, dates, machine and 1-minute load (2 shared cores: seconds are wall time at the load given; "
+          "a load of ~2 is one job on both cores, 10-21 is several helpers' jobs at once):", ""]
     for r in d["runs"]:
         L.append(f"- `{r['command']}` ({r.get('file', 'chain.json')}): {r['date']}, {r['seconds']} s, "
                  f"{r['machine']}, 1-min load {r['load_start']} at start / {r['load_end']} at end")
