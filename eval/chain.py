@@ -2,18 +2,21 @@
 
 One command (CPU; see eval/results/chain.md for the time it took):
 
-    PYTHONPATH=$PWD nice -n 5 python eval/chain.py                 # every set, N=100 + the 50/500/1000 curve
+    PYTHONPATH=$PWD nice -n 5 python eval/chain.py   # every row and set + the 50/500/1000 curve: hours on 2 cores
     PYTHONPATH=$PWD python eval/chain.py --sets youtube --budgets 100 --methods a c_lr d e f   # a quick part
 
 Rows (every one scored on the test split only; the gold budget is drawn from the corpus with a fixed seed):
 (a) zero-shot embedding: each test text to the nearest label "name. description" (MiniLM);
-(b) SmolLM2 zero-shot with prior matching: not run (see the results file for why);
-(c) few-shot supervised on the N gold alone: frozen MiniLM + logistic regression (``c_lr``) and SetFit (``c_setfit``);
+(b) SmolLM2-135M-Instruct zero-shot (``hf:smollm2``, every label scored) with prior matching, on a fixed
+    500-row test subset (CPU time);
+(c) few-shot supervised on the N gold alone: frozen MiniLM + logistic regression (``c_lr``) and SetFit (``c_setfit``,
+    its default recipe: ``pip install 'llmlabel[setfit]'``);
 (d) llmlabel's chain with the N gold: ``taxonomy --labels`` -> LFs (key phrases, embedding, knn over the gold,
     logreg on the gold, every cut ``threshold: auto`` = chosen on the gold out-of-fold; plus WRENCH's own LFs on
     youtube/trec) -> label model with the gold as dev -> gold rows clamped to their labels (source "human",
-    weight 1) -> static student;
-(e) the same chain with no gold (key phrases + the embedding LF voting on every item; no dev set);
+    weight 1) -> static student; ``d_minilm``: the MiniLM student instead; ``d_setfit`` / ``d_setfit_full``: plus
+    a ``kind: setfit`` LF (a quarter of / all SetFit's pairs), both students;
+(e) the same chain with no gold (key phrases + the embedding LF voting on every item; no dev set); ``e_minilm``;
 (f) the same static student on all corpus gold (the ceiling);
 (i) no label names (Banking77, AG News): the no-LLM induced taxonomy -> the (e) chain over its labels; NMI of
     the student's test predictions, and accuracy after mapping induced labels to classes with the N gold.
