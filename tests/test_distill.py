@@ -503,3 +503,13 @@ def test_static_student_accepts_a_model2vec_style_folder(toy_labeled, tmp_path):
     res = distill(toy_labeled, tmp_path / "b", student=f"static:{first}", epochs=1)
     assert res.metrics["train_agreement"] > 0.9
     assert json.loads((tmp_path / "b" / "llmlabel_student.json").read_text())["embeddings"] == str(first)
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_hard_label_outside_the_classes_is_named(multi):
+    from llmlabel.distill import StaticStudent
+    from llmlabel.errors import InputError
+
+    y = [["refund"], ["refund", "fraud"]] if multi else ["refund", "fraud"]
+    with pytest.raises(InputError, match="'fraud' is not in classes"):
+        StaticStudent(multi_label=multi).fit(["money back", "stolen"], y, classes=["refund", "other"])

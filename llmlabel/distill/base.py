@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..labelsets import label_set_matrix
 
 
 def bucketed_order(order: np.ndarray, lengths: np.ndarray, batch_size: int, gen, chunk_batches: int = 50) -> np.ndarray:
@@ -109,24 +110,13 @@ class Student:
     def _targets_from_labels(self, y, classes) -> np.ndarray:
         if self.multi_label:
             lists = [[str(c) for c in (v if isinstance(v, (list, tuple)) else [v])] for v in y]
-            self.classes_ = list(classes) if classes is not None else sorted({c for v in lists for c in v})
-            idx = {c: i for i, c in enumerate(self.classes_)}
-            t = np.zeros((len(lists), len(self.classes_)), np.float32)
-            for i, v in enumerate(lists):
-                for c in v:
-                    if c not in idx:
-                        raise InputError(f"label {c!r} is not in classes")
-                    t[i, idx[c]] = 1
-            return t
-        labs = [str(v) for v in y]
-        self.classes_ = list(classes) if classes is not None else sorted(set(labs))
-        idx = {c: i for i, c in enumerate(self.classes_)}
-        t = np.zeros((len(labs), len(self.classes_)), np.float32)
-        for i, c in enumerate(labs):
-            if c not in idx:
-                raise InputError(f"label {c!r} is not in classes")
-            t[i, idx[c]] = 1
-        return t
+        else:
+            lists = [[str(v)] for v in y]
+        self.classes_ = list(classes) if classes is not None else sorted({c for v in lists for c in v})
+        try:
+            return label_set_matrix(lists, {c: i for i, c in enumerate(self.classes_)})
+        except KeyError as e:
+            raise InputError(f"label {e.args[0]!r} is not in classes") from None
 
     def _encode_gold(self, y) -> np.ndarray:
         """Gold labels as class indices (or a 0/1 matrix); already-encoded arrays pass through."""

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..labelsets import label_set_matrix
 from .core import ABSTAIN, LabelingFunction
 
 
@@ -65,13 +66,10 @@ def _gold_label_matrix(name: str, gold_texts: Sequence[str], gold_labels: Sequen
         raise ConfigError(f"LF '{name}': the gold set is empty")
     if len(gold_labels) != len(gold_texts):
         raise ConfigError(f"LF '{name}': {len(gold_labels)} label sets for {len(gold_texts)} gold texts")
-    Y = np.zeros((len(gold_texts), len(index)), dtype)
-    for i, labs in enumerate(gold_labels):
-        for x in labs:
-            if x not in index:
-                raise ConfigError(f"LF '{name}': gold label {x!r} is not in the label set")
-            Y[i, index[x]] = 1
-    return Y
+    try:
+        return label_set_matrix(gold_labels, index, dtype)
+    except KeyError as e:
+        raise ConfigError(f"LF '{name}': gold label {e.args[0]!r} is not in the label set") from None
 
 
 class MultiKeywordLF(MultiLabelLF):

@@ -54,9 +54,12 @@ class GoldSetFitLF(GoldLogRegLF):
         super().__init__(name, gold, embedder=body, threshold=threshold, target_precision=target_precision)
         if num_iterations is not None and int(num_iterations) < 1:
             raise ConfigError(f"LF '{name}': num_iterations must be >= 1 (or null for SetFit's default)")
-        self.body = body
         self.num_iterations = None if num_iterations is None else int(num_iterations)
         self.batch_size, self.seed = int(batch_size), int(seed)
+
+    @property
+    def body(self) -> str:
+        return self.embedder  # the parent's embedder slot holds the body's spec: there is no frozen embedder here
 
     def _features(self, texts) -> np.ndarray:
         return np.asarray(list(texts), dtype=object)  # SetFit reads the texts; its encoder is what it tunes
