@@ -23,14 +23,27 @@ def class_counts(votes: Votes, weights: np.ndarray | None = None) -> np.ndarray:
     return np.bincount(flat.ravel(), weights=weights, minlength=n * k + 1)[: n * k].reshape(n, k).astype(float)
 
 
-def unipolar_share(votes: Votes, purity: float = 0.95) -> float:
-    """Share of the LFs that vote at all whose votes are at least ``purity`` one class (hard votes)."""
-    per_lf = class_counts(Votes(votes.hard.T, None, votes.k, []))  # (m x k) votes per class, one bincount
+def lf_class_totals(votes: Votes) -> tuple[np.ndarray, np.ndarray]:
+    """Per LF, ``(hard, summed)`` (m x k): hard votes cast per class, and the votes' class mass (soft votes
+    add their probabilities; equal to ``hard`` for hard votes)."""
+    hard = class_counts(Votes(votes.hard.T, None, votes.k, []))  # one bincount over (LF, class) cells
+    if votes.soft is None:
+        return hard, hard
+    col = np.asarray(votes.soft.sum(axis=0)).ravel()
+    return hard, col.reshape(votes.m, votes.k)
+
+
+def _unipolar(per_lf: np.ndarray, purity: float = 0.95) -> float:
     tot = per_lf.sum(axis=1)
     voting = tot > 0
     if not voting.any():
         return 0.0
     return float(np.mean(per_lf[voting].max(axis=1) / tot[voting] >= purity))
+
+
+def unipolar_share(votes: Votes, purity: float = 0.95) -> float:
+    """Share of the LFs that vote at all whose votes are at least ``purity`` one class (hard votes)."""
+    return _unipolar(lf_class_totals(votes)[0], purity)
 
 
 def resolve_prior(spec, k: int, estimate: np.ndarray | None, y_dev: np.ndarray | None = None) -> np.ndarray:
@@ -86,22 +99,54 @@ class MajorityVote(LabelModel):
     def _fit(self, votes, dev, y_dev):
         from .redundancy import lf_weights
 
-        self.lf_weights_ = lf_weights(votes, self.redundancy, self.random_state)
-        self.class_scale_ = np.ones(votes.k)
         if self.class_balance not in (True, False, "auto"):
             raise ConfigError(f"class_balance must be True, False or 'auto', got {self.class_balance!r}")
-        if self.class_balance is True or (self.class_balance == "auto" and unipolar_share(votes) >= 0.8):
-            drawn = class_counts(votes, None if self.redundancy is False else self.lf_weights_).sum(axis=0)
-            # A class no LF ever votes keeps scale 1: it has no votes to rescale.
-            scale = np.divide(1.0, drawn, out=np.zeros(votes.k), where=drawn > 0)
-            pos = scale > 0
-            scale[pos] /= scale[pos].mean() if pos.any() else 1.0
-            scale[~pos] = 1.0
-            self.class_scale_ = scale
+        self.lf_weights_ = lf_weights(votes, self.redundancy, self.random_state)
+        self.class_scale_ = self._scale(lf_class_totals(votes), self.lf_weights_)
         proba = self._proba(votes)
         cov = votes.covered()
         est = proba[cov].mean(axis=0) if cov.any() else None
         self.class_prior_ = resolve_prior(self.class_prior, votes.k, est, y_dev)
+
+    def _scale(self, totals: tuple[np.ndarray, np.ndarray], weights: np.ndarray) -> np.ndarray:
+        """``class_scale_`` from the per-LF class totals ``(hard, summed)`` (``lf_class_totals``) of the LFs
+        that count, weighted as they vote."""
+        hard, summed = totals
+        k = summed.shape[1]
+        if not (self.class_balance is True or (self.class_balance == "auto" and _unipolar(hard) >= 0.8)):
+            return np.ones(k)
+        drawn = (weights if self.redundancy else (weights > 0).astype(float)) @ summed
+        # A class no LF ever votes keeps scale 1: it has no votes to rescale.
+        scale = np.divide(1.0, drawn, out=np.zeros(k), where=drawn > 0)
+        pos = scale > 0
+        scale[pos] /= scale[pos].mean() if pos.any() else 1.0
+        scale[~pos] = 1.0
+        return scale
+
+    def heldout_proba(self, votes: Votes, group: np.ndarray, rows: np.ndarray, jaccard: np.ndarray | None = None,
+                      totals=None) -> np.ndarray:
+        """Exactly what ``fit`` on ``votes`` with the LFs in ``group`` silenced would predict for ``rows``,
+        without refitting: the redundancy weights and class scales are recomputed from the pairwise
+        agreement ``jaccard`` (``redundancy.agreement_jaccard`` of ``votes``) and the per-LF class
+        ``totals`` (``lf_class_totals``), both of which are per LF and so unchanged by removing others."""
+        from .redundancy import redundancy_weights_from
+
+        keep = np.ones(votes.m, bool)
+        keep[group] = False
+        if self.redundancy:
+            if jaccard is None:
+                from .redundancy import agreement_jaccard
+
+                jaccard = agreement_jaccard(votes)
+            w = redundancy_weights_from(jaccard, keep)
+        else:
+            w = keep.astype(float)
+        hard, summed = totals if totals is not None else lf_class_totals(votes)
+        scale = self._scale((hard[keep], summed[keep]), w[keep])
+        sub = Votes(votes.hard[rows], None if votes.soft is None else votes.soft[rows], votes.k, votes.names)
+        counts = class_counts(sub, w) * scale
+        tot = counts.sum(axis=1, keepdims=True)
+        return np.divide(counts, tot, out=np.full_like(counts, 1.0 / votes.k), where=tot > 0)
 
     def _proba(self, votes):
         counts = class_counts(votes, None if self.redundancy is False else self.lf_weights_)

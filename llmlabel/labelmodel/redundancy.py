@@ -38,14 +38,22 @@ def agreement_jaccard(votes: Votes) -> np.ndarray:
 def redundancy_weights(votes: Votes, power: float = 4.0) -> np.ndarray:
     """Per-LF weight ``1 / sum_l J_jl ** power`` (self included): a group of d exact duplicates counts as one
     LF (each copy weighs 1/d), while partly overlapping LFs lose little (J = 0.5 costs 6% at power 4)."""
-    J = agreement_jaccard(votes)
+    return redundancy_weights_from(agreement_jaccard(votes), np.ones(votes.m, bool), power)
+
+
+def redundancy_weights_from(jaccard: np.ndarray, keep: np.ndarray, power: float = 4.0) -> np.ndarray:
+    """``redundancy_weights`` among the LFs in ``keep`` only (0 for the others), from their pairwise
+    agreement Jaccard: a pair's overlap does not depend on the other LFs, so removing LFs needs no new pass
+    over the votes."""
+    J = jaccard ** power
     np.fill_diagonal(J, 1.0)
-    return 1.0 / (J ** power).sum(axis=1)
+    return np.where(keep, 1.0 / (J @ keep.astype(float)), 0.0)
 
 
-def redundant_groups(votes: Votes, threshold: float = 0.5) -> list[np.ndarray]:
-    """For each LF, itself and the LFs whose agreement Jaccard with it is at least ``threshold``."""
-    J = agreement_jaccard(votes)
+def redundant_groups(votes: Votes, threshold: float = 0.5, jaccard: np.ndarray | None = None) -> list[np.ndarray]:
+    """For each LF, itself and the LFs whose agreement Jaccard with it is at least ``threshold``
+    (``jaccard``: ``agreement_jaccard(votes)`` when already computed)."""
+    J = (agreement_jaccard(votes) if jaccard is None else jaccard).copy()
     np.fill_diagonal(J, 1.0)
     return [np.flatnonzero(J[j] >= threshold) for j in range(votes.m)]
 
