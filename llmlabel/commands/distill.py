@@ -19,7 +19,9 @@ def register(app: typer.Typer) -> None:
 def distill_cmd(
     labeled: Path = typer.Argument(..., help="Labeled file (Parquet/JSONL/CSV): text, label, optional proba/confidence."),
     output: Path = options.output("Model folder to write."),
-    student: str = typer.Option("static", help="static | static:MODEL2VEC_FOLDER | minilm | a local encoder folder."),
+    student: str = typer.Option("auto", help="auto (with gold: the safety net chooses static or probe; else "
+                                "static) | static | static:MODEL2VEC_FOLDER | probe (frozen MiniLM + logistic "
+                                "regression) | probe:ENCODER_FOLDER | minilm | a local encoder folder."),
     soft: Optional[bool] = typer.Option(None, "--soft/--hard", help="Train on the label model's probabilities or on "
                                         "hard labels (default: soft; multi-label files: their label sets)."),
     multi_label: bool = typer.Option(False, "--multi-label", help="Labels are lists; sigmoid/BCE per class."),
@@ -36,6 +38,11 @@ def distill_cmd(
     weak_weight: Optional[str] = typer.Option(None, help="Weight factor for items no person labeled (0-1], or "
                                               "'auto': chosen on --dev (default for multi-label files with reviewed "
                                               "items and --dev; else 1)."),
+    safety_net: bool = typer.Option(True, "--safety-net/--no-safety-net",
+                                    help="With gold (labeled by `aggregate --gold`): score every recipe out-of-fold "
+                                         "on the gold (weak labels + gold, a blend, the gold alone; static and "
+                                         "probe students) and ship the best."),
+    select_metric: str = typer.Option("accuracy", help="What the safety net maximises: accuracy or macro_f1."),
     min_per_class: int = typer.Option(2, help="Refuse classes with fewer examples than this."),
     seed: int = typer.Option(0, help="Random seed."),
     threads: Optional[int] = typer.Option(None, help="Encoder students: torch CPU threads (default: torch's)."),
@@ -52,8 +59,11 @@ def distill_cmd(
                   confidence_weights=confidence_weights, dev_label_field=dev_label_field,
                   min_per_class=min_per_class, seed=seed, progress=True, license=license,
                   language=language or None, max_steps=max_steps, batch_size=batch_size,
-                  threads=threads, head_init=head_init, weak_weight=weak_weight)
+                  threads=threads, head_init=head_init, weak_weight=weak_weight, safety_net=safety_net,
+                  select_metric=select_metric)
     m = res.metrics
+    if m.get("safety_net"):
+        typer.echo(f"safety net: {m['safety_net']['verdict']}")
     dev_txt = (", ".join(f"dev {k} {v:.4f}" for k, v in m["dev"].items() if k != "n") if m["dev"]
                else "no gold dev set")
     typer.echo(f"wrote {res.folder}: {m['student']} student, {m['n_train']:,} items, {len(m['classes'])} classes, "

@@ -23,7 +23,13 @@ class DistillResult:
 
 def make_student(spec: str = "static", *, multi_label: bool = False, epochs: int | None = None, seed: int = 0,
                  progress: bool = False, **kw: Any):
-    """``static`` | ``static:FOLDER`` (model2vec-style) | ``minilm`` | a local transformers folder."""
+    """``static`` | ``static:FOLDER`` (model2vec-style) | ``probe`` | ``probe:FOLDER`` (frozen sentence encoder +
+    logistic regression) | ``minilm`` | a local transformers folder."""
+    if spec == "probe" or spec.startswith("probe:"):
+        from .probe import ProbeStudent
+
+        return ProbeStudent(spec.split(":", 1)[1] if ":" in spec else "minilm", multi_label=multi_label, seed=seed,
+                            progress=progress)
     base = {"multi_label": multi_label, "seed": seed, "progress": progress, **kw}
     if epochs is not None:
         base["epochs"] = epochs
@@ -39,14 +45,14 @@ def make_student(spec: str = "static", *, multi_label: bool = False, epochs: int
     raise ConfigError(f"unknown student {spec!r}", hint="use static, minilm or a local transformers encoder folder")
 
 
-def distill(data: str | Path | LabeledData, output: str | Path | None = None, *, student: str = "static",
+def distill(data: str | Path | LabeledData, output: str | Path | None = None, *, student: str = "auto",
             soft: bool | None = None, multi_label: bool = False, dev: str | Path | None = None, epochs: int | None = None,
             text_field: str | None = None, label_field: str = "label", proba_field: str | None = None,
             confidence_weights: bool = True, dev_label_field: str = "label", min_per_class: int = 2, seed: int = 0,
             progress: bool = False, license: str = "other", language: list[str] | None = None,
             max_steps: int | None = None, batch_size: int | None = None, threads: int | None = None,
-            head_init: str | None = None, weak_weight: float | str | None = None,
-            **student_kw: Any) -> DistillResult:
+            head_init: str | None = None, weak_weight: float | str | None = None, safety_net: bool = True,
+            select_metric: str = "accuracy", **student_kw: Any) -> DistillResult:
     """Train a student on a labeled file and (with ``output``) write the model folder, ``metrics.json`` and README.md.
 
     ``max_steps``, ``batch_size``, ``threads`` (torch CPU threads) and ``head_init`` (``probe``: LP-FT, or
@@ -57,6 +63,13 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     dev thresholds when multi-label, accuracy otherwise); it needs human items and ``dev``. Default: ``"auto"``
     for a multi-label file with human items and a dev set, else 1.0.
 
+    ``safety_net`` (single-label files from ``aggregate --gold``, when ``weak_weight`` is not given): the
+    cross-fitting sidecar beside the labeled file lets every candidate recipe (student kind x weight of the
+    weak rows, including the gold alone) be scored out-of-fold on the gold, and the best by ``select_metric``
+    (``accuracy`` or ``macro_f1``) is what is trained and shipped (:mod:`llmlabel.distill.safety`);
+    ``metrics["safety_net"]`` holds the table and the verdict. ``student="auto"`` lets the net choose between
+    the ``static`` and ``probe`` students; without a net it is ``static``.
+
     >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
     """
@@ -66,9 +79,9 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
 
     enc = {k: v for k, v in dict(max_steps=max_steps, batch_size=batch_size, threads=threads,
                                  head_init=head_init).items() if v is not None}
-    if enc and (student == "static" or student.startswith("static:")):
+    if enc and not _is_encoder(student):
         raise ConfigError("--max-steps/--batch-size/--threads/--head-init apply to encoder students only",
-                          hint="drop them for --student static")
+                          hint="drop them, or choose --student minilm")
     student_kw = {**enc, **student_kw}
     weak_weight = _parse_weak_weight(weak_weight)
     if output is not None:
@@ -78,6 +91,21 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
         data, text_field=text_field, label_field=label_field, proba_field=proba_field, multi_label=multi_label,
         min_per_class=min_per_class)
     multi_label = d.multi_label
+    net = None
+    if safety_net and weak_weight is None and not multi_label and d.n_human and d.file_kind == "llmlabel.labeled":
+        from ..artifacts.crossfit import read_crossfit_labels
+        from .safety import run_safety_net
+
+        crossfit = read_crossfit_labels(d.source)
+        if crossfit is not None:
+            candidates = ("static", "probe") if student == "auto" else ("probe",) if _is_encoder(student) \
+                else (student,)
+            net = run_safety_net(d.texts, d.ids, d.classes, crossfit,
+                                 lambda kind: make_student(kind, seed=seed), students=candidates,
+                                 metric=select_metric, soft=soft is not False)
+            student, d, weak_weight = _ship(student, net.chosen, d)
+    if student == "auto":
+        student = "static"
     st = make_student(student, multi_label=multi_label, epochs=epochs, seed=seed, progress=progress, **student_kw)
     dev_pair = None
     if dev is not None:
@@ -121,6 +149,8 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
                                "dev": None, "dev_file": str(dev) if dev else None,
                                "train_agreement": None}
     metrics["weak_weight"] = chosen_ww
+    if net is not None:
+        metrics["safety_net"] = net.to_dict()
     if ww_scores:
         metrics["weak_weight_dev_scores"] = ww_scores
     if multi_label:
@@ -149,6 +179,33 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
         with atomic_write(folder / "README.md") as f:
             f.write(card)
     return DistillResult(student=st, metrics=metrics, folder=folder)
+
+
+def _is_encoder(spec: str) -> bool:
+    return spec == "minilm" or (spec not in ("auto", "static", "probe") and not spec.startswith(("static:", "probe:")))
+
+
+def _ship(requested: str, chosen, d: LabeledData) -> tuple[str, LabeledData, float]:
+    """(student spec, training data, weak-row factor) for the recipe the safety net chose: an encoder asked for
+    is what ships when weak labels won (the net measured it through its frozen-encoder probe); the gold
+    alone trains on the human rows only."""
+    from .safety import weak_factor
+
+    spec = requested if (_is_encoder(requested) and chosen.weak != "none") else chosen.student
+    human = np.asarray(d.human, bool)
+    if chosen.weak == "none":
+        return spec, _rows(d, np.flatnonzero(human)), 1.0
+    w = d.weights if d.has_confidence else np.ones(len(d), np.float32)
+    return spec, d, weak_factor(chosen.weak, w[~human], w[human])
+
+
+def _rows(d: LabeledData, idx: np.ndarray) -> LabeledData:
+    from dataclasses import replace
+
+    return replace(d, texts=[d.texts[i] for i in idx], proba=d.proba[idx], labels=d.labels[idx],
+                   weights=d.weights[idx], ids=[d.ids[i] for i in idx] if d.ids else [],
+                   human=None if d.human is None else d.human[idx],
+                   n_human=int(len(idx) if d.human is None else d.human[idx].sum()))
 
 
 def _multi_thresholds(st, d: LabeledData, dev_pair) -> tuple[float | list[float], str]:

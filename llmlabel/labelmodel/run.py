@@ -56,4 +56,28 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
                           meta=None)
     if gold is not None:
         append_round(Path(output).parent / "review_rounds.json", res["report"])
+        crossfit = _crossfit(votes, output, L, method, L_dev, y_dev, gold)
+        if crossfit is not None:
+            paths["crossfit"] = crossfit
     return {"paths": paths, "report": res["report"], "items": len(L), "uncovered": int(res["uncovered"].sum())}
+
+
+def _crossfit(votes, output, L, method, L_dev, y_dev, gold) -> Path | None:
+    """The labeled file's cross-fitting sidecar, when the votes folder holds cross-fitted votes (``label
+    --gold`` with gold-derived LFs); a stale sidecar from an earlier run is removed otherwise."""
+    from ..artifacts.crossfit import crossfit_labels_path, read_crossfit_votes, write_crossfit_labels
+    from .crossfit import crossfit_labels
+    from .gold import load_gold
+
+    side = crossfit_labels_path(output)
+    cv = read_crossfit_votes(votes) if Path(votes).is_dir() else None
+    made = None
+    if cv is not None:
+        rows, ys, fair = load_gold(gold, L, with_strategy=True)
+        made = crossfit_labels(L, cv, rows, ys, fair, method, L_dev, y_dev)
+    if made is None:
+        side.unlink(missing_ok=True)
+        return None
+    ids, proba, folds = made
+    return write_crossfit_labels(output, ids=ids, classes=L.labels or [str(j) for j in range(L.cardinality)],
+                                 proba=proba, gold=folds, meta={"method": method})

@@ -15,6 +15,7 @@ label-model selection and calibration measured on them stay honest.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,7 @@ class GoldSet:
             raise InputError(f"gold id {first!r} appears twice", path=source, field="id")
         self.folds = max(1, min(int(folds), len(self.y)))
         self.fold = self._stratified_folds(seed)
+        self._forced = -1  # the fold non-gold items count as in (``as_fold``); -1: none
         self._pos = {i: r for r, i in enumerate(self.ids)}
 
     def _stratified_folds(self, seed: int) -> np.ndarray:
@@ -62,11 +64,26 @@ class GoldSet:
         return len(self.ids)
 
     def item_folds(self, ids: Sequence | None, n: int) -> np.ndarray:
-        """The fold of each item that is a gold item (by id), -1 for the rest (they see every gold row)."""
+        """The fold of each item that is a gold item (by id), -1 for the rest (they see every gold row; inside
+        :meth:`as_fold`, the rest are in that fold)."""
+        rest = self._forced
         if ids is None:
-            return np.full(n, -1, dtype=np.int64)
-        return np.fromiter((self.fold[self._pos[str(i)]] if str(i) in self._pos else -1 for i in ids),
+            return np.full(n, rest, dtype=np.int64)
+        return np.fromiter((self.fold[self._pos[str(i)]] if str(i) in self._pos else rest for i in ids),
                            dtype=np.int64, count=n)
+
+    @contextmanager
+    def as_fold(self, f: int):
+        """Within this block, items outside the gold set count as members of fold ``f``: the LFs built from the
+        gold vote on them without fold ``f``'s rows and cuts, as they would if fold ``f`` had never been
+        labeled (the cross-fitted world of the safety net, :mod:`llmlabel.lf.crossfit`)."""
+        if not 0 <= f < self.folds:
+            raise ConfigError(f"fold {f} is not in [0, {self.folds})")
+        self._forced = int(f)
+        try:
+            yield self
+        finally:
+            self._forced = -1
 
 
 def load_gold(path: str | Path, labels: Sequence[str], *, ids: Sequence[str] | None = None, folds: int = 5,

@@ -99,8 +99,14 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
             w.write(L, texts if keep_text else None)
             rows += len(keep)
             tick(len(keep))
+    crossfit = None
+    if gold_set is not None:  # the safety net's cross-fitted votes (lf/crossfit.py)
+        from .crossfit import write_crossfit
+
+        crossfit = write_crossfit(out, lfs, gold_set, labels, depends=deps, data=data, text_field=text_field,
+                                  id_field=id_field)
     return {"rows_labeled": rows, "restarted": w.restarted, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
-            "read": corpus.stats.summary()}
+            "read": corpus.stats.summary(), "crossfit": crossfit}
 
 
 def resolve_gold_path(cli: str | Path | None, in_spec: str | None, lfs_path: str | Path) -> Path | None:

@@ -1,0 +1,189 @@
+"""The safety net: with gold, measure on the gold itself whether the weak labels help, and ship what wins.
+
+A student trained on weak labels can fall below "logistic regression on your gold" on data nobody tuned the
+chain on; nothing else in the chain notices. With a gold set, ``label`` and ``aggregate`` keep a cross-fitted
+world (:mod:`llmlabel.artifacts.crossfit`): for each fold f of the gold, the label model's labels for a sample
+of weak rows made by LFs and a label model that never saw fold f's gold. Here every candidate recipe
+(``Recipe``: a student kind and how much the weak rows weigh) is trained, for each fold f, on those labels plus
+the gold outside fold f, and scored on fold f's gold: out-of-fold figures no gold row helped to make. The best
+recipe by ``metric`` is then trained on every row and shipped; the table and a one-line verdict go into
+metrics.json, the model card and the report.
+
+Weak weights: ``all`` (weak rows at their label-model confidence, as without the net), ``equal`` (scaled so
+the weak rows together weigh as much as the gold rows) and ``none`` (the gold alone). Students: ``static``
+(WordLlama + TF-IDF head) and ``probe`` (frozen MiniLM + logistic regression: with ``none`` that is exactly
+the "train on your gold" baseline). Encoder students are estimated through the probe (the same frozen
+encoder with a linear head) rather than fine-tuned once per fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+
+WEAK_WEIGHTS = ("all", "equal", "none")
+METRICS = ("accuracy", "macro_f1")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What is trained: a student kind and the weight of the rows no person labeled."""
+
+    student: str
+    weak: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.student}, weak rows: {self.weak}"
+
+
+@dataclass(frozen=True)
+class SafetyNetResult:
+    chosen: Recipe
+    metric: str
+    rows: list[dict]
+    folds: int
+    n_scored: int
+    weak_sample: int
+    verdict: str
+    gain_over_gold_only: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"chosen": asdict(self.chosen), "metric": self.metric, "folds": self.folds,
+                "gold_rows_scored": self.n_scored, "weak_rows_per_fold": self.weak_sample,
+                "verdict": self.verdict, "gain_over_gold_only": self.gain_over_gold_only,
+                "candidates": self.rows, "notes": self.notes}
+
+
+def scores(y: np.ndarray, pred: np.ndarray, k: int) -> dict[str, float]:
+    """Accuracy and macro-F1 (over the classes present in ``y`` or predicted)."""
+    tp = np.bincount(y[pred == y], minlength=k).astype(float)
+    den = np.bincount(pred, minlength=k) + np.bincount(y, minlength=k)
+    f1 = np.divide(2 * tp, den, out=np.zeros(k), where=den > 0)
+    return {"accuracy": float(np.mean(pred == y)), "macro_f1": float(f1[den > 0].mean()) if (den > 0).any() else 0.0}
+
+
+def weak_factor(weak: str, weak_w: np.ndarray, gold_w: np.ndarray) -> float:
+    if weak == "all":
+        return 1.0
+    if weak == "none":
+        return 0.0
+    if weak == "equal":
+        return float(gold_w.sum() / max(weak_w.sum(), 1e-12))
+    raise ConfigError(f"unknown weak weight {weak!r}; use one of {', '.join(WEAK_WEIGHTS)}")
+
+
+def recipes(students: Sequence[str], weak: Sequence[str] = WEAK_WEIGHTS) -> list[Recipe]:
+    """Every (student, weak weight) pair, plus the probe on the gold alone (the "train on your gold"
+    baseline) whatever the students."""
+    out = [Recipe(s, w) for s in students for w in weak]
+    if Recipe("probe", "none") not in out:
+        out.append(Recipe("probe", "none"))
+    return out
+
+
+class _Trainer:
+    """Fits one candidate on (texts, soft targets, weights) and predicts texts; probe features are embedded
+    once per text and reused by every fold and recipe."""
+
+    def __init__(self, make_student, texts: list[str], classes: list[str]) -> None:
+        self.make, self.texts, self.classes = make_student, texts, classes
+        self._X: dict[str, np.ndarray] = {}
+
+    def features(self, kind: str, rows: np.ndarray, student) -> np.ndarray:
+        if kind not in self._X:
+            self._X[kind] = student.features([self.texts[i] for i in self._rows_all])
+        return self._X[kind][self._pos[rows]]
+
+    def prepare(self, rows: np.ndarray) -> None:
+        self._rows_all = np.unique(rows)
+        self._pos = np.full(max(int(self._rows_all.max()) + 1, 1), -1)
+        self._pos[self._rows_all] = np.arange(len(self._rows_all))
+
+    def fit_predict(self, kind: str, rows: np.ndarray, targets: np.ndarray, weights: np.ndarray,
+                    test_rows: np.ndarray) -> np.ndarray:
+        st = self.make(kind)
+        if hasattr(st, "fit_features"):
+            st.classes_ = list(self.classes)
+            st.fit_features(self.features(kind, rows, st), targets, weights)
+            return st.logits_from_features(self.features(kind, test_rows, st)).argmax(1)
+        st.fit([self.texts[i] for i in rows], proba=targets, classes=self.classes, sample_weight=weights)
+        return st.predict_proba([self.texts[i] for i in test_rows]).argmax(1)
+
+
+def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[str], crossfit, make_student, *,
+                   students: Sequence[str] = ("static", "probe"), weak: Sequence[str] = WEAK_WEIGHTS,
+                   metric: str = "accuracy", soft: bool = True) -> SafetyNetResult:
+    """Score every recipe out-of-fold on the gold (module docstring) and choose one.
+
+    ``crossfit``: :class:`llmlabel.artifacts.crossfit.CrossFitLabels` of the labeled file whose ``texts`` and
+    ``ids`` are given; ``make_student(kind)`` returns an unfitted student of that kind. Gold rows score only when
+    they are a fair sample (``fair``); rows an active strategy picked still train.
+    """
+    if metric not in METRICS:
+        raise ConfigError(f"safety-net metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    k = len(classes)
+    if list(crossfit.classes) != list(classes):
+        raise ConfigError("the cross-fitting labels were made over other classes than the labeled file's",
+                          hint="rerun `llmlabel aggregate` so both come from the same run")
+    pos = {str(i): r for r, i in enumerate(ids)}
+    gold = crossfit.gold
+    g_keep = np.array([str(i) in pos for i in gold.ids], bool)
+    g_rows = np.array([pos[str(i)] for i, ok in zip(gold.ids, g_keep) if ok], dtype=np.int64)
+    g_fold, g_y = gold.fold[g_keep], gold.labels[g_keep]
+    g_fair = gold.fair[g_keep] if gold.fair is not None else np.ones(len(g_rows), bool)
+    s_keep = np.array([str(i) in pos for i in crossfit.ids], bool)
+    s_rows = np.array([pos[str(i)] for i, ok in zip(crossfit.ids, s_keep) if ok], dtype=np.int64)
+    proba = crossfit.proba[:, s_keep]
+    if not soft:
+        proba = np.eye(k, dtype=np.float32)[proba.argmax(2)]
+    notes = []
+    if not g_fair.any():
+        raise ConfigError("no gold row is a fair sample (all were picked by an active review strategy): "
+                          "nothing to score the safety net on", hint="add randomly drawn gold rows")
+    trainer = _Trainer(make_student, list(texts), list(classes))
+    trainer.prepare(np.concatenate([s_rows, g_rows]))
+    onehot = np.eye(k, dtype=np.float32)[g_y]
+    table = []
+    for rc in recipes(students, weak):
+        pred = np.full(len(g_rows), -1)
+        for f in range(gold.folds):
+            test = g_fold == f
+            train_g = ~test
+            if not test.any() or not train_g.any():
+                continue
+            w_weak = proba[f].max(1)
+            w_gold = np.ones(int(train_g.sum()), np.float32)
+            a = weak_factor(rc.weak, w_weak, w_gold)
+            if a > 0:
+                rows = np.concatenate([s_rows, g_rows[train_g]])
+                targets = np.concatenate([proba[f], onehot[train_g]])
+                weights = np.concatenate([w_weak * a, w_gold]).astype(np.float32)
+            else:
+                rows, targets, weights = g_rows[train_g], onehot[train_g], w_gold
+            if len(np.unique(targets.argmax(1))) < 2:
+                continue  # a fold whose training rows hold one class cannot train a classifier
+            pred[test] = trainer.fit_predict(rc.student, rows, targets, weights, g_rows[test])
+        scored = g_fair & (pred >= 0)
+        row = {"student": rc.student, "weak": rc.weak, "n": int(scored.sum()),
+               **scores(g_y[scored], pred[scored], k)}
+        table.append(row)
+    best = max(table, key=lambda r: (r[metric], -table.index(r)))
+    chosen = Recipe(best["student"], best["weak"])
+    gold_only = max((r for r in table if r["weak"] == "none"), key=lambda r: r[metric])
+    gain = best[metric] - gold_only[metric]
+    name = metric.replace("_", "-")
+    if chosen.weak == "none":
+        verdict = (f"the gold alone won: {chosen.student} trained on the {len(g_rows)} gold rows "
+                   f"(out-of-fold {name} {best[metric]:.3f}); the weak labels were given weight 0")
+    else:
+        verdict = (f"weak labels added {100 * gain:+.1f} points of out-of-fold {name} on your gold "
+                   f"({best[metric]:.3f} vs {gold_only[metric]:.3f} for {gold_only['student']} on the gold alone); "
+                   f"shipped: {chosen.student}, weak rows weighted '{chosen.weak}'")
+    return SafetyNetResult(chosen, metric, table, gold.folds, int(best["n"]), len(s_rows), verdict, float(gain),
+                           notes)
