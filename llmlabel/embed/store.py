@@ -304,10 +304,9 @@ class EmbeddingStore:
         return int(r[0])
 
     def evict(self, max_bytes: int | None = None) -> int:
-        """Delete least recently used shards until the store is within ``max_bytes`` (default: its limit,
-        less 10% so that a full store does not evict on every write). Returns the number of shards deleted."""
-        limit = self.max_bytes if max_bytes is None else int(max_bytes)
-        target = int(limit * 0.9) if max_bytes is None else limit
+        """Delete least recently used shards until the store is within ``max_bytes`` (default: its limit). A shard
+        holds at most ``shard_bytes``, so each eviction frees room for many writes. Returns the shards deleted."""
+        target = self.max_bytes if max_bytes is None else int(max_bytes)
 
         def pick(conn) -> list[int]:
             rows = conn.execute("SELECT s.id, s.rows * e.dim * 2 FROM shards s JOIN embedders e ON e.id = s.embedder "
