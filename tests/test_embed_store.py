@@ -248,3 +248,20 @@ def test_label_picks_the_embedder_by_corpus_size_when_lfs_yaml_names_none():
     assert [s.embedder for s in small.lfs[1:3]] == ["minilm", "minilm"]
     named = LFSpecFile.model_validate({"lfs": [{"name": "e", "kind": "embedding", "embedder": "wordllama"}]})
     assert default_embedder(named, lambda: pytest.fail("the corpus need not be counted")) is None
+
+
+def test_store_options_on_the_command_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.jsonl").write_text('{"text": "my card is lost"}\n{"text": "refund please"}\n')
+    (tmp_path / "taxonomy.yaml").write_text(TAXONOMY)
+    (tmp_path / "lfs.yaml").write_text("lfs:\n  - {name: e, kind: embedding, embedder: wordllama}\n")
+    base = ["label", "data.jsonl", "-t", "taxonomy.yaml", "--lfs", "lfs.yaml", "-q"]
+    assert cli(*base, "-o", "v0", "--embed-cache", "s", "--no-embed-cache") == 2
+    assert "not both" in capsys.readouterr().err
+    assert cli(*base, "-o", "v1", "--no-embed-cache") == 0
+    assert not (tmp_path / "s").exists() and not (tmp_path / "default-embeddings").exists()
+    assert cli(*base, "-o", "v2", "--embed-cache", "s") == 0
+    assert len(EmbeddingStore(tmp_path / "s")) >= 2
+    capsys.readouterr()
+    assert cli("cache", "clear", "--embeddings", "--embed-cache", "s", "--yes") == 0
+    assert len(EmbeddingStore(tmp_path / "s")) == 0 and not list((tmp_path / "s" / "shards").glob("*.f16"))

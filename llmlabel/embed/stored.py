@@ -188,6 +188,7 @@ class StoredEmbedder(Embedder):
         self.base, self.name, self.dim, self.max_chars = base, base.name, base.dim, base.max_chars
         self._store = store
         self.memo = _Memo(memo_bytes)
+        self._memo_for: Any = None  # the store the memo's rows are known to be in (None: no store)
         self.counts = EmbedCounts()  # this object's own tally (embed_log holds the process's)
 
     @property
@@ -225,11 +226,15 @@ class StoredEmbedder(Embedder):
         upos[inv[::-1]] = np.arange(len(keys) - 1, -1, -1)  # first position of each distinct text
         rows = np.zeros((len(ukeys), self.dim), dtype=np.float16)
         have = np.zeros(len(ukeys), dtype=bool)
+        store = self.store
         with _lock:
+            if store is not None and store is not self._memo_for:  # rows the memo got elsewhere (another store,
+                self.memo.clear()                                    # or none) may be missing from this one
+            self._memo_for = store
             self.memo.get_into(ukeys, rows, have)
         from_memo = have.copy()
         reused = int(from_memo.sum())
-        store, stored = self.store, 0
+        stored = 0
         if store is not None and not have.all():
             miss = np.flatnonzero(~have)
             found, vecs = store.get(self.identity, self.dim, [ukeys[j] for j in miss], name=self.name)
