@@ -108,19 +108,12 @@ class EmbeddingStore:
 
     # --------------------------------------------------------------------------------------- plumbing
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            return conn
+        from ..sqlitedb import wal_connection
+
         try:
-            conn = sqlite3.connect(str(self.path / "index.sqlite"), timeout=self.timeout, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            return wal_connection(self._local, self.path / "index.sqlite", self.timeout, _SCHEMA)
         except sqlite3.DatabaseError as e:
             raise self._error(e) from e
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
 
     def _error(self, e: sqlite3.Error) -> CacheError:
         msg = str(e)
