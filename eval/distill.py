@@ -136,7 +136,7 @@ def _frozen(name, tr, ytr, te, yte, rows, spec, label):
     def lr():
         return LogisticRegression(max_iter=2000, C=10.0)
 
-    emb = load_embedder(spec)
+    emb = load_embedder(spec, store=False)  # timed: the bare model, not the embedding store
     t0 = time.perf_counter()
     xtr = emb.encode(tr, batch_size=64)
     clf = lr().fit(xtr, ytr)

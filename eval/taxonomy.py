@@ -70,7 +70,7 @@ def cached_embed(emb_name: str, texts: list[str], cache_dir: str | None) -> tupl
     if path is not None and path.exists():
         z = np.load(path)
         return z["x"], float(z["seconds"])
-    emb = load_embedder(emb_name)
+    emb = load_embedder(emb_name, store=False)  # timed: the bare model, not the embedding store
     if emb_name == "minilm":  # reuse eval/chain_data.py's MiniLM cache: the same texts, embedded once per machine
         from chain_data import CachedEmbedder, LOADERS, embed_bench
 

@@ -27,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-cache_app = typer.Typer(help="Inspect or clear the LLM answer cache.", no_args_is_help=True)
+cache_app = typer.Typer(help="Inspect or clear the LLM answer cache and the embedding store.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
 _state = {"debug": False}
@@ -36,6 +36,7 @@ MODEL_HELP = "Engine spec: hf:MODEL_OR_PATH, vllm:MODEL_OR_PATH or openai:BASE_U
 INTERRUPTED = ("interrupted: finished work is kept (LLM cache, written shards, finished pipeline stages); "
                "rerun to resume")
 CACHE_HELP = "Cache file for model answers (default: $LLMLABEL_CACHE or the user cache dir)."
+EMBED_CACHE_HELP = "Embedding store folder (default: $LLMLABEL_EMBED_CACHE or embeddings/ in the user cache dir)."
 
 
 def _version(value: bool) -> None:
@@ -124,28 +125,45 @@ def choose(
 
 
 @cache_app.command("info")
-def cache_info(cache: Optional[Path] = typer.Option(None, help=CACHE_HELP)) -> None:
-    """Where the cache is and how many answers it holds."""
+def cache_info(cache: Optional[Path] = typer.Option(None, help=CACHE_HELP),
+               embed_cache: Optional[Path] = typer.Option(None, "--embed-cache", help=EMBED_CACHE_HELP)) -> None:
+    """Where the LLM answer cache and the embedding store are, and what they hold."""
+    from .embed import open_store
     from .llm.cache import Cache
 
     c = Cache(cache)
     size = c.path.stat().st_size if c.path.exists() else 0
     typer.echo(f"{c.path}\t{len(c)} answers\t{size / 1e6:.1f} MB")
+    i = open_store(embed_cache).info()
+    per = ", ".join(f"{e['name']} ({e['dim']}-d): {e['entries']:,}" for e in i["embedders"]) or "empty"
+    typer.echo(f"{i['path']}\t{i['entries']:,} embeddings\t{i['bytes'] / 1e6:.1f} MB "
+               f"(limit {i['max_bytes'] / 1024**3:.1f} GiB)\t{per}")
 
 
 @cache_app.command("clear")
 def cache_clear(
     cache: Optional[Path] = typer.Option(None, help=CACHE_HELP),
+    embed_cache: Optional[Path] = typer.Option(None, "--embed-cache", help=EMBED_CACHE_HELP),
+    embeddings: bool = typer.Option(False, "--embeddings", help="Clear the embedding store instead of the LLM cache."),
+    all_: bool = typer.Option(False, "--all", help="Clear both."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Delete every cached answer (the next run pays for all model calls again)."""
+    """Delete every cached answer (the next run pays for all model calls again), or every stored embedding."""
+    from .embed import open_store
     from .llm.cache import Cache
 
-    c = Cache(cache)
-    if not yes and not typer.confirm(f"Delete {len(c)} cached answers in {c.path}?"):
-        raise typer.Exit(1)
-    c.clear()
-    typer.echo(f"cleared {c.path}")
+    if embeddings or all_:
+        st = open_store(embed_cache)
+        if not yes and not typer.confirm(f"Delete {len(st):,} stored embeddings in {st.path}?"):
+            raise typer.Exit(1)
+        st.clear()
+        typer.echo(f"cleared {st.path}")
+    if not embeddings or all_:
+        c = Cache(cache)
+        if not yes and not typer.confirm(f"Delete {len(c)} cached answers in {c.path}?"):
+            raise typer.Exit(1)
+        c.clear()
+        typer.echo(f"cleared {c.path}")
 
 
 def _plain_help() -> None:

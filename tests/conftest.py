@@ -43,6 +43,7 @@ def cache_path(tmp_path) -> Path:
 def _isolated_cache(tmp_path, monkeypatch):
     # Never let a test write to the user's real cache.
     monkeypatch.setenv("LLMLABEL_CACHE", str(tmp_path / "default-cache.sqlite"))
+    monkeypatch.setenv("LLMLABEL_EMBED_CACHE", str(tmp_path / "default-embeddings"))
 
 
 @pytest.fixture(scope="session")

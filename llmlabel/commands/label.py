@@ -26,6 +26,8 @@ def register(app: typer.Typer) -> None:
                                                        "several models (one LF per model)."),
         cache: Optional[Path] = options.cache(),
         no_cache: bool = options.no_cache(),
+        embed_cache: Optional[Path] = options.embed_cache(),
+        no_embed_cache: bool = options.no_embed_cache(),
         text_field: Optional[str] = options.text_field(),
         id_field: Optional[str] = options.id_field(),
         shard_size: int = typer.Option(1000, "--shard-size", help="Items per shard (keep it when resuming)."),
@@ -48,14 +50,17 @@ def register(app: typer.Typer) -> None:
         from ..llm import usage_log
         from ..scale.backend import label_corpus
 
-        res = label_corpus(data, taxonomy, lfs, output, model=model or None, cache=cache, no_cache=no_cache,
-                           shard_size=shard_size, text_field=text_field, id_field=id_field, progress=not quiet,
-                           keep_text=not no_text, command=sys.argv, overwrite=overwrite, gold=gold, backend=backend,
-                           address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
-                           batch_size=batch_size)
+        with options.embedding_store(embed_cache, no_embed_cache):
+            res = label_corpus(data, taxonomy, lfs, output, model=model or None, cache=cache, no_cache=no_cache,
+                               shard_size=shard_size, text_field=text_field, id_field=id_field, progress=not quiet,
+                               keep_text=not no_text, command=sys.argv, overwrite=overwrite, gold=gold, backend=backend,
+                               address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
+                               batch_size=batch_size)
         if res.get("restarted"):
             typer.echo(f"relabeling from the start: {res['restarted']} (unchanged LLM prompts come from the cache)",
                        err=True)
+        if res.get("embedder_auto"):
+            typer.echo(f"embedder (lfs.yaml names none): {res['embedder_auto']}", err=True)
         errs = {k: v for k, v in res["errors"].items() if v}
         typer.echo(f"{res['read']}; labeled {res['rows_labeled']:,} new items into {res['shards']} shards "
                    f"in {res['out']}" + (f"; LF errors (abstained): {errs}" if errs else ""), err=True)

@@ -2,11 +2,13 @@
 
 Each is a function: typer keeps per-parameter state in the ``Option`` object, so every use gets a new one.
 Every command that writes a file or folder takes it as ``-o/--output``; every command that may call an LLM
-takes ``--cache PATH`` and ``--no-cache``.
+takes ``--cache PATH`` and ``--no-cache``; every command that embeds texts takes ``--embed-cache PATH`` and
+``--no-embed-cache``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -36,6 +38,29 @@ def cache():
 
 def no_cache():
     return typer.Option(False, "--no-cache", help="Do not read or write the LLM answer cache.")
+
+
+def embed_cache():
+    return typer.Option(None, "--embed-cache", help="Embedding store folder (default: $LLMLABEL_EMBED_CACHE, else "
+                                                    "embeddings/ in the user cache folder): a text this model "
+                                                    "embedded before, in any stage or run, is not embedded again.")
+
+
+def no_embed_cache():
+    return typer.Option(False, "--no-embed-cache", help="Do not read or write the embedding store (each text is "
+                                                        "still embedded once per run and model).")
+
+
+@contextlib.contextmanager
+def embedding_store(path: Path | None, no_store: bool):
+    """The command's body runs with this embedding store; afterwards it prints what was embedded and what the
+    store and the run's memo answered (as LLM cache hits are printed)."""
+    from ..embed import embed_log, use_embed_store
+
+    with use_embed_store(path, no_store):
+        yield
+    if embed_log.models:
+        typer.echo(embed_log.summary(), err=True)
 
 
 def _silence(value: bool) -> bool:

@@ -10,6 +10,8 @@ from typing import Optional
 
 import typer
 
+from . import options
+
 review_app = typer.Typer(help="Send the riskiest labels to people (Label Studio) and read their answers back as gold.",
                          no_args_is_help=True)
 
@@ -33,6 +35,8 @@ def export(
                                                              "counts, no model), an embedder spec such as minilm "
                                                              "(better, embeds every text), or none."),
     seed: int = typer.Option(0, "--seed", help="Seed for random choices and ties."),
+    embed_cache: Optional[Path] = options.embed_cache(),
+    no_embed_cache: bool = options.no_embed_cache(),
 ) -> None:
     """Write Label Studio tasks (our label as a scored prediction) for items nobody has reviewed yet."""
     from ..errors import InputError
@@ -52,7 +56,8 @@ def export(
         if L.ids is None or [str(i) for i in L.ids] != lab.ids:
             raise InputError("the votes' items differ from the labeled file's", path=vpath,
                              hint="pass the votes folder this labeled file was aggregated from with --votes")
-    X = _features(features, lab.texts) if strategy == "review" else None
+    with options.embedding_store(embed_cache, no_embed_cache):  # --features minilm: texts labeled before are not re-embedded
+        X = _features(features, lab.texts) if strategy == "review" else None
     rows = select(strategy, n, proba=lab.proba, confidence=lab.confidence, label_index=lab.label_index,
                   votes=None if L is None else L.votes, texts=lab.texts, exclude=mask, seed=seed, features=X)
     r = write_tasks(lab, rows, output, state=st, strategy=strategy)

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from . import options
+
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
@@ -17,6 +19,8 @@ def register(app: typer.Typer) -> None:
         until: Optional[str] = typer.Option(None, "--until", help="Stop after this stage."),
         dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Print what would run, run nothing."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write WORKDIR/report.html at the end."),
+        embed_cache: Optional[Path] = options.embed_cache(),
+        no_embed_cache: bool = options.no_embed_cache(),
     ) -> None:
         """Run a pipeline's stages in order; stages whose inputs and options did not change are skipped.
 
@@ -30,7 +34,8 @@ def register(app: typer.Typer) -> None:
             for st, _, ok in plan(p, force=force):
                 typer.echo(f"{'skip' if ok else 'run '}  {st.kind}: {st.describe(p.corpus, p.workdir)}")
             return
-        recs = run_pipeline(p, force=force, until=until, echo=lambda s: typer.echo(s, err=True))
+        with options.embedding_store(embed_cache, no_embed_cache):  # every stage shares it (and the run's memo)
+            recs = run_pipeline(p, force=force, until=until, echo=lambda s: typer.echo(s, err=True))
         ran = [r for r in recs if not r.get("skipped")]
         typer.echo(f"[{p.name}] done: {len(ran)} stage(s) ran, {len(recs) - len(ran)} up to date; outputs in {p.workdir}",
                    err=True)

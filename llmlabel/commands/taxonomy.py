@@ -45,6 +45,8 @@ def register(app: typer.Typer) -> None:
                                                                       "(writes multi_label: true)."),
         cache: Optional[Path] = options.cache(),
         no_cache: bool = options.no_cache(),
+        embed_cache: Optional[Path] = options.embed_cache(),
+        no_embed_cache: bool = options.no_embed_cache(),
         quiet: bool = options.quiet("No progress bars or table."),
         backend: str = options.backend(),
         address: Optional[str] = options.address(),
@@ -61,29 +63,25 @@ def register(app: typer.Typer) -> None:
         from ..taxonomy.report import summary_table
 
         output = options.pick_output(output, out, "--out", default=Path("taxonomy.yaml"))
-        if labels is not None:
-            if backend != "local":
-                from ..errors import ConfigError
+        with options.embedding_store(embed_cache, no_embed_cache):
+            if labels is not None:
+                if backend != "local":
+                    from ..errors import ConfigError
 
-                raise ConfigError("--labels runs on the local backend only (nothing to cluster)",
-                                  hint="drop --backend ray")
-            from ..taxonomy import taxonomy_from_labels
+                    raise ConfigError("--labels runs on the local backend only (nothing to cluster)",
+                                      hint="drop --backend ray")
+                from ..taxonomy import taxonomy_from_labels
 
-            if backend != "local":
-                from ..errors import ConfigError
-
-                raise ConfigError("--labels runs on the local backend only", hint="drop --backend ray")
-
-            res = taxonomy_from_labels(labels, corpus, output, multi_label=multi_label, model=model,
-                                       embedder=embedder, instruction=instruction, sample=sample, seed=seed,
-                                       text_field=text_field, id_field=id_field, assignments=assignments,
-                                       cache=cache, no_cache=no_cache, progress=not quiet)
-        else:
-            res = induce_taxonomy(corpus, output, max_labels=max_labels, instruction=instruction, model=model,
-                                  mode=mode, levels=levels, sample=sample, seed=seed, embedder=embedder,
-                                  text_field=text_field, id_field=id_field, refine=refine, assignments=assignments,
-                                  cache=cache, no_cache=no_cache, progress=not quiet, multi_label=multi_label,
-                                  backend=backend, address=address, num_workers=num_workers)
+                res = taxonomy_from_labels(labels, corpus, output, multi_label=multi_label, model=model,
+                                           embedder=embedder, instruction=instruction, sample=sample, seed=seed,
+                                           text_field=text_field, id_field=id_field, assignments=assignments,
+                                           cache=cache, no_cache=no_cache, progress=not quiet)
+            else:
+                res = induce_taxonomy(corpus, output, max_labels=max_labels, instruction=instruction, model=model,
+                                      mode=mode, levels=levels, sample=sample, seed=seed, embedder=embedder,
+                                      text_field=text_field, id_field=id_field, refine=refine, assignments=assignments,
+                                      cache=cache, no_cache=no_cache, progress=not quiet, multi_label=multi_label,
+                                      backend=backend, address=address, num_workers=num_workers)
         paths = res.paths
         if "ray" in res.stats:
             r = res.stats["ray"]

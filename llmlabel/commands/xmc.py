@@ -53,19 +53,22 @@ def register(app: typer.Typer) -> None:
         no_index_cache: bool = typer.Option(False, "--no-index-cache", help="Embed the labels, cache nothing."),
         cache: Optional[Path] = options.cache(),
         no_cache: bool = options.no_cache(),
+        embed_cache: Optional[Path] = options.embed_cache(),
+        no_embed_cache: bool = options.no_embed_cache(),
         batch_size: int = typer.Option(512, "--batch-size", help="Items processed (and LLM-batched) at once."),
     ) -> None:
         """Rank labels from a huge label space for each text (Infer-Retrieve-Rank; retrieval only without --model)."""
         from ..llm import usage_log
         from ..xmc.api import run_xmc
 
-        res = run_xmc(data, labels, output, model=model, k=k, retriever=retriever, priors=priors,
-                      prior_weight=prior_weight, expand_weight=expand_weight, train=train, dev=dev,
-                      gold_field=gold_field, program=program, save_program=save_program, task=task,
-                      rank_topn=rank_topn, max_tokens=max_tokens, text_field=text_field, id_field=id_field,
-                      skip_bad=skip_bad, index_dir=index_dir, no_index_cache=no_index_cache, cache=cache,
-                      no_cache=no_cache, batch_size=batch_size, progress=True,
-                      log=lambda s: typer.echo(s, err=True))
+        with options.embedding_store(embed_cache, no_embed_cache):
+            res = run_xmc(data, labels, output, model=model, k=k, retriever=retriever, priors=priors,
+                          prior_weight=prior_weight, expand_weight=expand_weight, train=train, dev=dev,
+                          gold_field=gold_field, program=program, save_program=save_program, task=task,
+                          rank_topn=rank_topn, max_tokens=max_tokens, text_field=text_field, id_field=id_field,
+                          skip_bad=skip_bad, index_dir=index_dir, no_index_cache=no_index_cache, cache=cache,
+                          no_cache=no_cache, batch_size=batch_size, progress=True,
+                          log=lambda s: typer.echo(s, err=True))
         typer.echo(res["read"], err=True)
         typer.echo(f"wrote {res['rows']:,} rows to {output} ({res['rows'] / max(res['seconds'], 1e-9):,.1f} items/s)",
                    err=True)

@@ -20,18 +20,14 @@ import numpy as np
 from ..errors import ConfigError
 from .core import ABSTAIN, LabelingFunction
 
-_EMBEDDERS: dict[str, Any] = {}
-
-
 def _embedder(spec: Any):
+    """An embedder object as given, else the process's shared store-backed one for the spec (None: the default):
+    LFs naming the same model share one encode per batch, and texts in the embedding store are not encoded."""
     if not isinstance(spec, str) and spec is not None:
         return spec
-    key = spec or "minilm"
-    if key not in _EMBEDDERS:
-        from ..embed import load_embedder
+    from ..embed import load_embedder
 
-        _EMBEDDERS[key] = load_embedder(key)
-    return _EMBEDDERS[key]
+    return load_embedder(spec)
 
 
 class EmbeddingLF(LabelingFunction):

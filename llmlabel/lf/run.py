@@ -42,6 +42,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     full = load_taxonomy(taxonomy_path)
     spec = load_lf_spec(lfs_path)
     gold = resolve_gold_path(gold, spec.gold, lfs_path)
+    chosen = None if embedder is not None else default_embedder(spec, lambda: corpus_size(data, text_field, id_field))
     if full.multi_label:
         from .multispec import label_corpus_multi
         from .spec import SINGLE_LABEL_ONLY
@@ -53,11 +54,12 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
                                   hint="use a number, or a kind listed in llmlabel.lf.multispec",
                                   **spec.where(j, "kind" if s.kind in SINGLE_LABEL_ONLY else "threshold"))
 
-        return label_corpus_multi(data, full, spec, out, taxonomy_path=taxonomy_path, lfs_path=lfs_path,
-                                  models=model, gold=gold, shard_size=shard_size, text_field=text_field,
-                                  id_field=id_field, progress=progress, keep_text=keep_text, command=command,
-                                  overwrite=overwrite, embedder=embedder,
-                                  engines=engine_factory(cache=cache_option(cache, no_cache)))
+        res = label_corpus_multi(data, full, spec, out, taxonomy_path=taxonomy_path, lfs_path=lfs_path,
+                                 models=model, gold=gold, shard_size=shard_size, text_field=text_field,
+                                 id_field=id_field, progress=progress, keep_text=keep_text, command=command,
+                                 overwrite=overwrite, embedder=embedder,
+                                 engines=engine_factory(cache=cache_option(cache, no_cache)))
+        return dict(res, embedder_auto=chosen)
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
     batches = corpus.start(shard_size)  # a bad first line or an empty corpus fails before the folder is touched
     if batches is None:
@@ -75,6 +77,8 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     engines = {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
     meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
     meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path))
+    if chosen:
+        meta["embedder_auto"] = chosen
     deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=engines)
     if gold is not None:
         from ..artifacts._format import file_hash
@@ -106,7 +110,47 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
         crossfit = write_crossfit(out, lfs, gold_set, labels, depends=deps, data=data, text_field=text_field,
                                   id_field=id_field)
     return {"rows_labeled": rows, "restarted": w.restarted, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
-            "read": corpus.stats.summary(), "crossfit": crossfit}
+            "read": corpus.stats.summary(), "embedder_auto": chosen, "crossfit": crossfit}
+
+
+EMBEDDING_KINDS = ("embedding", "knn", "logreg", "classifier")  # LF kinds that read a frozen embedder's vectors
+
+
+def default_embedder(spec, size) -> str | None:
+    """Give the LFs whose lfs.yaml names no ``embedder`` the run's default, chosen by corpus size as the taxonomy
+    chooses it (:func:`llmlabel.embed.stored.auto_embedder`: MiniLM up to 30k texts, WordLlama above; ``size()``
+    counts them, called only when some LF needs it). SetFit's body is fine-tuned, so it stays MiniLM. Returns
+    the line saying what was chosen and why, or None when every LF named its embedder."""
+    from ..embed.stored import auto_embedder, auto_reason
+
+    open_ = [s for s in spec.lfs if getattr(s, "embedder", "") is None]
+    for s in open_:
+        if s.kind == "setfit":
+            s.embedder = "minilm"
+    uses = [s for s in open_ if s.kind in EMBEDDING_KINDS or getattr(s, "few_shot_from", None) == "gold"]
+    if not uses:
+        return None
+    n = size()
+    for s in uses:
+        s.embedder = auto_embedder(n)
+    return auto_reason(n) + f" for {', '.join(s.name for s in uses)}"
+
+
+def corpus_size(data, text_field=None, id_field=None) -> int:
+    """Rows in a corpus: from the metadata where the format has it (Parquet, datasets), else by counting lines
+    (JSONL; a CSV header or a quoted newline is off by a few rows, which the size rule does not notice)."""
+    import gzip
+
+    from ..io import read_corpus
+
+    c = read_corpus(data, text_field=text_field, id_field=id_field)
+    if c.num_rows is not None:
+        return int(c.num_rows)
+    n = 0
+    with (gzip.open(c.path, "rb") if c.path.name.lower().endswith(".gz") else open(c.path, "rb")) as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            n += chunk.count(b"\n")
+    return n
 
 
 def resolve_gold_path(cli: str | Path | None, in_spec: str | None, lfs_path: str | Path) -> Path | None:

@@ -53,7 +53,8 @@ class LFSpec(BaseModel):
     name: Optional[str] = None
     patterns: Optional[dict[str, list[str]]] = None  # keyword / regex
     case_sensitive: bool = False
-    embedder: str = "minilm"  # embedding, knn, logreg; setfit: the sentence-transformers body it fine-tunes
+    # embedding, knn, logreg; setfit: the body it fine-tunes. Omitted: the run's default embedder (lf.run).
+    embedder: Optional[str] = None
     num_iterations: Optional[int] = Field(default=None, ge=1)  # setfit: pairs per gold item; None = SetFit's default
     k: int = Field(default=10, ge=1, le=1000)  # knn: neighbours that vote
     # A number in [0, 1], or "auto" (embedding with gold, knn, logreg): chosen on the gold out-of-fold.
@@ -233,7 +234,7 @@ def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, a
                                     threshold=0.0 if s.threshold is None else s.threshold,
                                     target_precision=s.target_precision))
         elif s.kind == "setfit":  # a body to fine-tune, so a shared embedder object cannot stand in for it
-            out.append(GoldSetFitLF(s.name, need_gold(s), body=s.embedder, num_iterations=s.num_iterations,
+            out.append(GoldSetFitLF(s.name, need_gold(s), body=s.embedder or "minilm", num_iterations=s.num_iterations,
                                     threshold=0.0 if s.threshold is None else s.threshold,
                                     target_precision=s.target_precision))
         elif s.kind in ("knn", "classifier", "prompted_list") and s.kind not in _SINGLE_KINDS:

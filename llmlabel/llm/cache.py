@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -64,20 +63,12 @@ class Cache:
         self._connect()  # fail early, with a clear message, on a corrupt or unwritable file
 
     def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
-            return conn
+        from ..sqlitedb import wal_connection
+
         try:
-            conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
-            conn.executescript(_SCHEMA)
+            return wal_connection(self._local, self.path, self.timeout, _SCHEMA)
         except sqlite3.DatabaseError as e:
             raise self._error(e) from e
-        self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
 
     def _error(self, e: sqlite3.Error) -> CacheError:
         msg = str(e)

@@ -32,6 +32,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, ou
     from ..artifacts.taxonomy import load_taxonomy
     from ..artifacts.votes import VotesWriter, depends_on
     from ..io_write import make_meta
+    from ..lf.run import corpus_size, default_embedder
     from ..lf.spec import build_lfs, load_lf_spec
     from ..progress import Ticker
 
@@ -43,6 +44,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, ou
                           hint="drop --backend ray")
     tax = full.class_taxonomy()
     spec = load_lf_spec(lfs_path)
+    chosen = default_embedder(spec, lambda: corpus_size(data, text_field, id_field))  # as the local path does
     specs: list[str] = []  # the engines load in the actors; here only their specs are recorded, in LF order
     lfs = build_lfs(spec, tax, models=model, engines=lambda m: specs.append(m))  # bad specs fail here
     labels = tax.classes()
@@ -88,4 +90,4 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, ou
     add_usage("label", usage)
     return {"rows_labeled": rows, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
             "read": f"read {rows + n_done:,} rows on Ray ({n_done:,} already in finished shards)",
-            "usage": usage}
+            "usage": usage, "embedder_auto": chosen}

@@ -12,7 +12,8 @@ from ..errors import ConfigError, InputError
 from ..artifacts.taxonomy import OTHER, Taxonomy, load_taxonomy
 from .cluster import cluster_embeddings
 from .items import (  # noqa: F401  (re-exported: callers import them from here)
-    AUTO_MINILM_MAX, DEFAULT_TAXONOMY_EMBEDDER, MIN_PER_LABEL, TaxonomyResult, _dedupe, _load_embedder, load_items)
+    AUTO_MINILM_MAX, DEFAULT_TAXONOMY_EMBEDDER, MIN_PER_LABEL, TaxonomyResult, _dedupe, _load_embedder, auto_embedder,
+    auto_reason, load_items)
 from .labeldefs import add_parents, build_labels, embed_texts
 
 def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels: int = 30, instruction: str = "",
@@ -63,8 +64,8 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
     uniq, inv = _dedupe(texts)
     info["distinct_texts"] = len(uniq)
     if embedder in (None, "auto"):
-        embedder = "minilm" if len(uniq) <= AUTO_MINILM_MAX else "wordllama"
-        info["embedder_auto"] = f"{embedder} ({len(uniq):,} distinct texts; minilm up to {AUTO_MINILM_MAX:,})"
+        embedder = auto_embedder(len(uniq))
+        info["embedder_auto"] = auto_reason(len(uniq), "distinct texts")
     emb = _load_embedder(embedder)
     utexts = [texts[i] for i in uniq]
     t1 = time.perf_counter()

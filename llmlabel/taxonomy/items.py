@@ -11,12 +11,11 @@ import numpy as np
 
 from ..artifacts.taxonomy import Taxonomy
 
-#: Embedder used when none is given ("auto"): MiniLM up to AUTO_MINILM_MAX distinct texts, WordLlama above.
-#: Measured on Banking77 train (eval/results/taxonomy.md): MiniLM gives NMI 0.79 where WordLlama gives 0.75,
-#: but embeds ~150-300 texts/s on 2 CPU cores against ~4,000/s, so beyond ~30k texts MiniLM alone would take
-#: many minutes. Pass ``embedder="minilm"`` to force it at any size.
+from ..embed.stored import AUTO_MINILM_MAX, auto_embedder, auto_reason  # noqa: F401  (the size rule, shared with label)
+
+#: Embedder used when none is given ("auto"): :func:`llmlabel.embed.stored.auto_embedder` on the number of distinct
+#: texts (MiniLM up to AUTO_MINILM_MAX, WordLlama above). Pass ``embedder="minilm"`` to force it at any size.
 DEFAULT_TAXONOMY_EMBEDDER = "auto"
-AUTO_MINILM_MAX = 30_000
 MIN_PER_LABEL = 2  # distinct texts needed per requested label
 
 

@@ -262,7 +262,7 @@ def taxonomy_from_labels(labels: str | Path | Sequence[str] | Sequence[KnownLabe
     ``cache`` / ``no_cache``: the LLM answer cache.
     """
     from . import naming
-    from .items import AUTO_MINILM_MAX, TaxonomyResult, _dedupe, _load_embedder, load_items
+    from .items import TaxonomyResult, _dedupe, _load_embedder, auto_embedder, auto_reason, load_items
     from .labeldefs import embed_texts
 
     t0 = time.perf_counter()
@@ -289,8 +289,8 @@ def taxonomy_from_labels(labels: str | Path | Sequence[str] | Sequence[KnownLabe
         uniq, inv = _dedupe(texts)
         info["distinct_texts"] = len(uniq)
         if embedder in (None, "auto"):
-            embedder = "minilm" if len(uniq) <= AUTO_MINILM_MAX else "wordllama"
-            info["embedder_auto"] = f"{embedder} ({len(uniq):,} distinct texts; minilm up to {AUTO_MINILM_MAX:,})"
+            embedder = auto_embedder(len(uniq))
+            info["embedder_auto"] = auto_reason(len(uniq), "distinct texts")
         emb = _load_embedder(embedder)
         utexts = [texts[i] for i in uniq]
         x = embed_texts(emb, utexts, progress=progress)

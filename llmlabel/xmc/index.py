@@ -78,9 +78,10 @@ class LabelIndex:
             if vecs.shape == (len(space), embedder.dim):
                 return cls(space, vecs, embedder=embedder, path=folder, built=False)
         vecs = np.empty((len(space), embedder.dim), dtype=np.float16)
+        bare = getattr(embedder, "bare", embedder)  # the labels are cached here: keep them out of the embedding store
         for a in range(0, len(space), 50_000):  # bounded float32 memory for 1M labels
-            vecs[a : a + 50_000] = embedder.encode(space.labels[a : a + 50_000], batch_size=batch_size,
-                                                   progress=progress)
+            vecs[a : a + 50_000] = bare.encode(space.labels[a : a + 50_000], batch_size=batch_size,
+                                               progress=progress)
         if not use_cache:
             return cls(space, vecs, embedder=embedder, path=None, built=True)
         root.mkdir(parents=True, exist_ok=True)
