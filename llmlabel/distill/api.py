@@ -175,7 +175,8 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
                            source=facts.source_file, source_meta=d.meta, soft=used_soft,
                            multi_label=multi_label, dev_metrics=metrics["dev"],
                            dev_source=Path(dev).name if dev else None, train_seconds=train_s, settings=settings,
-                           label_stats=label_stats, license=license, language=language, training=facts)
+                           label_stats=label_stats, license=license, language=language, training=facts,
+                           safety_net=metrics.get("safety_net"))
         with atomic_write(folder / "README.md") as f:
             f.write(card)
     return DistillResult(student=st, metrics=metrics, folder=folder)

@@ -15,7 +15,8 @@ def _fmt(x: Any) -> str:
 def render_card(*, name: str, kind: str, classes: list[str], n_items: int, source: str, source_meta: dict | None,
                 soft: bool, multi_label: bool, dev_metrics: dict | None, dev_source: str | None,
                 train_seconds: float, settings: dict, label_stats: dict, license: str = "other",
-                language: list[str] | None = None, datasets: list[str] | None = None, training=None) -> str:
+                language: list[str] | None = None, datasets: list[str] | None = None, training=None,
+                safety_net: dict | None = None) -> str:
     """Render README.md. ``source_meta`` is the labeled file's provenance (:func:`llmlabel.io.read_meta`);
     ``training`` (:class:`llmlabel.artifacts.model.TrainingFacts`) states what the loss really saw."""
     if training is not None:
@@ -40,8 +41,12 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
             "dataset": {"type": "custom", "name": f"gold dev set ({dev_metrics.get('n', '?')} items)"},
             "metrics": results}]}]
     out = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True).rstrip(), "---", "", f"# {name}", ""]
+    enc = str(settings.get("embedder") or "")
     what = ("a static-embedding classifier (frozen WordLlama token embeddings + TF-IDF features, linear/MLP head)"
-            if kind == "static" else "a fine-tuned transformers encoder ("
+            if kind == "static" else
+            "a frozen sentence encoder (" + ("all-MiniLM-L6-v2" if enc in ("minilm", "all-MiniLM-L6-v2") else
+                                             f"the local folder `{enc}`") + ") with a logistic-regression head"
+            if kind == "probe" else "a fine-tuned transformers encoder ("
             + ("all-MiniLM-L6-v2" if base in ("minilm", "all-MiniLM-L6-v2") else f"from the local folder `{base}`") + ")")
     out += [f"This is {what} for {'multi-label' if multi_label else 'single-label'} text classification into "
             f"{len(classes)} classes, trained by `llmlabel distill` on **machine-generated "
@@ -76,12 +81,14 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
     out += prov + [""]
 
     out += ["## Evaluation", ""]
+    if safety_net:
+        out += _safety_section(safety_net)
     if dev_metrics:
         out.append(f"Measured on the gold dev set `{dev_source}` ({dev_metrics.get('n', '?')} human-labeled items), "
                    "which was also used for early stopping, so these figures are slightly optimistic:")
         out += ["", "| metric | value |", "|---|---|"]
         out += [f"| {m} | {_fmt(v)} |" for m, v in dev_metrics.items() if m != "n"]
-    else:
+    elif not safety_net:
         out.append("**There was no gold dev set**: this model has **not** been evaluated against human labels. "
                    "The only signal is agreement with the machine labels it was trained on, which says nothing about "
                    "how often it is right. Evaluate it on a labeled sample of your own data before relying on it.")
@@ -116,7 +123,8 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
         out += ["```python", "from transformers import pipeline", "",
                 f'clf = pipeline("text-classification", model="PATH_OR_REPO"{top})', 'clf("some text")', "```"]
     else:
-        out += ["Without llmlabel (needs numpy, scipy, tokenizers, safetensors; `predict.py` ships in this folder):", "",
+        needs = ("sentence-transformers, safetensors" if kind == "probe" else "numpy, scipy, tokenizers, safetensors")
+        out += [f"Without llmlabel (needs {needs}; `predict.py` ships in this folder):", "",
                 "```python", "import sys; sys.path.insert(0, \"PATH\")", "from predict import load", "",
                 'clf = load("PATH")', 'clf.predict(["some text"])', "```", "",
                 "With llmlabel: `llmlabel predict PATH data.jsonl -o preds.jsonl`."]
@@ -124,3 +132,19 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
             f"- Settings: `{json.dumps({k: v for k, v in settings.items() if v is not None}, sort_keys=True)}`",
             f"- Classes and label counts: `{json.dumps(label_stats.get('counts', {}), ensure_ascii=False)[:2000]}`", ""]
     return "\n".join(out)
+
+
+def _safety_section(net: dict) -> list[str]:
+    """The cross-fitted comparison on the gold (:mod:`llmlabel.distill.safety`): the verdict and the table."""
+    metric = net.get("metric", "accuracy")
+    out = [f"**Out-of-fold on the gold** ({net.get('gold_rows_scored', '?')} human-labeled items, {net.get('folds')} "
+           "folds; each fold scored by students trained with weak labels and gold that fold's labels never "
+           f"shaped): {net.get('verdict', '')}.", "",
+           f"| student | weak rows | accuracy | macro-F1 |", "|---|---|---|---|"]
+    chosen = net.get("chosen") or {}
+    for r in net.get("candidates", []):
+        mark = " (shipped)" if (r["student"], r["weak"]) == (chosen.get("student"), chosen.get("weak")) else ""
+        out.append(f"| {r['student']}{mark} | {r['weak']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} |")
+    out += ["", f"The shipped recipe was chosen by {metric.replace('_', '-')} on these same figures, so its own "
+            "figure is slightly optimistic; the others are not.", ""]
+    return out

@@ -30,13 +30,13 @@ def student_info(folder: str | Path) -> dict:
         info = json.loads(f.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise InputError(f"unreadable {STUDENT_FILE}: {e}", path=f, hint=_HINT) from None
-    if not isinstance(info, dict) or info.get("kind") not in ("static", "encoder") or not info.get("classes"):
+    if not isinstance(info, dict) or info.get("kind") not in ("static", "encoder", "probe") or not info.get("classes"):
         raise InputError(f"{STUDENT_FILE} does not describe a known student", path=f, hint=_HINT)
     return info
 
 
 def load_student(folder: str | Path, *, quantize: bool = False):
-    """Load a saved student (:class:`StaticStudent` or :class:`EncoderStudent`) from its folder.
+    """Load a saved student (:class:`StaticStudent`, :class:`ProbeStudent` or :class:`EncoderStudent`) from its folder.
 
     ``quantize=True``: dynamic int8 quantisation of an encoder student for CPU serving (ignored for static ones).
     """
@@ -46,6 +46,10 @@ def load_student(folder: str | Path, *, quantize: bool = False):
             from .static import StaticStudent
 
             return StaticStudent.load(folder)
+        if info["kind"] == "probe":
+            from .probe import ProbeStudent
+
+            return ProbeStudent.load(folder)
         from .encoder import EncoderStudent
 
         return EncoderStudent.load(folder, quantize=quantize)

@@ -5,9 +5,10 @@ chain on; nothing else in the chain notices. With a gold set, ``label`` and ``ag
 world (:mod:`llmlabel.artifacts.crossfit`): for each fold f of the gold, the label model's labels for a sample
 of weak rows made by LFs and a label model that never saw fold f's gold. Here every candidate recipe
 (``Recipe``: a student kind and how much the weak rows weigh) is trained, for each fold f, on those labels plus
-the gold outside fold f, and scored on fold f's gold: out-of-fold figures no gold row helped to make. The best
-recipe by ``metric`` is then trained on every row and shipped; the table and a one-line verdict go into
-metrics.json, the model card and the report.
+the gold outside fold f, and scored on fold f's gold: out-of-fold figures no gold row helped to make. The
+gold alone (its best student) is the reference: the best recipe with weak labels replaces it only when it wins by
+more than one paired standard error on the gold (``paired_se``). The winner is trained on every row and shipped;
+the table and a one-line verdict go into metrics.json, the model card and the report.
 
 Weak weights: ``all`` (weak rows at their label-model confidence, as without the net), ``equal`` (scaled so
 the weak rows together weigh as much as the gold rows) and ``none`` (the gold alone). Students: ``static``
@@ -149,7 +150,7 @@ def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[s
     trainer = _Trainer(make_student, list(texts), list(classes))
     trainer.prepare(np.concatenate([s_rows, g_rows]))
     onehot = np.eye(k, dtype=np.float32)[g_y]
-    table = []
+    table, oof = [], {}
     for rc in recipes(students, weak):
         pred = np.full(len(g_rows), -1)
         for f in range(gold.folds):
@@ -173,17 +174,43 @@ def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[s
         row = {"student": rc.student, "weak": rc.weak, "n": int(scored.sum()),
                **scores(g_y[scored], pred[scored], k)}
         table.append(row)
-    best = max(table, key=lambda r: (r[metric], -table.index(r)))
+        oof[len(table) - 1] = np.where(scored, pred, -1)
+    best_gold = max((i for i, r in enumerate(table) if r["weak"] == "none"), key=lambda i: table[i][metric])
+    best_weak = max((i for i, r in enumerate(table) if r["weak"] != "none"), key=lambda i: table[i][metric],
+                    default=None)
+    gain = se = 0.0
+    if best_weak is not None:
+        gain = table[best_weak][metric] - table[best_gold][metric]
+        se = paired_se(oof[best_weak], oof[best_gold], g_y, k, metric)
+    uses_weak = best_weak is not None and gain > se
+    best = table[best_weak if uses_weak else best_gold]
     chosen = Recipe(best["student"], best["weak"])
-    gold_only = max((r for r in table if r["weak"] == "none"), key=lambda r: r[metric])
-    gain = best[metric] - gold_only[metric]
     name = metric.replace("_", "-")
-    if chosen.weak == "none":
+    if not uses_weak:
         verdict = (f"the gold alone won: {chosen.student} trained on the {len(g_rows)} gold rows "
-                   f"(out-of-fold {name} {best[metric]:.3f}); the weak labels were given weight 0")
+                   f"(out-of-fold {name} {best[metric]:.3f}; the best recipe with weak labels "
+                   f"{'did not beat it by more than one standard error' if best_weak is not None else 'was not tried'}"
+                   f", {100 * gain:+.1f} points, se {100 * se:.1f}); the weak labels were given weight 0")
     else:
         verdict = (f"weak labels added {100 * gain:+.1f} points of out-of-fold {name} on your gold "
-                   f"({best[metric]:.3f} vs {gold_only[metric]:.3f} for {gold_only['student']} on the gold alone); "
-                   f"shipped: {chosen.student}, weak rows weighted '{chosen.weak}'")
+                   f"(se {100 * se:.1f}; {best[metric]:.3f} vs {table[best_gold][metric]:.3f} for "
+                   f"{table[best_gold]['student']} on the gold alone); shipped: {chosen.student}, weak rows "
+                   f"weighted '{chosen.weak}'")
     return SafetyNetResult(chosen, metric, table, gold.folds, int(best["n"]), len(s_rows), verdict, float(gain),
                            notes)
+
+
+def paired_se(pred_a: np.ndarray, pred_b: np.ndarray, y: np.ndarray, k: int, metric: str, draws: int = 400,
+              seed: int = 0) -> float:
+    """Standard error of ``metric(a) - metric(b)`` over the same gold items (seeded paired bootstrap; rows
+    either left unscored, -1, are dropped)."""
+    ok = (pred_a >= 0) & (pred_b >= 0)
+    a, b, y = pred_a[ok], pred_b[ok], y[ok]
+    if len(y) < 2:
+        return float("inf")
+    if metric == "accuracy":
+        d = (a == y).astype(float) - (b == y)
+        return float(d.std(ddof=1) / np.sqrt(len(d)))
+    idx = np.random.default_rng(seed).integers(0, len(y), (draws, len(y)))
+    diffs = [scores(y[i], a[i], k)[metric] - scores(y[i], b[i], k)[metric] for i in idx]
+    return float(np.std(diffs, ddof=1))

@@ -116,9 +116,9 @@ def _n_eff(x: np.ndarray, w: np.ndarray) -> float:
 def _critical(sigmas: float, n_eff: float) -> float:
     """How many standard errors a mean of ``n_eff`` paired per-LF differences must clear: the Student-t
     quantile at the one-sided level of ``sigmas`` normal standard deviations (few LFs: a wider margin)."""
-    from scipy import stats
+    from scipy.special import ndtr, stdtrit  # scipy.stats costs seconds to import
 
-    return float(stats.t.ppf(stats.norm.cdf(sigmas), df=max(n_eff - 1.0, 1.0)))
+    return float(stdtrit(max(n_eff - 1.0, 1.0), ndtr(sigmas)))
 
 
 def scorable_rows(votes: Votes, groups: list[np.ndarray], min_votes: int = 5) -> dict[int, np.ndarray]:
@@ -156,7 +156,7 @@ def refit_heldout_agreement(model: LabelModel, votes: Votes, groups: list[np.nda
     return out
 
 
-def _refit(model: LabelModel, votes: Votes, warm_iter: int = 30) -> LabelModel:
+def _refit(model: LabelModel, votes: Votes, warm_iter: int = 10) -> LabelModel:
     """``model`` fitted on ``votes``: EM models start from their fitted parameters (``warm_start``) and run
     at most ``warm_iter`` iterations, which lands on the same fixed point as a cold start far sooner."""
     if "warm_start" in model.get_params():
@@ -243,9 +243,12 @@ class HeldOutSelect(LabelModel):
 
     def _skip(self, spec, votes: Votes) -> str | None:
         k = votes.k
-        if k >= MANY_CLASSES and self.candidates == DEFAULT_HELDOUT_CANDIDATES and spec in ("ds-r", "hyperlm"):
-            return f"{k} classes >= {MANY_CLASSES}: " + ("k x (k+1) parameters per LF" if spec == "ds-r"
-                                                         else f"one network pass per class in each of {self.max_refits} refits")
+        if k >= MANY_CLASSES and self.candidates == DEFAULT_HELDOUT_CANDIDATES and spec in ("ds-r", "onecoin-r",
+                                                                                             "hyperlm"):
+            return f"{k} classes >= {MANY_CLASSES}: " + (
+                "k x (k+1) parameters per LF" if spec == "ds-r" else
+                f"one network pass per class in each of {self.max_refits} refits" if spec == "hyperlm" else
+                f"each of {self.max_refits} EM refits costs seconds")
         if isinstance(spec, str) and spec in OPTIONAL:
             if not OPTIONAL[spec]():
                 return "not installed"

@@ -47,7 +47,8 @@ def redundancy_weights_from(jaccard: np.ndarray, keep: np.ndarray, power: float 
     over the votes."""
     J = jaccard ** power
     np.fill_diagonal(J, 1.0)
-    return np.where(keep, 1.0 / (J @ keep.astype(float)), 0.0)
+    tot = J @ keep.astype(float)
+    return np.divide(1.0, tot, out=np.zeros(len(tot)), where=keep & (tot > 0))
 
 
 def redundant_groups(votes: Votes, threshold: float = 0.5, jaccard: np.ndarray | None = None) -> list[np.ndarray]:

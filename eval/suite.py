@@ -1,0 +1,203 @@
+"""The suite every default is chosen on: every visible single-label set, with 100 gold labels and with none,
+through the CLI recipe the README documents, beside the baselines a user would pick instead.
+
+    python eval/suite.py                              # every set and row (hours on 2 cores)
+    python eval/suite.py --sets trec youtube --rows a c_lr d e
+
+Rows, each scored on the set's test split only (the gold budget is drawn from the corpus with a fixed seed):
+(a)       zero-shot embedding: each test text to the nearest "name: description" (frozen MiniLM);
+(c_lr)    frozen MiniLM + logistic regression on the N gold (C=10);
+(c_setfit) SetFit 1.2's default recipe on the N gold, same MiniLM body (``pip install 'llmlabel[setfit]'``);
+(d)       the chain with the gold: ``llmlabel auto corpus.jsonl --labels labels.txt --gold gold.jsonl -o RUN``
+          then ``llmlabel predict RUN/model test.jsonl`` (the README's recipe, nothing else);
+(e)       the chain without gold: the same without ``--gold``.
+Each set is scored by its official metric (TweetEval: macro-F1, irony = F1 of the irony class, stance = mean F1 of
+against/favor; sms: F1 of spam; else accuracy), with accuracy and macro-F1 beside it. Results are cached per
+row in OUT.json as they finish (a stopped run keeps its rows; ``--redo`` recomputes), and OUT.md is rebuilt
+from it every time with wins / ties / losses of (d) against (c_lr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import LOADERS, ROOT, header, score  # noqa: E402
+
+WORK = Path(os.environ.get("LLMLABEL_SUITE_WORK", "/tmp/llmlabel-suite"))
+SETS = ["banking77", "agnews", "youtube", "trec", "sms", "semeval", "irony", "offensive", "emoji",
+        "stance-abortion", "stance-atheism", "stance-climate", "stance-feminist", "stance-hillary"]
+ROWS = ("a", "c_lr", "c_setfit", "d", "e")
+SETFIT_SETS = ("trec", "youtube", "irony", "stance-abortion", "stance-atheism", "stance-climate",
+               "stance-feminist", "stance-hillary", "agnews", "banking77")
+TIE = 0.01  # within a point: a tie
+
+
+def draw_gold(n: int, budget: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).permutation(n)[:budget])
+
+
+def _jsonl(path: Path, rows) -> Path:
+    with path.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return path
+
+
+def prepare(b, budget: int, seed: int) -> Path:
+    """The files a user would have: corpus.jsonl, labels.txt, gold.jsonl (budget rows of the corpus), and the
+    test split as test.jsonl (scoring only)."""
+    d = WORK / b.name
+    d.mkdir(parents=True, exist_ok=True)
+    _jsonl(d / "corpus.jsonl", ({"id": i, "text": t} for i, t in zip(b.corpus_ids, b.corpus_texts)))
+    (d / "labels.txt").write_text(b.labels_txt(), encoding="utf-8")
+    g = draw_gold(len(b.corpus_texts), budget, seed)
+    _jsonl(d / f"gold-{budget}-{seed}.jsonl", ({"id": b.corpus_ids[i], "text": b.corpus_texts[i],
+                                                "label": b.labels[b.corpus_y[i]]} for i in g))
+    _jsonl(d / "test.jsonl", ({"id": f"test-{j}", "text": t} for j, t in enumerate(b.test_texts)))
+    return d
+
+
+def metrics(b, pred) -> dict:
+    k = len(b.labels)
+    pred = np.asarray(pred)
+    return {"official": round(score(b.metric, b.test_y, pred, k), 4), "metric": b.metric,
+            "acc": round(score("accuracy", b.test_y, pred, k), 4),
+            "macro_f1": round(score("macro_f1", b.test_y, pred, k), 4)}
+
+
+def _embed(texts: list[str]) -> np.ndarray:
+    from llmlabel.embed import load_embedder
+
+    x = np.asarray(load_embedder("minilm").encode(texts), np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def zero_shot(b) -> dict:
+    q = _embed([f"{n}: {b.descriptions[n]}" if b.descriptions.get(n) else n for n in b.labels])
+    return metrics(b, (_embed(b.test_texts) @ q.T).argmax(1))
+
+
+def lr_on_gold(b, gold: np.ndarray) -> dict | None:
+    from sklearn.linear_model import LogisticRegression
+
+    y = b.corpus_y[gold]
+    if len(np.unique(y)) < 2:
+        return None
+    clf = LogisticRegression(C=10.0, max_iter=2000).fit(_embed([b.corpus_texts[i] for i in gold]), y)
+    return metrics(b, clf.classes_[clf.predict_proba(_embed(b.test_texts)).argmax(1)])
+
+
+def setfit_on_gold(b, gold: np.ndarray, seed: int) -> dict:
+    """SetFit 1.2's default recipe on the bundled MiniLM (checkpoints to a temp folder, not the cwd)."""
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    from llmlabel.embed.embedders import minilm_path
+
+    model = SetFitModel.from_pretrained(str(minilm_path()))
+    train = Dataset.from_dict({"text": [b.corpus_texts[i] for i in gold], "label": b.corpus_y[gold].tolist()})
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TrainingArguments(seed=seed, show_progress_bar=False, output_dir=tmp, save_strategy="no")
+        t0 = time.perf_counter()
+        Trainer(model=model, args=args, train_dataset=train).train()
+        train_s = time.perf_counter() - t0
+    out = metrics(b, np.asarray(model.predict(b.test_texts, batch_size=64, show_progress_bar=False)))
+    return {**out, "train_seconds": round(train_s, 1)}
+
+
+def _cli(args: list[str], log: Path) -> float:
+    t0 = time.perf_counter()
+    with log.open("a", encoding="utf-8") as f:
+        f.write("$ llmlabel " + " ".join(args) + "\n")
+        f.flush()
+        rc = subprocess.run([sys.executable, "-m", "llmlabel.cli", *args], stdout=f, stderr=subprocess.STDOUT,
+                            cwd=ROOT).returncode
+    if rc:
+        raise RuntimeError(f"llmlabel {' '.join(args)} failed ({rc}); see {log}")
+    return time.perf_counter() - t0
+
+
+def chain(b, d: Path, gold_file: Path | None, tag: str) -> dict:
+    """The README recipe: ``llmlabel auto`` on the corpus, then ``llmlabel predict`` on the test split."""
+    run = d / f"run-{tag}"
+    log = d / f"{tag}.log"
+    args = ["auto", str(d / "corpus.jsonl"), "-o", str(run), "--labels", str(d / "labels.txt"), "--no-report"]
+    if gold_file is not None:
+        args += ["--gold", str(gold_file)]
+    chain_s = _cli(args, log)
+    preds = run / "test-predictions.jsonl"
+    pred_s = _cli(["predict", str(run / "model"), str(d / "test.jsonl"), "-o", str(preds)], log)
+    index = {n: j for j, n in enumerate(b.labels)}
+    rows = [json.loads(x) for x in preds.read_text(encoding="utf-8").splitlines() if x.strip()]
+    pred = np.array([index[r["label"]] for r in rows])
+    info = json.loads((run / "model" / "metrics.json").read_text(encoding="utf-8"))
+    net = info.get("safety_net")
+    out = {**metrics(b, pred), "chain_seconds": round(chain_s, 1), "predict_seconds": round(pred_s, 1),
+           "student": info.get("student")}
+    if net:
+        out["safety_net"] = {"chosen": net["chosen"], "verdict": net["verdict"],
+                             "candidates": [{k: r[k] for k in ("student", "weak", "accuracy", "macro_f1")}
+                                            for r in net["candidates"]]}
+    return out
+
+
+def run(args) -> dict:
+    out_json = Path(args.out).with_suffix(".json")
+    done = json.loads(out_json.read_text()) if out_json.is_file() else {"rows": {}, "runs": []}
+    started, load0 = time.time(), os.getloadavg()[0]
+    os.environ.setdefault("LLMLABEL_EMBED_CACHE", str(WORK / "embed-store"))
+    for name in args.sets:
+        b = LOADERS[name]()
+        d = prepare(b, args.budget, args.seed)
+        gold = draw_gold(len(b.corpus_texts), args.budget, args.seed)
+        for row in args.rows:
+            key = f"{name}|{row}|{args.budget}|{args.seed}"
+            if (key in done["rows"] and not args.redo) or (row == "c_setfit" and name not in args.setfit_sets):
+                continue
+            t0 = time.perf_counter()
+            res = {"a": lambda: zero_shot(b), "c_lr": lambda: lr_on_gold(b, gold),
+                   "c_setfit": lambda: setfit_on_gold(b, gold, args.seed),
+                   "d": lambda: chain(b, d, d / f"gold-{args.budget}-{args.seed}.jsonl", f"gold{args.budget}"),
+                   "e": lambda: chain(b, d, None, "nogold")}[row]()
+            if res is None:
+                continue
+            res["seconds"] = round(time.perf_counter() - t0, 1)
+            res["load"] = round(os.getloadavg()[0], 1)
+            done["rows"][key] = res
+            print(f"[{name}] {row}: {res['metric']} {res['official']:.4f} (acc {res['acc']:.4f}, "
+                  f"macro-F1 {res['macro_f1']:.4f}) {res['seconds']:.0f} s", flush=True)
+            out_json.write_text(json.dumps(done, indent=1))
+    done["runs"].append({"command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+                         "header": header("python " + " ".join(sys.argv)), "seconds": round(time.time() - started),
+                         "load_start": round(load0, 1), "load_end": round(os.getloadavg()[0], 1)})
+    out_json.write_text(json.dumps(done, indent=1))
+    from suite_report import write_markdown
+
+    write_markdown(done, Path(args.out).with_suffix(".md"), args.budget, args.seed)
+    return done
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sets", nargs="+", default=SETS, choices=list(LOADERS))
+    ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
+    ap.add_argument("--setfit-sets", nargs="+", default=list(SETFIT_SETS))
+    ap.add_argument("--budget", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--redo", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "suite"))
+    run(ap.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The cross-fitting safety net: with gold, the chain measures on the gold whether its weak labels help, and ships
+what wins (issue 24). Built on the bundled Banking77 sample, whose rows all carry their true intent."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmlabel.artifacts.crossfit import (GoldFolds, read_crossfit_labels, read_crossfit_votes, write_crossfit_labels,
+                                         write_crossfit_votes)
+from llmlabel.errors import InputError
+
+from clirun import run_cli
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "banking77_sample.jsonl"
+INTENTS = ["card_arrival", "exchange_rate", "lost_or_stolen_card", "top_up_failed", "cash_withdrawal_charge",
+           "pin_blocked"]
+
+
+def sample_rows(classes=INTENTS) -> list[dict]:
+    rows = [json.loads(x) for x in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    return [r for r in rows if classes is None or r["category"] in classes]
+
+
+def test_crossfit_files_round_trip_and_refuse_what_does_not_fit(tmp_path):
+    gold = GoldFolds(("g1", "g2", "g3"), np.array([0, 1, 0]), 2, np.array([1, 0, 1]), np.array([True, True, False]))
+    votes = [np.array([[0, 1], [-1, 1]]), np.array([[1, 1], [0, -1]])]
+    probs = [{"knn": np.array([[0.9, 0.1], [0.0, 0.0]])}, {"knn": np.array([[0.2, 0.8], [0.6, 0.4]])}]
+    write_crossfit_votes(tmp_path, ids=["a", "b"], lf_names=["knn", "lr"], votes=votes, probs=probs, gold=gold)
+    cv = read_crossfit_votes(tmp_path)
+    assert cv.ids == ["a", "b"] and cv.lf_names == ["knn", "lr"]
+    np.testing.assert_array_equal(cv.votes[1], votes[1])
+    np.testing.assert_allclose(cv.probs[1]["knn"], probs[1]["knn"], atol=1e-6)
+    assert "lr" not in cv.probs[0] and cv.gold.fold.tolist() == [0, 1, 0]
+
+    proba = np.array([[[0.2, 0.8], [0.5, 0.5]], [[1.0, 0.0], [0.0, 1.0]]])
+    write_crossfit_labels(tmp_path / "labeled.parquet", ids=["a", "b"], classes=["x", "y"], proba=proba, gold=gold)
+    cl = read_crossfit_labels(tmp_path / "labeled.parquet")
+    np.testing.assert_allclose(cl.proba, proba, atol=1e-6)
+    assert cl.classes == ["x", "y"] and cl.gold.fair.tolist() == [True, True, False]
+    assert read_crossfit_labels(tmp_path / "other.parquet") is None
+    with pytest.raises(InputError, match="proba has shape"):
+        write_crossfit_labels(tmp_path / "l2.parquet", ids=["a"], classes=["x", "y"], proba=proba, gold=gold)
+    with pytest.raises(InputError, match="folds"):
+        write_crossfit_votes(tmp_path, ids=["a", "b"], lf_names=["knn"], votes=votes[:1], probs=[{}], gold=gold)
+    # another stage's file where a cross-fitting file belongs: one line naming it
+    (tmp_path / "bad.crossfit.parquet").write_bytes((tmp_path / "_crossfit.parquet").read_bytes())
+    with pytest.raises(InputError, match="crossfit-votes file, not a crossfit-labels file"):
+        read_crossfit_labels(tmp_path / "bad.parquet")
+
+
+def test_inside_as_fold_the_gold_lfs_vote_without_that_folds_rows():
+    from llmlabel.lf.gold import GoldSet
+    from llmlabel.lf.knn import KnnLF
+    from llmlabel.lf.supervised import GoldLogRegLF
+
+    rows = sample_rows(INTENTS[:3])[:60]
+    labels = INTENTS[:3]
+    gold = GoldSet([r["id"] for r in rows], [r["text"] for r in rows], [labels.index(r["category"]) for r in rows],
+                   labels=labels, folds=3)
+    knn = KnnLF("knn", gold, embedder="wordllama", k=1, threshold=0.0)
+    target = 0  # a new item whose text is gold row 0's: its nearest neighbour is that row, unless its fold is out
+    text, f = rows[target]["text"], int(gold.fold[target])
+    sims_all = knn.neighbours.similarities([text], ["new-item"])
+    assert sims_all[0, target] == pytest.approx(1.0, abs=1e-5)
+    with gold.as_fold(f):
+        sims = knn.neighbours.similarities([text], ["new-item"])
+        own = knn.neighbours.similarities([rows[target]["text"]], [rows[target]["id"]])
+    assert np.isinf(sims[0, gold.fold == f]).all() and np.isfinite(sims[0, gold.fold != f]).all()
+    np.testing.assert_array_equal(own, knn.neighbours.similarities([text], [rows[target]["id"]]))  # gold rows keep theirs
+    assert knn.neighbours.similarities([text], ["new-item"])[0, target] == pytest.approx(1.0, abs=1e-5)  # restored
+    lr = GoldLogRegLF("lr", gold, embedder="wordllama")
+    with gold.as_fold(f):
+        in_fold = lr.apply([text], [{"id": "new-item"}])[1]
+    np.testing.assert_allclose(in_fold, lr._proba(lr.models_[f], lr._features([text])), atol=1e-6)
+    with pytest.raises(Exception, match="fold 9"):
+        with gold.as_fold(9):
+            pass
+
+
+def _write_run(tmp_path, weak_y, rows, gold_idx, classes, folds=4):
+    """A labeled file and its cross-fitting sidecar whose weak labels are ``weak_y`` (the label model's
+    output), with the gold rows clamped, as ``aggregate --gold`` writes them."""
+    from llmlabel.artifacts.labeled import write_labeled
+
+    n, k = len(rows), len(classes)
+    true = np.array([classes.index(r["category"]) for r in rows])
+    proba = np.full((n, k), 0.05 / (k - 1), np.float32)
+    proba[np.arange(n), weak_y] = 0.95
+    source = np.full(n, "model", dtype=object)
+    proba[gold_idx] = np.eye(k, dtype=np.float32)[true[gold_idx]]
+    source[gold_idx] = "human"
+    path = tmp_path / "labeled.parquet"
+    write_labeled(path, ids=[r["id"] for r in rows], classes=classes, proba=proba, texts=[r["text"] for r in rows],
+                  source=source)
+    fold = np.arange(len(gold_idx)) % folds
+    sample = np.setdiff1d(np.arange(n), gold_idx)
+    gold = GoldFolds(tuple(rows[i]["id"] for i in gold_idx), fold, folds, true[gold_idx], np.ones(len(gold_idx), bool))
+    write_crossfit_labels(path, ids=[rows[i]["id"] for i in sample], classes=classes,
+                          proba=np.repeat(proba[sample][None], folds, axis=0), gold=gold)
+    return path, true
+
+
+@pytest.mark.parametrize("weak", ["right", "shuffled"])
+def test_distill_ships_the_recipe_that_wins_on_the_gold(tmp_path, weak):
+    """Right weak labels: a recipe that uses them wins and ships. Shuffled ones (labels that carry nothing):
+    the gold alone wins, the weak rows get weight 0, and the shipped model still learned the task from the gold."""
+    from llmlabel.distill.api import distill
+    from llmlabel.distill.export import load_student
+
+    classes = sorted({r["category"] for r in sample_rows(None)})[:20]  # 20 intents, ~2 gold rows each
+    rows = sample_rows(classes)
+    rng = np.random.default_rng(0)
+    gold_idx = np.sort(rng.choice(len(rows), 40, replace=False))
+    true = np.array([classes.index(r["category"]) for r in rows])
+    weak_y = true if weak == "right" else rng.permutation(true)
+    path, true = _write_run(tmp_path, weak_y, rows, gold_idx, classes)
+    res = distill(path, tmp_path / "model", student="auto", min_per_class=1)
+    net = res.metrics["safety_net"]
+    table = {(r["student"], r["weak"]): r for r in net["candidates"]}
+    assert len(table) == 6 and all(r["n"] == 40 for r in table.values())
+    if weak == "right":
+        assert net["chosen"]["weak"] != "none"
+        assert table[("probe", "all")]["accuracy"] > table[("probe", "none")]["accuracy"] + 0.05
+        assert "weak labels added" in net["verdict"]
+    else:
+        assert net["chosen"]["weak"] == "none" and net["verdict"].startswith("the gold alone won")
+        assert res.metrics["n_train"] == 40  # the weak rows were not trained on
+    rest = np.setdiff1d(np.arange(len(rows)), gold_idx)
+    model = load_student(tmp_path / "model")
+    pred = model.predict_proba([rows[i]["text"] for i in rest]).argmax(1)
+    acc = float(np.mean(pred == true[rest]))
+    assert acc > (0.8 if weak == "right" else 0.3)  # 20 intents: chance is 0.05
+    card = (tmp_path / "model" / "README.md").read_text(encoding="utf-8")
+    assert "Out-of-fold on the gold" in card and net["verdict"] in card
+
+
+def test_without_the_sidecar_or_with_a_weak_weight_the_net_does_not_run(tmp_path):
+    from llmlabel.artifacts.crossfit import crossfit_labels_path
+    from llmlabel.distill.api import distill
+
+    rows = sample_rows(INTENTS[:3])
+    classes = INTENTS[:3]
+    true = np.array([classes.index(r["category"]) for r in rows])
+    path, _ = _write_run(tmp_path, true, rows, np.arange(0, len(rows), 5), classes)
+    assert "safety_net" not in distill(path, None, weak_weight=0.5, min_per_class=1).metrics
+    crossfit_labels_path(path).unlink()
+    res = distill(path, None, min_per_class=1)
+    assert "safety_net" not in res.metrics and res.metrics["student"] == "static"
+
+
+def test_label_and_aggregate_with_gold_leave_the_cross_fitted_world_for_distill(tmp_path):
+    """The CLI chain: label --gold writes the gold-derived LFs' votes per fold on a sample, aggregate --gold the
+    per-fold labels; distill reads them and says what it shipped."""
+    rows = sample_rows()
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in rows), encoding="utf-8")
+    (tmp_path / "labels.txt").write_text("\n".join(INTENTS) + "\n", encoding="utf-8")
+    rng = np.random.default_rng(1)
+    pick = rng.choice(len(rows), 40, replace=False)
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps({"id": rows[i]["id"], "text": rows[i]["text"], "label": rows[i]["category"]})
+                            + "\n" for i in pick), encoding="utf-8")
+    lfs = tmp_path / "lfs.yaml"
+    lfs.write_text("lfs:\n  - {kind: keyphrases}\n  - {name: emb, kind: embedding, embedder: wordllama, threshold: auto}\n"
+                   "  - {name: knn, kind: knn, embedder: wordllama, threshold: auto}\n"
+                   "  - {name: lr, kind: logreg, embedder: wordllama}\n", encoding="utf-8")
+    tax = tmp_path / "taxonomy.yaml"
+    assert run_cli("taxonomy", corpus, "--labels", tmp_path / "labels.txt", "-o", tax, "-e", "wordllama", "-q") == 0
+    assert run_cli("label", corpus, "-t", tax, "--lfs", lfs, "--gold", gold, "-o", tmp_path / "votes", "-q") == 0
+    cv = read_crossfit_votes(tmp_path / "votes")
+    assert cv.lf_names == ["emb", "knn", "lr"] and cv.gold.folds == 5
+    assert len(cv.ids) == len(rows) - 40 and not set(cv.ids) & {rows[i]["id"] for i in pick}
+    assert any((a != b).any() for a, b in zip(cv.votes, cv.votes[1:]))  # the folds really differ
+    labeled = tmp_path / "labeled.parquet"
+    assert run_cli("aggregate", tmp_path / "votes", "--gold", gold, "-o", labeled) == 0
+    cl = read_crossfit_labels(labeled)
+    assert cl.proba.shape == (5, len(cv.ids), len(INTENTS)) and sorted(cl.gold.ids) == sorted(rows[i]["id"] for i in pick)
+    np.testing.assert_allclose(cl.proba.sum(axis=2), 1.0, atol=1e-4)
+    assert run_cli("distill", labeled, "-o", tmp_path / "model", "--min-per-class", "1") == 0
+    m = json.loads((tmp_path / "model" / "metrics.json").read_text(encoding="utf-8"))
+    assert m["safety_net"]["gold_rows_scored"] == 40 and m["safety_net"]["chosen"]["student"] == m["student"]
