@@ -47,6 +47,9 @@ VARIANTS = {
     "no class-share guard": {"max_shift": 1.0},
     "class-share guard 0.2": {"max_shift": 0.2},
     "min 10 LFs": {"min_lfs": 10},
+    "min 10 LFs, margin 1.645": {"min_lfs": 10, "margin": 1.645},
+    "counts only, margin 1.645": {"candidates": COUNT, "margin": 1.645},
+    "min 10 LFs, no class-share guard": {"min_lfs": 10, "max_shift": 1.0},
     "+ wv-r": {"candidates": ("mv", "mv-r", "mvb", "mvb-r", "wv-r", "onecoin-r", "ds-r", "hyperlm")},
 }
 

@@ -39,31 +39,63 @@ def test_equally_accurate_independent_lfs_default_is_within_noise_of_majority_vo
     assert abs(acc(default, L, y) - acc(mv, L, y)) < 0.015  # sd of an accuracy on 4000 items: ~0.006
 
 
-def test_an_adversarial_lf_is_discounted_and_the_default_beats_majority_vote():
+def test_an_adversarial_lf_and_duplicated_lfs_the_default_beats_majority_vote():
+    """Ten honest LFs, one that is right 10% of the time and a poor LF registered three times: held-out
+    evidence is plentiful, and the default leaves majority vote for a model that discounts both."""
     rng = np.random.default_rng(1)
     y = rng.integers(0, 3, 4000)
-    good = lfs(y, 3, [0.7] * 4, [0.7] * 4, rng)
-    adversarial = np.where(rng.random(len(y)) < 0.9, (y + 1) % 3, y)[:, None]  # right 10% of the time
-    L = np.hstack([good, adversarial])
+    good = lfs(y, 3, [0.7] * 10, [0.5] * 10, rng)
+    adversarial = np.where(rng.random(len(y)) < 0.9, (y + 1) % 3, y)[:, None]
+    poor = lfs(y, 3, [0.4], [1.0], rng)
+    L = np.hstack([good, adversarial, poor, poor, poor])
     default = make_model(DEFAULT_MODEL, 3).fit(L)
-    assert acc(default, L, y) > acc(MajorityVote(3).fit(L), L, y) + 0.1
     assert default.chosen_ != "mv"
-    # Discounted: the default's labels disagree with the adversarial LF far more than with the good ones.
-    pred = default.predict(L)
-    assert np.mean(pred == L[:, 4]) < 0.3 < 0.6 < np.mean(pred[L[:, 0] >= 0] == L[L[:, 0] >= 0, 0])
-
-
-def test_two_duplicated_lfs_count_once():
-    rng = np.random.default_rng(2)
-    y = rng.integers(0, 3, 4000)
-    good = lfs(y, 3, [0.75] * 3, [0.8] * 3, rng)
-    poor = lfs(y, 3, [0.45], [1.0], rng)
-    L = np.hstack([good, poor, poor])  # the same poor LF registered twice
-    w = redundancy_weights(as_votes(L))
-    np.testing.assert_allclose(w[3:], 0.5, atol=0.01)
-    assert (w[:3] > 0.9).all()  # accurate independent LFs overlap a little, and lose little
-    default = make_model(DEFAULT_MODEL, 3).fit(L)
     assert acc(default, L, y) > acc(MajorityVote(3).fit(L), L, y) + 0.1
+    pred = default.predict(L)  # discounted: its labels disagree with the adversarial LF far more than with the good
+    assert np.mean(pred == L[:, 10]) < 0.3 < 0.6 < np.mean(pred[L[:, 0] >= 0] == L[L[:, 0] >= 0, 0])
+    w = redundancy_weights(as_votes(L))
+    np.testing.assert_allclose(w[11:], 1 / 3, atol=0.01)
+
+
+def imbalanced_keyword_matrix(seed: int, n: int = 6000, n_lf: int = 100, broad: int = 3):
+    """The failure on held-back relation sets, reproduced: 9 classes from 30% down to 1%, 100 unipolar
+    keyword LFs of uneven coverage spread over the classes independently of their frequency, equally precise,
+    and a few broad LFs that vote every class."""
+    rng = np.random.default_rng(seed)
+    prior = np.array([0.30, 0.20, 0.15, 0.10, 0.08, 0.07, 0.05, 0.04, 0.01])
+    k = len(prior)
+    y = rng.choice(k, n, p=prior / prior.sum())
+    L = np.full((n, n_lf + broad), -1, np.int16)
+    owner = rng.choice(k, n_lf, p=rng.dirichlet(np.full(k, 0.7)))
+    for j, c in enumerate(owner):
+        hit = (y == c) & (rng.random(n) < rng.uniform(0.02, 0.2))
+        false = rng.choice(np.flatnonzero(y != c), int(hit.sum() / 3), replace=False)  # precision 0.75
+        L[hit, j] = c
+        L[false, j] = c
+    for b in range(broad):
+        v = np.where(rng.random(n) < 0.6, y, rng.integers(0, k, n))
+        on = rng.random(n) < 0.7
+        L[on, n_lf + b] = v[on]
+    return L, y, k
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_imbalanced_classes_and_many_unipolar_lfs_stay_within_a_point_of_majority_vote(seed):
+    L, y, k = imbalanced_keyword_matrix(seed)
+    default = make_model(DEFAULT_MODEL, k).fit(L)
+    assert acc(default, L, y) >= acc(MajorityVote(k).fit(L), L, y) - 0.01
+    assert "reason" in default.selection_ and default.selection_["lfs_scorable"] > 50
+
+
+def test_few_lfs_are_no_evidence_the_default_is_majority_vote():
+    """Three or four LFs (key phrases + one embedding LF over two classes): whatever their held-out agreement
+    says, it is measured on too few LFs to leave majority vote (the -7.7-point failure on a held-back set)."""
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 3000)
+    L = lfs(y, 2, [0.9, 0.6, 0.55, 0.52], [0.3, 0.9, 0.4, 0.4], rng)
+    default = make_model(DEFAULT_MODEL, 2).fit(L)
+    assert default.chosen_ == "mv" and "min_lfs" in default.selection_["reason"]
+    np.testing.assert_allclose(default.predict_proba(L), MajorityVote(2).fit(L).predict_proba(L))
 
 
 def test_correlated_unipolar_lfs_next_to_one_broad_accurate_lf():
@@ -78,9 +110,7 @@ def test_correlated_unipolar_lfs_next_to_one_broad_accurate_lf():
         cols += [np.where(phrase & (rng.random(n) < 0.9), c, -1)[:, None] for _ in range(4)]
     L = np.hstack(cols)
     default = make_model(DEFAULT_MODEL, k).fit(L)
-    best_broad = float(np.mean(broad[:, 0] == y))
-    assert acc(default, L, y) >= best_broad - 0.005
-    assert acc(default, L, y) >= acc(MajorityVote(k).fit(L), L, y)
+    assert acc(default, L, y) >= acc(MajorityVote(k).fit(L), L, y) + 0.01
 
 
 def test_no_dev_selection_never_reads_gold():
@@ -180,8 +210,8 @@ def test_class_balance_helps_when_classes_have_very_unequal_numbers_of_unipolar_
     cov = (L >= 0).any(axis=1)
     mv = MajorityVote(k).fit(L)
     assert np.mean(balanced.predict(L)[cov] == y[cov]) > np.mean(mv.predict(L)[cov] == y[cov]) + 0.02
-    # The held-out score weighs each class's LFs equally: the 16 LFs of class 0 do not pick the model.
-    assert acc(make_model(DEFAULT_MODEL, k).fit(L), L, y) > acc(mv, L, y) + 0.05
+    # The default does not lose to majority vote (it keeps it unless the held-out test is passed).
+    assert acc(make_model(DEFAULT_MODEL, k).fit(L), L, y) >= acc(mv, L, y) - 0.01
 
 
 def test_class_balance_auto_is_plain_counting_for_lfs_that_vote_every_class():

@@ -59,7 +59,7 @@ CANDIDATES = {
 OPTIONAL = {"hyperlm": hyperlm_available}
 #: From this many classes on, the default candidates leave out the full Dawid-Skene model (select.py).
 MANY_CLASSES = 21
-DEFAULT_HELDOUT_CANDIDATES = ("mv", "mv-r", "mvb", "mvb-r", "onecoin-r", "ds-r", "hyperlm")
+DEFAULT_HELDOUT_CANDIDATES = ("mv", "mvb", "wv-r", "onecoin-r", "ds-r", "hyperlm")
 #: Candidates whose held-out refits are exact and cheap (``heldout_proba``): scored on every scorable LF.
 COUNT_MODELS = (MajorityVote,)
 
@@ -207,7 +207,7 @@ class HeldOutSelect(LabelModel):
     """
 
     def __init__(self, cardinality: int | None = None, candidates=DEFAULT_HELDOUT_CANDIDATES, margin: float = 2.0,
-                 min_lfs: int = 5, max_shift: float = 0.1, max_select_rows: int = 20_000,
+                 min_lfs: int = 10, max_shift: float = 0.1, max_select_rows: int = 20_000,
                  min_select_rows: int = 10_000, select_votes: int = 500, group_threshold: float = 0.5,
                  refit_iter: int = 1, max_refits: int = 30, hyperlm_max_rows: int = 100_000,
                  random_state: int | None = 0):
