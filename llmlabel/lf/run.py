@@ -29,7 +29,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     items get out-of-fold votes (:mod:`llmlabel.lf.gold`).
     """
     from ..artifacts.taxonomy import load_taxonomy
-    from ..errors import ConfigError, InputError
+    from ..errors import InputError
     from ..artifacts.votes import VotesWriter, depends_on
     from ..io import read_corpus
     from ..io_write import check_writable, make_meta
@@ -42,16 +42,9 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     full = load_taxonomy(taxonomy_path)
     spec = load_lf_spec(lfs_path)
     gold = resolve_gold_path(gold, spec.gold, lfs_path)
+    spec.check_form(full.multi_label)  # before the votes folder is touched
     if full.multi_label:
         from .multispec import label_corpus_multi
-        from .spec import SINGLE_LABEL_ONLY
-
-        for j, s in enumerate(spec.lfs):
-            if s.kind in SINGLE_LABEL_ONLY or s.threshold == "auto":
-                what = f"kind {s.kind}" if s.kind in SINGLE_LABEL_ONLY else "threshold: auto"
-                raise ConfigError(f"LF '{s.name}': {what} is for single-label taxonomies",
-                                  hint="use a number, or a kind listed in llmlabel.lf.multispec",
-                                  **spec.where(j, "kind" if s.kind in SINGLE_LABEL_ONLY else "threshold"))
 
         return label_corpus_multi(data, full, spec, out, taxonomy_path=taxonomy_path, lfs_path=lfs_path,
                                   models=model, gold=gold, shard_size=shard_size, text_field=text_field,
