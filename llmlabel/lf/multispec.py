@@ -89,11 +89,12 @@ def apply_multi_lfs(lfs: Sequence, texts: Sequence[str], *, labels: Sequence[str
                       None if ids is None else [str(i) for i in ids], p_yes, errors)
 
 
-def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_path, models=None, gold=None,
+def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, models=None, gold=None,
                        shard_size: int = 1000, text_field=None, id_field=None, progress: bool = False,
                        keep_text: bool = True, command=None, overwrite: bool = False, embedder=None,
                        engines=None) -> dict:
-    """The multi-label body of :func:`llmlabel.lf.run.label_corpus` (same folder, shards and resume)."""
+    """The multi-label body of :func:`llmlabel.lf.run.label_corpus` (same folder, shards and resume);
+    ``lfs_record``: (the LF spec's name for the metadata, its fingerprint for ``depends_on``)."""
     from ..artifacts._format import file_hash
     from ..artifacts.multivotes import BINARY
     from ..artifacts.votes import VotesWriter, depends_on
@@ -109,8 +110,8 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_path, models=
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
     meta = make_meta(command=command, engine=",".join(sorted(set(used.values()))) or None)
     probe = MultiVotes(np.zeros((0, len(lfs), len(labels))), [lf.name for lf in lfs], labels, lids)
-    meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path), **probe.manifest_meta())
-    deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=used)
+    meta.update(taxonomy=str(taxonomy_path), lfs=lfs_record[0], **probe.manifest_meta())
+    deps = {**depends_on(corpus=data, taxonomy=taxonomy_path, engines=used), "lfs": lfs_record[1]}
     if gold is not None:
         deps["gold"] = file_hash(gold)
     prob_lfs = [f"{lf.name}/{lid}" for lf in lfs if lf.kind in ("embedding", "knn", "classifier", "prompted_multilabel")

@@ -11,12 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output: str | Path, *,
+def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None = None,
+                 output: str | Path | None = None, *,
                  model: list[str] | None = None, cache: str | Path | None = None, no_cache: bool = False,
                  shard_size: int = 1000, text_field: str | None = None, id_field: str | None = None,
                  progress: bool = False, keep_text: bool = True, command: list[str] | None = None,
                  overwrite: bool = False, gold: str | Path | None = None, embedder=None) -> dict:
     """Apply the LFs of ``lfs`` (an lfs.yaml) to ``data`` into the votes folder ``output``.
+
+    Without ``lfs``, the default LFs for the situation (:mod:`llmlabel.lf.defaults`: single- or multi-label
+    taxonomy, with or without ``gold``, one prompted LF per ``model``) run, and are saved as
+    ``output/lfs.yaml``; the summary's ``default_lfs`` says which set it was.
 
     The classes are the taxonomy's leaves (parent groups of a two-level taxonomy are not voted on).
     ``model``: specs for prompted LFs that name none (one LF per model). Every engine is built once for the
@@ -29,28 +34,34 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     items get out-of-fold votes (:mod:`llmlabel.lf.gold`).
     """
     from ..artifacts.taxonomy import load_taxonomy
-    from ..errors import InputError
+    from ..errors import ConfigError, InputError
     from ..artifacts.votes import VotesWriter, depends_on
     from ..io import read_corpus
     from ..io_write import check_writable, make_meta
     from ..progress import Ticker
     from .apply import apply_lfs
     from ..llm import cache_option, engine_factory
-    from .spec import build_lfs, load_lf_spec
+    from .defaults import resolve_lfs
+    from .spec import build_lfs
 
-    taxonomy_path, lfs_path, out = taxonomy, lfs, check_writable(output, folder=True)
+    if output is None:
+        raise ConfigError("missing output: the votes folder to write", field="output")
+    taxonomy_path, out = taxonomy, check_writable(output, folder=True)
     full = load_taxonomy(taxonomy_path)
-    spec = load_lf_spec(lfs_path)
-    gold = resolve_gold_path(gold, spec.gold, lfs_path)
+    lf_set = resolve_lfs(lfs, multi_label=full.multi_label, gold=gold is not None, models=model)
+    spec = lf_set.spec
+    gold = resolve_gold_path(gold, spec.gold, lfs)
     spec.check_form(full.multi_label)  # before the votes folder is touched
     if full.multi_label:
         from .multispec import label_corpus_multi
 
-        return label_corpus_multi(data, full, spec, out, taxonomy_path=taxonomy_path, lfs_path=lfs_path,
-                                  models=model, gold=gold, shard_size=shard_size, text_field=text_field,
-                                  id_field=id_field, progress=progress, keep_text=keep_text, command=command,
-                                  overwrite=overwrite, embedder=embedder,
-                                  engines=engine_factory(cache=cache_option(cache, no_cache)))
+        res = label_corpus_multi(data, full, spec, out, taxonomy_path=taxonomy_path, lfs_record=lf_set.record(),
+                                 models=model, gold=gold, shard_size=shard_size, text_field=text_field,
+                                 id_field=id_field, progress=progress, keep_text=keep_text, command=command,
+                                 overwrite=overwrite, embedder=embedder,
+                                 engines=engine_factory(cache=cache_option(cache, no_cache)))
+        lf_set.save_into(out)
+        return {**res, "default_lfs": lf_set.default}
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
     batches = corpus.start(shard_size)  # a bad first line or an empty corpus fails before the folder is touched
     if batches is None:
@@ -67,8 +78,9 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     names = [lf.name for lf in lfs]
     engines = {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
     meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
-    meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path))
-    deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=engines)
+    lfs_name, deps_lfs = lf_set.record()
+    meta.update(taxonomy=str(taxonomy_path), lfs=lfs_name)
+    deps = {**depends_on(corpus=data, taxonomy=taxonomy_path, engines=engines), "lfs": deps_lfs}
     if gold is not None:
         from ..artifacts._format import file_hash
 
@@ -92,11 +104,12 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
             w.write(L, texts if keep_text else None)
             rows += len(keep)
             tick(len(keep))
+    lf_set.save_into(out)
     return {"rows_labeled": rows, "restarted": w.restarted, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
-            "read": corpus.stats.summary()}
+            "read": corpus.stats.summary(), "default_lfs": lf_set.default}
 
 
-def resolve_gold_path(cli: str | Path | None, in_spec: str | None, lfs_path: str | Path) -> Path | None:
+def resolve_gold_path(cli: str | Path | None, in_spec: str | None, lfs_path: str | Path | None) -> Path | None:
     """``--gold`` as given, else the spec's ``gold:`` (relative to the lfs.yaml when not found from here)."""
     if cli is not None:
         return Path(cli)
