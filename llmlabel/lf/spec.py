@@ -150,12 +150,15 @@ def _unknown_options(kind: str, keys: list[str], entry: Any) -> str:
 
     if keys == ["threshold"] and isinstance(entry, dict) and entry.get("threshold") == "auto":
         return f"{AUTO_HELP}; a {kind} LF has no threshold"
+    import difflib
+
     owners = sorted({k for k, c in BY_KIND.items() for key in keys if key in c.model_fields})
     opts = [f for f in BY_KIND[kind].model_fields if f != "kind"]
+    close = difflib.get_close_matches(keys[0], opts, n=1) if not owners else []
     article = "an" if kind[0] in "aeiou" else "a"
     return (f"{', '.join(map(shown, keys))} {'is not an option' if len(keys) == 1 else 'are not options'} of "
             f"{article} {kind} LF" + (f" (options of {', '.join(owners)} LFs)" if owners else "")
-            + f"; its options: {', '.join(opts)}")
+            + (f" (did you mean {close[0]}?)" if close else "") + f"; its options: {', '.join(opts)}")
 
 
 def _at(path, root, loc: list, msg: str) -> ConfigError:
