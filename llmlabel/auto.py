@@ -60,8 +60,9 @@ class Situation:
 
 
 def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str = "static", max_labels: int = 30,
-         embedder: str = "minilm") -> tuple[dict, str]:
-    """(the pipeline spec auto runs, as a dict; the lfs.yaml text) for a situation."""
+         embedder: str = "minilm", cache: str | Path | None = None, no_cache: bool = False) -> tuple[dict, str]:
+    """(the pipeline spec auto runs, as a dict; the lfs.yaml text) for a situation. ``cache`` / ``no_cache``:
+    the LLM answer cache of the stages that may call an LLM (taxonomy and label)."""
     from .lf.defaults import default_lfs, describe, to_yaml
 
     work = Path(output)
@@ -92,6 +93,11 @@ def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str =
                 distill["gold"] = sit.gold
     if models:
         label["model"] = models
+    for st in (tax, label):
+        if cache is not None:
+            st["cache"] = str(cache)
+        if no_cache:
+            st["no-cache"] = True
     spec = {"name": work.name or "auto", "corpus": str(data), "workdir": str(work),
             "stages": [{"taxonomy": tax}, {"label": label}, {"aggregate": aggregate}, {"distill": distill},
                        {"predict": {"quiet": True}}]}
@@ -233,8 +239,8 @@ def _student_figure(m: dict) -> tuple[Optional[float], str]:
 
 def auto(data: str | Path, output: str | Path, *, labels: str | Path | None = None, gold: str | Path | None = None,
          models: Sequence[str] = (), multi_label: bool = False, student: str = "static", max_labels: int = 30,
-         embedder: str = "minilm", report: bool = True, overwrite: bool = False,
-         echo: Callable[[str], None] = print) -> AutoResult:
+         embedder: str = "minilm", cache: str | Path | None = None, no_cache: bool = False, report: bool = True,
+         overwrite: bool = False, echo: Callable[[str], None] = print) -> AutoResult:
     """Write ``output/pipeline.yaml`` (and ``lfs.yaml``) for the situation and run it (see the module doc)."""
     from .io_write import check_writable
     from .pipeline import load_pipeline, run_pipeline
@@ -245,7 +251,8 @@ def auto(data: str | Path, output: str | Path, *, labels: str | Path | None = No
     work = check_writable(output, folder=True)
     sit = Situation(None if labels is None else str(labels), None if gold is None else str(gold),
                     tuple(models or ()), multi_label)
-    spec, lfs_text = plan(data, work, sit, student=student, max_labels=max_labels, embedder=embedder)
+    spec, lfs_text = plan(data, work, sit, student=student, max_labels=max_labels, embedder=embedder, cache=cache,
+                          no_cache=no_cache)
     work.mkdir(parents=True, exist_ok=True)
     if gold is not None and labels is None:
         names = "".join(f"{x}\n" for x in _gold_labels(gold, multi_label))

@@ -139,15 +139,35 @@ def test_labels_and_gold(data, tmp_path, capsys):
     _resumes(tmp_path, data["corpus"], capsys, *extra)
 
 
-def test_gold_without_labels_takes_the_gold_label_set(data, tmp_path):
-    from llmlabel.auto import Situation, plan
+@pytest.mark.parametrize("labels", [False, True])
+@pytest.mark.parametrize("gold", [False, True])
+@pytest.mark.parametrize("models", [(), ("hf:a", "openai:http://x/v1#b")])
+@pytest.mark.parametrize("multi", [False, True])
+def test_every_situation_plans_a_valid_pipeline(data, tmp_path, labels, gold, models, multi):
+    """The pipeline auto writes validates as `llmlabel run` reads it, and holds what the situation needs."""
+    from llmlabel.auto import Situation, _gold_labels, plan
+    from llmlabel.lf.spec import LFSpecFile
+    from llmlabel.pipeline import PipelineSpec
 
-    spec, lfs = plan(data["corpus"], tmp_path / "run", Situation(gold=str(data["gold"])))
-    tax = spec["stages"][0]["taxonomy"]
-    assert tax["labels"] == str(tmp_path / "run" / "labels.txt") and "max-labels" not in tax
-    from llmlabel.auto import _gold_labels
-
-    assert sorted(_gold_labels(data["gold"], False)) == sorted(data["names"])
+    sit = Situation(str(data["labels"]) if labels else None, str(data["gold"]) if gold else None, models, multi)
+    spec, lfs_text = plan(data["corpus"], tmp_path / "run", sit, no_cache=True)
+    stages = {k: v for st in PipelineSpec.model_validate(spec).stages for k, v in [(st.kind, st.options)]}
+    assert list(stages) == ["taxonomy", "label", "aggregate", "distill", "predict"]
+    tax, label, agg = stages["taxonomy"], stages["label"], stages["aggregate"]
+    if labels or gold:  # no labels but gold: the gold's label set (RUN_DIR/labels.txt)
+        assert tax["labels"] == (str(data["labels"]) if labels else str(tmp_path / "run" / "labels.txt"))
+        assert "max-labels" not in tax
+    else:
+        assert "labels" not in tax and tax["max-labels"] == 30
+    assert tax.get("multi-label", False) == multi and tax.get("model") == (models[0] if models else None)
+    assert label.get("model") == (list(models) or None) and label["no-cache"] and tax["no-cache"]
+    assert label.get("gold") == (str(data["gold"]) if gold else None)
+    assert agg.get("gold" if not multi else "dev") == (str(data["gold"]) if gold else None)
+    kinds = [x.kind for x in LFSpecFile.model_validate(yaml.safe_load(lfs_text)).lfs]
+    assert ("knn" in kinds) == gold and ("prompted" in kinds) == bool(models)
+    assert ("classifier" in kinds) == (gold and multi) and ("logreg" in kinds) == (gold and not multi)
+    if gold and not labels:
+        assert sorted(_gold_labels(data["gold"], multi)) == sorted(data["names"])
 
 
 def test_multi_label(tmp_path, capsys):
@@ -174,3 +194,19 @@ def test_multi_label(tmp_path, capsys):
     P = np.array([[x in pred[r["id"]]["labels"] for x in LEAVES] for r in held])
     assert multilabel_f1(Y, P)["macro_f1"] > 0.6  # items whose labels neither the LFs nor the student saw
     assert "macro-F1" in next(ln for ln in out.splitlines() if ln.startswith("accuracy"))
+
+
+def test_a_model_names_the_labels_and_votes(data, tmp_path, capsys, tiny_qwen2):
+    """--model: the LLM takes part in the taxonomy (seeded naming) and runs as one prompted LF (a tiny random
+    model: its answers are noise, the wiring is what is checked)."""
+    from llmlabel.artifacts.votes import read_votes
+
+    corpus = _jsonl(tmp_path / "small.jsonl", data["rows"][:60])
+    run, code = _auto(tmp_path, corpus, "--max-labels", "3", "-m", f"hf:{tiny_qwen2}")
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "induced labels + 1 LLM" in err
+    assert read_votes(run / "votes").matrix.lf_names[-1] == "llm"
+    meta = json.loads((run / ".pipeline" / "taxonomy.json").read_text())
+    assert meta["call"]["model"] == f"hf:{tiny_qwen2}"
+    assert (run / "predictions.jsonl").is_file()

@@ -34,6 +34,8 @@ def register(app: typer.Typer) -> None:
         embedder: str = typer.Option("minilm", "--embedder", help="Embedder for the taxonomy and the LFs: minilm, "
                                                                   "wordllama (faster) or a sentence-transformers "
                                                                   "model."),
+        cache: Optional[Path] = options.cache(),
+        no_cache: bool = options.no_cache(),
         report: bool = typer.Option(True, "--report/--no-report", help="Write RUN_DIR/report.html."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a pipeline.yaml or lfs.yaml you edited "
                                                                   "in RUN_DIR (default: refuse)."),
@@ -47,7 +49,8 @@ def register(app: typer.Typer) -> None:
         from ..auto import auto as run_auto
 
         res = run_auto(data, output, labels=labels, gold=gold, models=model or (), multi_label=multi_label,
-                       student=student, max_labels=max_labels, embedder=embedder, report=report,
+                       student=student, max_labels=max_labels, embedder=embedder, cache=cache, no_cache=no_cache,
+                       report=report,
                        overwrite=overwrite, echo=lambda s: typer.echo(s, err=True))
         typer.echo(f"[auto] done: {len(res.ran)} stage(s) ran, {len(res.skipped)} up to date", err=True)
         typer.echo(res.summary())
