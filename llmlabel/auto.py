@@ -102,7 +102,8 @@ def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str =
             "stages": [{"taxonomy": tax}, {"label": label}, {"aggregate": aggregate}, {"distill": distill},
                        {"predict": {"quiet": True}}]}
     lfs = default_lfs(multi_label=sit.multi_label, gold=bool(sit.gold), models=models, embedder=embedder)
-    lfs_text = to_yaml(lfs, header=f"The labeling functions llmlabel auto chose ({describe(lfs, multi_label=sit.multi_label, models=models)}).\n"
+    which = describe(lfs, multi_label=sit.multi_label, models=models)
+    lfs_text = to_yaml(lfs, header=f"The labeling functions llmlabel auto chose ({which}).\n"
                                    "Edit them (every kind and option: the lfs.yaml reference in the docs), then\n"
                                    f"llmlabel run {work / 'pipeline.yaml'}")
     return spec, lfs_text

@@ -23,6 +23,11 @@ CHATTY_LOGGERS = ("transformers", "sentence_transformers", "torch", "datasets", 
                   "setfit", "wordllama", "httpx", "urllib3", "filelock", "dspy", "LiteLLM", "bm25s", "ray")
 
 
+#: What the libraries read from the environment to stay quiet (PYTHONWARNINGS=ignore is set too, unless set).
+QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1",
+             "TRANSFORMERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "DATASETS_VERBOSITY": "error"}
+
+
 def quiet_libraries() -> None:
     """Silence the libraries we load: transformers' "Loading weights" bars, Hub and datasets bars, any other
     tqdm bar, their advisory logs, and warnings from code that is not llmlabel's. The CLI calls this at
@@ -34,9 +39,7 @@ def quiet_libraries() -> None:
     import os
     import warnings
 
-    os.environ.update(HF_HUB_DISABLE_PROGRESS_BARS="1", HF_DATASETS_DISABLE_PROGRESS_BARS="1", TQDM_DISABLE="1",
-                      TRANSFORMERS_VERBOSITY="error", TRANSFORMERS_NO_ADVISORY_WARNINGS="1",
-                      DATASETS_VERBOSITY="error", PYTHONWARNINGS=os.environ.get("PYTHONWARNINGS") or "ignore")
+    os.environ.update(QUIET_ENV, PYTHONWARNINGS=os.environ.get("PYTHONWARNINGS") or "ignore")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # else a fork prints a warning per process
     warnings.simplefilter("ignore")
     warnings.filterwarnings("default", module=r"llmlabel(\.|$)")  # ours still show

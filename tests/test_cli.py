@@ -119,9 +119,11 @@ def test_stderr_has_our_progress_only_unless_verbose(tmp_path):
         "    return -1\n")
     (tmp_path / "lfs.yaml").write_text("lfs:\n  - kind: keyphrases\n  - {name: emb, kind: embedding}\n"
                                        "  - {name: noisy, kind: python, function: 'noisy_lib:lf'}\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    env.pop("PYTHONWARNINGS", None)
-    env.pop("TQDM_DISABLE", None)
+    from llmlabel.progress import QUIET_ENV
+
+    # a clean environment: CLI runs in this test process have set QUIET_ENV in os.environ
+    env = {k: v for k, v in os.environ.items() if k not in QUIET_ENV and k != "PYTHONWARNINGS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
     noise = ("Loading weights", "noisy library warning", "noisy library log", "noisy bar", "it/s]", "Warning")
 
     def label(*flags, out):
