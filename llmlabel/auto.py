@@ -18,7 +18,8 @@ a corpus only          induce a taxonomy -> default LFs -> label model (no gold)
                        per-label thresholds (``aggregate --dev``)
 =====================  ================================================================================
 
-Rerunning with the same arguments skips the finished stages. A ``pipeline.yaml`` or ``lfs.yaml`` edited since
+Every input is read once before anything is written (:func:`check_inputs`), so bad input is one line and the
+run folder stays as it was. Rerunning with the same arguments skips the finished stages. A ``pipeline.yaml`` or ``lfs.yaml`` edited since
 ``auto`` wrote it is never replaced silently: the run stops and says so (``overwrite=True`` replaces it).
 
 >>> res = auto("tickets.jsonl", "runs/tickets", labels="labels.txt", gold="gold.jsonl")   # doctest: +SKIP
@@ -139,23 +140,49 @@ def _write_owned(path: Path, text: str, overwrite: bool) -> None:
         f.write(text)
 
 
-def _gold_labels(gold: str | Path, multi_label: bool) -> list[str]:
-    """The label names a gold file uses, most frequent first (the label set when none is given)."""
+def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path | None, multi_label: bool
+                 ) -> list[str] | None:
+    """Read every input once before anything is written, so bad input is one line naming the file and the run
+    folder stays as it was: the corpus (every line; it must hold texts), the label file, and the gold (each
+    row an ``id`` of the corpus, a ``text`` and a label). Returns the gold's labels, most frequent first."""
     from collections import Counter
 
     from .errors import InputError
-    from .io import read_records
+    from .io import read_corpus, read_records
 
+    if labels is not None:
+        from .taxonomy.known import read_label_file
+
+        read_label_file(labels)
+    gold_ids: dict[str, int] = {}
     counts: Counter = Counter()
-    for line, row in read_records(gold, what="gold file"):
-        raw = row.get("labels", row.get("label"))
-        if raw is None:
-            raise InputError("gold row has no 'label' field", path=gold, line=line, field="label")
-        vals = raw if isinstance(raw, list) else ([raw] if not multi_label else str(raw).replace("|", ",").split(","))
-        counts.update(str(v).strip() for v in vals if str(v).strip())
-    if not counts:
-        raise InputError("the gold file has no labels", path=gold)
-    return [x for x, _ in counts.most_common()]
+    if gold is not None:
+        for line, row in read_records(gold, what="gold file"):
+            raw = row.get("labels", row.get("label"))
+            for f, v in (("id", row.get("id")), ("text", row.get("text")), ("label", raw)):
+                if v is None or str(v).strip() == "":
+                    raise InputError(f"gold row has no '{f}'", path=gold, line=line, field=f)
+            vals = (raw if isinstance(raw, list) else str(raw).replace("|", ",").split(",") if multi_label
+                    else [raw])
+            counts.update(str(v).strip() for v in vals if str(v).strip())
+            gold_ids.setdefault(str(row["id"]), line)
+        if not gold_ids:
+            raise InputError("the gold file has no rows", path=gold)
+    if str(data).startswith("hf://"):
+        return [x for x, _ in counts.most_common()] or None  # a remote dataset is read once, by the stages
+    corpus = read_corpus(data)
+    n = 0
+    for b in corpus.iter_batches(10_000):  # streams: memory stays flat
+        n += len(b.ids)
+        for i in b.ids:
+            gold_ids.pop(str(i), None)
+    if not n:
+        raise InputError("the corpus has no texts to label", path=data, hint=corpus.stats.summary())
+    if gold_ids:
+        gid, line = next(iter(gold_ids.items()))
+        raise InputError(f"gold id {gid!r} is not an id of the corpus ({len(gold_ids)} such rows)", path=gold,
+                         line=line, field="id", hint="gold rows are items of the corpus, with the same ids")
+    return [x for x, _ in counts.most_common()] or None
 
 
 @dataclass
@@ -246,17 +273,15 @@ def auto(data: str | Path, output: str | Path, *, labels: str | Path | None = No
     from .io_write import check_writable
     from .pipeline import load_pipeline, run_pipeline
 
-    for what, p in (("corpus", data), ("label file", labels), ("gold file", gold)):
-        if p is not None and not str(p).startswith("hf://") and not Path(p).exists():
-            raise ConfigError(f"{what} not found", path=p)
     work = check_writable(output, folder=True)
+    gold_labels = check_inputs(data, labels, gold, multi_label)
     sit = Situation(None if labels is None else str(labels), None if gold is None else str(gold),
                     tuple(models or ()), multi_label)
     spec, lfs_text = plan(data, work, sit, student=student, max_labels=max_labels, embedder=embedder, cache=cache,
                           no_cache=no_cache)
     work.mkdir(parents=True, exist_ok=True)
     if gold is not None and labels is None:
-        names = "".join(f"{x}\n" for x in _gold_labels(gold, multi_label))
+        names = "".join(f"{x}\n" for x in gold_labels)
         _write_owned(work / "labels.txt", _stamped(names, "# the labels of the gold file, one a line\n"), overwrite)
     _write_owned(work / "lfs.yaml", _stamped(lfs_text, ""), overwrite)
     header = (f"# llmlabel auto ({sit.describe()}); paths are relative to {Path.cwd()}\n"

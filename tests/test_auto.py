@@ -145,7 +145,7 @@ def test_labels_and_gold(data, tmp_path, capsys):
 @pytest.mark.parametrize("multi", [False, True])
 def test_every_situation_plans_a_valid_pipeline(data, tmp_path, labels, gold, models, multi):
     """The pipeline auto writes validates as `llmlabel run` reads it, and holds what the situation needs."""
-    from llmlabel.auto import Situation, _gold_labels, plan
+    from llmlabel.auto import Situation, check_inputs, plan
     from llmlabel.lf.spec import LFSpecFile
     from llmlabel.pipeline import PipelineSpec
 
@@ -167,7 +167,7 @@ def test_every_situation_plans_a_valid_pipeline(data, tmp_path, labels, gold, mo
     assert ("knn" in kinds) == gold and ("prompted" in kinds) == bool(models)
     assert ("classifier" in kinds) == (gold and multi) and ("logreg" in kinds) == (gold and not multi)
     if gold and not labels:
-        assert sorted(_gold_labels(data["gold"], multi)) == sorted(data["names"])
+        assert sorted(check_inputs(data["corpus"], None, data["gold"], multi)) == sorted(data["names"])
 
 
 def test_multi_label(tmp_path, capsys):
@@ -210,3 +210,20 @@ def test_a_model_names_the_labels_and_votes(data, tmp_path, capsys, tiny_qwen2):
     meta = json.loads((run / ".pipeline" / "taxonomy.json").read_text())
     assert meta["call"]["model"] == f"hf:{tiny_qwen2}"
     assert (run / "predictions.jsonl").is_file()
+
+
+def test_bad_gold_or_labels_stop_before_anything_is_written(data, tmp_path, capsys):
+    """Every input is read before the run folder is touched: a gold row that is not a corpus item, or an
+    empty label file, is one line naming the file and line."""
+    bad = _jsonl(tmp_path / "bad_gold.jsonl", [{"id": data["rows"][0]["id"], "text": "t", "label": data["names"][0]},
+                                               {"id": "not-in-corpus", "text": "t", "label": data["names"][0]}])
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "earlier.txt").write_text("kept\n")
+    run, code = _auto(tmp_path, data["corpus"], "--gold", bad)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and f"{bad}:2:" in err and "not an id of the corpus" in err
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    run, code = _auto(tmp_path, data["corpus"], "--labels", tmp_path / "empty.txt")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "empty.txt" in err and "no labels" in err
+    assert [p.name for p in run.iterdir()] == ["earlier.txt"]
