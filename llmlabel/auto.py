@@ -19,8 +19,9 @@ a corpus only          induce a taxonomy -> default LFs -> label model (no gold)
 =====================  ================================================================================
 
 Every input is read once before anything is written (:func:`check_inputs`), so bad input is one line and the
-run folder stays as it was. Rerunning with the same arguments skips the finished stages. A ``pipeline.yaml`` or ``lfs.yaml`` edited since
-``auto`` wrote it is never replaced silently: the run stops and says so (``overwrite=True`` replaces it).
+run folder stays as it was. Rerunning with the same arguments skips the finished stages. A ``pipeline.yaml`` or
+``lfs.yaml`` edited since ``auto`` wrote it is never replaced silently: the run stops and says so
+(``overwrite=True`` replaces it).
 
 >>> res = auto("tickets.jsonl", "runs/tickets", labels="labels.txt", gold="gold.jsonl")   # doctest: +SKIP
 >>> print(res.summary())                                                                  # doctest: +SKIP
@@ -60,7 +61,7 @@ class Situation:
         return ("multi-label, " if self.multi_label else "") + " + ".join(parts)
 
 
-def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str = "static", max_labels: int = 30,
+def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str | None = None, max_labels: int = 30,
          embedder: str = "minilm", cache: str | Path | None = None, no_cache: bool = False) -> tuple[dict, str]:
     """(the pipeline spec auto runs, as a dict; the lfs.yaml text) for a situation. ``cache`` / ``no_cache``:
     the LLM answer cache of the stages that may call an LLM (taxonomy and label)."""
@@ -82,7 +83,7 @@ def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str =
         tax["model"] = models[0]
     label: dict = {"lfs": str(work / "lfs.yaml"), "quiet": True}
     aggregate: dict = {"method": "auto"}
-    distill: dict = {"student": student}
+    distill: dict = {} if student is None else {"student": student}  # None: distill's own default
     if sit.gold:
         label["gold"] = sit.gold
         if sit.multi_label:
@@ -90,8 +91,7 @@ def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str =
         else:
             aggregate["gold"] = sit.gold  # clamped, and choosing / calibrating the label model (cross-fitted)
             distill["min-per-class"] = 1  # a class the label model gives only its gold rows still trains
-            if distill_takes_gold():
-                distill["gold"] = sit.gold
+            # (a distill stage that took the gold itself would get it here: distill["gold"] = sit.gold)
     if models:
         label["model"] = models
     for st in (tax, label):
@@ -108,13 +108,6 @@ def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str =
                                    "Edit them (every kind and option: the lfs.yaml reference in the docs), then\n"
                                    f"llmlabel run {work / 'pipeline.yaml'}")
     return spec, lfs_text
-
-
-def distill_takes_gold() -> bool:
-    """Whether the distill stage takes the gold (to compare students against gold-only ones out-of-fold)."""
-    from .stages import options_model
-
-    return "gold" in options_model("distill").model_fields
 
 
 def _stamped(body: str, header: str) -> str:
@@ -255,6 +248,15 @@ def _label_model_accuracy(rep: dict) -> tuple[Optional[float], str]:
 
 
 def _student_figure(m: dict) -> tuple[Optional[float], str]:
+    net = m.get("safety_net") or {}  # distill's out-of-fold comparison on the gold, where it ran
+    chosen = net.get("chosen") or {}
+    row = next((r for r in net.get("candidates") or [] if r.get("student") == chosen.get("student")
+                and r.get("weak") == chosen.get("weak")), None)
+    metric = net.get("metric", "accuracy")
+    if row is not None and row.get(metric) is not None:
+        return float(row[metric]), (f"{metric.replace('_', '-')} of the shipped recipe ({chosen.get('student')} "
+                                    f"student, weak rows: {chosen.get('weak')}) out-of-fold on "
+                                    f"{net.get('gold_rows_scored', '?')} gold rows")
     dev = m.get("dev") or {}
     for key in ("accuracy", "macro_f1"):
         if dev.get(key) is not None:
@@ -266,7 +268,7 @@ def _student_figure(m: dict) -> tuple[Optional[float], str]:
 
 
 def auto(data: str | Path, output: str | Path, *, labels: str | Path | None = None, gold: str | Path | None = None,
-         models: Sequence[str] = (), multi_label: bool = False, student: str = "static", max_labels: int = 30,
+         models: Sequence[str] = (), multi_label: bool = False, student: str | None = None, max_labels: int = 30,
          embedder: str = "minilm", cache: str | Path | None = None, no_cache: bool = False, report: bool = True,
          overwrite: bool = False, echo: Callable[[str], None] = print) -> AutoResult:
     """Write ``output/pipeline.yaml`` (and ``lfs.yaml``) for the situation and run it (see the module doc)."""

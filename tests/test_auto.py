@@ -227,3 +227,19 @@ def test_bad_gold_or_labels_stop_before_anything_is_written(data, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert code == 2 and "empty.txt" in err and "no labels" in err
     assert [p.name for p in run.iterdir()] == ["earlier.txt"]
+
+
+def test_the_student_figure_prefers_the_out_of_fold_one():
+    """distill's out-of-fold comparison on the gold (metrics.json's safety_net), then a dev set, then the
+    agreement with the label model's labels, which auto labels as not an accuracy."""
+    from llmlabel.auto import _student_figure
+
+    net = {"chosen": {"student": "probe", "weak": "equal"}, "metric": "accuracy", "gold_rows_scored": 100,
+           "candidates": [{"student": "static", "weak": "all", "accuracy": 0.5},
+                          {"student": "probe", "weak": "equal", "accuracy": 0.7}]}
+    value, note = _student_figure({"safety_net": net, "train_agreement": 0.99})
+    assert value == 0.7 and "out-of-fold on 100 gold rows" in note
+    value, note = _student_figure({"dev": {"accuracy": 0.6}, "dev_file": "dev.jsonl", "student": "static"})
+    assert value == 0.6 and "dev.jsonl" in note
+    value, note = _student_figure({"train_agreement": 0.99, "student": "static"})
+    assert value == 0.99 and "not an accuracy" in note

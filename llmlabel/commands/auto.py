@@ -28,8 +28,9 @@ def register(app: typer.Typer) -> None:
                                                                               "smollm2): a prompted LF each, and "
                                                                               "the first names the labels."),
         multi_label: bool = typer.Option(False, "--multi-label", help="Items may carry several labels."),
-        student: str = typer.Option("static", "--student", help="static (WordLlama + head, seconds) or minilm "
-                                                                "(fine-tuned encoder, minutes)."),
+        student: Optional[str] = typer.Option(None, "--student", help="static (WordLlama + head, seconds) or "
+                                                                      "minilm (fine-tuned encoder, minutes); "
+                                                                      "default: distill's default."),
         max_labels: int = typer.Option(30, "--max-labels", help="Most labels to induce (without --labels)."),
         embedder: str = typer.Option("minilm", "--embedder", help="Embedder for the taxonomy and the LFs: minilm, "
                                                                   "wordllama (faster) or a sentence-transformers "
