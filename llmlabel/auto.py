@@ -62,7 +62,7 @@ class Situation:
 
 
 def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str | None = None, max_labels: int = 30,
-         embedder: str = "minilm", cache: str | Path | None = None, no_cache: bool = False) -> tuple[dict, str]:
+         embedder: str | None = None, cache: str | Path | None = None, no_cache: bool = False) -> tuple[dict, str]:
     """(the pipeline spec auto runs, as a dict; the lfs.yaml text) for a situation. ``cache`` / ``no_cache``:
     the LLM answer cache of the stages that may call an LLM (taxonomy and label)."""
     from .lf.defaults import default_lfs, describe, to_yaml
@@ -75,7 +75,7 @@ def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str |
         tax["labels"] = labels
     else:
         tax.update({"max-labels": max_labels, "seed": 0})
-    if embedder != "minilm":
+    if embedder is not None:
         tax["embedder"] = embedder
     if sit.multi_label:
         tax["multi-label"] = True
@@ -269,7 +269,7 @@ def _student_figure(m: dict) -> tuple[Optional[float], str]:
 
 def auto(data: str | Path, output: str | Path, *, labels: str | Path | None = None, gold: str | Path | None = None,
          models: Sequence[str] = (), multi_label: bool = False, student: str | None = None, max_labels: int = 30,
-         embedder: str = "minilm", cache: str | Path | None = None, no_cache: bool = False, report: bool = True,
+         embedder: str | None = None, cache: str | Path | None = None, no_cache: bool = False, report: bool = True,
          overwrite: bool = False, echo: Callable[[str], None] = print) -> AutoResult:
     """Write ``output/pipeline.yaml`` (and ``lfs.yaml``) for the situation and run it (see the module doc)."""
     from .io_write import check_writable

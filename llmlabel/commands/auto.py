@@ -32,9 +32,10 @@ def register(app: typer.Typer) -> None:
                                                                       "minilm (fine-tuned encoder, minutes); "
                                                                       "default: distill's default."),
         max_labels: int = typer.Option(30, "--max-labels", help="Most labels to induce (without --labels)."),
-        embedder: str = typer.Option("minilm", "--embedder", help="Embedder for the taxonomy and the LFs: minilm, "
-                                                                  "wordllama (faster) or a sentence-transformers "
-                                                                  "model."),
+        embedder: Optional[str] = typer.Option(None, "--embedder", help="Embedder for the taxonomy and the LFs: "
+                                                                        "minilm, wordllama (faster) or a "
+                                                                        "sentence-transformers model (default: "
+                                                                        "each stage's own)."),
         cache: Optional[Path] = options.cache(),
         no_cache: bool = options.no_cache(),
         report: bool = typer.Option(True, "--report/--no-report", help="Write RUN_DIR/report.html."),

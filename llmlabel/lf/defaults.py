@@ -27,28 +27,30 @@ from .spec import LFSpecFile, load_lf_spec
 
 
 def default_lfs(*, multi_label: bool = False, gold: bool = False, models: Sequence[str] = (),
-                embedder: str = "minilm") -> LFSpecFile:
-    """The default LF spec for a situation (see the module docstring).
+                embedder: str | None = None) -> LFSpecFile:
+    """The default LF spec for a situation (see the module docstring). ``embedder``: the embedder of the
+    embedding-based LFs (None: the kinds' default).
 
     >>> [lf.kind for lf in default_lfs(gold=True).lfs]
     ['keyphrases', 'embedding', 'knn', 'logreg']
     >>> [lf.kind for lf in default_lfs(multi_label=True, gold=True, models=["smollm2"]).lfs]
     ['keyphrases', 'embedding', 'knn', 'classifier', 'prompted']
     """
+    emb = {} if embedder is None else {"embedder": embedder}
     lfs: list[dict] = [{"kind": "keyphrases"}]
     if multi_label:
         # the multi-label forms' own defaults; knn at eval/multilabel.py's cut (a share of 0.3 of the neighbours)
-        lfs.append({"name": "emb", "kind": "embedding", "embedder": embedder})
+        lfs.append({"name": "emb", "kind": "embedding", **emb})
         if gold:
-            lfs += [{"name": "knn", "kind": "knn", "embedder": embedder, "k": 10, "threshold": 0.3},
-                    {"name": "classifier", "kind": "classifier", "embedder": embedder}]
+            lfs += [{"name": "knn", "kind": "knn", **emb, "k": 10, "threshold": 0.3},
+                    {"name": "classifier", "kind": "classifier", **emb}]
         if models:
             lfs.append({"name": "llm", "kind": "prompted"})
     else:
-        lfs.append({"name": "emb", "kind": "embedding", "embedder": embedder, "threshold": "auto" if gold else 0.0})
+        lfs.append({"name": "emb", "kind": "embedding", **emb, "threshold": "auto" if gold else 0.0})
         if gold:
-            lfs += [{"name": "knn", "kind": "knn", "embedder": embedder, "k": 10, "threshold": "auto"},
-                    {"name": "logreg", "kind": "logreg", "embedder": embedder, "threshold": "auto"}]
+            lfs += [{"name": "knn", "kind": "knn", **emb, "k": 10, "threshold": "auto"},
+                    {"name": "logreg", "kind": "logreg", **emb, "threshold": "auto"}]
         if models:
             lfs.append({"name": "llm", "kind": "prompted", "prior_correction": True})
     return LFSpecFile.model_validate({"lfs": lfs})
