@@ -30,7 +30,7 @@ app = typer.Typer(
 cache_app = typer.Typer(help="Inspect or clear the LLM answer cache and the embedding store.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
-_state = {"debug": False}
+_state = {"debug": False, "verbose": False}
 
 MODEL_HELP = "Engine spec: hf:MODEL_OR_PATH, vllm:MODEL_OR_PATH or openai:BASE_URL#MODEL."
 INTERRUPTED = ("interrupted: finished work is kept (LLM cache, written shards, finished pipeline stages); "
@@ -49,8 +49,14 @@ def _version(value: bool) -> None:
 def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    verbose: bool = typer.Option(False, "--verbose", help="Let the libraries llmlabel uses print their own "
+                                                          "progress bars, logs and warnings (hidden by default)."),
 ) -> None:
-    _state["debug"] = debug
+    _state["debug"], _state["verbose"] = debug, verbose
+    if not verbose:
+        from .progress import quiet_libraries
+
+        quiet_libraries()
 
 
 def _pkg_version(name: str) -> str | None:

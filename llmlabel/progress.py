@@ -18,17 +18,33 @@ def make_progress(transient: bool = False):
     )
 
 
+#: Loggers of the libraries we load whose warnings are advice to their own developers, not to our users.
+CHATTY_LOGGERS = ("transformers", "sentence_transformers", "torch", "datasets", "huggingface_hub", "accelerate",
+                  "setfit", "wordllama", "httpx", "urllib3", "filelock", "dspy", "LiteLLM", "bm25s", "ray")
+
+
+#: What the libraries read from the environment to stay quiet (PYTHONWARNINGS=ignore is set too, unless set).
+QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1",
+             "TRANSFORMERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "DATASETS_VERBOSITY": "error"}
+
+
 def quiet_libraries() -> None:
-    """Silence the chatter of the libraries we load (transformers' "Loading weights" bars, Hub download bars,
-    advisory logs and FutureWarnings) for a ``-q`` run. Env vars, because those libraries read them when
-    imported, which happens later inside the command."""
+    """Silence the libraries we load: transformers' "Loading weights" bars, Hub and datasets bars, any other
+    tqdm bar, their advisory logs, and warnings from code that is not llmlabel's. The CLI calls this at
+    start-up unless ``--verbose``; our own progress (rich, on stderr) and one-line errors are unaffected.
+
+    Environment variables first, because those libraries read them when imported, which happens later inside
+    a command (and in the processes a command starts: Ray workers, vLLM's engine)."""
+    import logging
     import os
     import warnings
 
-    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
-    os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"] = "1"
-    warnings.simplefilter("ignore", FutureWarning)
+    os.environ.update(QUIET_ENV, PYTHONWARNINGS=os.environ.get("PYTHONWARNINGS") or "ignore")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # else a fork prints a warning per process
+    warnings.simplefilter("ignore")
+    warnings.filterwarnings("default", module=r"llmlabel(\.|$)")  # ours still show
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     if "transformers" in sys.modules:  # already imported: tell it directly
         from transformers.utils import logging as tlog
 

@@ -70,11 +70,12 @@ def read_yaml(path: str | Path, *, what: str, hint: str | None = None) -> tuple[
 
 
 def config_error(e: ValidationError, *, path: str | Path | None, root: Any = None,
-                 hint: str | None = None) -> ConfigError:
-    """The first pydantic error as one ConfigError naming the file, the YAML line and the field path."""
+                 hint: str | None = None, loc: list | None = None) -> ConfigError:
+    """The first pydantic error as one ConfigError naming the file, the YAML line and the field path
+    (``loc``: that error's location as the file spells it, where the caller knows better than pydantic)."""
     errs = e.errors()
     err = errs[0]
-    loc = list(err.get("loc", ()))
+    loc = list(err.get("loc", ()) if loc is None else loc)
     msg = err.get("msg", "invalid")
     ctx_err = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_err, FieldError):

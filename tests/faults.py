@@ -132,6 +132,8 @@ COMMANDS = [
                               "--no-index-cache"), "xmc_out.jsonl"),
     Command("xmc-eval", "records", ("xmc-eval", "{in}", "gold.jsonl")),
     Command("run", "pipeline", ("run", "{in}"), "runs/t", True),
+    Command("auto", "corpus", ("auto", "{in}", "-o", "{out}", "--max-labels", "2", "--embedder", "wordllama",
+                               "--no-report"), "auto_out", True),
     Command("report", "labeled", ("report", "{in}", "-o", "{out}"), "report.html"),
     Command("review", "labeled", ("review", "export", "{in}", "-o", "{out}", "--n", "5"), "tasks.json"),
 ]

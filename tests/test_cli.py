@@ -96,3 +96,45 @@ def test_ctrl_c_exits_130_with_a_resume_hint(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["boom"])
     assert e.value.code == 130 and "rerun to resume" in capsys.readouterr().err
+
+
+def test_stderr_has_our_progress_only_unless_verbose(tmp_path):
+    """A real run loads MiniLM (transformers' "Loading weights" tqdm bar) and a python LF from a module that
+    is not llmlabel's warns, logs through a library's logger and draws a tqdm bar: by default stderr shows
+    none of it, only llmlabel's own lines; --verbose lets it all through."""
+    import os
+
+    from faults import TAXONOMY
+
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in
+                                                 enumerate(["I want a refund", "my card was stolen", "transfer?"])))
+    (tmp_path / "taxonomy.yaml").write_text(TAXONOMY)
+    (tmp_path / "noisy_lib.py").write_text(
+        "import logging, warnings\nfrom tqdm import tqdm\n"
+        "def lf(item):\n"
+        "    warnings.warn('noisy library warning', FutureWarning)\n"
+        "    logging.getLogger('transformers').warning('noisy library log')\n"
+        "    for _ in tqdm(range(3), desc='noisy bar'):\n"
+        "        pass\n"
+        "    return -1\n")
+    (tmp_path / "lfs.yaml").write_text("lfs:\n  - kind: keyphrases\n  - {name: emb, kind: embedding}\n"
+                                       "  - {name: noisy, kind: python, function: 'noisy_lib:lf'}\n")
+    from llmlabel.progress import QUIET_ENV
+
+    # a clean environment: CLI runs in this test process have set QUIET_ENV in os.environ
+    env = {k: v for k, v in os.environ.items() if k not in QUIET_ENV and k != "PYTHONWARNINGS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    noise = ("Loading weights", "noisy library warning", "noisy library log", "noisy bar", "it/s]", "Warning")
+
+    def label(*flags, out):
+        r = subprocess.run([sys.executable, "-m", "llmlabel.cli", *flags, "label", "data.jsonl", "-t", "taxonomy.yaml",
+                            "--lfs", "lfs.yaml", "-o", out], capture_output=True, text=True, timeout=300, env=env,
+                           cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        return r.stderr
+
+    quiet = label(out="v1")
+    assert not [n for n in noise if n in quiet], quiet
+    assert "labeled 3 new items" in quiet and "label " in quiet  # our own summary and progress bar remain
+    loud = label("--verbose", out="v2")
+    assert all(n in loud for n in noise[:4]), loud

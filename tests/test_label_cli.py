@@ -136,3 +136,42 @@ def test_aggregate_imports_wrench_and_snorkel_arrays(workdir):
     bad = np.array([[0, 5], [1, -1]])
     np.save(workdir / "bad.npy", bad)
     assert cli("aggregate", "bad.npy", "-t", "taxonomy.yaml", "-o", "b.parquet") == 2  # 3 labels: 5 is outside
+
+
+def test_label_without_lfs_runs_the_default_set_for_the_situation(workdir, capsys, tiny_qwen2):
+    """No --lfs: key phrases + embedding; + knn and logreg (threshold: auto) with --gold; + a prompted LF per
+    --model; a multi-label taxonomy gets the multi-label forms. The set is named on stderr and saved as
+    votes/lfs.yaml, which passed back with --lfs resumes the same folder."""
+    import yaml
+
+    from llmlabel.artifacts.votes import read_votes
+
+    names = {"refund": "Refund", "lost_card": "Lost card", "transfer": "Transfer"}
+    rows = [json.loads(x) for x in (workdir / "data.jsonl").read_text().splitlines()]
+    (workdir / "gold.jsonl").write_text("".join(json.dumps({"id": r["id"], "text": r["text"],
+                                                            "label": names[r["gold"]]}) + "\n" for r in rows[:18]))
+
+    def label(out, *extra):
+        code = cli("label", "data.jsonl", "-t", "taxonomy.yaml", "-o", out, "-q", *extra)
+        err = capsys.readouterr().err
+        assert code == 0, err
+        return read_votes(workdir / out).matrix.lf_names, err
+
+    lfs, err = label("v0")
+    assert lfs == ["kw:refund", "kw:lost_card", "kw:transfer", "emb"]
+    assert "no --lfs: the default LFs (keyphrases, embedding)" in err and "v0/lfs.yaml" in err
+    assert "labeled 0 new items" in label("v0", "--lfs", "v0/lfs.yaml")[1]  # the saved set is the same set
+    lfs, err = label("v1", "--gold", "gold.jsonl")
+    assert lfs[3:] == ["emb", "knn", "logreg"] and "knn (threshold: auto), logreg (threshold: auto)" in err
+    lfs, err = label("v2", "-m", f"hf:{tiny_qwen2}")
+    assert lfs[-1] == "llm" and "prompted x 1 model" in err
+    tax = yaml.safe_load(TAXONOMY)
+    (workdir / "multi.yaml").write_text(yaml.safe_dump({**tax, "multi_label": True}))
+    (workdir / "mgold.jsonl").write_text("".join(json.dumps({"id": r["id"], "text": r["text"],
+                                                             "labels": [names[r["gold"]]]}) + "\n" for r in rows[:18]))
+    code = cli("label", "data.jsonl", "-t", "multi.yaml", "-o", "v3", "-q", "--gold", "mgold.jsonl")
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "multi-label: keyphrases, embedding, knn, classifier" in err
+    saved = yaml.safe_load((workdir / "v3" / "lfs.yaml").read_text())["lfs"]
+    assert [x["kind"] for x in saved] == ["keyphrases", "embedding", "knn", "classifier"]

@@ -4,7 +4,7 @@ inside functions too: a lazy import is still a dependency).
 Layers, top to bottom (a module may import its own layer's shared modules and anything below):
 
     cli          cli.py, commands/
-    pipeline     pipeline.py, stages.py (which library function each stage runs), scale/ (runs the stages'
+    pipeline     pipeline.py, auto.py, stages.py (which library function each stage runs), scale/ (runs the stages'
                  library code on Ray Data)
     stages       taxonomy/ lf/ labelmodel/ xmc/ distill/ review/ report/  (never each other)
     artifacts    artifacts/ (the files between stages) and schema.py (its re-export)
@@ -22,7 +22,7 @@ PKG = Path(__file__).resolve().parents[1] / "llmlabel"
 LAYERS = {"cli": 4, "pipeline": 3, "stages": 2, "artifacts": 1, "floor": 0}
 STAGES = {"taxonomy", "lf", "labelmodel", "xmc", "distill", "review", "report"}
 TOP = {"cli": "cli", "commands": "cli", "__main__": "cli", "pipeline": "pipeline", "stages": "pipeline",
-       "scale": "pipeline", "artifacts": "artifacts", "schema": "artifacts", **{s: "stages" for s in STAGES}}
+       "auto": "pipeline", "scale": "pipeline", "artifacts": "artifacts", "schema": "artifacts", **{s: "stages" for s in STAGES}}
 
 # Edges known to be wrong and being fixed on another branch; the coordinator empties this after merging.
 # Each entry: (importer, imported) module names.

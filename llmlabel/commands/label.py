@@ -19,7 +19,10 @@ def register(app: typer.Typer) -> None:
     def label(
         data: str = typer.Argument(..., help="Corpus: JSONL, CSV/TSV, Parquet, datasets folder or hf://NAME."),
         taxonomy: Path = typer.Option(..., "--taxonomy", "-t", help="Taxonomy YAML (the label set)."),
-        lfs: Path = typer.Option(..., "--lfs", help="lfs.yaml listing the labeling functions."),
+        lfs: Optional[Path] = typer.Option(None, "--lfs", help="lfs.yaml listing the labeling functions (default: "
+                                                               "keyphrases + embedding; + knn and logreg with "
+                                                               "--gold; + a prompted LF per --model; saved as "
+                                                               "OUTPUT/lfs.yaml)."),
         output: Path = options.output("Votes folder (Parquet shards; resumable)."),
         model: Optional[list[str]] = typer.Option(None, "--model", "-m",
                                                   help="Model spec for prompted LFs that name none; repeat for "
@@ -56,6 +59,9 @@ def register(app: typer.Typer) -> None:
                                keep_text=not no_text, command=sys.argv, overwrite=overwrite, gold=gold, backend=backend,
                                address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
                                batch_size=batch_size)
+        if res.get("default_lfs"):
+            typer.echo(f"no --lfs: the default LFs ({res['default_lfs']}); saved as {Path(res['out']) / 'lfs.yaml'} "
+                       "to edit and pass back with --lfs", err=True)
         if res.get("restarted"):
             typer.echo(f"relabeling from the start: {res['restarted']} (unchanged LLM prompts come from the cache)",
                        err=True)

@@ -63,17 +63,9 @@ def embedding_store(path: Path | None, no_store: bool):
         typer.echo(embed_log.summary(), err=True)
 
 
-def _silence(value: bool) -> bool:
-    if value:
-        from ..progress import quiet_libraries
-
-        quiet_libraries()
-    return value
-
-
 def quiet(help: str = "No progress bar."):
-    """``-q``: no progress bars of ours, and none of the libraries' (model loading bars, FutureWarnings)."""
-    return typer.Option(False, "--quiet", "-q", help=help, callback=_silence)
+    """``-q``: no progress bars of ours (the libraries' are off unless ``llmlabel --verbose``)."""
+    return typer.Option(False, "--quiet", "-q", help=help)
 
 
 def hidden_alias(flag: str):

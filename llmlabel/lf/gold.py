@@ -171,3 +171,32 @@ class FoldThresholds:
         return {"threshold": self.overall, "target_precision": self.target, "gold_coverage": round(self.coverage, 4),
                 "gold_precision": None if self.precision is None else round(self.precision, 4),
                 "gold_oof_accuracy": round(self.oof_accuracy, 4)}
+
+
+def read_multi_gold(path: str | Path, taxonomy) -> tuple[list[str], list[str], list[list[str]]]:
+    """(ids, texts, label-name lists) of a gold JSONL/CSV with ``id``, ``text`` and ``labels`` (a list, or
+    names joined by ``|`` or ``,``; ``label`` is read when ``labels`` is absent). Names or ids of leaves."""
+    from ..io import read_records
+
+    leaves = taxonomy.leaves()
+    by = {lab.id: lab.name for lab in leaves} | {lab.name: lab.name for lab in leaves}
+    ids, texts, labs = [], [], []
+    for line, row in read_records(path, what="gold file"):
+        where = dict(path=path, line=line)
+        if "text" not in row:
+            raise InputError("gold row has no 'text' field", field="text", **where)
+        raw = row.get("labels", row.get("label"))
+        if raw is None:
+            raise InputError("gold row has no 'labels' field", field="labels", **where)
+        vals = raw if isinstance(raw, list) else [x for x in str(raw).replace("|", ",").split(",") if x.strip()]
+        out = []
+        for v in vals:
+            if str(v).strip() not in by:
+                raise ConfigError(f"gold label {v!r} is not a leaf of the taxonomy", field="labels", **where)
+            out.append(by[str(v).strip()])
+        ids.append(str(row.get("id", line)))
+        texts.append(str(row["text"]))
+        labs.append(out)
+    if not ids:
+        raise InputError("the gold file has no rows", path=path)
+    return ids, texts, labs

@@ -26,116 +26,18 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts.multivotes import MultiVotes
-from ..errors import ConfigError, InputError, LLMLabelError
+from ..errors import ConfigError, LLMLabelError
 from .core import ABSTAIN
-
-
-def _leaf_names(taxonomy, key: str, lf: str) -> list[str]:
-    """Leaf names a label key (id or name, leaf or parent) stands for."""
-    for lab in taxonomy.labels:
-        if key in (lab.id, lab.name):
-            kids = [k.name for k in taxonomy.labels if k.parent == lab.id]
-            return kids or [lab.name]
-    raise ConfigError(f"LF '{lf}': label {key!r} is not in the taxonomy (ids or names)")
-
-
-def read_multi_gold(path: str | Path, taxonomy) -> tuple[list[str], list[str], list[list[str]]]:
-    """(ids, texts, label-name lists) of a gold JSONL/CSV with ``id``, ``text`` and ``labels`` (a list, or
-    names joined by ``|`` or ``,``; ``label`` is read when ``labels`` is absent). Names or ids of leaves."""
-    from ..io import read_records
-
-    leaves = taxonomy.leaves()
-    by = {lab.id: lab.name for lab in leaves} | {lab.name: lab.name for lab in leaves}
-    ids, texts, labs = [], [], []
-    for line, row in read_records(path, what="gold file"):
-        where = dict(path=path, line=line)
-        if "text" not in row:
-            raise InputError("gold row has no 'text' field", field="text", **where)
-        raw = row.get("labels", row.get("label"))
-        if raw is None:
-            raise InputError("gold row has no 'labels' field", field="labels", **where)
-        vals = raw if isinstance(raw, list) else [x for x in str(raw).replace("|", ",").split(",") if x.strip()]
-        out = []
-        for v in vals:
-            if str(v).strip() not in by:
-                raise ConfigError(f"gold label {v!r} is not a leaf of the taxonomy", field="labels", **where)
-            out.append(by[str(v).strip()])
-        ids.append(str(row.get("id", line)))
-        texts.append(str(row["text"]))
-        labs.append(out)
-    if not ids:
-        raise InputError("the gold file has no rows", path=path)
-    return ids, texts, labs
 
 
 def build_multi_lfs(spec, taxonomy, *, models: list[str] | None = None, gold: str | Path | None = None,
                     embedder=None, engines=None) -> list:
-    """Multi-label LF objects over the taxonomy's leaves (``taxonomy`` keeps its parents for pattern keys).
-    ``engines``: ``spec -> engine`` for the run (:func:`llmlabel.llm.engine_factory`)."""
-    from .multiclassifier import MultiClassifierLF
-    from .multilabel import MultiEmbeddingLF, MultiKeywordLF, MultiKnnLF, PromptedListLF
-    from .prompted import PromptedMultiLabelLF
-    from .spec import _short
+    """Multi-label LF objects over the taxonomy's leaves (``taxonomy`` keeps its parents for pattern keys):
+    each kind's multi-label form (:mod:`llmlabel.lf.kinds`). ``engines``: ``spec -> engine`` for the run
+    (:func:`llmlabel.llm.engine_factory`); ``gold``: the gold file (``id``, ``text``, ``labels``)."""
+    from .spec import build_lfs
 
-    leaves = taxonomy.leaves()
-    labels = [lab.name for lab in leaves]
-    gold_rows = None
-    out: list = []
-    for s in spec.lfs:
-        if s.kind in ("keyword", "regex"):
-            pats: dict[str, list[str]] = {}
-            for key, v in s.patterns.items():
-                for leaf in _leaf_names(taxonomy, key, s.name):
-                    pats.setdefault(leaf, []).extend(v)
-            out.append(MultiKeywordLF(s.name, pats, labels=labels, regex=s.kind == "regex",
-                                      case_sensitive=s.case_sensitive))
-        elif s.kind == "keyphrases":
-            pats = {lab.name: [p for p in lab.keyphrases if p.strip()] for lab in leaves}
-            pats = {k: v for k, v in pats.items() if v}
-            if pats:
-                out.append(MultiKeywordLF(s.name or "kw", pats, labels=labels))
-        elif s.kind == "embedding":
-            thr = {**{lab.name: (0.4 if s.threshold is None else s.threshold) for lab in leaves},
-                   **{_leaf_names(taxonomy, k, s.name)[0]: v for k, v in (s.thresholds or {}).items()}}
-            out.append(MultiEmbeddingLF(s.name, leaves, embedder=embedder or s.embedder, threshold=thr,
-                                        low=s.low))
-        elif s.kind in ("knn", "classifier"):
-            if gold is None:
-                raise ConfigError(f"LF '{s.name}' needs a gold set", hint="pass --gold gold.jsonl (id, text, labels)")
-            if gold_rows is None:
-                gold_rows = read_multi_gold(gold, taxonomy)
-            gids, gtexts, glabs = gold_rows
-            if s.kind == "knn":
-                out.append(MultiKnnLF(s.name, gtexts, glabs, labels=labels, gold_ids=gids,
-                                      embedder=embedder or s.embedder, k=s.k,
-                                      threshold=0.5 if s.threshold is None else s.threshold))
-            else:
-                out.append(MultiClassifierLF(s.name, gtexts, glabs, labels=labels, gold_ids=gids,
-                                             embedder=embedder or s.embedder, threshold=s.threshold, low=s.low))
-        elif s.kind in ("prompted", "prompted_list"):
-            specs = s.models or ([s.model] if s.model else list(models or []))
-            if not specs:
-                raise ConfigError(f"prompted LF '{s.name}' names no model", hint="add model: SPEC or pass --model SPEC")
-            inst = s.instruction or getattr(taxonomy, "instruction", "") or ""
-            if engines is None:
-                from ..llm import engine_factory
-
-                engines = engine_factory()
-            for m in specs:
-                name = s.name if len(specs) == 1 else f"{s.name}@{_short(m)}"
-                if s.kind == "prompted":
-                    out.append(PromptedMultiLabelLF(name, engines(m), leaves, template=s.template, instruction=inst,
-                                                    threshold=max(s.threshold or 0.5, 0.5)))
-                else:
-                    out.append(PromptedListLF(name, engines(m), leaves, template=s.template, instruction=inst))
-        else:
-            raise ConfigError(f"LF '{s.name}': kind {s.kind!r} has no multi-label form",
-                              hint="use keyword, regex, keyphrases, embedding, knn, classifier, prompted or prompted_list")
-    names = [lf.name for lf in out]
-    dup = next((x for x in names if names.count(x) > 1), None)
-    if dup:
-        raise ConfigError(f"LF name '{dup}' is used twice; LF names must be unique")
-    return out
+    return build_lfs(spec, taxonomy, models=models, gold=gold, embedder=embedder, engines=engines, multi_label=True)
 
 
 def _run_one(lf, texts: list[str], items, k: int):
@@ -187,11 +89,12 @@ def apply_multi_lfs(lfs: Sequence, texts: Sequence[str], *, labels: Sequence[str
                       None if ids is None else [str(i) for i in ids], p_yes, errors)
 
 
-def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_path, models=None, gold=None,
+def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, models=None, gold=None,
                        shard_size: int = 1000, text_field=None, id_field=None, progress: bool = False,
                        keep_text: bool = True, command=None, overwrite: bool = False, embedder=None,
                        engines=None) -> dict:
-    """The multi-label body of :func:`llmlabel.lf.run.label_corpus` (same folder, shards and resume)."""
+    """The multi-label body of :func:`llmlabel.lf.run.label_corpus` (same folder, shards and resume);
+    ``lfs_record``: (the LF spec's name for the metadata, its fingerprint for ``depends_on``)."""
     from ..artifacts._format import file_hash
     from ..artifacts.multivotes import BINARY
     from ..artifacts.votes import VotesWriter, depends_on
@@ -207,8 +110,8 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_path, models=
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
     meta = make_meta(command=command, engine=",".join(sorted(set(used.values()))) or None)
     probe = MultiVotes(np.zeros((0, len(lfs), len(labels))), [lf.name for lf in lfs], labels, lids)
-    meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path), **probe.manifest_meta())
-    deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=used)
+    meta.update(taxonomy=str(taxonomy_path), lfs=lfs_record[0], **probe.manifest_meta())
+    deps = {**depends_on(corpus=data, taxonomy=taxonomy_path, engines=used), "lfs": lfs_record[1]}
     if gold is not None:
         deps["gold"] = file_hash(gold)
     prob_lfs = [f"{lf.name}/{lid}" for lf in lfs if lf.kind in ("embedding", "knn", "classifier", "prompted_multilabel")

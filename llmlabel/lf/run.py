@@ -11,12 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output: str | Path, *,
+def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None = None,
+                 output: str | Path | None = None, *,
                  model: list[str] | None = None, cache: str | Path | None = None, no_cache: bool = False,
                  shard_size: int = 1000, text_field: str | None = None, id_field: str | None = None,
                  progress: bool = False, keep_text: bool = True, command: list[str] | None = None,
                  overwrite: bool = False, gold: str | Path | None = None, embedder=None) -> dict:
     """Apply the LFs of ``lfs`` (an lfs.yaml) to ``data`` into the votes folder ``output``.
+
+    Without ``lfs``, the default LFs for the situation (:mod:`llmlabel.lf.defaults`: single- or multi-label
+    taxonomy, with or without ``gold``, one prompted LF per ``model``) run, and are saved as
+    ``output/lfs.yaml``; the summary's ``default_lfs`` says which set it was.
 
     The classes are the taxonomy's leaves (parent groups of a two-level taxonomy are not voted on).
     ``model``: specs for prompted LFs that name none (one LF per model). Every engine is built once for the
@@ -36,30 +41,28 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     from ..progress import Ticker
     from .apply import apply_lfs
     from ..llm import cache_option, engine_factory
-    from .spec import build_lfs, load_lf_spec
+    from .defaults import resolve_lfs
+    from .spec import build_lfs
 
-    taxonomy_path, lfs_path, out = taxonomy, lfs, check_writable(output, folder=True)
+    if output is None:
+        raise ConfigError("missing output: the votes folder to write", field="output")
+    taxonomy_path, out = taxonomy, check_writable(output, folder=True)
     full = load_taxonomy(taxonomy_path)
-    spec = load_lf_spec(lfs_path)
-    gold = resolve_gold_path(gold, spec.gold, lfs_path)
+    lf_set = resolve_lfs(lfs, multi_label=full.multi_label, gold=gold is not None, models=model)
+    spec = lf_set.spec
+    gold = resolve_gold_path(gold, spec.gold, lfs)
+    spec.check_form(full.multi_label)  # before the votes folder is touched
     chosen = None if embedder is not None else default_embedder(spec, lambda: corpus_size(data, text_field, id_field))
     if full.multi_label:
         from .multispec import label_corpus_multi
-        from .spec import SINGLE_LABEL_ONLY
 
-        for j, s in enumerate(spec.lfs):
-            if s.kind in SINGLE_LABEL_ONLY or s.threshold == "auto":
-                what = f"kind {s.kind}" if s.kind in SINGLE_LABEL_ONLY else "threshold: auto"
-                raise ConfigError(f"LF '{s.name}': {what} is for single-label taxonomies",
-                                  hint="use a number, or a kind listed in llmlabel.lf.multispec",
-                                  **spec.where(j, "kind" if s.kind in SINGLE_LABEL_ONLY else "threshold"))
-
-        res = label_corpus_multi(data, full, spec, out, taxonomy_path=taxonomy_path, lfs_path=lfs_path,
+        res = label_corpus_multi(data, full, spec, out, taxonomy_path=taxonomy_path, lfs_record=lf_set.record(),
                                  models=model, gold=gold, shard_size=shard_size, text_field=text_field,
                                  id_field=id_field, progress=progress, keep_text=keep_text, command=command,
                                  overwrite=overwrite, embedder=embedder,
                                  engines=engine_factory(cache=cache_option(cache, no_cache)))
-        return dict(res, embedder_auto=chosen)
+        lf_set.save_into(out)
+        return {**res, "default_lfs": lf_set.default, "embedder_auto": chosen}
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
     batches = corpus.start(shard_size)  # a bad first line or an empty corpus fails before the folder is touched
     if batches is None:
@@ -76,10 +79,11 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     names = [lf.name for lf in lfs]
     engines = {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
     meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
-    meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path))
+    lfs_name, deps_lfs = lf_set.record()
+    meta.update(taxonomy=str(taxonomy_path), lfs=lfs_name)
     if chosen:
         meta["embedder_auto"] = chosen
-    deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=engines)
+    deps = {**depends_on(corpus=data, taxonomy=taxonomy_path, engines=engines), "lfs": deps_lfs}
     if gold is not None:
         from ..artifacts._format import file_hash
 
@@ -109,8 +113,10 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
 
         crossfit = write_crossfit(out, lfs, gold_set, labels, depends=deps, data=data, text_field=text_field,
                                   id_field=id_field)
+    lf_set.save_into(out)
     return {"rows_labeled": rows, "restarted": w.restarted, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
-            "read": corpus.stats.summary(), "embedder_auto": chosen, "crossfit": crossfit}
+            "read": corpus.stats.summary(), "default_lfs": lf_set.default, "embedder_auto": chosen,
+            "crossfit": crossfit}
 
 
 EMBEDDING_KINDS = ("embedding", "knn", "logreg", "classifier")  # LF kinds that read a frozen embedder's vectors
@@ -153,7 +159,7 @@ def corpus_size(data, text_field=None, id_field=None) -> int:
     return n
 
 
-def resolve_gold_path(cli: str | Path | None, in_spec: str | None, lfs_path: str | Path) -> Path | None:
+def resolve_gold_path(cli: str | Path | None, in_spec: str | None, lfs_path: str | Path | None) -> Path | None:
     """``--gold`` as given, else the spec's ``gold:`` (relative to the lfs.yaml when not found from here)."""
     if cli is not None:
         return Path(cli)

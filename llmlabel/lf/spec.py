@@ -2,7 +2,7 @@
 
 .. code-block:: yaml
 
-    defaults: {threshold: 0.0}            # optional, applies to prompted LFs
+    defaults: {threshold: 0.0}            # optional, applies to prompted and embedding LFs
     lfs:
       - {name: refund_kw, kind: keyword, patterns: {refund: [refund, money back]}}   # label id or name
       - {name: iban_re, kind: regex, patterns: {transfer: ['\\bIBAN\\b']}}
@@ -16,12 +16,15 @@
       - {name: fs, kind: prompted, few_shot: 2}   # no model: one LF per --model given on the command line
       - {name: mine, kind: python, function: "mypkg.lfs:is_refund"}
 
-``knn``, ``logreg`` and ``setfit`` need a gold set (``--gold`` or ``gold:``); gold items get out-of-fold votes.
+Each ``kind`` is one class in :mod:`llmlabel.lf.kinds` (its options, defaults and ``build()``); the docs'
+lfs.yaml reference is generated from them. ``knn``, ``logreg`` and ``setfit`` need a gold set (``--gold`` or
+``gold:``); gold items get out-of-fold votes.
 ``threshold: auto`` (embedding with gold, knn, logreg, setfit) chooses the abstain cut on the gold out-of-fold: the
 lowest score at which the votes there are still right at ``target_precision`` (cross-fitted too).
 
 A taxonomy with ``multi_label: true`` reads the same kinds per label, plus ``prompted_list`` and per-label
-``thresholds`` (see :mod:`llmlabel.lf.multispec`).
+``thresholds`` (see :mod:`llmlabel.lf.multispec`); ``classifier`` and ``prompted_list`` are multi-label only,
+``logreg``, ``setfit`` and ``python`` single-label only.
 
 >>> spec = LFSpecFile.model_validate({"lfs": [{"name": "kw", "kind": "keyword", "patterns": {"a": ["x"]}}]})
 >>> spec.lfs[0].kind
@@ -30,70 +33,38 @@ A taxonomy with ``multi_label: true`` reads the same kinds per label, plus ``pro
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Optional, Union
+from typing import Annotated, Any, Callable, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from ..errors import ConfigError
+from .kinds import (AUTO_HELP, BuildContext, ClassifierSpec, EmbeddingSpec, KeyphrasesSpec, KeywordSpec, KnnSpec,
+                    LFKind, LogRegSpec, RegexSpec, SetFitSpec, short_model_name)
+from .kinds_llm import PromptedListSpec, PromptedSpec, PythonSpec
 
-Kind = Literal["keyword", "regex", "keyphrases", "embedding", "knn", "classifier", "logreg", "setfit", "prompted",
-               "prompted_list", "python"]
-SINGLE_LABEL_ONLY = {"logreg", "setfit"}  # kinds with no multi-label form
-AUTO_KINDS = ("embedding", "knn", "logreg", "setfit")  # kinds whose threshold may be "auto"
+__all__ = ["KINDS", "LFSpec", "LFSpecFile", "build_lfs", "load_lf_spec", "lf_spec_error"]
 
+#: Every kind, in the order the reference lists them.
+KINDS: tuple[type[LFKind], ...] = (KeywordSpec, RegexSpec, KeyphrasesSpec, EmbeddingSpec, KnnSpec, LogRegSpec,
+                                   SetFitSpec, ClassifierSpec, PromptedSpec, PromptedListSpec, PythonSpec)
+BY_KIND: dict[str, type[LFKind]] = {c.model_fields["kind"].annotation.__args__[0]: c for c in KINDS}
+#: One lfs.yaml entry: the class its ``kind`` names.
+LFSpec = Annotated[Union[KINDS], Field(discriminator="kind")]  # type: ignore[valid-type]
 
-_SINGLE_KINDS: set[str] = {"knn"}  # kinds above that also have a single-label form here
-
-
-class LFSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: Kind
-    name: Optional[str] = None
-    patterns: Optional[dict[str, list[str]]] = None  # keyword / regex
-    case_sensitive: bool = False
-    # embedding, knn, logreg; setfit: the body it fine-tunes. Omitted: the run's default embedder (lf.run).
-    embedder: Optional[str] = None
-    num_iterations: Optional[int] = Field(default=None, ge=1)  # setfit: pairs per gold item; None = SetFit's default
-    k: int = Field(default=10, ge=1, le=1000)  # knn: neighbours that vote
-    # A number in [0, 1], or "auto" (embedding with gold, knn, logreg): chosen on the gold out-of-fold.
-    threshold: Optional[Union[Annotated[float, Field(ge=0.0, le=1.0)], Literal["auto"]]] = None
-    target_precision: float = Field(default=0.6, gt=0.0, le=1.0)  # what threshold: auto aims for on the gold
-    margin: float = 0.0
-    thresholds: Optional[dict[str, float]] = None  # multi-label embedding: per-label thresholds (id or name)
-    low: Optional[float] = None  # multi-label embedding: vote 0 below this cosine
-    template: Optional[str] = None  # prompted
-    model: Optional[str] = None
-    models: Optional[list[str]] = None
-    few_shot: int = Field(default=0, ge=0, le=20)  # examples per label from the taxonomy, or per item from gold
-    few_shot_from: Literal["taxonomy", "gold"] = "taxonomy"
-    none_choice: Optional[str] = None
-    prior_correction: bool = False
-    instruction: Optional[str] = None
-    function: Optional[str] = None  # python: "module:function"
-
-    @model_validator(mode="after")
-    def _per_kind(self) -> "LFSpec":
-        if self.kind != "keyphrases" and not self.name:
-            raise ValueError(f"a {self.kind} LF needs a name")
-        if self.kind in ("keyword", "regex") and not self.patterns:
-            raise ValueError(f"a {self.kind} LF needs patterns: {{label: [pattern, ...]}}")
-        if self.few_shot_from == "gold" and (self.kind != "prompted" or not self.few_shot):
-            raise ValueError("few_shot_from: gold is for prompted LFs with few_shot > 0")
-        if self.threshold == "auto" and self.kind not in AUTO_KINDS:
-            raise ValueError(f"threshold: auto is for {', '.join(AUTO_KINDS)} LFs (chosen on the gold)")
-        if self.kind == "python" and (not self.function or ":" not in self.function):
-            raise ValueError("a python LF needs function: 'module:function'")
-        return self
+_short = short_model_name  # older name
 
 
 class LFSpecFile(BaseModel):
+    """An lfs.yaml file: the LFs, and the gold their gold-based kinds learn from."""
+
     model_config = ConfigDict(extra="forbid")
-    defaults: dict[str, Any] = Field(default_factory=dict)
-    lfs: list[LFSpec] = Field(min_length=1)
-    gold: Optional[str] = None  # gold JSONL/CSV for knn and gold few-shot LFs (relative to the lfs.yaml)
-    gold_folds: int = Field(default=5, ge=2, le=100)  # cross-fitting folds on the gold items
+    defaults: dict[str, Any] = Field(default_factory=dict, description="Options given to every prompted and "
+                                                                       "embedding LF that has them (its own win).")
+    lfs: list[LFSpec] = Field(min_length=1, description="The labeling functions, one entry per kind (see below).")
+    gold: Optional[str] = Field(None, description="Gold JSONL/CSV for the gold-based kinds (relative to the "
+                                                  "lfs.yaml); `--gold` on the command line wins.")
+    gold_folds: int = Field(5, ge=2, le=100, description="Cross-fitting folds on the gold items.")
     _source: Any = PrivateAttr(default=None)  # (path, YAML node tree) when read from a file: errors name the line
 
     def where(self, index: int, *loc: str) -> dict[str, Any]:
@@ -105,149 +76,139 @@ class LFSpecFile(BaseModel):
         path, root = self._source
         return {"path": path, "line": _node_line(root, ["lfs", index, *loc])}
 
+    def check_form(self, multi_label: bool) -> None:
+        """Refuse, naming the line, an entry that cannot run on a single- or multi-label taxonomy."""
+        for j, s in enumerate(self.lfs):
+            try:
+                s.check_form(multi_label)
+            except ConfigError as e:
+                raise ConfigError(e.message, hint=e.hint, **self.where(j, e.field or "kind")) from None
+
+
+def _with_defaults(data: Any) -> Any:
+    """``defaults:`` merged into every prompted and embedding LF that has those options (its own win)."""
+    defaults = data.get("defaults") or {}
+    if not (isinstance(defaults, dict) and isinstance(data.get("lfs"), list)):
+        return data
+    out = []
+    for x in data["lfs"]:
+        cls = BY_KIND.get(x.get("kind")) if isinstance(x, dict) else None
+        if cls is not None and x.get("kind") in ("prompted", "embedding"):
+            x = {**{k: v for k, v in defaults.items() if k in cls.model_fields}, **x}
+        out.append(x)
+    return dict(data, lfs=out)
+
+
+def lf_spec_error(e: ValidationError, *, path, root) -> ConfigError:
+    """The first validation error of an lfs.yaml as one line naming the file, line and field. The kind's tag
+    pydantic puts in the location is dropped; an unknown kind or option says what the kind accepts."""
+    from ..yamlfile import config_error
+
+    err = e.errors()[0]
+    loc = list(err.get("loc", ()))
+    if len(loc) >= 2 and loc[0] == "lfs" and isinstance(loc[1], int):
+        i = loc[1]
+        entry = ((root_value(root, ["lfs", i]) or {}) if root is not None else {})
+        if err.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+            given = entry.get("kind") if isinstance(entry, dict) else None
+            msg = ("required field is missing" if given is None else
+                   f"unknown kind {given!r}; kinds: {', '.join(BY_KIND)}")
+            return _at(path, root, ["lfs", i, "kind"], msg)
+        if len(loc) >= 3 and loc[2] in BY_KIND:
+            kind, rest = loc[2], loc[3:]
+            if err.get("type") == "extra_forbidden" and rest:
+                keys = [str(x["loc"][3]) for x in e.errors() if x.get("type") == "extra_forbidden"
+                        and list(x["loc"][:3]) == loc[:3] and len(x["loc"]) > 3]
+                return _at(path, root, ["lfs", i, rest[0]], _unknown_options(kind, keys, entry))
+            loc = loc[:2] + rest
+    return config_error(e, path=path, root=root, loc=loc)
+
+
+def root_value(root: Any, loc: list) -> Any:
+    """The plain value of the YAML node at ``loc`` (for error messages)."""
+    import yaml
+
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return None
+        if node is None:
+            return None
+    if isinstance(node, yaml.MappingNode):
+        return {getattr(k, "value", None): getattr(v, "value", None) for k, v in node.value}
+    return getattr(node, "value", None)
+
+
+def _unknown_options(kind: str, keys: list[str], entry: Any) -> str:
+    def shown(key: str) -> str:
+        value = entry.get(key) if isinstance(entry, dict) else None
+        return f"{key}: {value}" if isinstance(value, str) and len(value) < 40 else key
+
+    if keys == ["threshold"] and isinstance(entry, dict) and entry.get("threshold") == "auto":
+        return f"{AUTO_HELP}; a {kind} LF has no threshold"
+    import difflib
+
+    owners = sorted({k for k, c in BY_KIND.items() for key in keys if key in c.model_fields})
+    opts = [f for f in BY_KIND[kind].model_fields if f != "kind"]
+    close = difflib.get_close_matches(keys[0], opts, n=1) if not owners else []
+    article = "an" if kind[0] in "aeiou" else "a"
+    return (f"{', '.join(map(shown, keys))} {'is not an option' if len(keys) == 1 else 'are not options'} of "
+            f"{article} {kind} LF" + (f" (options of {', '.join(owners)} LFs)" if owners else "")
+            + (f" (did you mean {close[0]}?)" if close else "") + f"; its options: {', '.join(opts)}")
+
+
+def _at(path, root, loc: list, msg: str) -> ConfigError:
+    from ..yamlfile import _loc_str, _node_line
+
+    return ConfigError(msg, path=path, line=_node_line(root, loc) if root is not None else None, field=_loc_str(loc))
+
 
 def load_lf_spec(path: str | Path) -> LFSpecFile:
     """Read and validate ``lfs.yaml``; errors name the file, line and field."""
-    from ..yamlfile import config_error, read_yaml
+    from ..yamlfile import read_yaml
 
     root, data = read_yaml(path, what="LF spec file", hint="write an lfs.yaml (see llmlabel.lf.spec)")
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with an 'lfs' list at the top level", path=path, line=1, field="lfs")
-    defaults = data.get("defaults") or {}
-    if isinstance(defaults, dict) and isinstance(data.get("lfs"), list):
-        data = dict(data, lfs=[{**{k: v for k, v in defaults.items() if k in LFSpec.model_fields
-                                   and (isinstance(x, dict) and x.get("kind") in ("prompted", "embedding"))},
-                                **x} if isinstance(x, dict) else x for x in data["lfs"]])
     try:
-        spec = LFSpecFile.model_validate(data)
+        spec = LFSpecFile.model_validate(_with_defaults(data))
     except ValidationError as e:
-        raise config_error(e, path=path, root=root) from None
+        raise lf_spec_error(e, path=path, root=root) from None
     spec._source = (str(path), root)
     return spec
 
 
-def _label_name(taxonomy, key: str, lf: str) -> str:
-    for lab in taxonomy.labels:
-        if key in (lab.id, lab.name):
-            return lab.name
-    raise ConfigError(f"LF '{lf}': label {key!r} is not in the taxonomy (ids or names)", field=f"patterns.{key}",
-                      hint="labels: " + ", ".join(lab.id for lab in taxonomy.labels[:8])
-                      + (" ..." if len(taxonomy.labels) > 8 else ""))
-
-
-def _short(spec: str) -> str:
-    return spec.rstrip("/").replace("#", "/").split("/")[-1].split(":")[-1] or spec
-
-
 def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None,
-              engines: Callable[[str], Any] | None = None, gold=None, embedder=None) -> list:
-    """The LF objects a spec describes (see :func:`_build_lfs`); a bad entry's error names lfs.yaml and its line."""
-    at = [0]
-    try:
-        return _build_lfs(spec, taxonomy, models=models, engines=engines, gold=gold, embedder=embedder, at=at)
-    except ConfigError as e:
-        if e.path is None:
-            loc = ["patterns", e.field.split(".", 1)[1]] if (e.field or "").startswith("patterns.") else []
-            w = spec.where(at[0], *loc)
-            e.path, e.line = w.get("path"), w.get("line")
-        raise
-
-
-def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, at: list[int]) -> list:
-    """The LF objects a spec describes, over the taxonomy's labels (vote j = ``taxonomy.labels[j]``).
+              engines: Callable[[str], Any] | None = None, gold=None, embedder=None,
+              multi_label: bool = False) -> list:
+    """The LF objects a spec describes, over the taxonomy's leaves (vote j = class j); a bad entry's error
+    names lfs.yaml and its line.
 
     A prompted LF without ``model``/``models`` becomes one LF per entry of ``models`` (the ``--model``
     options), named ``<name>@<model>`` when there are several. ``engines`` turns a model spec into the engine
     the LF runs on (:func:`llmlabel.llm.engine_factory`, which carries the run's cache options; default:
-    one with the default cache). ``gold`` (a :class:`~llmlabel.lf.gold.GoldSet`) feeds ``knn`` LFs and
-    prompted LFs with ``few_shot_from: gold``; ``embedder`` (an embedder object) replaces the spec's embedder
-    names for embedding-based LFs, so a caller can share one cached embedder.
+    one with the default cache). ``gold``: a :class:`~llmlabel.lf.gold.GoldSet` (single-label) or the gold
+    file (``multi_label``); ``embedder`` (an embedder object) replaces the spec's embedder names for
+    embedding-based LFs, so a caller can share one cached embedder. ``multi_label``: the multi-label form of
+    every kind (:mod:`llmlabel.lf.multispec`).
     """
-    from .core import PythonLF
-    from .embedding import EmbeddingLF
-    from .keyword import KeywordLF, keyphrase_lfs
-    from .knn import KnnLF
-    from .prompted import PromptedLF
-    from .prompted_gold import GoldFewShotLF
-    from .setfit_lf import GoldSetFitLF
-    from .supervised import GoldLogRegLF
-
-    def need_gold(s):
-        if gold is None:
-            raise ConfigError(f"LF '{s.name}' needs a gold set", hint="pass --gold gold.jsonl or add gold: to lfs.yaml")
-        return gold
-
-    taxonomy = taxonomy.class_taxonomy() if hasattr(taxonomy, "class_taxonomy") else taxonomy  # leaves only
-    labels = [lab.name for lab in taxonomy.labels]
+    ctx = BuildContext(taxonomy, multi_label=multi_label, models=list(models or []), engines=engines, gold=gold,
+                       embedder=embedder)
     out: list = []
-    for at[0], s in enumerate(spec.lfs):
-        if s.kind in ("keyword", "regex"):
-            pats = {_label_name(taxonomy, key, s.name): v for key, v in s.patterns.items()}
-            out.append(KeywordLF(s.name, pats, labels=labels, regex=s.kind == "regex",
-                                 case_sensitive=s.case_sensitive))
-        elif s.kind == "keyphrases":
-            out.extend(keyphrase_lfs(taxonomy, prefix=s.name or "kw"))
-        elif s.kind == "embedding":
-            if s.threshold == "auto":
-                need_gold(s)
-            out.append(EmbeddingLF(s.name, taxonomy.labels, embedder=embedder or s.embedder,
-                                   threshold=0.3 if s.threshold is None else s.threshold, margin=s.margin,
-                                   gold=gold, target_precision=s.target_precision))
-        elif s.kind == "prompted":
-            specs = s.models or ([s.model] if s.model else list(models or []))
-            if not specs:
-                raise ConfigError(f"prompted LF '{s.name}' names no model", hint="add model: SPEC or pass --model SPEC")
-            if engines is None:
-                from ..llm import engine_factory
-
-                engines = engine_factory()
-            if s.few_shot_from == "gold":
-                for m in specs:
-                    out.append(GoldFewShotLF(s.name if len(specs) == 1 else f"{s.name}@{_short(m)}", engines(m),
-                                             taxonomy.labels, need_gold(s), shots=s.few_shot,
-                                             embedder=embedder or s.embedder, template=s.template,
-                                             threshold=s.threshold or 0.0, none_choice=s.none_choice,
-                                             prior_correction=s.prior_correction,
-                                             instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
-                continue
-            shots = None
-            if s.few_shot:
-                shots = [(e.text, j) for j, lab in enumerate(taxonomy.labels) for e in lab.examples[: s.few_shot]]
-                if not shots:
-                    raise ConfigError(f"prompted LF '{s.name}' asks for few_shot examples but the taxonomy has none")
-            for m in specs:
-                name = s.name if len(specs) == 1 else f"{s.name}@{_short(m)}"
-                if engines is None:
-                    from ..llm import engine_factory
-
-                    engines = engine_factory()
-                out.append(PromptedLF(name, engines(m), taxonomy.labels, template=s.template, examples=shots or [],
-                                      threshold=s.threshold or 0.0, none_choice=s.none_choice,
-                                      prior_correction=s.prior_correction,
-                                      instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
-        elif s.kind == "knn":
-            out.append(KnnLF(s.name, need_gold(s), embedder=embedder or s.embedder, k=s.k,
-                             threshold=0.5 if s.threshold is None else s.threshold,
-                             target_precision=s.target_precision))
-        elif s.kind == "logreg":
-            out.append(GoldLogRegLF(s.name, need_gold(s), embedder=embedder or s.embedder,
-                                    threshold=0.0 if s.threshold is None else s.threshold,
-                                    target_precision=s.target_precision))
-        elif s.kind == "setfit":  # a body to fine-tune, so a shared embedder object cannot stand in for it
-            out.append(GoldSetFitLF(s.name, need_gold(s), body=s.embedder or "minilm", num_iterations=s.num_iterations,
-                                    threshold=0.0 if s.threshold is None else s.threshold,
-                                    target_precision=s.target_precision))
-        elif s.kind in ("knn", "classifier", "prompted_list") and s.kind not in _SINGLE_KINDS:
-            raise ConfigError(f"LF '{s.name}': kind {s.kind} needs a multi-label taxonomy here",
-                              hint="set multi_label: true in the taxonomy (llmlabel taxonomy --multi-label)")
-        else:  # python
-            mod, _, fn = s.function.partition(":")
-            try:
-                obj = getattr(importlib.import_module(mod), fn)
-            except (ImportError, AttributeError) as e:
-                raise ConfigError(f"python LF '{s.name}': cannot import {s.function} ({e})") from None
-            fn_ = obj.fn if isinstance(obj, PythonLF) else obj
-            out.append(PythonLF(s.name, fn_, labels))
+    for j, s in enumerate(spec.lfs):
+        try:
+            out.extend(s.build(ctx))
+        except ConfigError as e:
+            if e.path is None:
+                f = e.field or ""
+                loc = ["patterns", f.split(".", 1)[1]] if f.startswith("patterns.") else [f] if f else []
+                w = spec.where(j, *loc)
+                e.path, e.line = w.get("path"), w.get("line")
+            raise
     names = [lf.name for lf in out]
     dup = next((x for x in names if names.count(x) > 1), None)
     if dup:

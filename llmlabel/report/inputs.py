@@ -131,8 +131,8 @@ def collect(paths: list[str | Path], *, dev: str | Path | None = None) -> RunInp
     if "votes" in found:
         from ..artifacts.votes import read_votes
 
-        labels = run.labeled.classes if run.labeled is not None else None
-        run.votes = read_votes(found["votes"], labels if labels else None).matrix
+        labels = run.labeled.classes if run.labeled is not None and not run.labeled.multi_label else None
+        run.votes = read_votes(found["votes"], labels if labels else None).matrix  # multi-label: yes/no per LF x label
     if "model" in found:
         run.metrics = _json(found["model"] / "metrics.json")
         casc = sorted(found["model"].glob("*.cascade.json"))
@@ -148,7 +148,8 @@ def collect(paths: list[str | Path], *, dev: str | Path | None = None) -> RunInp
         run.gold = _read_gold(found["gold"])
     if "pipeline" in found:
         run.stages = [_json(f) for f in sorted(found["pipeline"].glob("*.json"))]
-        if "gold" not in found:  # the dev file the pipeline's aggregate stage was given
+        multi = run.labeled is not None and run.labeled.multi_label  # the gold section is single-label
+        if "gold" not in found and not multi:  # the dev file the pipeline's aggregate stage was given
             rec = next((s for s in run.stages if s.get("stage") == "aggregate"), {})
             argv = rec.get("argv") or []  # older records kept the command line, newer ones the call's arguments
             dev_arg = (rec.get("call") or {}).get("dev") or next(

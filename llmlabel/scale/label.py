@@ -15,7 +15,7 @@ from .workers import ERRORS_PREFIX, TEXT, USAGE_PREFIX, LFWorker, sum_side_colum
 PROB_KINDS = ("prompted", "embedding")  # LF kinds whose class distributions the votes folder keeps
 
 
-def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, output: str | Path, *,
+def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path | None, output: str | Path, *,
                      model: list[str] | None = None, cache: str | Path | None = None, no_cache: bool = False,
                      shard_size: int = 1000, text_field: str | None = None, id_field: str | None = None,
                      progress: bool = False, keep_text: bool = True, command: list[str] | None = None,
@@ -32,18 +32,20 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, ou
     from ..artifacts.taxonomy import load_taxonomy
     from ..artifacts.votes import VotesWriter, depends_on
     from ..io_write import make_meta
+    from ..lf.defaults import resolve_lfs
     from ..lf.run import corpus_size, default_embedder
-    from ..lf.spec import build_lfs, load_lf_spec
+    from ..lf.spec import build_lfs
     from ..progress import Ticker
 
     check_scale_options(num_workers, gpus_per_worker, batch_size)
-    taxonomy_path, lfs_path, out = taxonomy, lfs, Path(output)
+    taxonomy_path, out = taxonomy, Path(output)
     full = load_taxonomy(taxonomy_path)
     if full.multi_label:
         raise ConfigError("multi-label taxonomies are labelled on the local backend only", path=taxonomy_path,
                           hint="drop --backend ray")
     tax = full.class_taxonomy()
-    spec = load_lf_spec(lfs_path)
+    lf_set = resolve_lfs(lfs, multi_label=False, gold=False, models=model)  # no lfs.yaml: the default LFs
+    spec = lf_set.spec
     chosen = default_embedder(spec, lambda: corpus_size(data, text_field, id_field))  # as the local path does
     specs: list[str] = []  # the engines load in the actors; here only their specs are recorded, in LF order
     lfs = build_lfs(spec, tax, models=model, engines=lambda m: specs.append(m))  # bad specs fail here
@@ -55,8 +57,9 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, ou
     llm = [j for j, lf in enumerate(lfs) if lf.cost == "llm"]
     src = Source(data, text_field, id_field)
     meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
-    meta.update(taxonomy=str(taxonomy_path), lfs=str(lfs_path), backend="ray")
-    deps = depends_on(corpus=data, taxonomy=taxonomy_path, lfs=lfs_path, engines=engines)
+    lfs_name, deps_lfs = lf_set.record()
+    meta.update(taxonomy=str(taxonomy_path), lfs=lfs_name, backend="ray")
+    deps = {**depends_on(corpus=data, taxonomy=taxonomy_path, engines=engines), "lfs": deps_lfs}
     connect(address)
     bs = batch_size or shard_size
     common = dict(taxonomy=tax, spec=spec, models=model, prob_lfs=prob_lfs, no_cache=no_cache,
@@ -88,6 +91,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, ou
                 rows += tbl.num_rows
                 tick(tbl.num_rows)
     add_usage("label", usage)
+    lf_set.save_into(out)
     return {"rows_labeled": rows, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
             "read": f"read {rows + n_done:,} rows on Ray ({n_done:,} already in finished shards)",
-            "usage": usage, "embedder_auto": chosen}
+            "usage": usage, "default_lfs": lf_set.default, "embedder_auto": chosen}
