@@ -243,8 +243,7 @@ class HeldOutSelect(LabelModel):
 
     def _skip(self, spec, votes: Votes) -> str | None:
         k = votes.k
-        if k >= MANY_CLASSES and self.candidates == DEFAULT_HELDOUT_CANDIDATES and spec in ("ds-r", "onecoin-r",
-                                                                                             "hyperlm"):
+        if k >= MANY_CLASSES and spec in ("ds-r", "onecoin-r", "hyperlm"):
             return f"{k} classes >= {MANY_CLASSES}: " + (
                 "k x (k+1) parameters per LF" if spec == "ds-r" else
                 f"one network pass per class in each of {self.max_refits} refits" if spec == "hyperlm" else
