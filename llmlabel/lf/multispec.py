@@ -41,31 +41,18 @@ def _leaf_names(taxonomy, key: str, lf: str) -> list[str]:
 
 def read_multi_gold(path: str | Path, taxonomy) -> tuple[list[str], list[str], list[list[str]]]:
     """(ids, texts, label-name lists) of a gold JSONL/CSV with ``id``, ``text`` and ``labels`` (a list, or
-    names joined by ``|`` or ``,``; ``label`` is read when ``labels`` is absent). Names or ids of leaves."""
-    from ..io import read_records
+    names joined by ``|`` or ``,``; ``label`` is read when ``labels`` is absent). Names or ids of leaves.
+    Read through :mod:`llmlabel.artifacts.gold`; rows without an id are numbered by their line."""
+    from ..artifacts.gold import read_gold
 
     leaves = taxonomy.leaves()
-    by = {lab.id: lab.name for lab in leaves} | {lab.name: lab.name for lab in leaves}
-    ids, texts, labs = [], [], []
-    for line, row in read_records(path, what="gold file"):
-        where = dict(path=path, line=line)
-        if "text" not in row:
-            raise InputError("gold row has no 'text' field", field="text", **where)
-        raw = row.get("labels", row.get("label"))
-        if raw is None:
-            raise InputError("gold row has no 'labels' field", field="labels", **where)
-        vals = raw if isinstance(raw, list) else [x for x in str(raw).replace("|", ",").split(",") if x.strip()]
-        out = []
-        for v in vals:
-            if str(v).strip() not in by:
-                raise ConfigError(f"gold label {v!r} is not a leaf of the taxonomy", field="labels", **where)
-            out.append(by[str(v).strip()])
-        ids.append(str(row.get("id", line)))
-        texts.append(str(row["text"]))
-        labs.append(out)
-    if not ids:
-        raise InputError("the gold file has no rows", path=path)
-    return ids, texts, labs
+    names = [lab.name for lab in leaves]
+    g = read_gold(path, label_field="labels", fallback_field="label", split="|,", need_ids=False, need_text=True,
+                  allow_empty=True)
+    Y = g.matrix(names, aliases=[lab.id for lab in leaves])
+    labs = [[names[j] for j in np.flatnonzero(row)] for row in Y]
+    ids = list(g.ids) if g.ids is not None else [str(x) for x in g.lines]
+    return ids, list(g.texts), labs
 
 
 def build_multi_lfs(spec, taxonomy, *, models: list[str] | None = None, gold: str | Path | None = None,
