@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import ConfigError, InputError, OutputError
+from .io_swap import space_error
 
 META_KEY = "llmlabel"  # key in the Parquet schema metadata
 META_SUFFIX = ".meta.json"  # sidecar next to JSONL (and any non-Parquet) outputs
@@ -58,9 +59,13 @@ def atomic_write(path: str | Path, mode: str = "w", *, encoding: str = "utf-8") 
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
+        why = space_error(e)
+        if why is not None:  # a full disk (or `ulimit -f`): the old file is untouched, say which one
+            raise OutputError(f"cannot write the output: {why}", path=path,
+                              hint="free some space (the earlier file is kept), or choose another -o/--output") from None
         raise
     _remove_dead_writers_temps(path)
 
