@@ -34,7 +34,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     from ..io import read_corpus
     from ..io_write import check_writable, make_meta
     from ..progress import Ticker
-    from .apply import apply_lfs
+    from .apply import ErrorShare, apply_lfs, with_last
     from ..llm import cache_option, engine_factory
     from .spec import build_lfs, load_lf_spec
 
@@ -89,13 +89,15 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
             Ticker(progress, total, "label") as tick:
         done = w.done_ids()
         tick(len(done))
-        for b in batches:
+        share = ErrorShare(lfs)
+        for b, last in with_last(batches):
             keep = [i for i, x in enumerate(b.ids) if x not in done]
             if not keep:
                 continue
             texts = [b.texts[i] for i in keep]
             items = [dict(b.rows[i], text=b.texts[i], id=b.ids[i]) for i in keep]
             L = apply_lfs(lfs, texts, labels=labels, items=items, ids=[b.ids[i] for i in keep])
+            share.add(L.errors, len(keep), last=last)  # before writing: a failed batch is redone by the rerun
             w.write(L, texts if keep_text else None)
             rows += len(keep)
             tick(len(keep))

@@ -3,7 +3,8 @@
 The key is a SHA-256 of everything that determines an answer (engine kind, model identity, sampling
 parameters, prompt, choices or JSON schema); the value is the answer as JSON. WAL mode lets several
 processes read and write one file at once; every write is its own short transaction, so a process
-killed mid-run loses at most the batch in flight.
+killed mid-run loses at most the answers in flight (HTTP engines store each answer as it arrives; local engines
+store each batch).
 
 >>> cache = Cache("/tmp/llmlabel-doc.sqlite")
 >>> k = cache_key({"op": "choose", "prompt": "hi"})
@@ -70,6 +71,7 @@ class Cache:
         try:
             conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None,
                                    check_same_thread=False)
+            self._check_ours(conn)  # before WAL mode: that alone would change another program's file
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
@@ -78,6 +80,17 @@ class Cache:
             raise self._error(e) from e
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
+
+    def _check_ours(self, conn: sqlite3.Connection) -> None:
+        """Refuse an SQLite file of another program: ``cache clear`` would empty, and every run would add a table
+        to, a database that is not ours. Ours holds the ``answers`` table alone (an empty file is new)."""
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(answers)")] if "answers" in tables else []
+        if tables - {"answers"} or (tables and cols != ["key", "value", "created"]):
+            conn.close()
+            shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+            raise CacheError(f"not an llmlabel cache: this SQLite file holds other tables ({shown})", path=self.path,
+                             hint="pass --cache with a file of its own (llmlabel creates it), or --no-cache")
 
     def _error(self, e: sqlite3.Error) -> CacheError:
         msg = str(e)

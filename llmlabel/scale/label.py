@@ -32,6 +32,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, ou
     from ..artifacts.taxonomy import load_taxonomy
     from ..artifacts.votes import VotesWriter, depends_on
     from ..io_write import make_meta
+    from ..lf.apply import ErrorShare
     from ..lf.spec import build_lfs, load_lf_spec
     from ..progress import Ticker
 
@@ -75,6 +76,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, ou
             ds = ds.map_batches(LFWorker, batch_format="pyarrow", batch_size=bs, compute=actor_pool(num_workers),
                                 num_cpus=0 if gpus_per_worker else cpu, num_gpus=gpus_per_worker or None,
                                 fn_constructor_kwargs=dict(common, which=llm, stage="llm"))
+        share = ErrorShare(lfs)
         with Ticker(progress, src.num_rows, "label") as tick:
             tick(n_done)
             for tbl in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=2):
@@ -82,6 +84,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, ou
                     usage[k] = usage.get(k, 0) + v
                 L = LabelMatrix.from_table(tbl, labels=labels, lf_names=names)
                 L.errors.update(sum_side_columns(tbl, ERRORS_PREFIX))
+                share.add(L.errors, tbl.num_rows)  # an LF failing on > 20% of the items stops the run
                 w.write(L, tbl.column(TEXT).to_pylist() if keep_text else None)
                 rows += tbl.num_rows
                 tick(tbl.num_rows)
