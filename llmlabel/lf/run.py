@@ -36,11 +36,13 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
     from ..progress import Ticker
     from .apply import ErrorShare, apply_lfs, with_last
     from ..llm import cache_option, engine_factory
+    from .resolve import check_models
     from .spec import build_lfs, load_lf_spec
 
     taxonomy_path, lfs_path, out = taxonomy, lfs, check_writable(output, folder=True)
     full = load_taxonomy(taxonomy_path)
     spec = load_lf_spec(lfs_path)
+    check_models(spec, embedder=embedder)  # before any item is read
     gold = resolve_gold_path(gold, spec.gold, lfs_path)
     if full.multi_label:
         from .multispec import label_corpus_multi

@@ -33,6 +33,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, ou
     from ..artifacts.votes import VotesWriter, depends_on
     from ..io_write import make_meta
     from ..lf.apply import ErrorShare
+    from ..lf.resolve import check_models
     from ..lf.spec import build_lfs, load_lf_spec
     from ..progress import Ticker
 
@@ -44,6 +45,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path, ou
                           hint="drop --backend ray")
     tax = full.class_taxonomy()
     spec = load_lf_spec(lfs_path)
+    check_models(spec)
     specs: list[str] = []  # the engines load in the actors; here only their specs are recorded, in LF order
     lfs = build_lfs(spec, tax, models=model, engines=lambda m: specs.append(m))  # bad specs fail here
     labels = tax.classes()
