@@ -60,7 +60,7 @@ def test_every_format_gives_the_same_ids_and_texts(tmp_path):
         assert c.text_field == "text", name
         assert c.texts() == want_texts, name
         assert c.ids() == [r["id"] for r in ROWS], name  # a field named "id" is the id by default
-        assert read_corpus(path, id_field="stars").ids()[:2] == ["0", "1"], name
+        assert read_corpus(path, id_field="stars", limit=2).ids() == ["0", "1"], name  # (later stars repeat)
         assert c.stats.rows == len(ROWS) and c.stats.kept == len(ROWS) and c.stats.done, name
         first = next(iter(c))
         assert first.id == "doc-0" and set(first.row) == {"stars"}, name  # other fields travel with the row
