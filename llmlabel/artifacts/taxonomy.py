@@ -162,6 +162,16 @@ class Taxonomy(BaseModel):
         """The class names the label stage votes over, in file order: the leaves' names."""
         return [lab.name for lab in self.leaves()]
 
+    def classes_for_votes(self, path: str | Path | None = None) -> list[str]:
+        """:meth:`classes`, refusing fewer than two for a single-label taxonomy: votes, label models and
+        students all choose between classes (one class is one line naming the file, not a library error)."""
+        classes = self.classes()
+        if len(classes) < 2 and not self.multi_label:
+            raise ConfigError(f"the taxonomy has {len(classes)} class ({', '.join(classes) or 'none'}); labeling "
+                              "needs at least two", path=path, field="labels",
+                              hint="add the other label(s), or mark it multi_label: true for a yes/no label")
+        return classes
+
     def class_taxonomy(self) -> "Taxonomy":
         """The leaves as a flat taxonomy (what LFs are built over); ``self`` when it is flat already."""
         if not any(lab.parent for lab in self.labels):

@@ -139,7 +139,7 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
                                      hint="drop --proba-field to train on the labels alone")
                 raw_proba.append((row[pf], where))
             c = row.get(confidence_field) if confidence_field else None
-            conf.append(c)
+            conf.append((c, where["line"]))
     src = str(path)
     if not texts:
         raise InputError("no labeled rows", path=path, hint="the file is empty or every text is empty")
@@ -230,17 +230,17 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
     _check_counts(labels, classes, multi_label, min_per_class, path)
 
     # ---- confidence weights
-    has_conf = any(c is not None for c in conf)
+    has_conf = any(c is not None for c, _ in conf)
     weights = np.ones(n, dtype=np.float64)
     if has_conf:
-        for i, c in enumerate(conf):
+        for i, (c, line) in enumerate(conf):
             try:
                 v = float(c) if c is not None else 1.0
             except (TypeError, ValueError):
                 v = float("nan")
             if not math.isfinite(v) or v < 0 or v > 1:
                 raise InputError(f"confidence {c!r} is not a number in [0, 1]", field=confidence_field,
-                                 path=path, hint="or ignore it with --no-confidence-weights")
+                                 path=path, line=line, hint="or ignore it with --no-confidence-weights")
             weights[i] = v
     return LabeledData(texts=texts, classes=list(classes), proba=proba.astype(np.float32), labels=labels,
                        weights=weights.astype(np.float32), multi_label=multi_label, has_proba=has_proba,

@@ -41,6 +41,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path, output
 
     taxonomy_path, lfs_path, out = taxonomy, lfs, check_writable(output, folder=True)
     full = load_taxonomy(taxonomy_path)
+    full.classes_for_votes(taxonomy_path)  # a one-class single-label taxonomy: one line, before the folder exists
     spec = load_lf_spec(lfs_path)
     check_models(spec, embedder=embedder)  # before any item is read
     gold = resolve_gold_path(gold, spec.gold, lfs_path)
