@@ -456,9 +456,10 @@ class OpenAIEngine(LLM):
                 raise self._fail(e) from None
             _count(u, data)
             text = reply_text(data["choices"][0])
-            if mode in ("choice", "grammar") and text.strip() not in {c.strip() for c in choices}:
+            if mode in ("choice", "grammar") and text.strip() and text.strip() not in {c.strip() for c in choices}:
                 self._advance(mode)  # the server ignored the constraint (structured_outputs: not vLLM)
                 continue
+            # (an empty reply says nothing about the constraint: it is no answer, not a reason to drop it)
             return score_reply(text, steps_of(data["choices"][0]), choices)
 
     def _advance(self, mode: str) -> None:
