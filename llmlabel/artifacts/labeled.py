@@ -209,7 +209,11 @@ def read_labeled(path: str | Path) -> Labeled:
     meta = _meta(path)
     check_format(meta, kind=KIND, version=FORMAT_VERSION, path=path, hint="give the file `llmlabel aggregate` wrote")
     classes = meta.get("classes") or meta.get("labels")
-    t = pq.read_table(path)
+    try:
+        t = pq.read_table(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid/OSError for a file that is not Parquet
+        raise InputError(f"not a readable Parquet file ({type(e).__name__})", path=path,
+                         hint="give the file `llmlabel aggregate` wrote") from None
     names = set(t.column_names)
     if classes is None and not meta.get("kind"):
         # Re-saved by a tool that dropped our metadata (pandas): the p:<class> columns name the classes, in
