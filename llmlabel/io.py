@@ -211,8 +211,8 @@ class Corpus:
                          "(--skip-bad keeps the first and counts the others as bad)"))
             self._seen_ids.add(rid)
         if not isinstance(text, str):
-            if text is None:
-                text = ""
+            if text is None or (isinstance(text, float) and text != text):
+                text = ""  # null and NaN (pandas' missing value) are no text, never the word "nan"
             elif isinstance(text, (int, float, bool)):
                 text = str(text)
                 stats.coerced += 1
