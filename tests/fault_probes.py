@@ -643,6 +643,25 @@ def p14_truncated_votes_shard(ws: Path, fx) -> list[str]:
     return refused(*faults.cli(["aggregate", v, "-o", d / "l.parquet"], ws)[::2], [str(shard)])
 
 
+#: Issue 30's problems, most severe first: the titles eval/reliability.py prints above each one's probes.
+PROBLEMS = {
+    1: "a half-written model folder passed as a good one",
+    2: "taxonomy outputs overwrote each other's side files",
+    3: "duplicate ids were silent (and 1 and \"1\" collapsed)",
+    4: "an LLM that answers nothing was treated as certain",
+    5: "an unknown embedder hung on the Hub or abstained silently",
+    6: "a model folder with format_version 9 loaded",
+    7: "a taxonomy with two labels of one name passed label",
+    8: "review import added 'name ' (trailing space) as a new label",
+    9: "a gold/dev CSV saved by Excel (BOM, CRLF) failed with the wrong message",
+    10: "after kill -9 of label the rerun paid again for answers it had received",
+    11: "a labeled.parquet re-saved with pandas trained on hard labels and took NaN or -3",
+    12: "quote_text did not neutralise spaced, zero-width or fullwidth closing tags",
+    13: "cache clear changed another program's SQLite file",
+    14: "a full disk and broken files gave exit 1 or named no file",
+}
+
+
 @dataclass(frozen=True)
 class Probe:
     problem: int
