@@ -251,13 +251,19 @@ class OpenAIEngine(LLM):
 
     async def _each(self, one, prompts: list, start: int) -> list:
         """``one(prompt)`` for ``prompts[start:]`` concurrently, in prompt order; each answer is handed to the
-        cache the moment it arrives (a kill mid-batch then costs only the requests still in flight)."""
+        cache the moment it arrives (a kill mid-batch then costs only the requests still in flight). When one
+        request fails for good, the others in flight still finish and are stored before the error is raised:
+        an answer the server sent is never thrown away."""
         async def tagged(j: int):
             r = await one(prompts[j])
             self._answered(j, r)
             return r
 
-        return list(await asyncio.gather(*(tagged(j) for j in range(start, len(prompts)))))
+        out = await asyncio.gather(*(tagged(j) for j in range(start, len(prompts))), return_exceptions=True)
+        failed = next((r for r in out if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed
+        return list(out)
 
     # ---- generate -------------------------------------------------------------------------------
     def _is_chat(self, prompt) -> bool:
