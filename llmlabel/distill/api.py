@@ -63,7 +63,7 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     from ..io import check_writable
     from ..io_swap import atomic_folder
     from .card import render_card
-    from .export import check_replaceable, seal
+    from .folder import check_replaceable, seal
     from .metrics import classification_report
 
     enc = {k: v for k, v in dict(max_steps=max_steps, batch_size=batch_size, threads=threads,

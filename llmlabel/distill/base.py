@@ -117,7 +117,7 @@ class Student:
             self._write(folder)
             return folder
         from ..io_swap import atomic_folder
-        from .export import check_replaceable, seal
+        from .folder import check_replaceable, seal
 
         check_replaceable(folder)
         with atomic_folder(folder) as tmp:

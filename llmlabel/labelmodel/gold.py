@@ -20,7 +20,7 @@ import numpy as np
 
 from ..artifacts.gold import RANDOM_STRATEGY, fair_sample, read_gold  # noqa: F401  (re-exported)
 from ..artifacts.matrix import LabelMatrix
-from ..errors import ConfigError, InputError
+from ..errors import InputError
 
 
 def load_gold(path: str | Path, L: LabelMatrix, *, with_strategy: bool = False):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts.multivotes import MultiVotes
-from ..errors import ConfigError, InputError, LLMLabelError
+from ..errors import ConfigError, LLMLabelError
 from .core import ABSTAIN
 
 
