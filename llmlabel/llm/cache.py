@@ -62,6 +62,7 @@ class Cache:
         except OSError as e:
             raise CacheError(f"cannot create the cache folder: {e.strerror}", path=self.path.parent,
                              hint="pass --cache PATH to a writable place, or --no-cache") from e
+        self._check_ours()
         self._connect()  # fail early, with a clear message, on a corrupt or unwritable file
 
     def _connect(self) -> sqlite3.Connection:
@@ -71,7 +72,6 @@ class Cache:
         try:
             conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None,
                                    check_same_thread=False)
-            self._check_ours(conn)  # before WAL mode: that alone would change another program's file
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
@@ -81,13 +81,22 @@ class Cache:
         self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
-    def _check_ours(self, conn: sqlite3.Connection) -> None:
+    def _check_ours(self) -> None:
         """Refuse an SQLite file of another program: ``cache clear`` would empty, and every run would add a table
-        to, a database that is not ours. Ours holds the ``answers`` table alone (an empty file is new)."""
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
-        cols = [r[1] for r in conn.execute("PRAGMA table_info(answers)")] if "answers" in tables else []
+        to (and switch to WAL mode), a database that is not ours. Ours holds the ``answers`` table alone (an empty
+        or missing file is new). Looked at read-only, so a refused file is not touched at all."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return
+        try:
+            conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=self.timeout)
+            try:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+                cols = [r[1] for r in conn.execute("PRAGMA table_info(answers)")] if "answers" in tables else []
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from e
         if tables - {"answers"} or (tables and cols != ["key", "value", "created"]):
-            conn.close()
             shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
             raise CacheError(f"not an llmlabel cache: this SQLite file holds other tables ({shown})", path=self.path,
                              hint="pass --cache with a file of its own (llmlabel creates it), or --no-cache")
