@@ -184,6 +184,7 @@ def p1_swapped_file_in_a_sealed_folder_is_refused(ws: Path, fx) -> list[str]:
 # ----------------------------------------------------------------------------------- 2. side files
 
 def p2_two_taxonomies_in_one_folder_keep_their_side_files(ws: Path, fx) -> list[str]:
+    """taxonomy a -o out/x.yaml, then b -o out/y.yaml: x.assignments.jsonl (+ .meta.json) and x.md stay as they were."""
     d = _dir(ws, "p2")
     rows = faults.corpus_rows()
     _jsonl(d / "a.jsonl", rows[:24])
@@ -207,6 +208,7 @@ def _corpus_with(ws: Path, name: str, ids: list) -> Path:
 
 
 def p3_corpus_with_a_repeated_id(ws: Path, fx) -> list[str]:
+    """Three rows with id `dup`: label and taxonomy refuse, naming the file, the line of the second use and the id."""
     (ws / "p3").mkdir(exist_ok=True)
     data = _corpus_with(ws, "dup.jsonl", ["a", "dup", "b", "dup", "dup"])
     probs = refused(*_label(ws, data, ws / "p3" / "v")[::2], [f"{data}:4", "'dup'"])
@@ -216,6 +218,7 @@ def p3_corpus_with_a_repeated_id(ws: Path, fx) -> list[str]:
 
 
 def p3_ids_1_and_string_1_are_one_id(ws: Path, fx) -> list[str]:
+    """Ids `1` and `"1"` in one corpus: one id used twice, refused naming the line."""
     (ws / "p3").mkdir(exist_ok=True)
     data = _corpus_with(ws, "mixed.jsonl", [0, 1, "1", 2])
     return refused(*_label(ws, data, ws / "p3" / "vm")[::2], [f"{data}:3"])
@@ -248,6 +251,8 @@ LLM_LFS = "lfs:\n  - kind: keyphrases\n  - name: zs\n    kind: prompted\n"
 
 
 def p4_a_server_that_answers_nothing_stops_label(ws: Path, fx) -> list[str]:
+    """An OpenAI-compatible server replying 200 with empty content to every request: label stops with one line
+    naming the LF and the server (more than 20% of the items failed)."""
     from openai_server import OpenAIServer
 
     d = _dir(ws, "p4")
@@ -263,6 +268,7 @@ def p4_a_server_that_answers_nothing_stops_label(ws: Path, fx) -> list[str]:
 
 
 def p4_some_empty_answers_abstain_and_are_counted(ws: Path, fx) -> list[str]:
+    """3 empty answers in 36 items: label finishes, the LF abstains on them and `_lf_errors.json` counts 3."""
     from openai_server import OpenAIServer
 
     import pyarrow.parquet as pq
@@ -327,6 +333,8 @@ def p10_every_answer_that_arrived_is_cached(ws: Path, fx) -> list[str]:
 # ----------------------------------------------------------------------------------- 5. embedders
 
 def p5_unknown_embedder_is_refused_at_once(ws: Path, fx) -> list[str]:
+    """`embedder: nosuchembedder` (and a missing local folder) in lfs.yaml, without HF_HUB_OFFLINE: one line naming
+    the lfs.yaml line within seconds, no votes folder."""
     d = _dir(ws, "p5")
     probs = []
     for name, emb in (("name", "nosuchembedder"), ("path", "./no/such/folder")):
@@ -362,16 +370,19 @@ def _predict_refused(ws: Path, model: Path, names: list[str]) -> list[str]:
 
 
 def p6_format_version_9_is_refused(ws: Path, fx) -> list[str]:
+    """A model folder with `format_version: 9`: predict refuses, naming llmlabel_student.json."""
     m = _model_copy(ws, "fv9", lambda i: i.update(format_version=9))
     return _predict_refused(ws, m, [f"{m / 'llmlabel_student.json'}"])
 
 
 def p14_classes_5_in_the_student_file(ws: Path, fx) -> list[str]:
+    """`classes: 5` in llmlabel_student.json: predict refuses, naming the file and field."""
     m = _model_copy(ws, "classes5", lambda i: i.update(classes=5))
     return _predict_refused(ws, m, [f"{m / 'llmlabel_student.json'}"])
 
 
 def p14_truncated_model_safetensors(ws: Path, fx) -> list[str]:
+    """model.safetensors cut to 4 KiB, in a sealed folder and in one without the seal: predict refuses, naming it."""
     probs = []
     for sealed in (True, False):
         m = _model_copy(ws, f"trunc{sealed}", None if sealed else (lambda i: i.pop("files", None)))
@@ -406,6 +417,8 @@ class _Payload:
 
 
 def p14_pickled_encoder_weights_are_never_loaded(ws: Path, fx) -> list[str]:
+    """An encoder folder whose weights are a pickle (in model.safetensors, or a lone pytorch_model.bin) that would
+    run code when loaded: predict refuses, naming the folder, and the pickle never runs."""
     import pickle
 
     enc = _encoder_model(ws)
@@ -429,6 +442,7 @@ def p14_pickled_encoder_weights_are_never_loaded(ws: Path, fx) -> list[str]:
 # ----------------------------------------------------------------------------------- 7, 14. taxonomies
 
 def p7_two_labels_of_one_name(ws: Path, fx) -> list[str]:
+    """Two labels named Refund: label and aggregate -t refuse, naming the taxonomy line and field."""
     d = _dir(ws, "p7")
     tax = d / "tax.yaml"
     tax.write_text(faults.TAXONOMY.replace("name: Transfer", "name: Refund"))
@@ -439,6 +453,7 @@ def p7_two_labels_of_one_name(ws: Path, fx) -> list[str]:
 
 
 def p14_one_label_taxonomy(ws: Path, fx) -> list[str]:
+    """A single-label taxonomy with one label: label refuses, naming the taxonomy, before any folder is made."""
     d = _dir(ws, "p14tax")
     tax = d / "tax.yaml"
     tax.write_text("labels:\n  - id: refund\n    name: Refund\n    keyphrases: [refund]\n")
@@ -451,6 +466,8 @@ def p14_one_label_taxonomy(ws: Path, fx) -> list[str]:
 # ----------------------------------------------------------------------------------- 8. review import
 
 def p8_added_label_with_a_trailing_space(ws: Path, fx) -> list[str]:
+    """review import --add-labels with 'new card / lost ': the label is added once, normalised; relabel and
+    aggregate --gold accept the gold file import wrote."""
     d = _dir(ws, "p8")
     shutil.copy(ws / "taxonomy.yaml", d / "tax.yaml")
     export = [{"id": k + 1, "item_id": f"r{k}", "label": "new card / lost " if k < 3 else label_of(k),
@@ -469,6 +486,8 @@ def p8_added_label_with_a_trailing_space(ws: Path, fx) -> list[str]:
 # ----------------------------------------------------------------------------------- 9. spreadsheet gold
 
 def p9_excel_gold_csv_with_bom_and_crlf(ws: Path, fx) -> list[str]:
+    """A gold CSV with a UTF-8 BOM and CRLF line ends: aggregate --gold and --dev, lf-report --dev, label --gold
+    and distill --dev all read it."""
     d = _dir(ws, "p9")
     rows = faults.corpus_rows(12)
     text = "id,text,label\r\n" + "".join(f'{r["id"]},"{r["text"]}",{label_of(i)}\r\n' for i, r in enumerate(rows))
@@ -510,6 +529,8 @@ def _resave(src: Path, dst: Path, edit=None) -> Path:
 
 
 def p11_resaved_labeled_file_keeps_its_soft_targets(ws: Path, fx) -> list[str]:
+    """A soft labeled.parquet re-saved with pandas (llmlabel metadata lost): distill reads p:<class> by name and
+    trains on soft targets over the same classes."""
     d = _dir(ws, "p11")
     src = _resave(_soft_labeled(ws, d), d / "resaved.parquet")
     code, _, err = faults.cli(["distill", src, "-o", d / "m", "--min-per-class", "1", "--epochs", "1"], ws)
@@ -521,6 +542,7 @@ def p11_resaved_labeled_file_keeps_its_soft_targets(ws: Path, fx) -> list[str]:
 
 
 def p11_invalid_probabilities_name_row_and_column(ws: Path, fx) -> list[str]:
+    """NaN or -3 in a p:<class> column: distill refuses, naming the file, the row and the column."""
     d = _dir(ws, "p11b")
     src = _soft_labeled(ws, d)
     probs = []
@@ -537,6 +559,7 @@ def p11_invalid_probabilities_name_row_and_column(ws: Path, fx) -> list[str]:
 
 
 def p14_nan_confidence(ws: Path, fx) -> list[str]:
+    """A NaN confidence in labeled.parquet: distill refuses, naming the file and the field."""
     d = _dir(ws, "p14conf")
     bad = _resave(ws / "labeled.parquet", d / "nan.parquet", lambda df: df.__setitem__("confidence",
                   df["confidence"].where(df.index != 3, float("nan"))))
@@ -562,6 +585,8 @@ def closing_tag_variants() -> list[str]:
 
 
 def p12_closing_tag_variants_cannot_close_the_block(ws: Path, fx) -> list[str]:
+    """396 generated closing-tag variants (ASCII, fullwidth and small brackets; zero-width, joiner, BOM, soft hyphen,
+    bidi, space, newline and tab inside; four spellings of the name): none closes the quote block."""
     import re
     import unicodedata
 
@@ -578,6 +603,7 @@ def p12_closing_tag_variants_cannot_close_the_block(ws: Path, fx) -> list[str]:
 # ----------------------------------------------------------------------------------- 13. cache files
 
 def p13_another_programs_sqlite_is_refused(ws: Path, fx) -> list[str]:
+    """cache clear -y and cache info on another program's SQLite file: refused, the file byte-for-byte the same."""
     import sqlite3
 
     d = _dir(ws, "p13")
@@ -635,6 +661,7 @@ def _disk_full(command: str):
 
 
 def p14_truncated_votes_shard(ws: Path, fx) -> list[str]:
+    """A votes shard cut in half: aggregate refuses, naming the shard."""
     d = _dir(ws, "p14votes")
     v = d / "votes"
     shutil.copytree(ws / "votes", v)
