@@ -238,4 +238,10 @@ class EncoderStudent(Student):
         # safetensors only: a pickled weights file could run code, and is never what distill wrote
         self.net_ = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True).eval()
         self.n_outputs_ = int(self.net_.config.num_labels)
+        if self.n_outputs_ != len(self.classes_):  # weights of one model beside another's class names
+            from ..errors import InputError
+
+            raise InputError(f"the weights score {self.n_outputs_} classes but {STUDENT_FILE} names "
+                             f"{len(self.classes_)}", path=folder, field="classes",
+                             hint="re-run `llmlabel distill` to rebuild it")
         return self.quantize() if quantize else self
