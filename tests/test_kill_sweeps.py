@@ -60,6 +60,13 @@ def _bytes(p: Path):
     return p.read_bytes() if p.exists() else None
 
 
+def _html(p: Path):
+    """The report without the minute it was generated in (a rerun a minute later is the same report)."""
+    import re
+
+    return re.sub(rb"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", b"", p.read_bytes()) if p.exists() else None
+
+
 def _predictions(p: Path):
     from llmlabel.artifacts.predictions import read_predictions
 
@@ -124,7 +131,7 @@ SWEEPS = {
     "distill": Sweep(["distill", "labeled.parquet", "-o", "{out}", "--min-per-class", "1", "--epochs", "2"], "m",
                      _model, _earlier_model),
     "predict": Sweep(["predict", "model", "data.jsonl", "-o", "{out}"], "p.jsonl", _predictions, _earlier_predictions),
-    "report": Sweep(["report", "labeled.parquet", "-o", "{out}"], "r.html", _bytes, _earlier_report),
+    "report": Sweep(["report", "labeled.parquet", "-o", "{out}"], "r.html", _html, _earlier_report),
     "review import": Sweep(["review", "import", "{export}", "-o", "{out}", "--labeled", "labeled.parquet"],
                            "gold.jsonl", _bytes, _earlier_gold),
 }
