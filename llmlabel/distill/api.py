@@ -73,8 +73,10 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
     """
-    from ..io import atomic_write, check_writable
+    from ..io import check_writable
+    from ..io_swap import atomic_folder
     from .card import render_card
+    from .folder import check_replaceable, seal
     from .metrics import classification_report
 
     enc = {k: v for k, v in dict(max_steps=max_steps, batch_size=batch_size, threads=threads,
@@ -90,6 +92,8 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     d = data if isinstance(data, LabeledData) else read_labeled(
         data, text_field=text_field, label_field=label_field, proba_field=proba_field, multi_label=multi_label,
         min_per_class=min_per_class)
+    if output is not None:
+        check_replaceable(output)  # after the input checks: a bad input is named first
     multi_label = d.multi_label
     net = None
     if safety_net and weak_weight is None and not multi_label and d.n_human and d.file_kind == "llmlabel.labeled":
@@ -167,8 +171,6 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     folder = None
     if output is not None:
         folder = Path(output)
-        st.save(folder)
-        write_metrics(folder, metrics, facts)
         settings = st._config()
         settings.pop("classes", None)
         card = render_card(name=folder.resolve().name, kind=st.kind, classes=d.classes, n_items=len(d),
@@ -177,8 +179,13 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
                            dev_source=Path(dev).name if dev else None, train_seconds=train_s, settings=settings,
                            label_stats=label_stats, license=license, language=language, training=facts,
                            safety_net=metrics.get("safety_net"))
-        with atomic_write(folder / "README.md") as f:
-            f.write(card)
+        # The folder is written whole and swapped in: weights, class names, metrics and card always belong to
+        # one run, whatever kills the process or fills the disk on the way.
+        with atomic_folder(folder) as tmp:
+            st.save(tmp, atomic=False)
+            write_metrics(tmp, metrics, facts)
+            (tmp / "README.md").write_text(card, encoding="utf-8")
+            seal(tmp)
     return DistillResult(student=st, metrics=metrics, folder=folder)
 
 

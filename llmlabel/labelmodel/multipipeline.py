@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts.multivotes import MultiVotes
-from ..errors import ConfigError, InputError
+from ..errors import InputError
 from ..multilabel_metrics import best_thresholds
 
 __all__ = ["aggregate_multi", "best_thresholds", "expected_set_errors", "load_multi_dev", "write_labeled_multi"]
@@ -26,32 +26,12 @@ __all__ = ["aggregate_multi", "best_thresholds", "expected_set_errors", "load_mu
 def load_multi_dev(path: str | Path, mv: MultiVotes) -> tuple[np.ndarray, np.ndarray]:
     """``(rows into mv, Y_dev (n_dev, k) 0/1)`` from a JSONL/CSV of ``id`` + ``labels`` (list of names or ids,
     or names joined by ``|``/``,``; ``label`` when ``labels`` is absent) matched to the voted items."""
-    from ..io import read_records
+    from ..artifacts.gold import read_gold
 
     if mv.ids is None:
         raise InputError("these votes carry no item ids, so a dev file of id + labels cannot be matched", path=path)
-    pos = {str(i): r for r, i in enumerate(mv.ids)}
-    idx = {x: j for j, x in enumerate(mv.labels)} | {x: j for j, x in enumerate(mv.label_ids)}
-    rows, Y = [], []
-    for line, row in read_records(path, what="dev file"):
-        raw = row.get("labels", row.get("label"))
-        if "id" not in row or raw is None:
-            raise InputError(f"dev row has no '{'id' if 'id' not in row else 'labels'}' field", path=path, line=line)
-        vals = raw if isinstance(raw, list) else [x for x in str(raw).replace("|", ",").split(",") if x.strip()]
-        y = np.zeros(len(mv.labels), np.int8)
-        for v in vals:
-            if str(v).strip() not in idx:
-                raise ConfigError(f"dev label {v!r} is not in the taxonomy", path=path, line=line, field="labels",
-                                  hint=f"labels are: {', '.join(mv.labels[:8])}")
-            y[idx[str(v).strip()]] = 1
-        i = str(row["id"])
-        if i not in pos:
-            raise InputError(f"dev item id {i!r} is not among the voted items", path=path, line=line, field="id")
-        rows.append(pos[i])
-        Y.append(y)
-    if not rows:
-        raise InputError("dev file has no rows", path=path)
-    return np.asarray(rows), np.stack(Y)
+    g = read_gold(path, label_field="labels", fallback_field="label", split="|,", allow_empty=True, what="dev")
+    return g.rows_in(mv.ids), g.matrix(mv.labels, aliases=mv.label_ids)
 
 
 def expected_set_errors(P: np.ndarray, chosen: np.ndarray) -> np.ndarray:

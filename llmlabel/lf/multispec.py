@@ -101,6 +101,7 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, model
     from ..io import read_corpus
     from ..io_write import make_meta
     from ..progress import Ticker
+    from .apply import ErrorShare, with_last
 
     lfs = build_multi_lfs(spec, tax, models=models, gold=gold, embedder=embedder, engines=engines)
     leaves = tax.leaves()
@@ -122,7 +123,8 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, model
             Ticker(progress, total, "label") as tick:
         done = w.done_ids()
         tick(len(done))
-        for b in corpus.iter_batches(shard_size):
+        share = ErrorShare(lfs)
+        for b, last in with_last(corpus.iter_batches(shard_size)):
             keep = [i for i, x in enumerate(b.ids) if x not in done]
             if not keep:
                 continue
@@ -130,6 +132,7 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, model
             items = [dict(b.rows[i], text=b.texts[i], id=b.ids[i]) for i in keep]
             mv = apply_multi_lfs(lfs, texts, labels=labels, label_ids=lids, items=items,
                                  ids=[b.ids[i] for i in keep])
+            share.add(mv.errors, len(keep), last=last)
             w.write(mv.to_matrix(), texts if keep_text else None)
             rows += len(keep)
             tick(len(keep))

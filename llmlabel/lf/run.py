@@ -39,20 +39,23 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
     from ..io import read_corpus
     from ..io_write import check_writable, make_meta
     from ..progress import Ticker
-    from .apply import apply_lfs
+    from .apply import ErrorShare, apply_lfs, with_last
     from ..llm import cache_option, engine_factory
     from .defaults import resolve_lfs
+    from .resolve import check_models
     from .spec import build_lfs
 
     if output is None:
         raise ConfigError("missing output: the votes folder to write", field="output")
     taxonomy_path, out = taxonomy, check_writable(output, folder=True)
     full = load_taxonomy(taxonomy_path)
+    full.classes_for_votes(taxonomy_path)  # a one-class single-label taxonomy: one line, before the folder exists
     lf_set = resolve_lfs(lfs, multi_label=full.multi_label, gold=gold is not None, models=model)
     spec = lf_set.spec
     gold = resolve_gold_path(gold, spec.gold, lfs)
     spec.check_form(full.multi_label)  # before the votes folder is touched
     chosen = None if embedder is not None else default_embedder(spec, lambda: corpus_size(data, text_field, id_field))
+    check_models(spec, embedder=embedder)  # before any item is read
     if full.multi_label:
         from .multispec import label_corpus_multi
 
@@ -97,13 +100,15 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
             Ticker(progress, total, "label") as tick:
         done = w.done_ids()
         tick(len(done))
-        for b in batches:
+        share = ErrorShare(lfs)
+        for b, last in with_last(batches):
             keep = [i for i, x in enumerate(b.ids) if x not in done]
             if not keep:
                 continue
             texts = [b.texts[i] for i in keep]
             items = [dict(b.rows[i], text=b.texts[i], id=b.ids[i]) for i in keep]
             L = apply_lfs(lfs, texts, labels=labels, items=items, ids=[b.ids[i] for i in keep])
+            share.add(L.errors, len(keep), last=last)  # before writing: a failed batch is redone by the rerun
             w.write(L, texts if keep_text else None)
             rows += len(keep)
             tick(len(keep))
