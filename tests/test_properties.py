@@ -308,7 +308,7 @@ def test_gold_writer_output_reads_back_in_every_reader(ws, tmp_path, votes):
     from llmlabel.artifacts.multivotes import MultiVotes
     from llmlabel.artifacts.taxonomy import load_taxonomy
     from llmlabel.labelmodel.multipipeline import load_multi_dev
-    from llmlabel.lf.multispec import read_multi_gold
+    from llmlabel.lf.gold import read_multi_gold
 
     mv = MultiVotes(np.zeros((36, 1, 3), np.int16), ["lf"], LABELS, ["refund", "lost_card", "transfer"],
                     [f"r{i}" for i in range(36)])

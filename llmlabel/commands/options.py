@@ -59,7 +59,7 @@ def embedding_store(path: Path | None, no_store: bool):
 
     with use_embed_store(path, no_store):
         yield
-    if embed_log.models:
+    if embed_log.models:  # after success only: a failing command says one line, its error
         typer.echo(embed_log.summary(), err=True)
 
 

@@ -44,7 +44,10 @@ def export(
     from ..review.artifact import read_labeled
     from ..review.roundtrip import STATE_NAME, ReviewState, excluded, write_tasks
 
+    from ..io_write import check_writable
+
     lab = read_labeled(labeled)
+    check_writable(output)  # before any text is embedded: an output that cannot be written is the one error
     st = ReviewState(state if state is not None else labeled.parent / STATE_NAME)
     mask = excluded(lab, st, exclude or [])
     L = None

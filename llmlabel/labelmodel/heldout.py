@@ -59,7 +59,7 @@ CANDIDATES = {
 OPTIONAL = {"hyperlm": hyperlm_available}
 #: From this many classes on, the default candidates leave out the full Dawid-Skene model (select.py).
 MANY_CLASSES = 21
-DEFAULT_HELDOUT_CANDIDATES = ("mv", "mvb", "wv-r", "onecoin-r", "ds-r", "hyperlm")
+DEFAULT_HELDOUT_CANDIDATES = ("mv", "mvb", "onecoin-r", "ds-r", "hyperlm")
 #: Candidates whose held-out refits are exact and cheap (``heldout_proba``): scored on every scorable LF.
 COUNT_MODELS = (MajorityVote,)
 

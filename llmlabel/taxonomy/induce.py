@@ -70,9 +70,10 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
     emb = _load_embedder(embedder)
     utexts = [texts[i] for i in uniq]
     t1 = time.perf_counter()
+    cut0 = getattr(emb, "truncated", 0)  # the embedder is shared by the process: count this run's texts only
     x = embed_texts(emb, utexts, progress=progress)
     info["embed_seconds"] = round(time.perf_counter() - t1, 2)
-    info["truncated_for_embedding"] = getattr(emb, "truncated", 0)
+    info["truncated_for_embedding"] = getattr(emb, "truncated", 0) - cut0
     made = {"embedder": emb.name, "seed": seed, "max_labels": max_labels, "levels": levels,
             "items": len(texts), "distinct_texts": len(uniq), "engine": None, "method": method}
     if refine is not None:
