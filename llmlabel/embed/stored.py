@@ -213,7 +213,7 @@ class StoredEmbedder(Embedder):
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.base._encode(texts)
 
-    def encode(self, texts, *, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    def encode(self, texts, *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         texts = list(texts)
         self.truncated += int(sum(len(t) > self.max_chars for t in texts))
         if not texts:
