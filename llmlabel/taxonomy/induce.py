@@ -68,10 +68,10 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
         info["embedder_auto"] = auto_reason(len(uniq), "distinct texts")
     emb = _load_embedder(embedder)
     utexts = [texts[i] for i in uniq]
-    t1 = time.perf_counter()
+    t1, cut = time.perf_counter(), getattr(emb, "truncated", 0)  # the embedder is shared: count this run's texts
     x = embed_texts(emb, utexts, progress=progress)
     info["embed_seconds"] = round(time.perf_counter() - t1, 2)
-    info["truncated_for_embedding"] = getattr(emb, "truncated", 0)
+    info["truncated_for_embedding"] = getattr(emb, "truncated", 0) - cut
     made = {"embedder": emb.name, "seed": seed, "max_labels": max_labels, "levels": levels,
             "items": len(texts), "distinct_texts": len(uniq), "engine": None, "method": method}
     if refine is not None:
