@@ -61,9 +61,9 @@ def export(
                              hint="pass the votes folder this labeled file was aggregated from with --votes")
     with options.embedding_store(embed_cache, no_embed_cache):  # --features minilm: texts labeled before are not re-embedded
         X = _features(features, lab.texts) if strategy == "review" else None
-    rows = select(strategy, n, proba=lab.proba, confidence=lab.confidence, label_index=lab.label_index,
-                  votes=None if L is None else L.votes, texts=lab.texts, exclude=mask, seed=seed, features=X)
-    r = write_tasks(lab, rows, output, state=st, strategy=strategy)
+        rows = select(strategy, n, proba=lab.proba, confidence=lab.confidence, label_index=lab.label_index,
+                      votes=None if L is None else L.votes, texts=lab.texts, exclude=mask, seed=seed, features=X)
+        r = write_tasks(lab, rows, output, state=st, strategy=strategy)
     how = strategy
     if strategy == "review":
         how += ("" if L is not None else ", no votes found") + (f", {features} classifier" if X is not None else "")

@@ -44,7 +44,7 @@ class Embedder:
             out.append(t)
         return out
 
-    def encode(self, texts: list[str], *, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         from ..progress import Ticker
 
         texts = self._clip(list(texts))
