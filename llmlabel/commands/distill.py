@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
 def distill_cmd(
     labeled: Path = typer.Argument(..., help="Labeled file (Parquet/JSONL/CSV): text, label, optional proba/confidence."),
     output: Path = options.output("Model folder to write."),
-    student: str = typer.Option("static", help="static | static:MODEL2VEC_FOLDER | minilm | a local encoder folder."),
+    student: str = typer.Option("static", help="static | static:MODEL2VEC_FOLDER | minilm | tuned (start from the "
+                                               "run's encoder tuned on the gold) | a local encoder folder."),
     soft: Optional[bool] = typer.Option(None, "--soft/--hard", help="Train on the label model's probabilities or on "
                                         "hard labels (default: soft; multi-label files: their label sets)."),
     multi_label: bool = typer.Option(False, "--multi-label", help="Labels are lists; sigmoid/BCE per class."),

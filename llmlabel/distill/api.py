@@ -23,7 +23,8 @@ class DistillResult:
 
 def make_student(spec: str = "static", *, multi_label: bool = False, epochs: int | None = None, seed: int = 0,
                  progress: bool = False, **kw: Any):
-    """``static`` | ``static:FOLDER`` (model2vec-style) | ``minilm`` | a local transformers folder."""
+    """``static`` | ``static:FOLDER`` (model2vec-style) | ``minilm`` | a local transformers folder (the run's tuned
+    encoder folder is one: :func:`tuned_encoder_path` resolves ``tuned``)."""
     base = {"multi_label": multi_label, "seed": seed, "progress": progress, **kw}
     if epochs is not None:
         base["epochs"] = epochs
@@ -37,6 +38,18 @@ def make_student(spec: str = "static", *, multi_label: bool = False, epochs: int
         resolve_encoder(spec)  # fail early on a bad folder
         return EncoderStudent(spec, **base)
     raise ConfigError(f"unknown student {spec!r}", hint="use static, minilm or a local transformers encoder folder")
+
+
+def tuned_encoder_path(d: LabeledData) -> str:
+    """``--student tuned``: the encoder the labels' gold LFs read (recorded in the labeled file's metadata by the
+    label stage), else ``encoder/`` beside the labeled file."""
+    rec = ((d.meta or {}).get("encoder") or {}).get("path")
+    for cand in ([Path(rec)] if rec else []) + ([Path(d.source).parent / "encoder"] if d.source else []):
+        if (cand / "config.json").is_file():
+            return str(cand)
+    raise ConfigError("--student tuned: no tuned encoder recorded with these labels, and no encoder/ folder beside them",
+                      path=d.source or None, hint="run label with --gold and an LF that reads it (embedder: tuned or "
+                      "kind: setfit), or pass the encoder folder as --student PATH")
 
 
 def distill(data: str | Path | LabeledData, output: str | Path | None = None, *, student: str = "static",
@@ -78,6 +91,8 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
         data, text_field=text_field, label_field=label_field, proba_field=proba_field, multi_label=multi_label,
         min_per_class=min_per_class)
     multi_label = d.multi_label
+    if student == "tuned":  # the encoder student starts from the run's tuned encoder
+        student = tuned_encoder_path(d)
     st = make_student(student, multi_label=multi_label, epochs=epochs, seed=seed, progress=progress, **student_kw)
     dev_pair = None
     if dev is not None:

@@ -10,7 +10,8 @@
       - {name: emb, kind: embedding, embedder: minilm, threshold: 0.35}   # or threshold: auto (needs gold)
       - {name: knn, kind: knn, k: 10, threshold: auto, target_precision: 0.6}   # nearest gold examples
       - {name: lr, kind: logreg}          # logistic regression on the gold embeddings (cross-fitted)
-      - {name: sf, kind: setfit}          # SetFit on the gold: tunes the encoder too (cross-fitted)
+      - {name: sf, kind: setfit}          # LR over the run's encoder tuned on the gold (cross-fitted)
+      - {name: knn_t, kind: knn, embedder: tuned}   # any embedding LF can read the tuned encoder
       - {name: zs, kind: prompted, template: lf_zero_shot, model: "hf:/models/qwen", threshold: 0.3,
          none_choice: none of these, prior_correction: false}
       - {name: fs, kind: prompted, few_shot: 2}   # no model: one LF per --model given on the command line
@@ -53,8 +54,8 @@ class LFSpec(BaseModel):
     name: Optional[str] = None
     patterns: Optional[dict[str, list[str]]] = None  # keyword / regex
     case_sensitive: bool = False
-    embedder: str = "minilm"  # embedding, knn, logreg; setfit: the sentence-transformers body it fine-tunes
-    num_iterations: Optional[int] = Field(default=None, ge=1)  # setfit: pairs per gold item; None = SetFit's default
+    embedder: str = "minilm"  # embedding, knn, logreg; "tuned": the run's encoder tuned on the gold (llmlabel.tuned)
+    num_iterations: Optional[int] = Field(default=None, ge=1)  # setfit: no longer used (the run's encoder is tuned once)
     k: int = Field(default=10, ge=1, le=1000)  # knn: neighbours that vote
     # A number in [0, 1], or "auto" (embedding with gold, knn, logreg): chosen on the gold out-of-fold.
     threshold: Optional[Union[Annotated[float, Field(ge=0.0, le=1.0)], Literal["auto"]]] = None
@@ -138,12 +139,18 @@ def _short(spec: str) -> str:
     return spec.rstrip("/").replace("#", "/").split("/")[-1].split(":")[-1] or spec
 
 
+def uses_tuned(spec: LFSpecFile) -> bool:
+    """Whether an LF reads the run's tuned encoder (``embedder: tuned``, or ``kind: setfit``)."""
+    return any(s.kind == "setfit" or s.embedder == "tuned" for s in spec.lfs)
+
+
 def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None,
-              engines: Callable[[str], Any] | None = None, gold=None, embedder=None) -> list:
+              engines: Callable[[str], Any] | None = None, gold=None, embedder=None, tuned=None) -> list:
     """The LF objects a spec describes (see :func:`_build_lfs`); a bad entry's error names lfs.yaml and its line."""
     at = [0]
     try:
-        return _build_lfs(spec, taxonomy, models=models, engines=engines, gold=gold, embedder=embedder, at=at)
+        return _build_lfs(spec, taxonomy, models=models, engines=engines, gold=gold, embedder=embedder, tuned=tuned,
+                          at=at)
     except ConfigError as e:
         if e.path is None:
             loc = ["patterns", e.field.split(".", 1)[1]] if (e.field or "").startswith("patterns.") else []
@@ -152,7 +159,7 @@ def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None,
         raise
 
 
-def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, at: list[int]) -> list:
+def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, tuned, at: list[int]) -> list:
     """The LF objects a spec describes, over the taxonomy's labels (vote j = ``taxonomy.labels[j]``).
 
     A prompted LF without ``model``/``models`` becomes one LF per entry of ``models`` (the ``--model``
@@ -160,7 +167,9 @@ def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, a
     the LF runs on (:func:`llmlabel.llm.engine_factory`, which carries the run's cache options; default:
     one with the default cache). ``gold`` (a :class:`~llmlabel.lf.gold.GoldSet`) feeds ``knn`` LFs and
     prompted LFs with ``few_shot_from: gold``; ``embedder`` (an embedder object) replaces the spec's embedder
-    names for embedding-based LFs, so a caller can share one cached embedder.
+    names for embedding-based LFs, so a caller can share one cached embedder. ``tuned``: the run's tuned
+    encoder (a :class:`llmlabel.tuned.TunedEncoder`, or a no-argument function that fits or loads it), read by
+    ``embedder: tuned`` and ``kind: setfit`` LFs.
     """
     from .core import PythonLF
     from .embedding import EmbeddingLF
@@ -176,6 +185,18 @@ def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, a
             raise ConfigError(f"LF '{s.name}' needs a gold set", hint="pass --gold gold.jsonl or add gold: to lfs.yaml")
         return gold
 
+    def need_tuned(s):
+        nonlocal tuned
+        if tuned is None:
+            raise ConfigError(f"LF '{s.name}' reads the run's tuned encoder, which is fitted on a gold set",
+                              hint="pass --gold gold.jsonl, or use embedder: minilm")
+        if callable(tuned) and not hasattr(tuned, "for_fold"):
+            tuned = tuned()
+        return tuned
+
+    def emb(s):
+        return need_tuned(s) if s.embedder == "tuned" else (embedder or s.embedder)
+
     taxonomy = taxonomy.class_taxonomy() if hasattr(taxonomy, "class_taxonomy") else taxonomy  # leaves only
     labels = [lab.name for lab in taxonomy.labels]
     out: list = []
@@ -189,7 +210,7 @@ def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, a
         elif s.kind == "embedding":
             if s.threshold == "auto":
                 need_gold(s)
-            out.append(EmbeddingLF(s.name, taxonomy.labels, embedder=embedder or s.embedder,
+            out.append(EmbeddingLF(s.name, taxonomy.labels, embedder=emb(s),
                                    threshold=0.3 if s.threshold is None else s.threshold, margin=s.margin,
                                    gold=gold, target_precision=s.target_precision))
         elif s.kind == "prompted":
@@ -204,7 +225,7 @@ def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, a
                 for m in specs:
                     out.append(GoldFewShotLF(s.name if len(specs) == 1 else f"{s.name}@{_short(m)}", engines(m),
                                              taxonomy.labels, need_gold(s), shots=s.few_shot,
-                                             embedder=embedder or s.embedder, template=s.template,
+                                             embedder=emb(s), template=s.template,
                                              threshold=s.threshold or 0.0, none_choice=s.none_choice,
                                              prior_correction=s.prior_correction,
                                              instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
@@ -225,15 +246,18 @@ def _build_lfs(spec: LFSpecFile, taxonomy, *, models, engines, gold, embedder, a
                                       prior_correction=s.prior_correction,
                                       instruction=s.instruction or getattr(taxonomy, "instruction", "") or ""))
         elif s.kind == "knn":
-            out.append(KnnLF(s.name, need_gold(s), embedder=embedder or s.embedder, k=s.k,
+            out.append(KnnLF(s.name, need_gold(s), embedder=emb(s), k=s.k,
                              threshold=0.5 if s.threshold is None else s.threshold,
                              target_precision=s.target_precision))
         elif s.kind == "logreg":
-            out.append(GoldLogRegLF(s.name, need_gold(s), embedder=embedder or s.embedder,
+            out.append(GoldLogRegLF(s.name, need_gold(s), embedder=emb(s),
                                     threshold=0.0 if s.threshold is None else s.threshold,
                                     target_precision=s.target_precision))
-        elif s.kind == "setfit":  # a body to fine-tune, so a shared embedder object cannot stand in for it
-            out.append(GoldSetFitLF(s.name, need_gold(s), body=s.embedder, num_iterations=s.num_iterations,
+        elif s.kind == "setfit":  # logreg over the run's one tuned encoder, with the label anchors
+            if s.embedder not in ("minilm", "tuned"):
+                raise ConfigError(f"LF '{s.name}': kind setfit reads the run's tuned encoder; its embedder option "
+                                  "is not used", field="embedder", hint="drop embedder:, or use kind: logreg")
+            out.append(GoldSetFitLF(s.name, need_gold(s), tuned=need_tuned(s), num_iterations=s.num_iterations,
                                     threshold=0.0 if s.threshold is None else s.threshold,
                                     target_precision=s.target_precision))
         elif s.kind in ("knn", "classifier", "prompted_list") and s.kind not in _SINGLE_KINDS:

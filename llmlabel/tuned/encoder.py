@@ -42,10 +42,11 @@ def base_identity(base: str) -> str:
 
 
 def fit_fingerprint(base: str, texts: Sequence[str], y, halves_of: np.ndarray | None, labels: Sequence[str],
-                    anchors: Sequence[str], settings: TuneSettings) -> str:
+                    anchors: Sequence[str], settings: TuneSettings, ids: Sequence | None = None) -> str:
     h = hashlib.sha256()
     head = {"base": base_identity(base), "settings": settings.key(), "labels": list(labels), "anchors": list(anchors),
-            "halves": None if halves_of is None else np.asarray(halves_of).tolist(), "y": np.asarray(y).tolist()}
+            "halves": None if halves_of is None else np.asarray(halves_of).tolist(), "y": np.asarray(y).tolist(),
+            "ids": None if ids is None else [str(i) for i in ids]}
     h.update(json.dumps(head, sort_keys=True).encode())
     for t in texts:
         h.update(str(t).encode("utf-8", "replace") + b"\0")
@@ -120,6 +121,19 @@ class TunedEncoder:
         """An embedder honest for the gold rows of ``fold`` (usable on any texts: "as if they were in fold f")."""
         return self._load(self.part_for_fold(int(fold)))
 
+    def item_folds(self, ids: Sequence | None, n: int) -> np.ndarray:
+        """Per item: the half-fold of a gold id the encoder was fitted with (0 or 1), -1 for any other item.
+
+        A fold ``f`` and ``f % 2`` map to the same part, so the half stands in for the fold."""
+        half = self.meta.get("gold_halves") or {}
+        if ids is None or not half:
+            return np.full(n, -1, dtype=np.int64)
+        return np.fromiter((half.get(str(i), -1) for i in ids), dtype=np.int64, count=n)
+
+    def encode_items(self, ids: Sequence | None, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for corpus items: a gold item (by id) from the encoder tuned without it, the rest from ``full``."""
+        return self.encode_by_fold(texts, self.item_folds(ids, len(texts)))
+
     def encode_by_fold(self, texts: Sequence[str], folds: np.ndarray) -> np.ndarray:
         """Each text embedded by ``for_fold`` of its fold (-1: the full encoder): one call per part."""
         folds = np.asarray(folds, dtype=np.int64)
@@ -136,11 +150,12 @@ class TunedEncoder:
 
     # -- fitting ---------------------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, folder: str | Path, *, texts: Sequence[str], y, labels: Sequence[str], fold=None,
+    def fit(cls, folder: str | Path, *, texts: Sequence[str], y, labels: Sequence[str], fold=None, ids=None,
             descriptions: Sequence[str] | None = None, base: str = "minilm", settings: TuneSettings | None = None,
             halves: bool = True, threads: int | None = None, source: str | None = None) -> "TunedEncoder":
         """Fit the full encoder and (``halves``, needs ``fold``) the two halves into ``folder``; load it instead
-        when ``folder`` already holds a fit of the same inputs."""
+        when ``folder`` already holds a fit of the same inputs. ``ids`` (the gold rows' corpus ids) are recorded
+        with their half, so :meth:`encode_items` can route gold items to the honest encoder later."""
         settings = settings or TuneSettings()
         y = np.asarray(y, dtype=np.int64)
         if len(texts) != len(y) or len(y) == 0:
@@ -151,7 +166,7 @@ class TunedEncoder:
                 raise ConfigError("encoder tuning with halves needs each gold row's cross-fitting fold")
             halves_of = np.asarray(fold, dtype=np.int64) % 2
         anchors = anchor_texts(list(labels), list(descriptions) if descriptions else None)
-        fp = fit_fingerprint(base, texts, y, halves_of, labels, anchors, settings)
+        fp = fit_fingerprint(base, texts, y, halves_of, labels, anchors, settings, ids)
         folder = Path(folder)
         if (folder / FILE).is_file():
             try:
@@ -186,6 +201,7 @@ class TunedEncoder:
         meta = {"kind": KIND, "format_version": 1, "fingerprint": fp, "base": base, "base_identity": base_identity(base),
                 "settings": settings.key(), "labels": list(labels), "anchors": anchors, "gold_items": int(len(y)),
                 "gold_source": source, "halves": bool(halves), "fits": facts,
+                "gold_halves": ({str(i): int(h) for i, h in zip(ids, halves_of)} if halves and ids is not None else {}),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         (final / FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         if folder.exists():
