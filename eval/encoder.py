@@ -42,6 +42,7 @@ VARIANTS: dict[str, dict] = {
     "supcon_lr1e-4": {"lr": 1e-4},
     "supcon_t0.05": {"temperature": 0.05},
     "supcon_t0.2": {"temperature": 0.2},
+    "supcon_lr1e-4_t0.2": {"lr": 1e-4, "temperature": 0.2},
     "supcon_e5": {"epochs": 5},
     "supcon_e20": {"epochs": 20},
     "supcon_bs16": {"batch_size": 16},
