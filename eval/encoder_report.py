@@ -14,7 +14,7 @@ def _label(row: str) -> str:
     if kind == "t":
         return f"tuned `{v}` + LR"
     if kind == "h":
-        return f"tuned `{v}` + LR, fitted with both halves (3 fits)"
+        return f"tuned `{v}` + LR (full encoder of a run's fit: full + 2 halves)"
     return LABELS.get(row, row)
 
 
@@ -28,8 +28,9 @@ def write_markdown(done: dict, path: Path) -> None:
     lines = ["# A tuned encoder on 100 gold labels vs SetFit (issue 26)", "",
              "Written by `eval/encoder.py`. Runs (2 shared cores; seconds are wall time at the 1-minute load given):", ""]
     for r in done["runs"]:
-        lines.append(f"- `{r['command']}`: {r['date']}, {r['seconds']} s, torch threads {r.get('threads')}, "
-                     f"{r['machine']}, load {r['load_start']} at start / {r['load_end']} at end")
+        took = f"{r['seconds']} s" if r.get("seconds") is not None else "stopped before the end (its finished rows kept)"
+        lines.append(f"- `{r['command']}`: {r['date']}, {took}, torch threads {r.get('threads')}, "
+                     f"{r['machine']}, load {r['load_start']} at start / {r.get('load_end')} at end")
     for split in ("test", "dev"):
         keys = [k for k in rows if k.split("|")[2] == split]
         if not keys:
@@ -37,13 +38,16 @@ def write_markdown(done: dict, path: Path) -> None:
         sets = [s for s in SETS if any(k.split("|")[0] == s for k in keys)]
         order = list(dict.fromkeys(k.split("|")[1] for k in keys))
         lines += ["", f"## {split}: accuracy / macro-F1 (official TweetEval metric), N = 100 gold, seed 0", "",
-                  "| row | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+                  "Mean: macro-F1 averaged over the sets (only for rows run on all of them).", "",
+                  "| row | " + " | ".join(sets) + " | mean |", "|---|" + "---|" * (len(sets) + 1)]
         for row in order:
-            cells = []
+            cells, f1 = [], []
             for s in sets:
                 r = next((rows[k] for k in keys if k.split("|")[:2] == [s, row]), None)
                 cells.append(_cell(r) if r else "-")
-            lines.append(f"| {_label(row)} | " + " | ".join(cells) + " |")
+                f1.append(r["macro_f1"] if r else None)
+            mean = f"{sum(f1) / len(f1):.3f}" if None not in f1 else "-"
+            lines.append(f"| {_label(row)} | " + " | ".join(cells) + f" | {mean} |")
         lines += ["", f"### {split}: encoder-training seconds (x SetFit's on the same set, same process) "
                       "[1-min load before / after]", "",
                   "| row | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
@@ -64,12 +68,17 @@ def write_markdown(done: dict, path: Path) -> None:
         if hk:
             lines += ["", f"### {split}: the gold's own out-of-fold LR accuracy (5 folds), by the space its fold is "
                           "embedded in", "", "| set | row | honest (`for_fold`: the other half's encoder) | "
-                          "full encoder (saw those rows) | frozen MiniLM | fits: full / half0 / half1 s |",
-                      "|---|---|---|---|---|---|"]
+                          "full encoder (saw those rows) | frozen MiniLM | fits: full / half0 / half1 s | "
+                          "all three x SetFit |", "|---|---|---|---|---|---|---|"]
             for k in hk:
                 r = rows[k]
                 f = r.get("fits_s", {})
+                sf = rows.get("|".join([k.split("|")[0], "setfit", "test"] + k.split("|")[3:]))
+                ratio = f"x{sum(f.values()) / sf['train_s']:.2f}" if sf and sf["train_s"] else "-"
                 lines.append(f"| {k.split('|')[0]} | `{k.split('|')[1]}` | {r['oof_honest']:.3f} | {r['oof_full']:.3f} | "
                              f"{r['oof_frozen']:.3f} | {f.get('full', 0):.0f} / {f.get('half0', 0):.0f} / "
-                             f"{f.get('half1', 0):.0f} |")
+                             f"{f.get('half1', 0):.0f} | {ratio} |")
+    extra = path.with_name(path.stem + "-notes.md")  # hand-written reading of the figures, kept beside them
+    if extra.is_file():
+        lines += ["", extra.read_text(encoding="utf-8").strip()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

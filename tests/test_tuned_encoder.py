@@ -149,3 +149,21 @@ def test_bad_settings_and_folders_say_what_is_wrong(tmp_path):
         TuneSettings(epochs=0)
     with pytest.raises(InputError, match="tuned.json"):
         TunedEncoder(tmp_path)
+
+
+def test_distill_student_tuned_and_the_card_name_the_run_encoder(fitted, tmp_path):
+    from llmlabel.distill.api import tuned_encoder_path
+    from llmlabel.distill.card import render_card
+    from llmlabel.distill.data import LabeledData
+
+    _, enc, _ = fitted
+    one = np.eye(2, dtype=np.float32)
+    d = LabeledData(["a", "b"], ["x", "y"], one, np.arange(2), np.ones(2), meta={"encoder": enc.identity()},
+                    source=str(tmp_path / "labeled.parquet"))
+    assert tuned_encoder_path(d) == str(enc.folder.resolve())
+    with pytest.raises(ConfigError, match="no tuned encoder"):
+        tuned_encoder_path(LabeledData(["a"], ["x", "y"], one[:1], np.zeros(1), np.ones(1), source=str(tmp_path / "l.parquet")))
+    card = render_card(name="m", kind="encoder", classes=["x", "y"], n_items=2, source="labeled.parquet",
+                       source_meta={"encoder": enc.identity()}, soft=True, multi_label=False, dev_metrics=None,
+                       dev_source=None, train_seconds=1.0, settings={}, label_stats={})
+    assert "Encoder tuned on the gold" in card and enc.fingerprint in card

@@ -185,7 +185,8 @@ class TunedEncoder:
                 continue
             tmp = stage / f"{part}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            facts[part] = tune_encoder(base, [texts[i] for i in rows], y[rows], anchors, settings, tmp, threads=threads)
+            facts[part] = tune_encoder(base, [texts[i] for i in rows], y[rows], anchors, settings, tmp, threads=threads,
+                                       stamp={"fingerprint": fp, "part": part})
             (tmp / "part.json").write_text(json.dumps({"fingerprint": fp, "facts": facts[part]}), encoding="utf-8")
             shutil.rmtree(stage / part, ignore_errors=True)
             tmp.rename(stage / part)

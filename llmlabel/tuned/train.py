@@ -35,7 +35,8 @@ ALGO_VERSION = 1
 
 @dataclass(frozen=True)
 class TuneSettings:
-    """How the encoder is tuned. ``epochs`` passes over the gold texts (``batch_size`` a step; ``supcon``) or
+    """How the encoder is tuned (defaults chosen on dev splits: eval/results/encoder.md). ``epochs`` passes over
+    the gold texts (``batch_size`` a step; ``supcon``) or
     over the sampled pairs (``pairs``); ``lr`` peaks after a 10% warm-up, then decays linearly to 0;
     ``temperature`` scales the supcon logits; ``anchors``: the label texts join as examples of their class;
     ``max_length``: tokens per text in training (longer texts are cut)."""
@@ -43,7 +44,7 @@ class TuneSettings:
     method: str = "supcon"
     epochs: int = 10
     batch_size: int = 32
-    lr: float = 5e-5
+    lr: float = 1e-4
     temperature: float = 0.1
     anchors: bool = True
     max_length: int = 128
@@ -156,12 +157,14 @@ def _pairs(y: np.ndarray, iterations: int, rng: np.random.Generator) -> np.ndarr
 
 
 def tune_encoder(base: str, texts: list[str], y, anchors: list[str] | None, settings: TuneSettings, out: str | Path,
-                 *, threads: int | None = None) -> dict:
+                 *, threads: int | None = None, stamp: dict | None = None) -> dict:
     """Fine-tune ``base`` on ``texts``/``y`` (class ids into ``anchors``' order) and save it to ``out``.
 
     Returns the facts of the fit: ``seconds`` (training only), ``steps``, ``texts``, ``classes``. ``y`` may
     hold a single class or be empty: with nothing to contrast the base weights are saved unchanged (``steps``
-    0), so a half of the gold that holds one class still yields an honest (untuned) encoder.
+    0), so a half of the gold that holds one class still yields an honest (untuned) encoder. ``stamp`` is
+    written into the saved ``config.json`` (``llmlabel_tuned``): identities built from a folder's config and
+    weight files (embedding caches, the LLM cache's model identity) then change with every fit.
     """
     import torch
 
@@ -186,7 +189,7 @@ def tune_encoder(base: str, texts: list[str], y, anchors: list[str] | None, sett
     finally:
         torch.set_num_threads(saved_threads)
     seconds = time.perf_counter() - t0
-    _save(net, src, Path(out))
+    _save(net, src, Path(out), stamp)
     return {"seconds": round(seconds, 2), "steps": steps, "texts": len(texts), "classes": classes}
 
 
@@ -240,7 +243,7 @@ def _train(net: _Net, texts, y, anchors, s: TuneSettings, rng) -> int:
     return total
 
 
-def _save(net: _Net, src: Path, out: Path) -> None:
+def _save(net: _Net, src: Path, out: Path, stamp: dict | None = None) -> None:
     """The base folder's sentence-transformers files (modules, pooling, tokenizer) + the tuned weights."""
     out.mkdir(parents=True, exist_ok=True)
     for p in src.iterdir():  # config and tokenizer files are rewritten by save_pretrained below
@@ -249,5 +252,7 @@ def _save(net: _Net, src: Path, out: Path) -> None:
         elif p.is_file() and (p.suffix == ".json" or p.name == "vocab.txt"):
             shutil.copy2(p, out / p.name)
     net.model.eval()
+    if stamp:
+        net.model.config.llmlabel_tuned = dict(stamp)
     net.model.save_pretrained(str(out), safe_serialization=True)
     net.tok.save_pretrained(str(out))
