@@ -167,3 +167,17 @@ def test_distill_student_tuned_and_the_card_name_the_run_encoder(fitted, tmp_pat
                        source_meta={"encoder": enc.identity()}, soft=True, multi_label=False, dev_metrics=None,
                        dev_source=None, train_seconds=1.0, settings={}, label_stats={})
     assert "Encoder tuned on the gold" in card and enc.fingerprint in card
+
+
+def test_review_features_tuned_embed_gold_items_with_the_half_that_never_saw_them(fitted, tmp_path):
+    from types import SimpleNamespace
+
+    from llmlabel.commands.review import _features
+    from llmlabel.errors import InputError
+
+    _, enc, _ = fitted
+    lab = SimpleNamespace(ids=["r1", "n1"], meta={"encoder": enc.identity()})
+    X = _features("tuned", ["can I get a refund", "can I get a refund"], lab, tmp_path / "labeled.parquet")
+    assert np.allclose(X, enc.encode_items(["r1", "n1"], ["can I get a refund"] * 2), atol=1e-5)
+    with pytest.raises(InputError, match="no tuned encoder"):
+        _features("tuned", ["x"], SimpleNamespace(ids=["a"], meta={}), tmp_path / "labeled.parquet")
