@@ -21,7 +21,8 @@ def distill_cmd(
     output: Path = options.output("Model folder to write."),
     student: str = typer.Option("auto", help="auto (with gold: the safety net chooses static or probe; else "
                                 "static) | static | static:MODEL2VEC_FOLDER | probe (frozen MiniLM + logistic "
-                                "regression) | probe:ENCODER_FOLDER | minilm | a local encoder folder."),
+                                "regression) | probe:ENCODER_FOLDER | minilm | tuned (fine-tune from the run's "
+                                "encoder tuned on the gold) | a local encoder folder."),
     soft: Optional[bool] = typer.Option(None, "--soft/--hard", help="Train on the label model's probabilities or on "
                                         "hard labels (default: soft; multi-label files: their label sets)."),
     multi_label: bool = typer.Option(False, "--multi-label", help="Labels are lists; sigmoid/BCE per class."),

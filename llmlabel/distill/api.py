@@ -24,7 +24,8 @@ class DistillResult:
 def make_student(spec: str = "static", *, multi_label: bool = False, epochs: int | None = None, seed: int = 0,
                  progress: bool = False, **kw: Any):
     """``static`` | ``static:FOLDER`` (model2vec-style) | ``probe`` | ``probe:FOLDER`` (frozen sentence encoder +
-    logistic regression) | ``minilm`` | a local transformers folder."""
+    logistic regression) | ``minilm`` | a local transformers folder (the run's tuned encoder folder is one:
+    :func:`tuned_encoder_path` resolves ``tuned``)."""
     if spec == "probe" or spec.startswith("probe:"):
         from .probe import ProbeStudent
 
@@ -42,7 +43,19 @@ def make_student(spec: str = "static", *, multi_label: bool = False, epochs: int
 
         resolve_encoder(spec)  # fail early on a bad folder
         return EncoderStudent(spec, **base)
-    raise ConfigError(f"unknown student {spec!r}", hint="use static, minilm or a local transformers encoder folder")
+    raise ConfigError(f"unknown student {spec!r}", hint="use auto, static, probe, minilm, tuned or a local transformers encoder folder")
+
+
+def tuned_encoder_path(d: LabeledData) -> str:
+    """``--student tuned``: the encoder the labels' gold LFs read (recorded in the labeled file's metadata by the
+    label stage), else ``encoder/`` beside the labeled file."""
+    rec = ((d.meta or {}).get("encoder") or {}).get("path")
+    for cand in ([Path(rec)] if rec else []) + ([Path(d.source).parent / "encoder"] if d.source else []):
+        if (cand / "config.json").is_file():
+            return str(cand)
+    raise ConfigError("--student tuned: no tuned encoder recorded with these labels, and no encoder/ folder beside them",
+                      path=d.source or None, hint="run label with --gold and an LF that reads it (embedder: tuned or "
+                      "kind: setfit), or pass the encoder folder as --student PATH")
 
 
 def distill(data: str | Path | LabeledData, output: str | Path | None = None, *, student: str = "auto",
@@ -95,6 +108,9 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     if output is not None:
         check_replaceable(output)  # after the input checks: a bad input is named first
     multi_label = d.multi_label
+    if student == "tuned":  # the encoder student starts from the run's tuned encoder
+        student = tuned_encoder_path(d)
+
     net = None
     if safety_net and weak_weight is None and not multi_label and d.n_human and d.file_kind == "llmlabel.labeled":
         from ..artifacts.crossfit import read_crossfit_labels
@@ -190,7 +206,7 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
 
 
 def _is_encoder(spec: str) -> bool:
-    return spec == "minilm" or (spec not in ("auto", "static", "probe") and not spec.startswith(("static:", "probe:")))
+    return spec in ("minilm", "tuned") or (spec not in ("auto", "static", "probe") and not spec.startswith(("static:", "probe:")))
 
 
 def _ship(requested: str, chosen, d: LabeledData) -> tuple[str, LabeledData, float]:

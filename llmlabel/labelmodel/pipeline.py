@@ -86,6 +86,8 @@ def write_labeled(out: str | Path, L: LabelMatrix, res: dict, texts=None, *, rev
     info.update(label_model=res["report"], lf_names=L.lf_names)
     if getattr(L, "meta", None) and L.meta.get("depends_on"):
         info["votes_depend_on"] = L.meta["depends_on"]
+    if getattr(L, "meta", None) and L.meta.get("encoder"):
+        info["encoder"] = L.meta["encoder"]  # the tuned encoder the gold LFs read: the card and report name it
     write(out, ids=ids, classes=names, proba=res["proba"], label_index=res["label"], confidence=res["confidence"],
           uncovered=res["uncovered"], texts=texts, source=res.get("source"), meta=info)
     rows = review_queue(res["proba"], L, ids=list(ids), texts=texts, class_names=names, top=review_top,
