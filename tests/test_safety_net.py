@@ -75,7 +75,7 @@ def test_inside_as_fold_the_gold_lfs_vote_without_that_folds_rows():
     lr = GoldLogRegLF("lr", gold, embedder="wordllama")
     with gold.as_fold(f):
         in_fold = lr.apply([text], [{"id": "new-item"}])[1]
-    np.testing.assert_allclose(in_fold, lr._proba(lr.models_[f], lr._features([text])), atol=1e-6)
+    np.testing.assert_allclose(in_fold, lr._proba(lr.models_[f], lr.spaces.encode([text], np.array([f]))), atol=1e-6)
     with pytest.raises(Exception, match="fold 9"):
         with gold.as_fold(9):
             pass

@@ -15,8 +15,11 @@ A candidate replaces it only when all of these hold (``selection_`` records each
 - the gain is measured on at least ``min_lfs`` LFs (sparse keyword LFs that rarely co-fire leave few LFs
   to score: WRENCH semeval scores 6 of 164, and a 1-s.e. margin on six LFs picked a model 9 points below
   majority vote);
-- its predicted class shares stay within ``max_shift`` (total variation) of majority vote's: the EM
-  failures seen on imbalanced relation sets hand most contested items to the biggest class.
+- a fitted model's (EM, HyperLM) predicted class shares stay within ``max_shift`` (total variation) of
+  majority vote's: the EM failures seen on imbalanced relation sets hand most contested items to the biggest
+  class. Vote counts (``mvb``) are exempt: moving class shares is what class balancing is for (Banking77's
+  key phrases: shares moved 0.24, accuracy 0.461 -> 0.579), and across the visible sets the balanced vote
+  never fell more than 0.001 below majority vote (eval/results/labelmodel.md).
 
 Why refits: a model fitted with LF j in the data has learned from LF j, so removing LF j's share of the
 logits afterwards (a one-step approximation) still leaks it; measured over the visible sets, that shortcut
@@ -187,8 +190,8 @@ class HeldOutSelect(LabelModel):
         held-out agreement gain must pass; the bar is the Student-t quantile at that level times the standard
         error, with the LFs' effective number less one as degrees of freedom.
     min_lfs : LFs the paired difference must be measured on.
-    max_shift : largest total-variation distance between a candidate's predicted class shares and the
-        reference's.
+    max_shift : largest total-variation distance between a fitted candidate's (not a vote count's) predicted
+        class shares and the reference's.
     max_select_rows : candidates are fitted and scored on a seeded uniform sample of at most this many
         rows; the chosen one is then refitted on every row.
     min_select_rows, select_votes : the sample is as small as gives the sparser LFs (the 10th percentile
@@ -292,7 +295,8 @@ class HeldOutSelect(LabelModel):
                 (f"{used} LFs scored < min_lfs={self.min_lfs}", used < self.min_lfs),
                 (f"gain {mean:+.4f} <= {need or float('nan'):.4f} (one-sided t at {self.margin:g} sigma)",
                  need is None or not mean > need),
-                (f"class shares moved {shift:.3f} > max_shift={self.max_shift:g}", shift > self.max_shift)) if bad]
+                (f"class shares moved {shift:.3f} > max_shift={self.max_shift:g}",
+                 shift > self.max_shift and not isinstance(fitted[n], COUNT_MODELS))) if bad]
             rows.append({"name": n, "heldout_agreement": _wmean(per_lf[n], lf_w)[0],
                          "gain_over_reference": mean if used else 0.0, "se": se, "lfs_scored": used,
                          "class_shift": shift, "passes": n != ref and not fails, "why_not": fails})
