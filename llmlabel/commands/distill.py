@@ -43,6 +43,10 @@ def distill_cmd(
                                     help="With gold (labeled by `aggregate --gold`): score every recipe out-of-fold "
                                          "on the gold (weak labels + gold, a blend, the gold alone; static and "
                                          "probe students) and ship the best."),
+    tuned_encoder: bool = typer.Option(True, "--tuned-encoder/--no-tuned-encoder",
+                                       help="With --student auto and the safety net: also weigh a probe on MiniLM "
+                                            "tuned on the gold (the label stage's encoder/, else fitted here: "
+                                            "three short fine-tunings)."),
     select_metric: str = typer.Option("accuracy", help="What the safety net maximises: accuracy or macro_f1."),
     min_per_class: int = typer.Option(2, help="Refuse classes with fewer examples than this."),
     seed: int = typer.Option(0, help="Random seed."),
@@ -64,7 +68,7 @@ def distill_cmd(
                       min_per_class=min_per_class, seed=seed, progress=True, license=license,
                       language=language or None, max_steps=max_steps, batch_size=batch_size,
                       threads=threads, head_init=head_init, weak_weight=weak_weight, safety_net=safety_net,
-                      select_metric=select_metric)
+                      select_metric=select_metric, tuned_encoder=tuned_encoder)
     m = res.metrics
     if m.get("safety_net"):
         typer.echo(f"safety net: {m['safety_net']['verdict']}")

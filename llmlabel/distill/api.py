@@ -65,7 +65,7 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
             progress: bool = False, license: str = "other", language: list[str] | None = None,
             max_steps: int | None = None, batch_size: int | None = None, threads: int | None = None,
             head_init: str | None = None, weak_weight: float | str | None = None, safety_net: bool = True,
-            select_metric: str = "accuracy", **student_kw: Any) -> DistillResult:
+            select_metric: str = "accuracy", tuned_encoder: bool = True, **student_kw: Any) -> DistillResult:
     """Train a student on a labeled file and (with ``output``) write the model folder, ``metrics.json`` and README.md.
 
     ``max_steps``, ``batch_size``, ``threads`` (torch CPU threads) and ``head_init`` (``probe``: LP-FT, or
@@ -81,7 +81,9 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     weak rows, including the gold alone) be scored out-of-fold on the gold, and the best by ``select_metric``
     (``accuracy`` or ``macro_f1``) is what is trained and shipped (:mod:`llmlabel.distill.safety`);
     ``metrics["safety_net"]`` holds the table and the verdict. ``student="auto"`` lets the net choose between
-    the ``static`` and ``probe`` students; without a net it is ``static``.
+    the ``static`` and ``probe`` students and, with ``tuned_encoder``, a probe on the run's encoder tuned on
+    the gold (:mod:`llmlabel.distill.tuned_net`: reused from the label stage or fitted here); without a net it
+    is ``static``.
 
     >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
@@ -120,10 +122,21 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
         if crossfit is not None:
             candidates = ("static", "probe") if student == "auto" else ("probe",) if _is_encoder(student) \
                 else (student,)
-            net = run_safety_net(d.texts, d.ids, d.classes, crossfit,
-                                 lambda kind: make_student(kind, seed=seed), students=candidates,
-                                 metric=select_metric, soft=soft is not False)
+            tuned = None
+            if student == "auto" and tuned_encoder:
+                from .tuned_net import net_encoder
+
+                tuned = net_encoder(d, crossfit)
+                candidates += ("tuned",) if tuned is not None else ()
+
+            def make(kind: str):
+                return make_student(f"probe:{tuned.folder}" if kind == "tuned" else kind, seed=seed)
+
+            net = run_safety_net(d.texts, d.ids, d.classes, crossfit, make, students=candidates,
+                                 metric=select_metric, soft=soft is not False, tuned=tuned)
             student, d, weak_weight = _ship(student, net.chosen, d)
+            if student == "tuned":
+                student = f"probe:{tuned.folder}"
     if student == "auto":
         student = "static"
     st = make_student(student, multi_label=multi_label, epochs=epochs, seed=seed, progress=progress, **student_kw)

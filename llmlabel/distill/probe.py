@@ -188,8 +188,10 @@ class ProbeStudent(Student):
         enc = folder / "encoder"
         if enc.exists():
             shutil.rmtree(enc)
+        # a tuned encoder's folder also holds its two halves (cross-fitting only): not part of the model
         shutil.copytree(self._encoder_folder(), enc, ignore=shutil.ignore_patterns("*.onnx", "onnx", "openvino",
-                                                                                   "*.h5", "*.msgpack", "*.ot"))
+                                                                                   "*.h5", "*.msgpack", "*.ot",
+                                                                                   "halves"))
         save_file({"weight": np.ascontiguousarray(self.weight_, np.float32),
                    "bias": np.ascontiguousarray(self.bias_, np.float32)}, str(folder / "head.safetensors"))
         (folder / STUDENT_FILE).write_text(json.dumps(self._config(), indent=2) + "\n", encoding="utf-8")

@@ -12,9 +12,12 @@ the table and a one-line verdict go into metrics.json, the model card and the re
 
 Weak weights: ``all`` (weak rows at their label-model confidence, as without the net), ``equal`` (scaled so
 the weak rows together weigh as much as the gold rows) and ``none`` (the gold alone). Students: ``static``
-(WordLlama + TF-IDF head) and ``probe`` (frozen MiniLM + logistic regression: with ``none`` that is exactly
-the "train on your gold" baseline). Encoder students are estimated through the probe (the same frozen
-encoder with a linear head) rather than fine-tuned once per fold.
+(WordLlama + TF-IDF head), ``probe`` (frozen MiniLM + logistic regression: with ``none`` that is exactly
+the "train on your gold" baseline) and ``tuned`` (the same head on the run's encoder tuned on the gold,
+:mod:`llmlabel.tuned`): for fold f every row is embedded by the half of that encoder tuned without fold f's
+gold, so the figure is honest and, the half having seen half the gold, a little pessimistic for the full encoder
+that ships. Encoder students are estimated through the probe (the same frozen encoder with a linear head) rather
+than fine-tuned once per fold.
 """
 
 from __future__ import annotations
@@ -90,16 +93,22 @@ def recipes(students: Sequence[str], weak: Sequence[str] = WEAK_WEIGHTS) -> list
 
 class _Trainer:
     """Fits one candidate on (texts, soft targets, weights) and predicts texts; probe features are embedded
-    once per text and reused by every fold and recipe."""
+    once per text (per half of the tuned encoder) and reused by every fold and recipe."""
 
-    def __init__(self, make_student, texts: list[str], classes: list[str]) -> None:
-        self.make, self.texts, self.classes = make_student, texts, classes
+    def __init__(self, make_student, texts: list[str], classes: list[str], tuned=None) -> None:
+        self.make, self.texts, self.classes, self.tuned = make_student, texts, classes, tuned
         self._X: dict[str, np.ndarray] = {}
 
-    def features(self, kind: str, rows: np.ndarray, student) -> np.ndarray:
-        if kind not in self._X:
-            self._X[kind] = student.features([self.texts[i] for i in self._rows_all])
-        return self._X[kind][self._pos[rows]]
+    def features(self, kind: str, rows: np.ndarray, student, fold: int = -1) -> np.ndarray:
+        key = kind if kind != "tuned" else f"tuned:{self.tuned.part_for_fold(fold)}"
+        if key not in self._X:
+            texts = [self.texts[i] for i in self._rows_all]
+            if kind == "tuned":  # every row in the space of the half tuned without fold f's gold
+                x = np.asarray(self.tuned.for_fold(fold).encode(texts), np.float32)
+                self._X[key] = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            else:
+                self._X[key] = student.features(texts)
+        return self._X[key][self._pos[rows]]
 
     def prepare(self, rows: np.ndarray) -> None:
         self._rows_all = np.unique(rows)
@@ -107,24 +116,25 @@ class _Trainer:
         self._pos[self._rows_all] = np.arange(len(self._rows_all))
 
     def fit_predict(self, kind: str, rows: np.ndarray, targets: np.ndarray, weights: np.ndarray,
-                    test_rows: np.ndarray) -> np.ndarray:
+                    test_rows: np.ndarray, fold: int = -1) -> np.ndarray:
         st = self.make(kind)
         if hasattr(st, "fit_features"):
             st.classes_ = list(self.classes)
-            st.fit_features(self.features(kind, rows, st), targets, weights)
-            return st.logits_from_features(self.features(kind, test_rows, st)).argmax(1)
+            st.fit_features(self.features(kind, rows, st, fold), targets, weights)
+            return st.logits_from_features(self.features(kind, test_rows, st, fold)).argmax(1)
         st.fit([self.texts[i] for i in rows], proba=targets, classes=self.classes, sample_weight=weights)
         return st.predict_proba([self.texts[i] for i in test_rows]).argmax(1)
 
 
 def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[str], crossfit, make_student, *,
                    students: Sequence[str] = ("static", "probe"), weak: Sequence[str] = WEAK_WEIGHTS,
-                   metric: str = "accuracy", soft: bool = True) -> SafetyNetResult:
+                   metric: str = "accuracy", soft: bool = True, tuned=None) -> SafetyNetResult:
     """Score every recipe out-of-fold on the gold (module docstring) and choose one.
 
     ``crossfit``: :class:`llmlabel.artifacts.crossfit.CrossFitLabels` of the labeled file whose ``texts`` and
     ``ids`` are given; ``make_student(kind)`` returns an unfitted student of that kind. Gold rows score only when
-    they are a fair sample (``fair``); rows an active strategy picked still train.
+    they are a fair sample (``fair``); rows an active strategy picked still train. ``tuned``: the run's
+    :class:`~llmlabel.tuned.TunedEncoder` (fitted with this gold's folds), needed by the ``tuned`` student.
     """
     if metric not in METRICS:
         raise ConfigError(f"safety-net metric must be one of {', '.join(METRICS)}, got {metric!r}")
@@ -147,7 +157,9 @@ def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[s
     if not g_fair.any():
         raise ConfigError("no gold row is a fair sample (all were picked by an active review strategy): "
                           "nothing to score the safety net on", hint="add randomly drawn gold rows")
-    trainer = _Trainer(make_student, list(texts), list(classes))
+    if "tuned" in students and tuned is None:
+        raise ConfigError("the tuned candidate needs the run's tuned encoder")
+    trainer = _Trainer(make_student, list(texts), list(classes), tuned)
     trainer.prepare(np.concatenate([s_rows, g_rows]))
     onehot = np.eye(k, dtype=np.float32)[g_y]
     table, oof = [], {}
@@ -169,7 +181,7 @@ def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[s
                 rows, targets, weights = g_rows[train_g], onehot[train_g], w_gold
             if len(np.unique(targets.argmax(1))) < 2:
                 continue  # a fold whose training rows hold one class cannot train a classifier
-            pred[test] = trainer.fit_predict(rc.student, rows, targets, weights, g_rows[test])
+            pred[test] = trainer.fit_predict(rc.student, rows, targets, weights, g_rows[test], f)
         scored = g_fair & (pred >= 0)
         row = {"student": rc.student, "weak": rc.weak, "n": int(scored.sum()),
                **scores(g_y[scored], pred[scored], k)}
