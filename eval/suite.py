@@ -11,6 +11,8 @@ Rows, each scored on the set's test split only (the gold budget is drawn from th
 (d)       the chain with the gold: ``llmlabel auto corpus.jsonl --labels labels.txt --gold gold.jsonl -o RUN``
           then ``llmlabel predict RUN/model test.jsonl`` (the README's recipe, nothing else);
 (e)       the chain without gold: the same without ``--gold``.
+Multi-label sets (``--sets goemotions``) run the multi-label recipe at every ``--budgets`` value instead
+(eval/suite_multi.py: rows a, c_lr, d, e; macro-F1) and write their own OUT.md.
 Each set is scored by its official metric (TweetEval: macro-F1, irony = F1 of the irony class, stance = mean F1 of
 against/favor; sms: F1 of spam; else accuracy), with accuracy and macro-F1 beside it. Results are cached per
 row in OUT.json as they finish (a stopped run keeps its rows; ``--redo`` recomputes), and OUT.md is rebuilt
@@ -156,8 +158,15 @@ def run(args) -> dict:
     done = json.loads(out_json.read_text()) if out_json.is_file() else {"rows": {}, "runs": []}
     started, load0 = time.time(), os.getloadavg()[0]
     os.environ.setdefault("LLMLABEL_EMBED_CACHE", str(WORK / "embed-store"))
+    multi = []
     for name in args.sets:
         b = LOADERS[name]()
+        if b.multi_label:  # the multi-label recipe, at every --budgets value (suite_multi.py)
+            import suite_multi
+
+            suite_multi.run_set(b, args, done, out_json, WORK, draw_gold, _cli, _embed)
+            multi.append(name)
+            continue
         d = prepare(b, args.budget, args.seed)
         gold = draw_gold(len(b.corpus_texts), args.budget, args.seed)
         for row in args.rows:
@@ -181,9 +190,17 @@ def run(args) -> dict:
                          "header": header("python " + " ".join(sys.argv)), "seconds": round(time.time() - started),
                          "load_start": round(load0, 1), "load_end": round(os.getloadavg()[0], 1)})
     out_json.write_text(json.dumps(done, indent=1))
-    from suite_report import write_markdown
+    if multi:
+        import suite_multi
 
-    write_markdown(done, Path(args.out).with_suffix(".md"), args.budget, args.seed)
+        for name in multi:
+            suite_multi.write_markdown(done, Path(args.out).with_suffix(".md") if len(multi) == len(args.sets)
+                                       else Path(args.out).with_name(f"suite-{name}.md"), args.budgets,
+                                       args.seed, name)
+    if len(multi) < len(args.sets):
+        from suite_report import write_markdown
+
+        write_markdown(done, Path(args.out).with_suffix(".md"), args.budget, args.seed)
     return done
 
 
@@ -193,6 +210,7 @@ def main(argv=None):
     ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     ap.add_argument("--setfit-sets", nargs="+", default=list(SETFIT_SETS))
     ap.add_argument("--budget", type=int, default=100)
+    ap.add_argument("--budgets", type=int, nargs="+", default=[100, 1000], help="gold budgets of multi-label sets")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--redo", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "suite"))
