@@ -18,11 +18,10 @@ from ..artifacts.multivotes import MultiVotes
 
 
 def crossfit_multi_labels(mv: MultiVotes, cv: CrossFitMultiVotes, dev_rows: np.ndarray, Y_dev: np.ndarray,
-                          method: str = "auto") -> tuple[list[str], np.ndarray, np.ndarray, GoldFolds] | None:
+                          fit) -> tuple[list[str], np.ndarray, np.ndarray, GoldFolds] | None:
     """``(sample ids, proba (folds, n, k), thresholds (folds, k), gold folds)``; None when the votes'
-    cross-fitting sample no longer matches ``mv`` (the votes were remade since) or no dev row is left."""
-    from .multipipeline import aggregate_multi
-
+    cross-fitting sample no longer matches ``mv`` (the votes were remade since) or no dev row is left.
+    ``fit(votes, dev_rows, Y_dev)``: what ``aggregate`` fits (a dict with ``proba`` and ``thresholds``)."""
     pos = {str(i): r for r, i in enumerate(mv.ids or [])}
     if (list(cv.labels) != list(mv.labels) or any(str(i) not in pos for i in cv.ids)
             or any(n not in mv.lf_names for n in cv.lf_names)):
@@ -42,6 +41,6 @@ def crossfit_multi_labels(mv: MultiVotes, cv: CrossFitMultiVotes, dev_rows: np.n
         votes = base.votes.copy()
         votes[:ns, cols] = cv.votes[f]
         mf = MultiVotes(votes, base.lf_names, base.labels, base.label_ids, base.ids)
-        res = aggregate_multi(mf, method, ns + keep, np.asarray(Y_dev)[keep])
+        res = fit(mf, ns + keep, np.asarray(Y_dev)[keep])
         proba[f], thresholds[f] = res["proba"][:ns], res["thresholds"]
     return [str(i) for i in cv.ids], proba, thresholds, cv.gold

@@ -189,7 +189,8 @@ def _crossfit_sidecar(votes, out, mv: MultiVotes, rows, Y, method: str) -> Path 
 
     side = crossfit_labels_path(out)
     cv = read_crossfit_multi_votes(votes) if rows is not None and Path(votes).is_dir() else None
-    made = None if cv is None else crossfit_multi_labels(mv, cv, rows, Y, method)
+    made = None if cv is None else crossfit_multi_labels(
+        mv, cv, rows, Y, lambda votes, r, y: aggregate_multi(votes, method, r, y))
     if made is None:
         side.unlink(missing_ok=True)
         return None
