@@ -232,7 +232,7 @@ def test_distill_ships_what_wins_on_the_gold_with_its_thresholds(tmp_path, weak)
     assert net["verdict"] in card and "other folds' out-of-fold probabilities" in card
 
 
-def test_label_aggregate_distill_predict_with_gold_through_the_cli(tmp_path):
+def test_label_aggregate_distill_predict_with_gold_through_the_cli(tmp_path, capsys):
     """label --gold writes the multi-label cross-fitting votes, aggregate --gold clamps the gold and writes the
     per-fold labels and thresholds, distill runs the net and predict uses its thresholds."""
     from llmlabel.artifacts.labeled import read_labeled
@@ -277,3 +277,10 @@ def test_label_aggregate_distill_predict_with_gold_through_the_cli(tmp_path):
     # without --gold or --dev the per-fold models have nothing to hold out: no sidecar, and a stale one goes
     assert run_cli("aggregate", tmp_path / "votes", "-o", labeled) == 0
     assert read_crossfit_labels(labeled) is None
+    bad = _jsonl(tmp_path / "bad.jsonl", [{"id": rows[0]["id"], "labels": ["billing"]},
+                                          {"id": rows[1]["id"], "labels": ["nope"]}])
+    capsys.readouterr()
+    assert run_cli("aggregate", tmp_path / "votes", "--gold", bad, "-o", tmp_path / "l2.parquet") == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{bad}:2" in err and "gold label 'nope'" in err and err.count("\n") == 0
+    assert not (tmp_path / "l2.parquet").exists()
