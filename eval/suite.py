@@ -129,20 +129,27 @@ def _cli(args: list[str], log: Path) -> float:
     return time.perf_counter() - t0
 
 
-def chain(b, d: Path, gold_file: Path | None, tag: str) -> dict:
-    """The README recipe: ``llmlabel auto`` on the corpus, then ``llmlabel predict`` on the test split."""
+def auto_predict(d: Path, gold_file: Path | None, tag: str, labels: str = "labels.txt",
+                 extra: tuple[str, ...] = ()) -> tuple[list[dict], dict, float, float]:
+    """The README recipe: ``llmlabel auto`` on the corpus, then ``llmlabel predict`` on the test split;
+    (prediction rows, the model's metrics.json, chain seconds, predict seconds)."""
     run = d / f"run-{tag}"
     log = d / f"{tag}.log"
-    args = ["auto", str(d / "corpus.jsonl"), "-o", str(run), "--labels", str(d / "labels.txt"), "--no-report"]
+    args = ["auto", str(d / "corpus.jsonl"), "-o", str(run), *extra, "--labels", str(d / labels), "--no-report"]
     if gold_file is not None:
         args += ["--gold", str(gold_file)]
     chain_s = _cli(args, log)
     preds = run / "test-predictions.jsonl"
     pred_s = _cli(["predict", str(run / "model"), str(d / "test.jsonl"), "-o", str(preds)], log)
-    index = {n: j for j, n in enumerate(b.labels)}
     rows = [json.loads(x) for x in preds.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return rows, json.loads((run / "model" / "metrics.json").read_text(encoding="utf-8")), chain_s, pred_s
+
+
+def chain(b, d: Path, gold_file: Path | None, tag: str) -> dict:
+    """The README recipe (:func:`auto_predict`), scored."""
+    rows, info, chain_s, pred_s = auto_predict(d, gold_file, tag)
+    index = {n: j for j, n in enumerate(b.labels)}
     pred = np.array([index[r["label"]] for r in rows])
-    info = json.loads((run / "model" / "metrics.json").read_text(encoding="utf-8"))
     net = info.get("safety_net")
     out = {**metrics(b, pred), "chain_seconds": round(chain_s, 1), "predict_seconds": round(pred_s, 1),
            "student": info.get("student")}
@@ -164,7 +171,7 @@ def run(args) -> dict:
         if b.multi_label:  # the multi-label recipe, at every --budgets value (suite_multi.py)
             import suite_multi
 
-            suite_multi.run_set(b, args, done, out_json, WORK, draw_gold, _cli, _embed)
+            suite_multi.run_set(b, args, done, out_json, WORK, draw_gold, auto_predict, _embed)
             multi.append(name)
             continue
         d = prepare(b, args.budget, args.seed)

@@ -111,22 +111,13 @@ def lr_on_gold(b, gold: np.ndarray, embed, seed: int, folds: int = 5) -> dict:
     return {**metrics(b, pred), "class_weight": cw or "none", "gold_oof_macro_f1": round(float(score), 4)}
 
 
-def chain(b, d: Path, gold_file: Path | None, tag: str, cli) -> dict:
-    run = d / f"run-{tag}"
-    log = d / f"{tag}.log"
-    args = ["auto", str(d / "corpus.jsonl"), "-o", str(run), "--multi-label", "--labels", str(d / "labels.yaml"),
-            "--no-report"]
-    if gold_file is not None:
-        args += ["--gold", str(gold_file)]
-    chain_s = cli(args, log)
-    preds = run / "test-predictions.jsonl"
-    pred_s = cli(["predict", str(run / "model"), str(d / "test.jsonl"), "-o", str(preds)], log)
+def chain(b, d: Path, gold_file: Path | None, tag: str, auto_predict) -> dict:
+    """suite.py's README recipe with ``--multi-label`` and the label tree, scored on the label lists."""
+    rows, info, chain_s, pred_s = auto_predict(d, gold_file, tag, "labels.yaml", ("--multi-label",))
     index = {n: j for j, n in enumerate(b.labels)}
-    rows = [json.loads(x) for x in preds.read_text(encoding="utf-8").splitlines() if x.strip()]
     pred = np.zeros((len(rows), len(b.labels)), bool)
     for i, r in enumerate(rows):
         pred[i, [index[x] for x in r["labels"]]] = True
-    info = json.loads((run / "model" / "metrics.json").read_text(encoding="utf-8"))
     out = {**metrics(b, pred), "chain_seconds": round(chain_s, 1), "predict_seconds": round(pred_s, 1),
            "student": info.get("student"), "thresholds_from": info.get("thresholds_from")}
     net = info.get("safety_net")
@@ -137,7 +128,7 @@ def chain(b, d: Path, gold_file: Path | None, tag: str, cli) -> dict:
     return out
 
 
-def run_set(b, args, done: dict, out_json: Path, work: Path, draw_gold, cli, embed) -> None:
+def run_set(b, args, done: dict, out_json: Path, work: Path, draw_gold, auto_predict, embed) -> None:
     """Every row of a multi-label set at every budget of ``args.budgets`` (rows cached in ``done``)."""
     d = prepare(b, work, args.budgets, args.seed, draw_gold)
     for budget in args.budgets:
@@ -148,8 +139,9 @@ def run_set(b, args, done: dict, out_json: Path, work: Path, draw_gold, cli, emb
                 continue
             t0 = time.perf_counter()
             res = {"a": lambda: zero_shot(b, gold, embed), "c_lr": lambda: lr_on_gold(b, gold, embed, args.seed),
-                   "d": lambda: chain(b, d, d / f"gold-{budget}-{args.seed}.jsonl", f"gold{budget}", cli),
-                   "e": lambda: chain(b, d, None, "nogold", cli)}[row]()
+                   "d": lambda: chain(b, d, d / f"gold-{budget}-{args.seed}.jsonl", f"gold{budget}",
+                                      auto_predict),
+                   "e": lambda: chain(b, d, None, "nogold", auto_predict)}[row]()
             res["seconds"] = round(time.perf_counter() - t0, 1)
             res["load"] = round(os.getloadavg()[0], 1)
             done["rows"][key] = res
