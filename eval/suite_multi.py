@@ -120,9 +120,15 @@ def chain(b, d: Path, gold_file: Path | None, tag: str, auto_predict) -> dict:
         pred[i, [index[x] for x in r["labels"]]] = True
     out = {**metrics(b, pred), "chain_seconds": round(chain_s, 1), "predict_seconds": round(pred_s, 1),
            "student": info.get("student"), "thresholds_from": info.get("thresholds_from")}
+    out["stage_seconds"] = {p.stem: json.loads(p.read_text())["seconds"] for p in
+                            sorted((d / f"run-{tag}" / ".pipeline").glob("*.json"))}
     net = info.get("safety_net")
     if net:
-        out["safety_net"] = {"chosen": net["chosen"], "verdict": net["verdict"],
+        from llmlabel.artifacts.labeled import read_labeled
+
+        rep = read_labeled(d / f"run-{tag}" / "labeled.parquet").meta.get("label_model") or {}
+        out["safety_net"] = {"chosen": net["chosen"], "verdict": net["verdict"], "seconds": net.get("seconds"),
+                             "label_model_folds_seconds": rep.get("crossfit_seconds"),
                              "candidates": [{k: r[k] for k in ("student", "weak", "macro_f1", "micro_f1")}
                                             for r in net["candidates"]]}
     return out

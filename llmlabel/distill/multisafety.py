@@ -23,6 +23,7 @@ the thresholds came from.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -92,6 +93,7 @@ def run_multi_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequ
     """Score every recipe out-of-fold on the gold with thresholds from the other folds (module docstring) and
     choose one. ``make_student(kind)`` returns an unfitted multi-label student; ``soft``: train on the label
     model's P(label) instead of its label sets (distill's multi-label default is the sets)."""
+    t0 = time.perf_counter()
     k = len(classes)
     if list(crossfit.classes) != list(classes) or not crossfit.multi_label:
         raise ConfigError("the cross-fitting labels were not made over this multi-label file's classes",
@@ -140,6 +142,7 @@ def run_multi_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequ
              "thresholds": {c: round(float(t), 4) for c, t in zip(classes, ship[i])},
              "thresholds_from": THRESHOLDS_FROM.format(n=int(best["n"])),
              "scoring": ("macro-F1 (leaf labels) of the pooled out-of-fold decisions; fold f's gold rows decided at "
-                         "per-label thresholds chosen on the other folds' out-of-fold probabilities only")}
+                         "per-label thresholds chosen on the other folds' out-of-fold probabilities only"),
+             "seconds": round(time.perf_counter() - t0, 1)}
     return SafetyNetResult(chosen, "macro_f1", table, gold.folds, int(best["n"]), len(s_rows), verdict, gain,
                            extra=extra)

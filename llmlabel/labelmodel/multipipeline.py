@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -173,8 +174,11 @@ def aggregate_votes_multi(votes: str | Path, out: str | Path, *, dev: str | Path
         source = np.full(len(mv), "model", dtype=object)
         source[g_rows] = "human"
         res["report"].update(n_gold=int(len(g_rows)), n_gold_selection=int(len(g_rows)), n_gold_clamped_only=0)
-    paths = write_labeled_multi(out, mv, res, texts, review_top=review_top, meta=meta, source=source)
+    t0 = time.perf_counter()
     side = _crossfit_sidecar(votes, out, mv, rows, Y, method)
+    if side is not None:
+        res["report"]["crossfit_seconds"] = round(time.perf_counter() - t0, 1)
+    paths = write_labeled_multi(out, mv, res, texts, review_top=review_top, meta=meta, source=source)
     if side is not None:
         paths["crossfit"] = side
     return {"paths": paths, "report": res["report"], "items": len(mv), "n": len(mv), "uncovered": int(res["uncovered"].sum()),
