@@ -141,10 +141,10 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
             chosen_ww = a
     train_s = time.perf_counter() - t0
     thr_from = None
-    if multi_label and net is not None:  # the shipped recipe's thresholds, chosen on the gold out-of-fold
+    if multi_label and net is not None and st.kind == net.chosen.student:  # chosen on the gold out-of-fold
         st.threshold = [net.extra["thresholds"][c] for c in d.classes]
         thr_from = net.extra["thresholds_from"]
-    elif multi_label:
+    elif multi_label:  # (an encoder shipped for a probe recipe: the probe's thresholds do not fit its scores)
         st.threshold, thr_from = _multi_thresholds(st, d, dev_pair)
 
     counts = (d.labels.sum(0) if multi_label else np.bincount(d.labels, minlength=len(d.classes))).tolist()
