@@ -152,11 +152,12 @@ def write_crossfit_multi(folder, lfs, gold, *, label_ids: Sequence[str], depends
     """:func:`llmlabel.lf.crossfit.write_crossfit` for a multi-label votes folder: the multi-label gold LFs'
     votes on the sample, once per fold of ``gold`` (a :class:`~llmlabel.lf.gold.MultiGoldSet`), in the
     multi-label layout (:func:`llmlabel.artifacts.crossfit.write_crossfit_multi_votes`)."""
-    from ..artifacts.crossfit import GoldFolds, read_crossfit_multi_votes, write_crossfit_multi_votes
+    from ..artifacts.crossfit import VOTES_FILE, GoldFolds, read_crossfit_multi_votes, write_crossfit_multi_votes
     from .crossfit import SAMPLE_ROWS, sample_items, current_summary, gold_derived
 
     chosen = [lf for lf in lfs if gold_derived(lf) and lf.cost != "llm"]
-    if not chosen:
+    if not chosen:  # nothing to cross-fit; a file left by an earlier spec of this folder would be stale
+        (Path(folder) / VOTES_FILE).unlink(missing_ok=True)
         return None
     old = current_summary(folder, read_crossfit_multi_votes, depends)
     if old is not None:
