@@ -73,6 +73,8 @@ def _classify(paths: list[Path]) -> dict[str, Path]:
                 put("model", p.parent)
             elif name.endswith(".review.jsonl"):
                 put("review", p)
+            elif name.endswith(".crossfit.parquet"):
+                continue  # the safety net's sidecar (artifacts.crossfit): read through its labeled file
             elif name.endswith(".parquet"):
                 put(_parquet_kind(p), p)
             elif name.endswith((".yaml", ".yml")) and "taxonomy" in name:
