@@ -29,6 +29,11 @@ DESCRIPTIONS = {
              "abbreviation": "the question asks what an abbreviation stands for or for its expansion",
              "location": "the question asks for a place: a city, a country, a mountain, a state",
              "numeric": "the question asks for a number: a date, a count, a distance, a price, a percentage"},
+    "irony": {"not ironic": "the tweet means what it says",
+              "ironic": "the tweet is ironic or sarcastic: it means the opposite of what it literally says"},
+    "stance": {"none": "the tweet takes no side on its target, or is about something else",
+               "against": "the tweet is against its target",
+               "favor": "the tweet is in favour of its target"},
     "agnews": {"world": "world news: politics, international affairs, conflicts, governments",
                "sports": "sports news: games, teams, players, tournaments",
                "business": "business news: companies, markets, economy, finance",
@@ -50,6 +55,8 @@ class Bench:
     corpus_ids: list[str] = field(default_factory=list)
     wrench_corpus: np.ndarray | None = None  # (n, m) published LF votes, -1 abstain
     wrench_test: np.ndarray | None = None
+    dev_texts: list[str] = field(default_factory=list)   # a validation split, when the set has one
+    dev_y: np.ndarray | None = None
 
 
 def _csv(path: Path) -> list[dict]:
@@ -94,12 +101,55 @@ def wrench(name: str) -> Bench:
 
     ct, cy, cw, cid = split("train")
     tt, ty, tw, _ = split("test")
+    vt, vy, _, _ = split("valid")
     return Bench(name, labels, DESCRIPTIONS[name], ct, cy, tt, ty, corpus_ids=[f"{name}-{i}" for i in cid],
-                 wrench_corpus=cw, wrench_test=tw)
+                 wrench_corpus=cw, wrench_test=tw, dev_texts=vt, dev_y=vy)
+
+
+STANCE_TARGETS = {"abortion": "legalization of abortion", "atheism": "atheism", "climate": "climate change is a real "
+                  "concern", "feminist": "feminist movement", "hillary": "Hillary Clinton"}
+
+
+def _tweeteval_split(folder: Path, split: str, prefix: str = "") -> tuple[list[str], list[int]]:
+    texts = (folder / f"{split}_text.txt").read_text(encoding="utf-8").split("\n")
+    labels = (folder / f"{split}_labels.txt").read_text(encoding="utf-8").split()
+    texts = texts[: len(labels)]
+    assert len(texts) == len(labels), folder
+    return [prefix + t.strip() for t in texts], [int(v) for v in labels]
+
+
+def tweeteval(task: str) -> Bench:
+    """TweetEval irony or stance: corpus = train, dev = val, test = test (official metrics in ``official``).
+
+    Stance pools its five targets into one 3-class set (the official score also pools them) and writes the target
+    before each tweet (``target: tweet``): a stance is towards a target, and a user labelling such data has it."""
+    d = DATA / "tweeteval" / task
+    labels = list(DESCRIPTIONS[task])
+    parts = {s: ([], []) for s in ("train", "val", "test")}
+    for sub, prefix in ({"": ""} if task == "irony" else {t: f"{n}: " for t, n in STANCE_TARGETS.items()}).items():
+        for s, (tx, ys) in parts.items():
+            a, b = _tweeteval_split(d / sub if sub else d, s, prefix)
+            tx += a
+            ys += b
+    (ct, cy), (vt, vy), (tt, ty) = parts["train"], parts["val"], parts["test"]
+    return Bench(task, labels, DESCRIPTIONS[task], ct, np.array(cy), tt, np.array(ty),
+                 corpus_ids=[f"{task}-train-{i}" for i in range(len(ct))], dev_texts=vt, dev_y=np.array(vy))
+
+
+def official(name: str, y, pred) -> float | None:
+    """TweetEval's official score (cardiffnlp/tweeteval evaluaton_script.py): irony = F1 of the irony class,
+    stance = the mean F1 of against (1) and favor (2); None for other sets."""
+    from sklearn.metrics import f1_score
+
+    if name == "irony":
+        return float(f1_score(y, pred, labels=[1], average="macro", zero_division=0))
+    if name == "stance":
+        return float(f1_score(y, pred, labels=[1, 2], average="macro", zero_division=0))
+    return None
 
 
 LOADERS = {"banking77": banking77, "agnews": agnews, "youtube": lambda: wrench("youtube"),
-           "trec": lambda: wrench("trec")}
+           "trec": lambda: wrench("trec"), "irony": lambda: tweeteval("irony"), "stance": lambda: tweeteval("stance")}
 
 
 class CachedEmbedder:

@@ -13,13 +13,16 @@ NAMES = {"a": "(a) zero-shot embedding (MiniLM, nearest label)", "c_lr": "(c) N 
          "d_setfit": "(d) + `kind: setfit` LF, static student",
          "d_setfit:minilm": "(d) + `kind: setfit` LF, MiniLM student",
          "d_setfit_full": "(d) + `kind: setfit` LF at SetFit's pair budget, static student",
-         "d_setfit_full:minilm": "(d) + `kind: setfit` LF at SetFit's pair budget, MiniLM student"}
+         "d_setfit_full:minilm": "(d) + `kind: setfit` LF at SetFit's pair budget, MiniLM student",
+         "d_tuned": "(d) gold LFs on the tuned encoder + `kind: setfit`, static student",
+         "d_tuned:tuned": "(d) gold LFs on the tuned encoder + `kind: setfit`, MiniLM student from the tuned encoder"}
 ROWS = ("a", "c_lr", "c_setfit", "d", "d_minilm", "d_setfit", "d_setfit:minilm", "d_setfit_full",
-        "d_setfit_full:minilm", "e", "e_minilm", "f")
+        "d_setfit_full:minilm", "d_tuned", "d_tuned:tuned", "e", "e_minilm", "f")
 STUDENTS = (("d", "e", "static"), ("d_minilm", "e_minilm", "MiniLM"), ("d_setfit", None, "static + setfit LF"),
-            ("d_setfit:minilm", None, "MiniLM + setfit LF"), ("d_setfit_full:minilm", None, "MiniLM + full setfit LF"))
+            ("d_setfit:minilm", None, "MiniLM + setfit LF"), ("d_setfit_full:minilm", None, "MiniLM + full setfit LF"),
+            ("d_tuned", None, "static, tuned encoder"), ("d_tuned:tuned", None, "MiniLM from the tuned encoder"))
 GOLD_ROWS = ("c_lr", "c_setfit", "d", "d_minilm", "d_setfit", "d_setfit:minilm", "d_setfit_full",
-             "d_setfit_full:minilm")
+             "d_setfit_full:minilm", "d_tuned", "d_tuned:tuned")
 
 
 def merged(done: dict, folder: Path) -> dict:
@@ -115,7 +118,8 @@ def write_markdown(done: dict, path: Path, budget: int = 100) -> None:
     for s in sets:
         for m, n in [("e", 0), ("e_minilm", 0)] + [("d", b) for b in budgets] + [("d_minilm", budget),
                                                                                   ("d_setfit", budget),
-                                                                                  ("d_setfit_full", budget)]:
+                                                                                  ("d_setfit_full", budget),
+                                                                                  ("d_tuned", budget)]:
             r = _get(rows, s, m, n)
             if r is None:
                 continue

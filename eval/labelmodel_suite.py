@@ -36,21 +36,18 @@ from llmlabel.labelmodel.base import as_votes  # noqa: E402
 from llmlabel.labelmodel.hyperlm import hyperlm_available  # noqa: E402
 
 NO_DEV = ["mv", "mv-r", "mvb", "mvb-r", "wv-r", "onecoin-r", "ds-r", "heldout"]
-COUNT = ("mv", "mv-r", "mvb", "mvb-r")
 # Settings of the no-gold selection rule compared on every set (leave-one-set-out below); "default" is what
 # llmlabel ships (HeldOutSelect's own defaults).
 VARIANTS = {
     "default": {},
-    "counts only": {"candidates": COUNT},
+    "without wv-r": {"candidates": ("mv", "mvb", "onecoin-r", "ds-r", "hyperlm")},
+    "+ mv-r, mvb-r": {"candidates": ("mv", "mv-r", "mvb", "mvb-r", "wv-r", "onecoin-r", "ds-r", "hyperlm")},
+    "vote counts only (mv, mvb)": {"candidates": ("mv", "mvb")},
     "margin 1.645": {"margin": 1.645},
     "margin 2.5": {"margin": 2.5},
+    "min 5 LFs": {"min_lfs": 5},
     "no class-share guard": {"max_shift": 1.0},
     "class-share guard 0.2": {"max_shift": 0.2},
-    "min 10 LFs": {"min_lfs": 10},
-    "min 10 LFs, margin 1.645": {"min_lfs": 10, "margin": 1.645},
-    "counts only, margin 1.645": {"candidates": COUNT, "margin": 1.645},
-    "min 10 LFs, no class-share guard": {"min_lfs": 10, "max_shift": 1.0},
-    "+ wv-r": {"candidates": ("mv", "mv-r", "mvb", "mvb-r", "wv-r", "onecoin-r", "ds-r", "hyperlm")},
 }
 
 
@@ -91,7 +88,9 @@ def fit_score(spec, vs, seeds: int, dev: bool = False) -> dict:
     from llmlabel.labelmodel.heldout import HeldOutSelect
 
     t0 = time.perf_counter()
-    if dev:
+    if dev and spec == "hyperlm-dev":
+        model = make_model(spec, vs.k).fit(vs.L, vs.y_dev, vs.L_dev)
+    elif dev:
         model = select_label_model(vs.L, vs.L_dev, vs.y_dev)
     elif isinstance(spec, dict):
         model = HeldOutSelect(vs.k, **spec).fit(vs.L)
@@ -138,7 +137,7 @@ def criterion_rows(res: dict) -> list[dict]:
             if c["name"] == ref or c["name"] not in r["models"]:
                 continue
             out.append({"set": name, "candidate": c["name"], "criterion_gain": c["gain_over_reference"],
-                        "se": c["se"], "lfs_scored": c["lfs_scored"],
+                        "se": c["se"], "lfs_scored": c["lfs_scored"], "passes": c.get("passes"),
                         "accuracy_gain": r["models"][c["name"]]["acc"] - r["models"][ref]["acc"]})
     return out
 
@@ -183,13 +182,16 @@ def run(args) -> dict:
             r["models"][spec] = fit_score(spec, vs, args.seeds)
         if args.variants:
             r["variants"] = {v: fit_score(kw, vs, args.seeds) for v, kw in VARIANTS.items()}
-        if hyperlm_available() and not args.no_hyperlm and hard.shape[0] <= 100_000 and vs.k <= 20:
+        hyper = hyperlm_available() and not args.no_hyperlm and hard.shape[0] <= 100_000 and vs.k <= 20
+        if hyper:
             r["models"]["hyperlm"] = fit_score("hyperlm", vs, args.seeds)
         if not args.no_snorkel:
             r["models"]["snorkel"] = snorkel_score(vs, args.seeds)
         if vs.L_dev is not None:
             r["models"]["auto (dev)"] = fit_score("auto", vs, args.seeds, dev=True)
             r["dev_rows"] = int(len(vs.y_dev))
+            if hyper:
+                r["models"]["hyperlm-semi (dev)"] = fit_score("hyperlm-dev", vs, args.seeds, dev=True)
         res[name] = r
         mv = r["models"]["mv"]["acc"]
         print(f"[{name}] {time.perf_counter() - t0:.0f} s  MV {mv:.3f}  " + "  ".join(
@@ -217,6 +219,9 @@ def main(argv=None):
     out["criterion_spearman"] = spearman([c["criterion_gain"] for c in crit], [c["accuracy_gain"] for c in crit])
     if args.out:
         Path(args.out).with_suffix(".json").write_text(json.dumps(out, indent=1))
+        from labelmodel_suite_report import write_markdown
+
+        write_markdown(out, Path(args.out).with_suffix(".md"))
     print("criterion vs accuracy gain, Spearman over (set, candidate):", round(out["criterion_spearman"], 3))
 
 

@@ -19,7 +19,9 @@ Rules every format follows:
   input row an output row (``predict``, ``xmc``).
 - a number or boolean in the text field is converted with ``str()`` and counted (``stats.coerced``);
   a list or object there is a bad row.
-- bad rows (malformed JSON, not an object, missing field, null id) raise :class:`InputError` naming file
+- an id read from a field follows :mod:`llmlabel.ids`: ``1``, ``1.0`` and ``"1"`` are one id, and an id used
+  twice is a bad row (the second use).
+- bad rows (malformed JSON, not an object, missing field, null id, repeated id) raise :class:`InputError` naming file
   and line, or with ``skip_bad=True`` are skipped and counted (``stats.bad``, first line numbers in
   ``stats.bad_lines``).
 - bytes that are not UTF-8 are replaced by U+FFFD and counted per line (``stats.repaired``), never a crash.
@@ -40,12 +42,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import InputError
+from .ids import canonical_id
 from .io_formats import (NUMBER, SUPPORTED, TEXT_HINT, arrow_columns, auto_id, detect_format, load_dataset,
                          parquet_files, resolve_text)
+from .io_records import read_json, read_records  # noqa: F401  (small side files: dev sets, gold, labels)
 from .io_write import (MANIFEST, ShardWriter, atomic_write, check_writable, make_meta, read_meta,  # noqa: F401
                        scrub_secrets, write_jsonl, write_parquet)
 
-__all__ = ["read_corpus", "Corpus", "Batch", "Record", "ReadStats", "HUGE_TEXT_CHARS", "atomic_write", "check_writable", "write_jsonl",
+__all__ = ["read_corpus", "read_records", "read_json", "Corpus", "Batch", "Record", "ReadStats", "HUGE_TEXT_CHARS", "atomic_write", "check_writable", "write_jsonl",
            "write_parquet", "make_meta", "read_meta", "scrub_secrets", "ShardWriter"]
 
 HUGE_TEXT_CHARS = 100_000
@@ -111,6 +115,7 @@ class Corpus:
         self.keep_empty = keep_empty
         self.num_rows = num_rows  # rows in the source before skipping; None where only reading tells
         self.stats = ReadStats()
+        self._seen_ids: set[str] = set()  # ids read so far in this pass (duplicates are refused)
 
     def __repr__(self) -> str:
         return f"Corpus({self.source!r}, format={self.format!r}, text_field={self.text_field!r})"
@@ -139,6 +144,7 @@ class Corpus:
         """
         size = batch_size or self.batch_size
         stats = self.stats = ReadStats(empty_kept=self.keep_empty)
+        self._seen_ids = set()
         out = Batch([], [], [], [])
         items = {"jsonl": self._jsonl_items, "csv": self._csv_items, "tsv": self._csv_items}.get(
             self.format, self._arrow_items)(stats)
@@ -191,16 +197,22 @@ class Corpus:
         if self.id_field is None:
             rid = str(pos)
         else:
-            rid = obj.pop(self.id_field, None)
+            raw = obj.pop(self.id_field, None)
+            rid = canonical_id(raw)
             if rid is None:
+                what = "missing or null" if raw is None or raw == "" else f"not a usable id ({raw!r}) in"
                 return self._bad(stats, InputError(
-                    f"missing or null id field '{self.id_field}'", field=self.id_field, **where,
+                    f"{what} id field '{self.id_field}'", field=self.id_field, **where,
                     hint=f"available fields: {', '.join([tf, *map(str, obj)])}; or drop --id-field to use row numbers"))
-            if not isinstance(rid, str):
-                rid = str(rid)
+            if rid in self._seen_ids:  # one id policy for every reader: see llmlabel.ids
+                return self._bad(stats, InputError(
+                    f"duplicate id {rid!r} in field '{self.id_field}'", field=self.id_field, **where,
+                    hint="ids must be unique within a file: remove or rename the repeated rows "
+                         "(--skip-bad keeps the first and counts the others as bad)"))
+            self._seen_ids.add(rid)
         if not isinstance(text, str):
-            if text is None:
-                text = ""
+            if text is None or (isinstance(text, float) and text != text):
+                text = ""  # null and NaN (pandas' missing value) are no text, never the word "nan"
             elif isinstance(text, (int, float, bool)):
                 text = str(text)
                 stats.coerced += 1
@@ -396,47 +408,3 @@ def _probe_text(probe: Corpus) -> tuple[list[str], list[str], int | None]:
             nonnum = {k for r in sample for k, v in r.items() if v.strip() and not NUMBER.match(v)}
             return list(obj), [c for c in obj if c in nonnum], None
     return [], [], None
-
-
-def read_json(path: str | Path, *, what: str = "file") -> Any:
-    """One JSON document (a saved program, label priors, a label list), with one-line errors naming the file
-    and the line of a syntax error."""
-    path = Path(path).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").lstrip("\ufeff")
-    except FileNotFoundError:
-        raise InputError(f"{what} not found", path=path) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"malformed JSON in {what}: {e.msg}", path=path, line=e.lineno) from None
-
-
-def read_records(path: str | Path, *, what: str = "file") -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, row dict) of a small JSONL, CSV or TSV side file (a dev set, predictions, gold labels).
-
-    For corpora use :func:`read_corpus`, which streams and resolves text and id fields; this reads any
-    fields as they are, with one-line errors naming the file and line.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{what} is a folder, not a file", path=path)
-    if not path.is_file():
-        raise InputError(f"{what} not found", path=path)
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
-        if path.suffix.lower() in (".csv", ".tsv"):
-            rd = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            for row in rd:
-                yield rd.line_num, row
-            return
-        for n, text in enumerate(f, 1):
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise InputError(f"malformed JSON: {e.msg} (column {e.colno})", path=path, line=n) from None
-            if not isinstance(obj, dict):
-                raise InputError("expected a JSON object", path=path, line=n)
-            yield n, obj
-

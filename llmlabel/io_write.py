@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import ConfigError, InputError, OutputError
+from .io_swap import space_error
 
 META_KEY = "llmlabel"  # key in the Parquet schema metadata
 META_SUFFIX = ".meta.json"  # sidecar next to JSONL (and any non-Parquet) outputs
@@ -58,9 +59,13 @@ def atomic_write(path: str | Path, mode: str = "w", *, encoding: str = "utf-8") 
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
+        why = space_error(e)
+        if why is not None:  # a full disk (or `ulimit -f`): the old file is untouched, say which one
+            raise OutputError(f"cannot write the output: {why}", path=path,
+                              hint="free some space (the earlier file is kept), or choose another -o/--output") from None
         raise
     _remove_dead_writers_temps(path)
 
@@ -228,7 +233,15 @@ def read_meta(path: str | Path) -> dict[str, Any] | None:
         if raw is not None:
             return json.loads(raw)
     side = path if path.name.endswith(META_SUFFIX) else path.with_name(path.name + META_SUFFIX)
-    return json.loads(side.read_text(encoding="utf-8")) if side.exists() else None
+    if not side.exists():
+        return None
+    meta = json.loads(side.read_text(encoding="utf-8"))
+    size = meta.get("data_bytes") if isinstance(meta, dict) else None
+    if side != path and isinstance(size, int) and path.stat().st_size != size:
+        raise InputError(f"the sidecar {side.name} describes another version of this file ({size:,} bytes, the "
+                         f"file has {path.stat().st_size:,}): an interrupted write", path=path,
+                         hint="rerun the command that wrote it")
+    return meta
 
 
 # --------------------------------------------------------------------------- JSONL and Parquet
@@ -259,6 +272,9 @@ def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]], meta: Mappi
             n += 1
     side = path.with_name(path.name + META_SUFFIX)
     if meta is not None:
+        # the data file's size: a kill between the two renames leaves new data beside the old sidecar, which
+        # read_meta then refuses instead of describing the new rows with the old run's classes
+        meta = {**meta, "data_bytes": path.stat().st_size, "data_rows": n}
         with atomic_write(side) as f:
             f.write(_meta_json(meta) + "\n")
     else:

@@ -276,7 +276,10 @@ def run_case(ws: Path, name: str, case: str) -> Outcome:
         out = ws / "outs" / name / case / cmd.out
         out.parent.mkdir(parents=True, exist_ok=True)
         # an output from an earlier, good run: a failure must leave it as it was
-        if cmd.out_is_dir:
+        if cmd.name == "distill":  # a model folder is replaced whole, and only by one: the earlier output is one
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.copytree(ws / "model", out)
+        elif cmd.out_is_dir:
             out.mkdir(parents=True, exist_ok=True)
             (out / "earlier.txt").write_text("earlier output\n")
         else:

@@ -39,7 +39,7 @@ def test_taxonomy_out_still_works_and_clashing_outputs_are_an_error(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     base = ["taxonomy", str(corpus), "--max-labels", "3", "--embedder", "wordllama", "-q"]
     main(base + ["--out", "old.yaml"])
-    assert (tmp_path / "old.yaml").is_file() and (tmp_path / "assignments.jsonl").is_file()
+    assert (tmp_path / "old.yaml").is_file() and (tmp_path / "old.assignments.jsonl").is_file()
     with pytest.raises(SystemExit) as e:
         main(base + ["--out", "a.yaml", "-o", "b.yaml"])
     assert e.value.code == 2

@@ -27,9 +27,22 @@ def test_long_texts_are_truncated_and_counted(embedder):
     assert embedder.truncated == before + 1
 
 
-def test_unknown_model_is_a_clear_error():
-    with pytest.raises(EngineError, match="cannot load embedding model"):
+def test_unknown_model_is_a_clear_error_without_the_network(tmp_path):
+    from llmlabel.embed.embedders import resolve_embedder
+    from llmlabel.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not exist"):
         load_embedder("/no/such/embedder")
+    with pytest.raises(ConfigError, match="not in the local Hugging Face cache"):
+        load_embedder("nosuchembedder")  # offline or not: no Hub request is made for a name that is nowhere here
+    (tmp_path / "notamodel").mkdir()
+    with pytest.raises(ConfigError, match="not a sentence-transformers folder"):
+        resolve_embedder(str(tmp_path / "notamodel"))
+    assert resolve_embedder("minilm") == resolve_embedder("wordllama") == "bundled"
+    with pytest.raises(EngineError, match="cannot load embedding model"):  # a folder that is there but broken
+        (tmp_path / "broken").mkdir()
+        (tmp_path / "broken" / "config.json").write_text("{}")
+        load_embedder(str(tmp_path / "broken"))
 
 
 def test_topk_matches_full_sort_across_blocks():

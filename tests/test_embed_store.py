@@ -243,7 +243,7 @@ def test_label_picks_the_embedder_by_corpus_size_when_lfs_yaml_names_none():
 
     big, small = spec(), spec()
     assert "wordllama (50,000 texts" in default_embedder(big, lambda: 50_000)
-    assert [getattr(s, "embedder") for s in big.lfs] == [None, "wordllama", "wordllama", "minilm", "minilm"]
+    assert [getattr(s, "embedder", None) for s in big.lfs] == [None, "wordllama", "wordllama", "minilm", "minilm"]
     assert default_embedder(small, lambda: 1_000).startswith("minilm (1,000 texts")
     assert [s.embedder for s in small.lfs[1:3]] == ["minilm", "minilm"]
     named = LFSpecFile.model_validate({"lfs": [{"name": "e", "kind": "embedding", "embedder": "wordllama"}]})

@@ -99,7 +99,7 @@ def test_load_gold_errors_name_line_and_field(tmp_path):
         load_gold(p, LABELS)
     assert "gold.jsonl:2: field 'label'" in str(e.value)
     p.write_text('{"id": "1", "text": "a", "label": "refund"}\n{"id": "1", "text": "b", "label": "l1"}\n')
-    with pytest.raises(InputError, match="appears twice"):
+    with pytest.raises(InputError, match="duplicate gold id"):
         load_gold(p, LABELS, ids=["l0", "l1", "l2"])
     p.write_text('{"id": "1", "label": "refund"}\n')
     with pytest.raises(InputError, match="text"):

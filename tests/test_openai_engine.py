@@ -223,15 +223,17 @@ def test_choose_without_logprobs_is_one_hot(make, srv):
     assert (lp.max(1) == 0).all() and (np.isinf(lp).sum(1) == len(CHOICES) - 1).all()
 
 
-@pytest.mark.parametrize("reply, want", [("banana", None), ("The answer is: Negative.", " negative"),
+@pytest.mark.parametrize("reply, want", [("banana", None), ("", None), ("The answer is: Negative.", " negative"),
                                          ('{"label": " neutral"}', " neutral"),
                                          ("none of these!", " none of these")])
-def test_odd_replies_still_give_a_choice(make, srv, reply, want):
-    srv.inject("reply", n=3, text=reply)  # the choice, grammar and json-enum tries all get the odd reply
+def test_odd_replies_give_a_choice_or_no_answer(make, srv, reply, want):
+    srv.inject("reply", n=4, text=reply)  # the choice, grammar, json-enum and plain tries all get the odd reply
     lp = make().choose(PROMPTS[2:3], CHOICES)
-    assert lp.shape == (1, len(CHOICES)) and np.isfinite(lp).sum() == 1
+    assert lp.shape == (1, len(CHOICES))
     if want is not None:
-        assert CHOICES[int(lp.argmax())] == want
+        assert np.isfinite(lp).sum() == 1 and CHOICES[int(lp.argmax())] == want
+    else:  # empty, or naming no choice: no answer (every score -inf), never a guess at the closest label
+        assert not np.isfinite(lp).any()
 
 
 def test_echo_prompt_tokens_drops_only_what_was_generated():

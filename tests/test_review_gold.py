@@ -83,13 +83,21 @@ def test_random_strategy_gold_still_drives_selection(run, tmp_path):
     assert rep["chosen"] == plain.meta["label_model"]["chosen"]
     assert np.array_equal(rnd.label_index, plain.label_index) and np.allclose(rnd.proba, plain.proba)
 
-    # Mixed rounds: only the random half joins selection; a newer row for an id decides its strategy.
+    # Mixed rounds: only the random half joins selection. One id twice is refused (the one id policy: a
+    # newer review round is merged by `review import`, never appended), naming the file, line and id.
     half = len(pick) // 2
     mixed = tmp_path / "m.jsonl"
-    mixed.write_text("".join(json.dumps({"id": i, "label": gold[i], "strategy": "random" if k < half else
-                                         "uncertainty"}) + "\n" for k, i in enumerate(pick))
+    rows_ = [{"id": i, "label": gold[i], "strategy": "random" if k < half else "uncertainty"} for k, i in enumerate(pick)]
+    mixed.write_text("".join(json.dumps(r) + "\n" for r in rows_)
                      + json.dumps({"id": pick[0], "label": gold[pick[0]], "strategy": "diverse"}) + "\n")
     L = load_votes(run["run"] / "votes")[0]
+    from llmlabel.errors import InputError
+
+    with pytest.raises(InputError) as e:
+        load_gold(mixed, L, with_strategy=True)
+    assert f"{mixed}:{len(pick) + 1}" in str(e.value) and repr(pick[0]) in str(e.value)
+    rows_[0]["strategy"] = "diverse"
+    mixed.write_text("".join(json.dumps(r) + "\n" for r in rows_))
     rows, ys, fair = load_gold(mixed, L, with_strategy=True)
     assert fair.sum() == half - 1 and len(rows) == len(pick)
     L_dev, y_dev = load_dev(run["dev"], L, L.labels)

@@ -78,7 +78,7 @@ def test_cli_writes_files_and_refine_keeps_ids(tmp_path):
     main(["taxonomy", str(first), "-o", str(out), "-k", "4", "-e", "wordllama", "--quiet", "--seed", "1"])
     tax = load_taxonomy(out)
     assert tax.made_with["embedder"] == "wordllama" and tax.made_with["seed"] == 1
-    rows = [json.loads(x) for x in (out.parent / "assignments.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in (out.parent / "taxonomy.assignments.jsonl").read_text().splitlines()]
     assert len(rows) == first.read_text().count("\n") and {r["label"] for r in rows} <= set(tax.ids()) | {OTHER}
     assert "| id | name |" in (out.parent / "taxonomy.md").read_text()
     # a person renames a label; refining on a corpus with two new topics keeps every id and the new name
@@ -175,7 +175,7 @@ def test_llm_reply_failing_schema_is_saved(tiny_qwen2, tmp_path, wordllama, plan
     with pytest.raises(OutputParseError) as e:
         induce_taxonomy(planted[0][:30], max_labels=1, model=eng, mode="tnt", embedder=wordllama, raw_dir=tmp_path,
                         llm_options=dict(batch_items=2, max_batches=1, snippet_chars=40, max_tokens=24))
-    saved = tmp_path / "taxonomy-llm-generate-reply.txt"
+    saved = tmp_path / "taxonomy.llm-generate-reply.txt"
     assert saved.exists() and e.value.path == str(saved)
     assert saved.read_text() == e.value.raw
 

@@ -100,7 +100,7 @@ def test_cli_labels_multi_label_and_bad_file(tmp_path, items, capsys):
           "-o", str(tmp_path / "t.yaml"), "--quiet", "--id-field", "id"])
     tax = load_taxonomy(tmp_path / "t.yaml")
     assert tax.multi_label and tax.ids() == list(TOPICS) and tax.made_with["source"] == "labels"
-    assert (tmp_path / "assignments.jsonl").exists()
+    assert (tmp_path / "t.assignments.jsonl").exists()
     (tmp_path / "bad.yaml").write_text("- a\n- [b]\n")
     with pytest.raises(SystemExit) as e:
         main(["taxonomy", str(corpus), "--labels", str(tmp_path / "bad.yaml"), "-o", str(tmp_path / "u.yaml"),

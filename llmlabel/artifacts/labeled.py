@@ -11,6 +11,9 @@ Columns, one row per item in corpus order:
 
 The schema metadata holds ``kind: llmlabel.labeled``, ``format_version``, ``classes`` (the class order again, so
 a reader never has to trust column order) and the provenance (command, label model, what the votes depended on).
+A file another tool re-saved without that metadata (pandas) is still read by its column names: the classes are
+the ``p:<class>`` columns in order. Every probability and confidence is checked (a NaN or -3 is one error naming
+the row and column), and ids follow :mod:`llmlabel.ids` (unique).
 
 >>> write_labeled("labeled.parquet", ids=["a", "b"], classes=["ham", "spam"],      # doctest: +SKIP
 ...               proba=[[0.9, 0.1], [0.2, 0.8]], texts=["hi", "win $$$"])
@@ -27,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..ids import canonical_id, check_unique
 from ._format import check_format, stamp
 
 __all__ = ["FORMAT_VERSION", "Labeled", "P_PREFIX", "is_labeled_file", "read_labeled", "write_labeled"]
@@ -102,6 +106,10 @@ def write_labeled(path: str | Path, *, ids: Sequence, classes: Sequence[str], pr
     if n and ((li < 0) | (li >= k)).any():
         raise InputError(f"labeled: label_index outside [0, {k})", path=path)
     conf = P[np.arange(n), li] if confidence is None else _col(confidence, n, "confidence", np.float32)
+    if not np.isfinite(conf).all():
+        raise InputError(f"labeled: confidence of item {int(np.flatnonzero(~np.isfinite(conf))[0])} is not finite",
+                         path=path, field="confidence")
+    check_unique([str(i) for i in ids], path=path)
     unc = np.zeros(n, bool) if uncovered is None else _col(uncovered, n, "uncovered", bool)
     cols: dict[str, Any] = {"id": pa.array([str(i) for i in ids], pa.string())}
     if texts is not None:
@@ -140,13 +148,16 @@ def write_labeled(path: str | Path, *, ids: Sequence, classes: Sequence[str], pr
 
 
 def _check_proba(P: np.ndarray, multi_label: bool, *, where: str, classes: Sequence[str] | None = None) -> None:
+    def col(j: int) -> str | None:
+        return None if classes is None else P_PREFIX + str(classes[j])
+
     if not np.isfinite(P).all():
         i, j = map(int, np.argwhere(~np.isfinite(P))[0])
         raise InputError(f"row {i}: probability of class {j if classes is None else classes[j]!r} is not finite",
-                         path=where)
+                         path=where, field=col(j))
     if P.size and ((P < -_TOL) | (P > 1 + _TOL)).any():
         i, j = map(int, np.argwhere((P < -_TOL) | (P > 1 + _TOL))[0])
-        raise InputError(f"row {i}: probability {float(P[i, j]):.4g} is outside [0, 1]", path=where)
+        raise InputError(f"row {i}: probability {float(P[i, j]):.4g} is outside [0, 1]", path=where, field=col(j))
     if not multi_label and P.size:
         bad = np.flatnonzero(np.abs(P.sum(1) - 1.0) > _TOL)
         if bad.size:
@@ -180,6 +191,8 @@ def is_labeled_file(path: str | Path) -> bool:
     except Exception as e:  # pyarrow raises ArrowInvalid/OSError for a file that is not Parquet
         raise InputError(f"not a readable Parquet file: {e}", path=path) from None
     classes = meta.get("classes") or meta.get("labels")
+    if not meta.get("kind") and not classes:  # re-saved by another tool (pandas): our columns, by name
+        return "label" in names and sum(n.startswith(P_PREFIX) for n in names) >= 2
     return (not meta.get("kind") and isinstance(classes, list) and bool(classes) and "label" in names
             and all(P_PREFIX + str(c) in names for c in classes))
 
@@ -196,12 +209,20 @@ def read_labeled(path: str | Path) -> Labeled:
     meta = _meta(path)
     check_format(meta, kind=KIND, version=FORMAT_VERSION, path=path, hint="give the file `llmlabel aggregate` wrote")
     classes = meta.get("classes") or meta.get("labels")
+    try:
+        t = pq.read_table(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid/OSError for a file that is not Parquet
+        raise InputError(f"not a readable Parquet file ({type(e).__name__})", path=path,
+                         hint="give the file `llmlabel aggregate` wrote") from None
+    names = set(t.column_names)
+    if classes is None and not meta.get("kind"):
+        # Re-saved by a tool that dropped our metadata (pandas): the p:<class> columns name the classes, in
+        # their order. Reading them by name keeps the soft targets instead of silently training on hard labels.
+        classes = [c[len(P_PREFIX):] for c in t.column_names if c.startswith(P_PREFIX)]
     if not isinstance(classes, list) or len(classes) < 2:
         raise InputError("no class list ('classes') in the labeled file's metadata", path=path,
                          hint="write it with llmlabel.artifacts.labeled.write_labeled")
     classes = [str(c) for c in classes]
-    t = pq.read_table(path)
-    names = set(t.column_names)
     need = ["id", "label", "label_index", "confidence", "uncovered"] + [P_PREFIX + c for c in classes]
     missing = [c for c in need if c not in names]
     if missing:
@@ -224,6 +245,17 @@ def read_labeled(path: str | Path) -> Labeled:
         i = int(wrong[0])
         raise InputError(f"row {i}: label {lab[i]!r} disagrees with label_index {int(li[i])} "
                          f"({classes[li[i]]!r})", path=path)
+    conf = t.column("confidence").to_numpy(zero_copy_only=False).astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(conf) | (conf < -_TOL) | (conf > 1 + _TOL))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(f"row {i}: confidence {float(conf[i])!r} is not a number in [0, 1]", path=path,
+                         field="confidence", hint="fix or drop the row; a confidence is a training weight")
+    ids = [canonical_id(x) for x in t.column("id").to_pylist()]
+    if None in ids:
+        i = ids.index(None)
+        raise InputError(f"row {i}: the id is missing or not a usable id", path=path, field="id")
+    check_unique(ids, path=path)
     source = None
     if "source" in names:
         source = np.asarray(t.column("source").to_pylist(), dtype=object)
@@ -231,8 +263,8 @@ def read_labeled(path: str | Path) -> Labeled:
         if bad:
             raise InputError(f"source must be 'model' or 'human', got {bad[0]!r}", path=path, field="source")
     labels = t.column("labels").to_pylist() if multi and "labels" in names else None
-    return Labeled(ids=[str(x) for x in t.column("id").to_pylist()],
+    return Labeled(ids=ids,
                    texts=t.column("text").to_pylist() if "text" in names else None, classes=classes, proba=P,
-                   label_index=li, confidence=t.column("confidence").to_numpy(zero_copy_only=False).astype(np.float32),
+                   label_index=li, confidence=conf,
                    uncovered=t.column("uncovered").to_numpy(zero_copy_only=False).astype(bool), source=source,
                    multi_label=multi, labels=labels, meta=meta, path=str(path))

@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..yamlfile import FieldError, config_error, read_yaml
 
 __all__ = ["Example", "FORMAT_VERSION", "LabelDef", "Taxonomy", "load_taxonomy", "save_taxonomy", "OTHER",
-           "slugify", "validate_taxonomy"]
+           "normalize_name", "slugify", "validate_taxonomy"]
 
 #: Files without ``format_version`` (written before it existed) have this layout.
 FORMAT_VERSION = 1
@@ -37,6 +37,14 @@ FORMAT_VERSION = 1
 #: The id given to items that fit no label. It cannot be used as a label id.
 OTHER = "other"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def normalize_name(name: str) -> str:
+    """A label name as every file stores and compares it: spaces collapsed, none at either end.
+
+    The one place names are normalised: the taxonomy, review import (``--add-labels``) and the gold reader
+    all call it, so a label a person typed with a trailing space is the label the taxonomy has."""
+    return " ".join(str(name).split())
 
 
 def slugify(text: str, max_len: int = 40) -> str:
@@ -84,7 +92,7 @@ class LabelDef(BaseModel):
     @field_validator("name")
     @classmethod
     def _strip_name(cls, v: str) -> str:
-        v = " ".join(v.split())
+        v = normalize_name(v)
         if not v:
             raise ValueError("name is empty")
         return v
@@ -114,6 +122,14 @@ class Taxonomy(BaseModel):
             if lab.id in seen:
                 raise FieldError(f"labels.{i}.id", f"duplicate label id {lab.id!r} (also labels[{seen[lab.id]}])")
             seen[lab.id] = i
+        leaf_ids = {lab.id for lab in self.leaves()}
+        names: dict[str, int] = {}
+        for i, lab in enumerate(self.labels):  # the classes: votes, gold and labeled files name them
+            if lab.id in leaf_ids:
+                if lab.name in names:
+                    raise FieldError(f"labels.{i}.name", f"duplicate label name {lab.name!r} (also labels"
+                                     f"[{names[lab.name]}]); the classes' names must be unique")
+                names[lab.name] = i
         for i, lab in enumerate(self.labels):
             if lab.parent is not None:
                 if lab.parent not in seen:
@@ -145,6 +161,16 @@ class Taxonomy(BaseModel):
     def classes(self) -> list[str]:
         """The class names the label stage votes over, in file order: the leaves' names."""
         return [lab.name for lab in self.leaves()]
+
+    def classes_for_votes(self, path: str | Path | None = None) -> list[str]:
+        """:meth:`classes`, refusing fewer than two for a single-label taxonomy: votes, label models and
+        students all choose between classes (one class is one line naming the file, not a library error)."""
+        classes = self.classes()
+        if len(classes) < 2 and not self.multi_label:
+            raise ConfigError(f"the taxonomy has {len(classes)} class ({', '.join(classes) or 'none'}); labeling "
+                              "needs at least two", path=path, field="labels",
+                              hint="add the other label(s), or mark it multi_label: true for a yes/no label")
+        return classes
 
     def class_taxonomy(self) -> "Taxonomy":
         """The leaves as a flat taxonomy (what LFs are built over); ``self`` when it is flat already."""

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import ConfigError, InputError, OutputError
+from ..ids import check_unique
 from ._format import check_format, file_hash, fingerprint, stamp
 from .matrix import (
     ABSTAIN,
@@ -283,15 +284,31 @@ def _read_folder(folder: Path, labels, cardinality) -> VotesRead:
                                "pass the taxonomy used for `llmlabel label`")
     tables = []
     for s in man["shards"]:
-        t = pq.read_table(folder / s["file"])
+        try:
+            t = pq.read_table(folder / s["file"])
+        except Exception as e:  # noqa: BLE001 - pyarrow raises ArrowInvalid/OSError for a truncated file
+            raise InputError(f"shard {s['file']} is not a readable Parquet file (truncated or damaged: "
+                             f"{type(e).__name__})", path=folder / s["file"],
+                             hint="restore it, or delete the folder and rerun `llmlabel label`") from None
         if t.num_rows != s["rows"]:
             raise InputError(f"shard {s['file']} has {t.num_rows} rows, the manifest says {s['rows']}", path=folder)
         tables.append(t)
-    table = pa.concat_tables(tables)
+    try:
+        table = pa.concat_tables(tables)
+    except pa.ArrowInvalid as e:
+        raise InputError(f"the shards do not share one schema ({e})", path=folder) from None
+    if "id" in table.column_names:
+        check_unique([str(x) for x in table.column("id").to_pylist()], path=folder, what="item")
     lm = LabelMatrix.from_table(table, labels=labels or known, cardinality=cardinality, lf_names=meta.get("lf_names"))
     err_path = folder / ERRORS_FILE
     if err_path.is_file():
-        lm.errors.update(json.loads(err_path.read_text(encoding="utf-8")))
+        try:
+            counts = json.loads(err_path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise InputError(f"not valid JSON ({e})", path=err_path) from None
+        if not isinstance(counts, dict):
+            raise InputError("the LF error counts must be a JSON object", path=err_path)
+        lm.errors.update(counts)
     lm.meta = {**meta, "depends_on": man.get("depends_on") or {}}
     texts = table.column("text").to_pylist() if "text" in table.column_names else None
     return VotesRead(lm, None, texts)
@@ -330,6 +347,8 @@ def read_votes(path: str | Path, labels: Sequence[str] | None = None, cardinalit
             import pyarrow.parquet as pq
 
             lm = LabelMatrix.load(path)
+            if lm.ids is not None:
+                check_unique([str(x) for x in lm.ids], path=path, what="item")
             if labels is not None and lm.labels is not None and list(lm.labels) != labels:
                 raise ConfigError("the taxonomy's classes differ from the ones the votes were made with", path=path)
             if labels is not None and lm.labels is None:

@@ -21,7 +21,8 @@ def distill_cmd(
     output: Path = options.output("Model folder to write."),
     student: str = typer.Option("auto", help="auto (with gold: the safety net chooses static or probe; else "
                                 "static) | static | static:MODEL2VEC_FOLDER | probe (frozen MiniLM + logistic "
-                                "regression) | probe:ENCODER_FOLDER | minilm | a local encoder folder."),
+                                "regression) | probe:ENCODER_FOLDER | minilm | tuned (fine-tune from the run's "
+                                "encoder tuned on the gold) | a local encoder folder."),
     soft: Optional[bool] = typer.Option(None, "--soft/--hard", help="Train on the label model's probabilities or on "
                                         "hard labels (default: soft; multi-label files: their label sets)."),
     multi_label: bool = typer.Option(False, "--multi-label", help="Labels are lists; sigmoid/BCE per class."),
@@ -50,17 +51,20 @@ def distill_cmd(
                                                        "linear probe on the frozen encoder, LP-FT) or 'random'."),
     license: str = typer.Option("other", help="License for the model card metadata."),
     language: Optional[list[str]] = typer.Option(None, help="Language code(s) for the model card (repeatable)."),
+    embed_cache: Optional[Path] = options.embed_cache(),
+    no_embed_cache: bool = options.no_embed_cache(),
 ) -> None:
     """Train a small student model on labeled data; writes the model, metrics.json and a model card."""
     from ..distill.api import distill
 
-    res = distill(labeled, output, student=student, soft=soft, multi_label=multi_label, dev=dev, epochs=epochs,
-                  text_field=text_field, label_field=label_field, proba_field=proba_field,
-                  confidence_weights=confidence_weights, dev_label_field=dev_label_field,
-                  min_per_class=min_per_class, seed=seed, progress=True, license=license,
-                  language=language or None, max_steps=max_steps, batch_size=batch_size,
-                  threads=threads, head_init=head_init, weak_weight=weak_weight, safety_net=safety_net,
-                  select_metric=select_metric)
+    with options.embedding_store(embed_cache, no_embed_cache):  # students that read frozen sentence embeddings
+        res = distill(labeled, output, student=student, soft=soft, multi_label=multi_label, dev=dev, epochs=epochs,
+                      text_field=text_field, label_field=label_field, proba_field=proba_field,
+                      confidence_weights=confidence_weights, dev_label_field=dev_label_field,
+                      min_per_class=min_per_class, seed=seed, progress=True, license=license,
+                      language=language or None, max_steps=max_steps, batch_size=batch_size,
+                      threads=threads, head_init=head_init, weak_weight=weak_weight, safety_net=safety_net,
+                      select_metric=select_metric)
     m = res.metrics
     if m.get("safety_net"):
         typer.echo(f"safety net: {m['safety_net']['verdict']}")
@@ -107,16 +111,19 @@ def predict_cmd(
     address: Optional[str] = options.address(),
     num_workers: int = options.num_workers(),
     gpus_per_worker: float = options.gpus_per_worker(),
+    embed_cache: Optional[Path] = options.embed_cache(),
+    no_embed_cache: bool = options.no_embed_cache(),
 ) -> None:
     """Label texts with a student model, optionally as a cascade that defers low-confidence items to an LLM."""
     from ..lf.prompted import prompted_labeler
     from ..scale.backend import predict
 
-    res = predict(model, data, output, text_field=text_field, id_field=id_field, cascade_llm=cascade_llm,
-                  threshold=threshold, target_accuracy=target_accuracy, max_deferral=max_deferral, dev=dev,
-                  dev_label_field=dev_label_field, batch_size=batch_size, cache=cache, no_cache=no_cache, int8=int8,
-                  progress=True, make_labeler=prompted_labeler, backend=backend, address=address,
-                  num_workers=num_workers, gpus_per_worker=gpus_per_worker)
+    with options.embedding_store(embed_cache, no_embed_cache):  # students that read frozen sentence embeddings
+        res = predict(model, data, output, text_field=text_field, id_field=id_field, cascade_llm=cascade_llm,
+                      threshold=threshold, target_accuracy=target_accuracy, max_deferral=max_deferral, dev=dev,
+                      dev_label_field=dev_label_field, batch_size=batch_size, cache=cache, no_cache=no_cache,
+                      int8=int8, progress=True, make_labeler=prompted_labeler, backend=backend, address=address,
+                      num_workers=num_workers, gpus_per_worker=gpus_per_worker)
     msg = f"{res['read']}; wrote {res['rows']:,} predictions to {output}" + (
         f" ({res['empty']:,} empty texts without a label, reason \"empty text\")" if res["empty"] else "")
     if res["deferred"] is not None:

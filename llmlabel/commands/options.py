@@ -57,9 +57,10 @@ def embedding_store(path: Path | None, no_store: bool):
     store and the run's memo answered (as LLM cache hits are printed)."""
     from ..embed import embed_log, use_embed_store
 
+    embed_log.reset()  # this command's counts only (tests run many commands in one process)
     with use_embed_store(path, no_store):
         yield
-    if embed_log.models:
+    if embed_log.models:  # after success only: a failing command says one line, its error
         typer.echo(embed_log.summary(), err=True)
 
 

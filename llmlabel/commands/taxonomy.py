@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
                                                                      "assign items and propose new labels."),
         assignments: Optional[Path] = typer.Option(None, "--assignments",
                                                    help="Where to write per-item labels (default: "
-                                                        "assignments.jsonl next to --output)."),
+                                                        "<output stem>.assignments.jsonl next to --output)."),
         labels: Optional[Path] = typer.Option(None, "--labels", help="Use your own labels (labels.txt: a name per "
                                               "line, optional TAB description; labels.yaml: a list, or parents "
                                               "mapping to children): no clustering; descriptions, examples and "

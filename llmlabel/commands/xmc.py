@@ -90,6 +90,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """RP@k, recall@k, precision@k and nDCG@k of predictions against gold labels."""
+        from ..artifacts.gold import read_gold
+        from ..ids import UniqueIds, canonical_id
         from ..io import read_records
         from ..xmc.api import gold_of as _gold_of
         from ..xmc.metrics import evaluate
@@ -101,22 +103,24 @@ def register(app: typer.Typer) -> None:
         if not cutoffs or cutoffs[0] < 1:
             raise InputError(f"bad --k {ks!r}", hint="positive integers, e.g. --k 1,5,10")
         predicted: dict[str, list[str]] = {}
+        seen = UniqueIds(preds, what="prediction")
         for n, row in read_records(preds):
             if id_field not in row:
                 raise InputError(f"missing id field '{id_field}'", path=preds, line=n, field=id_field,
                                  hint=f"available fields: {', '.join(row)}")
-            predicted[str(row[id_field])] = _gold_of(row, pred_field, preds, n)
+            rid = canonical_id(row[id_field])
+            if rid is None:
+                raise InputError(f"id {row[id_field]!r} is not a usable id", path=preds, line=n, field=id_field)
+            seen.add(rid, n)
+            predicted[rid] = _gold_of(row, pred_field, preds, n)
         if not predicted:
             raise InputError("the predictions file has no rows", path=preds, hint="write it with `llmlabel xmc`")
         golds, plist, missing = [], [], 0
-        for n, row in read_records(gold):
-            if id_field not in row:
-                raise InputError(f"missing id field '{id_field}'", path=gold, line=n, field=id_field,
-                                 hint=f"available fields: {', '.join(row)}")
-            rid = str(row[id_field])
+        g = read_gold(gold, label_field=gold_field, id_field=id_field, allow_empty=True, split="")
+        for rid, labs in zip(g.ids, g.labels):
             if rid not in predicted:
                 missing += 1
-            golds.append(set(_gold_of(row, gold_field, gold, n)))
+            golds.append(set(labs))
             plist.append(predicted.get(rid, []))
         if not golds:
             raise InputError("the gold file has no rows", path=gold)

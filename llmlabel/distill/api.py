@@ -24,7 +24,8 @@ class DistillResult:
 def make_student(spec: str = "static", *, multi_label: bool = False, epochs: int | None = None, seed: int = 0,
                  progress: bool = False, **kw: Any):
     """``static`` | ``static:FOLDER`` (model2vec-style) | ``probe`` | ``probe:FOLDER`` (frozen sentence encoder +
-    logistic regression) | ``minilm`` | a local transformers folder."""
+    logistic regression) | ``minilm`` | a local transformers folder (the run's tuned encoder folder is one:
+    :func:`tuned_encoder_path` resolves ``tuned``)."""
     if spec == "probe" or spec.startswith("probe:"):
         from .probe import ProbeStudent
 
@@ -42,7 +43,19 @@ def make_student(spec: str = "static", *, multi_label: bool = False, epochs: int
 
         resolve_encoder(spec)  # fail early on a bad folder
         return EncoderStudent(spec, **base)
-    raise ConfigError(f"unknown student {spec!r}", hint="use static, minilm or a local transformers encoder folder")
+    raise ConfigError(f"unknown student {spec!r}", hint="use auto, static, probe, minilm, tuned or a local transformers encoder folder")
+
+
+def tuned_encoder_path(d: LabeledData) -> str:
+    """``--student tuned``: the encoder the labels' gold LFs read (recorded in the labeled file's metadata by the
+    label stage), else ``encoder/`` beside the labeled file."""
+    rec = ((d.meta or {}).get("encoder") or {}).get("path")
+    for cand in ([Path(rec)] if rec else []) + ([Path(d.source).parent / "encoder"] if d.source else []):
+        if (cand / "config.json").is_file():
+            return str(cand)
+    raise ConfigError("--student tuned: no tuned encoder recorded with these labels, and no encoder/ folder beside them",
+                      path=d.source or None, hint="run label with --gold and an LF that reads it (embedder: tuned or "
+                      "kind: setfit), or pass the encoder folder as --student PATH")
 
 
 def distill(data: str | Path | LabeledData, output: str | Path | None = None, *, student: str = "auto",
@@ -75,8 +88,10 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
     """
-    from ..io import atomic_write, check_writable
+    from ..io import check_writable
+    from ..io_swap import atomic_folder
     from .card import render_card
+    from .folder import check_replaceable, seal
     from .metrics import classification_report
 
     enc = {k: v for k, v in dict(max_steps=max_steps, batch_size=batch_size, threads=threads,
@@ -92,7 +107,12 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     d = data if isinstance(data, LabeledData) else read_labeled(
         data, text_field=text_field, label_field=label_field, proba_field=proba_field, multi_label=multi_label,
         min_per_class=min_per_class)
+    if output is not None:
+        check_replaceable(output)  # after the input checks: a bad input is named first
     multi_label = d.multi_label
+    if student == "tuned":  # the encoder student starts from the run's tuned encoder
+        student = tuned_encoder_path(d)
+
     net = None
     crossfit = _crossfit_for(d) if safety_net and weak_weight is None else None
     if crossfit is not None:
@@ -178,8 +198,6 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     folder = None
     if output is not None:
         folder = Path(output)
-        st.save(folder)
-        write_metrics(folder, metrics, facts)
         settings = st._config()
         settings.pop("classes", None)
         card = render_card(name=folder.resolve().name, kind=st.kind, classes=d.classes, n_items=len(d),
@@ -188,8 +206,13 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
                            dev_source=Path(dev).name if dev else None, train_seconds=train_s, settings=settings,
                            label_stats=label_stats, license=license, language=language, training=facts,
                            safety_net=metrics.get("safety_net"))
-        with atomic_write(folder / "README.md") as f:
-            f.write(card)
+        # The folder is written whole and swapped in: weights, class names, metrics and card always belong to
+        # one run, whatever kills the process or fills the disk on the way.
+        with atomic_folder(folder) as tmp:
+            st.save(tmp, atomic=False)
+            write_metrics(tmp, metrics, facts)
+            (tmp / "README.md").write_text(card, encoding="utf-8")
+            seal(tmp)
     return DistillResult(student=st, metrics=metrics, folder=folder)
 
 
@@ -205,7 +228,7 @@ def _crossfit_for(d: LabeledData):
 
 
 def _is_encoder(spec: str) -> bool:
-    return spec == "minilm" or (spec not in ("auto", "static", "probe") and not spec.startswith(("static:", "probe:")))
+    return spec in ("minilm", "tuned") or (spec not in ("auto", "static", "probe") and not spec.startswith(("static:", "probe:")))
 
 
 def _ship(requested: str, chosen, d: LabeledData) -> tuple[str, LabeledData, float]:

@@ -3,6 +3,8 @@ per-item weights, a seeded mini-batch loop with a progress bar and early stoppin
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -102,6 +104,29 @@ class Student:
         return [self.classes_[j] for j in p.argmax(1)]
 
     # ------------------------------------------------------------------ helpers
+
+    def save(self, folder: str | Path, *, atomic: bool = True) -> Path:
+        """Write the model folder. ``atomic`` (the default): whole, into a temporary sibling that replaces
+        ``folder`` only once complete (:func:`llmlabel.io_swap.atomic_folder`), so a kill or a full disk leaves
+        the earlier folder or this one, never a mix; ``atomic=False`` writes into ``folder`` as it is (a caller
+        that is itself filling a temporary folder)."""
+        self._check_fitted()
+        folder = Path(folder)
+        if not atomic:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._write(folder)
+            return folder
+        from ..io_swap import atomic_folder
+        from .folder import check_replaceable, seal
+
+        check_replaceable(folder)
+        with atomic_folder(folder) as tmp:
+            self._write(tmp)
+            seal(tmp)
+        return folder
+
+    def _write(self, folder: Path) -> None:
+        raise NotImplementedError
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):

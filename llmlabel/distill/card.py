@@ -64,13 +64,14 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
     if meta:
         for key, label in (("taxonomy", "Taxonomy"), ("labeling_functions", "Labeling functions"),
                            ("lfs", "Labeling functions"), ("engine", "LLM engine"), ("engines", "LLM engines"),
+                           ("encoder", "Encoder tuned on the gold (read by the gold LFs)"),
                            ("label_model", "Label model"), ("prompt_hashes", "Prompt hashes"),
                            ("command", "Command"), ("created_utc", "Labeled at (UTC)"),
                            ("llmlabel_version", "llmlabel version")):
             v = meta.get(key)
             if v not in (None, "", {}, []):
                 prov.append(f"- {label}: `{v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)[:500]}`")
-        shown = {"taxonomy", "labeling_functions", "lfs", "engine", "engines", "label_model", "prompt_hashes",
+        shown = {"taxonomy", "labeling_functions", "lfs", "engine", "engines", "encoder", "label_model", "prompt_hashes",
                  "command", "created_utc", "llmlabel_version", "usage", "python", "platform", "classes", "labels"}
         other = sorted(k for k in meta if k not in shown)
         if other:

@@ -139,7 +139,7 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
                                      hint="drop --proba-field to train on the labels alone")
                 raw_proba.append((row[pf], where))
             c = row.get(confidence_field) if confidence_field else None
-            conf.append(c)
+            conf.append((c, where["line"]))
     src = str(path)
     if not texts:
         raise InputError("no labeled rows", path=path, hint="the file is empty or every text is empty")
@@ -230,17 +230,17 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
     _check_counts(labels, classes, multi_label, min_per_class, path)
 
     # ---- confidence weights
-    has_conf = any(c is not None for c in conf)
+    has_conf = any(c is not None for c, _ in conf)
     weights = np.ones(n, dtype=np.float64)
     if has_conf:
-        for i, c in enumerate(conf):
+        for i, (c, line) in enumerate(conf):
             try:
                 v = float(c) if c is not None else 1.0
             except (TypeError, ValueError):
                 v = float("nan")
             if not math.isfinite(v) or v < 0 or v > 1:
                 raise InputError(f"confidence {c!r} is not a number in [0, 1]", field=confidence_field,
-                                 path=path, hint="or ignore it with --no-confidence-weights")
+                                 path=path, line=line, hint="or ignore it with --no-confidence-weights")
             weights[i] = v
     return LabeledData(texts=texts, classes=list(classes), proba=proba.astype(np.float32), labels=labels,
                        weights=weights.astype(np.float32), multi_label=multi_label, has_proba=has_proba,
@@ -294,35 +294,13 @@ def _from_artifact(path: str | Path, *, classes: list[str] | None, min_per_class
 
 def read_gold(path: str | Path, classes: list[str], *, text_field: str | None = None, label_field: str = "label",
               multi_label: bool = False) -> tuple[list[str], np.ndarray]:
-    """A gold dev/test file: texts and class indices (or a 0/1 matrix); labels must be known classes."""
-    from ..io import read_corpus
+    """A gold dev/test file (through :mod:`llmlabel.artifacts.gold`): texts and class indices (or a 0/1 matrix);
+    labels must be known classes."""
+    from ..artifacts.gold import read_gold as read
 
-    corpus = read_corpus(path, text_field=text_field)
-    if corpus.text_field == label_field:  # auto-detection took the only string column, which is the label
-        raise InputError(f"no text field: the only text column found is the label field '{label_field}'",
-                         path=path, line=1 if corpus.format == "jsonl" else None, field=text_field or "text",
-                         hint="every row needs its text (field 'text', or name it with --text-field)")
-    index = {c: i for i, c in enumerate(classes)}
-    texts, ys = [], []
-    for batch in corpus.iter_batches():
-        for text, row, pos in zip(batch.texts, batch.rows, batch.positions):
-            where = {"path": path, "line": _line(corpus.format, pos)}
-            lab = row.get(label_field)
-            if lab is None:
-                raise InputError(f"missing gold label in field '{label_field}'", field=label_field, **where,
-                                 hint=f"fields: {', '.join(row) or '(none)'}; choose it with --dev-label-field")
-            labs = _as_label_list(lab) if multi_label else [str(lab)]
-            bad = [c for c in labs if c not in index]
-            if bad:
-                raise InputError(f"gold label {bad[0]!r} is not one of the model's {len(classes)} classes", **where,
-                                 hint="the dev set must use the same label names as the training file")
-            texts.append(text)
-            if multi_label:
-                v = np.zeros(len(classes), dtype=np.int8)
-                v[[index[c] for c in labs]] = 1
-                ys.append(v)
-            else:
-                ys.append(index[labs[0]])
-    if not texts:
-        raise InputError("the gold file has no rows", path=path)
-    return texts, np.asarray(ys)
+    g = read(path, label_field=label_field, text_field=text_field, need_ids=False, need_text=True,
+             allow_empty=multi_label, split="|" if multi_label else "")
+    among = f"the model's {len(classes)} classes"
+    y = g.matrix(classes, among=among) if multi_label else g.index(
+        classes, among=among, hint="the dev set must use the same label names as the training file")
+    return list(g.texts), y

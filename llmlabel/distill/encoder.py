@@ -201,14 +201,10 @@ class EncoderStudent(Student):
                 "epochs": self.epochs, "max_steps": self.max_steps, "batch_size": self.batch_size, "lr": self.lr,
                 "weight_decay": self.weight_decay, "seed": self.seed, "head_init": self.head_init, "best_epoch": getattr(self, "best_epoch_", None)}
 
-    def save(self, folder: str | Path) -> Path:
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+    def _write(self, folder: Path) -> None:
         self.net_.save_pretrained(folder, safe_serialization=True)
         self.tokenizer_.save_pretrained(folder)
         (folder / STUDENT_FILE).write_text(json.dumps(self._config(), indent=2) + "\n", encoding="utf-8")
-        return folder
 
     def quantize(self) -> "EncoderStudent":
         """Dynamic int8 quantisation of the Linear layers for CPU inference (weights int8 with one scale per output
@@ -239,5 +235,13 @@ class EncoderStudent(Student):
                    max_length=int(cfg.get("max_length", 128)))
         self.classes_ = list(cfg["classes"])
         self.tokenizer_ = AutoTokenizer.from_pretrained(folder)
-        self.net_ = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+        # safetensors only: a pickled weights file could run code, and is never what distill wrote
+        self.net_ = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True).eval()
+        self.n_outputs_ = int(self.net_.config.num_labels)
+        if self.n_outputs_ != len(self.classes_):  # weights of one model beside another's class names
+            from ..errors import InputError
+
+            raise InputError(f"the weights score {self.n_outputs_} classes but {STUDENT_FILE} names "
+                             f"{len(self.classes_)}", path=folder, field="classes",
+                             hint="re-run `llmlabel distill` to rebuild it")
         return self.quantize() if quantize else self

@@ -181,12 +181,10 @@ class ProbeStudent(Student):
                 "multi_label": self.multi_label, "threshold": self.threshold, "embedder": str(self.embedder),
                 "C": self.C, "seed": self.seed}
 
-    def save(self, folder: str | Path) -> Path:
+    def _write(self, folder: Path) -> None:
+        """The folder's files (``Student.save`` writes them whole into a temporary sibling and swaps it in)."""
         from safetensors.numpy import save_file
 
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         enc = folder / "encoder"
         if enc.exists():
             shutil.rmtree(enc)
@@ -196,7 +194,6 @@ class ProbeStudent(Student):
                    "bias": np.ascontiguousarray(self.bias_, np.float32)}, str(folder / "head.safetensors"))
         (folder / STUDENT_FILE).write_text(json.dumps(self._config(), indent=2) + "\n", encoding="utf-8")
         (folder / "predict.py").write_text(PREDICT_PY, encoding="utf-8")
-        return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> "ProbeStudent":
@@ -212,4 +209,5 @@ class ProbeStudent(Student):
         self = cls(str(folder / "encoder"), C=float(cfg.get("C", 10.0)), multi_label=bool(cfg["multi_label"]),
                    threshold=cfg.get("threshold", 0.5), seed=int(cfg.get("seed", 0)))
         self.classes_, self.weight_, self.bias_ = classes, w, b
+        self.n_outputs_ = int(b.shape[0])
         return self

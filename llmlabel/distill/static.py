@@ -302,12 +302,9 @@ class StaticStudent(Student):
                 "weight_decay_scores": getattr(self, "wd_scores_", None), "seed": self.seed,
                 "best_epoch": getattr(self, "best_epoch_", None)}
 
-    def save(self, folder: str | Path) -> Path:
+    def _write(self, folder: Path) -> None:
         from safetensors.numpy import save_file
 
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         self.tokenizer_.save(str(folder / "tokenizer.json"))
         save_file({"embeddings": self.emb_.astype(np.float16)}, str(folder / "model.safetensors"))
         save_file({k: np.ascontiguousarray(v) for k, v in self._head_tensors().items()}, str(folder / "head.safetensors"))
@@ -316,7 +313,6 @@ class StaticStudent(Student):
              "normalize": True, "llmlabel_head": "head.safetensors"}, indent=2) + "\n", encoding="utf-8")
         (folder / STUDENT_FILE).write_text(json.dumps(self._config(), indent=2) + "\n", encoding="utf-8")
         shutil.copyfile(Path(__file__).with_name("static_format.py"), folder / "predict.py")
-        return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> "StaticStudent":
@@ -333,5 +329,6 @@ class StaticStudent(Student):
         self.bigram_keys_ = h.pop("bigram_keys", np.zeros(0, dtype=np.int64))
         self.idf_ = h.pop("idf", np.zeros(0, dtype=np.float32))
         self.state_ = h
+        self.n_outputs_ = int(h["bias"].shape[0])
         self._predictor = pred
         return self

@@ -158,6 +158,25 @@ class StaticPredictor:
         self.tokenizer.no_padding()
         self.embeddings = load_file(str(folder / "model.safetensors"))["embeddings"].astype(np.float32)
         self.head = load_file(str(folder / "head.safetensors"))
+        self._check_shapes(folder)
+
+    def _check_shapes(self, folder: Path) -> None:
+        """Refuse a head that does not fit the class list or the embeddings (a folder mixed from two models)."""
+        k, h = len(self.classes), self.head
+        if "bias" not in h:
+            raise ValueError(f"{folder / 'head.safetensors'} has no 'bias' tensor")
+        got = {"bias": h["bias"].shape[0]}
+        for name, axis in (("emb_weight", 0), ("mlp2_weight", 0), ("sparse_weight", 1)):
+            if name in h:
+                got[name] = h[name].shape[axis]
+        bad = {n: v for n, v in got.items() if v != k}
+        if bad:
+            name, v = next(iter(bad.items()))
+            raise ValueError(f"head.safetensors scores {v} classes ({name}) but {STUDENT_FILE} names {k}")
+        dim = self.embeddings.shape[1]
+        w = h.get("emb_weight", h.get("mlp1_weight"))
+        if w is not None and w.shape[1] != dim:
+            raise ValueError(f"head.safetensors expects {w.shape[1]}-d embeddings, model.safetensors has {dim}-d")
 
     def logits(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
         with _one_blas_thread():

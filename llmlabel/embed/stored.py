@@ -213,7 +213,7 @@ class StoredEmbedder(Embedder):
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.base._encode(texts)
 
-    def encode(self, texts, *, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    def encode(self, texts, *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         texts = list(texts)
         self.truncated += int(sum(len(t) > self.max_chars for t in texts))
         if not texts:
@@ -242,13 +242,14 @@ class StoredEmbedder(Embedder):
             have[miss[found]] = True
             stored = int(found.sum())
         todo = np.flatnonzero(~have)
-        t0 = time.perf_counter()
+        seconds = 0.0
         if len(todo):
+            t0 = time.perf_counter()
             x = self.base.encode([texts[i] for i in upos[todo]], batch_size=batch_size, progress=progress)
+            seconds = time.perf_counter() - t0
             rows[todo] = np.asarray(x, dtype=np.float32).astype(np.float16)
             if store is not None:
                 store.put(self.identity, [ukeys[j] for j in todo], rows[todo], name=self.name)
-        seconds = time.perf_counter() - t0
         fresh = np.flatnonzero(~from_memo)
         with _lock:
             self.memo.put([ukeys[j] for j in fresh], rows[fresh])

@@ -18,55 +18,25 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
-from ..io import read_records
+from ..artifacts.gold import RANDOM_STRATEGY, fair_sample, read_gold  # noqa: F401  (re-exported)
 from ..artifacts.matrix import LabelMatrix
-
-
-RANDOM_STRATEGY = "random"
-
-
-def fair_sample(strategy) -> bool:
-    """Whether a gold row may select and fit the label model: picked at random, or of unknown origin."""
-    return strategy in (None, "", RANDOM_STRATEGY)
+from ..errors import InputError
 
 
 def load_gold(path: str | Path, L: LabelMatrix, *, with_strategy: bool = False):
-    """(row indices into L, class indices) of a JSONL/CSV of ``id`` + ``label`` (a class name or index).
+    """(row indices into L, class indices) of a JSONL/CSV of ``id`` + ``label`` (a class name or index), read
+    through :mod:`llmlabel.artifacts.gold` (a repeated id is an error there).
 
     ``with_strategy``: also a boolean mask, True where the row is a fair sample (:func:`fair_sample` of its
     optional ``strategy`` field, written by ``llmlabel review import``)."""
     path = Path(path)
     if L.ids is None:
         raise InputError("these votes carry no item ids, so gold labels cannot be matched to items", path=path)
-    pos = {str(i): r for r, i in enumerate(L.ids)}
-    names = {str(x): j for j, x in enumerate(L.labels or [])}
-    rows, ys, fair = {}, {}, {}
-    for line, row in read_records(path, what="gold file"):
-        for f in ("id", "label"):
-            if f not in row:
-                raise InputError(f"gold row has no '{f}' field", path=path, line=line, field=f)
-        i, lab = str(row["id"]), row["label"]
-        if isinstance(lab, list):
-            raise ConfigError("gold label is a list, but these votes are single-label", path=path, line=line,
-                              field="label")
-        if str(lab) in names:
-            y = names[str(lab)]
-        elif not names and str(lab).isdigit() and int(lab) < L.cardinality:
-            y = int(lab)
-        else:
-            raise ConfigError(f"gold label {lab!r} is not in the taxonomy", path=path, line=line, field="label",
-                              hint="rerun `llmlabel label` with the extended taxonomy, or fix the label")
-        if i not in pos:
-            raise InputError(f"gold item id {i!r} is not among the voted items", path=path, line=line, field="id")
-        strategy = row.get("strategy")
-        if strategy is not None and not isinstance(strategy, str):
-            raise InputError(f"gold strategy {strategy!r} is not a string", path=path, line=line, field="strategy")
-        rows[i], ys[i], fair[i] = pos[i], y, fair_sample(strategy)  # a later row wins (a newer review round)
-    if not rows:
-        raise InputError("gold file has no rows", path=path)
-    out = np.fromiter(rows.values(), np.int64), np.fromiter(ys.values(), np.int64)
-    return (*out, np.fromiter(fair.values(), bool)) if with_strategy else out
+    g = read_gold(path)
+    y = g.index(L.labels or [], cardinality=L.cardinality, several="gold label is a list, but these votes are "
+                "single-label", hint="rerun `llmlabel label` with the extended taxonomy, or fix the label")
+    rows = g.rows_in(L.ids)
+    return (rows, y, g.fair()) if with_strategy else (rows, y)
 
 
 def reliability_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> dict:

@@ -59,7 +59,7 @@ CANDIDATES = {
 OPTIONAL = {"hyperlm": hyperlm_available}
 #: From this many classes on, the default candidates leave out the full Dawid-Skene model (select.py).
 MANY_CLASSES = 21
-DEFAULT_HELDOUT_CANDIDATES = ("mv", "mvb", "wv-r", "onecoin-r", "ds-r", "hyperlm")
+DEFAULT_HELDOUT_CANDIDATES = ("mv", "mvb", "onecoin-r", "ds-r", "hyperlm")
 #: Candidates whose held-out refits are exact and cheap (``heldout_proba``): scored on every scorable LF.
 COUNT_MODELS = (MajorityVote,)
 
@@ -243,8 +243,7 @@ class HeldOutSelect(LabelModel):
 
     def _skip(self, spec, votes: Votes) -> str | None:
         k = votes.k
-        if k >= MANY_CLASSES and self.candidates == DEFAULT_HELDOUT_CANDIDATES and spec in ("ds-r", "onecoin-r",
-                                                                                             "hyperlm"):
+        if k >= MANY_CLASSES and spec in ("ds-r", "onecoin-r", "hyperlm"):
             return f"{k} classes >= {MANY_CLASSES}: " + (
                 "k x (k+1) parameters per LF" if spec == "ds-r" else
                 f"one network pass per class in each of {self.max_refits} refits" if spec == "hyperlm" else

@@ -26,11 +26,25 @@ def class_counts(votes: Votes, weights: np.ndarray | None = None) -> np.ndarray:
 def lf_class_totals(votes: Votes) -> tuple[np.ndarray, np.ndarray]:
     """Per LF, ``(hard, summed)`` (m x k): hard votes cast per class, and the votes' class mass (soft votes
     add their probabilities; equal to ``hard`` for hard votes)."""
-    hard = class_counts(Votes(votes.hard.T, None, votes.k, []))  # one bincount over (LF, class) cells
+    m, k = votes.m, votes.k
+    v = votes.hard
+    # One bincount over (LF, class) cells of the voted entries, read in the matrix's own (row-major) order.
+    cells = (v + (np.arange(m, dtype=np.int64) * k)[None, :])[v >= 0]
+    hard = np.bincount(cells, minlength=m * k).reshape(m, k).astype(float)
     if votes.soft is None:
         return hard, hard
     col = np.asarray(votes.soft.sum(axis=0)).ravel()
     return hard, col.reshape(votes.m, votes.k)
+
+
+def _covered_mean(model, votes: Votes, max_rows: int = 200_000) -> np.ndarray | None:
+    """The mean predicted class distribution over the rows some LF covers (the class-prior estimate for rows
+    none covers), on a seeded sample of at most ``max_rows`` rows: a prior needs no 10^6-row pass."""
+    if votes.n > max_rows:
+        idx = np.sort(np.random.default_rng(model.random_state).choice(votes.n, max_rows, replace=False))
+        votes = Votes(votes.hard[idx], None if votes.soft is None else votes.soft[idx], votes.k, votes.names)
+    cov = votes.covered()
+    return model._proba(votes)[cov].mean(axis=0) if cov.any() else None
 
 
 def _unipolar(per_lf: np.ndarray, purity: float = 0.95) -> float:
@@ -103,10 +117,7 @@ class MajorityVote(LabelModel):
             raise ConfigError(f"class_balance must be True, False or 'auto', got {self.class_balance!r}")
         self.lf_weights_ = lf_weights(votes, self.redundancy, self.random_state)
         self.class_scale_ = self._scale(lf_class_totals(votes), self.lf_weights_)
-        proba = self._proba(votes)
-        cov = votes.covered()
-        est = proba[cov].mean(axis=0) if cov.any() else None
-        self.class_prior_ = resolve_prior(self.class_prior, votes.k, est, y_dev)
+        self.class_prior_ = resolve_prior(self.class_prior, votes.k, _covered_mean(self, votes), y_dev)
 
     def _scale(self, totals: tuple[np.ndarray, np.ndarray], weights: np.ndarray) -> np.ndarray:
         """``class_scale_`` from the per-LF class totals ``(hard, summed)`` (``lf_class_totals``) of the LFs
@@ -220,10 +231,7 @@ class WeightedVote(LabelModel):
             acc = np.clip(acc, 1e-3, 1 - 1e-3)
             self.accuracy_ = acc
             self.weights_ = np.clip(np.log(acc * (k - 1) / (1 - acc)), 0.0, self.max_weight) * tau
-        proba = self._proba(votes)
-        cov = votes.covered()
-        est = proba[cov].mean(axis=0) if cov.any() else None
-        self.class_prior_ = resolve_prior(self.class_prior, k, est, y_dev)
+        self.class_prior_ = resolve_prior(self.class_prior, k, _covered_mean(self, votes), y_dev)
 
     def _proba(self, votes):
         return softmax_rows(class_counts(votes, self.weights_))

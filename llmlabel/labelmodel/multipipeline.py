@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts.multivotes import MultiVotes
-from ..errors import ConfigError, InputError
+from ..errors import InputError
 from ..multilabel_metrics import best_thresholds
 
 __all__ = ["aggregate_multi", "best_thresholds", "expected_set_errors", "load_multi_dev", "write_labeled_multi"]
@@ -32,34 +32,14 @@ def load_multi_dev(path: str | Path, mv: MultiVotes, what: str = "dev") -> tuple
     """``(rows into mv, Y_dev (n_dev, k) 0/1)`` from a JSONL/CSV of ``id`` + ``labels`` (list of names or ids,
     or names joined by ``|``/``,``; ``label`` when ``labels`` is absent) matched to the voted items.
     ``what`` names the file in errors (``dev`` or ``gold``)."""
-    from ..io import read_records
+    from ..artifacts.gold import read_gold
 
     if mv.ids is None:
         raise InputError(f"these votes carry no item ids, so a {what} file of id + labels cannot be matched",
                          path=path)
-    pos = {str(i): r for r, i in enumerate(mv.ids)}
-    idx = {x: j for j, x in enumerate(mv.labels)} | {x: j for j, x in enumerate(mv.label_ids)}
-    rows, Y = [], []
-    for line, row in read_records(path, what=f"{what} file"):
-        raw = row.get("labels", row.get("label"))
-        if "id" not in row or raw is None:
-            missing = "id" if "id" not in row else "labels"
-            raise InputError(f"{what} row has no '{missing}' field", path=path, line=line, field=missing)
-        vals = raw if isinstance(raw, list) else [x for x in str(raw).replace("|", ",").split(",") if x.strip()]
-        y = np.zeros(len(mv.labels), np.int8)
-        for v in vals:
-            if str(v).strip() not in idx:
-                raise ConfigError(f"{what} label {v!r} is not in the taxonomy", path=path, line=line,
-                                  field="labels", hint=f"labels are: {', '.join(mv.labels[:8])}")
-            y[idx[str(v).strip()]] = 1
-        i = str(row["id"])
-        if i not in pos:
-            raise InputError(f"{what} item id {i!r} is not among the voted items", path=path, line=line, field="id")
-        rows.append(pos[i])
-        Y.append(y)
-    if not rows:
-        raise InputError(f"{what} file has no rows", path=path)
-    return np.asarray(rows), np.stack(Y)
+    g = read_gold(path, label_field="labels", fallback_field="label", split="|,", allow_empty=what == "dev",
+                  what=what)
+    return g.rows_in(mv.ids), g.matrix(mv.labels, aliases=mv.label_ids)
 
 
 def expected_set_errors(P: np.ndarray, chosen: np.ndarray) -> np.ndarray:

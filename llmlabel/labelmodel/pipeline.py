@@ -13,7 +13,6 @@ import numpy as np
 from ..artifacts.matrix import LabelMatrix
 from ..artifacts.votes import read_votes
 from ..errors import ConfigError, InputError
-from ..io import read_records
 
 
 def load_votes(path: str | Path, labels: list[str] | None = None):
@@ -37,27 +36,11 @@ def load_dev(path: str | Path, L: LabelMatrix, labels: list[str] | None):
         return Ld, yd
     if L.ids is None:
         raise InputError("these votes carry no item ids, so a dev file of id + label cannot be matched", path=path)
-    pos = {str(i): r for r, i in enumerate(L.ids)}
-    names = {str(x): j for j, x in enumerate(labels or [])}
-    rows, ys = [], []
-    for line, row in read_records(path, what="dev file"):
-        for f in ("id", "label"):
-            if f not in row:
-                raise InputError(f"dev row has no '{f}' field", path=path, line=line, field=f)
-        lab, i = row["label"], str(row["id"])
-        if str(lab) in names:
-            y = names[str(lab)]
-        elif not names and str(lab).lstrip("-").isdigit() and 0 <= int(lab) < L.cardinality:
-            y = int(lab)
-        else:
-            raise ConfigError(f"dev label {lab!r} is not in the taxonomy", path=path, line=line, field="label",
-                              hint=f"labels are: {', '.join(list(names)[:8])}")
-        if i not in pos:
-            raise InputError(f"dev item id {i!r} is not among the voted items", path=path, line=line, field="id")
-        rows.append(pos[i])
-        ys.append(y)
-    if not rows:
-        raise InputError("dev file has no rows", path=path)
+    from ..artifacts.gold import read_gold
+
+    g = read_gold(path, what="dev")
+    ys = g.index(labels or [], cardinality=L.cardinality)
+    rows = g.rows_in(L.ids)
     return L.take(np.asarray(rows)), np.asarray(ys)
 
 
@@ -103,6 +86,8 @@ def write_labeled(out: str | Path, L: LabelMatrix, res: dict, texts=None, *, rev
     info.update(label_model=res["report"], lf_names=L.lf_names)
     if getattr(L, "meta", None) and L.meta.get("depends_on"):
         info["votes_depend_on"] = L.meta["depends_on"]
+    if getattr(L, "meta", None) and L.meta.get("encoder"):
+        info["encoder"] = L.meta["encoder"]  # the tuned encoder the gold LFs read: the card and report name it
     write(out, ids=ids, classes=names, proba=res["proba"], label_index=res["label"], confidence=res["confidence"],
           uncovered=res["uncovered"], texts=texts, source=res.get("source"), meta=info)
     rows = review_queue(res["proba"], L, ids=list(ids), texts=texts, class_names=names, top=review_top,

@@ -13,7 +13,8 @@ def load_inputs(votes: str | Path, dev: str | Path | None = None, taxonomy: str 
     from ..artifacts.taxonomy import load_taxonomy
     from .pipeline import load_dev, load_votes
 
-    labels = None if taxonomy is None else load_taxonomy(taxonomy).classes()  # leaves: parent groups are not classes
+    # leaves: parent groups are not classes
+    labels = None if taxonomy is None else load_taxonomy(taxonomy).classes_for_votes(taxonomy)
     L, _, texts = load_votes(votes, labels)
     if labels is not None and L.labels is not None and list(L.labels) != labels:
         raise ConfigError("the taxonomy's labels differ from the ones the votes were made with", path=taxonomy)

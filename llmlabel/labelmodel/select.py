@@ -40,7 +40,7 @@ DEFAULT_MODEL = "heldout"
 
 #: ``hyperlm-dev`` is not among them: cross-fitting it fine-tunes HyperLM five times (minutes on a CPU for
 #: a few thousand rows and six classes); pass it in ``candidates`` to include it.
-DEFAULT_CANDIDATES = ("mv", "wv", "ds", "onecoin", "heldout", "ds-dev", "onecoin-dev", "wv-dev")
+DEFAULT_CANDIDATES = ("mv", "mvb", "wv", "ds", "onecoin", "heldout", "ds-dev", "onecoin-dev", "wv-dev")
 
 #: From this many classes on, the default candidate lists leave out the full Dawid-Skene models (k x (k+1)
 #: parameters per LF: with 77 classes EM takes most of ``aggregate --gold``'s minutes and a few hundred dev

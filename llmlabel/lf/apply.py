@@ -14,12 +14,13 @@ that kept failing after its retries or an unusable cache stops the run instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from ..artifacts.matrix import ABSTAIN, LabelMatrix, onehot
-from ..errors import CacheError, ConfigError, EngineUnavailable, LLMLabelError, ServerError
+from ..errors import CacheError, ConfigError, EngineError, EngineUnavailable, LLMLabelError, ServerError
 
 # Failures of the run, not of an item: abstaining on them would turn an outage into votes that look real
 # (and a rerun would keep them). They stop the run; finished shards and cached answers are kept.
@@ -105,3 +106,51 @@ def apply_lfs(lfs: Sequence[LabelingFunction], texts: Sequence[str], *, labels: 
     errors = {lf.name: lf.errors - errors0[lf.name] for lf in lfs}
     return LabelMatrix(votes, names, labels=labels, ids=ids, vote_probs=vote_probs, errors=errors)
 
+
+
+#: Past this share of items an LF failed on (raised, or got an empty or unparseable LLM answer), the run stops:
+#: votes that are mostly abstains from a broken server or a broken LF are not a result to build on.
+MAX_ERROR_SHARE = 0.2
+#: The share is judged once this many items are done (or at the last batch of a smaller corpus).
+MIN_ITEMS_FOR_SHARE = 20
+
+
+class ErrorShare:
+    """Counts each LF's failed items over a run and stops it past :data:`MAX_ERROR_SHARE`.
+
+    Call :meth:`add` with a batch's per-LF error counts *before* writing the batch: the batch that crosses
+    the line is not written, so the rerun (after the server is fixed) redoes it instead of keeping abstains."""
+
+    def __init__(self, lfs: Sequence[LabelingFunction]) -> None:
+        self.lfs = {lf.name: lf for lf in lfs}
+        self.errors: Counter = Counter()
+        self.items = 0
+
+    def add(self, errors: Mapping[str, int], n: int, *, last: bool = False) -> None:
+        self.items += n
+        self.errors.update({k: int(v) for k, v in errors.items() if v})
+        if not self.items or (self.items < MIN_ITEMS_FOR_SHARE and not last):
+            return
+        for name, e in self.errors.most_common():
+            if e <= MAX_ERROR_SHARE * self.items:
+                break
+            lf = self.lfs.get(name)
+            engine = getattr(getattr(lf, "engine", None), "spec", None)
+            why = getattr(lf, "last_error", None)
+            raise EngineError(f"LF '{name}' failed on {e} of {self.items} items ({e / self.items:.0%}, more than "
+                              f"{MAX_ERROR_SHARE:.0%})" + (f" with {engine}" if engine else "")
+                              + (f": {why}" if why else ""),
+                              hint="fix the server or the LF and rerun; finished shards and cached answers are kept")
+
+
+def with_last(items: Iterable) -> Iterator[tuple[object, bool]]:
+    """(item, is it the last one) for each item of ``items``."""
+    it = iter(items)
+    try:
+        cur = next(it)
+    except StopIteration:
+        return
+    for nxt in it:
+        yield cur, False
+        cur = nxt
+    yield cur, True

@@ -5,6 +5,8 @@ example texts); the LF votes the most similar label and abstains when the best c
 ``threshold``. ``proba`` is a softmax of the cosines at ``temperature``. With a gold set,
 ``threshold="auto"`` places the cut where the votes on the gold are still right at ``target_precision``
 (cross-fitted: a gold item's cut is chosen on the other folds; :class:`~llmlabel.lf.gold.FoldThresholds`).
+With the run's tuned encoder (``embedder: tuned``) a gold item and the prototypes it is compared with are
+embedded by the encoder tuned without its fold's half (:class:`~llmlabel.lf.spaces.FoldSpaces`).
 
 >>> lf = EmbeddingLF("emb", taxonomy.labels, embedder="minilm", threshold=0.3)   # doctest: +SKIP
 >>> votes, proba = lf.apply(["where is my new card?"])                         # doctest: +SKIP
@@ -19,6 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .core import ABSTAIN, LabelingFunction
+from .spaces import FoldSpaces
 
 def _embedder(spec: Any):
     """An embedder object as given, else the process's shared store-backed one for the spec (None: the default):
@@ -64,45 +67,54 @@ class EmbeddingLF(LabelingFunction):
                 raise ConfigError(f"LF '{name}': the gold set's labels differ from the taxonomy's")
         elif not isinstance(threshold, (int, float)):
             raise ConfigError(f"LF '{name}': threshold must be a number or 'auto'")
+        self.spaces = FoldSpaces(embedder, _embedder)
+        if self.spaces.tuned and gold is None:
+            raise ConfigError(f"LF '{name}': the tuned encoder needs the gold set (to embed gold items honestly)")
         self.label_texts = texts
         self.embedder = embedder
         self.threshold = threshold if threshold == "auto" else float(threshold)
         self.margin, self.temperature, self.target_precision = float(margin), float(temperature), float(target_precision)
         self.gold = gold
         self.thresholds_ = None  # FoldThresholds once chosen (threshold="auto")
-        self._protos: np.ndarray | None = None
+        self._protos: dict[str, np.ndarray] = {}
 
-    def prototypes(self) -> np.ndarray:
-        if self._protos is None:
-            emb = _embedder(self.embedder)
+    def prototypes(self, key: str | None = None) -> np.ndarray:
+        """(k, d) unit label prototypes in the space ``key`` (default: the space of non-gold items)."""
+        key = self.spaces.key(-1) if key is None else key
+        if key not in self._protos:
             flat = [t for ts in self.label_texts for t in ts]
             owner = np.repeat(np.arange(len(self.label_texts)), [len(ts) for ts in self.label_texts])
-            vecs = np.asarray(emb.encode(flat), dtype=np.float32)
+            vecs = self.spaces.of(flat, key)
             protos = np.zeros((len(self.label_texts), vecs.shape[1]), dtype=np.float32)
             np.add.at(protos, owner, vecs)
             protos /= np.maximum(np.linalg.norm(protos, axis=1, keepdims=True), 1e-12)
-            self._protos = protos
-        return self._protos
+            self._protos[key] = protos
+        return self._protos[key]
 
     @property
     def threshold_(self) -> float:
         return self.thresholds_.overall if self.thresholds_ is not None else self.threshold
 
-    def _sims(self, texts) -> np.ndarray:
-        return np.asarray(_embedder(self.embedder).encode(list(texts)), dtype=np.float32) @ self.prototypes().T
+    def _sims(self, texts, ids=None) -> np.ndarray:
+        texts = list(texts)
+        own = self.gold.item_folds(ids, len(texts)) if self.gold is not None else np.full(len(texts), -1)
+        sims = np.empty((len(texts), len(self.label_texts)), dtype=np.float32)
+        for key, rows in self.spaces.groups(own):
+            sims[rows] = self.spaces.of([texts[i] for i in rows], key) @ self.prototypes(key).T
+        return sims
 
     def choose_threshold(self):
         """The cross-fitted cuts from the votes on the gold (the prototypes never see the gold)."""
         from .gold import FoldThresholds
 
         if self.thresholds_ is None:
-            sims = self._sims(self.gold.texts)
+            sims = self._sims(self.gold.texts, self.gold.ids)
             self.thresholds_ = FoldThresholds(self.gold, sims.max(1), sims.argmax(1) == self.gold.y,
                                               self.target_precision)
         return self.thresholds_
 
     def _apply(self, texts, items):
-        sims = self._sims(texts)
+        sims = self._sims(texts, None if items is None else [it.get("id") for it in items])
         order = np.sort(sims, axis=1)
         best, second = order[:, -1], order[:, -2]
         votes = sims.argmax(1).astype(np.int16)

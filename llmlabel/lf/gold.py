@@ -119,34 +119,16 @@ def load_multi_gold(path: str | Path, taxonomy, *, folds: int = 5, seed: int = 0
 
 def load_gold(path: str | Path, labels: Sequence[str], *, ids: Sequence[str] | None = None, folds: int = 5,
               seed: int = 0, text_field: str = "text", label_field: str = "label") -> GoldSet:
-    """Read a gold JSONL/CSV; labels are taxonomy class names (or ids in ``ids``, same order as ``labels``).
-
-    Errors name the file, line and field.
+    """Read a gold JSONL/CSV (through :mod:`llmlabel.artifacts.gold`); labels are taxonomy class names (or ids
+    in ``ids``, same order as ``labels``). Errors name the file, line and field.
     """
-    from ..io import read_records
+    from ..artifacts.gold import read_gold
 
     labels = list(labels)
-    index = {name: j for j, name in enumerate(labels)}
-    if ids is not None:
-        index.update({str(i): j for j, i in enumerate(ids)})
-    out_ids, texts, ys = [], [], []
-    for line, row in read_records(path, what="gold file"):
-        for f in ("id", text_field, label_field):
-            if row.get(f) in (None, ""):
-                raise InputError(f"gold row has no '{f}'", path=path, line=line, field=f)
-        lab = row[label_field]
-        if isinstance(lab, list):
-            if len(lab) != 1:
-                raise ConfigError("multi-label gold rows (a list of several labels) are not supported by "
-                                  "few-shot LFs yet", path=path, line=line, field=label_field)
-            lab = lab[0]
-        if str(lab) not in index:
-            raise ConfigError(f"gold label {lab!r} is not in the taxonomy", path=path, line=line, field=label_field,
-                              hint=f"labels are: {', '.join(labels[:8])}" + (" ..." if len(labels) > 8 else ""))
-        out_ids.append(str(row["id"]))
-        texts.append(str(row[text_field]))
-        ys.append(index[str(lab)])
-    return GoldSet(out_ids, texts, ys, labels=labels, folds=folds, seed=seed, source=str(path))
+    g = read_gold(path, text_field=text_field, label_field=label_field, need_text=True)
+    y = g.index(labels, aliases=ids, several="multi-label gold rows (a list of several labels) are not supported "
+                                             "by few-shot LFs yet")
+    return GoldSet(g.ids, g.texts, y, labels=labels, folds=folds, seed=seed, source=str(path))
 
 
 def precision_threshold(score: np.ndarray, correct: np.ndarray, target: float) -> float:
@@ -206,28 +188,15 @@ class FoldThresholds:
 
 def read_multi_gold(path: str | Path, taxonomy) -> tuple[list[str], list[str], list[list[str]]]:
     """(ids, texts, label-name lists) of a gold JSONL/CSV with ``id``, ``text`` and ``labels`` (a list, or
-    names joined by ``|`` or ``,``; ``label`` is read when ``labels`` is absent). Names or ids of leaves."""
-    from ..io import read_records
+    names joined by ``|`` or ``,``; ``label`` is read when ``labels`` is absent). Names or ids of leaves.
+    Read through :mod:`llmlabel.artifacts.gold`; rows without an id are numbered by their line."""
+    from ..artifacts.gold import read_gold
 
     leaves = taxonomy.leaves()
-    by = {lab.id: lab.name for lab in leaves} | {lab.name: lab.name for lab in leaves}
-    ids, texts, labs = [], [], []
-    for line, row in read_records(path, what="gold file"):
-        where = dict(path=path, line=line)
-        if "text" not in row:
-            raise InputError("gold row has no 'text' field", field="text", **where)
-        raw = row.get("labels", row.get("label"))
-        if raw is None:
-            raise InputError("gold row has no 'labels' field", field="labels", **where)
-        vals = raw if isinstance(raw, list) else [x for x in str(raw).replace("|", ",").split(",") if x.strip()]
-        out = []
-        for v in vals:
-            if str(v).strip() not in by:
-                raise ConfigError(f"gold label {v!r} is not a leaf of the taxonomy", field="labels", **where)
-            out.append(by[str(v).strip()])
-        ids.append(str(row.get("id", line)))
-        texts.append(str(row["text"]))
-        labs.append(out)
-    if not ids:
-        raise InputError("the gold file has no rows", path=path)
-    return ids, texts, labs
+    names = [lab.name for lab in leaves]
+    g = read_gold(path, label_field="labels", fallback_field="label", split="|,", need_ids=False, need_text=True,
+                  allow_empty=True)
+    Y = g.matrix(names, aliases=[lab.id for lab in leaves])
+    labs = [[names[j] for j in np.flatnonzero(row)] for row in Y]
+    ids = list(g.ids) if g.ids is not None else [str(x) for x in g.lines]
+    return ids, list(g.texts), labs

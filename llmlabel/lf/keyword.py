@@ -20,12 +20,12 @@ from ..errors import ConfigError
 from .core import ABSTAIN, LabelingFunction
 
 
-def _match(texts: list[str], pattern: str, ignore_case: bool) -> np.ndarray:
-    """Boolean (n,) 'pattern occurs in text', vectorised."""
+def _match(texts: list[str], pattern: str, ignore_case: bool, arr=None) -> np.ndarray:
+    """Boolean (n,) 'pattern occurs in text', vectorised (``arr``: the texts already as an Arrow array)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = pa.array(texts, type=pa.large_string())
+    arr = pa.array(texts, type=pa.large_string()) if arr is None else arr
     try:
         return pc.match_substring_regex(arr, pattern, ignore_case=ignore_case).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -68,11 +68,16 @@ class KeywordLF(LabelingFunction):
             self.patterns[self._index[lab]] = compiled
 
     def _apply(self, texts, items):
+        import pyarrow as pa
+
         n, k = len(texts), len(self.labels)
         hits = np.zeros((n, k), dtype=np.int32)
+        arr = pa.array(list(texts), type=pa.large_string())
         for j, pats in self.patterns.items():  # loops over patterns, never over items
+            if len(self.patterns) == 1 and not self.regex:  # one label (keyphrase LFs): whether any keyword occurs
+                pats = ["|".join(pats)]                     # is all that counts, so one scan for all of them
             for p in pats:
-                hits[:, j] += _match(texts, p, not self.case_sensitive)
+                hits[:, j] += _match(texts, p, not self.case_sensitive, arr)
         best = hits.max(1)
         votes = hits.argmax(1).astype(np.int16)
         tie = (hits == best[:, None]).sum(1) > 1

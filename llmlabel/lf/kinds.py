@@ -31,7 +31,8 @@ def short_model_name(spec: str) -> str:
 @dataclass
 class BuildContext:
     """What every kind builds from: the run's taxonomy (parents kept: pattern keys may name a group), whether
-    the run is multi-label, the ``--model`` specs, the engine factory, the gold and a shared embedder.
+    the run is multi-label, the ``--model`` specs, the engine factory, the gold, a shared embedder and the
+    run's tuned encoder (read by ``embedder: tuned`` and ``kind: setfit``).
 
     ``gold`` is a :class:`~llmlabel.lf.gold.GoldSet` for a single-label run, and a
     :class:`~llmlabel.lf.gold.MultiGoldSet` or the gold file's path (read once, on first use) for a multi-label one."""
@@ -42,6 +43,7 @@ class BuildContext:
     engines: Optional[Callable[[str], Any]] = None
     gold: Any = None
     embedder: Any = None
+    tuned: Any = None  # the run's tuned encoder (llmlabel.tuned.TunedEncoder), or a function that fits/loads it
     _multi_gold: Any = None
 
     @property
@@ -75,7 +77,20 @@ class BuildContext:
                 load_multi_gold(self.gold, self.taxonomy)
         return self._multi_gold
 
+    def need_tuned(self, lf: str):
+        if self.multi_label:
+            raise ConfigError(f"LF '{lf}': the tuned encoder is single-label only", field="embedder",
+                              hint="use embedder: minilm on a multi-label taxonomy")
+        if self.tuned is None:
+            raise ConfigError(f"LF '{lf}' reads the run's tuned encoder, which is fitted on a gold set",
+                              field="embedder", hint="pass --gold gold.jsonl, or use embedder: minilm")
+        if callable(self.tuned) and not hasattr(self.tuned, "for_fold"):
+            self.tuned = self.tuned()  # fitted (or loaded) once, on first use
+        return self.tuned
+
     def embedder_for(self, lf: "_Embedded"):
+        if getattr(lf, "embedder", None) == "tuned":
+            return self.need_tuned(lf.name)
         return self.embedder or lf.embedder or "minilm"
 
     def instruction(self, own: Optional[str]) -> str:
@@ -198,9 +213,11 @@ class KeyphrasesSpec(LFKind):
 
 
 class _Embedded(LFKind):
-    embedder: Optional[str] = Field(None, description="Embedder spec: `minilm`, `wordllama` or a sentence-transformers "
-                                                      "model. Omitted: the run's default (MiniLM up to 30,000 texts, "
-                                                      "WordLlama above; a run may pass one shared embedder instead).")
+    embedder: Optional[str] = Field(None, description="Embedder spec: `minilm`, `wordllama`, a sentence-transformers "
+                                                      "model, or `tuned`: the run's encoder tuned on the gold "
+                                                      "(single-label; a gold item is embedded by the half tuned "
+                                                      "without it). Omitted: the run's default (MiniLM up to 30,000 "
+                                                      "texts, WordLlama above; a run may pass one shared embedder).")
 
 
 class _GoldCut(_Embedded):
@@ -287,19 +304,24 @@ class LogRegSpec(_GoldCut):
 
 
 class SetFitSpec(LogRegSpec):
-    """SetFit on the gold: the sentence encoder is fine-tuned on gold pairs first, then a logistic head;
-    cross-fitted like ``logreg`` (folds + 1 fine-tunings). Needs gold and ``pip install 'llmlabel[setfit]'``."""
+    """SetFit's recipe on the run's one tuned encoder: logistic regression (with the label names as extra rows)
+    over MiniLM fine-tuned on the gold (:mod:`llmlabel.tuned`), cross-fitted like ``logreg``: a gold item's
+    vote comes from a head and an encoder that never saw it. Needs gold; no extra package."""
 
     kind: Literal["setfit"]
-    embedder: Optional[str] = Field(None, description="The sentence-transformers body to fine-tune (default MiniLM; "
-                                                      "a shared embedder object cannot stand in for it).")
-    num_iterations: Optional[int] = Field(None, ge=1, description="Pairs per gold item; default: SetFit's own.")
+    embedder: Optional[str] = Field(None, description="Not used: the LF reads the run's tuned encoder (omit it, or "
+                                                      "`tuned`).")
+    num_iterations: Optional[int] = Field(None, ge=1, description="No longer used (the run's encoder is tuned "
+                                                                  "once; see llmlabel.tuned.TuneSettings).")
     example: ClassVar[dict] = {"name": "setfit", "kind": "setfit", "threshold": "auto"}
 
     def build_single(self, ctx: BuildContext) -> list:
         from .setfit_lf import GoldSetFitLF
 
-        return [GoldSetFitLF(self.name, ctx.need_gold(self.name), body=self.embedder or "minilm",
+        if self.embedder not in (None, "minilm", "tuned"):
+            raise ConfigError(f"LF '{self.name}': kind setfit reads the run's tuned encoder; its embedder option "
+                              "is not used", field="embedder", hint="drop embedder:, or use kind: logreg")
+        return [GoldSetFitLF(self.name, ctx.need_gold(self.name), tuned=ctx.need_tuned(self.name),
                              num_iterations=self.num_iterations,
                              threshold=0.0 if self.threshold is None else self.threshold,
                              target_precision=self.target_precision)]

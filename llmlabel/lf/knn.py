@@ -26,32 +26,34 @@ from ..errors import ConfigError
 from .core import ABSTAIN, LabelingFunction
 from .embedding import _embedder
 from .gold import GoldSet
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+from .spaces import FoldSpaces
 
 
 class GoldNeighbours:
-    """Cosine similarities of texts to the gold set, with each gold item's own fold masked out."""
+    """Cosine similarities of texts to the gold set, with each gold item's own fold masked out.
+
+    With the run's tuned encoder as ``embedder`` a gold item of fold ``f`` and the gold it is compared with
+    are both embedded by the encoder tuned without fold ``f``'s half (:class:`~llmlabel.lf.spaces.FoldSpaces`).
+    """
 
     def __init__(self, gold: GoldSet, embedder: Any = "minilm") -> None:
         self.gold = gold
         self.embedder = embedder
-        self._vecs: np.ndarray | None = None
+        self.spaces = FoldSpaces(embedder, _embedder)
 
     @property
     def vectors(self) -> np.ndarray:
-        if self._vecs is None:
-            self._vecs = _normalise(_embedder(self.embedder).encode(self.gold.texts))
-        return self._vecs
+        """The gold in the space of non-gold items."""
+        return self.spaces.of(self.gold.texts, self.spaces.key(-1), cache_as=0)
 
     def similarities(self, texts: Sequence[str], ids: Sequence | None) -> np.ndarray:
         """(n, g) cosines; ``-inf`` where the gold row is in the item's own fold (cross-fitting)."""
-        vecs = _normalise(_embedder(self.embedder).encode(list(texts)))
-        sims = vecs @ self.vectors.T
-        own = self.gold.item_folds(ids, len(sims))
+        own = self.gold.item_folds(ids, len(texts))
+        texts = list(texts)
+        sims = np.empty((len(texts), len(self.gold)), dtype=np.float32)
+        for key, rows in self.spaces.groups(own):
+            vecs = self.spaces.of([texts[i] for i in rows], key)
+            sims[rows] = vecs @ self.spaces.of(self.gold.texts, key, cache_as=0).T
         mask = (own[:, None] >= 0) & (own[:, None] == self.gold.fold[None, :])
         sims[mask] = -np.inf
         return sims

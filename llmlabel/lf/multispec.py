@@ -101,6 +101,7 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, model
     from ..io import read_corpus
     from ..io_write import make_meta
     from ..progress import Ticker
+    from .apply import ErrorShare, with_last
 
     gold_set = None
     if gold is not None:  # read once, with the cross-fitting folds every gold-derived LF shares
@@ -127,7 +128,8 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, model
             Ticker(progress, total, "label") as tick:
         done = w.done_ids()
         tick(len(done))
-        for b in corpus.iter_batches(shard_size):
+        share = ErrorShare(lfs)
+        for b, last in with_last(corpus.iter_batches(shard_size)):
             keep = [i for i, x in enumerate(b.ids) if x not in done]
             if not keep:
                 continue
@@ -135,6 +137,7 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, model
             items = [dict(b.rows[i], text=b.texts[i], id=b.ids[i]) for i in keep]
             mv = apply_multi_lfs(lfs, texts, labels=labels, label_ids=lids, items=items,
                                  ids=[b.ids[i] for i in keep])
+            share.add(mv.errors, len(keep), last=last)
             w.write(mv.to_matrix(), texts if keep_text else None)
             rows += len(keep)
             tick(len(keep))

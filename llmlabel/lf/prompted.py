@@ -180,6 +180,7 @@ class PromptedLF(LabelingFunction):
 
         with usage_log.stage("label"):
             logp = self._engine().choose(self.prompts(texts), self.choices)
+        missing = self._count_no_answers(logp)
         full = _softmax(logp)
         k = len(self.labels)
         lab = full[:, :k]
@@ -191,8 +192,20 @@ class PromptedLF(LabelingFunction):
         abstain = proba.max(1) < self.threshold
         if self.none_choice:
             abstain |= full[:, k] >= lab.max(1)
-        votes[abstain] = ABSTAIN
+        votes[abstain | missing] = ABSTAIN
         return votes, proba.astype(np.float32)
+
+    def _count_no_answers(self, logp: np.ndarray) -> np.ndarray:
+        """(n,) True where the engine gave no usable answer (an empty or unparseable reply): those items
+        abstain and count as this LF's errors (``_lf_errors.json``), never as a vote for the first label."""
+        from ..llm.replies import no_answer
+
+        missing = no_answer(logp)
+        if missing.any():
+            self.errors += int(missing.sum())
+            self.last_error = (f"{int(missing.sum())} empty or unparseable answers from "
+                               f"{getattr(self.engine, 'spec', self.engine)}")
+        return missing
 
 
 def prompted_labeler(engine: Any, classes: Sequence[str], template: str = "lf_zero_shot"):
@@ -234,10 +247,17 @@ class PromptedMultiLabelLF(PromptedLF):
         texts = list(texts)
         with usage_log.stage("label"):
             logp = self._engine().choose(self.prompts(texts), ["yes", "no"])
+        from ..llm.replies import no_answer
+
+        missing = no_answer(logp).reshape(len(texts), len(self.labels))
+        if missing.any():  # an item counts once, however many of its questions went unanswered
+            self.errors += int(missing.any(1).sum())
+            self.last_error = f"empty or unparseable answers from {getattr(self.engine, 'spec', self.engine)}"
         p_yes = _softmax(logp)[:, 0].reshape(len(texts), len(self.labels))
         votes = np.full(p_yes.shape, ABSTAIN, dtype=np.int16)
         votes[p_yes >= self.threshold] = 1
         votes[(1 - p_yes) >= self.threshold] = 0
         if self.threshold == 0.5:  # exact ties vote "no" rather than both
             votes[p_yes == 0.5] = 0
+        votes[missing] = ABSTAIN
         return votes, p_yes.astype(np.float32)

@@ -16,7 +16,8 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
                  model: list[str] | None = None, cache: str | Path | None = None, no_cache: bool = False,
                  shard_size: int = 1000, text_field: str | None = None, id_field: str | None = None,
                  progress: bool = False, keep_text: bool = True, command: list[str] | None = None,
-                 overwrite: bool = False, gold: str | Path | None = None, embedder=None) -> dict:
+                 overwrite: bool = False, gold: str | Path | None = None, embedder=None,
+                 encoder: str | Path | None = None) -> dict:
     """Apply the LFs of ``lfs`` (an lfs.yaml) to ``data`` into the votes folder ``output``.
 
     Without ``lfs``, the default LFs for the situation (:mod:`llmlabel.lf.defaults`: single- or multi-label
@@ -31,7 +32,10 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
     ``multi_label: true`` runs multi-label LFs (:mod:`llmlabel.lf.multispec`; ``gold``: the gold JSONL/CSV of
     their knn LFs; ``embedder``: an embedder object shared by the embedding-based LFs). ``gold`` (or ``gold:``
     in the LF spec, relative to it) also feeds single-label ``knn`` and gold few-shot prompted LFs; gold
-    items get out-of-fold votes (:mod:`llmlabel.lf.gold`).
+    items get out-of-fold votes (:mod:`llmlabel.lf.gold`). When an LF reads the run's tuned encoder
+    (``embedder: tuned``, ``kind: setfit``) it is fitted on the gold once, into ``encoder`` (default: ``encoder/``
+    beside the votes folder), or loaded from there when it was fitted on the same inputs
+    (:class:`llmlabel.tuned.TunedEncoder`); its identity goes into the votes manifest.
     """
     from ..artifacts.taxonomy import load_taxonomy
     from ..errors import ConfigError, InputError
@@ -39,20 +43,23 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
     from ..io import read_corpus
     from ..io_write import check_writable, make_meta
     from ..progress import Ticker
-    from .apply import apply_lfs
+    from .apply import ErrorShare, apply_lfs, with_last
     from ..llm import cache_option, engine_factory
     from .defaults import resolve_lfs
-    from .spec import build_lfs
+    from .resolve import check_models
+    from .spec import build_lfs, uses_tuned
 
     if output is None:
         raise ConfigError("missing output: the votes folder to write", field="output")
     taxonomy_path, out = taxonomy, check_writable(output, folder=True)
     full = load_taxonomy(taxonomy_path)
+    full.classes_for_votes(taxonomy_path)  # a one-class single-label taxonomy: one line, before the folder exists
     lf_set = resolve_lfs(lfs, multi_label=full.multi_label, gold=gold is not None, models=model)
     spec = lf_set.spec
     gold = resolve_gold_path(gold, spec.gold, lfs)
     spec.check_form(full.multi_label)  # before the votes folder is touched
     chosen = None if embedder is not None else default_embedder(spec, lambda: corpus_size(data, text_field, id_field))
+    check_models(spec, embedder=embedder)  # before any item is read
     if full.multi_label:
         from .multispec import label_corpus_multi
 
@@ -74,8 +81,13 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
         from .gold import load_gold
 
         gold_set = load_gold(gold, labels, ids=[lab.id for lab in tax.labels], folds=spec.gold_folds)
+    tuned = None
+    if gold_set is not None and uses_tuned(spec):
+        from .spaces import run_encoder
+
+        tuned = run_encoder(gold_set, tax, Path(encoder) if encoder is not None else Path(out).parent / "encoder")
     lfs = build_lfs(spec, tax, models=model, engines=engine_factory(cache=cache_option(cache, no_cache)),
-                    gold=gold_set, embedder=embedder)
+                    gold=gold_set, embedder=embedder, tuned=tuned)
     names = [lf.name for lf in lfs]
     engines = {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
     meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
@@ -89,6 +101,9 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
 
         deps["gold"] = file_hash(gold)
         meta["gold"] = str(gold)
+    if tuned is not None:
+        deps["encoder"] = tuned.fingerprint
+        meta["encoder"] = tuned.identity()
     rows = 0
     total = corpus.num_rows  # None for JSONL/CSV: the bar then counts items without an end
     prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding", "knn", "logreg", "setfit")]
@@ -97,13 +112,15 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
             Ticker(progress, total, "label") as tick:
         done = w.done_ids()
         tick(len(done))
-        for b in batches:
+        share = ErrorShare(lfs)
+        for b, last in with_last(batches):
             keep = [i for i, x in enumerate(b.ids) if x not in done]
             if not keep:
                 continue
             texts = [b.texts[i] for i in keep]
             items = [dict(b.rows[i], text=b.texts[i], id=b.ids[i]) for i in keep]
             L = apply_lfs(lfs, texts, labels=labels, items=items, ids=[b.ids[i] for i in keep])
+            share.add(L.errors, len(keep), last=last)  # before writing: a failed batch is redone by the rerun
             w.write(L, texts if keep_text else None)
             rows += len(keep)
             tick(len(keep))

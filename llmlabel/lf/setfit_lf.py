@@ -1,96 +1,44 @@
-"""A supervised LF that fine-tunes its encoder on the gold: SetFit, cross-fitted (``kind: setfit``).
+"""``kind: setfit``: SetFit's idea (an encoder tuned on the gold, then a logistic-regression head) on the run's
+one tuned encoder.
 
-``kind: logreg`` reads frozen sentence embeddings, so it only knows what the embedder already separates.
-SetFit (Tunstall et al., 2022) first tunes the sentence encoder contrastively on pairs of gold items (same
-label: close, different: far), then fits a logistic-regression head. With 100 gold labels that is what the
-frozen-feature LFs miss where the label set is not what sentence embeddings encode: WRENCH trec's question
-types, SetFit alone 0.912 test accuracy against 0.650 for the frozen MiniLM + LR (eval/results/chain.md).
-
-The cross-fitting is :class:`~llmlabel.lf.supervised.GoldLogRegLF`'s: one model per fold, fitted without that
-fold, votes that fold's gold items; the model on all the gold votes every other item. That is ``folds + 1``
-fine-tunings; the pairs, not the corpus size, set the cost (WRENCH trec, 100 gold, 2 CPU cores: 15 min for
-the six). The pair budget is SetFit's own default: a quarter of it (``num_iterations=5``) took the LF from
-0.855 to 0.672 accuracy on the trec corpus.
-
-Needs the ``setfit`` package (``pip install 'llmlabel[setfit]'``).
+SetFit (Tunstall et al., 2022) fine-tunes the sentence encoder contrastively on the gold, then fits a head.
+Cross-fitted the way the other gold LFs are, that cost ``folds + 1`` fine-tunings per LF (15 min on WRENCH
+trec at 100 gold, 2 cores). Now the run fits one encoder on the gold (:class:`llmlabel.tuned.TunedEncoder`:
+the full encoder plus two halves, the label names as extra examples) and every consumer reads it; this LF is
+:class:`~llmlabel.lf.supervised.GoldLogRegLF` on that encoder: each fold's head is fitted in the space of the
+encoder tuned without that fold's rows, with the label anchors as extra rows, so a gold row's vote never
+comes from an encoder or a head that saw its label. How it compares with SetFit itself:
+eval/results/encoder.md.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-from typing import Any
+import warnings
 
-import numpy as np
-
-from ..errors import ConfigError, EngineError
+from ..errors import ConfigError
 from .gold import GoldSet
+from .spaces import is_tuned
 from .supervised import GoldLogRegLF
 
 
-def _body_path(spec: str) -> str:
-    if spec in ("minilm", "all-MiniLM-L6-v2"):
-        from ..embed.embedders import minilm_path
-
-        return str(minilm_path())
-    return str(Path(spec).expanduser()) if Path(spec).expanduser().exists() else spec
-
-
 class GoldSetFitLF(GoldLogRegLF):
-    """SetFit on the gold (contrastive fine-tuning of ``body`` + a logistic-regression head), cross-fitted.
-
-    gold: a :class:`GoldSet`; body: a sentence-transformers model name or folder (``minilm``: the bundled
-    all-MiniLM-L6-v2); num_iterations: contrastive pairs generated per gold item (SetFit's own knob; ``None``,
-    the default, = SetFit's oversampling: about 20 per item at 100 gold); batch_size, seed: SetFit's; threshold:
-    a probability in [0, 1] or ``"auto"`` (chosen on the gold out-of-fold at ``target_precision``).
-    ``models_``: fold -> fitted ``SetFitModel`` (None when that fold's rows hold one class), -1 = all gold.
-    """
+    """Logistic regression over the run's tuned encoder (``tuned``: a :class:`~llmlabel.tuned.TunedEncoder`),
+    cross-fitted; ``threshold``/``target_precision`` as for ``logreg``. ``num_iterations`` (the old per-LF
+    SetFit pair budget) no longer applies: the encoder's fit is the run's (``llmlabel.tuned.TuneSettings``)."""
 
     kind = "setfit"
 
-    def __init__(self, name: str, gold: GoldSet, *, body: str = "minilm", num_iterations: int | None = None,
-                 batch_size: int = 16, seed: int = 0, threshold: float | str = 0.0,
-                 target_precision: float = 0.6) -> None:
-        super().__init__(name, gold, embedder=body, threshold=threshold, target_precision=target_precision)
-        if num_iterations is not None and int(num_iterations) < 1:
-            raise ConfigError(f"LF '{name}': num_iterations must be >= 1 (or null for SetFit's default)")
-        self.num_iterations = None if num_iterations is None else int(num_iterations)
-        self.batch_size, self.seed = int(batch_size), int(seed)
-
-    @property
-    def body(self) -> str:
-        return self.embedder  # the parent's embedder slot holds the body's spec: there is no frozen embedder here
-
-    def _features(self, texts) -> np.ndarray:
-        return np.asarray(list(texts), dtype=object)  # SetFit reads the texts; its encoder is what it tunes
-
-    def _fit_one(self, rows: np.ndarray):
-        try:
-            from datasets import Dataset
-            from setfit import SetFitModel, Trainer, TrainingArguments
-        except ImportError as e:
-            raise EngineError(f"LF '{self.name}' (kind: setfit) needs the setfit package",
-                              hint="pip install 'llmlabel[setfit]'") from e
-        y = self.gold.y[rows]
-        if len(np.unique(y)) < 2:
-            return None
-        try:
-            model = SetFitModel.from_pretrained(_body_path(self.body))
-        except (OSError, ValueError) as e:
-            raise EngineError(f"LF '{self.name}': cannot load the SetFit body {self.body!r}: {e}",
-                              hint="use minilm or a local sentence-transformers folder") from e
-        data = Dataset.from_dict({"text": [self.gold.texts[i] for i in rows], "label": y.tolist()})
-        with tempfile.TemporaryDirectory(prefix="llmlabel-setfit-") as tmp:  # SetFit's trainer wants a folder
-            args = TrainingArguments(output_dir=tmp, save_strategy="no", seed=self.seed, batch_size=self.batch_size,
-                                     num_epochs=1, num_iterations=self.num_iterations, show_progress_bar=False)
-            Trainer(model=model, args=args, train_dataset=data).train()
-        return model
-
-    def _proba(self, model: Any, X: np.ndarray) -> np.ndarray:
-        k = len(self.labels)
-        if model is None:
-            return np.full((len(X), k), 1.0 / k)
-        out = np.zeros((len(X), k))
-        p = model.predict_proba(list(X), batch_size=64, as_numpy=True, show_progress_bar=False)
-        out[:, np.asarray(model.model_head.classes_, dtype=np.int64)] = p
-        return out
+    def __init__(self, name: str, gold: GoldSet, *, tuned, threshold: float | str = 0.0,
+                 target_precision: float = 0.6, num_iterations: int | None = None, C: float = 10.0) -> None:
+        if not is_tuned(tuned):
+            raise ConfigError(f"LF '{name}' (kind: setfit) needs the run's tuned encoder",
+                              hint="pass --gold gold.jsonl: the label stage fits it beside the votes folder")
+        if list(tuned.meta.get("labels") or []) != list(gold.labels):
+            raise ConfigError(f"LF '{name}': the tuned encoder was fitted on other labels than the gold set's",
+                              hint="refit it (delete the encoder folder) for this taxonomy")
+        if num_iterations is not None:
+            warnings.warn(f"LF '{name}': num_iterations is ignored; kind: setfit now reads the run's one tuned "
+                          "encoder (see llmlabel.tuned)", UserWarning, stacklevel=2)
+        anchors = tuned.meta.get("anchors") if tuned.meta.get("settings", {}).get("anchors", True) else None
+        super().__init__(name, gold, embedder=tuned, C=C, threshold=threshold, target_precision=target_precision,
+                         anchors=anchors)

@@ -10,7 +10,8 @@
       - {name: emb, kind: embedding, embedder: minilm, threshold: 0.35}   # or threshold: auto (needs gold)
       - {name: knn, kind: knn, k: 10, threshold: auto, target_precision: 0.6}   # nearest gold examples
       - {name: lr, kind: logreg}          # logistic regression on the gold embeddings (cross-fitted)
-      - {name: sf, kind: setfit}          # SetFit on the gold: tunes the encoder too (cross-fitted)
+      - {name: sf, kind: setfit}          # LR over the run's encoder tuned on the gold (cross-fitted)
+      - {name: knn_t, kind: knn, embedder: tuned}   # any embedding LF can read the tuned encoder
       - {name: zs, kind: prompted, template: lf_zero_shot, model: "hf:/models/qwen", threshold: 0.3,
          none_choice: none of these, prior_correction: false}
       - {name: fs, kind: prompted, few_shot: 2}   # no model: one LF per --model given on the command line
@@ -43,7 +44,7 @@ from .kinds import (AUTO_HELP, BuildContext, ClassifierSpec, EmbeddingSpec, Keyp
                     LFKind, LogRegSpec, RegexSpec, SetFitSpec, short_model_name)
 from .kinds_llm import PromptedListSpec, PromptedSpec, PythonSpec
 
-__all__ = ["KINDS", "LFSpec", "LFSpecFile", "build_lfs", "load_lf_spec", "lf_spec_error"]
+__all__ = ["KINDS", "LFSpec", "LFSpecFile", "build_lfs", "load_lf_spec", "lf_spec_error", "uses_tuned"]
 
 #: Every kind, in the order the reference lists them.
 KINDS: tuple[type[LFKind], ...] = (KeywordSpec, RegexSpec, KeyphrasesSpec, EmbeddingSpec, KnnSpec, LogRegSpec,
@@ -53,6 +54,11 @@ BY_KIND: dict[str, type[LFKind]] = {c.model_fields["kind"].annotation.__args__[0
 LFSpec = Annotated[Union[KINDS], Field(discriminator="kind")]  # type: ignore[valid-type]
 
 _short = short_model_name  # older name
+
+
+def uses_tuned(spec: "LFSpecFile") -> bool:
+    """Whether an LF reads the run's tuned encoder (``embedder: tuned``, or ``kind: setfit``)."""
+    return any(s.kind == "setfit" or getattr(s, "embedder", None) == "tuned" for s in spec.lfs)
 
 
 class LFSpecFile(BaseModel):
@@ -184,7 +190,7 @@ def load_lf_spec(path: str | Path) -> LFSpecFile:
 
 def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None,
               engines: Callable[[str], Any] | None = None, gold=None, embedder=None,
-              multi_label: bool = False) -> list:
+              multi_label: bool = False, tuned=None) -> list:
     """The LF objects a spec describes, over the taxonomy's leaves (vote j = class j); a bad entry's error
     names lfs.yaml and its line.
 
@@ -194,10 +200,12 @@ def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None,
     one with the default cache). ``gold``: a :class:`~llmlabel.lf.gold.GoldSet` (single-label), or a
     :class:`~llmlabel.lf.gold.MultiGoldSet` or the gold file (``multi_label``); ``embedder`` (an embedder object) replaces the spec's embedder names for
     embedding-based LFs, so a caller can share one cached embedder. ``multi_label``: the multi-label form of
-    every kind (:mod:`llmlabel.lf.multispec`).
+    every kind (:mod:`llmlabel.lf.multispec`). ``tuned``: the run's tuned encoder (a
+    :class:`llmlabel.tuned.TunedEncoder`, or a no-argument function that fits or loads it), read by
+    ``embedder: tuned`` and ``kind: setfit`` LFs.
     """
     ctx = BuildContext(taxonomy, multi_label=multi_label, models=list(models or []), engines=engines, gold=gold,
-                       embedder=embedder)
+                       embedder=embedder, tuned=tuned)
     out: list = []
     for j, s in enumerate(spec.lfs):
         try:

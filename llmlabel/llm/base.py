@@ -125,6 +125,7 @@ class LLM:
         else:
             self.cache = Cache(None if cache in (None, True) else cache)
         self.calls = 0  # prompts that reached the model (for tests and usage)
+        self._emit: Callable[[int, Any], None] | None = None  # set by _run_cached around each batch
 
     # ---- identity -------------------------------------------------------------------------------
     @property
@@ -208,12 +209,15 @@ class LLM:
         keys = [self._key("choose", p, choices=choices) for p in prompts]
         res = np.full((len(prompts), len(choices)), np.nan, dtype=np.float64)
 
+        def to_cache(row) -> list:
+            return [None if not np.isfinite(x) else float(x) for x in np.asarray(row, dtype=np.float64)]
+
         def run(idx: list[int]) -> list[Any]:
             arr = np.asarray(self._choose_batch([prompts[i] for i in idx], choices), dtype=np.float64)
             res[idx] = arr
-            return [[None if not np.isfinite(x) else float(x) for x in row] for row in arr]
+            return [to_cache(row) for row in arr]
 
-        cached = self._run_cached(keys, run, progress, sizes=[_size(p) for p in prompts])
+        cached = self._run_cached(keys, run, progress, sizes=[_size(p) for p in prompts], to_cache=to_cache)
         for i, v in cached.items():
             res[i] = [(-np.inf if x is None else x) for x in v]
         return res
@@ -231,13 +235,19 @@ class LLM:
                 out[i] = c
             return [c.to_cache() for c in comps]
 
-        for i, v in self._run_cached(keys, run, progress, sizes=[_size(p) for p in prompts]).items():
+        hits = self._run_cached(keys, run, progress, sizes=[_size(p) for p in prompts],
+                                to_cache=lambda c: c.to_cache())
+        for i, v in hits.items():
             out[i] = Completion(**v, cached=True)
         return out  # type: ignore[return-value]
 
     def _run_cached(self, keys: list[str], run: Callable[[list[int]], list[Any]], progress,
-                    sizes: list[int] | None = None) -> dict[int, Any]:
+                    sizes: list[int] | None = None, to_cache: Callable[[Any], Any] | None = None) -> dict[int, Any]:
         """Serve what the cache has; run the rest in batches, caching after each. Returns the cache hits.
+
+        An engine that gets its answers one by one (HTTP) reports each as it arrives (:meth:`_answered`), and it
+        is stored at once (``to_cache`` makes it storable), so a kill mid-batch loses no answer that came back.
+        No answer (an empty reply, a ``choose`` row without a finite score) is never stored: the rerun asks again.
 
         With ``sizes`` (prompt lengths) the misses run shortest first, so each batch holds prompts of similar
         length: padded batches waste far less compute (43% of the tokens were padding on WRENCH youtube
@@ -267,19 +277,37 @@ class LLM:
             tick(len(hits))
             for b in range(0, len(todo), self.batch_size):
                 idx = todo[b : b + self.batch_size]
+                stored: set[int] = set()
+
+                def emit(j: int, answer: Any, idx=idx, stored=stored) -> None:
+                    v = to_cache(answer) if to_cache is not None else answer
+                    if self.cache is not None and _storable(v):
+                        self.cache.put_many({keys[idx[j]]: v})
+                        stored.add(idx[j])
+
                 t0 = time.perf_counter()
-                vals = run(idx)
+                self._emit = emit
+                try:
+                    vals = run(idx)
+                finally:
+                    self._emit = None
                 u.model_seconds += time.perf_counter() - t0
                 self.calls += len(idx)
                 u.requests += len(idx)
                 computed.update(zip(idx, vals))
                 if self.cache is not None:
-                    self.cache.put_many({keys[i]: v for i, v in zip(idx, vals)})
+                    self.cache.put_many({keys[i]: v for i, v in zip(idx, vals) if i not in stored and _storable(v)})
                 tick(len(idx))
             for i, j in dupes.items():
                 hits[i] = computed[j]
             tick(len(dupes))
         return hits
+
+    def _answered(self, j: int, answer: Any) -> None:
+        """For engines: the answer to the ``j``-th prompt of the batch in flight has arrived (a ``choose`` row or a
+        :class:`Completion`); it goes to the cache now rather than after the whole batch."""
+        if self._emit is not None:
+            self._emit(j, answer)
 
     def _count_tokens(self, comps: list[Completion]) -> None:
         u = usage_log.get()
@@ -311,3 +339,12 @@ def _size(prompt: Any) -> int:
     if isinstance(prompt, str):
         return len(prompt)
     return sum(len(str(m.get("content", ""))) if isinstance(m, dict) else len(str(m)) for m in prompt)
+
+
+def _storable(value: Any) -> bool:
+    """False for no answer: a ``choose`` row without one finite score, or an empty generation."""
+    if isinstance(value, list):
+        return any(x is not None for x in value)
+    if isinstance(value, dict):
+        return bool(value.get("text"))
+    return value is not None

@@ -3,7 +3,8 @@
 The key is a SHA-256 of everything that determines an answer (engine kind, model identity, sampling
 parameters, prompt, choices or JSON schema); the value is the answer as JSON. WAL mode lets several
 processes read and write one file at once; every write is its own short transaction, so a process
-killed mid-run loses at most the batch in flight.
+killed mid-run loses at most the answers in flight (HTTP engines store each answer as it arrives; local engines
+store each batch).
 
 >>> cache = Cache("/tmp/llmlabel-doc.sqlite")
 >>> k = cache_key({"op": "choose", "prompt": "hi"})
@@ -60,6 +61,7 @@ class Cache:
         except OSError as e:
             raise CacheError(f"cannot create the cache folder: {e.strerror}", path=self.path.parent,
                              hint="pass --cache PATH to a writable place, or --no-cache") from e
+        self._check_ours()
         self._connect()  # fail early, with a clear message, on a corrupt or unwritable file
 
     def _connect(self) -> sqlite3.Connection:
@@ -69,6 +71,26 @@ class Cache:
             return wal_connection(self._local, self.path, self.timeout, _SCHEMA)
         except sqlite3.DatabaseError as e:
             raise self._error(e) from e
+
+    def _check_ours(self) -> None:
+        """Refuse an SQLite file of another program: ``cache clear`` would empty, and every run would add a table
+        to (and switch to WAL mode), a database that is not ours. Ours holds the ``answers`` table alone (an empty
+        or missing file is new). Looked at read-only, so a refused file is not touched at all."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return
+        try:
+            conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=self.timeout)
+            try:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+                cols = [r[1] for r in conn.execute("PRAGMA table_info(answers)")] if "answers" in tables else []
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from e
+        if tables - {"answers"} or (tables and cols != ["key", "value", "created"]):
+            shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+            raise CacheError(f"not an llmlabel cache: this SQLite file holds other tables ({shown})", path=self.path,
+                             hint="pass --cache with a file of its own (llmlabel creates it), or --no-cache")
 
     def _error(self, e: sqlite3.Error) -> CacheError:
         msg = str(e)

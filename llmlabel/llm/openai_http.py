@@ -29,7 +29,8 @@ How ``choose`` scores the choices (picked on the first call and remembered by th
 3. No log-probs in the reply: 0 for the chosen choice, ``-inf`` for the rest.
 
 The answer is always one of the choices whatever the model says (an odd reply is mapped to the choice
-it names, else the best-scoring one, else the closest string); one odd reply never raises.
+it names, else the best-scoring one); an empty reply, or one that names and scores no choice, is no answer
+(a row of ``-inf``, which LFs count as an error and abstain on); one odd reply never raises.
 
 >>> llm = OpenAIEngine("http://127.0.0.1:8000/v1", "qwen2.5-7b")                 # doctest: +SKIP
 >>> llm.choose(["Sentiment of 'great film':"], [" positive", " negative"])       # doctest: +SKIP
@@ -248,6 +249,22 @@ class OpenAIEngine(LLM):
                               hint="name one in the spec: openai:BASE_URL#MODEL")
         return str(names[0])
 
+    async def _each(self, one, prompts: list, start: int) -> list:
+        """``one(prompt)`` for ``prompts[start:]`` concurrently, in prompt order; each answer is handed to the
+        cache the moment it arrives (a kill mid-batch then costs only the requests still in flight). When one
+        request fails for good, the others in flight still finish and are stored before the error is raised:
+        an answer the server sent is never thrown away."""
+        async def tagged(j: int):
+            r = await one(prompts[j])
+            self._answered(j, r)
+            return r
+
+        out = await asyncio.gather(*(tagged(j) for j in range(start, len(prompts))), return_exceptions=True)
+        failed = next((r for r in out if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed
+        return list(out)
+
     # ---- generate -------------------------------------------------------------------------------
     def _is_chat(self, prompt) -> bool:
         return bool(self.chat) or not isinstance(prompt, str)
@@ -268,8 +285,9 @@ class OpenAIEngine(LLM):
             first = []
             if schema is not None and not self._probed_schema:
                 first = [await one(prompts[0])]  # learn whether response_format works before the rest
+                self._answered(0, first[0])
                 self._probed_schema = True
-            return first + list(await asyncio.gather(*(one(p) for p in prompts[len(first):])))
+            return first + await self._each(one, prompts, len(first))
 
         return self._run(go)
 
@@ -308,8 +326,9 @@ class OpenAIEngine(LLM):
             rows = []
             if not self._probed_choose:
                 rows.append(await one(prompts[0]))  # learn the server's abilities once, not n times at once
+                self._answered(0, rows[0])
                 self._probed_choose = True
-            rows += await asyncio.gather(*(one(p) for p in prompts[len(rows):]))
+            rows += await self._each(one, prompts, len(rows))
             return np.array(rows, dtype=np.float64)
 
         return self._run(go)
@@ -443,9 +462,10 @@ class OpenAIEngine(LLM):
                 raise self._fail(e) from None
             _count(u, data)
             text = reply_text(data["choices"][0])
-            if mode in ("choice", "grammar") and text.strip() not in {c.strip() for c in choices}:
+            if mode in ("choice", "grammar") and text.strip() and text.strip() not in {c.strip() for c in choices}:
                 self._advance(mode)  # the server ignored the constraint (structured_outputs: not vLLM)
                 continue
+            # (an empty reply says nothing about the constraint: it is no answer, not a reason to drop it)
             return score_reply(text, steps_of(data["choices"][0]), choices)
 
     def _advance(self, mode: str) -> None:

@@ -1,7 +1,8 @@
 """Putting corpus text into prompts safely: text is data, never instructions.
 
 Texts go between ``<text>`` and ``</text>``; a text that contains the closing tag cannot end the block
-early, because every ``<`` that would start a tag is neutralised. The label itself always comes from
+early: it is normalised first (NFKC, so fullwidth and small lookalikes become ``<``; format characters such as
+zero-width spaces removed), then every ``<`` that would start the tag is neutralised. The label itself always comes from
 ``choose()`` over the allowed choices, so whatever a text says, the answer is one of them.
 
 Prompt templates are files in ``prompts/`` (shipped in the wheel as ``llmlabel.prompts``): every stage reads
@@ -16,19 +17,33 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import re
+import unicodedata
 from pathlib import Path
 
 from ..errors import ConfigError
 
-_TAG = re.compile(r"<(/?\s*text\s*>)", re.IGNORECASE)
+def _tag_re(tag: str) -> re.Pattern:
+    # "<", optional spaces and "/", spaces, the tag name as a word: "</text>", "< /text >", "</TEXT\n>", "<text-x"
+    return re.compile(rf"<(?=\s*/?\s*{re.escape(tag)}\b)", re.IGNORECASE)
+
+
+_TAG = _tag_re("text")
+
+
+def plain(text: str) -> str:
+    """``text`` as a model reads it for tags: NFKC (fullwidth ``＜／ｔｅｘｔ＞`` and small ``﹤`` become ASCII) and
+    without format characters (zero-width spaces and joiners, soft hyphens, bidi controls), which hide a tag
+    from a pattern but not from a model."""
+    t = unicodedata.normalize("NFKC", text)
+    if any(unicodedata.category(c) == "Cf" for c in t):
+        t = "".join(c for c in t if unicodedata.category(c) != "Cf")
+    return t
 
 
 def quote_text(text: str, tag: str = "text") -> str:
-    """Wrap ``text`` in delimiters it cannot break out of."""
-    if tag == "text":
-        safe = _TAG.sub(r"‹\1", text)
-    else:
-        safe = re.sub(rf"<(/?\s*{re.escape(tag)}\s*>)", r"‹\1", text, flags=re.IGNORECASE)
+    """Wrap ``text`` in delimiters it cannot break out of: the text is normalised (:func:`plain`), then every
+    ``<`` that would start the tag, closing or opening, becomes ``‹``."""
+    safe = (_TAG if tag == "text" else _tag_re(tag)).sub("‹", plain(text))
     return f"<{tag}>\n{safe}\n</{tag}>"
 
 

@@ -7,7 +7,8 @@ scores the log-prob of the path up to the token where it becomes the only choice
 text: the generated choice along its own tokens, the others through ``top_logprobs`` at the same
 position. When the choices differ in their first token this is the constrained decoder's own
 distribution; choices never seen get ``-inf``. Without log-probs the mapped choice gets 0 and the rest
-``-inf``; a reply that names no choice falls back to the best-scoring choice, else the closest string.
+``-inf``; a reply that names no choice falls back to the best-scoring choice, and an empty reply or one that
+names and scores no choice is **no answer**: a row of ``-inf`` (:func:`no_answer` tells them apart).
 
 >>> row = score_reply("The answer is: Negative.", [], ["positive", "negative"])
 >>> [float(x) for x in row]
@@ -16,7 +17,6 @@ distribution; choices never seen get ``-inf``. Without log-probs the mapped choi
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
@@ -207,6 +207,12 @@ def walk_scores(steps: list[Step], start: int, choices: list[str]) -> dict[int, 
     return {i: v for i, v in scores.items() if math.isfinite(v)}
 
 
+def no_answer(logp: np.ndarray) -> np.ndarray:
+    """(n,) True for ``choose`` rows without a single finite score: the engine got no usable answer."""
+    logp = np.asarray(logp, dtype=np.float64)
+    return ~np.isfinite(logp).any(axis=-1) if logp.size else np.zeros(logp.shape[:-1], bool)
+
+
 def score_reply(text: str, steps: list[Step], choices: list[str]) -> np.ndarray:
     """One ``choose`` row from a generated reply and its token log-probs; its argmax is always a choice."""
     row = np.full(len(choices), -np.inf)
@@ -219,7 +225,7 @@ def score_reply(text: str, steps: list[Step], choices: list[str]) -> np.ndarray:
     elif scores:
         for i, v in scores.items():
             row[i] = v
-    else:
-        sim = [difflib.SequenceMatcher(None, _norm(text), _norm(c)).ratio() for c in choices]
-        row[int(np.argmax(sim))] = 0.0
+    # else: an empty reply, or one that names no choice and scores none: no answer (every entry -inf), which
+    # labeling functions count as an error and abstain on. Guessing the closest string made an empty reply
+    # look like a certain vote for the first label.
     return row

@@ -97,15 +97,11 @@ def _parquet_kind(p: Path) -> str:
 
 
 def _read_gold(path: Path) -> dict[str, str]:
-    from ..io import read_records
+    """item id -> gold label name (:mod:`llmlabel.artifacts.gold`); a multi-label row's names joined by ``|``."""
+    from ..artifacts.gold import read_gold
 
-    out = {}
-    for line, row in read_records(path, what="gold file"):
-        for f in ("id", "label"):
-            if f not in row:
-                raise InputError(f"gold row has no '{f}' field", path=path, line=line, field=f)
-        out[str(row["id"])] = str(row["label"])
-    return out
+    g = read_gold(path, allow_empty=True)
+    return {i: "|".join(labs) for i, labs in zip(g.ids, g.labels)}
 
 
 def collect(paths: list[str | Path], *, dev: str | Path | None = None) -> RunInputs:

@@ -37,6 +37,8 @@ def header(run: RunInputs) -> dict:
         for stage, u in (meta.get("usage") or {}).items():
             usage.setdefault(stage, u)  # the votes folder's record of the label stage wins over later copies
     out["usage"] = usage
+    enc = (run.labeled.meta.get("encoder") if run.labeled is not None else None) or _votes_meta(run).get("encoder")
+    out["encoder"] = enc or None  # the tuned encoder the labels' gold LFs read (llmlabel.tuned)
     out["stages"] = sorted(({"stage": s.get("stage"), "seconds": s.get("seconds"), "finished": s.get("finished")}
                             for s in run.stages if s.get("stage")), key=lambda s: (_ORDER.get(s["stage"], 99), s.get("finished") or ""))
     return out

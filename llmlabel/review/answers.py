@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..artifacts.taxonomy import normalize_name
 from ..errors import InputError
 from ..io_write import atomic_write
 
@@ -28,6 +29,8 @@ def resolve(annotations: list[dict], classes: list[str] | None, *, multi_label: 
     by_item: dict[str, list[dict]] = defaultdict(list)
     skipped_items = set()
     for a in annotations:
+        # one normalisation for names everywhere (the taxonomy's): 'lost card ' is the label 'lost card'
+        a = {**a, "choices": [normalize_name(c) for c in a.get("choices") or []]}
         if a.get("skipped"):
             skipped_items.add(a["item_id"])
             continue
@@ -70,31 +73,19 @@ def resolve(annotations: list[dict], classes: list[str] | None, *, multi_label: 
 
 
 def read_gold(path: str | Path) -> dict[str, dict]:
-    """id -> row of an existing gold file (JSONL), so imports add to earlier rounds instead of replacing them."""
+    """id -> row of an existing gold file, so imports add to earlier rounds instead of replacing them
+    (:mod:`llmlabel.artifacts.gold` reads and writes the file)."""
+    from ..artifacts.gold import read_gold as read
+
     path = Path(path)
-    out = {}
-    if path.is_file():
-        for line, s in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if s.strip():
-                try:
-                    row = json.loads(s)
-                except ValueError as e:
-                    raise InputError(f"not valid JSON ({e})", path=path, line=line) from None
-                if "id" not in row or "label" not in row:
-                    raise InputError("gold row needs 'id' and 'label'", path=path, line=line)
-                out[str(row["id"])] = row
-    return out
+    return read(path, allow_empty=True).by_id() if path.is_file() else {}
 
 
 def write_gold(path: str | Path, rows: list[dict], *, merge: bool = True) -> dict[str, dict]:
     """Write gold rows as JSONL (atomically), merged over the file's earlier rows by id (new answers win)."""
-    path = Path(path)
-    old = read_gold(path) if merge else {}
-    old.update({str(r["id"]): r for r in rows})
-    with atomic_write(path) as f:
-        for r in old.values():
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    return old
+    from ..artifacts.gold import write_gold as write
+
+    return write(path, rows, merge=merge)
 
 
 class ReviewState:

@@ -48,11 +48,11 @@ def _with_backend(local: Callable, ray_fn: Callable, extra: dict[str, tuple] | N
     return stage
 
 
-def _label_ray(*args, gold=None, embedder=None, **kw):
+def _label_ray(*args, gold=None, embedder=None, encoder=None, **kw):
     from .ray import label_corpus_ray
 
-    if gold is not None or embedder is not None:
-        raise ConfigError("gold/embedder (the multi-label and gold few-shot LFs' options) run on the local "
+    if gold is not None or embedder is not None or encoder is not None:
+        raise ConfigError("gold/embedder/encoder (the gold LFs' options) run on the local "
                           "backend only", hint="drop --backend ray")
     return label_corpus_ray(*args, **kw)
 

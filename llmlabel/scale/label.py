@@ -32,7 +32,9 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path | N
     from ..artifacts.taxonomy import load_taxonomy
     from ..artifacts.votes import VotesWriter, depends_on
     from ..io_write import make_meta
+    from ..lf.apply import ErrorShare
     from ..lf.defaults import resolve_lfs
+    from ..lf.resolve import check_models
     from ..lf.run import corpus_size, default_embedder
     from ..lf.spec import build_lfs
     from ..progress import Ticker
@@ -47,6 +49,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path | N
     lf_set = resolve_lfs(lfs, multi_label=False, gold=False, models=model)  # no lfs.yaml: the default LFs
     spec = lf_set.spec
     chosen = default_embedder(spec, lambda: corpus_size(data, text_field, id_field))  # as the local path does
+    check_models(spec)
     specs: list[str] = []  # the engines load in the actors; here only their specs are recorded, in LF order
     lfs = build_lfs(spec, tax, models=model, engines=lambda m: specs.append(m))  # bad specs fail here
     labels = tax.classes()
@@ -80,6 +83,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path | N
             ds = ds.map_batches(LFWorker, batch_format="pyarrow", batch_size=bs, compute=actor_pool(num_workers),
                                 num_cpus=0 if gpus_per_worker else cpu, num_gpus=gpus_per_worker or None,
                                 fn_constructor_kwargs=dict(common, which=llm, stage="llm"))
+        share = ErrorShare(lfs)
         with Ticker(progress, src.num_rows, "label") as tick:
             tick(n_done)
             for tbl in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=2):
@@ -87,6 +91,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path | N
                     usage[k] = usage.get(k, 0) + v
                 L = LabelMatrix.from_table(tbl, labels=labels, lf_names=names)
                 L.errors.update(sum_side_columns(tbl, ERRORS_PREFIX))
+                share.add(L.errors, tbl.num_rows)  # an LF failing on > 20% of the items stops the run
                 w.write(L, tbl.column(TEXT).to_pylist() if keep_text else None)
                 rows += tbl.num_rows
                 tick(tbl.num_rows)

@@ -4,7 +4,7 @@ The sample is drawn by a seeded hash of each id (the same items whatever the fil
 workers), collected on the driver and fitted exactly as ``induce_taxonomy`` fits a corpus. Its items are
 embedded once more on the driver to fit a :class:`~llmlabel.taxonomy.assign.TaxonomyAssigner` (label
 centroids and per-label cut-offs); then an actor pool embeds and assigns all items, and the driver writes
-``assignments.jsonl`` row by row in corpus order and the label shares of the whole corpus into the taxonomy.
+``<stem>.assignments.jsonl`` row by row in corpus order and the label shares of the whole corpus into the taxonomy.
 """
 
 from __future__ import annotations

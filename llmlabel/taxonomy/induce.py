@@ -33,8 +33,8 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
     ``llm_options``: TnT minibatching (``batch_items``, ``max_batches``, ``snippet_chars``).
     ``refine``: an existing Taxonomy (or its YAML path) whose labels and ids are kept; new items are
     assigned and new labels are proposed only from items that fit none.
-    ``output``: taxonomy.yaml to write, with ``assignments`` (default: assignments.jsonl beside it) and
-    taxonomy.md; raw LLM replies that fail their schema go beside it too. ``cache`` / ``no_cache``: the LLM
+    ``output``: taxonomy.yaml to write, with ``assignments`` (default: ``<stem>.assignments.jsonl`` beside
+    it) and ``<stem>.md``; raw LLM replies that fail their schema go beside it too (``<stem>.llm-*-reply.txt``). ``cache`` / ``no_cache``: the LLM
     answer cache (a file, default the user cache; or none).
     """
     if max_labels < 1:
@@ -54,8 +54,9 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
     base = None
     if refine is not None:
         base = refine if isinstance(refine, Taxonomy) else load_taxonomy(refine)
+    raw_prefix = "taxonomy"
     if raw_dir is None and output is not None:
-        raw_dir = Path(output).parent
+        raw_dir, raw_prefix = Path(output).parent, Path(output).stem
     t0 = time.perf_counter()
     ids, texts, info = load_items(corpus, text_field=text_field, id_field=id_field, sample=sample, seed=seed)
     src = str(corpus) if isinstance(corpus, (str, Path)) else None
@@ -69,9 +70,10 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
     emb = _load_embedder(embedder)
     utexts = [texts[i] for i in uniq]
     t1 = time.perf_counter()
+    cut0 = getattr(emb, "truncated", 0)  # the embedder is shared by the process: count this run's texts only
     x = embed_texts(emb, utexts, progress=progress)
     info["embed_seconds"] = round(time.perf_counter() - t1, 2)
-    info["truncated_for_embedding"] = getattr(emb, "truncated", 0)
+    info["truncated_for_embedding"] = getattr(emb, "truncated", 0) - cut0
     made = {"embedder": emb.name, "seed": seed, "max_labels": max_labels, "levels": levels,
             "items": len(texts), "distinct_texts": len(uniq), "engine": None, "method": method}
     if refine is not None:
@@ -96,7 +98,8 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
         tax, ulab, usc, llm_info = llm_taxonomy(model, tax, x, utexts, [ids[i] for i in uniq], ulab, usc, emb,
                                                 instruction=instruction, max_labels=max_labels, levels=levels,
                                                 mode=mode, seed=seed, engine_kwargs=engine_kwargs or {},
-                                                raw_dir=raw_dir, progress=progress, **(llm_options or {}))
+                                                raw_dir=raw_dir, raw_prefix=raw_prefix, progress=progress,
+                                                **(llm_options or {}))
         made["engine"] = llm_info.pop("engine", None)
         made["llm_mode"] = llm_info.pop("mode", None)
         info.update(llm_info)

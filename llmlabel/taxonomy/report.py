@@ -1,4 +1,4 @@
-"""Writing a taxonomy run: taxonomy.yaml, assignments.jsonl, taxonomy.md, and the terminal summary table."""
+"""Writing a taxonomy run: taxonomy.yaml, taxonomy.assignments.jsonl, taxonomy.md, and the terminal summary table."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ from ..artifacts.taxonomy import OTHER, save_taxonomy
 
 
 def default_paths(out: str | Path) -> dict[str, Path]:
+    """The files of a taxonomy run, named after the output so that two runs into one folder never overwrite
+    each other's: ``x.yaml`` -> ``x.assignments.jsonl`` (+ its ``.meta.json``) and ``x.md``."""
     out = Path(out)
-    return {"taxonomy": out, "assignments": out.with_name("assignments.jsonl"), "markdown": out.with_suffix(".md")}
+    stem = out.with_suffix("")
+    return {"taxonomy": out, "assignments": stem.with_name(stem.name + ".assignments.jsonl"),
+            "markdown": out.with_suffix(".md")}
 
 
 def write_outputs(result, out: str | Path, *, assignments: str | Path | None = None,

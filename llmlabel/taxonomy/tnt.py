@@ -2,7 +2,7 @@
 
 Every step is a prompt file in ``prompts/taxonomy_*.txt`` and a JSON-schema call through the engine layer
 (validated, retried, cached: a second identical run makes no model calls). A reply that never validates is
-saved to ``taxonomy-llm-<step>-reply.txt`` and raised as :class:`~llmlabel.errors.OutputParseError`; in
+saved to ``<output stem>.llm-<step>-reply.txt`` (``taxonomy.llm-...`` without an output) and raised as :class:`~llmlabel.errors.OutputParseError`; in
 seeded mode one bad cluster name only falls back to its key-phrase name (counted in the stats).
 
 - ``seeded``: one call per cluster of the no-LLM path (name + description from key phrases and examples),
@@ -88,8 +88,8 @@ def usable_name(name: str) -> bool:
 class _Steps:
     """Runs one structured call per prompt; saves raw replies that never validated."""
 
-    def __init__(self, engine, raw_dir: Path | None, info: dict) -> None:
-        self.engine, self.raw_dir, self.info = engine, raw_dir, info
+    def __init__(self, engine, raw_dir: Path | None, info: dict, prefix: str = "taxonomy") -> None:
+        self.engine, self.raw_dir, self.info, self.prefix = engine, raw_dir, info, prefix
 
     def __call__(self, step: str, prompts: list[str], schema: Any, max_tokens: int, *, strict: bool = True):
         from ..llm import usage_log
@@ -116,7 +116,7 @@ class _Steps:
     def _save(self, step: str, text: str) -> Path | None:
         if self.raw_dir is None:
             return None
-        p = Path(self.raw_dir) / f"taxonomy-llm-{step}-reply.txt"
+        p = Path(self.raw_dir) / f"{self.prefix}.llm-{step}-reply.txt"  # named after the output, like its side files
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text, encoding="utf-8")
         self.info.setdefault("raw_replies", []).append(str(p))
@@ -125,8 +125,8 @@ class _Steps:
 
 def llm_taxonomy(model: Any, tax: Taxonomy, x: np.ndarray, texts: list[str], ids: list[str], lab: np.ndarray,
                  sc: np.ndarray, embedder, *, instruction: str, max_labels: int, levels: int, mode: str, seed: int,
-                 engine_kwargs: dict, raw_dir: str | Path | None = None, progress: bool = False,
-                 batch_items: int = BATCH_ITEMS, max_batches: int = MAX_BATCHES, snippet_chars: int = SNIPPET_CHARS,
+                 engine_kwargs: dict, raw_dir: str | Path | None = None, raw_prefix: str = "taxonomy",
+                 progress: bool = False, batch_items: int = BATCH_ITEMS, max_batches: int = MAX_BATCHES, snippet_chars: int = SNIPPET_CHARS,
                  max_tokens: int | None = None):
     """Replace the key-phrase labels of the no-LLM path (seeded) or build labels from raw batches (tnt).
 
@@ -138,7 +138,7 @@ def llm_taxonomy(model: Any, tax: Taxonomy, x: np.ndarray, texts: list[str], ids
     if mode not in ("seeded", "tnt"):
         raise ConfigError(f"unknown taxonomy mode {mode!r}", field="mode", hint="use 'seeded' or 'tnt'")
     info: dict[str, Any] = {"engine": engine.spec, "mode": mode}
-    steps = _Steps(engine, Path(raw_dir) if raw_dir is not None else None, info)
+    steps = _Steps(engine, Path(raw_dir) if raw_dir is not None else None, info, raw_prefix)
     purpose = instruction or "group the texts by what they are about"
     if mode == "seeded":
         tax, lab, sc = _seeded(steps, tax, x, texts, ids, lab, sc, purpose, max_labels, max_tokens)

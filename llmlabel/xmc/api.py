@@ -18,7 +18,8 @@ from .retrieve import DEFAULT_RETRIEVER
 
 
 def gold_of(row: dict, field: str, where: Path, line: int) -> list[str]:
-    """The gold labels of one row (a label or a list of labels); a missing field names the line."""
+    """The labels of one predictions row (a label or a list of labels); a missing field names the line.
+    (Gold files are read by :mod:`llmlabel.artifacts.gold`.)"""
     if field not in row:
         raise InputError(f"missing gold field '{field}'", path=where, line=line, field=field,
                          hint=f"available fields: {', '.join(map(str, row)) or '(none)'}; choose it with --gold-field")
@@ -33,15 +34,12 @@ def gold_of(row: dict, field: str, where: Path, line: int) -> list[str]:
 
 
 def read_gold_texts(path: Path, text_field: str | None, gold_field: str) -> tuple[list[str], list[list[str]]]:
-    from ..io import read_corpus
+    """Texts and gold label lists of a train/dev file (:mod:`llmlabel.artifacts.gold`; an empty list is allowed)."""
+    from ..artifacts.gold import read_gold
 
-    corpus = read_corpus(path, text_field=text_field)
-    texts, gold = [], []
-    for b in corpus.iter_batches():
-        for t, row, pos in zip(b.texts, b.rows, b.positions):
-            texts.append(t)
-            gold.append(gold_of(row, gold_field, path, pos + 1))
-    return texts, gold
+    g = read_gold(path, label_field=gold_field, text_field=text_field, need_ids=False, need_text=True,
+                  allow_empty=True, split="")
+    return list(g.texts), [list(x) for x in g.labels]
 
 
 def _file_hash(path: Path | None) -> str:
