@@ -80,6 +80,8 @@ class Bench:
     wrench_test: np.ndarray | None = None
     wrench_dev: np.ndarray | None = None
     note: str = ""
+    multi_label: bool = False              # corpus_y / test_y are then (n, k) 0/1 matrices
+    tree: dict | None = None               # a two-level label set: group -> leaves (labels.yaml)
 
     def labels_txt(self) -> str:
         """labels.txt as a user writes it: ``name: description`` a line (names only where there is none)."""
@@ -198,12 +200,39 @@ def goemotions_single(seed: int = 0) -> Bench:
                  note=f"single-label rows; corpus {len(c):,} of {len(ct):,}, test = dev.tsv single-label rows")
 
 
+def goemotions(seed: int = 0, corpus: int = 6000) -> Bench:
+    """GoEmotions as a multi-label set (28 labels: 27 emotions + neutral, under the 6 Ekman groups of
+    ekman_mapping.json; neutral stays alone): a seeded sample of ``corpus`` train.tsv rows (eval/multilabel.py's
+    6,000) as the corpus, dev.tsv as the test split (the GoEmotions test split is kept back)."""
+    d = DATA / "goemotions"
+    names = [x.strip() for x in _lines(d / "labels.txt") if x.strip()]
+
+    def read(split):
+        texts, Y = [], []
+        with (d / f"{split}.tsv").open(encoding="utf-8") as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                y = np.zeros(len(names), np.int8)
+                y[[int(x) for x in parts[1].split(",")]] = 1
+                texts.append(parts[0])
+                Y.append(y)
+        return texts, np.stack(Y)
+
+    (ct, cY), (tt, tY) = read("train"), read("dev")
+    c = _sample(len(ct), corpus, seed)
+    tree = {**json.loads((d / "ekman_mapping.json").read_text()), "neutral": []}
+    return Bench("goemotions", names, {}, [ct[i] for i in c], cY[c], tt, tY, corpus_ids=[f"goe-{i}" for i in c],
+                 metric="macro_f1", multi_label=True, tree=tree,
+                 note=f"multi-label; corpus {len(c):,} of {len(ct):,} train rows (seed {seed}), test = dev.tsv "
+                      f"({len(tt):,} rows)")
+
+
 LOADERS = {
     "banking77": banking77, "agnews": agnews,
     **{n: (lambda n=n: wrench(n)) for n in ("youtube", "sms", "trec", "semeval")},
     **{t: (lambda t=t: tweeteval(t)) for t in ("irony", "offensive", "emoji")},
     **{f"stance-{t}": (lambda t=t: tweeteval("stance", t)) for t in STANCE_TARGETS},
-    "goemotions-single": goemotions_single,
+    "goemotions-single": goemotions_single, "goemotions": goemotions,
 }
 
 

@@ -11,6 +11,8 @@ Rows, each scored on the set's test split only (the gold budget is drawn from th
 (d)       the chain with the gold: ``llmlabel auto corpus.jsonl --labels labels.txt --gold gold.jsonl -o RUN``
           then ``llmlabel predict RUN/model test.jsonl`` (the README's recipe, nothing else);
 (e)       the chain without gold: the same without ``--gold``.
+Multi-label sets (``--sets goemotions``) run the multi-label recipe at every ``--budgets`` value instead
+(eval/suite_multi.py: rows a, c_lr, d, e; macro-F1) and write their own OUT.md.
 Each set is scored by its official metric (TweetEval: macro-F1, irony = F1 of the irony class, stance = mean F1 of
 against/favor; sms: F1 of spam; else accuracy), with accuracy and macro-F1 beside it. Results are cached per
 row in OUT.json as they finish (a stopped run keeps its rows; ``--redo`` recomputes), and OUT.md is rebuilt
@@ -127,20 +129,27 @@ def _cli(args: list[str], log: Path) -> float:
     return time.perf_counter() - t0
 
 
-def chain(b, d: Path, gold_file: Path | None, tag: str) -> dict:
-    """The README recipe: ``llmlabel auto`` on the corpus, then ``llmlabel predict`` on the test split."""
+def auto_predict(d: Path, gold_file: Path | None, tag: str, labels: str = "labels.txt",
+                 extra: tuple[str, ...] = ()) -> tuple[list[dict], dict, float, float]:
+    """The README recipe: ``llmlabel auto`` on the corpus, then ``llmlabel predict`` on the test split;
+    (prediction rows, the model's metrics.json, chain seconds, predict seconds)."""
     run = d / f"run-{tag}"
     log = d / f"{tag}.log"
-    args = ["auto", str(d / "corpus.jsonl"), "-o", str(run), "--labels", str(d / "labels.txt"), "--no-report"]
+    args = ["auto", str(d / "corpus.jsonl"), "-o", str(run), *extra, "--labels", str(d / labels), "--no-report"]
     if gold_file is not None:
         args += ["--gold", str(gold_file)]
     chain_s = _cli(args, log)
     preds = run / "test-predictions.jsonl"
     pred_s = _cli(["predict", str(run / "model"), str(d / "test.jsonl"), "-o", str(preds)], log)
-    index = {n: j for j, n in enumerate(b.labels)}
     rows = [json.loads(x) for x in preds.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return rows, json.loads((run / "model" / "metrics.json").read_text(encoding="utf-8")), chain_s, pred_s
+
+
+def chain(b, d: Path, gold_file: Path | None, tag: str) -> dict:
+    """The README recipe (:func:`auto_predict`), scored."""
+    rows, info, chain_s, pred_s = auto_predict(d, gold_file, tag)
+    index = {n: j for j, n in enumerate(b.labels)}
     pred = np.array([index[r["label"]] for r in rows])
-    info = json.loads((run / "model" / "metrics.json").read_text(encoding="utf-8"))
     net = info.get("safety_net")
     out = {**metrics(b, pred), "chain_seconds": round(chain_s, 1), "predict_seconds": round(pred_s, 1),
            "student": info.get("student")}
@@ -156,8 +165,15 @@ def run(args) -> dict:
     done = json.loads(out_json.read_text()) if out_json.is_file() else {"rows": {}, "runs": []}
     started, load0 = time.time(), os.getloadavg()[0]
     os.environ.setdefault("LLMLABEL_EMBED_CACHE", str(WORK / "embed-store"))
+    multi = []
     for name in args.sets:
         b = LOADERS[name]()
+        if b.multi_label:  # the multi-label recipe, at every --budgets value (suite_multi.py)
+            import suite_multi
+
+            suite_multi.run_set(b, args, done, out_json, WORK, draw_gold, auto_predict, _embed)
+            multi.append(name)
+            continue
         d = prepare(b, args.budget, args.seed)
         gold = draw_gold(len(b.corpus_texts), args.budget, args.seed)
         for row in args.rows:
@@ -181,9 +197,17 @@ def run(args) -> dict:
                          "header": header("python " + " ".join(sys.argv)), "seconds": round(time.time() - started),
                          "load_start": round(load0, 1), "load_end": round(os.getloadavg()[0], 1)})
     out_json.write_text(json.dumps(done, indent=1))
-    from suite_report import write_markdown
+    if multi:
+        import suite_multi
 
-    write_markdown(done, Path(args.out).with_suffix(".md"), args.budget, args.seed)
+        for name in multi:
+            suite_multi.write_markdown(done, Path(args.out).with_suffix(".md") if len(multi) == len(args.sets)
+                                       else Path(args.out).with_name(f"suite-{name}.md"), args.budgets,
+                                       args.seed, name)
+    if len(multi) < len(args.sets):
+        from suite_report import write_markdown
+
+        write_markdown(done, Path(args.out).with_suffix(".md"), args.budget, args.seed)
     return done
 
 
@@ -193,6 +217,7 @@ def main(argv=None):
     ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     ap.add_argument("--setfit-sets", nargs="+", default=list(SETFIT_SETS))
     ap.add_argument("--budget", type=int, default=100)
+    ap.add_argument("--budgets", type=int, nargs="+", default=[100, 1000], help="gold budgets of multi-label sets")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--redo", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "suite"))

@@ -14,8 +14,9 @@ a corpus only          induce a taxonomy -> default LFs -> label model (no gold)
                        set is the gold's labels
 ``models``             + a prompted LF per model; the first one names the induced labels (or writes the
                        given labels' descriptions)
-``multi_label``        a multi-label taxonomy and the multi-label forms of the same LFs; gold tunes the
-                       per-label thresholds (``aggregate --dev``)
+``multi_label``        a multi-label taxonomy and the multi-label forms of the same LFs; gold is clamped and
+                       tunes the per-label thresholds (``aggregate --gold``), and distill's safety net
+                       chooses the student and its thresholds on the gold out-of-fold
 =====================  ================================================================================
 
 Every input is read once before anything is written (:func:`check_inputs`), so bad input is one line and the
@@ -86,12 +87,10 @@ def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str |
     distill: dict = {} if student is None else {"student": student}  # None: distill's own default
     if sit.gold:
         label["gold"] = sit.gold
-        if sit.multi_label:
-            aggregate["dev"] = sit.gold  # per-label thresholds; gold items hold out-of-fold votes
-        else:
-            aggregate["gold"] = sit.gold  # clamped, and choosing / calibrating the label model (cross-fitted)
-            distill["min-per-class"] = 1  # a class the label model gives only its gold rows still trains
-            # (a distill stage that took the gold itself would get it here: distill["gold"] = sit.gold)
+        # clamped, and choosing / calibrating the label model (cross-fitted; multi-label: + per-label thresholds)
+        aggregate["gold"] = sit.gold
+        distill["min-per-class"] = 1  # a class the label model gives only its gold rows still trains
+        # (a distill stage that took the gold itself would get it here: distill["gold"] = sit.gold)
     if models:
         label["model"] = models
     for st in (tax, label):

@@ -162,7 +162,7 @@ def test_every_situation_plans_a_valid_pipeline(data, tmp_path, labels, gold, mo
     assert tax.get("multi-label", False) == multi and tax.get("model") == (models[0] if models else None)
     assert label.get("model") == (list(models) or None) and label["no-cache"] and tax["no-cache"]
     assert label.get("gold") == (str(data["gold"]) if gold else None)
-    assert agg.get("gold" if not multi else "dev") == (str(data["gold"]) if gold else None)
+    assert agg.get("gold") == (str(data["gold"]) if gold else None)
     kinds = [x.kind for x in LFSpecFile.model_validate(yaml.safe_load(lfs_text)).lfs]
     assert ("knn" in kinds) == gold and ("prompted" in kinds) == bool(models)
     assert ("classifier" in kinds) == (gold and multi) and ("logreg" in kinds) == (gold and not multi)

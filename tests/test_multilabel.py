@@ -244,8 +244,9 @@ def test_chain_labels_and_aggregates_on_the_leaves(chain, capsys):
 @pytest.mark.parametrize("student", ["static", "encoder"])
 def test_chain_student_predicts_label_lists(chain, tmp_path, capsys, student, request):
     """distill the multi-label file (no flag: the file says so) -> per-class thresholds -> predict lists."""
-    extra = ["--student", request.getfixturevalue("tiny_bert"), "--epochs", "2", "--threads", "1"] \
-        if student == "encoder" else []
+    # the encoder is asked for as such: no safety net, which may ship its frozen-encoder probe instead
+    extra = ["--student", request.getfixturevalue("tiny_bert"), "--epochs", "2", "--threads", "1",
+             "--no-safety-net"] if student == "encoder" else []
     code, _, err = _cli(["distill", chain["tmp"] / "labeled.parquet", "-o", tmp_path / "m", "--dev", chain["dev"],
                          "--dev-label-field", "labels", *extra], capsys)
     assert code == 0, err

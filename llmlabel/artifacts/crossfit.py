@@ -10,10 +10,18 @@ fold f, for every f. Long layout: one row per (fold, item): ``fold`` (int16), ``
 -1 abstain) and ``p:<lf>`` (list<float32> class probabilities, or null) per gold-derived LF. The LFs that do not
 read the gold keep the votes in the main shards. Metadata: the gold ids with their folds, the LF names.
 
+Multi-label votes folders (:mod:`llmlabel.artifacts.multivotes`) keep the multi-label layout here too: one binary
+column per (LF, label), ``v:<lf>/<label id>`` (int16: 1 / 0 / -1 abstain) and, for LFs that score,
+``p:<lf>/<label id>`` (float32 P(label applies), NaN where the LF abstained); the metadata's ``multi_label`` names
+the LFs, labels and label ids, and the gold's ``labels`` are 0/1 rows over the labels
+(:func:`write_crossfit_multi_votes`, :func:`read_crossfit_multi_votes`).
+
 ``<labeled stem>.crossfit.parquet`` (written by ``aggregate --gold`` beside labeled.parquet): the label model's
 probabilities for the same sample, fitted for each fold f without fold f's gold (neither clamped nor as dev).
 One row per (fold, item): ``fold``, ``id``, ``p`` (list<float32> in class order). Metadata: classes, the gold
-ids, folds, labels (class indices) and ``fair`` (a random sample, so fit to score on).
+ids, folds, labels (class indices) and ``fair`` (a random sample, so fit to score on). Multi-label flavour: ``p``
+holds P(label applies) per label, the gold labels are 0/1 rows, and ``thresholds`` (folds x labels) are each
+fold's label-model decision thresholds, chosen without that fold's gold.
 
 Both record ``kind`` and ``format_version`` like every stage file.
 """
@@ -82,15 +90,37 @@ class CrossFitVotes:
 
 
 @dataclass(frozen=True)
+class CrossFitMultiVotes:
+    """Multi-label: ``votes[f]`` (n, m, k) int16 of the gold-derived LFs ``lf_names`` on ``ids`` as if in fold f,
+    over ``labels``; ``p_yes[f][lf]``: (n, k) float32 P(applies), NaN where the LF abstained; ``gold.labels``:
+    (g, k) 0/1."""
+
+    ids: list[str]
+    lf_names: list[str]
+    labels: list[str]
+    label_ids: list[str]
+    votes: list[np.ndarray]
+    p_yes: list[dict[str, np.ndarray]]
+    gold: GoldFolds
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CrossFitLabels:
     """``proba``: (folds, n, k) label-model probabilities of the sample ``ids``, fold f's fitted without the
-    gold of fold f; ``gold``: the gold rows, their folds and labels."""
+    gold of fold f; ``gold``: the gold rows, their folds and labels. Multi-label: ``thresholds`` (folds, k),
+    fold f's per-label decision thresholds (chosen without fold f's gold); None for single-label files."""
 
     ids: list[str]
     classes: list[str]
     proba: np.ndarray
     gold: GoldFolds
     meta: dict[str, Any] = field(default_factory=dict)
+    thresholds: np.ndarray | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        return self.thresholds is not None
 
 
 def _write(path: Path, table, meta: dict[str, Any]) -> Path:
@@ -135,6 +165,64 @@ def write_crossfit_votes(folder: str | Path, *, ids: Sequence[str], lf_names: Se
     return _write(Path(folder) / VOTES_FILE, pa.table(cols), info)
 
 
+def write_crossfit_multi_votes(folder: str | Path, *, ids: Sequence[str], lf_names: Sequence[str],
+                               labels: Sequence[str], label_ids: Sequence[str], votes: Sequence[np.ndarray],
+                               p_yes: Sequence[Mapping[str, np.ndarray]], gold: GoldFolds,
+                               meta: Mapping[str, Any] | None = None) -> Path:
+    """Write ``folder/_crossfit.parquet`` for a multi-label votes folder; ``votes[f]`` is (n, m, k)."""
+    import pyarrow as pa
+
+    n, m, k = len(ids), len(lf_names), len(label_ids)
+    if len(votes) != gold.folds:
+        raise InputError(f"cross-fitting votes: {len(votes)} folds of votes for {gold.folds} gold folds")
+    if any(np.shape(v) != (n, m, k) for v in votes) or len(labels) != k:
+        raise InputError(f"cross-fitting votes: each fold's votes must be ({n}, {m}, {k})")
+    cols = _long(ids, gold.folds)
+    for j, lf in enumerate(lf_names):
+        scored = any(lf in p for p in p_yes)
+        for c, lid in enumerate(label_ids):
+            cols[f"v:{lf}/{lid}"] = pa.array(np.concatenate([np.asarray(v[:, j, c], np.int16) for v in votes]),
+                                             pa.int16())
+            if scored:
+                cols[f"p:{lf}/{lid}"] = pa.array(np.concatenate(
+                    [np.asarray(p[lf][:, c], np.float32) if lf in p else np.full(n, np.nan, np.float32)
+                     for p in p_yes]), pa.float32())
+    info = {**stamp(VOTES_KIND, FORMAT_VERSION), **dict(meta or {}), "lf_names": list(lf_names),
+            "multi_label": {"lfs": list(lf_names), "labels": list(labels), "label_ids": list(label_ids)},
+            "gold": gold.to_meta()}
+    return _write(Path(folder) / VOTES_FILE, pa.table(cols), info)
+
+
+def read_crossfit_multi_votes(folder: str | Path) -> CrossFitMultiVotes | None:
+    """The cross-fitting votes of a multi-label votes folder, or None when there are none."""
+    path = Path(folder) / VOTES_FILE
+    if not path.is_file():
+        return None
+    table, meta = _read(path, VOTES_KIND)
+    info = meta.get("multi_label")
+    if not isinstance(info, dict):
+        raise InputError("single-label cross-fitting votes in a multi-label votes folder", path=path,
+                         hint="rerun `llmlabel label --gold` into this folder")
+    gold = GoldFolds.from_meta(meta.get("gold") or {}, path)
+    lfs, labels, lids = [list(map(str, info.get(x, []))) for x in ("lfs", "labels", "label_ids")]
+    ids, rows = _by_fold(table, gold.folds, path)
+    names = set(table.column_names)
+    votes, p_yes = [], []
+    try:
+        for r in rows:
+            votes.append(np.stack([np.stack([table.column(f"v:{lf}/{lid}").to_numpy()[r] for lid in lids], 1)
+                                   for lf in lfs], 1).astype(np.int16) if lfs and lids
+                         else np.zeros((len(ids), len(lfs), len(lids)), np.int16))
+            p_yes.append({lf: np.stack([table.column(f"p:{lf}/{lid}").to_numpy(zero_copy_only=False)[r]
+                                        for lid in lids], 1).astype(np.float32)
+                          for lf in lfs if lids and f"p:{lf}/{lids[0]}" in names})
+    except KeyError as e:
+        raise InputError(f"cross-fitting votes: column {e} is missing", path=path) from None
+    if gold.labels is not None and (gold.labels.ndim != 2 or gold.labels.shape[1] != len(lids)):
+        raise InputError("cross-fitting votes: the gold labels are not 0/1 rows over the labels", path=path)
+    return CrossFitMultiVotes(ids, lfs, labels, lids, votes, p_yes, gold, meta)
+
+
 def _read(path: Path, kind: str):
     import pyarrow.parquet as pq
 
@@ -173,6 +261,9 @@ def read_crossfit_votes(folder: str | Path) -> CrossFitVotes | None:
     if not path.is_file():
         return None
     table, meta = _read(path, VOTES_KIND)
+    if meta.get("multi_label"):
+        raise InputError("multi-label cross-fitting votes in a single-label votes folder", path=path,
+                         hint="rerun `llmlabel label --gold` into this folder")
     gold = GoldFolds.from_meta(meta.get("gold") or {}, path)
     names = [str(x) for x in meta.get("lf_names", [])]
     ids, rows = _by_fold(table, gold.folds, path)
@@ -191,8 +282,10 @@ def crossfit_labels_path(labeled: str | Path) -> Path:
 
 
 def write_crossfit_labels(labeled: str | Path, *, ids: Sequence[str], classes: Sequence[str], proba: np.ndarray,
-                          gold: GoldFolds, meta: Mapping[str, Any] | None = None) -> Path:
-    """Write the sidecar of ``labeled`` (``<stem>.crossfit.parquet``); ``proba`` is (folds, n, k)."""
+                          gold: GoldFolds, meta: Mapping[str, Any] | None = None,
+                          thresholds: np.ndarray | None = None) -> Path:
+    """Write the sidecar of ``labeled`` (``<stem>.crossfit.parquet``); ``proba`` is (folds, n, k).
+    ``thresholds`` (folds, k): each fold's per-label decision thresholds (multi-label files only)."""
     import pyarrow as pa
 
     P = np.asarray(proba, np.float32)
@@ -201,10 +294,19 @@ def write_crossfit_labels(labeled: str | Path, *, ids: Sequence[str], classes: S
                          f"{len(classes)})")
     if not np.isfinite(P).all():
         raise InputError("cross-fitting labels: probabilities must be finite")
+    extra: dict[str, Any] = {}
+    if thresholds is not None:
+        T = np.asarray(thresholds, np.float64)
+        if T.shape != (gold.folds, len(classes)) or not np.isfinite(T).all():
+            raise InputError(f"cross-fitting labels: thresholds have shape {T.shape}, expected "
+                             f"({gold.folds}, {len(classes)})")
+        if gold.labels is None or np.ndim(gold.labels) != 2:
+            raise InputError("cross-fitting labels: multi-label gold labels must be 0/1 rows over the classes")
+        extra = {"multi_label": True, "thresholds": T.tolist()}
     cols = _long(ids, gold.folds)
     cols["p"] = _list_col(list(P), len(ids))
     info = {**stamp(LABELS_KIND, FORMAT_VERSION), **dict(meta or {}), "classes": list(classes),
-            "gold": gold.to_meta()}
+            "gold": gold.to_meta(), **extra}
     return _write(crossfit_labels_path(labeled), pa.table(cols), info)
 
 
@@ -223,4 +325,13 @@ def read_crossfit_labels(labeled: str | Path) -> CrossFitLabels | None:
     proba = np.stack(blocks) if ids else np.zeros((gold.folds, 0, len(classes)), np.float32)
     if gold.labels is None:
         raise InputError("cross-fitting labels: the gold labels are missing", path=path)
-    return CrossFitLabels(ids, classes, proba, gold, meta)
+    thresholds = None
+    if meta.get("multi_label"):
+        try:
+            thresholds = np.asarray(meta["thresholds"], np.float32)
+        except (KeyError, TypeError, ValueError):
+            thresholds = None
+        if thresholds is None or thresholds.shape != (gold.folds, len(classes)) or gold.labels.ndim != 2:
+            raise InputError("cross-fitting labels: multi-label thresholds or gold labels do not match the classes",
+                             path=path)
+    return CrossFitLabels(ids, classes, proba, gold, meta, thresholds)

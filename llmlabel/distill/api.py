@@ -76,14 +76,16 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     dev thresholds when multi-label, accuracy otherwise); it needs human items and ``dev``. Default: ``"auto"``
     for a multi-label file with human items and a dev set, else 1.0.
 
-    ``safety_net`` (single-label files from ``aggregate --gold``, when ``weak_weight`` is not given): the
+    ``safety_net`` (files from ``aggregate --gold``, when ``weak_weight`` is not given): the
     cross-fitting sidecar beside the labeled file lets every candidate recipe (student kind x weight of the
     weak rows, including the gold alone) be scored out-of-fold on the gold, and the best by ``select_metric``
     (``accuracy`` or ``macro_f1``) is what is trained and shipped (:mod:`llmlabel.distill.safety`);
-    ``metrics["safety_net"]`` holds the table and the verdict. ``student="auto"`` lets the net choose between
-    the ``static`` and ``probe`` students and, with ``tuned_encoder``, a probe on the run's encoder tuned on
-    the gold (:mod:`llmlabel.distill.tuned_net`: reused from the label stage or fitted here); without a net it
-    is ``static``.
+    ``metrics["safety_net"]`` holds the table and the verdict. Multi-label files are scored by macro-F1 with
+    per-label thresholds chosen on the gold out-of-fold, and ship with those thresholds
+    (:mod:`llmlabel.distill.multisafety`). ``student="auto"`` lets the net choose between the ``static`` and
+    ``probe`` students and (single-label, ``tuned_encoder``) a probe on the run's encoder tuned on the gold
+    (:mod:`llmlabel.distill.tuned_net`: reused from the label stage or fitted here); without a net it is
+    ``static``.
 
     >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
@@ -114,15 +116,21 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
         student = tuned_encoder_path(d)
 
     net = None
-    if safety_net and weak_weight is None and not multi_label and d.n_human and d.file_kind == "llmlabel.labeled":
-        from ..artifacts.crossfit import read_crossfit_labels
-        from .safety import run_safety_net
+    crossfit = _crossfit_for(d) if safety_net and weak_weight is None else None
+    if crossfit is not None:
+        candidates = ("static", "probe") if student == "auto" else ("probe",) if _is_encoder(student) \
+            else (student,)
+        tuned = None
+        if multi_label:  # per-label thresholds from the gold, out-of-fold (multisafety.py)
+            from .multisafety import run_multi_safety_net, with_gold
 
-        crossfit = read_crossfit_labels(d.source)
-        if crossfit is not None:
-            candidates = ("static", "probe") if student == "auto" else ("probe",) if _is_encoder(student) \
-                else (student,)
-            tuned = None
+            d = with_gold(d, crossfit)
+            net = run_multi_safety_net(d.texts, d.ids, d.classes, crossfit,
+                                       lambda kind: make_student(kind, multi_label=True, seed=seed),
+                                       students=candidates, soft=soft is True)
+        else:
+            from .safety import run_safety_net
+
             if student == "auto" and tuned_encoder:
                 from .tuned_net import net_encoder
 
@@ -134,9 +142,9 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
 
             net = run_safety_net(d.texts, d.ids, d.classes, crossfit, make, students=candidates,
                                  metric=select_metric, soft=soft is not False, tuned=tuned)
-            student, d, weak_weight = _ship(student, net.chosen, d)
-            if student == "tuned":
-                student = f"probe:{tuned.folder}"
+        student, d, weak_weight = _ship(student, net.chosen, d)
+        if student == "tuned":
+            student = f"probe:{tuned.folder}"
     if student == "auto":
         student = "static"
     st = make_student(student, multi_label=multi_label, epochs=epochs, seed=seed, progress=progress, **student_kw)
@@ -166,7 +174,10 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
             chosen_ww = a
     train_s = time.perf_counter() - t0
     thr_from = None
-    if multi_label:
+    if multi_label and net is not None and st.kind == net.chosen.student:  # chosen on the gold out-of-fold
+        st.threshold = [net.extra["thresholds"][c] for c in d.classes]
+        thr_from = net.extra["thresholds_from"]
+    elif multi_label:  # (an encoder shipped for a probe recipe: the probe's thresholds do not fit its scores)
         st.threshold, thr_from = _multi_thresholds(st, d, dev_pair)
 
     counts = (d.labels.sum(0) if multi_label else np.bincount(d.labels, minlength=len(d.classes))).tolist()
@@ -216,6 +227,17 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
             (tmp / "README.md").write_text(card, encoding="utf-8")
             seal(tmp)
     return DistillResult(student=st, metrics=metrics, folder=folder)
+
+
+def _crossfit_for(d: LabeledData):
+    """The labeled file's cross-fitting sidecar when the safety net can run on it (an ``aggregate`` output with
+    gold: single-label with human rows, or multi-label with per-fold thresholds), else None."""
+    if d.file_kind != "llmlabel.labeled" or not (d.multi_label or d.n_human):
+        return None
+    from ..artifacts.crossfit import read_crossfit_labels
+
+    crossfit = read_crossfit_labels(d.source)
+    return crossfit if crossfit is not None and crossfit.multi_label == d.multi_label else None
 
 
 def _is_encoder(spec: str) -> bool:

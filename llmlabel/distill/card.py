@@ -138,14 +138,18 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
 def _safety_section(net: dict) -> list[str]:
     """The cross-fitted comparison on the gold (:mod:`llmlabel.distill.safety`): the verdict and the table."""
     metric = net.get("metric", "accuracy")
+    cols = ("macro_f1", "micro_f1") if net.get("multi_label") else ("accuracy", "macro_f1")
     out = [f"**Out-of-fold on the gold** ({net.get('gold_rows_scored', '?')} human-labeled items, {net.get('folds')} "
            "folds; each fold scored by students trained with weak labels and gold that fold's labels never "
            f"shaped): {net.get('verdict', '')}.", "",
-           f"| student | weak rows | accuracy | macro-F1 |", "|---|---|---|---|"]
+           "| student | weak rows | " + " | ".join(c.replace("_", "-") for c in cols) + " |", "|---|---|---|---|"]
     chosen = net.get("chosen") or {}
     for r in net.get("candidates", []):
         mark = " (shipped)" if (r["student"], r["weak"]) == (chosen.get("student"), chosen.get("weak")) else ""
-        out.append(f"| {r['student']}{mark} | {r['weak']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} |")
+        out.append(f"| {r['student']}{mark} | {r['weak']} | " + " | ".join(f"{r[c]:.4f}" for c in cols) + " |")
     out += ["", f"The shipped recipe was chosen by {metric.replace('_', '-')} on these same figures, so its own "
-            "figure is slightly optimistic; the others are not.", ""]
-    return out
+            "figure is slightly optimistic; the others are not."]
+    if net.get("multi_label"):
+        out.append(f"Each fold's items were decided at {net.get('scoring', '').split('; ', 1)[-1]}; the shipped "
+                   f"thresholds are {net.get('thresholds_from', '')}.")
+    return out + [""]

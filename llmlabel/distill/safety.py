@@ -56,12 +56,13 @@ class SafetyNetResult:
     verdict: str
     gain_over_gold_only: float
     notes: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)  # what a flavour adds (multi-label: the shipped thresholds)
 
     def to_dict(self) -> dict:
         return {"chosen": asdict(self.chosen), "metric": self.metric, "folds": self.folds,
                 "gold_rows_scored": self.n_scored, "weak_rows_per_fold": self.weak_sample,
                 "verdict": self.verdict, "gain_over_gold_only": self.gain_over_gold_only,
-                "candidates": self.rows, "notes": self.notes}
+                "candidates": self.rows, "notes": self.notes, **self.extra}
 
 
 def scores(y: np.ndarray, pred: np.ndarray, k: int) -> dict[str, float]:
@@ -117,13 +118,23 @@ class _Trainer:
 
     def fit_predict(self, kind: str, rows: np.ndarray, targets: np.ndarray, weights: np.ndarray,
                     test_rows: np.ndarray, fold: int = -1) -> np.ndarray:
+        return self.fit_proba(kind, rows, targets, weights, test_rows, fold).argmax(1)
+
+    def fit_proba(self, kind: str, rows: np.ndarray, targets: np.ndarray, weights: np.ndarray,
+                  test_rows: np.ndarray, fold: int = -1) -> np.ndarray:
+        """The student's probabilities for ``test_rows`` after training on ``rows`` (softmax, or per-class
+        sigmoid for a multi-label student); ``fold``: the fold scored (the tuned candidate's space)."""
         st = self.make(kind)
         if hasattr(st, "fit_features"):
             st.classes_ = list(self.classes)
             st.fit_features(self.features(kind, rows, st, fold), targets, weights)
-            return st.logits_from_features(self.features(kind, test_rows, st, fold)).argmax(1)
+            z = st.logits_from_features(self.features(kind, test_rows, st, fold)).astype(np.float64)
+            if st.multi_label:
+                return 1.0 / (1.0 + np.exp(-z))
+            e = np.exp(z - z.max(1, keepdims=True))
+            return e / e.sum(1, keepdims=True)
         st.fit([self.texts[i] for i in rows], proba=targets, classes=self.classes, sample_weight=weights)
-        return st.predict_proba([self.texts[i] for i in test_rows]).argmax(1)
+        return st.predict_proba([self.texts[i] for i in test_rows])
 
 
 def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[str], crossfit, make_student, *,
@@ -187,19 +198,29 @@ def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[s
                **scores(g_y[scored], pred[scored], k)}
         table.append(row)
         oof[len(table) - 1] = np.where(scored, pred, -1)
+    best, chosen, verdict, gain = choose(table, metric, len(g_rows),
+                                         lambda a, b: paired_se(oof[a], oof[b], g_y, k, metric))
+    return SafetyNetResult(chosen, metric, table, gold.folds, int(best["n"]), len(s_rows), verdict, float(gain),
+                           notes)
+
+
+def choose(table: list[dict], metric: str, n_gold: int, se_of) -> tuple[dict, Recipe, str, float]:
+    """``(winning row, its recipe, verdict, gain)``: the best recipe on the gold alone is the reference; the best
+    with weak labels replaces it only when it wins by more than ``se_of(weak index, gold index)``, the paired
+    standard error of the difference."""
     best_gold = max((i for i, r in enumerate(table) if r["weak"] == "none"), key=lambda i: table[i][metric])
     best_weak = max((i for i, r in enumerate(table) if r["weak"] != "none"), key=lambda i: table[i][metric],
                     default=None)
     gain = se = 0.0
     if best_weak is not None:
         gain = table[best_weak][metric] - table[best_gold][metric]
-        se = paired_se(oof[best_weak], oof[best_gold], g_y, k, metric)
+        se = se_of(best_weak, best_gold)
     uses_weak = best_weak is not None and gain > se
     best = table[best_weak if uses_weak else best_gold]
     chosen = Recipe(best["student"], best["weak"])
     name = metric.replace("_", "-")
     if not uses_weak:
-        verdict = (f"the gold alone won: {chosen.student} trained on the {len(g_rows)} gold rows "
+        verdict = (f"the gold alone won: {chosen.student} trained on the {n_gold} gold rows "
                    f"(out-of-fold {name} {best[metric]:.3f}; the best recipe with weak labels "
                    f"{'did not beat it by more than one standard error' if best_weak is not None else 'was not tried'}"
                    f", {100 * gain:+.1f} points, se {100 * se:.1f}); the weak labels were given weight 0")
@@ -208,8 +229,7 @@ def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[s
                    f"(se {100 * se:.1f}; {best[metric]:.3f} vs {table[best_gold][metric]:.3f} for "
                    f"{table[best_gold]['student']} on the gold alone); shipped: {chosen.student}, weak rows "
                    f"weighted '{chosen.weak}'")
-    return SafetyNetResult(chosen, metric, table, gold.folds, int(best["n"]), len(s_rows), verdict, float(gain),
-                           notes)
+    return best, chosen, verdict, float(gain)
 
 
 def paired_se(pred_a: np.ndarray, pred_b: np.ndarray, y: np.ndarray, k: int, metric: str, draws: int = 400,

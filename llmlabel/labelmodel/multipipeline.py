@@ -8,10 +8,15 @@
   their threshold; ``label`` (the single-label column) is the most probable class.
 - Review queue: items ranked by the expected number of wrong labels in their set, ``sum_j (p_j if not
   chosen else 1 - p_j)`` (uncovered items first among equals: nothing voted on them).
+- Gold (``--gold``: id + labels): its rows join the dev rows and are clamped (``source: human``, their labels and
+  P = 0/1 as given). With a dev set or gold and a votes folder holding cross-fitting votes (``label --gold``),
+  the per-fold label models of the safety net are fitted too (:mod:`llmlabel.labelmodel.multicrossfit`) and
+  written to the labeled file's cross-fitting sidecar.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,14 +28,17 @@ from ..multilabel_metrics import best_thresholds
 __all__ = ["aggregate_multi", "best_thresholds", "expected_set_errors", "load_multi_dev", "write_labeled_multi"]
 
 
-def load_multi_dev(path: str | Path, mv: MultiVotes) -> tuple[np.ndarray, np.ndarray]:
+def load_multi_dev(path: str | Path, mv: MultiVotes, what: str = "dev") -> tuple[np.ndarray, np.ndarray]:
     """``(rows into mv, Y_dev (n_dev, k) 0/1)`` from a JSONL/CSV of ``id`` + ``labels`` (list of names or ids,
-    or names joined by ``|``/``,``; ``label`` when ``labels`` is absent) matched to the voted items."""
+    or names joined by ``|``/``,``; ``label`` when ``labels`` is absent) matched to the voted items.
+    ``what`` names the file in errors (``dev`` or ``gold``)."""
     from ..artifacts.gold import read_gold
 
     if mv.ids is None:
-        raise InputError("these votes carry no item ids, so a dev file of id + labels cannot be matched", path=path)
-    g = read_gold(path, label_field="labels", fallback_field="label", split="|,", allow_empty=True, what="dev")
+        raise InputError(f"these votes carry no item ids, so a {what} file of id + labels cannot be matched",
+                         path=path)
+    g = read_gold(path, label_field="labels", fallback_field="label", split="|,", allow_empty=what == "dev",
+                  what=what)
     return g.rows_in(mv.ids), g.matrix(mv.labels, aliases=mv.label_ids)
 
 
@@ -80,8 +88,9 @@ def aggregate_multi(mv: MultiVotes, method: str = "auto", dev_rows=None, Y_dev=N
 
 
 def write_labeled_multi(out: str | Path, mv: MultiVotes, res: dict, texts=None, *, review_top: float = 0.1,
-                        meta: dict | None = None) -> dict[str, Path]:
-    """labeled.parquet with ``labels`` lists + ``p:<label>``, and the review queue (CSV + JSONL) beside it."""
+                        meta: dict | None = None, source=None) -> dict[str, Path]:
+    """labeled.parquet with ``labels`` lists + ``p:<label>`` (and ``source`` when given), and the review queue
+    (CSV + JSONL) beside it."""
     from ..artifacts.labeled import write_labeled
     from ..io_write import make_meta
     from .review import write_csv, write_jsonl
@@ -97,7 +106,7 @@ def write_labeled_multi(out: str | Path, mv: MultiVotes, res: dict, texts=None, 
         info["votes_depend_on"] = mv.meta["depends_on"]
     li = P.argmax(1)
     write_labeled(out, ids=ids, classes=mv.labels, proba=P, label_index=li, confidence=P[np.arange(len(P)), li],
-                  uncovered=res["uncovered"], texts=texts, labels=lists, multi_label=True, meta=info)
+                  uncovered=res["uncovered"], texts=texts, labels=lists, multi_label=True, meta=info, source=source)
     err = expected_set_errors(P, chosen)
     order = np.lexsort((np.arange(len(err)), ~res["uncovered"], -err))  # highest risk, uncovered first, stable
     n_top = int(round(review_top * len(err))) if review_top < 1 else int(review_top)
@@ -115,8 +124,9 @@ def write_labeled_multi(out: str | Path, mv: MultiVotes, res: dict, texts=None, 
 
 def aggregate_votes_multi(votes: str | Path, out: str | Path, *, dev: str | Path | None = None,
                           method: str = "auto", taxonomy: str | Path | None = None, review_top: float = 0.1,
-                          meta: dict | None = None) -> dict:
-    """What ``llmlabel aggregate`` does on a multi-label votes folder; returns the paths and the report."""
+                          meta: dict | None = None, gold: str | Path | None = None) -> dict:
+    """What ``llmlabel aggregate`` does on a multi-label votes folder; returns the paths and the report.
+    ``gold``: human label sets, clamped and joining the dev rows (module docstring)."""
     from ..artifacts.multivotes import read_multi_votes
 
     labels = None
@@ -125,10 +135,49 @@ def aggregate_votes_multi(votes: str | Path, out: str | Path, *, dev: str | Path
 
         labels = load_taxonomy(taxonomy).classes()
     mv, texts = read_multi_votes(votes, labels)
-    rows = Y = None
+    rows = Y = g_rows = g_Y = None
     if dev is not None:
         rows, Y = load_multi_dev(dev, mv)
+    if gold is not None:
+        g_rows, g_Y = load_multi_dev(gold, mv, "gold")
+        if rows is None:
+            rows, Y = g_rows, g_Y
+        else:  # a row in both files counts once, with the gold's labels
+            other = ~np.isin(rows, g_rows)
+            rows, Y = np.concatenate([rows[other], g_rows]), np.concatenate([Y[other], g_Y])
     res = aggregate_multi(mv, method, rows, Y)
-    paths = write_labeled_multi(out, mv, res, texts, review_top=review_top, meta=meta)
+    source = None
+    if gold is not None:
+        res["proba"][g_rows] = g_Y
+        res["chosen"][g_rows] = g_Y
+        res["uncovered"][g_rows] = False
+        source = np.full(len(mv), "model", dtype=object)
+        source[g_rows] = "human"
+        res["report"].update(n_gold=int(len(g_rows)), n_gold_selection=int(len(g_rows)), n_gold_clamped_only=0)
+    t0 = time.perf_counter()
+    side = _crossfit_sidecar(votes, out, mv, rows, Y, method)
+    if side is not None:
+        res["report"]["crossfit_seconds"] = round(time.perf_counter() - t0, 1)
+    paths = write_labeled_multi(out, mv, res, texts, review_top=review_top, meta=meta, source=source)
+    if side is not None:
+        paths["crossfit"] = side
     return {"paths": paths, "report": res["report"], "items": len(mv), "n": len(mv), "uncovered": int(res["uncovered"].sum()),
             "mean_labels": float(res["chosen"].sum(1).mean())}
+
+
+def _crossfit_sidecar(votes, out, mv: MultiVotes, rows, Y, method: str) -> Path | None:
+    """The labeled file's multi-label cross-fitting sidecar, when the votes folder holds cross-fitting votes and
+    a dev set or gold was given; a stale sidecar from an earlier run is removed otherwise."""
+    from ..artifacts.crossfit import crossfit_labels_path, read_crossfit_multi_votes, write_crossfit_labels
+    from .multicrossfit import crossfit_multi_labels
+
+    side = crossfit_labels_path(out)
+    cv = read_crossfit_multi_votes(votes) if rows is not None and Path(votes).is_dir() else None
+    made = None if cv is None else crossfit_multi_labels(
+        mv, cv, rows, Y, lambda votes, r, y: aggregate_multi(votes, method, r, y))
+    if made is None:
+        side.unlink(missing_ok=True)
+        return None
+    ids, proba, thresholds, folds = made
+    return write_crossfit_labels(out, ids=ids, classes=mv.labels, proba=proba, gold=folds, thresholds=thresholds,
+                                 meta={"method": method})

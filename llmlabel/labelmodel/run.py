@@ -35,7 +35,7 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
     strategy or with no ``strategy`` field are also used, cross-fitted, to choose and calibrate the model; each such run appends a round to ``review_rounds.json`` beside ``output``.
     Returns the written paths, the label model's report, and item counts. Multi-label votes get per-label
     label models, per-label thresholds (F1 on dev) and ``labels`` lists (:mod:`llmlabel.labelmodel.multipipeline`;
-    ``gold`` is not used there).
+    there ``gold`` (id + labels) is clamped and joins the dev rows).
     """
     from ..io_write import check_writable
     from .gold import aggregate_with_gold, append_round, load_gold
@@ -50,7 +50,7 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
         from .multipipeline import aggregate_votes_multi
 
         return aggregate_votes_multi(votes, output, dev=dev, method=method, taxonomy=taxonomy,
-                                     review_top=review_top)
+                                     review_top=review_top, gold=gold)
     L, texts, L_dev, y_dev = load_inputs(votes, dev, taxonomy)
     res = aggregate_with_gold(L, method, L_dev, y_dev, *(load_gold(gold, L, with_strategy=True) if gold else (None, None, None)))
     paths = write_labeled(output, L, res, texts, review_top=review_top if review_top < 1 else int(review_top),

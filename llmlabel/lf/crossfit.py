@@ -8,6 +8,9 @@ vote on a seeded sample of the other items with fold f held out (``GoldSet.as_fo
 :mod:`llmlabel.artifacts.crossfit` writes them beside the votes. LFs that do not read the gold keep their
 votes in the main shards; prompted LFs that pick few-shot examples from the gold are not re-asked (one LLM
 call per item and fold): their main votes stand in, and the file's metadata says so.
+
+Multi-label runs (:func:`llmlabel.lf.multispec.write_crossfit_multi`) do the same with the multi-label gold LFs (kNN and the one-vs-rest
+classifier over a :class:`~llmlabel.lf.gold.MultiGoldSet`), in the multi-label votes layout.
 """
 
 from __future__ import annotations
@@ -65,31 +68,47 @@ def write_crossfit(folder, lfs, gold, labels: Sequence[str], *, depends: dict, d
     """Make and write ``folder/_crossfit.parquet`` for a finished votes folder (once: an up-to-date file made
     from the same inputs is kept). Texts come from the votes' shards, or from ``data`` when the votes keep
     none. Returns a summary, or None when no LF reads the gold."""
-    from ..artifacts.crossfit import VOTES_FILE, GoldFolds, read_crossfit_votes, write_crossfit_votes
-    from ..artifacts.votes import read_votes
+    from ..artifacts.crossfit import GoldFolds, read_crossfit_votes, write_crossfit_votes
 
     if not any(gold_derived(lf) for lf in lfs):
         return None
-    try:
-        old = read_crossfit_votes(folder)
-    except Exception:  # noqa: BLE001 - a damaged or foreign file is simply made again
-        old = None
-    if old is not None and old.meta.get("depends_on") == depends:
-        return {"file": str(folder / VOTES_FILE), "items": len(old.ids), "reused": True}
-    L, _, texts = read_votes(folder)
-    ids = [str(i) for i in L.ids]
-    pick = crossfit_sample(ids, set(gold.ids), size, seed)
-    sample_ids = [ids[i] for i in pick]
-    if texts is None:
-        texts = _texts_from_corpus(data, set(sample_ids), text_field, id_field)
-        sample_texts = [texts[i] for i in sample_ids]
-    else:
-        sample_texts = [texts[i] for i in pick]
+    old = current_summary(folder, read_crossfit_votes, depends)
+    if old is not None:
+        return old
+    sample_ids, sample_texts = sample_items(folder, gold, data, text_field, id_field, size, seed)
     names, votes, probs, stand_ins = crossfit_votes(lfs, gold, sample_texts, sample_ids, labels)
     folds = GoldFolds(tuple(gold.ids), np.asarray(gold.fold), gold.folds, np.asarray(gold.y))
     path = write_crossfit_votes(folder, ids=sample_ids, lf_names=names, votes=votes, probs=probs, gold=folds,
                                 meta={"depends_on": depends, "sample_seed": seed, "llm_stand_ins": stand_ins})
     return {"file": str(path), "items": len(sample_ids), "lfs": names, "llm_stand_ins": stand_ins, "reused": False}
+
+
+def current_summary(folder, read, depends: dict) -> dict | None:
+    """The summary of a cross-fitting file already made from the same inputs, else None."""
+    from ..artifacts.crossfit import VOTES_FILE
+
+    try:
+        old = read(folder)
+    except Exception:  # noqa: BLE001 - a damaged or foreign file is simply made again
+        old = None
+    if old is not None and old.meta.get("depends_on") == depends:
+        return {"file": str(folder / VOTES_FILE), "items": len(old.ids), "reused": True}
+    return None
+
+
+def sample_items(folder, gold, data, text_field, id_field, size: int, seed: int) -> tuple[list[str], list[str]]:
+    """(ids, texts) of the seeded sample of the votes folder's items that are not gold; texts from the shards,
+    or from ``data`` when the votes keep none."""
+    from ..artifacts.votes import read_votes
+
+    L, _, texts = read_votes(folder)
+    ids = [str(i) for i in L.ids]
+    pick = crossfit_sample(ids, set(gold.ids), size, seed)
+    sample_ids = [ids[i] for i in pick]
+    if texts is None:
+        by_id = _texts_from_corpus(data, set(sample_ids), text_field, id_field)
+        return sample_ids, [by_id[i] for i in sample_ids]
+    return sample_ids, [texts[i] for i in pick]
 
 
 def _texts_from_corpus(data, wanted: set[str], text_field, id_field) -> dict[str, str]:

@@ -86,6 +86,37 @@ class GoldSet:
             self._forced = -1
 
 
+class MultiGoldSet(GoldSet):
+    """Multi-label gold: ``Y`` (n, k) 0/1 over ``labels`` (the taxonomy's leaves), ``label_sets`` (names), and the
+    same cross-fitting folds (:meth:`item_folds`, :meth:`as_fold`). The folds are stratified by each row's rarest
+    label (``y`` holds that stratum, ``len(labels)`` for a row without labels), so the few gold positives of a rare
+    label are spread over the folds instead of landing in one."""
+
+    def __init__(self, ids: Sequence, texts: Sequence[str], label_sets: Sequence[Sequence[str]], *,
+                 labels: Sequence[str], folds: int = 5, seed: int = 0, source: str | None = None) -> None:
+        from ..labelsets import label_set_matrix
+
+        labels = list(labels)
+        try:
+            Y = label_set_matrix(label_sets, {x: j for j, x in enumerate(labels)}, np.int8)
+        except KeyError as e:
+            raise ConfigError(f"gold label {e.args[0]!r} is not a leaf of the taxonomy", path=source,
+                              field="labels") from None
+        count = Y.sum(0).astype(np.int64)
+        rarest = np.where(Y > 0, count[None, :], np.iinfo(np.int64).max).argmin(1)
+        strata = np.where(Y.any(1), rarest, len(labels))
+        super().__init__(ids, texts, strata, labels=labels + ["(no label)"], folds=folds, seed=seed, source=source)
+        self.labels, self.Y = labels, Y
+        self.label_sets = [[str(x) for x in s] for s in label_sets]
+
+
+def load_multi_gold(path: str | Path, taxonomy, *, folds: int = 5, seed: int = 0) -> MultiGoldSet:
+    """The multi-label gold file (:func:`read_multi_gold`) with its cross-fitting folds."""
+    ids, texts, labs = read_multi_gold(path, taxonomy)
+    return MultiGoldSet(ids, texts, labs, labels=[lab.name for lab in taxonomy.leaves()], folds=folds, seed=seed,
+                        source=str(path))
+
+
 def load_gold(path: str | Path, labels: Sequence[str], *, ids: Sequence[str] | None = None, folds: int = 5,
               seed: int = 0, text_field: str = "text", label_field: str = "label") -> GoldSet:
     """Read a gold JSONL/CSV (through :mod:`llmlabel.artifacts.gold`); labels are taxonomy class names (or ids

@@ -34,8 +34,8 @@ class BuildContext:
     the run is multi-label, the ``--model`` specs, the engine factory, the gold, a shared embedder and the
     run's tuned encoder (read by ``embedder: tuned`` and ``kind: setfit``).
 
-    ``gold`` is a :class:`~llmlabel.lf.gold.GoldSet` for a single-label run and the gold file's path for a
-    multi-label one (read once, on first use)."""
+    ``gold`` is a :class:`~llmlabel.lf.gold.GoldSet` for a single-label run, and a
+    :class:`~llmlabel.lf.gold.MultiGoldSet` or the gold file's path (read once, on first use) for a multi-label one."""
 
     taxonomy: Any
     multi_label: bool = False
@@ -71,9 +71,10 @@ class BuildContext:
         if not self.multi_label:
             return self.gold
         if self._multi_gold is None:
-            from .gold import read_multi_gold
+            from .gold import MultiGoldSet, load_multi_gold
 
-            self._multi_gold = read_multi_gold(self.gold, self.taxonomy)
+            self._multi_gold = self.gold if isinstance(self.gold, MultiGoldSet) else \
+                load_multi_gold(self.gold, self.taxonomy)
         return self._multi_gold
 
     def need_tuned(self, lf: str):
@@ -278,10 +279,10 @@ class KnnSpec(_GoldCut):
     def build_multi(self, ctx: BuildContext) -> list:
         from .multilabel import MultiKnnLF
 
-        gids, gtexts, glabs = ctx.need_gold(self.name)
-        return [MultiKnnLF(self.name, gtexts, glabs, labels=[lab.name for lab in ctx.leaves], gold_ids=gids,
+        g = ctx.need_gold(self.name)
+        return [MultiKnnLF(self.name, g.texts, g.label_sets, labels=[lab.name for lab in ctx.leaves], gold_ids=g.ids,
                            embedder=ctx.embedder_for(self), k=self.k,
-                           threshold=0.5 if self.threshold is None else self.threshold)]
+                           threshold=0.5 if self.threshold is None else self.threshold, gold=g)]
 
 
 class LogRegSpec(_GoldCut):
@@ -340,6 +341,7 @@ class ClassifierSpec(_Embedded):
     def build_multi(self, ctx: BuildContext) -> list:
         from .multiclassifier import MultiClassifierLF
 
-        gids, gtexts, glabs = ctx.need_gold(self.name)
-        return [MultiClassifierLF(self.name, gtexts, glabs, labels=[lab.name for lab in ctx.leaves], gold_ids=gids,
-                                  embedder=ctx.embedder_for(self), threshold=self.threshold, low=self.low)]
+        g = ctx.need_gold(self.name)
+        return [MultiClassifierLF(self.name, g.texts, g.label_sets, labels=[lab.name for lab in ctx.leaves],
+                                  gold_ids=g.ids, embedder=ctx.embedder_for(self), threshold=self.threshold,
+                                  low=self.low, gold=g)]

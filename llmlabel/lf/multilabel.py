@@ -8,7 +8,8 @@
   with a threshold per label: 1 at or above it, 0 below ``low`` (per label too), abstain between.
 - :class:`MultiKnnLF` — the ``k`` gold items nearest by embedding vote with their label sets (1 when at
   least ``threshold`` of the neighbours' weight carries the label, 0 when none does); an item that is itself
-  a gold item never sees itself, so its votes there are out-of-sample.
+  a gold item never sees itself (with a :class:`~llmlabel.lf.gold.MultiGoldSet`: nor its cross-fitting fold),
+  so its votes there are out-of-sample.
 - :class:`~llmlabel.lf.prompted.PromptedMultiLabelLF` — yes/no per label through ``choose()`` (prompt text
   first, label last, so all k prompts of an item share their prefix in the engine's cache).
 - :class:`PromptedListLF` — one generation per item whose JSON reply lists label names (the schema's enum is
@@ -147,11 +148,15 @@ class MultiKnnLF(MultiLabelLF):
 
     def __init__(self, name: str, gold_texts: Sequence[str], gold_labels: Sequence[Sequence[str]], *,
                  labels: Sequence[str], gold_ids: Sequence[str] | None = None, embedder: Any = "minilm", k: int = 10,
-                 threshold: float = 0.5, min_similarity: float = 0.0, temperature: float = 0.05) -> None:
+                 threshold: float = 0.5, min_similarity: float = 0.0, temperature: float = 0.05,
+                 gold=None) -> None:
         super().__init__(name, list(labels))
         Y = _gold_label_matrix(name, gold_texts, gold_labels, self._index)
         self.gold_texts, self.Y = [str(t) for t in gold_texts], Y
         self.gold_ids = None if gold_ids is None else [str(i) for i in gold_ids]
+        self.gold = gold  # a MultiGoldSet over these rows: fold masks (and ``as_fold``) instead of leave-one-out
+        if gold is not None and len(gold) != len(self.gold_texts):
+            raise ConfigError(f"LF '{name}': the gold folds cover {len(gold)} rows, not {len(self.gold_texts)}")
         self.embedder, self.k = embedder, int(k)
         self.threshold, self.min_similarity, self.temperature = float(threshold), float(min_similarity), float(temperature)
         self._vecs: np.ndarray | None = None
@@ -168,7 +173,10 @@ class MultiKnnLF(MultiLabelLF):
 
         vecs = np.asarray(_embedder(self.embedder).encode(texts), dtype=np.float32)
         sims = vecs @ self._gold_vectors().T
-        if self.gold_ids is not None and items is not None:  # a gold item never votes for itself
+        if self.gold is not None:  # a gold item sees the other folds; inside ``as_fold(f)`` other items too
+            own = self.gold.item_folds(None if items is None else [it.get("id") for it in items], len(sims))
+            sims[(own[:, None] >= 0) & (own[:, None] == self.gold.fold[None, :])] = -np.inf
+        elif self.gold_ids is not None and items is not None:  # a gold item never votes for itself
             pos = {g: j for j, g in enumerate(self.gold_ids)}
             rows = [(i, pos[str(it.get("id"))]) for i, it in enumerate(items) if str(it.get("id")) in pos]
             if rows:
@@ -178,11 +186,12 @@ class MultiKnnLF(MultiLabelLF):
         nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         s = np.take_along_axis(sims, nn, 1)
         best = s.max(1, keepdims=True)
-        w = np.where(np.isfinite(s), np.exp((s - best) / self.temperature), 0.0)
+        seen = np.isfinite(best[:, 0])
+        w = np.where(np.isfinite(s), np.exp((s - np.where(seen[:, None], best, 0.0)) / self.temperature), 0.0)
         w /= np.maximum(w.sum(1, keepdims=True), 1e-12)
         p = np.einsum("nk,nkc->nc", w, self.Y[nn])
         votes = np.where(p >= self.threshold, 1, np.where(p <= 1e-6, 0, ABSTAIN)).astype(np.int16)
-        votes[best[:, 0] < self.min_similarity] = ABSTAIN
+        votes[~seen | (best[:, 0] < self.min_similarity)] = ABSTAIN
         return votes, p
 
 

@@ -103,7 +103,12 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, model
     from ..progress import Ticker
     from .apply import ErrorShare, with_last
 
-    lfs = build_multi_lfs(spec, tax, models=models, gold=gold, embedder=embedder, engines=engines)
+    gold_set = None
+    if gold is not None:  # read once, with the cross-fitting folds every gold-derived LF shares
+        from .gold import load_multi_gold
+
+        gold_set = load_multi_gold(gold, tax, folds=spec.gold_folds)
+    lfs = build_multi_lfs(spec, tax, models=models, gold=gold_set, embedder=embedder, engines=engines)
     leaves = tax.leaves()
     labels, lids = [lab.name for lab in leaves], [lab.id for lab in leaves]
     used = {lf.name: getattr(lf.engine, "spec", None) or str(lf.engine)
@@ -137,5 +142,42 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, model
             rows += len(keep)
             tick(len(keep))
     errors = {lf.name: int(sum(v for x, v in w.errors.items() if x.startswith(lf.name + "/"))) for lf in lfs}
+    crossfit = None
+    if gold_set is not None:  # the safety net's cross-fitted votes (lf/crossfit.py)
+        crossfit = write_crossfit_multi(out, lfs, gold_set, label_ids=lids, depends=deps, data=data,
+                                        text_field=text_field, id_field=id_field)
     return {"rows_labeled": rows, "shards": w.shards, "errors": errors, "out": str(out),
-            "read": corpus.stats.summary(), "multi_label": True}
+            "read": corpus.stats.summary(), "multi_label": True, "crossfit": crossfit}
+
+
+def write_crossfit_multi(folder, lfs, gold, *, label_ids: Sequence[str], depends: dict, data=None,
+                         text_field=None, id_field=None, size: int | None = None, seed: int = 0) -> dict | None:
+    """:func:`llmlabel.lf.crossfit.write_crossfit` for a multi-label votes folder: the multi-label gold LFs'
+    votes on the sample, once per fold of ``gold`` (a :class:`~llmlabel.lf.gold.MultiGoldSet`), in the
+    multi-label layout (:func:`llmlabel.artifacts.crossfit.write_crossfit_multi_votes`)."""
+    from ..artifacts.crossfit import VOTES_FILE, GoldFolds, read_crossfit_multi_votes, write_crossfit_multi_votes
+    from .crossfit import SAMPLE_ROWS, sample_items, current_summary, gold_derived
+
+    chosen = [lf for lf in lfs if gold_derived(lf) and lf.cost != "llm"]
+    if not chosen:  # nothing to cross-fit; a file left by an earlier spec of this folder would be stale
+        (Path(folder) / VOTES_FILE).unlink(missing_ok=True)
+        return None
+    old = current_summary(folder, read_crossfit_multi_votes, depends)
+    if old is not None:
+        return old
+    ids, texts = sample_items(folder, gold, data, text_field, id_field, size or SAMPLE_ROWS, seed)
+    items = [{"id": i, "text": t} for i, t in zip(ids, texts)]
+    votes, p_yes = [], []
+    for f in range(gold.folds):
+        with gold.as_fold(f):
+            mv = apply_multi_lfs(chosen, texts, labels=gold.labels, label_ids=list(label_ids), items=items, ids=ids)
+        votes.append(mv.votes)
+        p_yes.append(mv.p_yes)
+    folds = GoldFolds(tuple(gold.ids), np.asarray(gold.fold), gold.folds, np.asarray(gold.Y))
+    names = [lf.name for lf in chosen]
+    path = write_crossfit_multi_votes(folder, ids=ids, lf_names=names, labels=gold.labels, label_ids=label_ids,
+                                      votes=votes, p_yes=p_yes, gold=folds,
+                                      meta={"depends_on": depends, "sample_seed": seed,
+                                            "llm_stand_ins": [lf.name for lf in lfs
+                                                              if gold_derived(lf) and lf.cost == "llm"]})
+    return {"file": str(path), "items": len(ids), "lfs": names, "reused": False}

@@ -197,8 +197,8 @@ def build_lfs(spec: LFSpecFile, taxonomy, *, models: list[str] | None = None,
     A prompted LF without ``model``/``models`` becomes one LF per entry of ``models`` (the ``--model``
     options), named ``<name>@<model>`` when there are several. ``engines`` turns a model spec into the engine
     the LF runs on (:func:`llmlabel.llm.engine_factory`, which carries the run's cache options; default:
-    one with the default cache). ``gold``: a :class:`~llmlabel.lf.gold.GoldSet` (single-label) or the gold
-    file (``multi_label``); ``embedder`` (an embedder object) replaces the spec's embedder names for
+    one with the default cache). ``gold``: a :class:`~llmlabel.lf.gold.GoldSet` (single-label), or a
+    :class:`~llmlabel.lf.gold.MultiGoldSet` or the gold file (``multi_label``); ``embedder`` (an embedder object) replaces the spec's embedder names for
     embedding-based LFs, so a caller can share one cached embedder. ``multi_label``: the multi-label form of
     every kind (:mod:`llmlabel.lf.multispec`). ``tuned``: the run's tuned encoder (a
     :class:`llmlabel.tuned.TunedEncoder`, or a no-argument function that fits or loads it), read by
