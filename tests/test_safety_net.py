@@ -118,7 +118,7 @@ def test_distill_ships_the_recipe_that_wins_on_the_gold(tmp_path, weak):
     true = np.array([classes.index(r["category"]) for r in rows])
     weak_y = true if weak == "right" else rng.permutation(true)
     path, true = _write_run(tmp_path, weak_y, rows, gold_idx, classes)
-    res = distill(path, tmp_path / "model", student="auto", min_per_class=1)
+    res = distill(path, tmp_path / "model", student="auto", min_per_class=1, tuned_encoder=False)
     net = res.metrics["safety_net"]
     table = {(r["student"], r["weak"]): r for r in net["candidates"]}
     assert len(table) == 6 and all(r["n"] == 40 for r in table.values())
@@ -136,6 +136,50 @@ def test_distill_ships_the_recipe_that_wins_on_the_gold(tmp_path, weak):
     assert acc > (0.8 if weak == "right" else 0.3)  # 20 intents: chance is 0.05
     card = (tmp_path / "model" / "README.md").read_text(encoding="utf-8")
     assert "Out-of-fold on the gold" in card and net["verdict"] in card
+
+
+def test_the_tuned_candidate_is_honest_fitted_once_and_ships_without_its_halves(tmp_path, monkeypatch):
+    """The probe on the encoder tuned on the gold: fold f's gold is embedded by the half that never saw fold f;
+    the encoder is fitted once beside the labeled file and reused by a second distill; what ships is a probe
+    over the full encoder (no halves in the model folder) that learned the task."""
+    from llmlabel.distill import safety
+    from llmlabel.distill.api import distill
+    from llmlabel.distill.export import load_student
+    from llmlabel.tuned import TunedEncoder, TuneSettings
+
+    monkeypatch.setattr("llmlabel.tuned.encoder.TuneSettings", lambda: TuneSettings(epochs=2))  # CI: 2 epochs
+    classes = INTENTS[:4]
+    rows = sample_rows(classes)
+    true = np.array([classes.index(r["category"]) for r in rows])
+    gold_idx = np.sort(np.random.default_rng(2).choice(len(rows), 24, replace=False))
+    path, _ = _write_run(tmp_path, true, rows, gold_idx, classes)
+    seen = []
+    real = TunedEncoder.for_fold
+
+    def spy(self, fold):
+        seen.append((fold, self.part_for_fold(fold)))
+        return real(self, fold)
+
+    monkeypatch.setattr(TunedEncoder, "for_fold", spy)
+    res = distill(path, tmp_path / "model", student="auto", min_per_class=1)
+    net = res.metrics["safety_net"]
+    assert {r["student"] for r in net["candidates"]} == {"static", "probe", "tuned"}
+    enc = TunedEncoder(tmp_path / "encoder")
+    halves = enc.meta["gold_halves"]
+    fold = np.arange(len(gold_idx)) % 4  # _write_run's folds
+    for f, part in seen:  # each fold's rows came from the half fitted on the other parity's gold only
+        assert part == f"half{1 - f % 2}"
+        assert all(halves[rows[i]["id"]] == f % 2 for i, g in zip(gold_idx, fold) if g == f)
+    assert {f % 2 for f, _ in seen} == {0, 1}  # one encode per half: folds of a parity share their space
+    created = enc.meta["created"]
+    distill(path, tmp_path / "model2", student="auto", min_per_class=1)
+    assert TunedEncoder(tmp_path / "encoder").meta["created"] == created  # reused, not refitted
+    if net["chosen"]["student"] == "tuned":
+        assert not (tmp_path / "model" / "encoder" / "halves").exists()
+    rest = np.setdiff1d(np.arange(len(rows)), gold_idx)
+    pred = load_student(tmp_path / "model").predict_proba([rows[i]["text"] for i in rest]).argmax(1)
+    assert float(np.mean(pred == true[rest])) > 0.6  # 4 intents: chance is 0.25
+    assert safety.recipes(("tuned",))[-1] == safety.Recipe("probe", "none")  # LR on the gold is always a candidate
 
 
 def test_without_the_sidecar_or_with_a_weak_weight_the_net_does_not_run(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts.labeled import LabeledData
+from .data import LabeledData
 
 
 def _agrees(enc, ids, fold) -> bool:
