@@ -131,17 +131,20 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
         else:
             from .safety import run_safety_net
 
+            t_net = time.perf_counter()
             if student == "auto" and tuned_encoder:
                 from .tuned_net import net_encoder
 
                 tuned = net_encoder(d, crossfit)
                 candidates += ("tuned",) if tuned is not None else ()
+            t_enc = time.perf_counter() - t_net
 
             def make(kind: str):
                 return make_student(f"probe:{tuned.folder}" if kind == "tuned" else kind, seed=seed)
 
             net = run_safety_net(d.texts, d.ids, d.classes, crossfit, make, students=candidates,
                                  metric=select_metric, soft=soft is not False, tuned=tuned)
+            net.extra.update(seconds=round(time.perf_counter() - t_net, 1), encoder_seconds=round(t_enc, 1))
         student, d, weak_weight = _ship(student, net.chosen, d)
         if student == "tuned":
             student = f"probe:{tuned.folder}"
