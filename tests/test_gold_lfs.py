@@ -13,7 +13,7 @@ from llmlabel.lf.keyword import keyphrase_lfs
 from llmlabel.lf.knn import KnnLF
 from llmlabel.lf.spec import LFSpecFile, build_lfs, load_lf_spec
 from llmlabel.lf.supervised import GoldLogRegLF
-from llmlabel.schema import Taxonomy
+from llmlabel.artifacts.taxonomy import Taxonomy
 
 from test_knn import LABELS, _BagEmbedder
 

@@ -13,7 +13,7 @@ from llmlabel.lf.gold import GoldSet, load_gold
 from llmlabel.lf.knn import GoldNeighbours, KnnLF
 from llmlabel.lf.prompted_gold import GoldFewShotLF
 from llmlabel.lf.spec import build_lfs, load_lf_spec
-from llmlabel.schema import Taxonomy
+from llmlabel.artifacts.taxonomy import Taxonomy
 
 LABELS = ["refund", "lost card", "transfer"]
 

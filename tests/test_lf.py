@@ -7,14 +7,14 @@ import pytest
 
 from llmlabel.errors import ConfigError, InputError
 from llmlabel.labelmodel import DawidSkene, MajorityVote
-from llmlabel.labelmodel.matrix import LabelMatrix
+from llmlabel.artifacts.matrix import LabelMatrix
 from llmlabel.labelmodel.multilabel import MultiLabel
 from llmlabel.lf import ABSTAIN, PromptedLF, PromptedMultiLabelLF, labeling_function, match_prior
 from llmlabel.lf.apply import apply_lfs
 from llmlabel.lf.embedding import EmbeddingLF
 from llmlabel.lf.keyword import KeywordLF
 from llmlabel.lf.spec import build_lfs, load_lf_spec
-from llmlabel.schema import Taxonomy
+from llmlabel.artifacts.taxonomy import Taxonomy
 
 LABELS = ["refund", "lost card", "transfer"]
 

@@ -128,7 +128,7 @@ def _jsonl(p: Path) -> list[dict]:
 
 def test_run_gives_the_step_by_step_files_and_a_student_that_learnt_the_soft_labels(tmp_path):
     from llmlabel.distill.data import read_labeled
-    from llmlabel.schema import load_taxonomy
+    from llmlabel.artifacts.taxonomy import load_taxonomy
 
     lfs = tmp_path / "lfs.yaml"
     lfs.write_text("lfs:\n  - {kind: keyphrases}\n  - {name: emb, kind: embedding, embedder: wordllama}\n")

@@ -264,7 +264,7 @@ def test_predict_on_ray_equals_local(work, marks, tiny_qwen2):
 def test_taxonomy_fits_on_a_sample_and_assigns_every_item_on_ray(work, marks):
     from llmlabel.embed import load_embedder
     from llmlabel.scale.ray import assign_taxonomy_ray
-    from llmlabel.schema import load_taxonomy
+    from llmlabel.artifacts.taxonomy import load_taxonomy
     from llmlabel.taxonomy.induce import embed_texts
 
     kept = write_corpus(work / "data.jsonl", 1000)

@@ -146,7 +146,7 @@ def test_import_unknown_label_is_an_error_naming_the_task_or_extends_the_taxonom
     tax = tmp_path / "taxonomy.yaml"
     tax.write_text((run["run"] / "taxonomy.yaml").read_text())
     assert _cli("review", "import", export, "-o", tmp_path / "g.jsonl", "-t", tax, "--add-labels") == 0
-    from llmlabel.schema import load_taxonomy
+    from llmlabel.artifacts.taxonomy import load_taxonomy
 
     assert [lab.name for lab in load_taxonomy(tax).labels][-1] == "account access"
 

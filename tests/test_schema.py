@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmlabel.errors import ConfigError
-from llmlabel.schema import LabelDef, Taxonomy, load_taxonomy, save_taxonomy, slugify
+from llmlabel.artifacts.taxonomy import LabelDef, Taxonomy, load_taxonomy, save_taxonomy, slugify
 
 GOOD = """\
 instruction: route customer messages

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from llmlabel.errors import InputError, OutputParseError
-from llmlabel.schema import OTHER, load_taxonomy, save_taxonomy
+from llmlabel.artifacts.taxonomy import OTHER, load_taxonomy, save_taxonomy
 from llmlabel.taxonomy import evaluate_assignments, induce_taxonomy, write_outputs
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "banking77_sample.jsonl"

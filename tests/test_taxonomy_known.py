@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmlabel.errors import ConfigError
-from llmlabel.schema import load_taxonomy
+from llmlabel.artifacts.taxonomy import load_taxonomy
 from llmlabel.taxonomy import read_label_file, taxonomy_from_labels
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "banking77_sample.jsonl"

@@ -17,13 +17,13 @@ from .dawid_skene import DawidSkene, OneCoinDawidSkene
 from .heldout import HeldOutSelect
 from .hyperlm import HyperLM, hyperlm_available
 from .majority import MajorityVote, WeightedVote
-from .matrix import LabelMatrix
+from ..artifacts.matrix import LabelMatrix
 from .multilabel import MultiLabel
 from .redundancy import redundancy_weights
 from .review import review_queue, review_scores, to_label_studio, write_csv, write_jsonl, write_label_studio
 from .select import DEFAULT_CANDIDATES, DEFAULT_MODEL, make_model, select_label_model
 from .stacked import StackedVote
-from .wrench import load_wrench, load_wrench_label_names
+from ..artifacts.wrench import load_wrench, load_wrench_label_names
 
 __all__ = [
     "ABSTAIN", "LabelModel", "Votes", "as_votes", "break_ties",

@@ -67,19 +67,9 @@ def isotonic_fit(x: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndar
     xs, inv = np.unique(x, return_inverse=True)
     w = np.bincount(inv).astype(float)
     mean = np.bincount(inv, weights=target) / w
-    try:
-        from scipy.optimize import isotonic_regression  # scipy >= 1.12
-        fitted = isotonic_regression(mean, weights=w).x
-    except ImportError:  # pragma: no cover - old scipy: pool-adjacent-violators over the (few) dev knots
-        vals, wts, sizes = [], [], []
-        for v, ww in zip(mean, w):
-            vals.append(v), wts.append(ww), sizes.append(1)
-            while len(vals) > 1 and vals[-2] > vals[-1]:
-                v2, w2, s2 = vals.pop(), wts.pop(), sizes.pop()
-                vals[-1] = (vals[-1] * wts[-1] + v2 * w2) / (wts[-1] + w2)
-                wts[-1] += w2
-                sizes[-1] += s2
-        fitted = np.repeat(vals, sizes)
+    from scipy.optimize import isotonic_regression  # scipy >= 1.12 (the floor in pyproject.toml)
+
+    fitted = isotonic_regression(mean, weights=w).x
     return xs, np.asarray(fitted, float)
 
 

@@ -116,7 +116,7 @@ def collect(paths: list[str | Path], *, dev: str | Path | None = None) -> RunInp
                          hint="give a run folder (taxonomy.yaml, votes/, labeled.parquet, model/) or such files")
     run = RunInputs(sources={k: str(v) for k, v in found.items()})
     if "taxonomy" in found:
-        from ..schema import load_taxonomy
+        from ..artifacts.taxonomy import load_taxonomy
 
         run.taxonomy = load_taxonomy(found["taxonomy"])
     if "labeled" in found:

@@ -68,7 +68,7 @@ def import_annotations(export: str | Path, output: str | Path, *, taxonomy: str 
     output = Path(output)
     classes, tax = None, None
     if taxonomy is not None:
-        from ..schema import load_taxonomy
+        from ..artifacts.taxonomy import load_taxonomy
 
         tax = load_taxonomy(taxonomy)
         classes = [lab.name for lab in tax.labels]
@@ -89,7 +89,7 @@ def import_annotations(export: str | Path, output: str | Path, *, taxonomy: str 
             raise InputError(f"task {missing[0]['task_id']}: item {missing[0]['id']!r} is not in the labeled file",
                              path=export, hint="import into the run the tasks were exported from")
     if summary["new_labels"]:
-        from ..schema import LabelDef, save_taxonomy, slugify
+        from ..artifacts.taxonomy import LabelDef, save_taxonomy, slugify
 
         taken = {lab_.id for lab_ in tax.labels}
         for name in summary["new_labels"]:

@@ -46,7 +46,7 @@ def assign_taxonomy_ray(corpus: str | Path, out: str | Path, *, sample: int | No
 
     from ..embed import load_embedder
     from ..io import atomic_write, make_meta, write_jsonl
-    from ..schema import OTHER, save_taxonomy
+    from ..artifacts.taxonomy import OTHER, save_taxonomy
     from ..taxonomy import induce_taxonomy
     from ..taxonomy.assign import TaxonomyAssigner
     from ..taxonomy.induce import embed_texts

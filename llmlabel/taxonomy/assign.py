@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..schema import OTHER
+from ..artifacts.taxonomy import OTHER
 from .cluster import OUTLIER_Z, nearest
 
 MIN_FOR_CUT = 10  # sample items a label needs before it gets a cut-off (fewer: never "other" by score)
