@@ -7,11 +7,9 @@ who knows the label set would write, and for WRENCH sets the published LF votes 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,48 +41,9 @@ TREC_NAMES = {"DESC": "description", "ENTY": "entity", "HUM": "human", "ABBR": "
               "NUM": "numeric"}
 
 
-@dataclass
-class Bench:
-    name: str
-    labels: list[str]                      # class order
-    descriptions: dict[str, str]
-    corpus_texts: list[str]
-    corpus_y: np.ndarray                   # gold of the corpus: the gold budget is drawn from it; (f) trains on it
-    test_texts: list[str]
-    test_y: np.ndarray
-    corpus_ids: list[str] = field(default_factory=list)
-    wrench_corpus: np.ndarray | None = None  # (n, m) published LF votes, -1 abstain
-    wrench_test: np.ndarray | None = None
-    dev_texts: list[str] = field(default_factory=list)   # a validation split, when the set has one
-    dev_y: np.ndarray | None = None
-
-
-def _csv(path: Path) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def banking77() -> Bench:
-    d = DATA / "banking77"
-    cats = json.loads((d / "categories.json").read_text())
-    labels = [c.replace("_", " ") for c in cats]
-    idx = {c: j for j, c in enumerate(cats)}
-    tr, te = _csv(d / "train.csv"), _csv(d / "test.csv")
-    return Bench("banking77", labels, {}, [r["text"] for r in tr], np.array([idx[r["category"]] for r in tr]),
-                 [r["text"] for r in te], np.array([idx[r["category"]] for r in te]),
-                 corpus_ids=[f"b77-train-{i + 1}" for i in range(len(tr))])
-
-
-def agnews(seed: int = 0) -> Bench:
-    rows = _csv(DATA / "agnews" / "test.csv")
-    texts = [f"{r['Title']}. {r['Description']}".replace("\\", " ") for r in rows]
-    y = np.array([int(r["Class Index"]) - 1 for r in rows])
-    perm = np.random.default_rng(seed).permutation(len(rows))
-    cut = int(0.8 * len(rows))
-    tr, te = perm[:cut], perm[cut:]
-    labels = list(DESCRIPTIONS["agnews"])
-    return Bench("agnews", labels, DESCRIPTIONS["agnews"], [texts[i] for i in tr], y[tr], [texts[i] for i in te],
-                 y[te], corpus_ids=[f"ag-{i}" for i in tr])
+# The loaders the suite shares (eval/_common.py): the same Bench (a superset of the fields used here), Banking77
+# and AG News read one way for every script.
+from _common import Bench, agnews, banking77  # noqa: E402,F401
 
 
 def wrench(name: str) -> Bench:
