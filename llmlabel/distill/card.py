@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -42,10 +43,17 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
             "metrics": results}]}]
     out = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True).rstrip(), "---", "", f"# {name}", ""]
     enc = str(settings.get("embedder") or "")
+    tuned, enc_name = (_tuned_meta(enc) if kind == "probe" else None), ""
+    if tuned:  # the safety net's tuned candidate: name what the encoder was tuned on
+        enc_name = (f"all-MiniLM-L6-v2 tuned on {tuned.get('gold_items', '?')} gold rows and the label names "
+                    f"({tuned.get('settings', {}).get('method', '?')}, llmlabel.tuned; fingerprint "
+                    f"{tuned.get('fingerprint', '?')}), then frozen")
+        enc = "tuned"
     what = ("a static-embedding classifier (frozen WordLlama token embeddings + TF-IDF features, linear/MLP head)"
             if kind == "static" else
             "a frozen sentence encoder (" + ("all-MiniLM-L6-v2" if enc in ("minilm", "all-MiniLM-L6-v2") else
-                                             f"the local folder `{enc}`") + ") with a logistic-regression head"
+                                             enc_name if enc == "tuned" else f"the local folder `{enc}`")
+            + ") with a logistic-regression head"
             if kind == "probe" else "a fine-tuned transformers encoder ("
             + ("all-MiniLM-L6-v2" if base in ("minilm", "all-MiniLM-L6-v2") else f"from the local folder `{base}`") + ")")
     out += [f"This is {what} for {'multi-label' if multi_label else 'single-label'} text classification into "
@@ -153,3 +161,12 @@ def _safety_section(net: dict) -> list[str]:
         out.append(f"Each fold's items were decided at {net.get('scoring', '').split('; ', 1)[-1]}; the shipped "
                    f"thresholds are {net.get('thresholds_from', '')}.")
     return out + [""]
+
+
+def _tuned_meta(folder: str) -> dict | None:
+    """tuned.json of a tuned-encoder folder (llmlabel.tuned), or None for any other encoder."""
+    p = Path(folder) / "tuned.json" if folder else None
+    try:
+        return json.loads(p.read_text(encoding="utf-8")) if p is not None and p.is_file() else None
+    except (OSError, ValueError):
+        return None
