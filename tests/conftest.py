@@ -51,3 +51,12 @@ def eval_data() -> Path:
     if not EVAL_DATA.is_dir():
         pytest.skip(f"evaluation data not found at {EVAL_DATA} (set LLMLABEL_EVAL_DATA)")
     return EVAL_DATA
+
+
+@pytest.fixture()
+def short_tuning(monkeypatch):
+    """The tuned encoder (llmlabel.tuned) fitted for 2 epochs instead of 10: the same real fine-tuning of MiniLM,
+    a fifth of the CPU time, for chain tests that check what flows through it rather than how good it gets."""
+    from llmlabel.tuned import TuneSettings
+
+    monkeypatch.setattr("llmlabel.tuned.encoder.TuneSettings", lambda: TuneSettings(epochs=2))

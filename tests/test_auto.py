@@ -117,7 +117,7 @@ def test_known_labels(data, tmp_path, capsys):
     assert acc > 0.6, acc  # chance: 1/8
 
 
-def test_labels_and_gold(data, tmp_path, capsys):
+def test_labels_and_gold(data, tmp_path, capsys, short_tuning):
     from llmlabel.artifacts.labeled import read_labeled
 
     extra = ("--labels", data["labels"], "--gold", data["gold"])

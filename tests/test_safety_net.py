@@ -138,16 +138,15 @@ def test_distill_ships_the_recipe_that_wins_on_the_gold(tmp_path, weak):
     assert "Out-of-fold on the gold" in card and net["verdict"] in card
 
 
-def test_the_tuned_candidate_is_honest_fitted_once_and_ships_without_its_halves(tmp_path, monkeypatch):
+def test_the_tuned_candidate_is_honest_fitted_once_and_ships_without_its_halves(tmp_path, monkeypatch, short_tuning):
     """The probe on the encoder tuned on the gold: fold f's gold is embedded by the half that never saw fold f;
     the encoder is fitted once beside the labeled file and reused by a second distill; what ships is a probe
     over the full encoder (no halves in the model folder) that learned the task."""
     from llmlabel.distill import safety
     from llmlabel.distill.api import distill
     from llmlabel.distill.export import load_student
-    from llmlabel.tuned import TunedEncoder, TuneSettings
+    from llmlabel.tuned import TunedEncoder
 
-    monkeypatch.setattr("llmlabel.tuned.encoder.TuneSettings", lambda: TuneSettings(epochs=2))  # CI: 2 epochs
     classes = INTENTS[:4]
     rows = sample_rows(classes)
     true = np.array([classes.index(r["category"]) for r in rows])
@@ -196,7 +195,7 @@ def test_without_the_sidecar_or_with_a_weak_weight_the_net_does_not_run(tmp_path
     assert "safety_net" not in res.metrics and res.metrics["student"] == "static"
 
 
-def test_label_and_aggregate_with_gold_leave_the_cross_fitted_world_for_distill(tmp_path):
+def test_label_and_aggregate_with_gold_leave_the_cross_fitted_world_for_distill(tmp_path, short_tuning):
     """The CLI chain: label --gold writes the gold-derived LFs' votes per fold on a sample, aggregate --gold the
     per-fold labels; distill reads them and says what it shipped."""
     rows = sample_rows()
