@@ -38,8 +38,8 @@ def register(app: typer.Typer) -> None:
 
         res = aggregate_votes(votes, output, dev=dev, method=method, taxonomy=taxonomy, review_top=review_top,
                               gold=gold)
-        rep, paths = res["report"], res["paths"]
-        typer.echo(f"{res['items']:,} items, {res['uncovered']:,} uncovered (kept, marked); model "
+        rep, paths = res.report, res.paths
+        typer.echo(f"{res.items:,} items, {res.uncovered:,} uncovered (kept, marked); model "
                    f"{rep.get('chosen')} ({rep.get('reason')}); wrote {paths['labeled']} and review queue "
                    f"{paths['review_csv']}", err=True)
         if gold is not None and "n_gold" in rep:

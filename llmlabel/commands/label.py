@@ -59,16 +59,16 @@ def register(app: typer.Typer) -> None:
                                keep_text=not no_text, command=sys.argv, overwrite=overwrite, gold=gold, backend=backend,
                                address=address, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
                                batch_size=batch_size)
-        if res.get("default_lfs"):
-            typer.echo(f"no --lfs: the default LFs ({res['default_lfs']}); saved as {Path(res['out']) / 'lfs.yaml'} "
+        if res.default_lfs:
+            typer.echo(f"no --lfs: the default LFs ({res.default_lfs}); saved as {Path(res.out) / 'lfs.yaml'} "
                        "to edit and pass back with --lfs", err=True)
-        if res.get("restarted"):
-            typer.echo(f"relabeling from the start: {res['restarted']} (unchanged LLM prompts come from the cache)",
+        if res.restarted:
+            typer.echo(f"relabeling from the start: {res.restarted} (unchanged LLM prompts come from the cache)",
                        err=True)
-        if res.get("embedder_auto"):
-            typer.echo(f"embedder (lfs.yaml names none): {res['embedder_auto']}", err=True)
-        errs = {k: v for k, v in res["errors"].items() if v}
-        typer.echo(f"{res['read']}; labeled {res['rows_labeled']:,} new items into {res['shards']} shards "
-                   f"in {res['out']}" + (f"; LF errors (abstained): {errs}" if errs else ""), err=True)
+        if res.embedder_auto:
+            typer.echo(f"embedder (lfs.yaml names none): {res.embedder_auto}", err=True)
+        errs = {k: v for k, v in res.errors.items() if v}
+        typer.echo(f"{res.read}; labeled {res.rows_labeled:,} new items into {res.shards} shards "
+                   f"in {res.out}" + (f"; LF errors (abstained): {errs}" if errs else ""), err=True)
         if usage_log.as_dict():  # prompted LFs ran (the Ray actors' usage included): calls, cache hits, tokens
             typer.echo(usage_log.summary(), err=True)

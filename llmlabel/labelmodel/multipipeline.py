@@ -23,6 +23,7 @@ import numpy as np
 
 from ..artifacts.multivotes import MultiVotes
 from ..errors import InputError
+from ..results import AggregateResult
 from ..multilabel_metrics import best_thresholds
 
 __all__ = ["aggregate_multi", "best_thresholds", "expected_set_errors", "load_multi_dev", "write_labeled_multi"]
@@ -124,7 +125,7 @@ def write_labeled_multi(out: str | Path, mv: MultiVotes, res: dict, texts=None, 
 
 def aggregate_votes_multi(votes: str | Path, out: str | Path, *, dev: str | Path | None = None,
                           method: str = "auto", taxonomy: str | Path | None = None, review_top: float = 0.1,
-                          meta: dict | None = None, gold: str | Path | None = None) -> dict:
+                          meta: dict | None = None, gold: str | Path | None = None) -> AggregateResult:
     """What ``llmlabel aggregate`` does on a multi-label votes folder; returns the paths and the report.
     ``gold``: human label sets, clamped and joining the dev rows (module docstring)."""
     from ..artifacts.multivotes import read_multi_votes
@@ -161,8 +162,8 @@ def aggregate_votes_multi(votes: str | Path, out: str | Path, *, dev: str | Path
     paths = write_labeled_multi(out, mv, res, texts, review_top=review_top, meta=meta, source=source)
     if side is not None:
         paths["crossfit"] = side
-    return {"paths": paths, "report": res["report"], "items": len(mv), "n": len(mv), "uncovered": int(res["uncovered"].sum()),
-            "mean_labels": float(res["chosen"].sum(1).mean())}
+    return AggregateResult(paths=paths, report=res["report"], items=len(mv), uncovered=int(res["uncovered"].sum()),
+                           mean_labels=float(res["chosen"].sum(1).mean()))
 
 
 def _crossfit_sidecar(votes, out, mv: MultiVotes, rows, Y, method: str) -> Path | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..results import AggregateResult
 
 
 def load_inputs(votes: str | Path, dev: str | Path | None = None, taxonomy: str | Path | None = None):
@@ -26,14 +27,14 @@ def load_inputs(votes: str | Path, dev: str | Path | None = None, taxonomy: str 
 
 def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | None = None, method: str = "auto",
                     taxonomy: str | Path | None = None, review_top: float = 0.1,
-                    gold: str | Path | None = None) -> dict:
+                    gold: str | Path | None = None) -> AggregateResult:
     """Fit a label model on ``votes`` (chosen and calibrated on the gold ``dev`` set with ``method="auto"``)
     and write ``output`` (labeled.parquet) with the review queue beside it.
 
     ``review_top``: share (< 1) or number of items in the review queue. ``gold``: human labels (JSONL/CSV of
     id + label, e.g. from ``llmlabel review import``), clamped (``source: human``); those from the ``random``
     strategy or with no ``strategy`` field are also used, cross-fitted, to choose and calibrate the model; each such run appends a round to ``review_rounds.json`` beside ``output``.
-    Returns the written paths, the label model's report, and item counts. Multi-label votes get per-label
+    Returns an :class:`~llmlabel.results.AggregateResult` (paths, report, counts). Multi-label votes get per-label
     label models, per-label thresholds (F1 on dev) and ``labels`` lists (:mod:`llmlabel.labelmodel.multipipeline`;
     there ``gold`` (id + labels) is clamped and joins the dev rows).
     """
@@ -60,7 +61,7 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
         crossfit = _crossfit(votes, output, L, method, L_dev, y_dev, gold)
         if crossfit is not None:
             paths["crossfit"] = crossfit
-    return {"paths": paths, "report": res["report"], "items": len(L), "uncovered": int(res["uncovered"].sum())}
+    return AggregateResult(paths=paths, report=res["report"], items=len(L), uncovered=int(res["uncovered"].sum()))
 
 
 def _crossfit(votes, output, L, method, L_dev, y_dev, gold) -> Path | None:

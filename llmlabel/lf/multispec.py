@@ -27,6 +27,7 @@ import numpy as np
 
 from ..artifacts.multivotes import MultiVotes
 from ..errors import ConfigError, LLMLabelError
+from ..results import LabelResult
 from .core import ABSTAIN
 
 
@@ -92,7 +93,7 @@ def apply_multi_lfs(lfs: Sequence, texts: Sequence[str], *, labels: Sequence[str
 def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, models=None, gold=None,
                        shard_size: int = 1000, text_field=None, id_field=None, progress: bool = False,
                        keep_text: bool = True, command=None, overwrite: bool = False, embedder=None,
-                       engines=None) -> dict:
+                       engines=None) -> LabelResult:
     """The multi-label body of :func:`llmlabel.lf.run.label_corpus` (same folder, shards and resume);
     ``lfs_record``: (the LF spec's name for the metadata, its fingerprint for ``depends_on``)."""
     from ..artifacts._format import file_hash
@@ -146,8 +147,9 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, model
     if gold_set is not None:  # the safety net's cross-fitted votes (lf/crossfit.py)
         crossfit = write_crossfit_multi(out, lfs, gold_set, label_ids=lids, depends=deps, data=data,
                                         text_field=text_field, id_field=id_field)
-    return {"rows_labeled": rows, "shards": w.shards, "errors": errors, "out": str(out),
-            "read": corpus.stats.summary(), "multi_label": True, "crossfit": crossfit}
+    return LabelResult(out=str(out), rows_labeled=rows, shards=w.shards, errors=dict(errors),
+                       read=corpus.stats.summary(), restarted=getattr(w, "restarted", None), multi_label=True,
+                       crossfit=crossfit)
 
 
 def write_crossfit_multi(folder, lfs, gold, *, label_ids: Sequence[str], depends: dict, data=None,

@@ -8,7 +8,10 @@ from the engine cache.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+
+from ..results import LabelResult
 
 
 def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None = None,
@@ -17,7 +20,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
                  shard_size: int = 1000, text_field: str | None = None, id_field: str | None = None,
                  progress: bool = False, keep_text: bool = True, command: list[str] | None = None,
                  overwrite: bool = False, gold: str | Path | None = None, embedder=None,
-                 encoder: str | Path | None = None) -> dict:
+                 encoder: str | Path | None = None) -> LabelResult:
     """Apply the LFs of ``lfs`` (an lfs.yaml) to ``data`` into the votes folder ``output``.
 
     Without ``lfs``, the default LFs for the situation (:mod:`llmlabel.lf.defaults`: single- or multi-label
@@ -69,7 +72,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
                                  overwrite=overwrite, embedder=embedder,
                                  engines=engine_factory(cache=cache_option(cache, no_cache)))
         lf_set.save_into(out)
-        return {**res, "default_lfs": lf_set.default, "embedder_auto": chosen}
+        return replace(res, default_lfs=lf_set.default, embedder_auto=chosen)
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
     batches = corpus.start(shard_size)  # a bad first line or an empty corpus fails before the folder is touched
     if batches is None:
@@ -131,9 +134,9 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
         crossfit = write_crossfit(out, lfs, gold_set, labels, depends=deps, data=data, text_field=text_field,
                                   id_field=id_field)
     lf_set.save_into(out)
-    return {"rows_labeled": rows, "restarted": w.restarted, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
-            "read": corpus.stats.summary(), "default_lfs": lf_set.default, "embedder_auto": chosen,
-            "crossfit": crossfit}
+    return LabelResult(out=str(out), rows_labeled=rows, shards=w.shards, errors=dict(w.errors),
+                       read=corpus.stats.summary(), restarted=w.restarted, default_lfs=lf_set.default,
+                       embedder_auto=chosen, crossfit=crossfit)
 
 
 EMBEDDING_KINDS = ("embedding", "knn", "logreg", "classifier")  # LF kinds that read a frozen embedder's vectors

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..results import LabelResult
 from .runtime import Source, actor_pool, add_usage, check_scale_options, connect, cpus_per_actor, ordered, ray_errors
 from .workers import ERRORS_PREFIX, TEXT, USAGE_PREFIX, LFWorker, sum_side_columns
 
@@ -20,7 +21,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path | N
                      shard_size: int = 1000, text_field: str | None = None, id_field: str | None = None,
                      progress: bool = False, keep_text: bool = True, command: list[str] | None = None,
                      overwrite: bool = False, address: str | None = None, num_workers: int = 1,
-                     gpus_per_worker: float = 0.0, batch_size: int | None = None) -> dict:
+                     gpus_per_worker: float = 0.0, batch_size: int | None = None) -> LabelResult:
     """What :func:`llmlabel.lf.run.label_corpus` does, with Ray Data doing the reading and the LFs.
 
     ``num_workers`` actors per pool (one pool for cheap LFs, one for prompted LFs, each prompted actor
@@ -97,6 +98,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path | N
                 tick(tbl.num_rows)
     add_usage("label", usage)
     lf_set.save_into(out)
-    return {"rows_labeled": rows, "shards": w.shards, "errors": dict(w.errors), "out": str(out),
-            "read": f"read {rows + n_done:,} rows on Ray ({n_done:,} already in finished shards)",
-            "usage": usage, "default_lfs": lf_set.default, "embedder_auto": chosen}
+    return LabelResult(out=str(out), rows_labeled=rows, shards=w.shards, errors=dict(w.errors),
+                       read=f"read {rows + n_done:,} rows on Ray ({n_done:,} already in finished shards)",
+                       restarted=getattr(w, "restarted", None), usage=usage, default_lfs=lf_set.default,
+                       embedder_auto=chosen)
