@@ -1,4 +1,5 @@
-"""Label-model benchmark -> eval/results/labelmodel.md (+ .json).
+"""Label-model benchmark (WRENCH details, real LLM labels, calibration, speed) -> eval/results/labelmodel-wrench.md
+(+ .json); the no-gold default on every visible vote set is eval/labelmodel_suite.py -> labelmodel.md.
 
 WRENCH youtube / sms / trec: every model is fitted on the train votes without gold and scored on test
 (youtube, trec: accuracy; sms: F1 of the spam class). Ties and rows no LF covers are broken at random,
@@ -406,7 +407,7 @@ def machine() -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=os.environ.get("LLMLABEL_EVAL_DATA", str(ROOT.parent / "shared" / "data")))
-    ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "labelmodel"))
+    ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "labelmodel-wrench"))
     ap.add_argument("--seeds", type=int, default=100)
     ap.add_argument("--speed-n", type=int, default=1_000_000)
     ap.add_argument("--no-speed", action="store_true")
