@@ -154,7 +154,8 @@ def chain(b, d: Path, gold_file: Path | None, tag: str) -> dict:
     out = {**metrics(b, pred), "chain_seconds": round(chain_s, 1), "predict_seconds": round(pred_s, 1),
            "student": info.get("student")}
     if net:
-        out["safety_net"] = {"chosen": net["chosen"], "verdict": net["verdict"],
+        out["safety_net"] = {"chosen": net["chosen"], "verdict": net["verdict"], "seconds": net.get("seconds"),
+                             "encoder_seconds": net.get("encoder_seconds"),
                              "candidates": [{k: r[k] for k in ("student", "weak", "accuracy", "macro_f1")}
                                             for r in net["candidates"]]}
     return out

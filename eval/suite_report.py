@@ -15,6 +15,10 @@ def _cell(r: dict | None, key: str = "official") -> str:
     return "–" if not r else f"{r[key]:.3f}"
 
 
+def _sec(x) -> str:
+    return "–" if x is None else f"{x:.0f}"
+
+
 def write_markdown(done: dict, path: Path, budget: int = 100, seed: int = 0) -> Path:
     rows = done["rows"]
     sets = list(dict.fromkeys(k.split("|")[0] for k in rows))
@@ -58,11 +62,15 @@ def write_markdown(done: dict, path: Path, budget: int = 100, seed: int = 0) -> 
     da = [(s, get(s, "d")["official"] - get(s, "a")["official"]) for s in sets if get(s, "d") and get(s, "a")]
     if da:
         lines.append(f"(d) >= (a) on {sum(g >= -TIE for _, g in da)} of {len(da)} sets.")
-    lines += ["", "Wall time per row (seconds, this machine):", "",
-              "| set | " + " | ".join(NAMES.values()) + " |", "|---|" + "---|" * len(NAMES)]
+    lines += ["", "Wall time per row (seconds, this machine); for (d) also the safety net's share (metrics.json "
+              "`safety_net.seconds`) and, within it, getting the tuned encoder (three fine-tunings):", "",
+              "| set | " + " | ".join(NAMES.values()) + " | (d): safety net | (d): of which tuned encoder |",
+              "|---|" + "---|" * (len(NAMES) + 2)]
     for s in sets:
+        net = (get(s, "d") or {}).get("safety_net") or {}
         lines.append(f"| {s} | " + " | ".join("–" if not get(s, r) else f"{get(s, r)['seconds']:.0f}"
-                                             for r in NAMES) + " |")
+                                             for r in NAMES)
+                     + f" | {_sec(net.get('seconds'))} | {_sec(net.get('encoder_seconds'))} |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
