@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["AggregateResult", "LabelResult", "StageResult"]
+__all__ = ["AggregateResult", "LabelResult", "PredictResult", "StageResult", "XmcResult"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +71,30 @@ class AggregateResult(StageResult):
     uncovered: int                             # items no LF voted on (kept, marked, labeled by the prior)
     mean_labels: float | None = None           # multi-label: mean labels an item gets
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PredictResult(StageResult):
+    """``predict``: one prediction per text written (``distill.predict.predict``; the Ray backend's too)."""
+
+    rows: int
+    empty: int                                 # empty texts: no label, reason "empty text"
+    read: str
+    output: Any                                # the predictions file (a Path)
+    deferred: int | None = None                # cascade: items the LLM answered
+    threshold: float | None = None             # cascade: the student-confidence threshold used
+    calibration: dict[str, Any] | None = None  # cascade with --dev: what the threshold achieved there
+    curve_path: Any = None                     # cascade: the accuracy/deferral curve beside the output
+
+
+@dataclass(frozen=True)
+class XmcResult(StageResult):
+    """``xmc``: ranked labels per item (``xmc.api.run_xmc``)."""
+
+    rows: int
+    seconds: float
+    output: Any
+    read: str
+    program: dict[str, Any] | None = None      # with an LLM: the DSPy program's summary
+    report: dict[str, Any] | None = None       # with --train/--dev: the optimiser's report
+

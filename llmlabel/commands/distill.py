@@ -128,12 +128,12 @@ def predict_cmd(
                       dev_label_field=dev_label_field, batch_size=batch_size, cache=cache, no_cache=no_cache,
                       int8=int8, progress=True, make_labeler=prompted_labeler, backend=backend, address=address,
                       num_workers=num_workers, gpus_per_worker=gpus_per_worker)
-    msg = f"{res['read']}; wrote {res['rows']:,} predictions to {output}" + (
-        f" ({res['empty']:,} empty texts without a label, reason \"empty text\")" if res["empty"] else "")
-    if res["deferred"] is not None:
-        msg += f"; {res['deferred']:,} deferred to the LLM (threshold {res['threshold']:.4f})"
-        if res["curve_path"]:
-            msg += f"; accuracy/deferral curve in {res['curve_path']}"
-            if res["calibration"] and not res["calibration"]["goal_met"]:
+    msg = f"{res.read}; wrote {res.rows:,} predictions to {output}" + (
+        f" ({res.empty:,} empty texts without a label, reason \"empty text\")" if res.empty else "")
+    if res.deferred is not None:
+        msg += f"; {res.deferred:,} deferred to the LLM (threshold {res.threshold:.4f})"
+        if res.curve_path:
+            msg += f"; accuracy/deferral curve in {res.curve_path}"
+            if res.calibration and not res.calibration["goal_met"]:
                 msg += " (target accuracy NOT reached on dev: using the most accurate point)"
     typer.echo(msg)

@@ -69,11 +69,11 @@ def register(app: typer.Typer) -> None:
                           skip_bad=skip_bad, index_dir=index_dir, no_index_cache=no_index_cache, cache=cache,
                           no_cache=no_cache, batch_size=batch_size, progress=True,
                           log=lambda s: typer.echo(s, err=True))
-        typer.echo(res["read"], err=True)
-        typer.echo(f"wrote {res['rows']:,} rows to {output} ({res['rows'] / max(res['seconds'], 1e-9):,.1f} items/s)",
+        typer.echo(res.read, err=True)
+        typer.echo(f"wrote {res.rows:,} rows to {output} ({res.rows / max(res.seconds, 1e-9):,.1f} items/s)",
                    err=True)
-        if res["program"] is not None:
-            s = res["program"]
+        if res.program is not None:
+            s = res.program
             typer.echo(f"program: {s['infer_unparsed']} Infer / {s['rank_unparsed']} Rank replies unparsed "
                        f"(retrieval fallback), {s['truncated']} texts truncated", err=True)
             typer.echo(usage_log.summary(), err=True)

@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..results import PredictResult
 
 
 def _check(cascade_llm, threshold, target_accuracy, max_deferral, dev) -> None:
@@ -38,7 +39,7 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
             dev_label_field: str = "label", batch_size: int = 4096, cache: str | Path | None = None,
             no_cache: bool = False, int8: bool = False, progress: bool = False,
             make_labeler: Callable[[Any, list[str]], Callable] | None = None,
-            row_source: Callable[[Any, Any], Iterator[dict]] | None = None) -> dict:
+            row_source: Callable[[Any, Any], Iterator[dict]] | None = None) -> PredictResult:
     """Write one prediction per text of ``data`` to ``output`` (JSONL: id, label, confidence; multi-label
     models: labels, proba). With ``cascade_llm`` items whose student confidence is below the threshold go to
     that LLM (``threshold``; or chosen on ``dev`` for ``target_accuracy`` / at most ``max_deferral``), and
@@ -47,7 +48,7 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
     zero-shot prompt that labels data; the caller passes it, distill does not import the LF stage); without
     it the cascade asks the engine to ``choose`` with a plain prompt. ``row_source(student, cascade)``
     (the Ray backend's) yields the rows instead of this process; they are written the same way. Returns a
-    summary dict.
+    :class:`~llmlabel.results.PredictResult`.
     """
     from ..artifacts.predictions import write_predictions
     from ..io import atomic_write, check_writable, make_meta, read_corpus
@@ -96,13 +97,15 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
                      threshold=casc.threshold if casc else None, calibration=calib)
     n = write_predictions(output, rows(), task="multi" if student.multi_label else "single", classes=classes,
                           meta=meta)
-    out = {"rows": n, "empty": n_empty, "read": corpus.stats.summary(), "output": output, "deferred": n_def if casc is not None else None,
-           "threshold": casc.threshold if casc is not None else None, "calibration": calib, "curve_path": None}
+    curve_path = None
     if casc is not None and casc.curve:
-        out["curve_path"] = output.with_name(output.name + ".cascade.json")
-        with atomic_write(out["curve_path"]) as f:
+        curve_path = output.with_name(output.name + ".cascade.json")
+        with atomic_write(curve_path) as f:
             f.write(json.dumps({"calibration": calib, "curve": casc.curve}, indent=1) + "\n")
-    return out
+    return PredictResult(rows=n, empty=n_empty, read=corpus.stats.summary(), output=output,
+                         deferred=n_def if casc is not None else None,
+                         threshold=casc.threshold if casc is not None else None, calibration=calib,
+                         curve_path=curve_path)
 
 
 def prediction_rows(student, cascade, ids: Sequence[str], texts: Sequence[str]) -> tuple[list[dict], int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import InputError
+from ..results import XmcResult
 from .retrieve import DEFAULT_RETRIEVER
 
 
@@ -63,7 +64,7 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
             task: str = "labels", rank_topn: int = 20, max_tokens: int = 256, text_field: str | None = None,
             id_field: str | None = None, skip_bad: bool = False, index_dir: str | Path | None = None,
             no_index_cache: bool = False, cache: str | Path | None = None, no_cache: bool = False,
-            batch_size: int = 512, progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
+            batch_size: int = 512, progress: bool = False, log: Callable[[str], None] | None = None) -> XmcResult:
     """Rank ``k`` labels of the label file ``labels`` for every text of ``data`` into ``output`` (JSONL: id,
     labels, scores; provenance in ``output.meta.json``). Returns a summary dict; ``log`` gets progress lines.
     """
@@ -138,8 +139,8 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
     meta = sidecar_meta(meta, task="xmc")
     with atomic_write(output.with_name(output.name + ".meta.json")) as f:  # read_meta() finds it
         f.write(json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str) + "\n")
-    return {"rows": n, "seconds": secs, "output": output, "read": corpus.stats.summary(),
-            "program": irr.summary() if irr is not None else None, "report": report}
+    return XmcResult(rows=n, seconds=secs, output=output, read=corpus.stats.summary(),
+                     program=irr.summary() if irr is not None else None, report=report)
 
 
 def _program(model, ret, space, *, k, retriever, task, rank_topn, max_tokens, train, dev, gold_field, text_field,
