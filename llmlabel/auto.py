@@ -140,7 +140,7 @@ def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path |
     from collections import Counter
 
     from .errors import InputError
-    from .io import read_corpus, read_records
+    from .io import read_corpus
 
     if labels is not None:
         from .taxonomy.known import read_label_file
@@ -149,15 +149,14 @@ def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path |
     gold_ids: dict[str, int] = {}
     counts: Counter = Counter()
     if gold is not None:
-        for line, row in read_records(gold, what="gold file"):
-            raw = row.get("labels", row.get("label"))
-            for f, v in (("id", row.get("id")), ("text", row.get("text")), ("label", raw)):
-                if v is None or str(v).strip() == "":
-                    raise InputError(f"gold row has no '{f}'", path=gold, line=line, field=f)
-            vals = (raw if isinstance(raw, list) else str(raw).replace("|", ",").split(",") if multi_label
-                    else [raw])
-            counts.update(str(v).strip() for v in vals if str(v).strip())
-            gold_ids.setdefault(str(row["id"]), line)
+        from .artifacts.gold import read_gold
+
+        g = read_gold(gold, label_field="labels" if multi_label else "label",
+                      fallback_field="label" if multi_label else "labels", need_text=True,
+                      split="|," if multi_label else "|")
+        for labs in g.labels:
+            counts.update(labs)
+        gold_ids = dict(zip(g.ids, g.lines))
         if not gold_ids:
             raise InputError("the gold file has no rows", path=gold)
     if str(data).startswith("hf://"):
