@@ -14,36 +14,24 @@ from pathlib import Path
 
 import numpy as np
 
+# The loaders the suite shares (eval/_common.py): the same Bench (a superset of the fields used here); Banking77,
+# AG News and the WRENCH sets read one way for every script (checked equal to the rows read here before).
+from _common import DESCRIPTIONS as _DESC, TREC_NAMES, Bench, agnews, banking77, wrench  # noqa: F401
+
 DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 CACHE = Path(os.environ.get("LLMLABEL_CHAIN_CACHE", "/tmp/llmlabel-chain"))
 
 # What a user who knows the label set writes next to each name (one line; no corpus text was read to write them).
+# youtube, trec and AG News as the suite writes them (eval/_common.py); irony and stance as the chain and encoder
+# evals pool them (stance: one 3-class set over the five targets, the target written before each tweet).
 DESCRIPTIONS = {
-    "youtube": {"ham": "a genuine comment about the video, the song or the singer",
-                "spam": "spam: asks people to subscribe, visit a channel or a link, or promotes something"},
-    "trec": {"description": "the question asks for a description, a definition, a reason or a manner",
-             "entity": "the question asks for an entity: a thing, an animal, a colour, a product, a term, an event",
-             "human": "the question asks for a person or a group of people",
-             "abbreviation": "the question asks what an abbreviation stands for or for its expansion",
-             "location": "the question asks for a place: a city, a country, a mountain, a state",
-             "numeric": "the question asks for a number: a date, a count, a distance, a price, a percentage"},
+    **{k: _DESC[k] for k in ("youtube", "trec", "agnews")},
     "irony": {"not ironic": "the tweet means what it says",
               "ironic": "the tweet is ironic or sarcastic: it means the opposite of what it literally says"},
     "stance": {"none": "the tweet takes no side on its target, or is about something else",
                "against": "the tweet is against its target",
                "favor": "the tweet is in favour of its target"},
-    "agnews": {"world": "world news: politics, international affairs, conflicts, governments",
-               "sports": "sports news: games, teams, players, tournaments",
-               "business": "business news: companies, markets, economy, finance",
-               "science and technology": "science and technology news: computers, internet, software, space, research"},
 }
-TREC_NAMES = {"DESC": "description", "ENTY": "entity", "HUM": "human", "ABBR": "abbreviation", "LOC": "location",
-              "NUM": "numeric"}
-
-
-# The loaders the suite shares (eval/_common.py): the same Bench (a superset of the fields used here); Banking77,
-# AG News and the WRENCH sets read one way for every script (checked equal to the rows read here before).
-from _common import Bench, agnews, banking77, wrench  # noqa: E402,F401
 
 
 STANCE_TARGETS = {"abortion": "legalization of abortion", "atheism": "atheism", "climate": "climate change is a real "
