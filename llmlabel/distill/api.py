@@ -49,8 +49,9 @@ def make_student(spec: str = "static", *, multi_label: bool = False, epochs: int
 def tuned_encoder_path(d: LabeledData) -> str:
     """``--student tuned``: the encoder the labels' gold LFs read (recorded in the labeled file's metadata by the
     label stage), else ``encoder/`` beside the labeled file."""
-    rec = ((d.meta or {}).get("encoder") or {}).get("path")
-    for cand in ([Path(rec)] if rec else []) + ([Path(d.source).parent / "encoder"] if d.source else []):
+    from .tuned_net import recorded_folders
+
+    for cand in recorded_folders(d):
         if (cand / "config.json").is_file():
             return str(cand)
     raise ConfigError("--student tuned: no tuned encoder recorded with these labels, and no encoder/ folder beside them",

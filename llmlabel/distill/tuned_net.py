@@ -23,12 +23,18 @@ def _agrees(enc, ids, fold) -> bool:
     return bool(halves) and all(halves.get(str(i)) == int(f) % 2 for i, f in zip(ids, fold))
 
 
+def recorded_folders(d: LabeledData) -> list[Path]:
+    """Where the run's tuned encoder may be, in order: the folder the label stage recorded in the labeled file's
+    metadata, then ``encoder/`` beside the labeled file."""
+    rec = ((d.meta or {}).get("encoder") or {}).get("path")
+    return ([Path(rec)] if rec else []) + ([Path(d.source).parent / "encoder"] if d.source else [])
+
+
 def _recorded(d: LabeledData):
     from ..errors import InputError
     from ..tuned import TunedEncoder
 
-    rec = ((d.meta or {}).get("encoder") or {}).get("path")
-    for cand in ([Path(rec)] if rec else []) + ([Path(d.source).parent / "encoder"] if d.source else []):
+    for cand in recorded_folders(d):
         try:
             return TunedEncoder(cand)
         except InputError:
