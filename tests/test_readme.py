@@ -106,7 +106,7 @@ def test_the_readme_commands_run_as_written(repo_copy):
     tmp, env = repo_copy
     main = first_shell_block()[0].split("&&")[-1].strip()
     _run(main, tmp, env)
-    assert (tmp / "taxonomy.yaml").is_file() and (tmp / "assignments.jsonl").is_file()
+    assert (tmp / "taxonomy.yaml").is_file() and (tmp / "taxonomy.assignments.jsonl").is_file()  # README line 1
     demo, known, rerun = shell_blocks()[1]
     out = _run(demo, tmp, env).stdout
     assert "runs/demo/labeled.parquet" in out and (tmp / "runs/demo/report.html").is_file()
