@@ -104,6 +104,32 @@ def _write_run(tmp_path, weak_y, rows, gold_idx, classes, folds=4):
     return path, true
 
 
+def _table(**acc):
+    return [{"student": k.split("_")[0], "weak": k.split("_")[1], "n": 100, "accuracy": v, "macro_f1": v}
+            for k, v in acc.items()]
+
+
+def test_logistic_regression_on_the_gold_ships_unless_another_recipe_beats_it_by_a_standard_error():
+    """The reference is the probe on the gold alone (what a user would train instead); the highest of the other
+    out-of-fold figures replaces it only with a lead larger than its paired standard error, whichever it is (a
+    gold-only static student included), and the verdict says so."""
+    from llmlabel.distill.safety import choose
+
+    table = _table(static_none=0.69, static_all=0.66, probe_all=0.65, probe_none=0.64, tuned_none=0.64)
+    row, chosen, verdict, gain = choose(table, "accuracy", 100, lambda a, b: 0.055)
+    assert (chosen.student, chosen.weak) == ("probe", "none") and gain == 0.0
+    assert verdict.startswith("the gold alone won: logistic regression on the gold, the reference")
+    assert "static, weak rows: none" in verdict and "+5.0 points, se 5.5" in verdict
+    row, chosen, verdict, gain = choose(table, "accuracy", 100, lambda a, b: 0.03)
+    assert (chosen.student, chosen.weak) == ("static", "none") and abs(gain - 0.05) < 1e-9
+    assert verdict.startswith("the gold alone won: static") and "beat logistic regression on the gold" in verdict
+    table = _table(static_equal=0.88, probe_none=0.83, static_none=0.79)
+    row, chosen, verdict, gain = choose(table, "accuracy", 100, lambda a, b: 0.034)
+    assert (chosen.student, chosen.weak) == ("static", "equal") and verdict.startswith("weak labels added +5.0 points")
+    table = _table(static_none=0.5, probe_none=0.9)  # the reference ahead: nothing to test
+    assert choose(table, "accuracy", 100, lambda a, b: 0.0)[1].student == "probe"
+
+
 @pytest.mark.parametrize("weak", ["right", "shuffled"])
 def test_distill_ships_the_recipe_that_wins_on_the_gold(tmp_path, weak):
     """Right weak labels: a recipe that uses them wins and ships. Shuffled ones (labels that carry nothing):
