@@ -92,10 +92,8 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
     """
     from ..io import check_writable
-    from ..io_swap import atomic_folder
     from .card import render_card
-    from .folder import check_replaceable, seal
-    from .metrics import classification_report
+    from .folder import check_replaceable
 
     enc = {k: v for k, v in dict(max_steps=max_steps, batch_size=batch_size, threads=threads,
                                  head_init=head_init).items() if v is not None}
@@ -119,36 +117,8 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     net = None
     crossfit = _crossfit_for(d) if safety_net and weak_weight is None else None
     if crossfit is not None:
-        candidates = ("static", "probe") if student == "auto" else ("probe",) if _is_encoder(student) \
-            else (student,)
-        tuned = None
-        if multi_label:  # per-label thresholds from the gold, out-of-fold (multisafety.py)
-            from .multisafety import run_multi_safety_net, with_gold
-
-            d = with_gold(d, crossfit)
-            net = run_multi_safety_net(d.texts, d.ids, d.classes, crossfit,
-                                       lambda kind: make_student(kind, multi_label=True, seed=seed),
-                                       students=candidates, soft=soft is True)
-        else:
-            from .safety import run_safety_net
-
-            t_net = time.perf_counter()
-            if student == "auto" and tuned_encoder:
-                from .tuned_net import net_encoder
-
-                tuned = net_encoder(d, crossfit)
-                candidates += ("tuned",) if tuned is not None else ()
-            t_enc = time.perf_counter() - t_net
-
-            def make(kind: str):
-                return make_student(f"probe:{tuned.folder}" if kind == "tuned" else kind, seed=seed)
-
-            net = run_safety_net(d.texts, d.ids, d.classes, crossfit, make, students=candidates,
-                                 metric=select_metric, soft=soft is not False, tuned=tuned)
-            net.extra.update(seconds=round(time.perf_counter() - t_net, 1), encoder_seconds=round(t_enc, 1))
-        student, d, weak_weight = _ship(student, net.chosen, d)
-        if student == "tuned":
-            student = f"probe:{tuned.folder}"
+        net, student, d, weak_weight = _run_net(d, crossfit, student, soft=soft, seed=seed,
+                                                select_metric=select_metric, tuned_encoder=tuned_encoder)
     if student == "auto":
         student = "static"
     st = make_student(student, multi_label=multi_label, epochs=epochs, seed=seed, progress=progress, **student_kw)
@@ -163,26 +133,12 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
         soft = not d.multi_label
     used_soft = soft and d.soft_differs()  # all-0/1 probabilities are hard labels, whatever was asked
     t0 = time.perf_counter()
-    grid = _weak_weights(weak_weight, d, dev_pair)
-    ww_scores: dict[str, float] = {}
-    for a in grid:  # one student per candidate weight; all but the best are dropped
-        cand = st if a == grid[0] else make_student(student, multi_label=multi_label, epochs=epochs, seed=seed,
-                                                    progress=progress, **student_kw)
-        w = _scaled(weights, d, a)
-        cand.fit(d.texts, proba=d.targets(used_soft), classes=d.classes, sample_weight=w, dev=dev_pair)
-        if len(grid) > 1:
-            ww_scores[str(a)] = _dev_pick_score(cand, dev_pair, multi_label)
-            if ww_scores[str(a)] > max((v for k, v in ww_scores.items() if k != str(a)), default=-1.0):
-                st, chosen_ww = cand, a
-        else:
-            chosen_ww = a
+    st, chosen_ww, ww_scores = _fit_over_weights(
+        st, lambda: make_student(student, multi_label=multi_label, epochs=epochs, seed=seed, progress=progress,
+                                 **student_kw),
+        d, _weak_weights(weak_weight, d, dev_pair), weights, used_soft, dev_pair)
     train_s = time.perf_counter() - t0
-    thr_from = None
-    if multi_label and net is not None and st.kind == net.chosen.student:  # chosen on the gold out-of-fold
-        st.threshold = [net.extra["thresholds"][c] for c in d.classes]
-        thr_from = net.extra["thresholds_from"]
-    elif multi_label:  # (an encoder shipped for a probe recipe: the probe's thresholds do not fit its scores)
-        st.threshold, thr_from = _multi_thresholds(st, d, dev_pair)
+    thr_from = _set_thresholds(st, d, net, dev_pair) if multi_label else None
 
     counts = (d.labels.sum(0) if multi_label else np.bincount(d.labels, minlength=len(d.classes))).tolist()
     label_stats = {"counts": dict(zip(d.classes, map(int, counts))), "weighted": weights is not None,
@@ -191,6 +147,80 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
                           classes=list(d.classes), multi_label=multi_label, weighted=weights is not None,
                           n_human=d.n_human, source_file=Path(d.source).name if d.source else "(in memory)",
                           source_kind=d.file_kind)
+    metrics = _metrics(st, d, net, dev_pair, train_s=train_s, used_soft=used_soft, chosen_ww=chosen_ww,
+                       ww_scores=ww_scores, thr_from=thr_from, dev=dev)
+    folder = None
+    if output is not None:
+        folder = Path(output)
+        settings = st._config()
+        settings.pop("classes", None)
+        card = render_card(name=folder.resolve().name, kind=st.kind, classes=d.classes, n_items=len(d),
+                           source=facts.source_file, source_meta=d.meta, soft=used_soft,
+                           multi_label=multi_label, dev_metrics=metrics["dev"],
+                           dev_source=Path(dev).name if dev else None, train_seconds=train_s, settings=settings,
+                           label_stats=label_stats, license=license, language=language, training=facts,
+                           safety_net=metrics.get("safety_net"))
+        _write_folder(folder, st, metrics, facts, card)
+    return DistillResult(student=st, metrics=metrics, folder=folder)
+
+
+def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_metric: str, tuned_encoder: bool):
+    """``(net result, student spec, training data, weak-row factor)``: the safety net run on the labeled file
+    (single-label :mod:`.safety`, multi-label :mod:`.multisafety`) and the recipe it chose, ready to train."""
+    candidates = ("static", "probe") if student == "auto" else ("probe",) if _is_encoder(student) else (student,)
+    tuned = None
+    if d.multi_label:  # per-label thresholds from the gold, out-of-fold (multisafety.py)
+        from .multisafety import run_multi_safety_net, with_gold
+
+        d = with_gold(d, crossfit)
+        net = run_multi_safety_net(d.texts, d.ids, d.classes, crossfit,
+                                   lambda kind: make_student(kind, multi_label=True, seed=seed),
+                                   students=candidates, soft=soft is True)
+    else:
+        from .safety import run_safety_net
+
+        t_net = time.perf_counter()
+        if student == "auto" and tuned_encoder:
+            from .tuned_net import net_encoder
+
+            tuned = net_encoder(d, crossfit)
+            candidates += ("tuned",) if tuned is not None else ()
+        t_enc = time.perf_counter() - t_net
+
+        def make(kind: str):
+            return make_student(f"probe:{tuned.folder}" if kind == "tuned" else kind, seed=seed)
+
+        net = run_safety_net(d.texts, d.ids, d.classes, crossfit, make, students=candidates,
+                             metric=select_metric, soft=soft is not False, tuned=tuned)
+        net.extra.update(seconds=round(time.perf_counter() - t_net, 1), encoder_seconds=round(t_enc, 1))
+    student, d, weak_weight = _ship(student, net.chosen, d)
+    if student == "tuned":
+        student = f"probe:{tuned.folder}"
+    return net, student, d, weak_weight
+
+
+def _fit_over_weights(st, new_student, d: LabeledData, grid: list[float], weights, used_soft: bool, dev_pair):
+    """``(student, weak-row factor, dev scores)``: one student per candidate factor on the weak rows' weight
+    (``st`` for the first, ``new_student()`` for the rest); with several, the best on the dev set is kept."""
+    ww_scores: dict[str, float] = {}
+    chosen_ww = grid[0]
+    for a in grid:
+        cand = st if a == grid[0] else new_student()
+        cand.fit(d.texts, proba=d.targets(used_soft), classes=d.classes, sample_weight=_scaled(weights, d, a),
+                 dev=dev_pair)
+        if len(grid) > 1:
+            ww_scores[str(a)] = _dev_pick_score(cand, dev_pair, d.multi_label)
+            if ww_scores[str(a)] > max((v for k, v in ww_scores.items() if k != str(a)), default=-1.0):
+                st, chosen_ww = cand, a
+    return st, chosen_ww, ww_scores
+
+
+def _metrics(st, d: LabeledData, net, dev_pair, *, train_s: float, used_soft: bool, chosen_ww: float,
+             ww_scores: dict, thr_from: str | None, dev) -> dict[str, Any]:
+    """``metrics.json``: what was trained on what, the safety net's table, dev figures, train agreement."""
+    from .metrics import classification_report
+
+    multi_label = d.multi_label
     metrics: dict[str, Any] = {"student": st.kind, "n_train": len(d), "classes": d.classes, "soft": used_soft,
                                "multi_label": multi_label, "train_seconds": round(train_s, 3),
                                "history": st.history_, "best_epoch": getattr(st, "best_epoch_", None),
@@ -212,25 +242,20 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     metrics["train_agreement"] = (float((p_train.argmax(1) == d.labels[sample]).mean()) if not multi_label else
                                   float(((p_train >= np.asarray(st.threshold, np.float32)) == d.labels[sample].astype(bool))
                                         .all(1).mean()))
-    folder = None
-    if output is not None:
-        folder = Path(output)
-        settings = st._config()
-        settings.pop("classes", None)
-        card = render_card(name=folder.resolve().name, kind=st.kind, classes=d.classes, n_items=len(d),
-                           source=facts.source_file, source_meta=d.meta, soft=used_soft,
-                           multi_label=multi_label, dev_metrics=metrics["dev"],
-                           dev_source=Path(dev).name if dev else None, train_seconds=train_s, settings=settings,
-                           label_stats=label_stats, license=license, language=language, training=facts,
-                           safety_net=metrics.get("safety_net"))
-        # The folder is written whole and swapped in: weights, class names, metrics and card always belong to
-        # one run, whatever kills the process or fills the disk on the way.
-        with atomic_folder(folder) as tmp:
-            st.save(tmp, atomic=False)
-            write_metrics(tmp, metrics, facts)
-            (tmp / "README.md").write_text(card, encoding="utf-8")
-            seal(tmp)
-    return DistillResult(student=st, metrics=metrics, folder=folder)
+    return metrics
+
+
+def _write_folder(folder: Path, st, metrics: dict, facts: TrainingFacts, card: str) -> None:
+    """The folder is written whole and swapped in: weights, class names, metrics and card always belong to one
+    run, whatever kills the process or fills the disk on the way."""
+    from ..io_swap import atomic_folder
+    from .folder import seal
+
+    with atomic_folder(folder) as tmp:
+        st.save(tmp, atomic=False)
+        write_metrics(tmp, metrics, facts)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        seal(tmp)
 
 
 def _crossfit_for(d: LabeledData):
@@ -269,6 +294,16 @@ def _rows(d: LabeledData, idx: np.ndarray) -> LabeledData:
                    weights=d.weights[idx], ids=[d.ids[i] for i in idx] if d.ids else [],
                    human=None if d.human is None else d.human[idx],
                    n_human=int(len(idx) if d.human is None else d.human[idx].sum()))
+
+
+def _set_thresholds(st, d: LabeledData, net, dev_pair) -> str:
+    """Set a multi-label student's per-class thresholds; returns where they came from."""
+    if net is not None and st.kind == net.chosen.student:  # chosen on the gold out-of-fold
+        st.threshold = [net.extra["thresholds"][c] for c in d.classes]
+        return net.extra["thresholds_from"]
+    # (an encoder shipped for a probe recipe: the probe's thresholds do not fit its scores)
+    st.threshold, thr_from = _multi_thresholds(st, d, dev_pair)
+    return thr_from
 
 
 def _multi_thresholds(st, d: LabeledData, dev_pair) -> tuple[float | list[float], str]:
