@@ -107,7 +107,44 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
     meta_classes = meta.get("classes") or meta.get("labels")
     if classes is None and isinstance(meta_classes, list) and all(isinstance(c, str) for c in meta_classes):
         classes = list(meta_classes)
-    pf = proba_field
+    rows = _scan(corpus, path, label_field, proba_field, confidence_field, multi_label, require_labels)
+    texts, ids, raw_labels, raw_proba, conf, pf, cols = rows
+    if not texts:
+        raise InputError("no labeled rows", path=path, hint="the file is empty or every text is empty")
+    if classes is None:
+        seen = sorted({c for lab in raw_labels if lab is not None for c in (lab if multi_label else [lab])})
+        dict_keys = {k for p, _ in raw_proba if isinstance(p, dict) for k in p}
+        classes = sorted(set(seen) | dict_keys)
+    index = {c: i for i, c in enumerate(classes)}
+    k, n = len(classes), len(texts)
+    if k < 2:
+        raise InputError(f"only one class ({classes[0] if classes else 'none'!r}) in the labels", path=path,
+                         hint="a classifier needs at least two classes; check --label-field")
+    labels = _label_array(raw_labels, index, multi_label, path)
+    has_proba = bool(raw_proba)
+    if has_proba:
+        proba = np.stack([_proba_row(p, where, classes, index, pf, cols, multi_label) for p, where in raw_proba])
+        if not multi_label:
+            proba /= proba.sum(1, keepdims=True)
+            missing = labels < 0
+            labels[missing] = proba[missing].argmax(1)
+    elif multi_label:
+        proba = labels.astype(np.float64)
+    else:
+        proba = np.zeros((n, k))
+        proba[np.arange(n), labels] = 1.0
+    _check_counts(labels, classes, multi_label, min_per_class, path)
+    has_conf = any(c is not None for c, _ in conf)
+    weights = _confidence_weights(conf, confidence_field, path) if has_conf else np.ones(n)
+    return LabeledData(texts=texts, classes=list(classes), proba=proba.astype(np.float32), labels=labels,
+                       weights=weights.astype(np.float32), multi_label=multi_label, has_proba=has_proba,
+                       has_confidence=has_conf, meta=meta or None, source=str(path), ids=ids)
+
+
+def _scan(corpus, path, label_field: str, pf: str | None, confidence_field: str | None, multi_label: bool,
+          require_labels: bool):
+    """One pass over the rows: ``(texts, ids, raw labels, (raw probabilities, where), (confidence, line),
+    probability field, per-class probability columns)``; a missing label or probability names its row."""
     cols: list[str] | None = None  # per-class probability columns ``proba_<class>`` (instead of one list column)
     texts, ids, raw_labels, raw_proba, conf = [], [], [], [], []
     for batch in corpus.iter_batches():
@@ -140,23 +177,12 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
                 raw_proba.append((row[pf], where))
             c = row.get(confidence_field) if confidence_field else None
             conf.append((c, where["line"]))
-    src = str(path)
-    if not texts:
-        raise InputError("no labeled rows", path=path, hint="the file is empty or every text is empty")
+    return texts, ids, raw_labels, raw_proba, conf, pf, cols
 
-    # ---- classes
-    if classes is None:
-        seen = sorted({c for lab in raw_labels if lab is not None for c in (lab if multi_label else [lab])})
-        dict_keys = {k for p, _ in raw_proba if isinstance(p, dict) for k in p}
-        classes = sorted(set(seen) | dict_keys)
-    index = {c: i for i, c in enumerate(classes)}
-    k = len(classes)
-    if k < 2:
-        raise InputError(f"only one class ({classes[0] if classes else 'none'!r}) in the labels", path=path,
-                         hint="a classifier needs at least two classes; check --label-field")
 
-    # ---- labels
-    n = len(texts)
+def _label_array(raw_labels: list, index: dict[str, int], multi_label: bool, path) -> np.ndarray:
+    """(n, k) 0/1 label sets, or (n,) class indices with -1 where a row has no label."""
+    n, k = len(raw_labels), len(index)
     if multi_label:
         labels = np.zeros((n, k), dtype=np.int8)
         for i, lab in enumerate(raw_labels):
@@ -165,86 +191,72 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
                     raise InputError(f"label {c!r} is not one of the file's classes", path=path,
                                      hint="the classes come from the metadata's 'classes' list")
                 labels[i, index[c]] = 1
-    else:
-        labels = np.full(n, -1, dtype=np.int64)
-        for i, lab in enumerate(raw_labels):
-            if lab is None:
-                continue
-            if lab not in index:
-                raise InputError(f"label {lab!r} is not one of the file's classes ({k} classes)", path=path,
-                                 hint="the classes come from the metadata's 'classes' list")
-            labels[i] = index[lab]
+        return labels
+    labels = np.full(n, -1, dtype=np.int64)
+    for i, lab in enumerate(raw_labels):
+        if lab is None:
+            continue
+        if lab not in index:
+            raise InputError(f"label {lab!r} is not one of the file's classes ({k} classes)", path=path,
+                             hint="the classes come from the metadata's 'classes' list")
+        labels[i] = index[lab]
+    return labels
 
-    # ---- probabilities
-    has_proba = bool(raw_proba)
-    if has_proba:
-        proba = np.zeros((n, k), dtype=np.float64)
-        for i, (p, where) in enumerate(raw_proba):
-            if isinstance(p, dict):
-                row = np.zeros(k)
-                for c, v in p.items():
-                    if c not in index:
-                        raise InputError(f"probability for unknown class {c!r}", **where,
-                                         hint=f"known classes: {', '.join(classes[:10])}")
-                    try:
-                        row[index[c]] = float("nan") if v is None else float(v)
-                    except (TypeError, ValueError):
-                        raise InputError(f"probability for class {c!r} is not a number: {v!r}", **where) from None
-                absent = [c for c in classes if c not in p]
-                if cols is not None and absent:
-                    raise InputError(f"no probability column for class {absent[0]!r} ({pf}{absent[0]})", **where,
-                                     hint="write one proba_<class> column per class")
-            else:
-                if hasattr(p, "tolist"):
-                    p = p.tolist()
-                if not isinstance(p, (list, tuple)):
-                    raise InputError(f"field '{pf}' must be a list of probabilities, got {type(p).__name__}", **where)
-                if len(p) != k:
-                    raise InputError(f"{len(p)} probabilities but {k} classes", field=pf, **where,
-                                     hint="store the class order as 'classes' in the file's metadata")
-                try:
-                    row = np.asarray(p, dtype=np.float64)
-                except (TypeError, ValueError):
-                    raise InputError(f"field '{pf}' holds values that are not numbers", **where) from None
-            if not np.all(np.isfinite(row)):
-                raise InputError(f"probabilities are not finite: {row[~np.isfinite(row)][:3].tolist()}", field=pf,
-                                 **where, hint="fix or drop the row; NaN/inf cannot be a training target")
-            if (row < -1e-6).any() or (row > 1 + 1e-6).any():
-                raise InputError("probabilities outside [0, 1]", field=pf, **where)
-            if not multi_label and abs(row.sum() - 1.0) > 1e-3:
-                raise InputError(f"probabilities sum to {row.sum():.4g}, not 1", field=pf, **where,
-                                 hint="single-label targets must be a distribution; use --multi-label for "
-                                      "independent per-class probabilities")
-            proba[i] = np.clip(row, 0, 1)
-        if not multi_label:
-            proba /= proba.sum(1, keepdims=True)
-            missing = labels < 0
-            labels[missing] = proba[missing].argmax(1)
-    else:
-        if multi_label:
-            proba = labels.astype(np.float64)
-        else:
-            proba = np.zeros((n, k))
-            proba[np.arange(n), labels] = 1.0
 
-    _check_counts(labels, classes, multi_label, min_per_class, path)
-
-    # ---- confidence weights
-    has_conf = any(c is not None for c, _ in conf)
-    weights = np.ones(n, dtype=np.float64)
-    if has_conf:
-        for i, (c, line) in enumerate(conf):
+def _proba_row(p, where: dict, classes: list[str], index: dict[str, int], pf: str | None, cols, multi_label: bool):
+    """One row's probabilities (a ``{class: p}`` dict or a list in class order), checked and clipped to [0, 1]."""
+    k = len(classes)
+    if isinstance(p, dict):
+        row = np.zeros(k)
+        for c, v in p.items():
+            if c not in index:
+                raise InputError(f"probability for unknown class {c!r}", **where,
+                                 hint=f"known classes: {', '.join(classes[:10])}")
             try:
-                v = float(c) if c is not None else 1.0
+                row[index[c]] = float("nan") if v is None else float(v)
             except (TypeError, ValueError):
-                v = float("nan")
-            if not math.isfinite(v) or v < 0 or v > 1:
-                raise InputError(f"confidence {c!r} is not a number in [0, 1]", field=confidence_field,
-                                 path=path, line=line, hint="or ignore it with --no-confidence-weights")
-            weights[i] = v
-    return LabeledData(texts=texts, classes=list(classes), proba=proba.astype(np.float32), labels=labels,
-                       weights=weights.astype(np.float32), multi_label=multi_label, has_proba=has_proba,
-                       has_confidence=has_conf, meta=meta or None, source=src, ids=ids)
+                raise InputError(f"probability for class {c!r} is not a number: {v!r}", **where) from None
+        absent = [c for c in classes if c not in p]
+        if cols is not None and absent:
+            raise InputError(f"no probability column for class {absent[0]!r} ({pf}{absent[0]})", **where,
+                             hint="write one proba_<class> column per class")
+    else:
+        if hasattr(p, "tolist"):
+            p = p.tolist()
+        if not isinstance(p, (list, tuple)):
+            raise InputError(f"field '{pf}' must be a list of probabilities, got {type(p).__name__}", **where)
+        if len(p) != k:
+            raise InputError(f"{len(p)} probabilities but {k} classes", field=pf, **where,
+                             hint="store the class order as 'classes' in the file's metadata")
+        try:
+            row = np.asarray(p, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError(f"field '{pf}' holds values that are not numbers", **where) from None
+    if not np.all(np.isfinite(row)):
+        raise InputError(f"probabilities are not finite: {row[~np.isfinite(row)][:3].tolist()}", field=pf,
+                         **where, hint="fix or drop the row; NaN/inf cannot be a training target")
+    if (row < -1e-6).any() or (row > 1 + 1e-6).any():
+        raise InputError("probabilities outside [0, 1]", field=pf, **where)
+    if not multi_label and abs(row.sum() - 1.0) > 1e-3:
+        raise InputError(f"probabilities sum to {row.sum():.4g}, not 1", field=pf, **where,
+                         hint="single-label targets must be a distribution; use --multi-label for "
+                              "independent per-class probabilities")
+    return np.clip(row, 0, 1)
+
+
+def _confidence_weights(conf: list, confidence_field: str | None, path) -> np.ndarray:
+    """Per-row weights from the confidence field (1 where a row has none); anything outside [0, 1] is refused."""
+    weights = np.ones(len(conf), dtype=np.float64)
+    for i, (c, line) in enumerate(conf):
+        try:
+            v = float(c) if c is not None else 1.0
+        except (TypeError, ValueError):
+            v = float("nan")
+        if not math.isfinite(v) or v < 0 or v > 1:
+            raise InputError(f"confidence {c!r} is not a number in [0, 1]", field=confidence_field,
+                             path=path, line=line, hint="or ignore it with --no-confidence-weights")
+        weights[i] = v
+    return weights
 
 
 def _check_counts(labels: np.ndarray, classes: list[str], multi_label: bool, min_per_class: int, path) -> None:
