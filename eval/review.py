@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from llmlabel.artifacts.labeled import write_labeled  # noqa: E402
 from llmlabel.labelmodel.gold import aggregate_with_gold, fair_sample  # noqa: E402
-from llmlabel.labelmodel.review import oof_proba, review_scores, text_features  # noqa: E402
+from llmlabel.embed.tfidf import text_features  # noqa: E402
+from llmlabel.labelmodel.review import oof_proba, review_scores  # noqa: E402
 from llmlabel.labelmodel.strategies import STRATEGIES, select  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "eval"))

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["AggregateResult", "LabelResult", "PredictResult", "StageResult", "XmcResult"]
+__all__ = ["AggregateResult", "LFReport", "LFStats", "LabelResult", "PredictResult", "ReviewExportResult",
+           "StageResult", "XmcEvalResult", "XmcResult"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,58 @@ class XmcResult(StageResult):
     program: dict[str, Any] | None = None      # with an LLM: the DSPy program's summary
     report: dict[str, Any] | None = None       # with --train/--dev: the optimiser's report
 
+
+
+@dataclass(frozen=True)
+class XmcEvalResult(StageResult):
+    """``xmc-eval``: predictions scored against gold label lists (``xmc.api.evaluate_predictions``)."""
+
+    items: int                                 # gold rows with at least one label: the ones scored
+    items_without_gold: int                    # gold rows with no label: skipped
+    gold_rows_without_prediction: int          # gold rows no prediction names: scored as an empty prediction
+    ks: tuple[int, ...]                        # the cut-offs, ascending
+    scores: dict[str, float]                   # ``RP@k``, ``recall@k``, ``precision@k``, ``nDCG@k`` for every k
+
+    def metrics(self) -> dict[str, Any]:
+        """Counts and scores as one flat dict (what ``xmc-eval --json`` prints)."""
+        return {"items": self.items, "items_without_gold": self.items_without_gold, **self.scores,
+                "gold_rows_without_prediction": self.gold_rows_without_prediction}
+
+
+@dataclass(frozen=True)
+class LFStats(StageResult):
+    """One labeling function's row of ``lf-report``."""
+
+    lf: str
+    polarity: tuple[Any, ...]                  # the classes it ever voted for (names when the votes carry them)
+    coverage: float                            # share of items it voted on
+    overlap: float                             # share of items it and at least one other LF voted on
+    conflict: float                            # share of items where another LF voted for another class
+    errors: int                                # items it failed on while labeling
+    dev_accuracy: float | None = None          # with dev labels: accuracy where it voted (None: no vote there)
+    dev_votes: int | None = None               # with dev labels: dev items it voted on
+
+
+@dataclass(frozen=True)
+class LFReport(StageResult):
+    """``lf-report``: what every LF did on the votes (``labelmodel.run.lf_report``)."""
+
+    items: int
+    covered: float                             # share of items at least one LF voted on
+    lfs: tuple[LFStats, ...]                   # in the votes' column order
+    dev: bool = False                          # whether dev labels were given (``dev_*`` filled)
+
+
+@dataclass(frozen=True)
+class ReviewExportResult(StageResult):
+    """``review export``: Label Studio tasks for items nobody reviewed yet (``review.export.export_review``)."""
+
+    tasks: Any                                 # the tasks file (a Path)
+    config: Any                                # the labeling config beside it (``<name>.config.xml``)
+    state: Any                                 # the review record, updated with the items sent
+    n: int                                     # tasks written
+    ids: tuple[str, ...]                       # their item ids, riskiest first
+    strategy: str
+    excluded: int                              # items left out: already sent, reviewed or human-labeled
+    votes_used: bool = False                   # ``review``: LF votes fed the disagreement signal
+    features: str | None = None                # ``review``: what the out-of-fold classifier read (None: no classifier)

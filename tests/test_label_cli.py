@@ -65,6 +65,27 @@ def test_keyword_pipeline_keeps_uncovered_rows_and_writes_review(workdir, capsys
     assert "kw:refund" in out and "dev acc" in out
 
 
+def test_lf_report_library_call_gives_each_lf_coverage_and_dev_accuracy(workdir):
+    """``labelmodel.lf_report`` (what `lf-report` prints): per-LF figures that match the votes counted by hand."""
+    from llmlabel.artifacts.votes import read_votes
+    from llmlabel.labelmodel import lf_report
+
+    assert cli("label", "data.jsonl", "-t", "taxonomy.yaml", "--lfs", "kw.yaml", "-o", "votes", "-q") == 0
+    rep = lf_report("votes", dev="dev.jsonl")
+    L = read_votes("votes").matrix
+    hard = np.asarray(L.votes)  # n x m class indices, -1 = abstain
+    assert rep.items == 37 and rep.dev and [s.lf for s in rep.lfs] == list(L.lf_names)
+    assert rep.covered == pytest.approx((hard >= 0).any(1).mean()) and 0 < rep.covered < 1
+    dev = [json.loads(x) for x in (workdir / "dev.jsonl").read_text().splitlines()]
+    rows = [list(L.ids).index(d["id"]) for d in dev]
+    y = np.array([list(L.labels).index(d["label"]) for d in dev])
+    for j, s in enumerate(rep.lfs):
+        voted = hard[rows, j] >= 0
+        assert s.coverage == pytest.approx((hard[:, j] >= 0).mean()) and s.errors == 0 and s.dev_votes == voted.sum()
+        assert s.dev_accuracy == (pytest.approx((hard[rows, j] == y)[voted].mean()) if voted.any() else None)
+    assert lf_report("votes").lfs[0].dev_accuracy is None and not lf_report("votes").dev
+
+
 def _model_calls() -> int:
     from llmlabel.llm import usage_log
 

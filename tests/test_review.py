@@ -86,6 +86,31 @@ def test_review_strategy_ranks_errors_first(run):
     assert wrong[top].mean() >= 2 * wrong.mean()
 
 
+def test_export_review_library_call_sends_the_riskiest_unsent_items(run, tmp_path):
+    """``review.export_review`` (what `review export` calls): the tasks it writes are the items it names, riskiest
+    first, with more label errors than the corpus; a second call leaves them out and says how many."""
+    import dataclasses
+
+    from llmlabel.labelmodel.strategies import select
+    from llmlabel.review import export_review
+
+    labeled, state = run["run"] / "labeled.parquet", tmp_path / "state.json"
+    lab = read_labeled(labeled)
+    gold = _gold_all(run)
+    n = len(lab) // 10
+    r = export_review(labeled, tmp_path / "tasks.json", select=select, n=n, strategy="review", state=state)
+    assert (r.n, r.strategy, r.votes_used, r.features, r.excluded) == (n, "review", True, "tfidf", 0)
+    assert r.tasks == tmp_path / "tasks.json" and r.config == tmp_path / "tasks.config.xml" and r["state"] == state
+    assert [t["data"]["item_id"] for t in json.loads(r.tasks.read_text())] == list(r.ids)
+    wrong = {i: lab.classes[lab.label_index[k]] != gold[i] for k, i in enumerate(lab.ids)}
+    assert np.mean([wrong[i] for i in r.ids]) >= 2 * np.mean(list(wrong.values()))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.n = 0
+    r2 = export_review(labeled, tmp_path / "t2.json", select=select, n=n, strategy="uncertainty", state=state,
+                       features="none")
+    assert r2.excluded == n and not set(r2.ids) & set(r.ids) and r2.features is None
+
+
 def test_import_json_minjson_csv_majority_conflicts_and_skips(run, tmp_path):
     out = tmp_path / "tasks.json"
     assert _cli("review", "export", run["run"] / "labeled.parquet", "-o", out, "--n", 12, "--strategy", "random",
@@ -280,7 +305,7 @@ def test_oof_classifier_flags_flipped_labels():
 
 def test_review_strategy_with_text_features_ranks_errors_first(run):
     from llmlabel.labelmodel.pipeline import load_votes
-    from llmlabel.labelmodel.review import text_features
+    from llmlabel.embed.tfidf import text_features
     from llmlabel.labelmodel.strategies import select
 
     lab = read_labeled(run["run"] / "labeled.parquet")

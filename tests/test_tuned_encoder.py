@@ -172,7 +172,7 @@ def test_distill_student_tuned_and_the_card_name_the_run_encoder(fitted, tmp_pat
 def test_review_features_tuned_embed_gold_items_with_the_half_that_never_saw_them(fitted, tmp_path):
     from types import SimpleNamespace
 
-    from llmlabel.commands.review import _features
+    from llmlabel.review.export import feature_rows as _features
     from llmlabel.errors import InputError
 
     _, enc, _ = fitted

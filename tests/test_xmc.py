@@ -215,6 +215,31 @@ def test_cli_retrieval_only_and_eval(tmp_path, capsys, monkeypatch):
     assert res["RP@3"] == pytest.approx(rp_at_k(p, g, 3)) and res["recall@1"] == pytest.approx(recall_at_k(p, g, 1))
 
 
+def test_evaluate_predictions_library_call_scores_by_hand(tmp_path):
+    """``xmc.evaluate_predictions`` (what `xmc-eval` prints): figures worked out by hand; a gold row with no
+    prediction counts as empty, a gold row with no label is skipped."""
+    from llmlabel.errors import InputError
+    from llmlabel.xmc import evaluate_predictions
+
+    preds, gold = tmp_path / "p.jsonl", tmp_path / "g.jsonl"
+    preds.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"id": "a", "labels": ["x", "y", "z"]}, {"id": 2, "labels": ["y", "q"]}, {"id": "c", "labels": []},
+        {"id": "e", "labels": ["x"]}]))
+    gold.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"id": "a", "labels": ["x"]}, {"id": "2", "labels": ["q", "w"]}, {"id": "d", "labels": ["z"]},
+        {"id": "e", "labels": []}]))
+    r = evaluate_predictions(preds, gold, ks=(2, 1, 2))
+    assert (r.items, r.items_without_gold, r.gold_rows_without_prediction, r.ks) == (3, 1, 1, (1, 2))
+    # a: x at rank 1 of {x}; 2: q at rank 2 of {q, w}; d: nothing predicted
+    assert r.scores["recall@1"] == pytest.approx(1 / 3) and r.scores["recall@2"] == pytest.approx(1.5 / 3)
+    assert r.scores["precision@2"] == pytest.approx(1 / 3) and r.scores["RP@2"] == pytest.approx(1.5 / 3)
+    assert r["scores"]["RP@1"] == pytest.approx(1 / 3)
+    assert list(r.metrics()) == ["items", "items_without_gold", "RP@1", "recall@1", "precision@1", "nDCG@1", "RP@2",
+                                 "recall@2", "precision@2", "nDCG@2", "gold_rows_without_prediction"]
+    with pytest.raises(InputError, match="cut-offs"):
+        evaluate_predictions(preds, gold, ks=(0, 5))
+
+
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     data.write_text('{"text": "hello"}\n')

@@ -57,23 +57,16 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from ..labelmodel import LFAnalysis
-        from ..labelmodel.run import load_inputs
+        from ..labelmodel.run import lf_report as report_lfs
 
-        L, _, L_dev, y_dev = load_inputs(votes, dev, taxonomy)
-        rows = LFAnalysis(L.hard(), class_names=L.labels).rows()
-        acc = {}
-        if L_dev is not None:
-            acc = {r["lf"]: r for r in LFAnalysis(L_dev.hard(), y_dev, class_names=L.labels).rows()}
-        t = Table(title=f"{len(L):,} items, {len(L.lf_names)} LFs, {L.covered().mean():.1%} covered")
-        for c in ("LF", "polarity", "coverage", "overlap", "conflict", "errors") + (("dev acc", "dev n") if acc else ()):
+        rep = report_lfs(votes, dev=dev, taxonomy=taxonomy)
+        t = Table(title=f"{rep.items:,} items, {len(rep.lfs)} LFs, {rep.covered:.1%} covered")
+        for c in ("LF", "polarity", "coverage", "overlap", "conflict", "errors") + (("dev acc", "dev n") if rep.dev else ()):
             t.add_column(c, justify="left" if c in ("LF", "polarity") else "right")
-        for r in rows:
-            pol = ", ".join(map(str, r["polarity"][:4])) + (" ..." if len(r["polarity"]) > 4 else "")
-            cells = [r["lf"], pol, f"{r['coverage']:.3f}", f"{r['overlap']:.3f}", f"{r['conflict']:.3f}",
-                     str(L.errors.get(r["lf"], 0))]
-            if acc:
-                a = acc[r["lf"]]
-                cells += ["-" if a.get("accuracy") is None else f"{a['accuracy']:.3f}", str(a["n_votes"])]
+        for r in rep.lfs:
+            pol = ", ".join(map(str, r.polarity[:4])) + (" ..." if len(r.polarity) > 4 else "")
+            cells = [r.lf, pol, f"{r.coverage:.3f}", f"{r.overlap:.3f}", f"{r.conflict:.3f}", str(r.errors)]
+            if rep.dev:
+                cells += ["-" if r.dev_accuracy is None else f"{r.dev_accuracy:.3f}", str(r.dev_votes)]
             t.add_row(*cells)
         Console(file=sys.stdout, width=160).print(t)

@@ -40,63 +40,18 @@ def export(
     no_embed_cache: bool = options.no_embed_cache(),
 ) -> None:
     """Write Label Studio tasks (our label as a scored prediction) for items nobody has reviewed yet."""
-    from ..errors import InputError
     from ..labelmodel.strategies import select
-    from ..review.artifact import read_labeled
-    from ..review.roundtrip import STATE_NAME, ReviewState, excluded, write_tasks
+    from ..review.export import export_review
 
-    from ..io_write import check_writable
-
-    lab = read_labeled(labeled)
-    check_writable(output)  # before any text is embedded: an output that cannot be written is the one error
-    st = ReviewState(state if state is not None else labeled.parent / STATE_NAME)
-    mask = excluded(lab, st, exclude or [])
-    L = None
-    vpath = votes if votes is not None else labeled.parent / "votes"
-    if strategy == "review" and (votes is not None or (vpath / "_manifest.json").is_file()):
-        from ..artifacts.votes import read_votes
-
-        L = read_votes(vpath).matrix
-        if L.ids is None or [str(i) for i in L.ids] != lab.ids:
-            raise InputError("the votes' items differ from the labeled file's", path=vpath,
-                             hint="pass the votes folder this labeled file was aggregated from with --votes")
     with options.embedding_store(embed_cache, no_embed_cache):  # --features minilm: texts labeled before are not re-embedded
-        X = _features(features, lab.texts, lab, labeled) if strategy == "review" else None
-        rows = select(strategy, n, proba=lab.proba, confidence=lab.confidence, label_index=lab.label_index,
-                      votes=None if L is None else L.votes, texts=lab.texts, exclude=mask, seed=seed, features=X)
-        r = write_tasks(lab, rows, output, state=st, strategy=strategy)
+        r = export_review(labeled, output, select=select, n=n, strategy=strategy, state=state, exclude=exclude or [],
+                          votes=votes, features=features, seed=seed)
     how = strategy
     if strategy == "review":
-        how += ("" if L is not None else ", no votes found") + (f", {features} classifier" if X is not None else "")
-    typer.echo(f"wrote {r['n']} tasks ({how}; "
-               f"{int(mask.sum()):,} items already sent, reviewed or human-labeled were left out) to {r['tasks']}; "
-               f"labeling config {r['config']}; record {r['state']}", err=True)
-
-
-def _features(spec: str, texts, lab=None, labeled: Path | None = None):
-    """Feature rows for the out-of-fold classifier, or None (``none``, or a labeled file without texts).
-
-    ``tuned``: the run's tuned encoder (recorded in the labeled file's metadata, else ``encoder/`` beside it);
-    gold items are embedded by the half that never saw them (:meth:`llmlabel.tuned.TunedEncoder.encode_items`)."""
-    if spec == "none" or texts is None:
-        return None
-    if spec == "tfidf":
-        from ..labelmodel.review import text_features
-
-        return text_features(texts)
-    if spec == "tuned":
-        from ..errors import InputError
-        from ..tuned import TunedEncoder
-
-        rec = ((getattr(lab, "meta", None) or {}).get("encoder") or {}).get("path")
-        folder = Path(rec) if rec else (labeled.parent / "encoder" if labeled is not None else None)
-        if folder is None or not (folder / "tuned.json").is_file():
-            raise InputError("--features tuned: no tuned encoder recorded with these labels, nor encoder/ beside them",
-                             path=labeled, hint="use --features minilm, or the encoder folder's path")
-        return TunedEncoder(folder).encode_items(getattr(lab, "ids", None), list(texts))
-    from ..embed import load_embedder
-
-    return load_embedder(spec).encode(list(texts))
+        how += ("" if r.votes_used else ", no votes found") + (f", {r.features} classifier" if r.features else "")
+    typer.echo(f"wrote {r.n} tasks ({how}; "
+               f"{r.excluded:,} items already sent, reviewed or human-labeled were left out) to {r.tasks}; "
+               f"labeling config {r.config}; record {r.state}", err=True)
 
 
 @review_app.command("import")

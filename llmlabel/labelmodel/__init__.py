@@ -20,6 +20,7 @@ from .majority import MajorityVote, WeightedVote
 from ..artifacts.matrix import LabelMatrix
 from .multilabel import MultiLabel
 from .redundancy import redundancy_weights
+from .run import aggregate_votes, lf_report
 from .review import review_queue, review_scores, to_label_studio, write_csv, write_jsonl, write_label_studio
 from .select import DEFAULT_CANDIDATES, DEFAULT_MODEL, make_model, select_label_model
 from .stacked import StackedVote
@@ -33,6 +34,6 @@ __all__ = [
     "CalibratedLabelModel", "TemperatureScaling", "IsotonicCalibrator", "TopLabelIsotonic",
     "expected_calibration_error", "expected_accuracy", "log_loss",
     "select_label_model", "make_model", "DEFAULT_MODEL", "DEFAULT_CANDIDATES",
-    "LFAnalysis", "review_queue", "review_scores", "to_label_studio", "write_csv", "write_jsonl",
+    "LFAnalysis", "aggregate_votes", "lf_report", "review_queue", "review_scores", "to_label_studio", "write_csv", "write_jsonl",
     "write_label_studio", "load_wrench", "load_wrench_label_names",
 ]

@@ -72,18 +72,6 @@ def oof_proba(X, labels, *, n_classes: int | None = None, n_folds: int = 5, seed
     return out
 
 
-def text_features(texts):
-    """TF-IDF word and bigram features (the 20,000 most frequent seen twice or more): a feature space for
-    :func:`oof_proba` that needs no model. Capped so a many-class logistic regression stays cheap."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    texts = [str(t) for t in texts]
-    try:
-        return TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=20000, sublinear_tf=True).fit_transform(texts)
-    except ValueError:  # too few texts for min_df=2 (every term seen once): keep them all
-        return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
-
-
 def review_scores(proba, L=None, student_proba=None, labels=None, weights: dict | None = None) -> dict:
     """Per-item signals and their weighted ``risk`` (all arrays of length n; see the module docstring).
 

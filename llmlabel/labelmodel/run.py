@@ -1,11 +1,12 @@
-"""``llmlabel aggregate`` as a library call: votes (any supported source) -> labeled.parquet + review queue."""
+"""``llmlabel aggregate`` and ``llmlabel lf-report`` as library calls: votes (any supported source) ->
+labeled.parquet + review queue, or what every LF did."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..results import AggregateResult
+from ..results import AggregateResult, LFReport, LFStats
 
 
 def load_inputs(votes: str | Path, dev: str | Path | None = None, taxonomy: str | Path | None = None):
@@ -62,6 +63,25 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
         if crossfit is not None:
             paths["crossfit"] = crossfit
     return AggregateResult(paths=paths, report=res["report"], items=len(L), uncovered=int(res["uncovered"].sum()))
+
+
+def lf_report(votes: str | Path, *, dev: str | Path | None = None,
+              taxonomy: str | Path | None = None) -> LFReport:
+    """Coverage, overlap, conflict, polarity and labeling errors of every LF in ``votes``; with ``dev`` (gold
+    labels) also each LF's accuracy on the dev items it voted on. ``taxonomy`` names the classes of votes that
+    carry no label names (WRENCH, ``.npy``). Returns an :class:`~llmlabel.results.LFReport`."""
+    from .analysis import LFAnalysis
+
+    L, _, L_dev, y_dev = load_inputs(votes, dev, taxonomy)
+    rows = LFAnalysis(L.hard(), class_names=L.labels).rows()
+    acc = {}
+    if L_dev is not None:
+        acc = {r["lf"]: r for r in LFAnalysis(L_dev.hard(), y_dev, class_names=L.labels).rows()}
+    lfs = tuple(LFStats(lf=r["lf"], polarity=tuple(r["polarity"]), coverage=r["coverage"], overlap=r["overlap"],
+                        conflict=r["conflict"], errors=int(L.errors.get(r["lf"], 0)),
+                        dev_accuracy=acc[r["lf"]].get("accuracy") if acc else None,
+                        dev_votes=acc[r["lf"]]["n_votes"] if acc else None) for r in rows)
+    return LFReport(items=len(L), covered=float(L.covered().mean()), lfs=lfs, dev=bool(acc))
 
 
 def _crossfit(votes, output, L, method, L_dev, y_dev, gold) -> Path | None:

@@ -6,8 +6,9 @@ reviewed, already sent, or clamped to a human label).
 - ``random``: a seeded uniform sample (the baseline every other strategy must beat).
 - ``uncertainty``: lowest calibrated confidence first.
 - ``review``: the review queue's risk (low confidence + LF disagreement, see ``review.py``), plus, given
-  ``features`` (embeddings or :func:`~.review.text_features`), the self-confidence of an out-of-fold classifier
-  trained on the current labels (cleanlab-style: it reads the text, so it flags labels the votes agree on wrongly).
+  ``features`` (embeddings or word counts, :func:`llmlabel.embed.tfidf.text_features`), the self-confidence of
+  an out-of-fold classifier trained on the current labels (cleanlab-style: it reads the text, so it flags
+  labels the votes agree on wrongly).
 - ``diverse``: uncertainty, but taken round-robin over the predicted labels (so one confusing label cannot fill
   the batch) and skipping near-duplicates of items already picked (cosine > 0.9 of hashed word counts).
 """

@@ -9,15 +9,17 @@
 
 from __future__ import annotations
 
+from .api import evaluate_predictions, run_xmc
 from .index import LabelIndex, default_index_dir
 from .labels import LabelSpace, load_labels, load_priors
 from .metrics import evaluate, ndcg_at_k, precision_at_k, recall_at_k, rp_at_k
 from .retrieve import (DEFAULT_RETRIEVER, BM25Retriever, DenseRetriever, HybridRetriever, build_retriever,
                        key_phrases)
 
-__all__ = ["LabelIndex", "default_index_dir", "LabelSpace", "load_labels", "load_priors", "evaluate", "ndcg_at_k",
-           "precision_at_k", "recall_at_k", "rp_at_k", "DEFAULT_RETRIEVER", "BM25Retriever", "DenseRetriever",
-           "HybridRetriever", "build_retriever", "key_phrases", "InferRetrieveRank", "optimize", "load_program"]
+__all__ = ["run_xmc", "evaluate_predictions", "LabelIndex", "default_index_dir", "LabelSpace", "load_labels",
+           "load_priors", "evaluate", "ndcg_at_k", "precision_at_k", "recall_at_k", "rp_at_k", "DEFAULT_RETRIEVER",
+           "BM25Retriever", "DenseRetriever", "HybridRetriever", "build_retriever", "key_phrases", "InferRetrieveRank",
+           "optimize", "load_program"]
 
 
 def __getattr__(name: str):

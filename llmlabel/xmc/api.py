@@ -1,4 +1,5 @@
-"""``llmlabel xmc`` as a library call: texts + a huge label file -> ranked labels per text (JSONL).
+"""``llmlabel xmc`` as a library call: texts + a huge label file -> ranked labels per text (JSONL); and
+``llmlabel xmc-eval``'s: those predictions scored against gold label lists (:func:`evaluate_predictions`).
 
 Without ``model`` it is retrieval only; with one it runs Infer-Retrieve-Rank, optionally optimised on
 ``train`` (and scored on ``dev``). An optimised program is saved next to the label index, keyed by
@@ -11,10 +12,10 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..errors import InputError
-from ..results import XmcResult
+from ..results import XmcEvalResult, XmcResult
 from .retrieve import DEFAULT_RETRIEVER
 
 
@@ -66,12 +67,13 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
             no_index_cache: bool = False, cache: str | Path | None = None, no_cache: bool = False,
             batch_size: int = 512, progress: bool = False, log: Callable[[str], None] | None = None) -> XmcResult:
     """Rank ``k`` labels of the label file ``labels`` for every text of ``data`` into ``output`` (JSONL: id,
-    labels, scores; provenance in ``output.meta.json``). Returns a summary dict; ``log`` gets progress lines.
+    labels, scores; provenance in ``output.meta.json``). Returns an :class:`~llmlabel.results.XmcResult`; ``log``
+    gets progress lines.
     """
     from ..artifacts.predictions import sidecar_meta, write_predictions
     from ..io import atomic_write, check_writable, make_meta, read_corpus
-    from ..llm import usage_log
-    from . import build_retriever, load_labels, load_priors
+    from .labels import load_labels, load_priors
+    from .retrieve import build_retriever
 
     say = log or (lambda s: None)
     output, labels = Path(output), Path(labels)
@@ -108,27 +110,8 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
                                text_field=text_field, program=program, save_program=save_program,
                                index_dir=index_dir, cache=cache, no_cache=no_cache, say=say)
 
-    def ranked(ids, texts):
-        if irr is not None:
-            with usage_log.stage("xmc"):
-                res = irr.predict_many(texts, k=k)
-            for rid, r in zip(ids, res):
-                yield {"id": rid, "labels": r["labels"], "scores": [round(s, 4) for s in r["scores"]],
-                       "queries": r["queries"]}
-        else:
-            for rid, r in zip(ids, ret.retrieve(texts, k)):
-                yield {"id": rid, "labels": [x for x, _ in r], "scores": [round(s, 4) for _, s in r]}
-
-    def rows():
-        # Every input row gets an output row in input order; an empty text gets no labels and says why.
-        for b in batches:
-            full = [i for i, t in enumerate(b.texts) if t]
-            got = ranked([b.ids[i] for i in full], [b.texts[i] for i in full]) if full else iter(())
-            for rid, t in zip(b.ids, b.texts):
-                yield next(got) if t else {"id": rid, "labels": [], "scores": [], "reason": "empty text"}
-
     t1 = time.perf_counter()
-    n = write_predictions(output, rows(), task="xmc", meta={})
+    n = write_predictions(output, _rows(batches, irr, ret, k), task="xmc", meta={})
     secs = time.perf_counter() - t1
     meta = make_meta(engine=model, stage="xmc", retriever=retriever, k=k, label_file=str(labels),
                      labels=len(space), labels_fingerprint=space.fingerprint, label_duplicates=space.duplicates,
@@ -141,6 +124,28 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
         f.write(json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str) + "\n")
     return XmcResult(rows=n, seconds=secs, output=output, read=corpus.stats.summary(),
                      program=irr.summary() if irr is not None else None, report=report)
+
+
+def _rows(batches, irr, ret, k: int):
+    """One output row per input row, in input order; an empty text gets no labels and says why."""
+    from ..llm import usage_log
+
+    def ranked(ids, texts):
+        if irr is not None:
+            with usage_log.stage("xmc"):
+                res = irr.predict_many(texts, k=k)
+            for rid, r in zip(ids, res):
+                yield {"id": rid, "labels": r["labels"], "scores": [round(s, 4) for s in r["scores"]],
+                       "queries": r["queries"]}
+        else:
+            for rid, r in zip(ids, ret.retrieve(texts, k)):
+                yield {"id": rid, "labels": [x for x, _ in r], "scores": [round(s, 4) for _, s in r]}
+
+    for b in batches:
+        full = [i for i, t in enumerate(b.texts) if t]
+        got = ranked([b.ids[i] for i in full], [b.texts[i] for i in full]) if full else iter(())
+        for rid, t in zip(b.ids, b.texts):
+            yield next(got) if t else {"id": rid, "labels": [], "scores": [], "reason": "empty text"}
 
 
 def _program(model, ret, space, *, k, retriever, task, rank_topn, max_tokens, train, dev, gold_field, text_field,
@@ -180,3 +185,43 @@ def _program(model, ret, space, *, k, retriever, task, rank_topn, max_tokens, tr
             b, a = report["dev_before"], report["dev_after"]
             say(f"dev RP@{k}: {b.get(f'RP@{k}', float('nan')):.3f} -> {a.get(f'RP@{k}', float('nan')):.3f}")
     return irr, report
+
+
+def evaluate_predictions(preds: str | Path, gold: str | Path, *, gold_field: str = "labels",
+                         pred_field: str = "labels", id_field: str = "id",
+                         ks: Sequence[int] = (1, 5, 10, 50, 100)) -> XmcEvalResult:
+    """RP@k, recall@k, precision@k and nDCG@k of ``preds`` (JSONL from :func:`run_xmc`: id and a label list,
+    best first) against ``gold`` (id and a list of labels), rows matched by ``id_field``. A gold row with no
+    prediction is scored as an empty one; a gold row with no label is skipped. Returns an
+    :class:`~llmlabel.results.XmcEvalResult`."""
+    from ..artifacts.gold import read_gold
+    from ..ids import UniqueIds, canonical_id
+    from ..io import read_records
+    from .metrics import evaluate
+
+    cutoffs = sorted({int(k) for k in ks})
+    if not cutoffs or cutoffs[0] < 1:
+        raise InputError(f"bad cut-offs {list(ks)!r}", field="ks", hint="positive integers, e.g. ks=(1, 5, 10)")
+    preds, gold = Path(preds), Path(gold)
+    predicted: dict[str, list[str]] = {}
+    seen = UniqueIds(preds, what="prediction")
+    for n, row in read_records(preds):
+        if id_field not in row:
+            raise InputError(f"missing id field '{id_field}'", path=preds, line=n, field=id_field,
+                             hint=f"available fields: {', '.join(row)}")
+        rid = canonical_id(row[id_field])
+        if rid is None:
+            raise InputError(f"id {row[id_field]!r} is not a usable id", path=preds, line=n, field=id_field)
+        seen.add(rid, n)
+        predicted[rid] = gold_of(row, pred_field, preds, n)
+    if not predicted:
+        raise InputError("the predictions file has no rows", path=preds, hint="write it with `llmlabel xmc`")
+    g = read_gold(gold, label_field=gold_field, id_field=id_field, allow_empty=True, split="")
+    if not g.ids:
+        raise InputError("the gold file has no rows", path=gold)
+    golds = [set(labs) for labs in g.labels]
+    plist = [predicted.get(rid, []) for rid in g.ids]
+    missing = sum(rid not in predicted for rid in g.ids)
+    res = evaluate(plist, golds, ks=cutoffs)
+    return XmcEvalResult(items=res.pop("items"), items_without_gold=res.pop("items_without_gold"),
+                         gold_rows_without_prediction=missing, ks=tuple(cutoffs), scores=res)
