@@ -69,7 +69,9 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
     labels, scores; provenance in ``output.meta.json``). Returns a summary dict; ``log`` gets progress lines.
     """
     from ..artifacts.predictions import sidecar_meta, write_predictions
-    from ..io import atomic_write, check_writable, make_meta, read_corpus
+    from ..io import read_corpus
+    from ..io_meta import make_meta
+    from ..io_write import atomic_write, check_writable
     from ..llm import usage_log
     from . import build_retriever, load_labels, load_priors
 
