@@ -75,7 +75,7 @@ def make_files(root: Path, n: int) -> dict[str, Path]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from llmlabel.io import write_parquet
+    from llmlabel.io_write import write_parquet
 
     rng = random.Random(0)
     texts = [" ".join(rng.choices(WORDS, k=rng.randint(8, 20))) for _ in range(1000)]

@@ -15,11 +15,11 @@ _LAZY = {
     "Cache": ("llmlabel.llm.cache", "Cache"),
     "usage_log": ("llmlabel.llm.usage", "usage_log"),
     "read_corpus": ("llmlabel.io", "read_corpus"),
-    "write_jsonl": ("llmlabel.io", "write_jsonl"),
-    "write_parquet": ("llmlabel.io", "write_parquet"),
-    "make_meta": ("llmlabel.io", "make_meta"),
-    "read_meta": ("llmlabel.io", "read_meta"),
-    "ShardWriter": ("llmlabel.io", "ShardWriter"),
+    "write_jsonl": ("llmlabel.io_write", "write_jsonl"),
+    "write_parquet": ("llmlabel.io_write", "write_parquet"),
+    "make_meta": ("llmlabel.io_meta", "make_meta"),
+    "read_meta": ("llmlabel.io_meta", "read_meta"),
+    "ShardWriter": ("llmlabel.io_shards", "ShardWriter"),
     # One entry point per stage (the subpackages hold the rest): the functions the CLI commands and
     # `llmlabel run` call, file in, file out.
     "induce_taxonomy": ("llmlabel.taxonomy", "induce_taxonomy"),

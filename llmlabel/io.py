@@ -26,15 +26,15 @@ Rules every format follows:
   ``stats.bad_lines``).
 - bytes that are not UTF-8 are replaced by U+FFFD and counted per line (``stats.repaired``), never a crash.
 - texts longer than ``HUGE_TEXT_CHARS`` are kept (truncation is a later stage's job) and counted.
+
+Writing outputs is :mod:`llmlabel.io_write` (one file), :mod:`llmlabel.io_shards` (resumable shards) and
+:mod:`llmlabel.io_meta` (provenance); small side files are read whole by :mod:`llmlabel.io_records`. This module
+owns the corpus reader and the rules above; the bytes of each file format are read by :mod:`llmlabel.io_rows`.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
 import itertools
-import json
-import sys
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -45,15 +45,11 @@ from .errors import InputError
 from .ids import canonical_id
 from .io_formats import (NUMBER, SUPPORTED, TEXT_HINT, arrow_columns, auto_id, detect_format, load_dataset,
                          parquet_files, resolve_text)
-from .io_records import read_json, read_records  # noqa: F401  (small side files: dev sets, gold, labels)
-from .io_write import (MANIFEST, ShardWriter, atomic_write, check_writable, make_meta, read_meta,  # noqa: F401
-                       scrub_secrets, write_jsonl, write_parquet)
+from .io_rows import arrow_items, csv_items, jsonl_items
 
-__all__ = ["read_corpus", "read_records", "read_json", "Corpus", "Batch", "Record", "ReadStats", "HUGE_TEXT_CHARS", "atomic_write", "check_writable", "write_jsonl",
-           "write_parquet", "make_meta", "read_meta", "scrub_secrets", "ShardWriter"]
+__all__ = ["read_corpus", "Corpus", "Batch", "Record", "ReadStats", "HUGE_TEXT_CHARS"]
 
 HUGE_TEXT_CHARS = 100_000
-_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -146,8 +142,7 @@ class Corpus:
         stats = self.stats = ReadStats(empty_kept=self.keep_empty)
         self._seen_ids = set()
         out = Batch([], [], [], [])
-        items = {"jsonl": self._jsonl_items, "csv": self._csv_items, "tsv": self._csv_items}.get(
-            self.format, self._arrow_items)(stats)
+        items = self._items(stats)
         with closing(items):
             for line, obj in items:
                 self._take(line, obj, out, stats)
@@ -236,98 +231,15 @@ class Corpus:
         out.positions.append(pos)
         return None
 
-    # ------------------------------------------------------------------ formats
+    # ------------------------------------------------------------------ rows of the source
 
-    def _open(self):
-        return gzip.open(self.path, "rb") if self.path.name.lower().endswith(".gz") else open(self.path, "rb")
-
-    def _jsonl_items(self, stats: ReadStats) -> Iterator[tuple[int, Any]]:
-        with self._open() as f:
-            for lineno, s in enumerate(_decode_lines(f, stats), 1):
-                if not s or s.isspace():
-                    continue  # blank lines are not rows, so they take no position
-                try:
-                    yield lineno, json.loads(s)
-                except json.JSONDecodeError as e:
-                    hint = ("this looks like one JSON array, not JSON lines; convert it: jq -c '.[]' IN > OUT.jsonl"
-                            if lineno == 1 and s.lstrip().startswith("[") else
-                            "fix the line, or pass skip_bad=True (--skip-bad)")
-                    yield lineno, InputError(f"malformed JSON: {e.msg} (column {e.colno})", path=self.path,
-                                             line=lineno, hint=hint)
-
-    def _csv_items(self, stats: ReadStats) -> Iterator[tuple[int, Any]]:
-        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # the default 128 KiB cap would reject long texts
-        with self._open() as f:
-            reader = csv.reader(_decode_lines(f, stats), delimiter=self._delimiter)
-            header = next(reader, None)
-            while header is not None:
-                try:
-                    rec = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as e:
-                    yield reader.line_num, InputError(f"malformed CSV: {e}", path=self.path, line=reader.line_num)
-                    continue
-                if not rec:
-                    continue
-                if len(rec) != len(header):
-                    yield reader.line_num, InputError(
-                        f"row has {len(rec)} fields, the header has {len(header)}", path=self.path,
-                        line=reader.line_num, hint="quote fields that contain the delimiter, or pass --skip-bad")
-                else:
-                    yield reader.line_num, dict(zip(header, rec))
-
-    def _arrow_batches(self) -> Iterator[Any]:
+    def _items(self, stats: ReadStats) -> Iterator[tuple[int, Any]]:
+        if self.format == "jsonl":
+            return jsonl_items(self.path, stats)
+        if self.format in ("csv", "tsv"):
+            return csv_items(self.path, stats, self._delimiter)
         cols = None if self.keep_extra else [c for c in (self.text_field, self.id_field) if c]
-        if self._dataset is not None:
-            ds = self._dataset if cols is None else self._dataset.select_columns(cols)
-            yield from ds.with_format("arrow").iter(batch_size=self.batch_size)
-            return
-        import pyarrow.parquet as pq
-
-        for path in self._files:
-            with pq.ParquetFile(path) as pf:
-                yield from pf.iter_batches(batch_size=self.batch_size, columns=cols)
-
-    def _arrow_items(self, stats: ReadStats) -> Iterator[tuple[int, Any]]:
-        n = 0
-        for tbl in self._arrow_batches():
-            for obj in _arrow_rows(tbl, stats):
-                n += 1
-                yield n, obj
-
-
-def _decode(raw: bytes, stats: ReadStats) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        stats.repaired += 1
-        return raw.decode("utf-8", errors="replace")
-
-
-def _decode_lines(f, stats: ReadStats) -> Iterator[str]:
-    first = next(f, b"")
-    yield _decode(first[3:] if first.startswith(_BOM) else first, stats)
-    for raw in f:
-        yield _decode(raw, stats)
-
-
-def _arrow_rows(tbl: Any, stats: ReadStats) -> list[dict[str, Any]]:
-    try:
-        return tbl.to_pylist()
-    except UnicodeDecodeError:
-        pass
-    # Parquet does not validate UTF-8 on read; repair the offending string columns value by value.
-    import pyarrow as pa
-
-    cols: dict[str, list] = {}
-    for name, col in zip(tbl.schema.names, tbl.columns):
-        try:
-            cols[name] = col.to_pylist()
-        except UnicodeDecodeError:
-            cols[name] = [v if v is None else _decode(v, stats) for v in col.cast(pa.large_binary()).to_pylist()]
-    names = list(cols)
-    return [dict(zip(names, vals)) for vals in zip(*cols.values())]
+        return arrow_items(stats, dataset=self._dataset, files=self._files, columns=cols, batch_size=self.batch_size)
 
 
 # ---------------------------------------------------------------------- opening a source
@@ -394,7 +306,7 @@ def read_corpus(source: str | Path, *, text_field: str | None = None, id_field: 
 def _probe_text(probe: Corpus) -> tuple[list[str], list[str], int | None]:
     """Columns and string-looking columns from the first record (JSONL) or header + first rows (CSV)."""
     stats = ReadStats()
-    items = probe._jsonl_items(stats) if probe.format == "jsonl" else probe._csv_items(stats)
+    items = probe._items(stats)  # JSONL, CSV or TSV
     with closing(items):
         for line, obj in items:
             if isinstance(obj, InputError) or not isinstance(obj, dict):

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from .errors import InputError
-from .io_write import MANIFEST
+from .io_meta import MANIFEST
 
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
                ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet"}

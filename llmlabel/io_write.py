@@ -1,34 +1,29 @@
-"""Writing outputs: atomic files, provenance metadata (scrubbed of secrets), resumable Parquet shards.
+"""Writing one output file: fail-fast checks, atomic replace, and the JSONL and Parquet encoders.
 
->>> from llmlabel.io import write_jsonl, make_meta, read_meta
+:func:`atomic_write` is the one way a file is written (temp file next to it, fsync, rename), so a reader never
+sees half a file and a kill or a full disk leaves the previous version; :func:`check_writable` lets a stage
+refuse an unwritable output before any work. :func:`write_jsonl` and :func:`write_parquet` store rows through it
+with their provenance (see :mod:`llmlabel.io_meta`); long runs write shards with :mod:`llmlabel.io_shards`.
+
+>>> from llmlabel.io_meta import make_meta
 >>> write_jsonl("/tmp/out.jsonl", [{"id": "0", "label": "pos"}], meta=make_meta(engine="hf:gpt2"))
 1
->>> read_meta("/tmp/out.jsonl")["engine"]
-'hf:gpt2'
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import re
-import shlex
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from glob import escape as glob_escape
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ConfigError, InputError, OutputError
+from .errors import OutputError
+from .io_meta import META_KEY, META_SUFFIX, scrub_secrets
 from .io_swap import space_error
-
-META_KEY = "llmlabel"  # key in the Parquet schema metadata
-META_SUFFIX = ".meta.json"  # sidecar next to JSONL (and any non-Parquet) outputs
-MANIFEST = "_manifest.json"  # leading underscore: pyarrow and datasets skip it when reading the folder
 
 # mkstemp creates 0600 files; outputs should get the permissions a plain open() would give.
 _UMASK = os.umask(0)
@@ -125,129 +120,15 @@ def check_writable(path: str | Path, *, folder: bool = False) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- metadata and secrets
-
-_SECRET_PARTS = {"secret", "secrets", "password", "passwd", "authorization", "bearer", "credential", "credentials",
-                 "cookie", "apikey"}
-_SECRET_VALUE_RES = [
-    re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),  # OpenAI-style keys
-    re.compile(r"\bhf_[A-Za-z0-9]{20,}"),  # Hugging Face tokens
-    re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+(?=@)"),  # user:password@ in URLs
-    re.compile(r"(?i)(?<=bearer )[A-Za-z0-9._\-]{8,}"),
-]
-# `--api-key X`, `--token=X`, `OPENAI_API_KEY=X` on a recorded command line.
-_SECRET_FLAG_RE = re.compile(r"(?i)((?:--?|\b)[\w\-]*(?:api[_\-]?key|token|secret|password)\s*[= ]\s*)(\S+)")
-
-
-def _looks_secret(key: str) -> bool:
-    """``api_key``, ``hf_token``, ``password`` → True; ``prompt_tokens``, ``max_tokens`` (counts) → False."""
-    parts = [p for p in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower()) if p]
-    if not parts:
-        return False
-    joined = "".join(parts)
-    return (parts[-1] == "token" or any(p in _SECRET_PARTS for p in parts)
-            or joined.endswith(("apikey", "accesskey", "privatekey", "secretkey")))
-
-
-def _secret_env_values() -> list[str]:
-    names = {"OPENAI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"}
-    names |= {k for k in os.environ if _looks_secret(k)}
-    # Short values ("1", "true") would scrub innocent text and are no real secret.
-    return sorted({os.environ[k] for k in names if len(os.environ.get(k, "")) >= 8}, key=len, reverse=True)
-
-
-def scrub_secrets(obj: Any, _env: list[str] | None = None) -> Any:
-    """Copy of ``obj`` without secret-looking keys and with secret values replaced by ``***``.
-
-    Drops keys such as ``api_key``/``token``/``password``; replaces the values of ``$OPENAI_API_KEY``,
-    ``$HF_TOKEN`` (and any secret-named env var) wherever they appear, plus ``sk-…``/``hf_…`` keys,
-    URL passwords and ``--api-key X`` on command lines.
-    """
-    env = _secret_env_values() if _env is None else _env
-    if isinstance(obj, Mapping):
-        out = {str(k): scrub_secrets(v, env) for k, v in obj.items() if not _looks_secret(str(k))}
-        if isinstance(out.get("command"), str):  # flags only on the command line: prose may say "token is"
-            out["command"] = _SECRET_FLAG_RE.sub(lambda m: m.group(1) + "***", out["command"])
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [scrub_secrets(v, env) for v in obj]
-    if isinstance(obj, str):
-        for value in env:
-            obj = obj.replace(value, "***")
-        for rx in _SECRET_VALUE_RES:
-            obj = rx.sub("***", obj)
-    return obj
-
-
-def make_meta(command: str | list[str] | None = None, engine: str | None = None,
-              prompt_hashes: Mapping[str, str] | None = None, **extra: Any) -> dict[str, Any]:
-    """Provenance for an output file: version, UTC time, platform, command, engine, prompt hashes, extra.
-
-    ``command`` defaults to this process's command line; ``usage`` defaults to what the engines have
-    spent so far in this process (``llmlabel.usage_log``). Secrets are scrubbed (see :func:`scrub_secrets`).
-
-    >>> make_meta(engine="vllm:Qwen/Qwen2.5-7B-Instruct", prompt_hashes={"sentiment": "3f2a…"})["engine"]
-    'vllm:Qwen/Qwen2.5-7B-Instruct'
-    """
-    from . import __version__
-
-    if command is None:
-        command = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv and sys.argv[0] else []
-    if not isinstance(command, str):
-        command = shlex.join(str(c) for c in command)
-    meta = {
-        "llmlabel_version": __version__,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "command": command,
-        "engine": engine,
-        "prompt_hashes": dict(prompt_hashes or {}),
-        **extra,
-    }
-    if "usage" not in meta:
-        from .llm.usage import usage_log
-
-        meta["usage"] = usage_log.as_dict()
-    return scrub_secrets(meta)
-
-
 def _meta_json(meta: Mapping[str, Any]) -> str:
-    return json.dumps(scrub_secrets(meta), ensure_ascii=False, sort_keys=True, default=_json_default)
+    return json.dumps(scrub_secrets(meta), ensure_ascii=False, sort_keys=True, default=json_default)
 
-
-def read_meta(path: str | Path) -> dict[str, Any] | None:
-    """The metadata stored with an output: Parquet schema metadata, ``<path>.meta.json``, or a shard
-    folder's manifest. ``None`` when the file carries none."""
-    path = Path(path)
-    if path.is_dir():
-        man = path / MANIFEST
-        return json.loads(man.read_text(encoding="utf-8")).get("meta") if man.exists() else None
-    if not path.exists():
-        raise InputError("file not found", path=path)
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        md = pq.read_schema(path).metadata or {}
-        raw = md.get(META_KEY.encode())
-        if raw is not None:
-            return json.loads(raw)
-    side = path if path.name.endswith(META_SUFFIX) else path.with_name(path.name + META_SUFFIX)
-    if not side.exists():
-        return None
-    meta = json.loads(side.read_text(encoding="utf-8"))
-    size = meta.get("data_bytes") if isinstance(meta, dict) else None
-    if side != path and isinstance(size, int) and path.stat().st_size != size:
-        raise InputError(f"the sidecar {side.name} describes another version of this file ({size:,} bytes, the "
-                         f"file has {path.stat().st_size:,}): an interrupted write", path=path,
-                         hint="rerun the command that wrote it")
-    return meta
 
 
 # --------------------------------------------------------------------------- JSONL and Parquet
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     # numpy scalars/arrays and dates appear in rows built by later stages; json cannot encode them.
     if hasattr(obj, "tolist"):
         return obj.tolist()
@@ -267,7 +148,7 @@ def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]], meta: Mappi
     n = 0
     with atomic_write(path) as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, default=_json_default))
+            f.write(json.dumps(row, ensure_ascii=False, default=json_default))
             f.write("\n")
             n += 1
     side = path.with_name(path.name + META_SUFFIX)
@@ -324,152 +205,3 @@ def write_parquet(path: str | Path, table_or_rows: Any, meta: Mapping[str, Any] 
     with atomic_write(path, "wb") as f:
         pq.write_table(table, f, compression=compression, row_group_size=_row_group_size(table))
     return table.num_rows
-
-
-# --------------------------------------------------------------------------- resumable shards
-
-
-class ShardWriter:
-    """Rows into numbered Parquet shards (``part-00000.parquet`` …), each written atomically and recorded
-    in ``_manifest.json``; a rerun after a crash skips what is done and yields the same shards.
-
-    Shards hold exactly ``shard_size`` rows (the last one fewer), so as long as the rerun feeds the
-    not-yet-done rows in the same order, the shards are byte-identical to an uninterrupted run's.
-
-    >>> with ShardWriter("votes/", shard_size=1000, meta=make_meta()) as w:   # doctest: +SKIP
-    ...     done = w.done_ids()
-    ...     for item in items:
-    ...         if item["id"] not in done:
-    ...             w.write(label(item))
-
-    Rows buffered when an exception leaves the ``with`` block are dropped, not written: the rerun
-    redoes them. Pass ``schema`` (a ``pyarrow.Schema``) when a column may be all-null in a shard.
-    """
-
-    def __init__(self, folder: str | Path, shard_size: int = 10_000, *, id_field: str = "id",
-                 meta: Mapping[str, Any] | None = None, schema=None, resume: bool = True,
-                 header: Mapping[str, Any] | None = None) -> None:
-        if shard_size < 1:
-            raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
-        self.folder = Path(folder)
-        self.shard_size = shard_size
-        self.id_field = id_field
-        self.schema = schema
-        self._buf: list[dict] = []
-        self._done_ids: set[str] | None = None
-        self.folder.mkdir(parents=True, exist_ok=True)
-        man_path = self.folder / MANIFEST
-        if resume and man_path.exists():
-            try:
-                self.manifest = json.loads(man_path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise InputError(f"corrupt manifest: {e.msg}", path=man_path, line=e.lineno,
-                                 hint="delete the folder to start over") from e
-            if self.manifest.get("shard_size") != shard_size or self.manifest.get("id_field") != id_field:
-                raise ConfigError(
-                    f"folder was written with shard_size={self.manifest.get('shard_size')}, "
-                    f"id_field={self.manifest.get('id_field')!r}; this run asks for shard_size={shard_size}, "
-                    f"id_field={id_field!r}", path=man_path,
-                    hint="use the same settings to resume, or a new output folder")
-            if self.schema is None and self.manifest["shards"]:
-                import pyarrow.parquet as pq
-
-                self.schema = pq.read_schema(self.folder / self.manifest["shards"][0]["file"])
-        else:
-            for old in self.folder.glob("part-*.parquet"):
-                old.unlink()
-            self.manifest = {"version": 1, "shard_size": shard_size, "id_field": id_field,
-                             "shards": [], "complete": False}
-        self.manifest.update(header or {})  # top-level keys of the file kind using the shards (format version...)
-        if meta is not None:
-            self.manifest["meta"] = scrub_secrets(meta)
-        self.manifest["complete"] = False
-        self._save_manifest()
-
-    @property
-    def next_shard_index(self) -> int:
-        """Index of the next shard to write (= number of finished shards)."""
-        return len(self.manifest["shards"])
-
-    @property
-    def complete(self) -> bool:
-        """True once :meth:`close` finished: every row went into a shard."""
-        return bool(self.manifest.get("complete"))
-
-    def done_ids(self) -> set[str]:
-        """Ids of the rows in finished shards (read from the shards' id column)."""
-        if self._done_ids is None:
-            import pyarrow.parquet as pq
-
-            ids: set[str] = set()
-            for s in self.manifest["shards"]:
-                col = pq.read_table(self.folder / s["file"], columns=[self.id_field]).column(0)
-                ids.update(str(v) for v in col.to_pylist())
-            self._done_ids = ids
-        return self._done_ids
-
-    def write(self, row: Mapping[str, Any]) -> None:
-        if self.id_field not in row:
-            raise InputError(f"row has no id field '{self.id_field}'", field=self.id_field,
-                             hint=f"row fields: {', '.join(map(str, row))}")
-        self._buf.append(dict(row))
-        if len(self._buf) >= self.shard_size:
-            self._flush(self._buf[: self.shard_size])
-            self._buf = self._buf[self.shard_size:]
-
-    def write_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        for row in rows:
-            self.write(row)
-
-    def close(self) -> None:
-        """Write the last partial shard and mark the folder complete."""
-        if self._buf:
-            self._flush(self._buf)
-            self._buf = []
-        index = self.next_shard_index
-        for stray in self.folder.glob("part-*.parquet"):  # from a crash between shard rename and manifest
-            if int(stray.stem.split("-")[1]) >= index:
-                stray.unlink()
-        for tmp in self.folder.glob(".part-*.tmp"):  # from a kill -9 mid-write
-            tmp.unlink()
-        self.manifest["complete"] = True
-        self._save_manifest()
-
-    def _flush(self, rows: list[dict]) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if self.schema is not None:
-            known = set(self.schema.names)
-            extra = {k for r in rows for k in r} - known
-            if extra:  # from_pylist would drop them silently
-                raise InputError(f"rows have fields not in the shard schema: {', '.join(sorted(extra))}",
-                                 path=self.folder, hint=f"schema fields: {', '.join(self.schema.names)}")
-            try:
-                table = pa.Table.from_pylist(rows, schema=self.schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-                raise InputError(f"rows do not fit the shard schema: {e}", path=self.folder,
-                                 hint="pass ShardWriter(schema=...) with the full column types") from e
-        else:
-            table = pa.Table.from_pylist(rows)
-            self.schema = table.schema
-        name = f"part-{self.next_shard_index:05d}.parquet"
-        with atomic_write(self.folder / name, "wb") as f:
-            pq.write_table(table, f, compression="zstd")
-        ids = [str(r[self.id_field]) for r in rows]
-        self.manifest["shards"].append({"file": name, "rows": len(rows), "first_id": ids[0], "last_id": ids[-1]})
-        self._save_manifest()
-        if self._done_ids is not None:
-            self._done_ids.update(ids)
-
-    def _save_manifest(self) -> None:
-        with atomic_write(self.folder / MANIFEST) as f:
-            json.dump(self.manifest, f, ensure_ascii=False, indent=1, default=_json_default)
-            f.write("\n")
-
-    def __enter__(self) -> ShardWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()

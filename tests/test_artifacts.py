@@ -151,7 +151,8 @@ def test_multi_label_files_keep_their_label_lists(tmp_path):
 
 
 def test_a_newer_or_older_format_version_is_one_line_naming_the_file(chain, tmp_path):
-    from llmlabel.io import make_meta, write_parquet
+    from llmlabel.io_meta import make_meta
+    from llmlabel.io_write import write_parquet
 
     tmp, _ = chain
     _label_and_aggregate(tmp)

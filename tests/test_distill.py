@@ -53,7 +53,8 @@ def bank(eval_data):
 @pytest.fixture(scope="module")
 def toy_labeled(tmp_path_factory) -> Path:
     """A small synthetic labeled file in the label model's output shape (proba + confidence + class metadata)."""
-    from llmlabel.io import make_meta, write_parquet
+    from llmlabel.io_meta import make_meta
+    from llmlabel.io_write import write_parquet
 
     rng = np.random.default_rng(0)
     words = {"pos": ["great", "love", "excellent", "wonderful", "happy"], "neg": ["awful", "hate", "terrible", "bad", "sad"],
@@ -77,7 +78,7 @@ def test_reader_takes_a_list_column_or_one_proba_column_per_class(toy_labeled, t
     import pyarrow.parquet as papq
 
     from llmlabel.distill import read_labeled
-    from llmlabel.io import write_parquet
+    from llmlabel.io_write import write_parquet
 
     a = read_labeled(toy_labeled)
     rows = papq.read_table(toy_labeled).to_pylist()

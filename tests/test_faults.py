@@ -338,7 +338,7 @@ def test_a_server_that_stalls_or_dies_mid_run_fails_in_one_line_and_the_rerun_fi
 
 def test_check_writable_refuses_before_any_work_and_leaves_nothing(tmp_path):
     from llmlabel.errors import OutputError
-    from llmlabel.io import check_writable
+    from llmlabel.io_write import check_writable
 
     (tmp_path / "f").write_text("x")
     for bad, folder in ((tmp_path / "f" / "out.jsonl", False), (tmp_path / "f", True), (tmp_path, False),

@@ -12,8 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from llmlabel.errors import ConfigError, InputError
-from llmlabel.io import (HUGE_TEXT_CHARS, ShardWriter, atomic_write, make_meta, read_corpus, read_meta,
-                         write_jsonl, write_parquet)
+from llmlabel.io import HUGE_TEXT_CHARS, read_corpus
+from llmlabel.io_meta import make_meta, read_meta
+from llmlabel.io_shards import ShardWriter
+from llmlabel.io_write import atomic_write, write_jsonl, write_parquet
 
 ROWS = [{"id": f"doc-{i}", "text": f"review number {i}: ünïcode ok", "stars": i % 5} for i in range(23)]
 
@@ -344,7 +346,7 @@ def test_shard_writer_refuses_other_settings_and_restarts_without_resume(tmp_pat
 
 
 def test_read_json_errors_name_the_file_and_line(tmp_path):
-    from llmlabel.io import read_json
+    from llmlabel.io_records import read_json
 
     bad = tmp_path / "priors.json"
     bad.write_text('{"a": 1,\n "b": }\n')

@@ -227,7 +227,8 @@ def test_bad_input_and_unreachable_cluster_are_one_line_errors(work, marks, caps
 
 def test_predict_on_ray_equals_local(work, marks, tiny_qwen2):
     from llmlabel.distill.api import distill
-    from llmlabel.io import make_meta, write_parquet
+    from llmlabel.io_meta import make_meta
+    from llmlabel.io_write import write_parquet
 
     rng = np.random.default_rng(0)
     words = {"pos": ["great", "love", "excellent"], "neg": ["awful", "hate", "terrible"], "neu": ["table", "paper"]}

@@ -226,7 +226,7 @@ def read_crossfit_multi_votes(folder: str | Path) -> CrossFitMultiVotes | None:
 def _read(path: Path, kind: str):
     import pyarrow.parquet as pq
 
-    from ..io_write import read_meta
+    from ..io_meta import read_meta
 
     try:
         table = pq.read_table(path)

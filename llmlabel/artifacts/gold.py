@@ -184,7 +184,7 @@ def read_gold(path: str | Path, *, label_field: str = "label", fallback_field: s
     field may be empty (a multi-label item no label applies to; an xmc item without gold); a missing field is
     an error either way. ``split``: characters that join several names in one string.
     """
-    from ..io import read_records
+    from ..io_records import read_records
 
     path = Path(path)
     seen = UniqueIds(path, what=what)

@@ -92,7 +92,8 @@ def write_labeled(path: str | Path, *, ids: Sequence, classes: Sequence[str], pr
     """
     import pyarrow as pa
 
-    from ..io_write import make_meta, write_parquet
+    from ..io_meta import make_meta
+    from ..io_write import write_parquet
 
     classes = [str(c) for c in classes]
     if len(classes) < 2 or len(set(classes)) != len(classes):
@@ -167,7 +168,7 @@ def _check_proba(P: np.ndarray, multi_label: bool, *, where: str, classes: Seque
 
 
 def _meta(path: Path) -> dict:
-    from ..io_write import read_meta
+    from ..io_meta import read_meta
 
     try:
         return read_meta(path) or {}

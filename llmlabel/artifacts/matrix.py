@@ -250,7 +250,8 @@ class LabelMatrix:
         """Write one Parquet file (labels and LF names in its metadata sidecar)."""
         import pyarrow as pa
 
-        from ..io_write import make_meta, write_parquet
+        from ..io_meta import make_meta
+        from ..io_write import write_parquet
 
         table = pa.Table.from_pylist(self.rows(), schema=self.arrow_schema())
         info = dict(meta or make_meta())
@@ -263,7 +264,7 @@ class LabelMatrix:
     def load(cls, path: str | Path) -> LabelMatrix:
         import pyarrow.parquet as pq
 
-        from ..io_write import read_meta
+        from ..io_meta import read_meta
 
         meta = read_meta(path) or {}
         check_format(meta, kind=KIND, version=FORMAT_VERSION, path=path)

@@ -74,7 +74,8 @@ def _check_row(row: Mapping[str, Any], i: int, task: str, known: set[str] | None
 def write_predictions(path: str | Path, rows: Iterable[Mapping[str, Any]], *, task: str = "single",
                       classes: Sequence[str] | None = None, meta: Mapping[str, Any] | None = None) -> int:
     """Validate and stream ``rows`` to JSONL atomically, with the sidecar metadata; returns the row count."""
-    from ..io_write import make_meta, write_jsonl
+    from ..io_meta import make_meta
+    from ..io_write import write_jsonl
 
     if task not in TASKS:
         raise InputError(f"unknown predictions task {task!r}", hint=f"one of {', '.join(TASKS)}")
@@ -97,7 +98,7 @@ def sidecar_meta(meta: Mapping[str, Any], *, task: str, classes: Sequence[str] |
 
 def read_predictions(path: str | Path) -> Predictions:
     """Read and validate a predictions file (its sidecar gives the task and classes)."""
-    from ..io_write import read_meta
+    from ..io_meta import read_meta
 
     path = Path(path)
     if not path.is_file():

@@ -180,7 +180,8 @@ class VotesWriter:
     def _open(self, prob_lfs, shard_size, meta, depends, overwrite) -> None:
         import pyarrow as pa
 
-        from ..io_write import ShardWriter, make_meta
+        from ..io_meta import make_meta
+        from ..io_shards import ShardWriter
 
         for tmp in self.folder.glob(".*.tmp"):  # a kill -9 mid-write left it; we hold the lock, so it is no one's
             tmp.unlink()

@@ -91,7 +91,7 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
     """
-    from ..io import check_writable
+    from ..io_write import check_writable
     from .card import render_card
     from .folder import check_replaceable
 

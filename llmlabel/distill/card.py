@@ -18,7 +18,7 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
                 train_seconds: float, settings: dict, label_stats: dict, license: str = "other",
                 language: list[str] | None = None, datasets: list[str] | None = None, training=None,
                 safety_net: dict | None = None) -> str:
-    """Render README.md. ``source_meta`` is the labeled file's provenance (:func:`llmlabel.io.read_meta`);
+    """Render README.md. ``source_meta`` is the labeled file's provenance (:func:`llmlabel.io_meta.read_meta`);
     ``training`` (:class:`llmlabel.artifacts.model.TrainingFacts`) states what the loss really saw."""
     if training is not None:
         soft = training.targets == "soft"

@@ -8,7 +8,7 @@ configurable):
 - ``text`` — the input text (``text_field``).
 - ``label`` — the class name; for multi-label a list of names (or a string split on ``|``).
 - ``proba`` (optional) — per-class probabilities: a list aligned with the class order stored in the file's
-  metadata (``classes`` or ``labels`` key, see :func:`llmlabel.io.read_meta`), a ``{class: p}`` object, or one
+  metadata (``classes`` or ``labels`` key, see :func:`llmlabel.io_meta.read_meta`), a ``{class: p}`` object, or one
   column per class named ``proba_<class>`` (found automatically; ``--proba-field p`` looks for ``p`` or ``p_<class>``).
 - ``confidence`` (optional) — the label model's confidence in ``label``, used as a per-item weight.
 """
@@ -94,7 +94,8 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
                  require_labels: bool = True) -> LabeledData:
     """Load and validate a labeled file; every problem raises :class:`InputError` naming file and line."""
     from ..artifacts.labeled import is_labeled_file
-    from ..io import read_corpus, read_meta
+    from ..io import read_corpus
+    from ..io_meta import read_meta
 
     if is_labeled_file(path):
         return _from_artifact(path, classes=classes, min_per_class=min_per_class, multi_label=multi_label)

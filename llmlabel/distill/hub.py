@@ -87,7 +87,7 @@ def link_dataset_in_card(folder: str | Path, dataset_repo: str) -> None:
     """Add ``dataset_repo`` to the ``datasets:`` list of the model card's YAML header (the Hub links the two)."""
     import yaml
 
-    from ..io import atomic_write
+    from ..io_write import atomic_write
 
     card = Path(folder) / "README.md"
     text = card.read_text(encoding="utf-8")

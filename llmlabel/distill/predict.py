@@ -51,7 +51,9 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
     :class:`~llmlabel.results.PredictResult`.
     """
     from ..artifacts.predictions import write_predictions
-    from ..io import atomic_write, check_writable, make_meta, read_corpus
+    from ..io import read_corpus
+    from ..io_meta import make_meta
+    from ..io_write import atomic_write, check_writable
     from .cascade import Cascade
     from .data import read_gold
     from .export import load_student

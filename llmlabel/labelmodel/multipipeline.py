@@ -93,7 +93,7 @@ def write_labeled_multi(out: str | Path, mv: MultiVotes, res: dict, texts=None, 
     """labeled.parquet with ``labels`` lists + ``p:<label>`` (and ``source`` when given), and the review queue
     (CSV + JSONL) beside it."""
     from ..artifacts.labeled import write_labeled
-    from ..io_write import make_meta
+    from ..io_meta import make_meta
     from .review import write_csv, write_jsonl
 
     out = Path(out)

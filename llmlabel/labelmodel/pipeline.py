@@ -76,7 +76,7 @@ def write_labeled(out: str | Path, L: LabelMatrix, res: dict, texts=None, *, rev
                   meta: dict | None = None) -> dict[str, Path]:
     """labeled.parquet (through :mod:`llmlabel.artifacts.labeled`) plus the review queue files beside it."""
     from ..artifacts.labeled import write_labeled as write
-    from ..io_write import make_meta
+    from ..io_meta import make_meta
     from .review import review_queue, write_csv, write_jsonl, write_label_studio
 
     out = Path(out)

@@ -100,7 +100,7 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, model
     from ..artifacts.multivotes import BINARY
     from ..artifacts.votes import VotesWriter, depends_on
     from ..io import read_corpus
-    from ..io_write import make_meta
+    from ..io_meta import make_meta
     from ..progress import Ticker
     from .apply import ErrorShare, with_last
 

@@ -44,7 +44,8 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
     from ..errors import ConfigError, InputError
     from ..artifacts.votes import VotesWriter, depends_on
     from ..io import read_corpus
-    from ..io_write import check_writable, make_meta
+    from ..io_meta import make_meta
+    from ..io_write import check_writable
     from ..progress import Ticker
     from .apply import ErrorShare, apply_lfs, with_last
     from ..llm import cache_option, engine_factory

@@ -32,7 +32,7 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path | N
     from ..artifacts.matrix import LabelMatrix
     from ..artifacts.taxonomy import load_taxonomy
     from ..artifacts.votes import VotesWriter, depends_on
-    from ..io_write import make_meta
+    from ..io_meta import make_meta
     from ..lf.apply import ErrorShare
     from ..lf.defaults import resolve_lfs
     from ..lf.resolve import check_models

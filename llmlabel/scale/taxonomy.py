@@ -45,7 +45,8 @@ def assign_taxonomy_ray(corpus: str | Path, out: str | Path, *, sample: int | No
     import pyarrow as pa
 
     from ..embed import load_embedder
-    from ..io import atomic_write, make_meta, write_jsonl
+    from ..io_meta import make_meta
+    from ..io_write import atomic_write, write_jsonl
     from ..artifacts.taxonomy import OTHER, save_taxonomy
     from ..taxonomy import induce_taxonomy
     from ..taxonomy.assign import TaxonomyAssigner

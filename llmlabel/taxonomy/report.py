@@ -19,7 +19,8 @@ def default_paths(out: str | Path) -> dict[str, Path]:
 def write_outputs(result, out: str | Path, *, assignments: str | Path | None = None,
                   markdown: str | Path | None = None, meta: dict | None = None) -> dict[str, Path]:
     """Write the three files (atomically); returns their paths."""
-    from ..io import make_meta, write_jsonl
+    from ..io_meta import make_meta
+    from ..io_write import write_jsonl
 
     paths = default_paths(out)
     if assignments is not None:
@@ -32,7 +33,7 @@ def write_outputs(result, out: str | Path, *, assignments: str | Path | None = N
     m = meta if meta is not None else make_meta(engine=result.taxonomy.made_with.get("engine"),
                                                taxonomy=str(paths["taxonomy"]), stats=result.stats)
     write_jsonl(paths["assignments"], result.rows(), meta=m)
-    from ..io import atomic_write
+    from ..io_write import atomic_write
 
     with atomic_write(paths["markdown"]) as f:
         f.write(render_markdown(result))

@@ -71,7 +71,9 @@ def run_xmc(data: str | Path, labels: str | Path, output: str | Path, *, model: 
     gets progress lines.
     """
     from ..artifacts.predictions import sidecar_meta, write_predictions
-    from ..io import atomic_write, check_writable, make_meta, read_corpus
+    from ..io import read_corpus
+    from ..io_meta import make_meta
+    from ..io_write import atomic_write, check_writable
     from .labels import load_labels, load_priors
     from .retrieve import build_retriever
 
@@ -196,7 +198,7 @@ def evaluate_predictions(preds: str | Path, gold: str | Path, *, gold_field: str
     :class:`~llmlabel.results.XmcEvalResult`."""
     from ..artifacts.gold import read_gold
     from ..ids import UniqueIds, canonical_id
-    from ..io import read_records
+    from ..io_records import read_records
     from .metrics import evaluate
 
     cutoffs = sorted({int(k) for k in ks})

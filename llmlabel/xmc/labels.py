@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..io import read_json
+from ..io_records import read_json
 
 __all__ = ["LabelSpace", "load_labels", "load_priors"]
 

@@ -30,7 +30,7 @@ from typing import Any
 import dspy
 
 from ..errors import InputError
-from ..io import read_json
+from ..io_records import read_json
 from ..llm.prompting import fill, load_prompt
 from ..llm.dspy_lm import dspy_lm  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before dspy talks to litellm)
 
@@ -216,7 +216,7 @@ class InferRetrieveRank(dspy.Module):
     # ------------------------------------------------------------------ persistence
     def save_json(self, path: str | Path, **extra: Any) -> Path:
         """Save the learned state (instructions + demos of Infer and Rank) and the config as one JSON file."""
-        from ..io import atomic_write
+        from ..io_write import atomic_write
 
         state = {"format": "llmlabel.xmc.InferRetrieveRank/1", "config": self.config,
                  "predictors": {name: p.dump_state() for name, p in self.named_predictors()}, **extra}
