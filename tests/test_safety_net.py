@@ -113,7 +113,7 @@ def test_logistic_regression_on_the_gold_ships_unless_another_recipe_beats_it_by
     """The reference is the probe on the gold alone (what a user would train instead); the highest of the other
     out-of-fold figures replaces it only with a lead larger than its paired standard error, whichever it is (a
     gold-only static student included), and the verdict says so."""
-    from llmlabel.distill.safety import choose
+    from llmlabel.distill.safety import Recipe, choose
 
     table = _table(static_none=0.69, static_all=0.66, probe_all=0.65, probe_none=0.64, tuned_none=0.64)
     row, chosen, verdict, gain = choose(table, "accuracy", 100, lambda a, b: 0.055)
@@ -126,6 +126,8 @@ def test_logistic_regression_on_the_gold_ships_unless_another_recipe_beats_it_by
     table = _table(static_equal=0.88, probe_none=0.83, static_none=0.79)
     row, chosen, verdict, gain = choose(table, "accuracy", 100, lambda a, b: 0.034)
     assert (chosen.student, chosen.weak) == ("static", "equal") and verdict.startswith("weak labels added +5.0 points")
+    table = _table(tuned_equal=0.92, tuned_none=0.92, probe_none=0.83)  # a tie: the recipe without weak rows
+    assert choose(table, "accuracy", 100, lambda a, b: 0.03)[1] == Recipe("tuned", "none")
     table = _table(static_none=0.5, probe_none=0.9)  # the reference ahead: nothing to test
     assert choose(table, "accuracy", 100, lambda a, b: 0.0)[1].student == "probe"
 

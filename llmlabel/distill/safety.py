@@ -222,7 +222,9 @@ def choose(table: list[dict], metric: str, n_gold: int, se_of) -> tuple[dict, Re
                None)
     if ref is None:  # a caller that left the probe out (one fixed student): its gold-alone row is the reference
         ref = max((i for i, r in enumerate(table) if r["weak"] == "none"), key=lambda i: table[i][metric])
-    best = max((i for i in range(len(table)) if i != ref), key=lambda i: table[i][metric], default=None)
+    # on a tie the recipe without weak rows: it needs fewer assumptions for the same figure
+    best = max((i for i in range(len(table)) if i != ref), key=lambda i: (table[i][metric], table[i]["weak"] == "none"),
+               default=None)
     gain = se = 0.0
     if best is not None:
         gain = table[best][metric] - table[ref][metric]
