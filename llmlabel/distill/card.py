@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 
 def _fmt(x: Any) -> str:
@@ -22,45 +21,71 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
     ``training`` (:class:`llmlabel.artifacts.model.TrainingFacts`) states what the loss really saw."""
     if training is not None:
         soft = training.targets == "soft"
-    meta = source_meta or {}
-    tags = ["text-classification", "llmlabel", "distillation", "weak-supervision"]
-    tags.append("static-embeddings" if kind == "static" else "transformers")
-    header: dict[str, Any] = {"license": license, "language": language or ["en"], "library_name":
-                              "transformers" if kind == "encoder" else "llmlabel",
-                              "pipeline_tag": "text-classification", "tags": tags}
-    if datasets:
-        header["datasets"] = datasets
     base = str(settings.get("base_model") or "")
-    if kind == "encoder" and base in ("minilm", "all-MiniLM-L6-v2"):
-        # only a base model we can name on the Hub; a local folder's origin is unknown here
-        header["base_model"] = "sentence-transformers/all-MiniLM-L6-v2"
-    if dev_metrics:
-        results = [{"type": m, "value": round(float(v), 4), "name": f"dev {m}"} for m, v in dev_metrics.items()
-                   if m != "n" and isinstance(v, (int, float))]
-        header["model-index"] = [{"name": name, "results": [{
-            "task": {"type": "text-classification", "name": "Text Classification"},
-            "dataset": {"type": "custom", "name": f"gold dev set ({dev_metrics.get('n', '?')} items)"},
-            "metrics": results}]}]
-    out = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True).rstrip(), "---", "", f"# {name}", ""]
-    enc = str(settings.get("embedder") or "")
-    tuned, enc_name = (_tuned_meta(enc) if kind == "probe" else None), ""
-    if tuned:  # the safety net's tuned candidate: name what the encoder was tuned on
-        enc_name = (f"all-MiniLM-L6-v2 tuned on {tuned.get('gold_items', '?')} gold rows and the label names "
-                    f"({tuned.get('settings', {}).get('method', '?')}, llmlabel.tuned; fingerprint "
-                    f"{tuned.get('fingerprint', '?')}), then frozen")
-        enc = "tuned"
-    what = ("a static-embedding classifier (frozen WordLlama token embeddings + TF-IDF features, linear/MLP head)"
-            if kind == "static" else
-            "a frozen sentence encoder (" + ("all-MiniLM-L6-v2" if enc in ("minilm", "all-MiniLM-L6-v2") else
-                                             enc_name if enc == "tuned" else f"the local folder `{enc}`")
-            + ") with a logistic-regression head"
-            if kind == "probe" else "a fine-tuned transformers encoder ("
-            + ("all-MiniLM-L6-v2" if base in ("minilm", "all-MiniLM-L6-v2") else f"from the local folder `{base}`") + ")")
-    out += [f"This is {what} for {'multi-label' if multi_label else 'single-label'} text classification into "
-            f"{len(classes)} classes, trained by `llmlabel distill` on **machine-generated "
-            "labels** (weak supervision), not on human annotations.", ""]
-
+    out = ["---", _header(name, kind, base, dev_metrics, license, language, datasets), "---", "", f"# {name}", ""]
+    out += [f"This is {_what(kind, base, str(settings.get('embedder') or ''))} for "
+            f"{'multi-label' if multi_label else 'single-label'} text classification into {len(classes)} classes, "
+            "trained by `llmlabel distill` on **machine-generated labels** (weak supervision), not on human "
+            "annotations.", ""]
     out += ["## How the training labels were made", ""]
+    out += _provenance(source, n_items, soft, label_stats, training, source_meta or {}) + [""]
+    out += ["## Evaluation", ""] + _evaluation(safety_net, dev_metrics, dev_source, label_stats) + [""]
+    out += _use_and_limits(kind, classes, settings)
+    out += ["", "## How to use", ""] + _how_to_use(kind, multi_label, soft, settings)
+    out += ["", "## Training", "", f"- Train time: {train_seconds:.1f} s.",
+            f"- Settings: `{json.dumps({k: v for k, v in settings.items() if v is not None}, sort_keys=True)}`",
+            f"- Classes and label counts: `{json.dumps(label_stats.get('counts', {}), ensure_ascii=False)[:2000]}`", ""]
+    return "\n".join(out)
+
+
+def _header(name: str, kind: str, base: str, dev_metrics: dict | None, license: str, language, datasets) -> str:
+    """The Hub's YAML metadata, written by huggingface_hub (model-index from the dev figures, when there are)."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    tags = ["text-classification", "llmlabel", "distillation", "weak-supervision",
+            "static-embeddings" if kind == "static" else "transformers"]
+    results = [EvalResult(task_type="text-classification", task_name="Text Classification", dataset_type="custom",
+                          dataset_name=f"gold dev set ({dev_metrics.get('n', '?')} items)", metric_type=m,
+                          metric_value=round(float(v), 4), metric_name=f"dev {m}")
+               for m, v in (dev_metrics or {}).items() if m != "n" and isinstance(v, (int, float))]
+    data = ModelCardData(license=license, language=language or ["en"],
+                         library_name="transformers" if kind == "encoder" else "llmlabel",
+                         pipeline_tag="text-classification", tags=tags, datasets=datasets or None,
+                         # only a base model we can name on the Hub; a local folder's origin is unknown here
+                         base_model=("sentence-transformers/all-MiniLM-L6-v2" if kind == "encoder" and base in
+                                     ("minilm", "all-MiniLM-L6-v2") else None),
+                         model_name=name if results else None, eval_results=results or None)
+    return data.to_yaml()
+
+
+def _what(kind: str, base: str, enc: str) -> str:
+    """One phrase naming the model: its kind and the encoder it reads (the tuned one named by what it saw)."""
+    if kind == "static":
+        return "a static-embedding classifier (frozen WordLlama token embeddings + TF-IDF features, linear/MLP head)"
+    if kind == "probe":
+        tuned = _tuned_meta(enc)
+        if tuned:  # the safety net's tuned candidate: name what the encoder was tuned on
+            enc = (f"all-MiniLM-L6-v2 tuned on {tuned.get('gold_items', '?')} gold rows and the label names "
+                   f"({tuned.get('settings', {}).get('method', '?')}, llmlabel.tuned; fingerprint "
+                   f"{tuned.get('fingerprint', '?')}), then frozen")
+        elif enc in ("minilm", "all-MiniLM-L6-v2"):
+            enc = "all-MiniLM-L6-v2"
+        else:
+            enc = f"the local folder `{enc}`"
+        return f"a frozen sentence encoder ({enc}) with a logistic-regression head"
+    return ("a fine-tuned transformers encoder ("
+            + ("all-MiniLM-L6-v2" if base in ("minilm", "all-MiniLM-L6-v2") else f"from the local folder `{base}`") + ")")
+
+
+_PROVENANCE = (("taxonomy", "Taxonomy"), ("labeling_functions", "Labeling functions"), ("lfs", "Labeling functions"),
+               ("engine", "LLM engine"), ("engines", "LLM engines"),
+               ("encoder", "Encoder tuned on the gold (read by the gold LFs)"), ("label_model", "Label model"),
+               ("prompt_hashes", "Prompt hashes"), ("command", "Command"), ("created_utc", "Labeled at (UTC)"),
+               ("llmlabel_version", "llmlabel version"))
+_NOT_LISTED = {"usage", "python", "platform", "classes", "labels"}
+
+
+def _provenance(source: str, n_items: int, soft: bool, label_stats: dict, training, meta: dict) -> list[str]:
     prov = [f"- Training file: `{source}` ({n_items:,} labeled items)."]
     prov.append(f"- Targets: {'soft per-class probabilities from the label model' if soft else 'hard labels'}"
                 f"{' with per-item weights from the label confidence' if label_stats.get('weighted') else ''}.")
@@ -69,29 +94,23 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
                     "labels one-hot, so training used hard labels.")
     if training is not None and training.n_human:
         prov.append(f"- {training.n_human:,} items were reviewed by a person and trained at full weight.")
-    if meta:
-        for key, label in (("taxonomy", "Taxonomy"), ("labeling_functions", "Labeling functions"),
-                           ("lfs", "Labeling functions"), ("engine", "LLM engine"), ("engines", "LLM engines"),
-                           ("encoder", "Encoder tuned on the gold (read by the gold LFs)"),
-                           ("label_model", "Label model"), ("prompt_hashes", "Prompt hashes"),
-                           ("command", "Command"), ("created_utc", "Labeled at (UTC)"),
-                           ("llmlabel_version", "llmlabel version")):
-            v = meta.get(key)
-            if v not in (None, "", {}, []):
-                prov.append(f"- {label}: `{v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)[:500]}`")
-        shown = {"taxonomy", "labeling_functions", "lfs", "engine", "engines", "encoder", "label_model", "prompt_hashes",
-                 "command", "created_utc", "llmlabel_version", "usage", "python", "platform", "classes", "labels"}
-        other = sorted(k for k in meta if k not in shown)
-        if other:
-            prov.append(f"- Other recorded provenance keys: {', '.join(other)}.")
-    else:
-        prov.append("- The training file carries **no provenance metadata**: which taxonomy, labeling functions, "
-                    "LLMs and label model produced its labels is not recorded here. Treat the labels' origin as unknown.")
-    out += prov + [""]
+    if not meta:
+        return prov + ["- The training file carries **no provenance metadata**: which taxonomy, labeling functions, "
+                       "LLMs and label model produced its labels is not recorded here. Treat the labels' origin as "
+                       "unknown."]
+    for key, label in _PROVENANCE:
+        v = meta.get(key)
+        if v not in (None, "", {}, []):
+            prov.append(f"- {label}: `{v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)[:500]}`")
+    other = sorted(k for k in meta if k not in {k for k, _ in _PROVENANCE} | _NOT_LISTED)
+    if other:
+        prov.append(f"- Other recorded provenance keys: {', '.join(other)}.")
+    return prov
 
-    out += ["## Evaluation", ""]
-    if safety_net:
-        out += _safety_section(safety_net)
+
+def _evaluation(safety_net: dict | None, dev_metrics: dict | None, dev_source: str | None,
+                label_stats: dict) -> list[str]:
+    out = _safety_section(safety_net) if safety_net else []
     if dev_metrics:
         out.append(f"Measured on the gold dev set `{dev_source}` ({dev_metrics.get('n', '?')} human-labeled items), "
                    "which was also used for early stopping, so these figures are slightly optimistic:")
@@ -103,23 +122,29 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
                    "how often it is right. Evaluate it on a labeled sample of your own data before relying on it.")
     if label_stats.get("mean_confidence") is not None:
         out += ["", f"Mean label-model confidence over the training items: {label_stats['mean_confidence']:.3f}."]
-    out += [""]
+    return out
 
-    out += ["## Intended use", "",
-            f"Routing, tagging or pre-filtering texts that resemble the training data, into these classes: "
-            f"{', '.join(f'`{c}`' for c in classes[:40])}{' ...' if len(classes) > 40 else ''}. "
-            "Low-confidence predictions can be deferred to an LLM (`llmlabel predict --cascade-llm`).", "",
-            "## Limits", "",
-            "- It learns the labeling functions' and LLMs' mistakes and biases along with their knowledge; it cannot be "
-            "more accurate than its labels on the cases where they are systematically wrong.",
-            "- It knows only the classes above and always answers one of them (or a set, when multi-label), even for "
-            "out-of-domain text.",
-            "- Texts are cut to " + str(settings.get("max_tokens") or settings.get("max_length") or "?") + " tokens."]
+
+def _use_and_limits(kind: str, classes: list[str], settings: dict) -> list[str]:
+    out = ["## Intended use", "",
+           f"Routing, tagging or pre-filtering texts that resemble the training data, into these classes: "
+           f"{', '.join(f'`{c}`' for c in classes[:40])}{' ...' if len(classes) > 40 else ''}. "
+           "Low-confidence predictions can be deferred to an LLM (`llmlabel predict --cascade-llm`).", "",
+           "## Limits", "",
+           "- It learns the labeling functions' and LLMs' mistakes and biases along with their knowledge; it cannot be "
+           "more accurate than its labels on the cases where they are systematically wrong.",
+           "- It knows only the classes above and always answers one of them (or a set, when multi-label), even for "
+           "out-of-domain text.",
+           "- Texts are cut to " + str(settings.get("max_tokens") or settings.get("max_length") or "?") + " tokens."]
     if kind == "static":
         out.append("- A bag of static token embeddings and n-grams: word order beyond bigrams, negation and context "
                    "are largely invisible to it.")
     out.append("- Not for decisions about people (credit, employment, health, legal) without human review.")
-    out += ["", "## How to use", ""]
+    return out
+
+
+def _how_to_use(kind: str, multi_label: bool, soft: bool, settings: dict) -> list[str]:
+    out = []
     if multi_label:
         thr = settings.get("threshold", 0.5)
         out += ["Multi-label: each class has its own sigmoid score (trained with binary cross-entropy"
@@ -129,18 +154,13 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
                    else f" ({thr})") + ". `predict` returns the label lists with the per-class scores.", ""]
     if kind == "encoder":
         top = ", top_k=None" if multi_label else ""
-        out += ["```python", "from transformers import pipeline", "",
-                f'clf = pipeline("text-classification", model="PATH_OR_REPO"{top})', 'clf("some text")', "```"]
-    else:
-        needs = ("sentence-transformers, safetensors" if kind == "probe" else "numpy, scipy, tokenizers, safetensors")
-        out += [f"Without llmlabel (needs {needs}; `predict.py` ships in this folder):", "",
-                "```python", "import sys; sys.path.insert(0, \"PATH\")", "from predict import load", "",
-                'clf = load("PATH")', 'clf.predict(["some text"])', "```", "",
-                "With llmlabel: `llmlabel predict PATH data.jsonl -o preds.jsonl`."]
-    out += ["", "## Training", "", f"- Train time: {train_seconds:.1f} s.",
-            f"- Settings: `{json.dumps({k: v for k, v in settings.items() if v is not None}, sort_keys=True)}`",
-            f"- Classes and label counts: `{json.dumps(label_stats.get('counts', {}), ensure_ascii=False)[:2000]}`", ""]
-    return "\n".join(out)
+        return out + ["```python", "from transformers import pipeline", "",
+                      f'clf = pipeline("text-classification", model="PATH_OR_REPO"{top})', 'clf("some text")', "```"]
+    needs = ("sentence-transformers, safetensors" if kind == "probe" else "numpy, scipy, tokenizers, safetensors")
+    return out + [f"Without llmlabel (needs {needs}; `predict.py` ships in this folder):", "",
+                  "```python", "import sys; sys.path.insert(0, \"PATH\")", "from predict import load", "",
+                  'clf = load("PATH")', 'clf.predict(["some text"])', "```", "",
+                  "With llmlabel: `llmlabel predict PATH data.jsonl -o preds.jsonl`."]
 
 
 def _safety_section(net: dict) -> list[str]:
