@@ -157,7 +157,7 @@ def test_review_import_carries_the_export_strategy_into_gold(run, tmp_path, caps
 
 
 def test_review_state_without_strategies_still_loads(tmp_path):
-    from llmlabel.review.answers import ReviewState
+    from llmlabel.artifacts.review import ReviewState
 
     p = tmp_path / "review_state.json"
     p.write_text(json.dumps({"version": 1, "exported": {"a": "t"}, "reviewed": {}}))

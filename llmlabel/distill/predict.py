@@ -3,7 +3,6 @@ that defers the items it is unsure of to an LLM (threshold given, or chosen on a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable
@@ -50,10 +49,11 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
     (the Ray backend's) yields the rows instead of this process; they are written the same way. Returns a
     :class:`~llmlabel.results.PredictResult`.
     """
+    from ..artifacts.cascade import cascade_path, write_cascade
     from ..artifacts.predictions import write_predictions
     from ..io import read_corpus
     from ..io_meta import make_meta
-    from ..io_write import atomic_write, check_writable
+    from ..io_write import check_writable
     from .cascade import Cascade
     from .data import read_gold
     from .export import load_student
@@ -101,9 +101,7 @@ def predict(model: str | Path, data: str | Path, output: str | Path, *, text_fie
                           meta=meta)
     curve_path = None
     if casc is not None and casc.curve:
-        curve_path = output.with_name(output.name + ".cascade.json")
-        with atomic_write(curve_path) as f:
-            f.write(json.dumps({"calibration": calib, "curve": casc.curve}, indent=1) + "\n")
+        curve_path = write_cascade(cascade_path(output), casc.curve, calib)
     return PredictResult(rows=n, empty=n_empty, read=corpus.stats.summary(), output=output,
                          deferred=n_def if casc is not None else None,
                          threshold=casc.threshold if casc is not None else None, calibration=calib,

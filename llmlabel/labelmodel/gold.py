@@ -169,21 +169,11 @@ def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=
 
 def append_round(path: str | Path, report: dict) -> Path | None:
     """Add this aggregation's point (human labels so far, out-of-fold dev accuracy) to ``review_rounds.json``,
-    which ``llmlabel report`` draws as accuracy vs number of human labels. Nothing without a dev score."""
-    import json
-
-    from ..io_write import atomic_write
+    which ``llmlabel report`` draws as accuracy vs number of human labels (the file: :mod:`llmlabel.artifacts.review`;
+    a rerun replaces its point). Nothing without a dev score."""
+    from ..artifacts.review import add_round
 
     if report.get("dev_accuracy_oof") is None:
         return None
-    path = Path(path)
-    data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {
-        "note": "llmlabel aggregate --gold: label-model accuracy on the dev set (out-of-fold) after each round",
-        "rounds": []}
-    pts = [r for r in data["rounds"] if r.get("n_labels") != report["n_gold"]]  # a rerun replaces its point
-    pts.append({"strategy": "human review", "n_labels": report["n_gold"], "accuracy": report["dev_accuracy_oof"],
-                "chosen": report.get("chosen")})
-    data["rounds"] = sorted(pts, key=lambda r: r["n_labels"])
-    with atomic_write(path) as f:
-        json.dump(data, f, indent=1)
-    return path
+    return add_round(path, {"strategy": "human review", "n_labels": report["n_gold"],
+                            "accuracy": report["dev_accuracy_oof"], "chosen": report.get("chosen")})

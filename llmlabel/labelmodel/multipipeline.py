@@ -93,8 +93,9 @@ def write_labeled_multi(out: str | Path, mv: MultiVotes, res: dict, texts=None, 
     """labeled.parquet with ``labels`` lists + ``p:<label>`` (and ``source`` when given), and the review queue
     (CSV + JSONL) beside it."""
     from ..artifacts.labeled import write_labeled
+    from ..artifacts.review import queue_path, write_review_queue
     from ..io_meta import make_meta
-    from .review import write_csv, write_jsonl
+    from .review import write_csv
 
     out = Path(out)
     P, chosen = res["proba"], res["chosen"]
@@ -120,7 +121,7 @@ def write_labeled_multi(out: str | Path, mv: MultiVotes, res: dict, texts=None, 
                      "doubtful": "|".join(f"{names[j]}={P[i, j]:.2f}" for j in near)})
     stem = out.with_suffix("")
     return {"labeled": out, "review_csv": write_csv(rows, f"{stem}.review.csv"),
-            "review_jsonl": write_jsonl(rows, f"{stem}.review.jsonl")}
+            "review_jsonl": write_review_queue(queue_path(out), rows)}
 
 
 def aggregate_votes_multi(votes: str | Path, out: str | Path, *, dev: str | Path | None = None,

@@ -76,8 +76,9 @@ def write_labeled(out: str | Path, L: LabelMatrix, res: dict, texts=None, *, rev
                   meta: dict | None = None) -> dict[str, Path]:
     """labeled.parquet (through :mod:`llmlabel.artifacts.labeled`) plus the review queue files beside it."""
     from ..artifacts.labeled import write_labeled as write
+    from ..artifacts.review import queue_path, write_review_queue
     from ..io_meta import make_meta
-    from .review import review_queue, write_csv, write_jsonl, write_label_studio
+    from .review import review_queue, write_csv, write_label_studio
 
     out = Path(out)
     names = L.labels or [str(j) for j in range(L.cardinality)]
@@ -94,6 +95,6 @@ def write_labeled(out: str | Path, L: LabelMatrix, res: dict, texts=None, *, rev
                         labels=res["label"])
     stem = out.with_suffix("")
     paths = {"labeled": out, "review_csv": write_csv(rows, f"{stem}.review.csv"),
-             "review_jsonl": write_jsonl(rows, f"{stem}.review.jsonl"),
+             "review_jsonl": write_review_queue(queue_path(out), rows),
              "label_studio": write_label_studio(rows, f"{stem}.label_studio.json")}
     return paths

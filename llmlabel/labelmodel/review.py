@@ -162,11 +162,10 @@ def write_csv(rows: list[dict], path: str | Path) -> Path:
 
 
 def write_jsonl(rows: list[dict], path: str | Path) -> Path:
-    path = Path(path)
-    with atomic_write(path) as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    return path
+    """The queue as JSONL, through its owner :func:`llmlabel.artifacts.review.write_review_queue`."""
+    from ..artifacts.review import write_review_queue
+
+    return write_review_queue(path, rows)
 
 
 def to_label_studio(rows: list[dict], *, from_name: str = "label", to_name: str = "text",

@@ -6,14 +6,11 @@ it); a tie has no majority, so the item gets no gold label and is reported as an
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ..artifacts.taxonomy import normalize_name
 from ..errors import InputError
-from ..io_write import atomic_write
 
 
 def resolve(annotations: list[dict], classes: list[str] | None, *, multi_label: bool = False,
@@ -86,45 +83,3 @@ def write_gold(path: str | Path, rows: list[dict], *, merge: bool = True) -> dic
     from ..artifacts.gold import write_gold as write
 
     return write(path, rows, merge=merge)
-
-
-class ReviewState:
-    """Which items were sent to people and which came back: ``review_state.json``, so none is sent twice."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.exported: dict[str, str] = {}
-        self.reviewed: dict[str, str] = {}
-        self.strategy: dict[str, str] = {}  # id -> the strategy that sent it (absent in files before it was kept)
-        if self.path.is_file():
-            try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-                self.exported, self.reviewed = dict(data["exported"]), dict(data["reviewed"])
-                self.strategy = dict(data.get("strategy", {}))
-            except (ValueError, KeyError, TypeError) as e:
-                raise InputError(f"review state file is damaged ({type(e).__name__}: {e})", path=self.path,
-                                 hint="restore it, or delete it to allow every item again") from None
-
-    @staticmethod
-    def _now() -> str:
-        return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    def seen(self) -> set[str]:
-        return set(self.exported) | set(self.reviewed)
-
-    def mark_exported(self, ids, strategy: str | None = None) -> None:
-        t = self._now()
-        ids = [str(i) for i in ids]
-        self.exported.update({i: t for i in ids})
-        if strategy is not None:
-            self.strategy.update({i: strategy for i in ids})
-
-    def mark_reviewed(self, ids) -> None:
-        t = self._now()
-        self.reviewed.update({str(i): t for i in ids})
-
-    def save(self) -> Path:
-        with atomic_write(self.path) as f:
-            json.dump({"version": 1, "exported": self.exported, "reviewed": self.reviewed,
-                       "strategy": self.strategy}, f, indent=1)
-        return self.path

@@ -13,9 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..artifacts.review import STATE_FILE, ReviewState
 from ..errors import InputError
 from ..results import ReviewExportResult
-from .roundtrip import STATE_NAME, ReviewState, excluded, write_tasks
+from .roundtrip import excluded, write_tasks
 
 
 def export_review(labeled: str | Path, output: str | Path, *, select: Callable, n: int = 200,
@@ -35,7 +36,7 @@ def export_review(labeled: str | Path, output: str | Path, *, select: Callable, 
     labeled = Path(labeled)
     lab = read_labeled(labeled)
     check_writable(output)  # before any text is embedded: an output that cannot be written is the one error
-    st = ReviewState(state if state is not None else labeled.parent / STATE_NAME)
+    st = ReviewState(state if state is not None else labeled.parent / STATE_FILE)
     mask = excluded(lab, st, list(exclude))
     L = _votes(lab, labeled, votes) if strategy == "review" else None
     X = feature_rows(features, lab.texts, lab, labeled) if strategy == "review" else None

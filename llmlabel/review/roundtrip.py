@@ -17,11 +17,10 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..io_write import atomic_write
-from .answers import ReviewState, read_gold, resolve, write_gold
+from ..artifacts.review import STATE_FILE, ReviewState
+from .answers import read_gold, resolve, write_gold
 from .artifact import read_labeled
 from .labelstudio import labeling_config, make_tasks, read_export
-
-STATE_NAME = "review_state.json"
 
 
 def excluded(lab, state: ReviewState, exclude: list[str | Path] = ()) -> np.ndarray:
@@ -99,7 +98,7 @@ def import_annotations(export: str | Path, output: str | Path, *, taxonomy: str 
             taken.add(lid)
             tax.labels.append(LabelDef(id=lid, name=name, description="added from human review"))
         save_taxonomy(tax, taxonomy)
-    st = ReviewState(state if state is not None else output.parent / STATE_NAME)
+    st = ReviewState(state if state is not None else output.parent / STATE_FILE)
     for r in rows:  # the export's task data names the strategy; older exports: the state recorded it when sent
         if "strategy" not in r and r["id"] in st.strategy:
             r["strategy"] = st.strategy[r["id"]]
