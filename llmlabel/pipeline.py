@@ -38,11 +38,11 @@ from typing import Any, Callable, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError, LLMLabelError
+from .artifacts.pipeline_state import STATE_DIR, StageRecord, read_stage_record, write_stage_record
+from .errors import ConfigError, InputError, LLMLabelError
 from .stages import CORPUS, STAGES, OptionError, call_arguments, validate_options
 
 OptionValue = Union[str, int, float, bool, None, list, dict]
-STATE_DIR = ".pipeline"
 
 
 class Stage(BaseModel):
@@ -186,9 +186,9 @@ def plan(spec: PipelineSpec, *, force: Optional[list[str]] = None) -> list[tuple
     for st in spec.stages:
         call = _jsonable(st.call(spec.corpus, spec.workdir))
         state = _read_state(work, st.kind)
-        ok = (not dirty and st.kind not in (force or []) and state is not None and state.get("call") == call
+        ok = (not dirty and st.kind not in (force or []) and state is not None and state.call == call
               and all((work / o).exists() for o in STAGES[st.kind].outputs)
-              and state.get("inputs") == _fingerprint(_reads(spec, st)))
+              and state.inputs == _fingerprint(_reads(spec, st)))
         dirty = dirty or not ok
         rows.append((st, call, ok))
     return rows
@@ -205,11 +205,10 @@ def _reads(spec: PipelineSpec, st: Stage) -> list[Path]:
     return paths
 
 
-def _read_state(work: Path, kind: str) -> dict | None:
-    f = work / STATE_DIR / f"{kind}.json"
+def _read_state(work: Path, kind: str) -> StageRecord | None:
     try:
-        return json.loads(f.read_text())
-    except (OSError, ValueError):
+        return read_stage_record(work, kind)
+    except InputError:  # a damaged record only means the stage is not known to be done: it reruns and rewrites it
         return None
 
 
@@ -253,13 +252,11 @@ def run_pipeline(spec: PipelineSpec, *, force: Optional[list[str]] = None, until
                 echo(f"[{spec.name}] {st.kind}: interrupted; not recorded as done"
                      + (f" ({', '.join(done)} kept)" if done else "") + ". Rerun the same command to resume.")
                 raise
-            rec = {"stage": st.kind, "call": call, "inputs": _fingerprint(_reads(spec, st)),
-                   "seconds": round(time.perf_counter() - t0, 2), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            echo(f"[{spec.name}] {st.kind}: done in {rec['seconds']:.1f}s")
-            tmp = work / STATE_DIR / f".{st.kind}.json.tmp"
-            tmp.write_text(json.dumps(rec, indent=2))
-            tmp.replace(work / STATE_DIR / f"{st.kind}.json")
-            records.append(rec)
+            rec = StageRecord(stage=st.kind, call=call, inputs=_fingerprint(_reads(spec, st)),
+                              seconds=round(time.perf_counter() - t0, 2), finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+            echo(f"[{spec.name}] {st.kind}: done in {rec.seconds:.1f}s")
+            write_stage_record(work, rec)
+            records.append(rec.to_dict())
         if st.kind == until:
             break
     return records

@@ -13,6 +13,8 @@ and the field (``labels[3].name``) of the first problem, e.g. a duplicate id or 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -28,8 +30,9 @@ from pydantic import (
 from ..errors import ConfigError
 from ..yamlfile import FieldError, config_error, read_yaml
 
-__all__ = ["Example", "FORMAT_VERSION", "LabelDef", "Taxonomy", "load_taxonomy", "save_taxonomy", "OTHER",
-           "normalize_name", "slugify", "validate_taxonomy"]
+__all__ = ["Assignments", "Example", "FORMAT_VERSION", "LabelDef", "Taxonomy", "assignments_path", "load_taxonomy",
+           "read_assignments", "save_taxonomy", "OTHER", "normalize_name", "slugify", "validate_taxonomy",
+           "write_assignments"]
 
 #: Files without ``format_version`` (written before it existed) have this layout.
 FORMAT_VERSION = 1
@@ -229,3 +232,74 @@ def save_taxonomy(tax: Taxonomy, path: str | Path) -> Path:
         f.write("# llmlabel taxonomy: edit names, descriptions and examples freely; keep ids stable.\n")
         yaml.dump(data, f, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
     return path
+
+
+# -- <stem>.assignments.jsonl: each item's label from the taxonomy run ----------------------------------------------
+# One row per item in corpus order, ``{"id", "label", "score"}`` (``label`` a leaf id or ``other``), with the run's
+# metadata in ``<file>.meta.json``; written by ``taxonomy`` (and its Ray driver, row by row), read by users and tests.
+
+
+@dataclass(frozen=True)
+class Assignments:
+    """The items of a taxonomy run with their label ids and assignment scores, in file order."""
+
+    ids: tuple[str, ...]
+    labels: tuple[str, ...]
+    scores: tuple[float, ...]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def assignments_path(taxonomy: str | Path) -> Path:
+    """``x.yaml`` -> ``x.assignments.jsonl``: named after the taxonomy so two runs in one folder never collide."""
+    stem = Path(taxonomy).with_suffix("")
+    return stem.with_name(stem.name + ".assignments.jsonl")
+
+
+def write_assignments(path: str | Path, rows: Iterable[Mapping[str, Any]], meta: Mapping[str, Any] | None) -> int:
+    """Stream the rows to JSONL atomically (metadata beside it); returns the row count."""
+    from ..io_write import write_jsonl
+
+    return write_jsonl(path, rows, meta=meta)
+
+
+def read_assignments(path: str | Path) -> Assignments:
+    """The validated file: each line an object with a unique ``id``, a ``label`` id and a numeric ``score``."""
+    import json
+
+    from ..errors import InputError
+    from ..ids import UniqueIds, canonical_id
+    from ..io_meta import read_meta
+    from ._format import check_format
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("assignments file not found", path=path)
+    meta = read_meta(path) or {}
+    check_format(meta, kind="assignments", version=1, path=path)
+    ids, labels, scores, seen = [], [], [], UniqueIds(path, where="line")
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"not valid JSON: {e.msg}", path=path, line=i) from None
+            if not isinstance(row, dict):
+                raise InputError("each line must be a JSON object", path=path, line=i)
+            rid = canonical_id(row.get("id"))
+            if rid is None:
+                raise InputError("assignment row has no 'id'", path=path, line=i, field="id")
+            if not isinstance(row.get("label"), str) or not row["label"]:
+                raise InputError("assignment row has no 'label' id", path=path, line=i, field="label")
+            s = row.get("score")
+            if not isinstance(s, (int, float)) or isinstance(s, bool):
+                raise InputError(f"assignment score is not a number: {s!r}", path=path, line=i, field="score")
+            seen.add(rid, i)
+            ids.append(rid)
+            labels.append(row["label"])
+            scores.append(float(s))
+    return Assignments(tuple(ids), tuple(labels), tuple(scores), meta)

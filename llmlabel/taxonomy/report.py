@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..artifacts.taxonomy import OTHER, save_taxonomy
+from ..artifacts.taxonomy import OTHER, assignments_path, save_taxonomy, write_assignments
 
 
 def default_paths(out: str | Path) -> dict[str, Path]:
     """The files of a taxonomy run, named after the output so that two runs into one folder never overwrite
     each other's: ``x.yaml`` -> ``x.assignments.jsonl`` (+ its ``.meta.json``) and ``x.md``."""
     out = Path(out)
-    stem = out.with_suffix("")
-    return {"taxonomy": out, "assignments": stem.with_name(stem.name + ".assignments.jsonl"),
-            "markdown": out.with_suffix(".md")}
+    return {"taxonomy": out, "assignments": assignments_path(out), "markdown": out.with_suffix(".md")}
 
 
 def write_outputs(result, out: str | Path, *, assignments: str | Path | None = None,
                   markdown: str | Path | None = None, meta: dict | None = None) -> dict[str, Path]:
     """Write the three files (atomically); returns their paths."""
     from ..io_meta import make_meta
-    from ..io_write import write_jsonl
 
     paths = default_paths(out)
     if assignments is not None:
@@ -32,7 +29,7 @@ def write_outputs(result, out: str | Path, *, assignments: str | Path | None = N
     save_taxonomy(result.taxonomy, paths["taxonomy"])
     m = meta if meta is not None else make_meta(engine=result.taxonomy.made_with.get("engine"),
                                                taxonomy=str(paths["taxonomy"]), stats=result.stats)
-    write_jsonl(paths["assignments"], result.rows(), meta=m)
+    write_assignments(paths["assignments"], result.rows(), m)
     from ..io_write import atomic_write
 
     with atomic_write(paths["markdown"]) as f:
