@@ -4,18 +4,19 @@ Everything is optional: the report shows a section only when its input was found
 ``taxonomy.yaml``, a votes folder (``_manifest.json``), ``labeled.parquet`` (+ ``*.review.jsonl``), a model
 folder (``metrics.json``), ``*.cascade.json`` (from ``llmlabel predict --cascade-llm``), ``*rounds*.json``
 (review rounds: accuracy vs number of human labels), gold labels (``--dev``, or ``dev.jsonl``/``gold.jsonl`` in
-the folder) and the pipeline's ``.pipeline/<stage>.json`` records (seconds per stage).
+the folder) and the pipeline's ``.pipeline/<stage>.json`` records (seconds per stage). Every file is read
+through its owner in :mod:`llmlabel.artifacts`, which validates it; nothing here parses a file itself.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..artifacts.cascade import SUFFIX
 from ..errors import InputError
 
 GOLD_NAMES = ("dev.jsonl", "dev.csv", "gold.jsonl", "gold.csv")
@@ -26,20 +27,14 @@ class RunInputs:
     taxonomy: Any = None          # schema.Taxonomy
     votes: Any = None             # LabelMatrix
     labeled: Any = None           # review.artifact.Labeled
-    review_rows: list[dict] | None = None
-    metrics: dict | None = None   # model/metrics.json
-    cascade: dict | None = None   # {"calibration": ..., "curve": [...]}
-    rounds: dict | None = None    # {"rounds": [{"strategy", "n_labels", "accuracy", ...}], ...}
+    review_rows: list[dict] | None = None  # artifacts.review.ReviewQueue rows
+    metrics: dict | None = None   # model/metrics.json (artifacts.model)
+    cascade: Any = None           # artifacts.cascade.CascadeRecord
+    rounds: Any = None            # artifacts.review.ReviewRounds
     gold: dict[str, str] | None = None  # item id -> gold label name
-    stages: list[dict] = field(default_factory=list)
+    votes_meta: dict = field(default_factory=dict)  # the votes manifest's meta (usage, encoder)
+    stages: list = field(default_factory=list)  # artifacts.pipeline_state.StageRecord
     sources: dict[str, str] = field(default_factory=dict)  # what was read from where (shown in the header)
-
-
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise InputError(f"not valid JSON ({e})", path=path) from None
 
 
 def _classify(paths: list[Path]) -> dict[str, Path]:
@@ -65,7 +60,7 @@ def _classify(paths: list[Path]) -> dict[str, Path]:
                 put("pipeline", p / ".pipeline")
         else:
             name = p.name.lower()
-            if name.endswith(".cascade.json"):
+            if name.endswith(SUFFIX):
                 put("cascade", p)
             elif "rounds" in name and name.endswith(".json"):
                 put("rounds", p)
@@ -106,7 +101,11 @@ def _read_gold(path: Path) -> dict[str, str]:
 
 def collect(paths: list[str | Path], *, dev: str | Path | None = None) -> RunInputs:
     """Load every recognised input under ``paths`` (see the module docstring)."""
+    from ..artifacts.cascade import read_cascade
     from ..artifacts.labeled import read_labeled
+    from ..artifacts.model import read_metrics
+    from ..artifacts.pipeline_state import read_stage_records
+    from ..artifacts.review import queue_path, read_review_queue, read_rounds
 
     found = _classify([Path(p) for p in paths])
     if dev is not None:
@@ -123,36 +122,34 @@ def collect(paths: list[str | Path], *, dev: str | Path | None = None) -> RunInp
         run.labeled = read_labeled(found["labeled"])
         if run.labeled.source is None:  # written before the source column existed: every row is the model's
             run.labeled.source = np.full(len(run.labeled), "model", dtype=object)
-        review = found.get("review") or found["labeled"].with_suffix(".review.jsonl")
+        review = found.get("review") or queue_path(found["labeled"])
         if review.is_file():
-            run.review_rows = [json.loads(s) for s in review.read_text(encoding="utf-8").splitlines() if s.strip()]
+            run.review_rows = list(read_review_queue(review).rows)
     if "votes" in found:
-        from ..artifacts.votes import read_votes
+        from ..artifacts.votes import read_votes, read_votes_manifest
 
         labels = run.labeled.classes if run.labeled is not None and not run.labeled.multi_label else None
         run.votes = read_votes(found["votes"], labels if labels else None).matrix  # multi-label: yes/no per LF x label
+        if found["votes"].is_dir():
+            run.votes_meta = read_votes_manifest(found["votes"]).get("meta") or {}
     if "model" in found:
-        run.metrics = _json(found["model"] / "metrics.json")
-        casc = sorted(found["model"].glob("*.cascade.json"))
+        run.metrics = read_metrics(found["model"])
+        casc = sorted(found["model"].glob("*" + SUFFIX))
         if casc and "cascade" not in found:
             found["cascade"] = casc[0]
     if "cascade" in found:
-        run.cascade = _json(found["cascade"])
+        run.cascade = read_cascade(found["cascade"])
     if "rounds" in found:
-        run.rounds = _json(found["rounds"])
-        if not isinstance(run.rounds, dict) or not isinstance(run.rounds.get("rounds"), list):
-            raise InputError("review rounds file must be an object with a 'rounds' list", path=found["rounds"])
+        run.rounds = read_rounds(found["rounds"])
     if "gold" in found:
         run.gold = _read_gold(found["gold"])
     if "pipeline" in found:
-        run.stages = [_json(f) for f in sorted(found["pipeline"].glob("*.json"))]
+        run.stages = read_stage_records(found["pipeline"])
         multi = run.labeled is not None and run.labeled.multi_label  # the gold section is single-label
         if "gold" not in found and not multi:  # the dev file the pipeline's aggregate stage was given
-            rec = next((s for s in run.stages if s.get("stage") == "aggregate"), {})
-            argv = rec.get("argv") or []  # older records kept the command line, newer ones the call's arguments
-            dev_arg = (rec.get("call") or {}).get("dev") or next(
-                (argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--dev"), None)
-            if dev_arg and Path(dev_arg).suffix.lower() in (".jsonl", ".csv") and Path(dev_arg).is_file():
+            rec = next((s for s in run.stages if s.stage == "aggregate"), None)
+            dev_arg = rec.option("dev") if rec is not None else None
+            if isinstance(dev_arg, str) and Path(dev_arg).suffix.lower() in (".jsonl", ".csv") and Path(dev_arg).is_file():
                 found["gold"] = Path(dev_arg)
                 run.gold = _read_gold(found["gold"])
     run.sources = {k: str(v) for k, v in found.items()}

@@ -6,9 +6,6 @@ template lays them out. All per-item work is vectorised.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 
 from .inputs import RunInputs
@@ -33,22 +30,15 @@ def header(run: RunInputs) -> dict:
     elif run.votes is not None:
         out.update(n_items=len(run.votes), n_uncovered=int((~run.votes.covered()).sum()))
     usage: dict = {}
-    for meta in (_votes_meta(run), run.labeled.meta if run.labeled is not None else {}):
+    for meta in (run.votes_meta, run.labeled.meta if run.labeled is not None else {}):
         for stage, u in (meta.get("usage") or {}).items():
             usage.setdefault(stage, u)  # the votes folder's record of the label stage wins over later copies
     out["usage"] = usage
-    enc = (run.labeled.meta.get("encoder") if run.labeled is not None else None) or _votes_meta(run).get("encoder")
+    enc = (run.labeled.meta.get("encoder") if run.labeled is not None else None) or run.votes_meta.get("encoder")
     out["encoder"] = enc or None  # the tuned encoder the labels' gold LFs read (llmlabel.tuned)
-    out["stages"] = sorted(({"stage": s.get("stage"), "seconds": s.get("seconds"), "finished": s.get("finished")}
-                            for s in run.stages if s.get("stage")), key=lambda s: (_ORDER.get(s["stage"], 99), s.get("finished") or ""))
+    out["stages"] = sorted(({"stage": s.stage, "seconds": s.seconds, "finished": s.finished}
+                            for s in run.stages if s.stage), key=lambda s: (_ORDER.get(s["stage"], 99), s["finished"] or ""))
     return out
-
-
-def _votes_meta(run: RunInputs) -> dict:
-    p = run.sources.get("votes")
-    if not p or not (Path(p) / "_manifest.json").is_file():
-        return {}
-    return json.loads((Path(p) / "_manifest.json").read_text(encoding="utf-8")).get("meta") or {}
 
 
 def taxonomy(run: RunInputs) -> dict | None:
@@ -242,7 +232,7 @@ def review(run: RunInputs, top: int = 25) -> dict | None:
     rows = run.review_rows
     if not rows:
         return None
-    rows = rows[:top]
+    rows = [dict(r) for r in rows[:top]]  # the votes column is added to copies: the queue read stays as read
     L = run.votes
     if L is not None and L.ids is not None:
         pos = {str(i): r for r, i in enumerate(L.ids)}
@@ -261,22 +251,20 @@ def student(run: RunInputs) -> dict | None:
         return None
     out = {"metrics": run.metrics, "curve": None, "calibration": None}
     if run.cascade is not None:
-        curve = run.cascade.get("curve") or []
-        out["curve"] = {"deferral": [p["deferral"] for p in curve], "accuracy": [p["accuracy"] for p in curve],
-                        "threshold": [p["threshold"] for p in curve]}
-        out["calibration"] = run.cascade.get("calibration") or {}
+        out["curve"] = run.cascade.series()
+        out["calibration"] = dict(run.cascade.calibration or {})
     return out
 
 
 def rounds(run: RunInputs) -> dict | None:
-    if not run.rounds:
+    if run.rounds is None or not run.rounds.rounds:
         return None
     series: dict[str, dict] = {}
-    for r in run.rounds["rounds"]:
+    for r in run.rounds.rounds:
         key = f"{r.get('dataset', '')} {r.get('strategy', '?')}".strip()
         s = series.setdefault(key, {"dataset": str(r.get("dataset", "")), "strategy": str(r.get("strategy", "?")),
                                     "n_labels": [], "accuracy": [], "student_accuracy": []})
         s["n_labels"].append(r.get("n_labels"))
         s["accuracy"].append(r.get("accuracy"))
         s["student_accuracy"].append(r.get("student_accuracy"))
-    return {"series": series, "note": run.rounds.get("note", "")}
+    return {"series": series, "note": run.rounds.note}
