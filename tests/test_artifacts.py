@@ -334,3 +334,106 @@ def test_saved_taxonomy_carries_its_format_version_and_round_trips(tmp_path):
     assert again.multi_label and again.classes() == LEAVES and again.ids() == tax.ids()
     save_taxonomy(tax, tmp_path / "v.yaml")
     assert "multi_label" not in (tmp_path / "v.yaml").read_text()  # the default stays out of the file
+
+
+# -- the small JSON files between stages: each owner writes what it reads, and bad input names file and field ------
+
+def test_review_queue_state_and_rounds_round_trip_and_bad_input(tmp_path):
+    from llmlabel.artifacts.review import (ReviewState, add_round, queue_path, read_review_queue, read_rounds,
+                                           write_review_queue)
+
+    rows = [{"rank": 1, "index": 4, "id": "a", "text": "café ü", "label": 0, "label_name": "x", "risk": 0.9},
+            {"rank": 2, "index": 0, "id": "b", "text": None, "label": 1, "label_name": "y", "risk": 0.5}]
+    q = write_review_queue(queue_path(tmp_path / "labeled.parquet"), rows)
+    assert q.name == "labeled.review.jsonl" and "café" in q.read_text(encoding="utf-8")  # UTF-8 kept as is
+    assert [dict(r) for r in read_review_queue(q).rows] == rows
+    q.write_text(q.read_text(encoding="utf-8") + '{"rank": "3", "id": "c"}\n', encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        read_review_queue(q)
+    assert "labeled.review.jsonl:3:" in str(e.value) and "rank" in str(e.value)
+
+    st = ReviewState(tmp_path / "review_state.json")
+    st.mark_exported(["a", 2], strategy="random")
+    st.mark_reviewed(["a"])
+    st.save()
+    back = ReviewState(tmp_path / "review_state.json")
+    assert back.seen() == {"a", "2"} and back.strategy == {"a": "random", "2": "random"}
+    (tmp_path / "review_state.json").write_text(json.dumps({"version": 1, "exported": ["a"], "reviewed": {}}))
+    with pytest.raises(InputError) as e:
+        ReviewState(tmp_path / "review_state.json")
+    assert "exported" in str(e.value) and "review_state.json" in str(e.value)
+
+    r = tmp_path / "review_rounds.json"
+    add_round(r, {"strategy": "human review", "n_labels": 40, "accuracy": 0.8, "chosen": "ds"})
+    add_round(r, {"strategy": "human review", "n_labels": 20, "accuracy": 0.7, "chosen": "mv"})
+    add_round(r, {"strategy": "human review", "n_labels": 40, "accuracy": 0.85, "chosen": "ds"})  # a rerun
+    got = read_rounds(r)
+    assert [(p["n_labels"], p["accuracy"]) for p in got.rounds] == [(20, 0.7), (40, 0.85)]
+    assert got.note.startswith("llmlabel aggregate --gold")
+    r.write_text(json.dumps({"rounds": [{"n_labels": 10, "accuracy": "high"}]}))
+    with pytest.raises(InputError) as e:
+        read_rounds(r)
+    assert "rounds[0].accuracy" in str(e.value) and "review_rounds.json" in str(e.value)
+
+
+def test_cascade_record_round_trips_and_bad_input(tmp_path):
+    from llmlabel.artifacts.cascade import cascade_path, read_cascade, write_cascade
+
+    curve = [{"threshold": 0.2, "deferral": 0.0, "accuracy": 0.7}, {"threshold": 0.9, "deferral": 1.0, "accuracy": 0.9}]
+    calib = {"threshold": 0.9, "point": curve[1], "goal_met": True, "n_dev": 5}
+    p = write_cascade(cascade_path(tmp_path / "preds.jsonl"), curve, calib)
+    assert p.name == "preds.jsonl.cascade.json"
+    # the bytes predict has always written: calibration first, indent 1, a final newline
+    assert p.read_text() == json.dumps({"calibration": calib, "curve": curve}, indent=1) + "\n"
+    rec = read_cascade(p)
+    assert [dict(x) for x in rec.curve] == curve and dict(rec.calibration) == calib
+    assert rec.series() == {"deferral": [0.0, 1.0], "accuracy": [0.7, 0.9], "threshold": [0.2, 0.9]}
+    p.write_text(json.dumps({"calibration": None, "curve": [{"threshold": 0.1, "deferral": 0.0}]}))
+    with pytest.raises(InputError) as e:
+        read_cascade(p)
+    assert "curve[0].accuracy" in str(e.value) and "preds.jsonl.cascade.json" in str(e.value)
+
+
+def test_stage_records_round_trip_old_argv_records_and_bad_input(tmp_path):
+    from llmlabel.artifacts.pipeline_state import (STATE_DIR, StageRecord, read_stage_record, read_stage_records,
+                                                   write_stage_record)
+
+    (tmp_path / STATE_DIR).mkdir()
+    rec = StageRecord(stage="aggregate", call={"votes": "w/votes", "dev": "dev.jsonl"}, inputs={"w/votes": "x"},
+                      seconds=1.5, finished="2025-01-01T00:00:00")
+    p = write_stage_record(tmp_path, rec)
+    assert p.read_text() == json.dumps({"stage": "aggregate", "call": rec.call, "inputs": rec.inputs,
+                                        "seconds": 1.5, "finished": "2025-01-01T00:00:00"}, indent=2)
+    assert read_stage_record(tmp_path, "aggregate") == rec and read_stage_record(tmp_path, "label") is None
+    assert rec.option("dev") == "dev.jsonl"
+    # a record from before `llmlabel run` called library functions: the command line, no call
+    (tmp_path / STATE_DIR / "label.json").write_text(json.dumps(
+        {"stage": "label", "argv": ["label", "c.jsonl", "--dev-set", "x", "--dev", "old.jsonl"], "seconds": 2}))
+    old = read_stage_record(tmp_path, "label")
+    assert old.call is None and old.option("dev") == "old.jsonl" and old.option("gold") is None
+    assert [r.stage for r in read_stage_records(tmp_path / STATE_DIR)] == ["aggregate", "label"]
+    (tmp_path / STATE_DIR / "label.json").write_text(json.dumps({"stage": "label", "seconds": "slow"}))
+    with pytest.raises(InputError) as e:
+        read_stage_record(tmp_path, "label")
+    assert "seconds" in str(e.value) and "label.json" in str(e.value)
+
+
+def test_assignments_round_trip_and_bad_input(tmp_path):
+    from llmlabel.artifacts.taxonomy import assignments_path, read_assignments, write_assignments
+
+    p = assignments_path(tmp_path / "tax.yaml")
+    assert p.name == "tax.assignments.jsonl"
+    rows = [{"id": "1", "label": "refund", "score": 0.91}, {"id": "2", "label": "other", "score": 0.1}]
+    assert write_assignments(p, rows, {"taxonomy": "tax.yaml"}) == 2
+    a = read_assignments(p)
+    assert (a.ids, a.labels, a.scores) == (("1", "2"), ("refund", "other"), (0.91, 0.1))
+    assert a.meta["taxonomy"] == "tax.yaml"
+    p.with_name(p.name + ".meta.json").unlink()  # hand-edited rows: the sidecar's size seal would refuse them first
+    p.write_text(p.read_text() + '{"id": "3", "label": "refund"}\n')
+    with pytest.raises(InputError) as e:
+        read_assignments(p)
+    assert "assignments.jsonl:3:" in str(e.value) and "score" in str(e.value)
+    p.write_text('{"id": "1", "label": "a", "score": 1}\n{"id": 1.0, "label": "b", "score": 1}\n')
+    with pytest.raises(InputError) as e:
+        read_assignments(p)
+    assert "duplicate" in str(e.value) and "assignments.jsonl:2:" in str(e.value)
