@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..io_records import read_json
 from ..io_write import atomic_write
 from ._format import check_format
 
@@ -61,12 +62,7 @@ def read_cascade(path: str | Path) -> CascadeRecord:
     """The validated record: a ``curve`` list of points with numeric threshold, deferral and accuracy; a
     ``calibration`` object (or null) whose ``point``, when present, is such a point."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(f"not valid JSON ({e.msg})", path=path, line=e.lineno) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cascade file cannot be read ({type(e).__name__})", path=path) from None
+    data = read_json(path, what="cascade file")
     if not isinstance(data, dict):
         raise InputError("cascade file must hold a JSON object", path=path)
     check_format(data, kind=KIND, version=FORMAT_VERSION, path=path)

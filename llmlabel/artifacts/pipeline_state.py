@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..io_records import read_json
 from ._format import check_format
 
 __all__ = ["STATE_DIR", "StageRecord", "read_stage_record", "read_stage_records", "write_stage_record"]
@@ -70,12 +71,7 @@ def write_stage_record(workdir: str | Path, rec: StageRecord) -> Path:
 
 
 def _parse(path: Path) -> StageRecord:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(f"stage record is not valid JSON ({e.msg})", path=path, line=e.lineno) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"stage record cannot be read ({type(e).__name__})", path=path) from None
+    data = read_json(path, what="stage record")
     if not isinstance(data, dict):
         raise InputError("a stage record must hold a JSON object", path=path)
     check_format(data, kind=KIND, version=FORMAT_VERSION, path=path)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..io_records import read_json, read_records
 from ..io_write import atomic_write
 from ._format import check_format
 
@@ -69,26 +70,12 @@ def read_review_queue(path: str | Path) -> ReviewQueue:
     """The validated queue: every line an object with an ``id`` and an integer ``rank``."""
     path = Path(path)
     rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise InputError(f"review queue cannot be read ({e.strerror})", path=path) from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"review queue: bytes that are not UTF-8 at offset {e.start}", path=path) from None
-    for i, s in enumerate(lines):
-        if not s.strip():
-            continue
-        try:
-            row = json.loads(s)
-        except json.JSONDecodeError as e:
-            raise InputError(f"review queue: not valid JSON ({e.msg})", path=path, line=i + 1) from None
-        if not isinstance(row, dict):
-            raise InputError("review queue: each line must be a JSON object", path=path, line=i + 1)
+    for n, row in read_records(path, what="review queue"):
         if row.get("id") is None:
-            raise InputError("review queue row has no 'id'", path=path, line=i + 1, field="id")
+            raise InputError("review queue row has no 'id'", path=path, line=n, field="id")
         if not isinstance(row.get("rank"), int) or isinstance(row.get("rank"), bool):
             raise InputError(f"review queue row's 'rank' is not an integer: {row.get('rank')!r}", path=path,
-                             line=i + 1, field="rank")
+                             line=n, field="rank")
         rows.append(row)
     return ReviewQueue(rows=tuple(rows), path=path)
 
@@ -165,12 +152,7 @@ class ReviewRounds:
 
 
 def _rounds_data(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(f"not valid JSON ({e.msg})", path=path, line=e.lineno) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"review rounds file cannot be read ({type(e).__name__})", path=path) from None
+    data = read_json(path, what="review rounds file")
     if not isinstance(data, dict) or not isinstance(data.get("rounds"), list):
         raise InputError("review rounds file must be an object with a 'rounds' list", path=path, field="rounds")
     check_format(data, kind="review-rounds", version=1, path=path)

@@ -267,11 +267,10 @@ def write_assignments(path: str | Path, rows: Iterable[Mapping[str, Any]], meta:
 
 def read_assignments(path: str | Path) -> Assignments:
     """The validated file: each line an object with a unique ``id``, a ``label`` id and a numeric ``score``."""
-    import json
-
     from ..errors import InputError
     from ..ids import UniqueIds, canonical_id
     from ..io_meta import read_meta
+    from ..io_records import read_records
     from ._format import check_format
 
     path = Path(path)
@@ -280,26 +279,17 @@ def read_assignments(path: str | Path) -> Assignments:
     meta = read_meta(path) or {}
     check_format(meta, kind="assignments", version=1, path=path)
     ids, labels, scores, seen = [], [], [], UniqueIds(path, where="line")
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"not valid JSON: {e.msg}", path=path, line=i) from None
-            if not isinstance(row, dict):
-                raise InputError("each line must be a JSON object", path=path, line=i)
-            rid = canonical_id(row.get("id"))
-            if rid is None:
-                raise InputError("assignment row has no 'id'", path=path, line=i, field="id")
-            if not isinstance(row.get("label"), str) or not row["label"]:
-                raise InputError("assignment row has no 'label' id", path=path, line=i, field="label")
-            s = row.get("score")
-            if not isinstance(s, (int, float)) or isinstance(s, bool):
-                raise InputError(f"assignment score is not a number: {s!r}", path=path, line=i, field="score")
-            seen.add(rid, i)
-            ids.append(rid)
-            labels.append(row["label"])
-            scores.append(float(s))
+    for i, row in read_records(path, what="assignments file"):
+        rid = canonical_id(row.get("id"))
+        if rid is None:
+            raise InputError("assignment row has no 'id'", path=path, line=i, field="id")
+        if not isinstance(row.get("label"), str) or not row["label"]:
+            raise InputError("assignment row has no 'label' id", path=path, line=i, field="label")
+        s = row.get("score")
+        if not isinstance(s, (int, float)) or isinstance(s, bool):
+            raise InputError(f"assignment score is not a number: {s!r}", path=path, line=i, field="score")
+        seen.add(rid, i)
+        ids.append(rid)
+        labels.append(row["label"])
+        scores.append(float(s))
     return Assignments(tuple(ids), tuple(labels), tuple(scores), meta)
