@@ -46,8 +46,8 @@ def assign_taxonomy_ray(corpus: str | Path, out: str | Path, *, sample: int | No
 
     from ..embed import load_embedder
     from ..io_meta import make_meta
-    from ..io_write import atomic_write, write_jsonl
-    from ..artifacts.taxonomy import OTHER, save_taxonomy
+    from ..artifacts.taxonomy import OTHER, save_taxonomy, write_assignments
+    from ..io_write import atomic_write
     from ..taxonomy import induce_taxonomy
     from ..taxonomy.assign import TaxonomyAssigner
     from ..taxonomy.induce import embed_texts
@@ -91,7 +91,7 @@ def assign_taxonomy_ray(corpus: str | Path, out: str | Path, *, sample: int | No
                 yield from b.to_pylist()
 
         meta = make_meta(taxonomy=str(paths["taxonomy"]), stats=res.stats, backend="ray", fitted_on=len(pairs))
-        total = write_jsonl(paths["assignments"], rows(), meta=meta)
+        total = write_assignments(paths["assignments"], rows(), meta)
     tax = res.taxonomy
     leaf_ids = {lab.id for lab in tax.leaves()}
     for lab in tax.labels:
