@@ -177,9 +177,30 @@ class StaticStudent(Student):
 
     def _fit_lbfgs(self, texts: list[str], targets: np.ndarray, weights: np.ndarray, dev) -> None:
         import torch
-        import torch.nn.functional as F
 
-        from ..progress import Ticker
+        x, S = self._features_for_fit(texts)
+        n, k, d = len(texts), targets.shape[1], x.shape[1]
+        params, St = self._init_params(S, n, k, d)
+        X = torch.from_numpy(x)
+        T = torch.from_numpy(np.asarray(targets, dtype=np.float32))
+        W = torch.from_numpy(np.asarray(weights, dtype=np.float32))
+        W = W / W.sum().clamp_min(1e-8)
+        objective = self._objective(params, X, St, T, W)
+        opt = torch.optim.LBFGS(list(params.values()), lr=1.0, max_iter=self.steps_per_epoch,
+                                history_size=20, line_search_fn="strong_wolfe", tolerance_change=1e-9,
+                                tolerance_grad=1e-7)
+
+        def closure():
+            opt.zero_grad()
+            loss = objective()
+            loss.backward()
+            return loss
+
+        self._set_state(self._lbfgs_rounds(opt, closure, objective, params, dev))
+
+    def _features_for_fit(self, texts: list[str]):
+        """The TF-IDF vocabulary fitted on ``texts`` (none with ``ngrams=0``), then their features: mean
+        embeddings ``x`` (n, d) and sparse TF-IDF ``S`` (n, features)."""
         from .static_format import features
 
         self._load_embeddings()
@@ -191,12 +212,17 @@ class StaticStudent(Student):
             self.token_index_ = np.full(self.emb_.shape[0], -1, dtype=np.int32)
             self.bigram_keys_ = np.zeros(0, dtype=np.int64)
             self.idf_ = np.zeros(0, dtype=np.float32)
-        x, S = features(self.tokenizer_, texts, self.max_tokens, self.emb_, self._head_arrays())
-        n, k, d = len(texts), targets.shape[1], x.shape[1]
-        nf = len(self.idf_)
+        return features(self.tokenizer_, texts, self.max_tokens, self.emb_, self._head_arrays())
 
+    def _init_params(self, S, n: int, k: int, d: int):
+        """The head's parameters, seeded (zeros, or torch's default init for the MLP layers), and ``S`` as a
+        torch sparse tensor (None without TF-IDF features)."""
+        import torch
+
+        nf = len(self.idf_)
         torch.manual_seed(self.seed)
         params: dict[str, torch.nn.Parameter] = {"bias": torch.nn.Parameter(torch.zeros(k))}
+        St = None
         if nf:
             params["sparse_weight"] = torch.nn.Parameter(torch.zeros(nf, k))
             coo = S.tocoo()
@@ -207,15 +233,19 @@ class StaticStudent(Student):
             params.update(mlp1_weight=l1.weight, mlp1_bias=l1.bias, mlp2_weight=l2.weight)
         else:
             params["emb_weight"] = torch.nn.Parameter(torch.zeros(k, d))
-        X = torch.from_numpy(x)
-        T = torch.from_numpy(np.asarray(targets, dtype=np.float32))
-        W = torch.from_numpy(np.asarray(weights, dtype=np.float32))
-        W = W / W.sum().clamp_min(1e-8)
+        return params, St
+
+    def _objective(self, params: dict, X, St, T, W):
+        """The full-batch loss: weighted soft cross-entropy (per-label binary for multi-label) + L2 on the weights."""
+        import torch
+        import torch.nn.functional as F
+
+        n, k = T.shape
         l2 = float(self.weight_decay_)
 
         def objective() -> torch.Tensor:
             z = params["bias"].expand(n, k)
-            if nf:
+            if St is not None:
                 z = z + torch.sparse.mm(St, params["sparse_weight"])
             if self.head == "mlp":
                 z = z + F.linear(F.relu(F.linear(X, params["mlp1_weight"], params["mlp1_bias"])), params["mlp2_weight"])
@@ -228,15 +258,14 @@ class StaticStudent(Student):
             reg = sum((p * p).sum() for name, p in params.items() if name not in ("bias", "mlp1_bias"))
             return (per * W).sum() + 0.5 * l2 * reg
 
-        opt = torch.optim.LBFGS(list(params.values()), lr=1.0, max_iter=self.steps_per_epoch,
-                                history_size=20, line_search_fn="strong_wolfe", tolerance_change=1e-9,
-                                tolerance_grad=1e-7)
+        return objective
 
-        def closure():
-            opt.zero_grad()
-            loss = objective()
-            loss.backward()
-            return loss
+    def _lbfgs_rounds(self, opt, closure, objective, params: dict, dev) -> dict[str, np.ndarray]:
+        """Up to ``epochs`` L-BFGS rounds, each recorded in ``history_``; with a dev set, stop after ``patience``
+        rounds without a better score. Returns the state to keep (the best round's, else the last's)."""
+        import torch
+
+        from ..progress import Ticker
 
         best, best_state, bad = -1.0, None, 0
         self.dev_scores_ = []
@@ -262,7 +291,7 @@ class StaticStudent(Student):
                 tick(1)
                 if dev is not None and bad >= self.patience:
                     break
-        self._set_state(best_state)
+        return best_state
 
     def _set_state(self, state: dict[str, np.ndarray], classes_k: int | None = None) -> None:
         self.state_ = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in state.items()}

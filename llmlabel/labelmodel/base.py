@@ -64,45 +64,12 @@ def as_votes(L, cardinality: int | None = None, names: list[str] | None = None, 
 
     ``n_lfs``: the number of LF columns a fitted model expects (checked before anything else).
     """
-
-    def check_width(m: int) -> None:
-        if n_lfs is not None and m != n_lfs:
-            raise InputError(f"{what} has {m} LF columns but the model was fitted on {n_lfs}")
-
     if hasattr(L, "votes") and not isinstance(L, np.ndarray):  # a LabelMatrix (duck-typed)
-        names = names or list(getattr(L, "lf_names", None) or getattr(L, "names", None) or []) or None
-        cardinality = cardinality or getattr(L, "cardinality", None)
-        probs = getattr(L, "probs", None)
-        if probs is None:
-            return as_votes(L.votes, cardinality, names, what, n_lfs)
-        hard = as_votes(L.votes, cardinality, names, what, n_lfs)
-        soft = as_votes(probs, hard.k, names, what, n_lfs)
-        if soft.hard.shape != hard.hard.shape:
-            raise InputError(f"{what}: probs cover {soft.hard.shape} (items, LFs) but votes {hard.hard.shape}")
-        # An LF that abstained (e.g. under its confidence threshold) abstains in both views.
-        coo = soft.soft.tocoo()
-        keep = hard.hard[coo.row, coo.col // hard.k] >= 0
-        soft.soft = sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=coo.shape)
-        soft.hard = hard.hard
-        return soft
+        return _from_label_matrix(L, cardinality, names, what, n_lfs)
     if cardinality is not None and (not isinstance(cardinality, (int, np.integer)) or cardinality < 2):
         raise ConfigError(f"cardinality must be an integer >= 2, got {cardinality!r}")
-
     if sp.issparse(L):
-        if cardinality is None:
-            raise ConfigError(f"{what}: sparse soft votes need cardinality= (columns are LF-major: j*k + class)")
-        k = int(cardinality)
-        n, width = L.shape
-        if n == 0 or width == 0:
-            raise InputError(f"{what} is empty (shape {L.shape})")
-        if width % k:
-            raise InputError(f"{what}: sparse soft votes have {width} columns, not a multiple of cardinality {k}")
-        soft = sp.csr_matrix(L, dtype=np.float64)
-        m = width // k
-        check_width(m)
-        _check_soft(soft, m, k, names, what)
-        return Votes(_soft_to_hard(soft, n, m, k), soft, k, _names(names, m, what))
-
+        return _from_sparse(L, cardinality, names, what, n_lfs)
     try:
         arr = np.asarray(L)
     except Exception as exc:  # ragged lists and the like
@@ -110,21 +77,71 @@ def as_votes(L, cardinality: int | None = None, names: list[str] | None = None, 
     if arr.size == 0:
         raise InputError(f"{what} is empty (shape {arr.shape}): need at least one item and one LF")
     if arr.ndim == 3:
-        if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-            raise InputError(f"{what}: soft votes must be numbers, got dtype {arr.dtype}")
-        n, m, k = arr.shape
-        check_width(m)
-        if cardinality is not None and cardinality != k:
-            raise ConfigError(f"{what}: soft votes have {k} classes but cardinality={cardinality}")
-        if k < 2:
-            raise ConfigError(f"{what}: soft votes need at least 2 classes, got {k}")
-        soft = sp.csr_matrix(arr.reshape(n, m * k).astype(np.float64))
-        _check_soft(soft, m, k, names, what)
-        return Votes(_soft_to_hard(soft, n, m, k), soft, k, _names(names, m, what))
+        return _from_soft_array(arr, cardinality, names, what, n_lfs)
     if arr.ndim != 2:
         raise InputError(f"{what} must be 2-D (items x LFs) or 3-D soft votes, got shape {arr.shape}")
+    return _from_hard_array(arr, cardinality, names, what, n_lfs)
 
-    check_width(arr.shape[1])
+
+def _check_width(m: int, n_lfs: int | None, what: str) -> None:
+    if n_lfs is not None and m != n_lfs:
+        raise InputError(f"{what} has {m} LF columns but the model was fitted on {n_lfs}")
+
+
+def _from_label_matrix(L, cardinality, names, what: str, n_lfs) -> Votes:
+    """A LabelMatrix's hard votes, and its class probabilities (where it has them) as the soft view."""
+    names = names or list(getattr(L, "lf_names", None) or getattr(L, "names", None) or []) or None
+    cardinality = cardinality or getattr(L, "cardinality", None)
+    probs = getattr(L, "probs", None)
+    if probs is None:
+        return as_votes(L.votes, cardinality, names, what, n_lfs)
+    hard = as_votes(L.votes, cardinality, names, what, n_lfs)
+    soft = as_votes(probs, hard.k, names, what, n_lfs)
+    if soft.hard.shape != hard.hard.shape:
+        raise InputError(f"{what}: probs cover {soft.hard.shape} (items, LFs) but votes {hard.hard.shape}")
+    # An LF that abstained (e.g. under its confidence threshold) abstains in both views.
+    coo = soft.soft.tocoo()
+    keep = hard.hard[coo.row, coo.col // hard.k] >= 0
+    soft.soft = sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=coo.shape)
+    soft.hard = hard.hard
+    return soft
+
+
+def _from_sparse(L, cardinality, names, what: str, n_lfs) -> Votes:
+    """Sparse soft votes, LF-major columns (``j*k + class``)."""
+    if cardinality is None:
+        raise ConfigError(f"{what}: sparse soft votes need cardinality= (columns are LF-major: j*k + class)")
+    k = int(cardinality)
+    n, width = L.shape
+    if n == 0 or width == 0:
+        raise InputError(f"{what} is empty (shape {L.shape})")
+    if width % k:
+        raise InputError(f"{what}: sparse soft votes have {width} columns, not a multiple of cardinality {k}")
+    soft = sp.csr_matrix(L, dtype=np.float64)
+    m = width // k
+    _check_width(m, n_lfs, what)
+    _check_soft(soft, m, k, names, what)
+    return Votes(_soft_to_hard(soft, n, m, k), soft, k, _names(names, m, what))
+
+
+def _from_soft_array(arr: np.ndarray, cardinality, names, what: str, n_lfs) -> Votes:
+    """Dense soft votes (items, LFs, classes)."""
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise InputError(f"{what}: soft votes must be numbers, got dtype {arr.dtype}")
+    n, m, k = arr.shape
+    _check_width(m, n_lfs, what)
+    if cardinality is not None and cardinality != k:
+        raise ConfigError(f"{what}: soft votes have {k} classes but cardinality={cardinality}")
+    if k < 2:
+        raise ConfigError(f"{what}: soft votes need at least 2 classes, got {k}")
+    soft = sp.csr_matrix(arr.reshape(n, m * k).astype(np.float64))
+    _check_soft(soft, m, k, names, what)
+    return Votes(_soft_to_hard(soft, n, m, k), soft, k, _names(names, m, what))
+
+
+def _from_hard_array(arr: np.ndarray, cardinality, names, what: str, n_lfs) -> Votes:
+    """Hard votes (items, LFs): integers (or integral floats), -1 = abstain, each in [-1, k)."""
+    _check_width(arr.shape[1], n_lfs, what)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
         raise InputError(f"{what} must hold integer votes (-1 = abstain), got dtype {arr.dtype}")
     if not np.issubdtype(arr.dtype, np.integer):

@@ -178,36 +178,15 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
     rows, probas, models, skipped = [], {}, {}, {}
     for spec in candidates:
         name = _name(spec)
-        if isinstance(spec, str) and spec in OPTIONAL_CANDIDATES and not OPTIONAL_CANDIDATES[spec]():
-            skipped[name] = "not installed"
-            continue
-        if many and spec in FULL_DS:
-            skipped[name] = f"{k} classes >= {MANY_CLASSES}: k x (k+1) parameters per LF"
+        why = _skip_reason(spec, k, many)
+        if why:
+            skipped[name] = why
             continue
         if name in probas:
             raise ConfigError(f"candidate '{name}' is listed twice")
-        t0 = time.perf_counter()
-        if _uses_dev(spec):
-            proba = np.empty((dev.n, k))
-            for f in folds:
-                rest = np.setdiff1d(np.arange(dev.n), f)
-                m = make_model(spec, k, random_state).fit(L_train, y_dev[rest], _rows(dev, rest))
-                proba[f] = m.predict_proba(_rows(dev, f))
-            model = make_model(spec, k, random_state).fit(L_train, y_dev, L_dev)
-        else:
-            model = make_model(spec, k, random_state)
-            model.fit(L_train)
-            proba = model.predict_proba(L_dev)
-        fit_s = time.perf_counter() - t0
-        methods = ARGMAX_PRESERVING if calibration == "auto" else (calibration,)
-        cal_losses = {c: _cv_calibrated_loss(proba, y_dev, c, folds) for c in methods}
-        cal = min(cal_losses, key=cal_losses.get)
-        acc = expected_accuracy(proba, y_dev)
-        rows.append({"name": name, "model": repr(model), "uses_dev_labels": _uses_dev(spec),
-                     "dev_accuracy": acc, "dev_log_loss": log_loss(proba, y_dev),
-                     "dev_ece": expected_calibration_error(proba, y_dev), "calibration": cal,
-                     "dev_log_loss_calibrated_cv": cal_losses[cal], "fit_seconds": fit_s})
-        probas[name], models[name] = proba, model
+        row, probas[name], models[name] = _score_candidate(spec, L_train, L_dev, dev, y_dev, k, folds,
+                                                           calibration=calibration, random_state=random_state)
+        rows.append(row)
     if not rows:
         raise ConfigError(f"no candidate could run: {skipped}")
     best = _choose(rows, metric, dev.n, probas, y_dev)
@@ -218,6 +197,42 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
     out = CalibratedLabelModel(models[chosen["name"]], chosen["calibration"], prefit=True, random_state=random_state)
     # Calibrated on the dev probabilities the choice was made on (out-of-fold for dev-trained candidates).
     return out.fit(L_train, y_dev, L_dev, dev_proba=probas[chosen["name"]], selection=selection)
+
+
+def _skip_reason(spec, k: int, many: bool) -> str | None:
+    """Why a candidate does not run here (its extra is not installed; too many classes for full Dawid-Skene)."""
+    if isinstance(spec, str) and spec in OPTIONAL_CANDIDATES and not OPTIONAL_CANDIDATES[spec]():
+        return "not installed"
+    if many and spec in FULL_DS:
+        return f"{k} classes >= {MANY_CLASSES}: k x (k+1) parameters per LF"
+    return None
+
+
+def _score_candidate(spec, L_train, L_dev, dev, y_dev, k: int, folds, *, calibration: str, random_state):
+    """Fit one candidate on the training votes and score it on the dev set; a candidate that learns from the
+    dev labels is scored out-of-fold. Returns its report row, its dev probabilities and the fitted model."""
+    t0 = time.perf_counter()
+    if _uses_dev(spec):
+        proba = np.empty((dev.n, k))
+        for f in folds:
+            rest = np.setdiff1d(np.arange(dev.n), f)
+            m = make_model(spec, k, random_state).fit(L_train, y_dev[rest], _rows(dev, rest))
+            proba[f] = m.predict_proba(_rows(dev, f))
+        model = make_model(spec, k, random_state).fit(L_train, y_dev, L_dev)
+    else:
+        model = make_model(spec, k, random_state)
+        model.fit(L_train)
+        proba = model.predict_proba(L_dev)
+    fit_s = time.perf_counter() - t0
+    methods = ARGMAX_PRESERVING if calibration == "auto" else (calibration,)
+    cal_losses = {c: _cv_calibrated_loss(proba, y_dev, c, folds) for c in methods}
+    cal = min(cal_losses, key=cal_losses.get)
+    acc = expected_accuracy(proba, y_dev)
+    row = {"name": _name(spec), "model": repr(model), "uses_dev_labels": _uses_dev(spec),
+           "dev_accuracy": acc, "dev_log_loss": log_loss(proba, y_dev),
+           "dev_ece": expected_calibration_error(proba, y_dev), "calibration": cal,
+           "dev_log_loss_calibrated_cv": cal_losses[cal], "fit_seconds": fit_s}
+    return row, proba, model
 
 
 def _item_correct(proba, y, tol: float = 1e-9) -> np.ndarray:

@@ -41,45 +41,114 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
     (:class:`llmlabel.tuned.TunedEncoder`); its identity goes into the votes manifest.
     """
     from ..artifacts.taxonomy import load_taxonomy
-    from ..errors import ConfigError, InputError
-    from ..artifacts.votes import VotesWriter, depends_on
-    from ..io import read_corpus
-    from ..io_meta import make_meta
+    from ..artifacts.votes import VotesWriter
+    from ..errors import ConfigError
     from ..io_write import check_writable
-    from ..progress import Ticker
-    from .apply import ErrorShare, apply_lfs, with_last
     from ..llm import cache_option, engine_factory
-    from .defaults import resolve_lfs
-    from .resolve import check_models
-    from .spec import build_lfs, uses_tuned
+    from ..progress import Ticker
+    from .spec import build_lfs
 
     if output is None:
         raise ConfigError("missing output: the votes folder to write", field="output")
     taxonomy_path, out = taxonomy, check_writable(output, folder=True)
     full = load_taxonomy(taxonomy_path)
     full.classes_for_votes(taxonomy_path)  # a one-class single-label taxonomy: one line, before the folder exists
-    lf_set = resolve_lfs(lfs, multi_label=full.multi_label, gold=gold is not None, models=model)
-    spec = lf_set.spec
-    gold = resolve_gold_path(gold, spec.gold, lfs)
-    spec.check_form(full.multi_label)  # before the votes folder is touched
-    chosen = None if embedder is not None else default_embedder(spec, lambda: corpus_size(data, text_field, id_field))
-    check_models(spec, embedder=embedder)  # before any item is read
+    lf_set, chosen = choose_lfs(lfs, multi_label=full.multi_label, gold=gold is not None, models=model, data=data,
+                                text_field=text_field, id_field=id_field, embedder=embedder)
+    gold = resolve_gold_path(gold, lf_set.spec.gold, lfs)
     if full.multi_label:
         from .multispec import label_corpus_multi
 
-        res = label_corpus_multi(data, full, spec, out, taxonomy_path=taxonomy_path, lfs_record=lf_set.record(),
-                                 models=model, gold=gold, shard_size=shard_size, text_field=text_field,
-                                 id_field=id_field, progress=progress, keep_text=keep_text, command=command,
-                                 overwrite=overwrite, embedder=embedder,
+        res = label_corpus_multi(data, full, lf_set.spec, out, taxonomy_path=taxonomy_path,
+                                 lfs_record=lf_set.record(), models=model, gold=gold, shard_size=shard_size,
+                                 text_field=text_field, id_field=id_field, progress=progress, keep_text=keep_text,
+                                 command=command, overwrite=overwrite, embedder=embedder,
                                  engines=engine_factory(cache=cache_option(cache, no_cache)))
         lf_set.save_into(out)
         return replace(res, default_lfs=lf_set.default, embedder_auto=chosen)
-    corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
-    batches = corpus.start(shard_size)  # a bad first line or an empty corpus fails before the folder is touched
-    if batches is None:
-        raise InputError("the corpus has no texts to label", path=data, hint=corpus.stats.summary())
+    corpus, batches = _open_corpus(data, text_field, id_field, shard_size)
     tax = full.class_taxonomy()
     labels = tax.classes()
+    gold_set, tuned = _gold_and_encoder(gold, tax, labels, lf_set.spec, out, encoder)
+    lfs = build_lfs(lf_set.spec, tax, models=model, engines=engine_factory(cache=cache_option(cache, no_cache)),
+                    gold=gold_set, embedder=embedder, tuned=tuned)
+    engines = {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
+    meta, deps = votes_record(lf_set, command=command, engines=engines, taxonomy_path=taxonomy_path, data=data)
+    _record_inputs(meta, deps, chosen=chosen, gold=gold, tuned=tuned)
+    prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding", "knn", "logreg", "setfit")]
+    with VotesWriter(out, lf_names=[lf.name for lf in lfs], labels=labels, prob_lfs=prob_lfs, keep_text=keep_text,
+                     shard_size=shard_size, meta=meta, depends=deps, overwrite=overwrite) as w, \
+            Ticker(progress, corpus.num_rows, "label") as tick:  # num_rows: None for JSONL/CSV (no end to the bar)
+        rows = _write_batches(w, tick, batches, lfs, labels, keep_text)
+    crossfit = None
+    if gold_set is not None:  # the safety net's cross-fitted votes (lf/crossfit.py)
+        from .crossfit import write_crossfit
+
+        crossfit = write_crossfit(out, lfs, gold_set, labels, depends=deps, data=data, text_field=text_field,
+                                  id_field=id_field)
+    return finish_votes(out, w, lf_set, rows=rows, read=corpus.stats.summary(), embedder_auto=chosen,
+                        crossfit=crossfit)
+
+
+def choose_lfs(lfs: str | Path | None, *, multi_label: bool, gold: bool, models: list[str] | None, data,
+               text_field: str | None, id_field: str | None, embedder=None, check_form: bool = True):
+    """The LF set a labeling run (local or Ray) applies, checked before any item is read or folder touched.
+
+    The lfs.yaml ``lfs``, or the default set for the situation (:func:`llmlabel.lf.defaults.resolve_lfs`);
+    ``check_form``: refuse here an entry the taxonomy's form cannot run (building the LFs refuses it later
+    anyway); LFs naming no embedder get the run's default (:func:`default_embedder`) unless the caller shares
+    ``embedder``; every embedder named is found offline. Returns the LF set and the line saying which
+    embedder was chosen (None when none was)."""
+    from .defaults import resolve_lfs
+    from .resolve import check_models
+
+    lf_set = resolve_lfs(lfs, multi_label=multi_label, gold=gold, models=models)
+    if check_form:
+        lf_set.spec.check_form(multi_label)
+    chosen = None if embedder is not None else default_embedder(lf_set.spec,
+                                                                 lambda: corpus_size(data, text_field, id_field))
+    check_models(lf_set.spec, embedder=embedder)
+    return lf_set, chosen
+
+
+def votes_record(lf_set, *, command: list[str] | None, engines: dict[str, str], taxonomy_path, data):
+    """The votes manifest's provenance (``meta``: command, engines, taxonomy, lfs.yaml) and ``depends_on``
+    (fingerprints of the corpus, taxonomy, LLM engines and the LF set), shared by the local and Ray runs;
+    the caller adds its own keys after these."""
+    from ..artifacts.votes import depends_on
+    from ..io_meta import make_meta
+
+    meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
+    lfs_name, deps_lfs = lf_set.record()
+    meta.update(taxonomy=str(taxonomy_path), lfs=lfs_name)
+    deps = {**depends_on(corpus=data, taxonomy=taxonomy_path, engines=engines), "lfs": deps_lfs}
+    return meta, deps
+
+
+def finish_votes(out, writer, lf_set, *, rows: int, read: str, embedder_auto: str | None, **extra) -> LabelResult:
+    """Save the LF set that ran beside the votes (``out/lfs.yaml``) and say what the run wrote."""
+    lf_set.save_into(out)
+    return LabelResult(out=str(out), rows_labeled=rows, shards=writer.shards, errors=dict(writer.errors), read=read,
+                       restarted=getattr(writer, "restarted", None), default_lfs=lf_set.default,
+                       embedder_auto=embedder_auto, **extra)
+
+
+def _open_corpus(data, text_field, id_field, shard_size):
+    """The corpus and its batches; a bad first line or an empty corpus fails before the folder is touched."""
+    from ..errors import InputError
+    from ..io import read_corpus
+
+    corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
+    batches = corpus.start(shard_size)
+    if batches is None:
+        raise InputError("the corpus has no texts to label", path=data, hint=corpus.stats.summary())
+    return corpus, batches
+
+
+def _gold_and_encoder(gold: Path | None, tax, labels: list[str], spec, out, encoder):
+    """The gold set (k folds, for out-of-fold votes) and the run's tuned encoder when an LF reads it."""
+    from .spec import uses_tuned
+
     gold_set = None
     if gold is not None:
         from .gold import load_gold
@@ -90,16 +159,13 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
         from .spaces import run_encoder
 
         tuned = run_encoder(gold_set, tax, Path(encoder) if encoder is not None else Path(out).parent / "encoder")
-    lfs = build_lfs(spec, tax, models=model, engines=engine_factory(cache=cache_option(cache, no_cache)),
-                    gold=gold_set, embedder=embedder, tuned=tuned)
-    names = [lf.name for lf in lfs]
-    engines = {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
-    meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
-    lfs_name, deps_lfs = lf_set.record()
-    meta.update(taxonomy=str(taxonomy_path), lfs=lfs_name)
+    return gold_set, tuned
+
+
+def _record_inputs(meta: dict, deps: dict, *, chosen: str | None, gold: Path | None, tuned) -> None:
+    """Add the local run's own inputs to the manifest: the embedder chosen, the gold file, the tuned encoder."""
     if chosen:
         meta["embedder_auto"] = chosen
-    deps = {**depends_on(corpus=data, taxonomy=taxonomy_path, engines=engines), "lfs": deps_lfs}
     if gold is not None:
         from ..artifacts._format import file_hash
 
@@ -108,36 +174,28 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
     if tuned is not None:
         deps["encoder"] = tuned.fingerprint
         meta["encoder"] = tuned.identity()
-    rows = 0
-    total = corpus.num_rows  # None for JSONL/CSV: the bar then counts items without an end
-    prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding", "knn", "logreg", "setfit")]
-    with VotesWriter(out, lf_names=names, labels=labels, prob_lfs=prob_lfs, keep_text=keep_text,
-                     shard_size=shard_size, meta=meta, depends=deps, overwrite=overwrite) as w, \
-            Ticker(progress, total, "label") as tick:
-        done = w.done_ids()
-        tick(len(done))
-        share = ErrorShare(lfs)
-        for b, last in with_last(batches):
-            keep = [i for i, x in enumerate(b.ids) if x not in done]
-            if not keep:
-                continue
-            texts = [b.texts[i] for i in keep]
-            items = [dict(b.rows[i], text=b.texts[i], id=b.ids[i]) for i in keep]
-            L = apply_lfs(lfs, texts, labels=labels, items=items, ids=[b.ids[i] for i in keep])
-            share.add(L.errors, len(keep), last=last)  # before writing: a failed batch is redone by the rerun
-            w.write(L, texts if keep_text else None)
-            rows += len(keep)
-            tick(len(keep))
-    crossfit = None
-    if gold_set is not None:  # the safety net's cross-fitted votes (lf/crossfit.py)
-        from .crossfit import write_crossfit
 
-        crossfit = write_crossfit(out, lfs, gold_set, labels, depends=deps, data=data, text_field=text_field,
-                                  id_field=id_field)
-    lf_set.save_into(out)
-    return LabelResult(out=str(out), rows_labeled=rows, shards=w.shards, errors=dict(w.errors),
-                       read=corpus.stats.summary(), restarted=w.restarted, default_lfs=lf_set.default,
-                       embedder_auto=chosen, crossfit=crossfit)
+
+def _write_batches(w, tick, batches, lfs: list, labels: list[str], keep_text: bool) -> int:
+    """Apply the LFs to the items not yet in finished shards, batch by batch; returns the rows written."""
+    from .apply import ErrorShare, apply_lfs, with_last
+
+    done = w.done_ids()
+    tick(len(done))
+    share = ErrorShare(lfs)
+    rows = 0
+    for b, last in with_last(batches):
+        keep = [i for i, x in enumerate(b.ids) if x not in done]
+        if not keep:
+            continue
+        texts = [b.texts[i] for i in keep]
+        items = [dict(b.rows[i], text=b.texts[i], id=b.ids[i]) for i in keep]
+        L = apply_lfs(lfs, texts, labels=labels, items=items, ids=[b.ids[i] for i in keep])
+        share.add(L.errors, len(keep), last=last)  # before writing: a failed batch is redone by the rerun
+        w.write(L, texts if keep_text else None)
+        rows += len(keep)
+        tick(len(keep))
+    return rows
 
 
 EMBEDDING_KINDS = ("embedding", "knn", "logreg", "classifier")  # LF kinds that read a frozen embedder's vectors
