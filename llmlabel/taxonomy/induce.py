@@ -16,6 +16,7 @@ from .items import (  # noqa: F401  (re-exported: callers import them from here)
     auto_reason, load_items)
 from .labeldefs import add_parents, build_labels, embed_texts
 
+
 def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels: int = 30, instruction: str = "",
                     model: Any = None, levels: int = 1, sample: int | None = None, seed: int = 0,
                     embedder: Any = None, text_field: str | None = None, id_field: str | None = None,
@@ -37,20 +38,7 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
     it) and ``<stem>.md``; raw LLM replies that fail their schema go beside it too (``<stem>.llm-*-reply.txt``). ``cache`` / ``no_cache``: the LLM
     answer cache (a file, default the user cache; or none).
     """
-    if max_labels < 1:
-        raise ConfigError(f"--max-labels must be at least 1, got {max_labels}", field="max_labels")
-    if levels not in (1, 2):
-        raise ConfigError(f"--levels must be 1 or 2, got {levels}", field="levels")
-    if cache is not None or no_cache:
-        from ..llm import cache_option
-
-        engine_kwargs = {**(engine_kwargs or {}), "cache": cache_option(cache, no_cache)}
-    if output is not None:  # fail before the embedding work, not after it
-        from ..io_write import check_writable
-
-        check_writable(output)
-        if assignments is not None:
-            check_writable(assignments)
+    engine_kwargs = _check_args(max_labels, levels, cache, no_cache, engine_kwargs, output, assignments)
     base = None
     if refine is not None:
         base = refine if isinstance(refine, Taxonomy) else load_taxonomy(refine)
@@ -63,17 +51,7 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
     if not texts:
         raise InputError("the corpus has no non-empty texts", path=src, hint="check --text-field")
     uniq, inv = _dedupe(texts)
-    info["distinct_texts"] = len(uniq)
-    if embedder in (None, "auto"):
-        embedder = auto_embedder(len(uniq))
-        info["embedder_auto"] = auto_reason(len(uniq), "distinct texts")
-    emb = _load_embedder(embedder)
-    utexts = [texts[i] for i in uniq]
-    t1 = time.perf_counter()
-    cut0 = getattr(emb, "truncated", 0)  # the embedder is shared by the process: count this run's texts only
-    x = embed_texts(emb, utexts, progress=progress)
-    info["embed_seconds"] = round(time.perf_counter() - t1, 2)
-    info["truncated_for_embedding"] = getattr(emb, "truncated", 0) - cut0
+    emb, utexts, x = _embed_distinct(texts, uniq, embedder, info, progress)
     made = {"embedder": emb.name, "seed": seed, "max_labels": max_labels, "levels": levels,
             "items": len(texts), "distinct_texts": len(uniq), "engine": None, "method": method}
     if refine is not None:
@@ -105,12 +83,65 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
         info.update(llm_info)
     tax.instruction = instruction or tax.instruction
     tax.multi_label = bool(multi_label or tax.multi_label)
+    assign, scores, counts = _assign_and_share(tax, ulab[inv], usc[inv])
+    made.update({k: v for k, v in tax.made_with.items() if k not in made})
+    tax.made_with = made
+    info["other_share"] = round(counts.get(OTHER, 0) / len(assign), 4)
+    info["labels"] = len(tax.leaves())
+    info["seconds"] = round(time.perf_counter() - t0, 2)
+    res = TaxonomyResult(tax, ids, assign, scores, info)
+    if output is not None:
+        from .report import write_outputs
+
+        res.paths = write_outputs(res, output, assignments=assignments)
+    return res
+
+
+def _check_args(max_labels: int, levels: int, cache, no_cache: bool, engine_kwargs: dict | None, output,
+                assignments) -> dict | None:
+    """Refuse bad settings and unwritable outputs before the embedding work, not after it; returns the engine
+    keyword arguments with the answer cache set."""
+    if max_labels < 1:
+        raise ConfigError(f"--max-labels must be at least 1, got {max_labels}", field="max_labels")
+    if levels not in (1, 2):
+        raise ConfigError(f"--levels must be 1 or 2, got {levels}", field="levels")
+    if cache is not None or no_cache:
+        from ..llm import cache_option
+
+        engine_kwargs = {**(engine_kwargs or {}), "cache": cache_option(cache, no_cache)}
+    if output is not None:
+        from ..io_write import check_writable
+
+        check_writable(output)
+        if assignments is not None:
+            check_writable(assignments)
+    return engine_kwargs
+
+
+def _embed_distinct(texts: list[str], uniq: np.ndarray, embedder, info: dict, progress: bool):
+    """``(embedder, distinct texts, their vectors)``; ``info`` gets the embedder choice, time and truncations."""
+    info["distinct_texts"] = len(uniq)
+    if embedder in (None, "auto"):
+        embedder = auto_embedder(len(uniq))
+        info["embedder_auto"] = auto_reason(len(uniq), "distinct texts")
+    emb = _load_embedder(embedder)
+    utexts = [texts[i] for i in uniq]
+    t1 = time.perf_counter()
+    cut0 = getattr(emb, "truncated", 0)  # the embedder is shared by the process: count this run's texts only
+    x = embed_texts(emb, utexts, progress=progress)
+    info["embed_seconds"] = round(time.perf_counter() - t1, 2)
+    info["truncated_for_embedding"] = getattr(emb, "truncated", 0) - cut0
+    return emb, utexts, x
+
+
+def _assign_and_share(tax: Taxonomy, item_lab: np.ndarray, scores: np.ndarray):
+    """``(leaf id per item, score per item, count per leaf id)``: -1 becomes ``other``; each label's ``share``
+    is set (a parent without items of its own: the sum of its children's)."""
     leaf_ids = [lab.id for lab in tax.leaves()]
     names = np.asarray(leaf_ids + [OTHER], dtype=object)
-    item_lab = ulab[inv]
-    assign = names[np.where(item_lab >= 0, item_lab, len(leaf_ids))].tolist()  # -1 -> other
-    scores = usc[inv]
-    tally = np.bincount(np.where(item_lab >= 0, item_lab, len(leaf_ids)), minlength=len(names))
+    col = np.where(item_lab >= 0, item_lab, len(leaf_ids))
+    assign = names[col].tolist()
+    tally = np.bincount(col, minlength=len(names))
     counts = {str(names[j]): int(c) for j, c in enumerate(tally) if c}
     for lab in tax.labels:
         if lab.id in counts:
@@ -120,17 +151,7 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
             kids = [k for k in tax.labels if k.parent == lab.id]
             if kids:
                 lab.share = round(sum(k.share or 0 for k in kids), 4)
-    made.update({k: v for k, v in tax.made_with.items() if k not in made})
-    tax.made_with = made
-    info["other_share"] = round(counts.get(OTHER, 0) / len(assign), 4)
-    info["labels"] = len(leaf_ids)
-    info["seconds"] = round(time.perf_counter() - t0, 2)
-    res = TaxonomyResult(tax, ids, assign, scores, info)
-    if output is not None:
-        from .report import write_outputs
-
-        res.paths = write_outputs(res, output, assignments=assignments)
-    return res
+    return assign, scores, counts
 
 
 def _cluster_taxonomy(x: np.ndarray, texts: list[str], ids: list[str], max_labels: int, levels: int, seed: int,
