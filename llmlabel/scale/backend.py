@@ -1,64 +1,98 @@
 """The stage functions with a ``backend`` switch: what the commands and ``llmlabel run`` call for the stages
 that can run on Ray Data (``label``, ``taxonomy``, ``predict``).
 
-Each is the local library function's signature plus ``backend`` (``local`` | ``ray``), ``address``,
-``num_workers`` and ``gpus_per_worker`` (and ``batch_size`` for label), so a pipeline file validates them like
-any other option. The stage packages cannot import this layer; this layer picks between them and
-:mod:`llmlabel.scale.ray`. Ray is imported only when ``backend="ray"``.
+Each takes the local library function's parameters plus ``backend`` (``local`` | ``ray``), ``address``,
+``num_workers`` and ``gpus_per_worker`` (and ``batch_size`` for label), declared in full so that
+``inspect.signature`` and a pipeline file's options model see them like any other function's
+(tests/test_stage_signatures.py checks they match the local functions'). The stage packages cannot import this
+layer; this layer picks between them and :mod:`llmlabel.scale.ray`. Ray is imported only when ``backend="ray"``.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..distill.predict import predict as _local_predict
 from ..errors import ConfigError
 from ..lf.run import label_corpus as _local_label
+from ..results import LabelResult, PredictResult
+from ..taxonomy.items import TaxonomyResult
 from ..taxonomy.stage import taxonomy_stage as _local_induce  # induce, or keep a known label set (labels:)
 
-_RAY = {"address": (Optional[str], None), "num_workers": (int, 1), "gpus_per_worker": (float, 0.0)}
+#: The options every backend stage adds to its local function's, with their defaults (label adds batch_size).
+RAY_OPTIONS = {"address": None, "num_workers": 1, "gpus_per_worker": 0.0}
 
 
-def _with_backend(local: Callable, ray_fn: Callable, extra: dict[str, tuple] | None = None) -> Callable:
-    added = {"backend": (str, "local"), **_RAY, **(extra or {})}
-
-    @functools.wraps(local)
-    def stage(*args: Any, backend: str = "local", **kw: Any):
-        if backend not in ("local", "ray"):
-            raise ConfigError(f"backend must be local or ray, not {backend!r}", field="backend")
-        ray_kw = {k: kw.pop(k, d) for k, (_, d) in added.items() if k != "backend"}
-        if backend == "local":
-            given = [k.replace("_", "-") for k, v in ray_kw.items() if v != added[k][1]]
-            if given:
-                raise ConfigError(f"{', '.join('--' + g for g in given)} only apply with --backend ray",
-                                  hint="add --backend ray (backend: ray in a pipeline file)")
-            return local(*args, **kw)
-        return ray_fn(*args, **kw, **ray_kw)
-
-    sig = inspect.signature(local)
-    params = list(sig.parameters.values())
-    tail = [p for p in params if p.kind == p.VAR_KEYWORD]
-    params = [p for p in params if p.kind != p.VAR_KEYWORD]
-    params += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=t)
-               for k, (t, d) in added.items()]
-    stage.__signature__ = sig.replace(parameters=params + tail)  # what stages.options_model reads
-    stage.__annotations__ = {**local.__annotations__, **{k: t for k, (t, _) in added.items()}}
-    return stage
+def _dispatch(local: Callable, ray_fn: Callable, args: dict[str, Any], ray_options: dict[str, Any]):
+    """Call ``local`` or ``ray_fn`` with ``args`` (a stage function's ``locals()``)."""
+    backend = args.pop("backend")
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"backend must be local or ray, not {backend!r}", field="backend")
+    ray_kw = {k: args.pop(k) for k in ray_options}
+    if backend == "local":
+        given = [k.replace("_", "-") for k, v in ray_kw.items() if v != ray_options[k]]
+        if given:
+            raise ConfigError(f"{', '.join('--' + g for g in given)} only apply with --backend ray",
+                              hint="add --backend ray (backend: ray in a pipeline file)")
+        return local(**args)
+    return ray_fn(**args, **ray_kw)
 
 
-def _label_ray(*args, gold=None, embedder=None, encoder=None, **kw):
+def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None = None,
+                 output: str | Path | None = None, *,
+                 model: list[str] | None = None, cache: str | Path | None = None, no_cache: bool = False,
+                 shard_size: int = 1000, text_field: str | None = None, id_field: str | None = None,
+                 progress: bool = False, keep_text: bool = True, command: list[str] | None = None,
+                 overwrite: bool = False, gold: str | Path | None = None, embedder=None,
+                 encoder: str | Path | None = None,
+                 backend: str = "local", address: Optional[str] = None, num_workers: int = 1,
+                 gpus_per_worker: float = 0.0, batch_size: Optional[int] = None) -> LabelResult:
+    """:func:`llmlabel.lf.run.label_corpus`, or :func:`llmlabel.scale.ray.label_corpus_ray` with ``backend="ray"``."""
+    return _dispatch(_local_label, _label_ray, locals(), {**RAY_OPTIONS, "batch_size": None})
+
+
+def predict(model: str | Path, data: str | Path, output: str | Path, *, text_field: str | None = None,
+            id_field: str | None = None, cascade_llm: str | None = None, threshold: float | None = None,
+            target_accuracy: float | None = None, max_deferral: float | None = None, dev: str | Path | None = None,
+            dev_label_field: str = "label", batch_size: int = 4096, cache: str | Path | None = None,
+            no_cache: bool = False, int8: bool = False, progress: bool = False,
+            make_labeler: Callable[[Any, list[str]], Callable] | None = None,
+            row_source: Callable[[Any, Any], Iterator[dict]] | None = None,
+            backend: str = "local", address: Optional[str] = None, num_workers: int = 1,
+            gpus_per_worker: float = 0.0) -> PredictResult:
+    """:func:`llmlabel.distill.predict.predict`; with ``backend="ray"`` the student (and cascade) run on Ray Data."""
+    return _dispatch(_local_predict, _predict_ray, locals(), RAY_OPTIONS)
+
+
+def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels: int = 30, instruction: str = "",
+                    model: Any = None, levels: int = 1, sample: int | None = None, seed: int = 0,
+                    embedder: Any = None, text_field: str | None = None, id_field: str | None = None,
+                    refine: Any = None, mode: str = "auto", method: str = "spectral",
+                    assignments: str | Path | None = None, cache: str | Path | None = None, no_cache: bool = False,
+                    progress: bool = False, engine_kwargs: dict | None = None, raw_dir: str | Path | None = None,
+                    llm_options: dict | None = None, multi_label: bool = False, labels: Optional[Path] = None,
+                    backend: str = "local", address: Optional[str] = None, num_workers: int = 1,
+                    gpus_per_worker: float = 0.0) -> TaxonomyResult:
+    """:func:`llmlabel.taxonomy.stage.taxonomy_stage`; with ``backend="ray"`` every item is assigned on Ray Data."""
+    return _dispatch(_local_induce, _taxonomy_ray, locals(), RAY_OPTIONS)
+
+
+def _label_ray(gold=None, embedder=None, encoder=None, **kw):
     from .ray import label_corpus_ray
 
     if gold is not None or embedder is not None or encoder is not None:
         raise ConfigError("gold/embedder/encoder (the gold LFs' options) run on the local "
                           "backend only", hint="drop --backend ray")
-    return label_corpus_ray(*args, **kw)
+    return label_corpus_ray(**kw)
 
 
-def _predict_ray(model, data, output, *, address=None, num_workers=1, gpus_per_worker=0.0, **kw):
+def _predict_ray(model, data, output, *, address=None, num_workers=1, gpus_per_worker=0.0, row_source=None, **kw):
     from .ray import predict_rows_ray
+
+    if row_source is not None:
+        raise ConfigError("row_source replaces the Ray backend's own source of rows: give one or the other")
 
     def source(student, cascade):
         return predict_rows_ray(model, data, text_field=kw.get("text_field"), id_field=kw.get("id_field"),
@@ -88,8 +122,4 @@ def _taxonomy_ray(corpus, output=None, *, refine=None, gpus_per_worker=0.0, **kw
     return res
 
 
-label_corpus = _with_backend(_local_label, _label_ray, {"batch_size": (Optional[int], None)})
-predict = _with_backend(_local_predict, _predict_ray)
-induce_taxonomy = _with_backend(_local_induce, _taxonomy_ray)
-
-__all__ = ["label_corpus", "predict", "induce_taxonomy"]
+__all__ = ["label_corpus", "predict", "induce_taxonomy", "RAY_OPTIONS"]
