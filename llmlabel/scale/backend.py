@@ -122,4 +122,4 @@ def _taxonomy_ray(corpus, output=None, *, refine=None, gpus_per_worker=0.0, **kw
     return res
 
 
-__all__ = ["label_corpus", "predict", "induce_taxonomy", "RAY_OPTIONS"]
+__all__ = ["label_corpus", "predict", "induce_taxonomy"]
