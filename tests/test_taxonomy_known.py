@@ -108,6 +108,12 @@ def test_cli_labels_multi_label_and_bad_file(tmp_path, items, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and "bad.yaml:2:" in err and not (tmp_path / "u.yaml").exists()
+    with pytest.raises(SystemExit) as e:  # induction-only options are refused, not silently ignored
+        main(["taxonomy", str(corpus), "--labels", str(tmp_path / "labels.txt"), "--max-labels", "5", "--levels", "2",
+              "-o", str(tmp_path / "v.yaml"), "--quiet"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--max-labels, --levels do not apply with --labels" in err and not (tmp_path / "v.yaml").exists()
 
 
 def test_llm_writes_missing_descriptions_and_is_cached(tiny_qwen2, tmp_path, items, wordllama):

@@ -60,6 +60,9 @@ def taxonomy(
     output = options.pick_output(output, out, "--out", default=Path("taxonomy.yaml"))
     with options.embedding_store(embed_cache, no_embed_cache):
         if labels is not None:
+            _refuse_induce_options(max_labels=max_labels != 30, mode=mode != "seeded", levels=levels != 1,
+                                   refine=refine is not None, address=address is not None,
+                                   num_workers=num_workers != 1)
             res = _from_labels(labels, corpus, output, backend=backend, multi_label=multi_label, model=model,
                                embedder=embedder, instruction=instruction, sample=sample, seed=seed,
                                text_field=text_field, id_field=id_field, assignments=assignments, cache=cache,
@@ -71,6 +74,16 @@ def taxonomy(
                                   cache=cache, no_cache=no_cache, progress=not quiet, multi_label=multi_label,
                                   backend=backend, address=address, num_workers=num_workers)
     _print_result(res, quiet=quiet, model=model)
+
+
+def _refuse_induce_options(**given: bool) -> None:
+    """A given label set is not induced: options that only shape induction would be ignored, so say so."""
+    named = ["--" + k.replace("_", "-") for k, v in given.items() if v]
+    if named:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{', '.join(named)} {'does' if len(named) == 1 else 'do'} not apply with --labels "
+                          "(a given label set is not induced)", hint="drop them, or drop --labels")
 
 
 def _from_labels(labels: Path, corpus: str, output: Path, *, backend: str, **kw):
