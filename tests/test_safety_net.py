@@ -109,22 +109,22 @@ def _table(**acc):
             for k, v in acc.items()]
 
 
-def test_logistic_regression_on_the_gold_ships_unless_another_recipe_beats_it_by_a_standard_error():
+def test_logistic_regression_on_the_gold_ships_unless_another_recipe_beats_it_by_1_645_standard_errors():
     """The reference is the probe on the gold alone (what a user would train instead); the highest of the other
-    out-of-fold figures replaces it only with a lead larger than its paired standard error, whichever it is (a
-    gold-only static student included), and the verdict says so."""
+    out-of-fold figures replaces it only with a lead larger than 1.645 paired standard errors (one-sided, 5%),
+    whichever it is (a gold-only static student included), and the verdict says so."""
     from llmlabel.distill.safety import Recipe, choose
 
     table = _table(static_none=0.69, static_all=0.66, probe_all=0.65, probe_none=0.64, tuned_none=0.64)
-    row, chosen, verdict, gain = choose(table, "accuracy", 100, lambda a, b: 0.055)
+    row, chosen, verdict, gain = choose(table, "accuracy", 100, lambda a, b: 0.039)  # a lead of 1.28 se: not enough
     assert (chosen.student, chosen.weak) == ("probe", "none") and gain == 0.0
     assert verdict.startswith("the gold alone won: logistic regression on the gold, the reference")
-    assert "static, weak rows: none" in verdict and "+5.0 points, se 5.5" in verdict
-    row, chosen, verdict, gain = choose(table, "accuracy", 100, lambda a, b: 0.03)
+    assert "static, weak rows: none" in verdict and "+5.0 points, se 3.9" in verdict
+    row, chosen, verdict, gain = choose(table, "accuracy", 100, lambda a, b: 0.025)  # 2 se
     assert (chosen.student, chosen.weak) == ("static", "none") and abs(gain - 0.05) < 1e-9
     assert verdict.startswith("the gold alone won: static") and "beat logistic regression on the gold" in verdict
     table = _table(static_equal=0.88, probe_none=0.83, static_none=0.79)
-    row, chosen, verdict, gain = choose(table, "accuracy", 100, lambda a, b: 0.034)
+    row, chosen, verdict, gain = choose(table, "accuracy", 100, lambda a, b: 0.026)
     assert (chosen.student, chosen.weak) == ("static", "equal") and verdict.startswith("weak labels added +5.0 points")
     table = _table(tuned_equal=0.92, tuned_none=0.92, probe_none=0.83)  # a tie: the recipe without weak rows
     assert choose(table, "accuracy", 100, lambda a, b: 0.03)[1] == Recipe("tuned", "none")

@@ -18,9 +18,9 @@ Each fold trains on a seeded sample of at most ``max_weak`` (2,000) of the sidec
 refitted 10 times on 5,000 rows made the net cost three times the rest of the chain at 100 gold on GoEmotions. With
 fewer weak rows than the shipped student gets, the estimate leans towards the gold alone, the safe side.
 
-The gold alone (its best student; the ``probe`` with weak rows ``none`` is one-vs-rest logistic regression on frozen
-MiniLM embeddings of the gold) is the reference; a recipe with weak labels replaces it only when its macro-F1 is
-higher by more than one paired standard error (a seeded bootstrap over the gold rows). The winner is trained on
+The ``probe`` with weak rows ``none`` (one-vs-rest logistic regression on frozen MiniLM embeddings of the gold) is
+the reference; any other recipe replaces it only when its macro-F1 is higher by more than
+:data:`~llmlabel.distill.safety.MARGIN_SE` paired standard errors (a seeded bootstrap over the gold rows). The winner is trained on
 every row and shipped with its thresholds; metrics.json and the model card say which won, by how much, and where
 the thresholds came from.
 """
