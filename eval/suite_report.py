@@ -31,6 +31,7 @@ def write_markdown(done: dict, path: Path, budget: int = 100, seed: int = 0) -> 
         if run.get("part"):  # rows made by another process and merged in (e.g. the SetFit rows)
             lines += [f"Also merged in, {run['part']}: `{run['command']}` ({run['seconds']:,} s, load "
                       f"{run['load_start']} at the start, {run['load_end']} at the end).", ""]
+    lines += [n + "\n" for n in done.get("notes", [])]  # how rows from several runs fit together
     lines += [f"N = {budget} gold drawn from the corpus (seed {seed}); every figure on the test split, in the set's "
               "official metric (accuracy and macro-F1 in suite.json). (d) and (e) are `llmlabel auto` + `llmlabel "
               "predict` exactly as the README documents; (a) and (c) are the baselines a user would pick instead.", "",
