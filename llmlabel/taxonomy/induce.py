@@ -14,7 +14,7 @@ from .cluster import cluster_embeddings
 from .items import (  # noqa: F401  (re-exported: callers import them from here)
     AUTO_MINILM_MAX, DEFAULT_TAXONOMY_EMBEDDER, MIN_PER_LABEL, TaxonomyResult, _dedupe, _load_embedder, auto_embedder,
     auto_reason, load_items)
-from .labeldefs import add_parents, build_labels, embed_texts
+from .labeldefs import add_parents, build_labels, embed_distinct, embed_texts
 
 
 def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels: int = 30, instruction: str = "",
@@ -51,7 +51,7 @@ def induce_taxonomy(corpus: Any, output: str | Path | None = None, *, max_labels
     if not texts:
         raise InputError("the corpus has no non-empty texts", path=src, hint="check --text-field")
     uniq, inv = _dedupe(texts)
-    emb, utexts, x = _embed_distinct(texts, uniq, embedder, info, progress)
+    emb, utexts, x = embed_distinct(texts, uniq, embedder, info, progress)
     made = {"embedder": emb.name, "seed": seed, "max_labels": max_labels, "levels": levels,
             "items": len(texts), "distinct_texts": len(uniq), "engine": None, "method": method}
     if refine is not None:
@@ -116,22 +116,6 @@ def _check_args(max_labels: int, levels: int, cache, no_cache: bool, engine_kwar
         if assignments is not None:
             check_writable(assignments)
     return engine_kwargs
-
-
-def _embed_distinct(texts: list[str], uniq: np.ndarray, embedder, info: dict, progress: bool):
-    """``(embedder, distinct texts, their vectors)``; ``info`` gets the embedder choice, time and truncations."""
-    info["distinct_texts"] = len(uniq)
-    if embedder in (None, "auto"):
-        embedder = auto_embedder(len(uniq))
-        info["embedder_auto"] = auto_reason(len(uniq), "distinct texts")
-    emb = _load_embedder(embedder)
-    utexts = [texts[i] for i in uniq]
-    t1 = time.perf_counter()
-    cut0 = getattr(emb, "truncated", 0)  # the embedder is shared by the process: count this run's texts only
-    x = embed_texts(emb, utexts, progress=progress)
-    info["embed_seconds"] = round(time.perf_counter() - t1, 2)
-    info["truncated_for_embedding"] = getattr(emb, "truncated", 0) - cut0
-    return emb, utexts, x
 
 
 def _assign_and_share(tax: Taxonomy, item_lab: np.ndarray, scores: np.ndarray):

@@ -262,8 +262,8 @@ def taxonomy_from_labels(labels: str | Path | Sequence[str] | Sequence[KnownLabe
     ``cache`` / ``no_cache``: the LLM answer cache.
     """
     from . import naming
-    from .items import TaxonomyResult, _dedupe, _load_embedder, auto_embedder, auto_reason, load_items
-    from .labeldefs import embed_texts
+    from .items import TaxonomyResult, _dedupe, load_items
+    from .labeldefs import embed_distinct, embed_texts
 
     t0 = time.perf_counter()
     src = Path(labels) if isinstance(labels, (str, Path)) else None
@@ -287,13 +287,7 @@ def taxonomy_from_labels(labels: str | Path | Sequence[str] | Sequence[KnownLabe
             raise InputError("the corpus has no non-empty texts",
                              path=str(corpus) if isinstance(corpus, (str, Path)) else None, hint="check --text-field")
         uniq, inv = _dedupe(texts)
-        info["distinct_texts"] = len(uniq)
-        if embedder in (None, "auto"):
-            embedder = auto_embedder(len(uniq))
-            info["embedder_auto"] = auto_reason(len(uniq), "distinct texts")
-        emb = _load_embedder(embedder)
-        utexts = [texts[i] for i in uniq]
-        x = embed_texts(emb, utexts, progress=progress)
+        emb, utexts, x = embed_distinct(texts, uniq, embedder, info, progress)
         q = embed_texts(emb, [f"{lab.name}. {lab.description}".strip() if lab.description else lab.name
                               for lab in leaves])
         sim = x @ q.T  # (distinct items, leaves)

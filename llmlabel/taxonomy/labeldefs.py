@@ -21,6 +21,27 @@ def embed_texts(embedder, texts: list[str], *, progress: bool = False) -> np.nda
     return out
 
 
+def embed_distinct(texts: list[str], uniq: np.ndarray, embedder, info: dict, progress: bool):
+    """``(embedder, distinct texts, their vectors)``; ``info`` gets the embedder choice, time and truncations.
+    ``embedder`` None or ``auto``: the size rule over the distinct texts (:func:`llmlabel.embed.stored.auto_embedder`)."""
+    import time
+
+    from .items import _load_embedder, auto_embedder, auto_reason
+
+    info["distinct_texts"] = len(uniq)
+    if embedder in (None, "auto"):
+        embedder = auto_embedder(len(uniq))
+        info["embedder_auto"] = auto_reason(len(uniq), "distinct texts")
+    emb = _load_embedder(embedder)
+    utexts = [texts[i] for i in uniq]
+    t1 = time.perf_counter()
+    cut0 = getattr(emb, "truncated", 0)  # the embedder is shared by the process: count this run's texts only
+    x = embed_texts(emb, utexts, progress=progress)
+    info["embed_seconds"] = round(time.perf_counter() - t1, 2)
+    info["truncated_for_embedding"] = getattr(emb, "truncated", 0) - cut0
+    return emb, utexts, x
+
+
 def build_labels(x, texts, ids, lab, cent, *, seed: int = 0, prefix: str = "", proposed: bool = False,
                  taken: set[str] | None = None) -> list[LabelDef]:
     k = len(cent)
