@@ -61,12 +61,13 @@ def _path(workdir: str | Path, stage: str) -> Path:
 
 
 def write_stage_record(workdir: str | Path, rec: StageRecord) -> Path:
-    """Write ``WORKDIR/.pipeline/<stage>.json`` through a temporary file and a rename (a killed run leaves the
-    old record or the new one, never half of one)."""
+    """Write ``WORKDIR/.pipeline/<stage>.json`` atomically (a killed run leaves the old record or the new one,
+    never half of one)."""
+    from ..io_write import atomic_write
+
     path = _path(workdir, rec.stage)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(rec.to_dict(), indent=2))
-    tmp.replace(path)
+    with atomic_write(path) as f:
+        f.write(json.dumps(rec.to_dict(), indent=2))
     return path
 
 
