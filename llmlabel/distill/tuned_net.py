@@ -24,10 +24,10 @@ def _agrees(enc, ids, fold) -> bool:
 
 
 def recorded_folders(d: LabeledData) -> list[Path]:
-    """Where the run's tuned encoder may be, in order: the folder the label stage recorded in the labeled file's
-    metadata, then ``encoder/`` beside the labeled file."""
-    rec = ((d.meta or {}).get("encoder") or {}).get("path")
-    return ([Path(rec)] if rec else []) + ([Path(d.source).parent / "encoder"] if d.source else [])
+    """Where the run's tuned encoder may be (:func:`llmlabel.tuned.recorded_folders` of the labeled file)."""
+    from ..tuned import recorded_folders as folders
+
+    return folders(d.meta, d.source)
 
 
 def _recorded(d: LabeledData):

@@ -74,10 +74,9 @@ def feature_rows(spec: str, texts, lab=None, labeled: str | Path | None = None):
 
         return text_features(texts)
     if spec == "tuned":
-        from ..tuned import TunedEncoder
+        from ..tuned import TunedEncoder, recorded_folders
 
-        rec = ((getattr(lab, "meta", None) or {}).get("encoder") or {}).get("path")
-        folder = Path(rec) if rec else (Path(labeled).parent / "encoder" if labeled is not None else None)
+        folder = next(iter(recorded_folders(getattr(lab, "meta", None), labeled)), None)
         if folder is None or not (folder / "tuned.json").is_file():
             raise InputError("--features tuned: no tuned encoder recorded with these labels, nor encoder/ beside them",
                              path=labeled, hint="use --features minilm, or the encoder folder's path")

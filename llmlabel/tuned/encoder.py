@@ -53,6 +53,13 @@ def fit_fingerprint(base: str, texts: Sequence[str], y, halves_of: np.ndarray | 
     return h.hexdigest()[:20]
 
 
+def recorded_folders(meta: dict | None, source: str | Path | None) -> list[Path]:
+    """Where a labeled file's tuned encoder may be, in order: the folder the label stage recorded in its metadata
+    (``meta["encoder"]["path"]``), then ``encoder/`` beside the file (``source``)."""
+    rec = ((meta or {}).get("encoder") or {}).get("path")
+    return ([Path(rec)] if rec else []) + ([Path(source).parent / "encoder"] if source else [])
+
+
 class TunedEncoder:
     """A fitted (or loaded) tuned-encoder folder; ``full``/``half(h)``/``for_fold(f)`` give embedders.
 
