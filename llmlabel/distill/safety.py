@@ -222,10 +222,8 @@ def choose(table: list[dict], metric: str, n_gold: int, se_of) -> tuple[dict, Re
     error of the difference. Safe by construction rather than tuned: on 100 gold rows the out-of-fold estimates of
     nine recipes are noisy, and taking the highest of them without that margin shipped students a few points below
     the reference on held-out test sets (eval/results/suite.md). A tie or a noisy lead keeps the baseline."""
-    ref = next((i for i, r in enumerate(table) if (r["student"], r["weak"]) == (REFERENCE.student, REFERENCE.weak)),
-               None)
-    if ref is None:  # a caller that left the probe out (one fixed student): its gold-alone row is the reference
-        ref = max((i for i, r in enumerate(table) if r["weak"] == "none"), key=lambda i: table[i][metric])
+    # recipes() always includes the reference, whatever the students asked for
+    ref = next(i for i, r in enumerate(table) if (r["student"], r["weak"]) == (REFERENCE.student, REFERENCE.weak))
     # on a tie the recipe without weak rows: it needs fewer assumptions for the same figure
     best = max((i for i in range(len(table)) if i != ref), key=lambda i: (table[i][metric], table[i]["weak"] == "none"),
                default=None)
@@ -237,8 +235,7 @@ def choose(table: list[dict], metric: str, n_gold: int, se_of) -> tuple[dict, Re
     win = table[best if leaves else ref]
     chosen = Recipe(win["student"], win["weak"])
     name = metric.replace("_", "-")
-    ref_name = "logistic regression on the gold" if table[ref]["student"] == "probe" else \
-        f"{table[ref]['student']} on the gold alone"
+    ref_name = "logistic regression on the gold"
     if not leaves:
         other = (f"the best other recipe ({table[best]['student']}, weak rows: {table[best]['weak']}) did not beat it "
                  f"by more than {MARGIN_SE} standard errors, {100 * gain:+.1f} points, se {100 * se:.1f}"
