@@ -293,3 +293,31 @@ def test_many_classes_leave_out_full_dawid_skene_and_cross_fit_with_fewer_folds(
     assert acc(auto, L, y) >= acc(MajorityVote(k).fit(L), L, y) - 0.01
     few = select_label_model(L[:1000], L[1000:], y[1000:], cardinality=k, candidates=("mv", "ds"))
     assert [c["name"] for c in few.report_["candidates"]] == ["mv", "ds"]  # an explicit list is kept
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("spec", ["ds-r", "onecoin-r"])
+def test_held_out_refit_on_the_shared_design_equals_a_refit_on_silenced_votes(spec, soft):
+    """The selection's fast path (one design, the held-out group's entries zeroed) must give what refitting
+    on votes where the group abstains gives: the evidence the default was validated with."""
+    from llmlabel.labelmodel.heldout import _refit, _subset, without
+
+    rng = np.random.default_rng(9)
+    k = 3
+    y = rng.integers(0, k, 2500)
+    L = lfs(y, k, [0.85, 0.75, 0.65, 0.6, 0.55], [0.7, 0.5, 0.9, 0.4, 0.6], rng)
+    if soft:
+        conf = np.where(L == y[:, None], rng.uniform(0.6, 1.0, L.shape), rng.uniform(0.34, 0.6, L.shape))
+        S = np.zeros(L.shape + (k,))
+        S[...] = ((1 - conf) / (k - 1))[..., None]
+        np.put_along_axis(S, np.maximum(L, 0)[..., None], conf[..., None], axis=2)
+        S[L < 0] = 0.0
+        L = S
+    votes = as_votes(L, k)
+    model = make_model(spec, k)._fit_votes(votes)
+    context = model.heldout_context(votes)
+    rows = np.flatnonzero(votes.hard[:, 1] >= 0)[:400]
+    for group in (np.array([1]), np.array([0, 3])):
+        slow = _refit(model, without(votes, group))._proba(_subset(without(votes, group), rows))
+        fast = model.refit_without_proba(votes, context, group, rows)
+        np.testing.assert_allclose(fast, slow, atol=1e-8)

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ConfigError
-from .base import LabelModel, Votes, dedup_rows
+from .base import LabelModel, Votes, dedup_rows, row_max, row_sum
 from .majority import resolve_prior
 from .redundancy import lf_weights
 
@@ -41,9 +41,9 @@ def design_matrix(votes: Votes, abstain_symbol: bool, hard: np.ndarray | None = 
         # abstain column is implicit (``_HardEM(implicit_abstain=True)``). WRENCH-style LFs abstain on most
         # items, so this is most of the matrix.
         mask = L >= 0
-        cols = (L.astype(idx, copy=False) + offs)[mask]
+        cols = np.extract(mask, L.astype(idx, copy=False) + offs)
         indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(mask.sum(axis=1), out=indptr[1:])
+        np.cumsum(np.count_nonzero(mask, axis=1), out=indptr[1:])
         return sp.csr_matrix((np.ones(len(cols)), cols, indptr.astype(idx, copy=False)), shape=(n, m * S))
     soft = votes.soft.tocoo()
     n, m = votes.n, votes.m
@@ -62,11 +62,11 @@ def design_matrix(votes: Votes, abstain_symbol: bool, hard: np.ndarray | None = 
 
 def _normalise(z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
     """Logits (n x k, modified in place) -> posteriors and the weighted log-likelihood, one exp pass."""
-    mx = z.max(axis=1, keepdims=True)
-    z -= mx
+    mx = row_max(z)
+    z -= mx[:, None]
     np.exp(z, out=z)
-    tot = z.sum(axis=1)
-    ll = float(w @ (mx[:, 0] + np.log(tot)))
+    tot = row_sum(z)
+    ll = float(w @ (mx + np.log(tot)))
     z /= tot[:, None]
     return z, ll
 
@@ -281,16 +281,31 @@ class DawidSkene(LabelModel):
             clamp = np.eye(k)[y_dev]
             T = np.vstack([T, clamp])
         engine = self._make_engine(votes, X, m, S, k)
-        fixed_prior = None if isinstance(self.class_prior, str) and self.class_prior == "estimate" else \
-            resolve_prior(self.class_prior, k, None)
+        theta, prior, ll, it = self._em(engine, T, w, self.confusion_ if warm else None, self.max_iter, ll,
+                                        clamp, n_free)
+        self.n_iter_ = it
+        self.log_likelihood_ = ll
+        self.confusion_ = theta
+        self.class_prior_ = prior
+
+    def _fixed_prior(self, k: int) -> np.ndarray | None:
+        if isinstance(self.class_prior, str) and self.class_prior == "estimate":
+            return None
+        return resolve_prior(self.class_prior, k, None)
+
+    def _em(self, engine, T: np.ndarray, w: np.ndarray, theta: np.ndarray | None, max_iter: int, ll: float = np.nan,
+            clamp: np.ndarray | None = None, n_free: int | None = None):
+        """EM from posteriors ``T`` (M-step first) -> ``(theta, prior, mean log-likelihood, iterations)``."""
+        k = T.shape[1]
+        fixed_prior = self._fixed_prior(k)
         W = w.sum()
         unit = bool(np.all(w == 1.0))
-        prev, theta = -np.inf, (self.confusion_ if warm else None)
-        for it in range(1, self.max_iter + 1):
+        prev = -np.inf
+        for it in range(1, max_iter + 1):
             wT = T if unit else T * w[:, None]
             theta = self._m_step(engine.counts(wT, theta))
             prior = fixed_prior if fixed_prior is not None else (wT.sum(axis=0) + 1.0) / (W + k)
-            if it == self.max_iter:  # the E-step would only report the likelihood: skip it on the last round
+            if it == max_iter:  # the E-step would only report the likelihood: skip it on the last round
                 break
             T, ll = _normalise(engine.logits(theta) + np.log(prior), w)
             ll /= W
@@ -299,10 +314,36 @@ class DawidSkene(LabelModel):
             if ll - prev < self.tol:
                 break
             prev = ll
-        self.n_iter_ = it
-        self.log_likelihood_ = ll
-        self.confusion_ = theta
-        self.class_prior_ = prior
+        return theta, prior, ll, it
+
+    # --- held-out refits (HeldOutSelect) --------------------------------------------------------------
+    def heldout_context(self, votes: Votes):
+        """The design of ``votes`` (distinct rows, counts, map back), built once for every held-out refit."""
+        self._check_fitted()
+        return self._design_weighted(votes)
+
+    def refit_without_proba(self, votes: Votes, context, group: np.ndarray, rows: np.ndarray,
+                            max_iter: int = 10) -> np.ndarray:
+        """Posteriors for ``rows`` of this model refitted, warm-started, on ``votes`` with the LFs in ``group``
+        abstaining everywhere: what ``fit`` with ``warm_start`` on those votes gives, but the group's entries
+        are zeroed in the shared design instead of the design being rebuilt per held-out LF (most of the
+        no-gold default's selection time)."""
+        X, w, inv = context
+        m, k, S = self.confusion_.shape
+        silent = np.zeros(m * S, dtype=bool)
+        silent[(np.asarray(group)[:, None] * S + np.arange(S)[None, :]).ravel()] = True
+        Xg = sp.csr_matrix((np.where(silent[X.indices], 0.0, X.data), X.indices, X.indptr), shape=X.shape)
+        if votes.soft is not None and self._model_abstain:  # soft votes state their abstain mass explicitly
+            cols = np.asarray(group) * S + k
+            n = X.shape[0]
+            Xg = (Xg + sp.csr_matrix((np.ones(n * len(cols)), (np.repeat(np.arange(n), len(cols)),
+                                                                np.tile(cols, n))), shape=X.shape)).tocsr()
+        engine = self._make_engine(votes, Xg, m, S, k)
+        T, _ = _normalise(engine.logits(self.confusion_) + np.log(self.class_prior_), w)
+        theta, prior, _, _ = self._em(engine, T, w, self.confusion_, min(self.max_iter, max_iter))
+        keep = inv[rows] if inv is not None else rows
+        z, _ = _normalise(engine.logits(theta)[keep] + np.log(prior), np.ones(len(keep)))
+        return z
 
     @property
     def lf_accuracy_(self) -> np.ndarray:
