@@ -321,3 +321,33 @@ def test_held_out_refit_on_the_shared_design_equals_a_refit_on_silenced_votes(sp
         slow = _refit(model, without(votes, group))._proba(_subset(without(votes, group), rows))
         fast = model.refit_without_proba(votes, context, group, rows)
         np.testing.assert_allclose(fast, slow, atol=1e-8)
+
+
+@pytest.mark.parametrize("abstain", [True, False])
+def test_soft_vote_em_on_voted_rows_only_equals_the_dense_likelihood(abstain):
+    """The soft-vote E and M steps touch only the rows an LF votes on; they must equal the dense formulas
+    ``sum_j tau_j log sum_s x_ijs theta_j[c, s]`` and ``theta * X_j^T (wT / z_j)`` over every row."""
+    from llmlabel.labelmodel.dawid_skene import _SoftEM, design_matrix
+
+    rng = np.random.default_rng(10)
+    n, m, k = 800, 5, 4
+    y = rng.integers(0, k, n)
+    soft = np.zeros((n, m, k))
+    for j, cov in enumerate([0.05, 0.3, 1.0, 0.1, 0.5]):
+        on = np.flatnonzero(rng.random(n) < cov)
+        conf = rng.uniform(0.4, 1.0, len(on))
+        soft[on, j, :] = ((1 - conf) / (k - 1))[:, None]
+        soft[on, j, np.where(rng.random(len(on)) < 0.7, y[on], rng.integers(0, k, len(on)))] = conf
+    votes = as_votes(soft, k)
+    X = design_matrix(votes, abstain).toarray()
+    S = k + 1 if abstain else k
+    theta = rng.dirichlet(np.ones(S), size=(m, k))
+    tau = np.array([1.0, 0.5, 0.0, 0.8, 1.0])
+    wT = rng.dirichlet(np.ones(k), size=n)
+    engine = _SoftEM(design_matrix(votes, abstain), m, S, k, tau)
+    z = np.einsum("njs,jcs->njc", X.reshape(n, m, S), theta)
+    logz = np.log(z, out=np.zeros_like(z), where=z > 0)
+    np.testing.assert_allclose(engine.logits(theta), np.einsum("j,njc->nc", tau, logz), atol=1e-10)
+    r = np.divide(wT[:, None, :], z, out=np.zeros_like(z), where=z > 0)
+    dense_counts = theta * np.einsum("njs,njc->jcs", X.reshape(n, m, S), r)
+    np.testing.assert_allclose(engine.counts(wT, theta), dense_counts, atol=1e-9)

@@ -139,29 +139,58 @@ class _SoftEM(_HardEM):
     def __init__(self, X: sp.csr_matrix, m: int, S: int, k: int, tau: np.ndarray | None = None) -> None:
         super().__init__(X, m, S, k, tau)
         Xc = X.tocsc()
-        self.blocks = [Xc[:, j * S:(j + 1) * S].tocsr() for j in range(m)]  # loop over LFs, not items
+        # Per LF, only the rows where it puts mass on some class: on the others it abstains outright (abstain
+        # mass 1 when modelled, nothing otherwise: ``design_matrix``), a term that is one row for all of them.
+        # Keyword LFs vote on a few percent of the items, so E and M steps scale with the votes cast.
+        self.rows, self.blocks = [], []
+        for j in range(m):  # loop over LFs, not items
+            block = Xc[:, j * S:(j + 1) * S].tocsr()
+            voted = np.flatnonzero(np.abs(block[:, :k]) @ np.ones(k) > 0)
+            self.rows.append(voted)
+            self.blocks.append(block[voted])
+        self.abstain = S == k + 1
 
-    def _z(self, j: int, theta: np.ndarray) -> np.ndarray:
-        return self.blocks[j] @ theta[j].T  # (n x k): sum_s x_is theta_j[c, s]
+    def _silent(self, j: int, theta: np.ndarray) -> np.ndarray:
+        """(k,) LF j's log-likelihood term on a row where it abstains outright."""
+        if not self.abstain:
+            return np.zeros(self.shape[2])
+        a = theta[j, :, -1]
+        return np.log(a, out=np.zeros_like(a), where=a > 0)
+
+    def _voted(self, j: int, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(z, log z)`` on LF j's voted rows: ``z = sum_s x_is theta_j[c, s]``; no mass = no term."""
+        z = self.blocks[j] @ theta[j].T
+        return z, np.log(z, out=np.zeros_like(z), where=z > 0)
 
     def lf_term(self, j, theta):
-        z = self._z(j, theta)
-        return self.tau[j] * np.log(z, out=np.zeros_like(z), where=z > 0)  # no mass = LF silent, not modelled
+        out = np.empty((self.X.shape[0], self.shape[2]))
+        out[:] = self._silent(j, theta)
+        out[self.rows[j]] = self._voted(j, theta)[1]
+        return self.tau[j] * out
 
     def logits(self, theta):
-        out = np.zeros((self.X.shape[0], self.shape[2]))
-        for j in range(self.shape[0]):
-            out += self.lf_term(j, theta)
+        m = self.shape[0]
+        silent = np.array([self._silent(j, theta) for j in range(m)])  # (m, k)
+        out = np.empty((self.X.shape[0], self.shape[2]))
+        out[:] = self.tau @ silent
+        for j in range(m):
+            if self.tau[j] and len(self.rows[j]):
+                out[self.rows[j]] += self.tau[j] * (self._voted(j, theta)[1] - silent[j])
         return out
 
     def counts(self, wT, theta):
         if theta is None:  # first M-step, from vote shares: the expected outputs themselves
             return super().counts(wT, None)
         out = np.empty(theta.shape)
+        total = wT.sum(axis=0)
         for j in range(self.shape[0]):
-            z = self._z(j, theta)
-            r = np.divide(wT, z, out=np.zeros_like(z), where=z > 0)
+            rows = self.rows[j]
+            z = self._voted(j, theta)[0]
+            q = wT[rows]
+            r = np.divide(q, z, out=np.zeros_like(z), where=z > 0)
             out[j] = theta[j] * np.asarray(self.blocks[j].T @ r).T
+            if self.abstain:  # rows where LF j abstains outright: x = 1 on abstain, so theta * wT / theta = wT
+                out[j][:, -1] += np.where(theta[j, :, -1] > 0, total - q.sum(axis=0), 0.0)
         return out
 
 
