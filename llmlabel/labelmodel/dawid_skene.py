@@ -60,15 +60,22 @@ def design_matrix(votes: Votes, abstain_symbol: bool, hard: np.ndarray | None = 
     return sp.csr_matrix((data, (rows, cols)), shape=(n, m * S))
 
 
-def _normalise(z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
-    """Logits (n x k, modified in place) -> posteriors and the weighted log-likelihood, one exp pass."""
+def _normalise(z: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """Logits (n x k, modified in place) -> posteriors and the weighted log-likelihood (NaN when ``w`` is
+    None: prediction needs no likelihood), one exp pass."""
     mx = row_max(z)
     z -= mx[:, None]
     np.exp(z, out=z)
     tot = row_sum(z)
-    ll = float(w @ (mx + np.log(tot)))
+    ll = float("nan") if w is None else float(w @ (mx + np.log(tot)))
     z /= tot[:, None]
     return z, ll
+
+
+def _posterior(logits: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Posteriors from logits without the prior (modified in place)."""
+    logits += np.log(prior)
+    return _normalise(logits, None)[0]
 
 
 class _HardEM:
@@ -371,8 +378,7 @@ class DawidSkene(LabelModel):
         T, _ = _normalise(engine.logits(self.confusion_) + np.log(self.class_prior_), w)
         theta, prior, _, _ = self._em(engine, T, w, self.confusion_, min(self.max_iter, max_iter))
         keep = inv[rows] if inv is not None else rows
-        z, _ = _normalise(engine.logits(theta)[keep] + np.log(prior), np.ones(len(keep)))
-        return z
+        return _posterior(engine.logits(theta)[keep], prior)
 
     @property
     def lf_accuracy_(self) -> np.ndarray:
@@ -395,7 +401,7 @@ class DawidSkene(LabelModel):
 
     def _proba(self, votes):
         engine, w, inv = self._engine(votes)
-        proba, _ = _normalise(engine.logits(self.confusion_) + np.log(self.class_prior_), w)
+        proba = _posterior(engine.logits(self.confusion_), self.class_prior_)
         return proba[inv] if inv is not None else proba
 
     def lf_terms(self, votes: Votes):

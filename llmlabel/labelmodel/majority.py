@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ConfigError
-from .base import LabelModel, Votes, softmax_rows
+from .base import LabelModel, Votes, row_sum, softmax_rows
 
 
 def class_counts(votes: Votes, weights: np.ndarray | None = None) -> np.ndarray:
@@ -17,10 +17,13 @@ def class_counts(votes: Votes, weights: np.ndarray | None = None) -> np.ndarray:
         fold = sp.csr_matrix((np.repeat(w, k), (np.arange(m * k), np.tile(np.arange(k), m))), shape=(m * k, k))
         return np.asarray((votes.soft @ fold).todense())
     hard = votes.hard
-    # One bincount over flat (item, class) cells; abstains all land in one extra cell that is dropped.
-    flat = np.where(hard >= 0, hard + (np.arange(n, dtype=np.int64) * k)[:, None], n * k)
+    # One bincount over flat (item, output) cells, abstain being output 0 of each item's k + 1 (dropped after):
+    # no masking pass, and int32 cells where they fit (half the memory traffic on 10^6 x 20 votes).
+    idx = np.int32 if n * (k + 1) < 2**31 - 1 else np.int64
+    flat = (hard + 1).astype(idx, copy=False) + (np.arange(n, dtype=idx) * (k + 1))[:, None]
     weights = None if weights is None else np.broadcast_to(w, hard.shape).ravel()
-    return np.bincount(flat.ravel(), weights=weights, minlength=n * k + 1)[: n * k].reshape(n, k).astype(float)
+    counts = np.bincount(flat.ravel(), weights=weights, minlength=n * (k + 1)).reshape(n, k + 1)
+    return counts[:, 1:].astype(float)
 
 
 def lf_class_totals(votes: Votes) -> tuple[np.ndarray, np.ndarray]:
@@ -156,13 +159,13 @@ class MajorityVote(LabelModel):
         scale = self._scale((hard[keep], summed[keep]), w[keep])
         sub = Votes(votes.hard[rows], None if votes.soft is None else votes.soft[rows], votes.k, votes.names)
         counts = class_counts(sub, w) * scale
-        tot = counts.sum(axis=1, keepdims=True)
+        tot = row_sum(counts)[:, None]
         return np.divide(counts, tot, out=np.full_like(counts, 1.0 / votes.k), where=tot > 0)
 
     def _proba(self, votes):
         counts = class_counts(votes, None if self.redundancy is False else self.lf_weights_)
         counts *= getattr(self, "class_scale_", 1.0)
-        tot = counts.sum(axis=1, keepdims=True)
+        tot = row_sum(counts)[:, None]
         return np.divide(counts, tot, out=np.full_like(counts, 1.0 / votes.k), where=tot > 0)
 
     def lf_terms(self, votes: Votes):
