@@ -18,9 +18,9 @@ Each fold trains on a seeded sample of at most ``max_weak`` (2,000) of the sidec
 refitted 10 times on 5,000 rows made the net cost three times the rest of the chain at 100 gold on GoEmotions. With
 fewer weak rows than the shipped student gets, the estimate leans towards the gold alone, the safe side.
 
-The ``probe`` with weak rows ``none`` (one-vs-rest logistic regression on frozen MiniLM embeddings of the gold) is
-the reference; any other recipe replaces it only when its macro-F1 is higher by more than
-:data:`~llmlabel.distill.safety.MARGIN_SE` paired standard errors (a seeded bootstrap over the gold rows). The winner is trained on
+The ``probe`` with weak rows ``none`` (one-vs-rest logistic regression on frozen MiniLM embeddings of the gold,
+class-balanced per label: :mod:`llmlabel.distill.probe`) is the reference; any other recipe replaces it only when
+its macro-F1 is higher by more than :data:`~llmlabel.distill.safety.MARGIN_SE` paired standard errors (a seeded bootstrap over the gold rows). The winner is trained on
 every row and shipped with its thresholds; metrics.json and the model card say which won, by how much, and where
 the thresholds came from.
 """
@@ -38,7 +38,8 @@ from ..multilabel_metrics import best_thresholds, multilabel_f1
 from .safety import WEAK_WEIGHTS, SafetyNetResult, _Trainer, choose, recipes, weak_factor
 
 #: Threshold candidates: the usual 0.05 steps plus a log-spaced low end, because a student trained without
-#: class weights gives a rare label probabilities well under 0.05 even where it applies.
+#: class weights (the static one; the probe is class-balanced) gives a rare label probabilities well under 0.05
+#: even where it applies.
 GRID = np.unique(np.round(np.concatenate([np.geomspace(0.005, 0.05, 7), np.linspace(0.05, 0.95, 19)]), 4))
 MAX_WEAK = 2000
 THRESHOLDS_FROM = "per-label F1-optimal on the out-of-fold probabilities of the {n} gold rows (safety net)"

@@ -10,6 +10,13 @@ The head is fitted by full-batch L-BFGS on the weighted soft cross-entropy (sigm
 multi-label) with an L2 penalty scaled like scikit-learn's ``LogisticRegression(C)``: ``1 / (C * n)`` on
 unit-length embeddings, so a 100-row gold set and 10,000 weak rows are regularised alike.
 
+``class_weight="balanced"`` (scikit-learn's meaning, from the weighted, possibly soft, targets) is the default of
+multi-label probes: each label's positives weigh n / (2 n_pos) and its negatives n / (2 n_neg), so a label with a
+handful of positives is not fitted to "never". Unweighted, a rare GoEmotions label's probabilities stayed far
+below any threshold, and the safety net's reference (this probe on the gold) fell 0.5 macro-F1 points short of
+one-vs-rest LR whose weighting was chosen out-of-fold on the same gold (``balanced`` at 100 and 1,000 gold;
+eval/results/suite-goemotions.md). Single-label probes stay unweighted unless asked (the suite was measured so).
+
 The saved folder holds the encoder (``encoder/``, a sentence-transformers folder), ``head.safetensors``
 (``weight`` (k, dim), ``bias`` (k,)), ``llmlabel_student.json`` and a standalone ``predict.py``:
 ``sys.path.insert(0, "model"); from predict import load; load("model").predict(["..."])`` works without
@@ -71,11 +78,36 @@ def load(folder):
 '''
 
 
+CLASS_WEIGHTS = (None, "balanced")
+
+
+def balanced_class_weights(targets: np.ndarray, weights: np.ndarray, *,
+                           multi_label: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """scikit-learn's ``class_weight="balanced"`` from weighted (soft) targets: multi-label, ``(pos (k,), neg (k,))``
+    with n / (2 n_pos) and n / (2 n_neg) per label; single-label, ``(per class (k,), None)`` with n / (k' n_c),
+    k' the classes with any target mass. A side with no mass gets 1 (nothing is weighted by it)."""
+    T = np.asarray(targets, np.float64)
+    w = np.asarray(weights, np.float64)
+    n = float(w.sum())
+    mass = w @ T
+    if multi_label:
+        neg = n - mass
+        pos_w = np.divide(n, 2.0 * mass, out=np.ones_like(mass), where=mass > 0)
+        neg_w = np.divide(n, 2.0 * neg, out=np.ones_like(neg), where=neg > 0)
+        return pos_w.astype(np.float32), neg_w.astype(np.float32)
+    present = max(int((mass > 0).sum()), 1)
+    return np.divide(n, present * mass, out=np.ones_like(mass), where=mass > 0).astype(np.float32), None
+
+
 def fit_linear_head(X: np.ndarray, targets: np.ndarray, weights: np.ndarray, l2: float, *,
-                    multi_label: bool = False, max_iter: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(weight (k, d), bias (k,))`` minimising the weighted (soft) cross-entropy + ``l2/2 * |weight|^2``.
+                    multi_label: bool = False, max_iter: int = 200, seed: int = 0,
+                    class_weight: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(weight (k, d), bias (k,))`` minimising the weighted (soft) cross-entropy + ``l2/2 * |weight|^2``;
+    ``class_weight="balanced"``: each class's (label side's) terms scaled by :func:`balanced_class_weights`.
 
     Convex: full-batch L-BFGS on one torch thread reaches the optimum in a few dozen steps on 10^4 rows."""
+    if class_weight not in CLASS_WEIGHTS:
+        raise ConfigError(f"class_weight must be None or 'balanced', got {class_weight!r}")
     import torch
     import torch.nn.functional as F
 
@@ -88,6 +120,10 @@ def fit_linear_head(X: np.ndarray, targets: np.ndarray, weights: np.ndarray, l2:
         W = torch.from_numpy(np.asarray(weights, dtype=np.float32))
         W = W / W.sum().clamp_min(1e-8)
         k = T.shape[1]
+        cw = None
+        if class_weight == "balanced":  # per-class factors; their weighted sum over the rows stays 1
+            a, b_ = balanced_class_weights(targets, weights, multi_label=multi_label)
+            cw = (torch.from_numpy(a), None if b_ is None else torch.from_numpy(b_))
         w = torch.zeros(k, Xt.shape[1], requires_grad=True)
         b = torch.zeros(k, requires_grad=True)
         opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
@@ -96,10 +132,14 @@ def fit_linear_head(X: np.ndarray, targets: np.ndarray, weights: np.ndarray, l2:
         def closure():
             opt.zero_grad()
             z = Xt @ w.T + b
-            if multi_label:
+            if cw is None and multi_label:
                 per = F.binary_cross_entropy_with_logits(z, T, reduction="none").sum(1)
-            else:
+            elif cw is None:
                 per = -(T * F.log_softmax(z, dim=1)).sum(1)
+            elif multi_label:
+                per = (cw[0] * T * F.softplus(-z) + cw[1] * (1 - T) * F.softplus(z)).sum(1)
+            else:
+                per = -(cw[0] * T * F.log_softmax(z, dim=1)).sum(1)
             loss = (per * W).sum() + 0.5 * l2 * (w * w).sum()
             loss.backward()
             return loss
@@ -117,14 +157,21 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 class ProbeStudent(Student):
     """Frozen sentence embeddings (``embedder``: ``minilm`` or a sentence-transformers folder, e.g. a tuned
-    encoder) + a linear head; ``C`` is scikit-learn's inverse regularisation strength (module docstring)."""
+    encoder) + a linear head; ``C`` is scikit-learn's inverse regularisation strength, ``class_weight`` None or
+    ``"balanced"`` (``"auto"``: balanced when multi-label, else None; module docstring)."""
 
     kind = "probe"
 
     def __init__(self, embedder: str = "minilm", *, C: float = 10.0, max_iter: int = 200, multi_label: bool = False,
-                 threshold: float = 0.5, seed: int = 0, progress: bool = False, embedder_obj: Any = None) -> None:
+                 threshold: float = 0.5, seed: int = 0, progress: bool = False, embedder_obj: Any = None,
+                 class_weight: str | None = "auto") -> None:
         if C <= 0:
             raise ConfigError(f"C must be > 0, got {C}")
+        if class_weight == "auto":
+            class_weight = "balanced" if multi_label else None
+        if class_weight not in CLASS_WEIGHTS:
+            raise ConfigError(f"class_weight must be None, 'balanced' or 'auto', got {class_weight!r}")
+        self.class_weight = class_weight
         super().__init__(epochs=1, batch_size=1, lr=1.0, weight_decay=0.0, seed=seed, multi_label=multi_label,
                          threshold=threshold, patience=1, progress=progress)
         self.embedder, self.C, self.max_iter = embedder, float(C), int(max_iter)
@@ -149,7 +196,7 @@ class ProbeStudent(Student):
         n_eff = float(weights.sum() ** 2 / max((weights ** 2).sum(), 1e-12))
         self.weight_, self.bias_ = fit_linear_head(X, targets, weights, 1.0 / (self.C * max(n_eff, 1.0)),
                                                    multi_label=self.multi_label, max_iter=self.max_iter,
-                                                   seed=self.seed)
+                                                   seed=self.seed, class_weight=self.class_weight)
         self.history_ = [{"epoch": 1}]
         self.best_epoch_ = 1
         return self
@@ -179,7 +226,7 @@ class ProbeStudent(Student):
     def _config(self) -> dict[str, Any]:
         return {"kind": self.kind, "format_version": 1, "classes": list(self.classes_),
                 "multi_label": self.multi_label, "threshold": self.threshold, "embedder": str(self.embedder),
-                "C": self.C, "seed": self.seed}
+                "C": self.C, "class_weight": self.class_weight, "seed": self.seed}
 
     def _write(self, folder: Path) -> None:
         """The folder's files (``Student.save`` writes them whole into a temporary sibling and swaps it in)."""
@@ -209,7 +256,8 @@ class ProbeStudent(Student):
         if w.ndim != 2 or w.shape[0] != len(classes) or b.shape != (len(classes),):
             raise ValueError(f"head.safetensors has {w.shape[0]} classes, llmlabel_student.json {len(classes)}")
         self = cls(str(folder / "encoder"), C=float(cfg.get("C", 10.0)), multi_label=bool(cfg["multi_label"]),
-                   threshold=cfg.get("threshold", 0.5), seed=int(cfg.get("seed", 0)))
+                   threshold=cfg.get("threshold", 0.5), seed=int(cfg.get("seed", 0)),
+                   class_weight=cfg.get("class_weight"))  # folders from before the key: unweighted
         self.classes_, self.weight_, self.bias_ = classes, w, b
         self.n_outputs_ = int(b.shape[0])
         return self
