@@ -57,6 +57,22 @@ def test_balanced_head_is_scikit_learns_balanced_logistic_regression():
         assert b[j] == pytest.approx(m.intercept_[0], abs=2e-3)
 
 
+def test_a_multi_label_probe_on_the_gold_is_the_one_vs_rest_baseline():
+    """The safety net's multi-label reference must be the baseline a user fits: scikit-learn's
+    ``LogisticRegression(class_weight="balanced")`` with its default C per label."""
+    from sklearn.linear_model import LogisticRegression
+
+    from llmlabel.distill.probe import ProbeStudent
+
+    X, Y = _rare_label_problem(n=300)
+    st = ProbeStudent(multi_label=True).fit_features(X, Y.astype(np.float32), np.ones(len(Y), np.float32))
+    assert (st.C, st.class_weight) == (1.0, "balanced")
+    assert ProbeStudent().C == 10.0 and ProbeStudent().class_weight is None  # single-label: as the suite measured
+    for j in range(Y.shape[1]):
+        m = LogisticRegression(class_weight="balanced", max_iter=5000, tol=1e-10).fit(X, Y[:, j])
+        np.testing.assert_allclose(st.weight_[j], m.coef_[0], atol=2e-3)
+
+
 def test_balanced_weights_from_weighted_soft_targets():
     T = np.array([[1.0, 0.5], [0.0, 0.5], [0.0, 0.0], [0.0, 0.0]], np.float32)
     w = np.array([2.0, 1.0, 1.0, 0.0], np.float32)  # n = 4; label 0: 2 positive, 2 negative mass
