@@ -220,7 +220,7 @@ class HeldOutSelect(LabelModel):
     def __init__(self, cardinality: int | None = None, candidates=DEFAULT_HELDOUT_CANDIDATES, margin: float = 2.0,
                  min_lfs: int = 10, max_shift: float = 0.1, max_select_rows: int = 20_000,
                  min_select_rows: int = 10_000, select_votes: int = 500, group_threshold: float = 0.5,
-                 refit_iter: int = 1, max_refit_rows: int | None = 200_000, max_refits: int = 30,
+                 refit_iter: int = 1, max_refit_rows: int | None = 100_000, max_refits: int = 30,
                  hyperlm_max_rows: int = 100_000, random_state: int | None = 0):
         super().__init__(cardinality, random_state)
         self.max_refits = max_refits
