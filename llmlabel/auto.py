@@ -63,9 +63,11 @@ class Situation:
 
 
 def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str | None = None, max_labels: int = 30,
-         embedder: str | None = None, cache: str | Path | None = None, no_cache: bool = False) -> tuple[dict, str]:
+         embedder: str | None = None, cache: str | Path | None = None, no_cache: bool = False,
+         select_metric: str | None = None) -> tuple[dict, str]:
     """(the pipeline spec auto runs, as a dict; the lfs.yaml text) for a situation. ``cache`` / ``no_cache``:
-    the LLM answer cache of the stages that may call an LLM (taxonomy and label)."""
+    the LLM answer cache of the stages that may call an LLM (taxonomy and label); ``select_metric``: what
+    distill's safety net maximises on the gold (None: distill's default, accuracy)."""
     from .lf.defaults import default_lfs, describe, to_yaml
 
     work = Path(output)
@@ -90,6 +92,8 @@ def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str |
         # clamped, and choosing / calibrating the label model (cross-fitted; multi-label: + per-label thresholds)
         aggregate["gold"] = sit.gold
         distill["min-per-class"] = 1  # a class the label model gives only its gold rows still trains
+        if select_metric is not None:
+            distill["select-metric"] = select_metric
         # (a distill stage that took the gold itself would get it here: distill["gold"] = sit.gold)
     if models:
         label["model"] = models
@@ -268,17 +272,26 @@ def _student_figure(m: dict) -> tuple[Optional[float], str]:
 def auto(data: str | Path, output: str | Path, *, labels: str | Path | None = None, gold: str | Path | None = None,
          models: Sequence[str] = (), multi_label: bool = False, student: str | None = None, max_labels: int = 30,
          embedder: str | None = None, cache: str | Path | None = None, no_cache: bool = False, report: bool = True,
-         overwrite: bool = False, echo: Callable[[str], None] = print) -> AutoResult:
-    """Write ``output/pipeline.yaml`` (and ``lfs.yaml``) for the situation and run it (see the module doc)."""
+         overwrite: bool = False, select_metric: str | None = None,
+         echo: Callable[[str], None] = print) -> AutoResult:
+    """Write ``output/pipeline.yaml`` (and ``lfs.yaml``) for the situation and run it (see the module doc).
+
+    ``select_metric`` (with ``gold``): what the safety net maximises out-of-fold on the gold, ``accuracy``
+    (default) or ``macro_f1`` (when a rare class counts as much as a common one)."""
+    from .distill.safety import METRICS
     from .io_write import check_writable
     from .pipeline import load_pipeline, run_pipeline
 
+    if select_metric is not None and select_metric not in METRICS:
+        raise ConfigError(f"--select-metric must be one of {', '.join(METRICS)}, got {select_metric!r}")
+    if select_metric is not None and gold is None:
+        raise ConfigError("--select-metric chooses what the safety net maximises on your gold: it needs --gold")
     work = check_writable(output, folder=True)
     gold_labels = check_inputs(data, labels, gold, multi_label)
     sit = Situation(None if labels is None else str(labels), None if gold is None else str(gold),
                     tuple(models or ()), multi_label)
     spec, lfs_text = plan(data, work, sit, student=student, max_labels=max_labels, embedder=embedder, cache=cache,
-                          no_cache=no_cache)
+                          no_cache=no_cache, select_metric=select_metric)
     work.mkdir(parents=True, exist_ok=True)
     if gold is not None and labels is None:
         names = "".join(f"{x}\n" for x in gold_labels)

@@ -229,6 +229,25 @@ def test_bad_gold_or_labels_stop_before_anything_is_written(data, tmp_path, caps
     assert [p.name for p in run.iterdir()] == ["earlier.txt"]
 
 
+def test_select_metric_reaches_the_safety_net_and_bad_values_stop_first(data, tmp_path, capsys):
+    """`--select-metric macro_f1` is what distill's net maximises (a user whose metric is macro-F1 says so);
+    a misspelt metric, or one without gold (no net to choose), is one line before anything is written."""
+    from llmlabel.auto import Situation, plan
+    from llmlabel.pipeline import PipelineSpec
+
+    sit = Situation(str(data["labels"]), str(data["gold"]), (), False)
+    spec, _ = plan(data["corpus"], tmp_path / "run", sit, no_cache=True, select_metric="macro_f1")
+    stages = {st.kind: st.options for st in PipelineSpec.model_validate(spec).stages}
+    assert stages["distill"]["select-metric"] == "macro_f1"
+    assert "select-metric" not in plan(data["corpus"], tmp_path / "run", sit, no_cache=True)[0]["stages"][3]["distill"]
+    for args, why in ((("--gold", data["gold"], "--select-metric", "f1"), "must be one of accuracy, macro_f1"),
+                      (("--select-metric", "macro_f1"), "needs --gold")):
+        run, code = _auto(tmp_path, data["corpus"], *args)
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err.count("\n") == 0 and why in err, err
+        assert not run.exists()
+
+
 def test_the_student_figure_prefers_the_out_of_fold_one():
     """distill's out-of-fold comparison on the gold (metrics.json's safety_net), then a dev set, then the
     agreement with the label model's labels, which auto labels as not an accuracy."""
