@@ -10,7 +10,7 @@
   chosen else 1 - p_j)`` (uncovered items first among equals: nothing voted on them).
 - Gold (``--gold``: id + labels): its rows join the dev rows and are clamped (``source: human``, their labels and
   P = 0/1 as given). With a dev set or gold and a votes folder holding cross-fitting votes (``label --gold``),
-  the per-fold label models of the safety net are fitted too (:mod:`llmlabel.labelmodel.multicrossfit`) and
+  the per-fold label models of the safety net are fitted too (:mod:`llmlabel.labelmodel.crossfit`) and
   written to the labeled file's cross-fitting sidecar.
 """
 
@@ -170,16 +170,10 @@ def aggregate_votes_multi(votes: str | Path, out: str | Path, *, dev: str | Path
 def _crossfit_sidecar(votes, out, mv: MultiVotes, rows, Y, method: str) -> Path | None:
     """The labeled file's multi-label cross-fitting sidecar, when the votes folder holds cross-fitting votes and
     a dev set or gold was given; a stale sidecar from an earlier run is removed otherwise."""
-    from ..artifacts.crossfit import crossfit_labels_path, read_crossfit_multi_votes, write_crossfit_labels
-    from .multicrossfit import crossfit_multi_labels
+    from ..artifacts.crossfit import read_crossfit_multi_votes
+    from .crossfit import crossfit_multi_labels, crossfit_sidecar
 
-    side = crossfit_labels_path(out)
-    cv = read_crossfit_multi_votes(votes) if rows is not None and Path(votes).is_dir() else None
-    made = None if cv is None else crossfit_multi_labels(
-        mv, cv, rows, Y, lambda votes, r, y: aggregate_multi(votes, method, r, y))
-    if made is None:
-        side.unlink(missing_ok=True)
-        return None
-    ids, proba, thresholds, folds = made
-    return write_crossfit_labels(out, ids=ids, classes=mv.labels, proba=proba, gold=folds, thresholds=thresholds,
-                                 meta={"method": method})
+    return crossfit_sidecar(votes, out, mv.labels, read_crossfit_multi_votes,
+                            lambda cv: crossfit_multi_labels(
+                                mv, cv, rows, Y, lambda votes, r, y: aggregate_multi(votes, method, r, y)),
+                            method, rows is not None)

@@ -87,19 +87,10 @@ def lf_report(votes: str | Path, *, dev: str | Path | None = None,
 def _crossfit(votes, output, L, method, L_dev, y_dev, gold) -> Path | None:
     """The labeled file's cross-fitting sidecar, when the votes folder holds cross-fitted votes (``label
     --gold`` with gold-derived LFs); a stale sidecar from an earlier run is removed otherwise."""
-    from ..artifacts.crossfit import crossfit_labels_path, read_crossfit_votes, write_crossfit_labels
-    from .crossfit import crossfit_labels
+    from ..artifacts.crossfit import read_crossfit_votes
+    from .crossfit import crossfit_labels, crossfit_sidecar
     from .gold import load_gold
 
-    side = crossfit_labels_path(output)
-    cv = read_crossfit_votes(votes) if Path(votes).is_dir() else None
-    made = None
-    if cv is not None:
-        rows, ys, fair = load_gold(gold, L, with_strategy=True)
-        made = crossfit_labels(L, cv, rows, ys, fair, method, L_dev, y_dev)
-    if made is None:
-        side.unlink(missing_ok=True)
-        return None
-    ids, proba, folds = made
-    return write_crossfit_labels(output, ids=ids, classes=L.labels or [str(j) for j in range(L.cardinality)],
-                                 proba=proba, gold=folds, meta={"method": method})
+    return crossfit_sidecar(votes, output, L.labels or [str(j) for j in range(L.cardinality)], read_crossfit_votes,
+                            lambda cv: crossfit_labels(L, cv, *load_gold(gold, L, with_strategy=True), method,
+                                                       L_dev, y_dev), method)
