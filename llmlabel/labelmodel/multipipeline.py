@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts.multivotes import MultiVotes
-from ..errors import InputError
 from ..results import AggregateResult
 from ..multilabel_metrics import best_thresholds
 
@@ -30,17 +29,10 @@ __all__ = ["aggregate_multi", "best_thresholds", "expected_set_errors", "load_mu
 
 
 def load_multi_dev(path: str | Path, mv: MultiVotes, what: str = "dev") -> tuple[np.ndarray, np.ndarray]:
-    """``(rows into mv, Y_dev (n_dev, k) 0/1)`` from a JSONL/CSV of ``id`` + ``labels`` (list of names or ids,
-    or names joined by ``|``/``,``; ``label`` when ``labels`` is absent) matched to the voted items.
-    ``what`` names the file in errors (``dev`` or ``gold``)."""
-    from ..artifacts.gold import read_gold
+    """``(rows into mv, Y_dev (n_dev, k) 0/1)`` of a dev or gold file (:func:`.pipeline.read_labels`)."""
+    from .pipeline import read_labels
 
-    if mv.ids is None:
-        raise InputError(f"these votes carry no item ids, so a {what} file of id + labels cannot be matched",
-                         path=path)
-    g = read_gold(path, label_field="labels", fallback_field="label", split="|,", allow_empty=what == "dev",
-                  what=what)
-    return g.rows_in(mv.ids), g.matrix(mv.labels, aliases=mv.label_ids)
+    return read_labels(path, mv, what=what, sets=True)[:2]
 
 
 def expected_set_errors(P: np.ndarray, chosen: np.ndarray) -> np.ndarray:
@@ -50,8 +42,8 @@ def expected_set_errors(P: np.ndarray, chosen: np.ndarray) -> np.ndarray:
 
 def aggregate_multi(mv: MultiVotes, method: str = "auto", dev_rows=None, Y_dev=None, *,
                     random_state: int = 0) -> dict:
-    """Fit per-label label models (+ thresholds on dev); dict with proba (n, k), thresholds, chosen (n, k),
-    uncovered (n,), report."""
+    """Fit per-label label models (+ thresholds on dev); dict with proba (n, k), thresholds, chosen (n, k), label
+    and confidence (the most probable class), uncovered (n,), report."""
     from .multilabel import MultiLabel
     from .select import MODEL_ALIASES, make_model
 
@@ -83,8 +75,9 @@ def aggregate_multi(mv: MultiVotes, method: str = "auto", dev_rows=None, Y_dev=N
 
         report["dev"] = multilabel_f1(np.asarray(Y_dev), chosen[dev_rows], mv.labels)
         report["dev"].pop("per_label", None)
-    uncovered = ~(mv.votes >= 0).any(axis=(1, 2))
-    return {"model": model, "proba": P, "thresholds": thr, "chosen": chosen, "uncovered": uncovered,
+    label = P.argmax(1)
+    return {"model": model, "proba": P, "thresholds": thr, "chosen": chosen, "label": label,
+            "confidence": P[np.arange(len(P)), label], "uncovered": ~(mv.votes >= 0).any(axis=(1, 2)),
             "report": report}
 
 
@@ -150,11 +143,10 @@ def aggregate_votes_multi(votes: str | Path, out: str | Path, *, dev: str | Path
     res = aggregate_multi(mv, method, rows, Y)
     source = None
     if gold is not None:
-        res["proba"][g_rows] = g_Y
-        res["chosen"][g_rows] = g_Y
-        res["uncovered"][g_rows] = False
-        source = np.full(len(mv), "model", dtype=object)
-        source[g_rows] = "human"
+        from .gold import clamp
+
+        res = clamp(res, g_rows, g_Y)
+        source = res["source"]
         res["report"].update(n_gold=int(len(g_rows)), n_gold_selection=int(len(g_rows)), n_gold_clamped_only=0)
     t0 = time.perf_counter()
     side = _crossfit_sidecar(votes, out, mv, rows, Y, method)

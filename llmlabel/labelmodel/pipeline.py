@@ -21,6 +21,24 @@ def load_votes(path: str | Path, labels: list[str] | None = None):
     return tuple(read_votes(path, labels))
 
 
+def read_labels(path: str | Path, V, *, what: str = "dev", sets: bool = False, classes=None, **wording):
+    """``(rows into V, labels, fair)`` of a gold / dev file (:mod:`llmlabel.artifacts.gold`) matched to the items
+    of the votes ``V``: class indices (n,) in ``classes`` (default V's), or with ``sets`` 0/1 label sets (n, k) (a
+    ``labels`` list, names joined by ``|`` or ``,``, or ``label``; a dev row may have none); ``fair``: the rows
+    that are a fair sample. ``wording``: ``several`` / ``hint`` for a row with several labels."""
+    from ..artifacts.gold import read_gold
+
+    if V.ids is None:
+        raise InputError(f"these votes carry no item ids, so {what} labels cannot be matched to items", path=path)
+    if sets:
+        g = read_gold(path, label_field="labels", fallback_field="label", split="|,", allow_empty=what == "dev",
+                      what=what)
+        return g.rows_in(V.ids), g.matrix(V.labels, aliases=V.label_ids), g.fair()
+    g = read_gold(path, what=what)
+    y = g.index((V.labels if classes is None else classes) or [], cardinality=V.cardinality, **wording)
+    return g.rows_in(V.ids), y, g.fair()
+
+
 def load_dev(path: str | Path, L: LabelMatrix, labels: list[str] | None):
     """``(L_dev, y_dev)``: a WRENCH split with gold labels, or a JSONL/CSV of ``id`` + ``label`` matched to L's ids.
 
@@ -34,13 +52,7 @@ def load_dev(path: str | Path, L: LabelMatrix, labels: list[str] | None):
         if (yd is None) or (yd < 0).any() or (yd >= L.cardinality).any():
             raise ConfigError(f"dev labels must be class ids in [0, {L.cardinality})", path=path)
         return Ld, yd
-    if L.ids is None:
-        raise InputError("these votes carry no item ids, so a dev file of id + label cannot be matched", path=path)
-    from ..artifacts.gold import read_gold
-
-    g = read_gold(path, what="dev")
-    ys = g.index(labels or [], cardinality=L.cardinality)
-    rows = g.rows_in(L.ids)
+    rows, ys, _ = read_labels(path, L, classes=labels)
     return L.take(np.asarray(rows)), np.asarray(ys)
 
 
