@@ -99,11 +99,11 @@ def crossfit_labels(L: LabelMatrix, cv, gold_rows: np.ndarray, gold_y: np.ndarra
     return ids, np.stack(proba).astype(np.float32), folds, None
 
 
-def crossfit_multi_labels(mv, cv, dev_rows: np.ndarray, Y_dev: np.ndarray, fit_votes):
+def crossfit_multi_labels(mv, cv, dev_rows: np.ndarray, Y_dev: np.ndarray, method: str = "auto"):
     """``(sample ids, proba (folds, n, k), gold folds, thresholds (folds, k))``: the dev rows (dev and gold) outside
-    fold f choose, calibrate and threshold the per-label models (``fit_votes(votes, dev rows, Y)``: what ``aggregate``
-    fits, a dict with ``proba`` and ``thresholds``); None when a fold leaves no dev row."""
+    fold f choose, calibrate and threshold the per-label models; None when a fold leaves none."""
     from ..artifacts.multivotes import MultiVotes
+    from .multilabel import aggregate_multi
 
     if list(cv.labels) != list(mv.labels):
         return None
@@ -114,8 +114,8 @@ def crossfit_multi_labels(mv, cv, dev_rows: np.ndarray, Y_dev: np.ndarray, fit_v
             return None
         votes = base.votes.copy()
         votes[:ns, [base.lf_names.index(n) for n in cv.lf_names]] = cv.votes[f]
-        res = fit_votes(MultiVotes(votes, base.lf_names, base.labels, base.label_ids, base.ids),
-                        ns + np.flatnonzero(keep), Y[keep])
+        res = aggregate_multi(MultiVotes(votes, base.lf_names, base.labels, base.label_ids, base.ids), method,
+                              ns + np.flatnonzero(keep), Y[keep])
         return res["proba"][:ns], res["thresholds"]
 
     made = _fold_fits(mv, cv, dev_rows, fit)

@@ -30,8 +30,8 @@ def load_gold(path: str | Path, L: LabelMatrix, *, with_strategy: bool = False):
     optional ``strategy`` field, written by ``llmlabel review import``)."""
     from .pipeline import read_labels
 
-    rows, y, fair = read_labels(path, L, what="gold", several="gold label is a list, but these votes are "
-                                "single-label", hint="rerun `llmlabel label` with the extended taxonomy, or fix the label")
+    rows, y, fair = read_labels(path, L, what="gold", several="gold label is a list, but these votes are single-label",
+                                hint="rerun `llmlabel label` with the extended taxonomy, or fix the label")
     return (rows, y, fair) if with_strategy else (rows, y)
 
 
