@@ -99,7 +99,9 @@ def chain(budget, ctx, work: Path, args) -> dict:
     from llmlabel.artifacts.labeled import read_labeled, write_labeled
     from llmlabel.artifacts.multivotes import read_multi_votes
     from llmlabel.distill import distill
-    from llmlabel.labelmodel.multipipeline import aggregate_multi, load_multi_dev, write_labeled_multi
+    from llmlabel.labelmodel.multilabel import aggregate_multi
+    from llmlabel.labelmodel.pipeline import read_labels
+    from llmlabel.labelmodel.pipeline import write_labeled as write_with_queue
     from llmlabel.lf.multilabel import MultiEmbeddingLF
     from llmlabel.lf.multispec import apply_multi_lfs, build_multi_lfs
     from llmlabel.lf.run import label_corpus
@@ -128,10 +130,10 @@ def chain(budget, ctx, work: Path, args) -> dict:
                  overwrite=True, shard_size=5000)
     t_label = time.perf_counter() - t0
     mv, texts = read_multi_votes(votes, labels)
-    rows, Y = load_multi_dev(ctx["sel_file"], mv)
+    rows, Y, _ = read_labels(ctx["sel_file"], mv, sets=True)
     res = aggregate_multi(mv, "auto", rows, Y)
     labeled = work / "labeled.parquet"
-    write_labeled_multi(labeled, mv, res, texts, review_top=100)
+    write_with_queue(labeled, mv, res, texts, review_top=100)
     # label model on the scoring half (same LFs, fitted per-label models, selection thresholds)
     spec = LFSpecFile.model_validate({"lfs": lfs})
     lf_objs = build_multi_lfs(spec, tax, gold=gold, embedder=emb)

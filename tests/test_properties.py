@@ -307,12 +307,12 @@ def test_gold_writer_output_reads_back_in_every_reader(ws, tmp_path, votes):
     # the multi-label readers: one label per row is the one-element set
     from llmlabel.artifacts.multivotes import MultiVotes
     from llmlabel.artifacts.taxonomy import load_taxonomy
-    from llmlabel.labelmodel.multipipeline import load_multi_dev
+    from llmlabel.labelmodel.pipeline import read_labels
     from llmlabel.lf.gold import read_multi_gold
 
     mv = MultiVotes(np.zeros((36, 1, 3), np.int16), ["lf"], LABELS, ["refund", "lost_card", "transfer"],
                     [f"r{i}" for i in range(36)])
-    r, Y = load_multi_dev(g, mv)
+    r, Y, _ = read_labels(g, mv, sets=True)
     assert [mv.ids[i] for i in r] == ids and [[LABELS[j] for j in np.flatnonzero(y)] for y in Y] == [[x] for x in want]
     assert read_multi_gold(g, load_taxonomy(ws / "taxonomy.yaml")) == (ids, [r["text"] for r in rows],
                                                                         [[x] for x in want])

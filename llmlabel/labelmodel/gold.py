@@ -20,7 +20,6 @@ import numpy as np
 
 from ..artifacts.gold import RANDOM_STRATEGY, fair_sample, read_gold  # noqa: F401  (re-exported)
 from ..artifacts.matrix import LabelMatrix
-from ..errors import InputError
 
 
 def load_gold(path: str | Path, L: LabelMatrix, *, with_strategy: bool = False):
@@ -29,14 +28,28 @@ def load_gold(path: str | Path, L: LabelMatrix, *, with_strategy: bool = False):
 
     ``with_strategy``: also a boolean mask, True where the row is a fair sample (:func:`fair_sample` of its
     optional ``strategy`` field, written by ``llmlabel review import``)."""
-    path = Path(path)
-    if L.ids is None:
-        raise InputError("these votes carry no item ids, so gold labels cannot be matched to items", path=path)
-    g = read_gold(path)
-    y = g.index(L.labels or [], cardinality=L.cardinality, several="gold label is a list, but these votes are "
-                "single-label", hint="rerun `llmlabel label` with the extended taxonomy, or fix the label")
-    rows = g.rows_in(L.ids)
-    return (rows, y, g.fair()) if with_strategy else (rows, y)
+    from .pipeline import read_labels
+
+    rows, y, fair = read_labels(path, L, what="gold", several="gold label is a list, but these votes are single-label",
+                                hint="rerun `llmlabel label` with the extended taxonomy, or fix the label")
+    return (rows, y, fair) if with_strategy else (rows, y)
+
+
+def clamp(res: dict, rows: np.ndarray, Y: np.ndarray) -> dict:
+    """A copy of the result ``res`` with the human label sets ``Y`` ((len(rows), k) 0/1; one-hot for single-label)
+    at ``rows``: probabilities Y, ``label`` their first label with confidence 1 (0 for an empty set), label sets
+    (``chosen``) Y, never uncovered (a human label is not the class prior), ``source: human``."""
+    out = {**res, **{x: res[x].copy() for x in ("proba", "label", "confidence", "uncovered", "chosen") if x in res}}
+    Y = np.asarray(Y)
+    out["proba"][rows] = Y
+    out["label"][rows] = Y.argmax(1)
+    out["confidence"][rows] = Y[np.arange(len(Y)), out["label"][rows]]
+    out["uncovered"][rows] = False
+    if "chosen" in out:
+        out["chosen"][rows] = Y
+    out["source"] = np.full(len(out["proba"]), "model", dtype=object)
+    out["source"][rows] = "human"
+    return out
 
 
 def reliability_bins(conf: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> dict:
@@ -154,17 +167,7 @@ def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=
     if L.ids is not None:
         rep["gold_selection_ids"] = [str(i) for i in L.ids[sel_rows]]
         rep["gold_clamped_ids"] = [str(i) for i in L.ids[gold_rows[~fair]]]
-    proba, label, conf = res["proba"].copy(), res["label"].copy(), res["confidence"].copy()
-    source = np.full(len(L), "model", dtype=object)
-    if len(gold_rows):
-        proba[gold_rows] = 0.0
-        proba[gold_rows, gold_y] = 1.0
-        label[gold_rows], conf[gold_rows] = gold_y, 1.0
-        source[gold_rows] = "human"
-    uncovered = res["uncovered"].copy()
-    uncovered[gold_rows] = False  # a human label is not the class prior
-    return {**res, "report": rep, "proba": proba, "label": label, "confidence": conf, "uncovered": uncovered,
-            "source": source}
+    return clamp({**res, "report": rep}, gold_rows, np.eye(L.cardinality, dtype=np.int8)[gold_y])
 
 
 def append_round(path: str | Path, report: dict) -> Path | None:

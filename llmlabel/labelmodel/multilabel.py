@@ -3,6 +3,15 @@
 Input is one binary vote matrix per label (votes 1 = applies, 0 = does not, -1 = abstain), e.g. the
 columns of several :class:`~llmlabel.lf.PromptedMultiLabelLF` runs, or an int array ``(n, m, k)``.
 
+What ``aggregate`` does with multi-label votes beyond the single-label path (:mod:`.run`, :mod:`.pipeline`):
+
+- :func:`aggregate_multi`: with a dev set each label's model is chosen (by log-loss) and calibrated on that
+  label's dev column; without, the documented default, uncalibrated. Decision thresholds: per label, the one
+  maximising that label's F1 on dev (a label with no dev positive keeps the global one); without dev one global
+  0.5. An item's label set is the classes at or above their threshold; ``label`` is the most probable class.
+- :func:`set_review_rows`: the review queue ranks items by the expected number of wrong labels in their set,
+  ``sum_j (p_j if not chosen else 1 - p_j)`` (uncovered items first among equals: nothing voted on them).
+
 >>> import numpy as np
 >>> L = np.array([[[1, 0], [1, -1]], [[0, 1], [0, 1]], [[1, 1], [-1, 1]]])   # (n=3, m=2 LFs, k=2 labels)
 >>> ml = MultiLabel("mv").fit(L)
@@ -97,3 +106,64 @@ class MultiLabel:
 
     def predict(self, Ls, threshold: float = 0.5) -> np.ndarray:
         return (self.predict_proba(Ls) >= threshold).astype(np.int64)
+
+
+def aggregate_multi(mv, method: str = "auto", dev_rows=None, Y_dev=None, *, random_state: int = 0) -> dict:
+    """Fit per-label label models on the votes ``mv`` (:class:`~llmlabel.artifacts.multivotes.MultiVotes`) and
+    thresholds on the dev rows; dict with proba (n, k), thresholds, chosen (n, k) 0/1, label and confidence (the
+    most probable class), uncovered (n,), report."""
+    from ..multilabel_metrics import best_thresholds, multilabel_f1
+    from .select import MODEL_ALIASES, make_model
+
+    base = "auto" if method == "auto" else MODEL_ALIASES.get(str(method).lower(), str(method).lower())
+    if base != "auto":
+        make_model(base, 2)  # an unknown name is a one-line error listing the known ones
+    Ls = mv.per_label()
+    model = MultiLabel(base, labels=mv.labels, random_state=random_state)
+    if dev_rows is not None:
+        model.fit(Ls, Y_dev, [L[dev_rows] for L in Ls])
+    else:
+        model.fit(Ls)
+    P = model.predict_proba(Ls).astype(np.float32)
+    if dev_rows is not None:
+        thr = best_thresholds(P[dev_rows], np.asarray(Y_dev))
+        how = "per-label F1-optimal on dev"
+    else:
+        thr = np.full(len(mv.labels), 0.5, np.float32)
+        how = "global 0.5 (no dev set)"
+    chosen = (P >= thr[None, :]).astype(np.int8)
+    chosen_per_label = [getattr(m, "report_", {}).get("chosen") for m in model.models_]
+    report = {"chosen": "per-label " + (base if base != "auto" else "auto"), "multi_label": True,
+              "reason": ("chosen (dev log-loss) and calibrated per label on dev" if dev_rows is not None else
+                         "no dev set: the documented default per label, uncalibrated"),
+              "per_label": dict(zip(mv.labels, chosen_per_label)),
+              "thresholds": dict(zip(mv.labels, map(float, thr))), "thresholds_from": how}
+    if dev_rows is not None:
+        report["dev"] = multilabel_f1(np.asarray(Y_dev), chosen[dev_rows], mv.labels)
+        report["dev"].pop("per_label", None)
+    label = P.argmax(1)
+    return {"model": model, "proba": P, "thresholds": thr, "chosen": chosen, "label": label,
+            "confidence": P[np.arange(len(P)), label], "uncovered": ~(mv.votes >= 0).any(axis=(1, 2)),
+            "report": report}
+
+
+def expected_set_errors(P: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Expected number of wrong labels per item when ``chosen`` (0/1) is shipped and P(label) is right."""
+    return np.where(chosen.astype(bool), 1 - P, P).sum(1)
+
+
+def set_review_rows(res: dict, ids, texts, names: Sequence[str], *, top: float = 0.1) -> list[dict]:
+    """The review queue of an :func:`aggregate_multi` result: the ``top`` share (< 1) or number of items with the
+    most expected wrong labels (uncovered first among equals, then in item order); ``doubtful`` names the labels
+    whose P is within 0.25 of their threshold."""
+    P, chosen, unc = res["proba"], res["chosen"], res["uncovered"]
+    names = np.asarray(names, dtype=object)
+    err = expected_set_errors(P, chosen)
+    order = np.lexsort((np.arange(len(err)), ~unc, -err))
+    rows = []
+    for r, i in enumerate(order[:int(round(top * len(err))) if top < 1 else int(top)]):
+        near = np.flatnonzero(np.abs(P[i] - res["thresholds"]) < 0.25)
+        rows.append({"rank": r + 1, "index": int(i), "id": ids[i], "text": None if texts is None else texts[i],
+                     "labels": "|".join(names[np.flatnonzero(chosen[i])]), "expected_errors": round(float(err[i]), 4),
+                     "uncovered": bool(unc[i]), "doubtful": "|".join(f"{names[j]}={P[i, j]:.2f}" for j in near)})
+    return rows

@@ -21,6 +21,24 @@ def load_votes(path: str | Path, labels: list[str] | None = None):
     return tuple(read_votes(path, labels))
 
 
+def read_labels(path: str | Path, V, *, what: str = "dev", sets: bool = False, classes=None, **wording):
+    """``(rows into V, labels, fair)`` of a gold / dev file (:mod:`llmlabel.artifacts.gold`) matched to the items
+    of the votes ``V``: class indices (n,) in ``classes`` (default V's), or with ``sets`` 0/1 label sets (n, k) (a
+    ``labels`` list, names joined by ``|`` or ``,``, or ``label``; a dev row may have none); ``fair``: the rows
+    that are a fair sample. ``wording``: ``several`` / ``hint`` for a row with several labels."""
+    from ..artifacts.gold import read_gold
+
+    if V.ids is None:
+        raise InputError(f"these votes carry no item ids, so {what} labels cannot be matched to items", path=path)
+    if sets:
+        g = read_gold(path, label_field="labels", fallback_field="label", split="|,", allow_empty=what == "dev",
+                      what=what)
+        return g.rows_in(V.ids), g.matrix(V.labels, aliases=V.label_ids), g.fair()
+    g = read_gold(path, what=what)
+    y = g.index((V.labels if classes is None else classes) or [], cardinality=V.cardinality, **wording)
+    return g.rows_in(V.ids), y, g.fair()
+
+
 def load_dev(path: str | Path, L: LabelMatrix, labels: list[str] | None):
     """``(L_dev, y_dev)``: a WRENCH split with gold labels, or a JSONL/CSV of ``id`` + ``label`` matched to L's ids.
 
@@ -34,13 +52,7 @@ def load_dev(path: str | Path, L: LabelMatrix, labels: list[str] | None):
         if (yd is None) or (yd < 0).any() or (yd >= L.cardinality).any():
             raise ConfigError(f"dev labels must be class ids in [0, {L.cardinality})", path=path)
         return Ld, yd
-    if L.ids is None:
-        raise InputError("these votes carry no item ids, so a dev file of id + label cannot be matched", path=path)
-    from ..artifacts.gold import read_gold
-
-    g = read_gold(path, what="dev")
-    ys = g.index(labels or [], cardinality=L.cardinality)
-    rows = g.rows_in(L.ids)
+    rows, ys, _ = read_labels(path, L, classes=labels)
     return L.take(np.asarray(rows)), np.asarray(ys)
 
 
@@ -72,29 +84,43 @@ def aggregate(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None):
             "confidence": proba[np.arange(len(label)), label], "uncovered": ~covered}
 
 
-def write_labeled(out: str | Path, L: LabelMatrix, res: dict, texts=None, *, review_top: float = 0.1,
+def write_labeled(out: str | Path, V, res: dict, texts=None, *, review_top: float = 0.1,
                   meta: dict | None = None) -> dict[str, Path]:
-    """labeled.parquet (through :mod:`llmlabel.artifacts.labeled`) plus the review queue files beside it."""
+    """labeled.parquet (through :mod:`llmlabel.artifacts.labeled`) plus the review queue files beside it. ``V``:
+    the votes (a LabelMatrix, or MultiVotes); a result with label sets (``chosen``, multi-label) adds the
+    ``labels`` lists and ranks its queue by the expected wrong labels in each set (:mod:`.multilabel`)."""
     from ..artifacts.labeled import write_labeled as write
     from ..artifacts.review import queue_path, write_review_queue
     from ..io_meta import make_meta
     from .review import review_queue, write_csv, write_label_studio
 
-    out = Path(out)
-    names = L.labels or [str(j) for j in range(L.cardinality)]
-    ids = L.ids if L.ids is not None else np.arange(len(L)).astype(str)
+    out, sets = Path(out), res.get("chosen")
+    names = list(V.labels or [str(j) for j in range(V.cardinality)])
+    ids = V.ids if V.ids is not None else np.arange(len(V)).astype(str)
     info = dict(meta or make_meta())
-    info.update(label_model=res["report"], lf_names=L.lf_names)
-    if getattr(L, "meta", None) and L.meta.get("depends_on"):
-        info["votes_depend_on"] = L.meta["depends_on"]
-    if getattr(L, "meta", None) and L.meta.get("encoder"):
-        info["encoder"] = L.meta["encoder"]  # the tuned encoder the gold LFs read: the card and report name it
+    info.update(label_model=res["report"], lf_names=V.lf_names)
+    if sets is not None:
+        info["thresholds"] = res["report"]["thresholds"]
+    votes_meta = getattr(V, "meta", None) or {}
+    if votes_meta.get("depends_on"):
+        info["votes_depend_on"] = votes_meta["depends_on"]
+    if votes_meta.get("encoder"):
+        info["encoder"] = votes_meta["encoder"]  # the tuned encoder the gold LFs read: the card and report name it
+    named = np.asarray(names, dtype=object)
+    lists = None if sets is None else [list(named[r.astype(bool)]) for r in sets]
     write(out, ids=ids, classes=names, proba=res["proba"], label_index=res["label"], confidence=res["confidence"],
-          uncovered=res["uncovered"], texts=texts, source=res.get("source"), meta=info)
-    rows = review_queue(res["proba"], L, ids=list(ids), texts=texts, class_names=names, top=review_top,
-                        labels=res["label"])
+          uncovered=res["uncovered"], texts=texts, source=res.get("source"), labels=lists,
+          multi_label=sets is not None, meta=info)
+    if sets is None:
+        rows = review_queue(res["proba"], V, ids=list(ids), texts=texts, class_names=names, top=review_top,
+                            labels=res["label"])
+    else:
+        from .multilabel import set_review_rows
+
+        rows = set_review_rows(res, ids, texts, names, top=review_top)
     stem = out.with_suffix("")
     paths = {"labeled": out, "review_csv": write_csv(rows, f"{stem}.review.csv"),
-             "review_jsonl": write_review_queue(queue_path(out), rows),
-             "label_studio": write_label_studio(rows, f"{stem}.label_studio.json")}
+             "review_jsonl": write_review_queue(queue_path(out), rows)}
+    if sets is None:  # Label Studio's pre-annotations are one choice per item
+        paths["label_studio"] = write_label_studio(rows, f"{stem}.label_studio.json")
     return paths

@@ -3,7 +3,10 @@ labeled.parquet + review queue, or what every LF did."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import ConfigError
 from ..results import AggregateResult, LFReport, LFStats
@@ -34,35 +37,77 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
 
     ``review_top``: share (< 1) or number of items in the review queue. ``gold``: human labels (JSONL/CSV of
     id + label, e.g. from ``llmlabel review import``), clamped (``source: human``); those from the ``random``
-    strategy or with no ``strategy`` field are also used, cross-fitted, to choose and calibrate the model; each such run appends a round to ``review_rounds.json`` beside ``output``.
-    Returns an :class:`~llmlabel.results.AggregateResult` (paths, report, counts). Multi-label votes get per-label
-    label models, per-label thresholds (F1 on dev) and ``labels`` lists (:mod:`llmlabel.labelmodel.multipipeline`;
-    there ``gold`` (id + labels) is clamped and joins the dev rows).
+    strategy or with no ``strategy`` field are also used, cross-fitted, to choose and calibrate the model; each
+    such run appends a round to ``review_rounds.json`` beside ``output``. Multi-label votes get per-label label
+    models, per-label thresholds (F1 on dev) and ``labels`` lists (:mod:`llmlabel.labelmodel.multilabel`; there
+    ``gold`` (id + labels) is clamped and joins the dev rows). With gold (multi-label: or dev) and a votes folder
+    holding cross-fitting votes (``label --gold``), the safety net's per-fold label models go to the labeled
+    file's cross-fitting sidecar (:mod:`llmlabel.labelmodel.crossfit`).
+    Returns an :class:`~llmlabel.results.AggregateResult` (paths, report, counts).
     """
+    from ..artifacts.multivotes import is_multi_label_votes
     from ..io_write import check_writable
-    from .gold import aggregate_with_gold, append_round, load_gold
     from .pipeline import write_labeled
 
     check_writable(output)
     if review_top < 0:
         raise ConfigError(f"review_top must be >= 0, got {review_top}", field="review_top")
-    from ..artifacts.multivotes import is_multi_label_votes
+    fit = _label_sets if is_multi_label_votes(votes) else _one_of_k
+    V, texts, res, side = fit(votes, output, dev=dev, gold=gold, method=method, taxonomy=taxonomy)
+    paths = write_labeled(output, V, res, texts, review_top=review_top if review_top < 1 else int(review_top))
+    if side is not None:
+        paths["crossfit"] = side
+    sets = res.get("chosen")
+    return AggregateResult(paths=paths, report=res["report"], items=len(V), uncovered=int(res["uncovered"].sum()),
+                           mean_labels=None if sets is None else float(sets.sum(1).mean()))
 
-    if is_multi_label_votes(votes):  # per-label models and thresholds (multipipeline.py)
-        from .multipipeline import aggregate_votes_multi
 
-        return aggregate_votes_multi(votes, output, dev=dev, method=method, taxonomy=taxonomy,
-                                     review_top=review_top, gold=gold)
+def _one_of_k(votes, output, *, dev, gold, method, taxonomy):
+    """Single-label: one k-class label model; the gold is clamped, its fair-sample rows join dev (:mod:`.gold`)."""
+    from ..artifacts.crossfit import read_crossfit_votes
+    from .crossfit import crossfit_labels, crossfit_sidecar
+    from .gold import aggregate_with_gold, append_round, load_gold
+
     L, texts, L_dev, y_dev = load_inputs(votes, dev, taxonomy)
-    res = aggregate_with_gold(L, method, L_dev, y_dev, *(load_gold(gold, L, with_strategy=True) if gold else (None, None, None)))
-    paths = write_labeled(output, L, res, texts, review_top=review_top if review_top < 1 else int(review_top),
-                          meta=None)
+    g = load_gold(gold, L, with_strategy=True) if gold is not None else (None, None, None)
+    res = aggregate_with_gold(L, method, L_dev, y_dev, *g)
+    side = None
     if gold is not None:
         append_round(Path(output).parent / "review_rounds.json", res["report"])
-        crossfit = _crossfit(votes, output, L, method, L_dev, y_dev, gold)
-        if crossfit is not None:
-            paths["crossfit"] = crossfit
-    return AggregateResult(paths=paths, report=res["report"], items=len(L), uncovered=int(res["uncovered"].sum()))
+        side = crossfit_sidecar(votes, output, L.labels or [str(j) for j in range(L.cardinality)], read_crossfit_votes,
+                                lambda cv: crossfit_labels(L, cv, *g, method, L_dev, y_dev), method)
+    return L, texts, res, side
+
+
+def _label_sets(votes, output, *, dev, gold, method, taxonomy):
+    """Multi-label: one binary label model per label (:mod:`.multilabel`); the dev and gold rows choose, calibrate
+    and threshold them (a row in both counts once, with the gold's labels); the gold is clamped."""
+    from ..artifacts.crossfit import read_crossfit_multi_votes
+    from ..artifacts.multivotes import read_multi_votes
+    from ..artifacts.taxonomy import load_taxonomy
+    from .crossfit import crossfit_multi_labels, crossfit_sidecar
+    from .gold import clamp
+    from .multilabel import aggregate_multi
+    from .pipeline import read_labels
+
+    mv, texts = read_multi_votes(votes, None if taxonomy is None else load_taxonomy(taxonomy).classes())
+    given = [read_labels(p, mv, what=w, sets=True)[:2] for p, w in ((dev, "dev"), (gold, "gold")) if p is not None]
+    rows, Y = given[0] if given else (None, None)
+    if len(given) == 2:
+        (d_rows, d_Y), (g_rows, g_Y) = given
+        other = ~np.isin(d_rows, g_rows)
+        rows, Y = np.concatenate([d_rows[other], g_rows]), np.concatenate([d_Y[other], g_Y])
+    res = aggregate_multi(mv, method, rows, Y)
+    if gold is not None:
+        g_rows, g_Y = given[-1]
+        res = clamp(res, g_rows, g_Y)
+        res["report"].update(n_gold=int(len(g_rows)), n_gold_selection=int(len(g_rows)), n_gold_clamped_only=0)
+    t0 = time.perf_counter()
+    side = crossfit_sidecar(votes, output, mv.labels, read_crossfit_multi_votes,
+                            lambda cv: crossfit_multi_labels(mv, cv, rows, Y, method), method, rows is not None)
+    if side is not None:
+        res["report"]["crossfit_seconds"] = round(time.perf_counter() - t0, 1)
+    return mv, texts, res, side
 
 
 def lf_report(votes: str | Path, *, dev: str | Path | None = None,
@@ -82,24 +127,3 @@ def lf_report(votes: str | Path, *, dev: str | Path | None = None,
                         dev_accuracy=acc[r["lf"]].get("accuracy") if acc else None,
                         dev_votes=acc[r["lf"]]["n_votes"] if acc else None) for r in rows)
     return LFReport(items=len(L), covered=float(L.covered().mean()), lfs=lfs, dev=bool(acc))
-
-
-def _crossfit(votes, output, L, method, L_dev, y_dev, gold) -> Path | None:
-    """The labeled file's cross-fitting sidecar, when the votes folder holds cross-fitted votes (``label
-    --gold`` with gold-derived LFs); a stale sidecar from an earlier run is removed otherwise."""
-    from ..artifacts.crossfit import crossfit_labels_path, read_crossfit_votes, write_crossfit_labels
-    from .crossfit import crossfit_labels
-    from .gold import load_gold
-
-    side = crossfit_labels_path(output)
-    cv = read_crossfit_votes(votes) if Path(votes).is_dir() else None
-    made = None
-    if cv is not None:
-        rows, ys, fair = load_gold(gold, L, with_strategy=True)
-        made = crossfit_labels(L, cv, rows, ys, fair, method, L_dev, y_dev)
-    if made is None:
-        side.unlink(missing_ok=True)
-        return None
-    ids, proba, folds = made
-    return write_crossfit_labels(output, ids=ids, classes=L.labels or [str(j) for j in range(L.cardinality)],
-                                 proba=proba, gold=folds, meta={"method": method})
