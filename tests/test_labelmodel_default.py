@@ -327,7 +327,7 @@ def test_held_out_refit_on_the_shared_design_equals_a_refit_on_silenced_votes(sp
 def test_soft_vote_em_on_voted_rows_only_equals_the_dense_likelihood(abstain):
     """The soft-vote E and M steps touch only the rows an LF votes on; they must equal the dense formulas
     ``sum_j tau_j log sum_s x_ijs theta_j[c, s]`` and ``theta * X_j^T (wT / z_j)`` over every row."""
-    from llmlabel.labelmodel.dawid_skene import SoftEM, design_matrix
+    from llmlabel.labelmodel.em import SoftEM, design_matrix
 
     rng = np.random.default_rng(10)
     n, m, k = 800, 5, 4
