@@ -254,3 +254,7 @@ def test_label_and_aggregate_with_gold_leave_the_cross_fitted_world_for_distill(
     assert run_cli("distill", labeled, "-o", tmp_path / "model", "--min-per-class", "1") == 0
     m = json.loads((tmp_path / "model" / "metrics.json").read_text(encoding="utf-8"))
     assert m["safety_net"]["gold_rows_scored"] == 40 and m["safety_net"]["chosen"]["student"] == m["student"]
+    # Aggregated again without the gold, the labels no longer come from the cross-fitted world: the sidecar
+    # goes, and distill trains without a net instead of scoring against labels it outlived.
+    assert run_cli("aggregate", tmp_path / "votes", "-o", labeled) == 0
+    assert read_crossfit_labels(labeled) is None

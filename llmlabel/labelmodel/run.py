@@ -71,11 +71,11 @@ def _one_of_k(votes, output, *, dev, gold, method, taxonomy):
     L, texts, L_dev, y_dev = load_inputs(votes, dev, taxonomy)
     g = load_gold(gold, L, with_strategy=True) if gold is not None else (None, None, None)
     res = aggregate_with_gold(L, method, L_dev, y_dev, *g)
-    side = None
     if gold is not None:
         append_round(Path(output).parent / "review_rounds.json", res["report"])
-        side = crossfit_sidecar(votes, output, L.labels or [str(j) for j in range(L.cardinality)], read_crossfit_votes,
-                                lambda cv: crossfit_labels(L, cv, *g, method, L_dev, y_dev), method)
+    # Without gold this only removes an earlier run's sidecar: distill must not score against labels it outlived.
+    side = crossfit_sidecar(votes, output, L.labels or [str(j) for j in range(L.cardinality)], read_crossfit_votes,
+                            lambda cv: crossfit_labels(L, cv, *g, method, L_dev, y_dev), method, gold is not None)
     return L, texts, res, side
 
 
