@@ -160,12 +160,12 @@ class Student:
 
     def _dev_score(self, dev) -> float:
         """Accuracy (single-label) or micro-F1 (multi-label) on the gold dev set."""
-        from .metrics import multilabel_scores
+        from ..multilabel_metrics import multilabel_f1
 
         texts, gold = dev
         p = self.predict_proba(texts)
         if self.multi_label:
-            return multilabel_scores(gold, p >= np.asarray(self.threshold, dtype=np.float32))["micro_f1"]
+            return multilabel_f1(gold, p >= np.asarray(self.threshold, dtype=np.float32))["micro_f1"]
         return float((p.argmax(1) == gold).mean())
 
     def _train_loop(self, n: int, forward: Callable, loss_fn: Callable, opt, gen, snapshot: Callable,

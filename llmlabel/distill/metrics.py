@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import expected_calibration_error
+from ..multilabel_metrics import multilabel_f1
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -24,24 +25,12 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, k: int | None = None) -> fl
     return float(f1[present].mean()) if present.any() else float("nan")
 
 
-def multilabel_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Micro/macro F1 and exact-match (subset) accuracy for 0/1 indicator matrices."""
-    t, p = np.asarray(y_true, bool), np.asarray(y_pred, bool)
-    tp, fp, fn = (t & p).sum(0), (~t & p).sum(0), (t & ~p).sum(0)
-    micro = 2 * tp.sum() / max(1, 2 * tp.sum() + fp.sum() + fn.sum())
-    denom = 2 * tp + fp + fn
-    per = np.divide(2 * tp, denom, out=np.zeros(len(tp)), where=denom > 0)
-    return {"micro_f1": float(micro), "macro_f1": float(per[denom > 0].mean()) if (denom > 0).any() else float("nan"),
-            "subset_accuracy": float((t == p).all(1).mean())}
-
-
 def classification_report(proba: np.ndarray, y_true: np.ndarray, *, multi_label: bool = False,
                           threshold: float = 0.5) -> dict[str, float]:
     """The metrics written to ``metrics.json`` and the model card for a gold set."""
     if multi_label:
-        out = multilabel_scores(y_true, proba >= threshold)
-        out["n"] = int(len(proba))
-        return out
+        out = multilabel_f1(y_true, proba >= threshold)
+        return {key: out[key] for key in ("micro_f1", "macro_f1", "subset_accuracy", "n")}
     pred = proba.argmax(1)
     return {"accuracy": accuracy(y_true, pred), "macro_f1": macro_f1(y_true, pred, proba.shape[1]),
             "ece": expected_calibration_error(proba, y_true), "n": int(len(proba))}
