@@ -60,6 +60,7 @@ def test_debug_shows_the_traceback():
     assert r.returncode != 0 and "Traceback" in r.stderr
 
 
+@pytest.mark.slow  # a real LLM's forward passes: CI runs it as its own step (.ci/run)
 def test_choose_runs_a_real_model_and_reuses_the_cache(tiny_qwen2, tmp_path):
     cache = tmp_path / "c.sqlite"
     args = ["choose", "-m", f"hf:{tiny_qwen2}", "-c", "spam,ham", "--cache", str(cache), "win a phone", "lunch?"]

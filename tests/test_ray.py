@@ -137,6 +137,7 @@ def test_cheap_lfs_give_the_local_votes(work, marks):
     assert pq.read_table(work / "ray" / "part-00000.parquet").column("id").to_pylist() == kept[:500]
 
 
+@pytest.mark.slow  # a real LLM's forward passes: CI runs it as its own step (.ci/run)
 def test_prompted_lf_on_a_tiny_llm_gives_the_local_votes(work, marks, tiny_qwen2, capsys):
     (work / "llm.yaml").write_text(f"lfs:\n  - kind: keyphrases\n  - name: zs\n    kind: prompted\n"
                                    f"    model: 'hf:{tiny_qwen2}'\n    none_choice: none of these\n")
