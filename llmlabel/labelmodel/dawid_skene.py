@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from ..errors import ConfigError
 from .base import LabelModel, Votes, dedup_rows
-from .em import HardEM, SoftEM, design_matrix, normalise, posterior, vote_shares
+from .em import HardEM, SoftEM, design_matrix, normalise, posterior, silenced, vote_shares
 from .majority import resolve_prior
 from .redundancy import lf_weights
 
@@ -109,8 +109,7 @@ class DawidSkene(LabelModel):
         X, w, inv = self._design_weighted(votes)
         ll = np.nan
         if warm:  # posteriors under the fitted parameters: EM resumes where the last fit stopped
-            start = self._make_engine(votes, X, m, S, k)
-            T, ll = normalise(start.logits(self.confusion_) + np.log(self.class_prior_), w)
+            T, ll = self._warm_posteriors(self._make_engine(votes, X, m, S, k), w)
             ll /= w.sum()
         else:
             T = vote_shares(X, w, m, S, k)
@@ -129,6 +128,10 @@ class DawidSkene(LabelModel):
         self.log_likelihood_ = ll
         self.confusion_ = theta
         self.class_prior_ = prior
+
+    def _warm_posteriors(self, engine, w: np.ndarray) -> tuple[np.ndarray, float]:
+        """Posteriors (and the weighted log-likelihood) under the fitted parameters: where a warm EM resumes."""
+        return normalise(engine.logits(self.confusion_) + np.log(self.class_prior_), w)
 
     def _fixed_prior(self, k: int) -> np.ndarray | None:
         if isinstance(self.class_prior, str) and self.class_prior == "estimate":
@@ -172,16 +175,10 @@ class DawidSkene(LabelModel):
         no-gold default's selection time)."""
         X, w, inv = context
         m, k, S = self.confusion_.shape
-        silent = np.zeros(m * S, dtype=bool)
-        silent[(np.asarray(group)[:, None] * S + np.arange(S)[None, :]).ravel()] = True
-        Xg = sp.csr_matrix((np.where(silent[X.indices], 0.0, X.data), X.indices, X.indptr), shape=X.shape)
-        if votes.soft is not None and self._model_abstain:  # soft votes state their abstain mass explicitly
-            cols = np.asarray(group) * S + k
-            n = X.shape[0]
-            Xg = (Xg + sp.csr_matrix((np.ones(n * len(cols)), (np.repeat(np.arange(n), len(cols)),
-                                                                np.tile(cols, n))), shape=X.shape)).tocsr()
+        # Soft votes state their abstain mass explicitly (``design_matrix``): a silenced LF abstains with mass 1.
+        Xg = silenced(X, group, S, k, explicit_abstain=votes.soft is not None and self._model_abstain)
         engine = self._make_engine(votes, Xg, m, S, k)
-        T, _ = normalise(engine.logits(self.confusion_) + np.log(self.class_prior_), w)
+        T, _ = self._warm_posteriors(engine, w)
         theta, prior, _, _ = self._em(engine, T, w, self.confusion_, min(self.max_iter, max_iter))
         keep = inv[rows] if inv is not None else rows
         return posterior(engine.logits(theta)[keep], prior)

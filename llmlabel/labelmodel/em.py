@@ -51,6 +51,20 @@ def design_matrix(votes: Votes, abstain_symbol: bool, hard: np.ndarray | None = 
     return sp.csr_matrix((data, (rows, cols)), shape=(n, m * S))
 
 
+def silenced(X: sp.csr_matrix, group, S: int, k: int, explicit_abstain: bool = False) -> sp.csr_matrix:
+    """``X`` with the LFs in ``group`` abstaining on every row: their entries zeroed (same structure, no rebuild),
+    and with ``explicit_abstain`` (soft votes' design) an abstain entry of 1 each."""
+    group = np.asarray(group)
+    silent = np.zeros(X.shape[1], dtype=bool)
+    silent[(group[:, None] * S + np.arange(S)[None, :]).ravel()] = True
+    out = sp.csr_matrix((np.where(silent[X.indices], 0.0, X.data), X.indices, X.indptr), shape=X.shape)
+    if explicit_abstain:
+        n, cols = X.shape[0], group * S + k
+        out = (out + sp.csr_matrix((np.ones(n * len(cols)), (np.repeat(np.arange(n), len(cols)), np.tile(cols, n))),
+                                   shape=X.shape)).tocsr()
+    return out
+
+
 def normalise(z: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, float]:
     """Logits (n x k, modified in place) -> posteriors and the weighted log-likelihood (NaN when ``w`` is
     None: prediction needs no likelihood), one exp pass."""

@@ -198,12 +198,12 @@ class HeldOutSelect(LabelModel):
     max_shift : largest total-variation distance between a fitted candidate's (not a vote count's) predicted
         class shares and the reference's.
     max_select_rows : candidates are fitted and scored on a seeded uniform sample of at most this many
-        rows; the chosen one is then refitted on every row.
+        rows; the chosen one is then refitted on every row (EM models: on ``max_refit_rows`` of them).
     min_select_rows, select_votes : the sample is as small as gives the sparser LFs (the 10th percentile
         of coverage) about ``select_votes`` votes each, but at least ``min_select_rows`` rows (5,000 and
         10,000 chose the same model on all 26 visible vote sets; the EM refits cost half as much).
     group_threshold : LFs whose agreement Jaccard with the held-out LF reaches this leave with it.
-    refit_iter : EM iterations of the refit on every row, started from the sample fit (warm start).
+    refit_iter : EM iterations of that refit, started from the sample fit (warm start).
     max_refit_rows : that refit reads a seeded sample of at most this many rows (None: every row). EM's
         statistics settle at O(1/sqrt(rows)): past 10^5 rows more rows change little but cost a pass over
         10^6 (the refit was a third of the default's time at 10^6 rows); every row is still predicted.
