@@ -282,3 +282,50 @@ def test_accepts_a_label_matrix_like_object_and_its_abstains_win():
     assert model.lf_names_ == ["w", "x", "y", "z"]
     np.testing.assert_array_equal(model.covered_mask(lm), (L >= 0).any(axis=1))
     assert (model.predict(lm) == y).mean() > (MajorityVote().fit(L).predict(L) == y).mean() - 0.02
+
+
+def _keyword_votes_with_a_silent_class(n: int, rng):
+    """Two LFs that vote classes 0 and 1 (80% right) and never class 2, the class of most rows they miss:
+    the "neutral" shape of GoEmotions, where no LF votes the commonest class."""
+    y = rng.choice(3, n, p=[0.3, 0.3, 0.4])
+    L = np.full((n, 2), -1)
+    for j, c in enumerate((0, 1)):
+        fire = (y == c) & (rng.random(n) < 0.8) | (y != c) & (y != 2) & (rng.random(n) < 0.1)
+        L[fire, j] = c
+    return L, y
+
+
+def test_rows_no_lf_voted_on_get_the_dev_estimate_of_their_classes():
+    rng = np.random.default_rng(4)
+    L, y = _keyword_votes_with_a_silent_class(3000, rng)
+    L_dev, y_dev = _keyword_votes_with_a_silent_class(300, rng)
+    model = select_label_model(L, L_dev, y_dev, cardinality=3)
+    unc = (L < 0).all(axis=1)
+    n_unc_dev = int((L_dev < 0).all(axis=1).sum())
+    assert model.report_["uncovered_prior_from_dev_rows"] == n_unc_dev > 50
+    assert model.class_prior_.argmax() == 2 and model.class_prior_[2] > 0.7
+    assert (model.predict(L)[unc] == 2).all()  # majority vote's own prior never names class 2
+    assert MajorityVote(3).fit(L).class_prior_.argmax() != 2
+    np.testing.assert_array_equal(model.predict(L)[~unc], model.base_.predict(L)[~unc])
+
+
+def test_dev_choice_reads_only_the_rows_some_lf_voted_on():
+    """A candidate worse on every voted dev row but right on the unvoted ones (it guesses their class) must not
+    replace the no-dev default: what it guesses there is settled by the dev rows themselves, not by the model."""
+    from llmlabel.labelmodel.select import _choose
+
+    rng = np.random.default_rng(0)
+    n, k = 400, 3
+    y = rng.integers(0, k, n)
+    covered = rng.random(n) < 0.5
+    y[~covered] = 2
+    good = np.eye(k)[np.where(rng.random(n) < 0.8, y, (y + 1) % k)]
+    good[~covered] = np.eye(k)[0]
+    guess = np.eye(k)[np.where(rng.random(n) < 0.6, y, (y + 1) % k)]
+    guess[~covered] = np.eye(k)[2]
+    rows = [{"name": "heldout", "dev_accuracy": float(np.mean(good.argmax(1) == y)), "dev_log_loss_calibrated_cv": 1.0},
+            {"name": "wv-dev", "dev_accuracy": float(np.mean(guess.argmax(1) == y)), "dev_log_loss_calibrated_cv": 1.0}]
+    probas = {"heldout": good, "wv-dev": guess}
+    assert rows[1]["dev_accuracy"] > rows[0]["dev_accuracy"] + 0.2  # on every dev row the guesser looks far better
+    assert rows[_choose([dict(r) for r in rows], "accuracy", n, probas, y)]["name"] == "wv-dev"
+    assert rows[_choose([dict(r) for r in rows], "accuracy", n, probas, y, covered=covered)]["name"] == "heldout"
