@@ -1,7 +1,8 @@
 """What `llmlabel aggregate --gold` costs with many classes -> eval/results/labelmodel-gold.md (+ .json).
 
-With 21+ classes the default candidate list leaves out the full Dawid-Skene models (k x (k+1) parameters per
-LF) and cross-fits with 3 folds instead of 5 (llmlabel/labelmodel/select.py, MANY_CLASSES). This times the
+Above 100,000 confusion parameters (LFs x classes x classes) the default candidate list leaves out the full
+Dawid-Skene models and cross-fits with 3 folds instead of 5 (llmlabel/labelmodel/select.py,
+FULL_DS_MAX_PARAMS; until 2026-12-06 the rule was 21+ classes). This times the
 selection + out-of-fold reliability step both ways, in the same process, on a synthetic matrix shaped like
 the README's banking77 chain (77 classes: three broad LFs + one key-phrase LF per class), and reports what
 each chose and its out-of-fold dev accuracy, so the saving is not bought with a worse model.

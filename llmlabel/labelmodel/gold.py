@@ -119,14 +119,15 @@ def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=
     boolean mask over ``gold_rows``; None = all of them); the others are only clamped. Where an item is in dev
     and gold, the gold label wins. The report lists both kinds (``gold_selection_ids``, ``gold_clamped_ids``).
     ``reliability=False`` skips the out-of-fold reliability diagram (the extra model fits it costs).
-    ``n_folds``: None = 5, or ``select.MANY_CLASS_FOLDS`` (3) from ``select.MANY_CLASSES`` classes on, where
-    each fit costs the most (nested cross-fitting of a dev-trained model is n_folds * (n_folds + 1) fits).
+    ``n_folds``: None = 5, or ``select.MANY_CLASS_FOLDS`` (3) where full Dawid-Skene is too costly to be a
+    candidate (``select.too_costly_for_full_ds``): there each fit costs the most (nested cross-fitting of a
+    dev-trained model is n_folds * (n_folds + 1) fits).
     """
     from .pipeline import aggregate
-    from .select import MANY_CLASS_FOLDS, MANY_CLASSES
+    from .select import MANY_CLASS_FOLDS, too_costly_for_full_ds
 
     if n_folds is None:
-        n_folds = MANY_CLASS_FOLDS if L.cardinality >= MANY_CLASSES else 5
+        n_folds = MANY_CLASS_FOLDS if too_costly_for_full_ds(L.shape[1], L.cardinality) else 5
 
     gold_rows = np.zeros(0, np.int64) if gold_rows is None else np.asarray(gold_rows, np.int64)
     gold_y = np.zeros(0, np.int64) if gold_y is None else np.asarray(gold_y, np.int64)
