@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..multilabel_metrics import best_thresholds, multilabel_f1
-from .safety import WEAK_WEIGHTS, SafetyNetResult, _Trainer, choose, recipes, weak_factor
+from .safety import WEAK_WEIGHTS, SafetyNetResult, _Trainer, choose, fold_training, matched_rows, recipes
 
 #: Threshold candidates: the usual 0.05 steps plus a log-spaced low end, because a student trained without
 #: class weights (the static one; the probe is class-balanced) gives a rare label probabilities well under 0.05
@@ -104,15 +104,9 @@ def run_multi_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequ
     if list(crossfit.classes) != list(classes) or not crossfit.multi_label:
         raise ConfigError("the cross-fitting labels were not made over this multi-label file's classes",
                           hint="rerun `llmlabel aggregate` so both come from the same run")
-    pos = {str(i): r for r, i in enumerate(ids)}
     gold = crossfit.gold
-    g_keep = np.array([str(i) in pos for i in gold.ids], bool)
-    g_rows = np.array([pos[str(i)] for i, ok in zip(gold.ids, g_keep) if ok], np.int64)
+    g_keep, g_rows, s_keep, s_rows = matched_rows(ids, crossfit, max_weak, seed)  # a seeded sample (module docstring)
     g_fold, Yg = gold.fold[g_keep], np.asarray(gold.labels)[g_keep].astype(np.float32)
-    s_keep = np.array([str(i) in pos for i in crossfit.ids], bool)
-    if s_keep.sum() > max_weak:  # a seeded sample (module docstring)
-        s_keep[np.random.default_rng(seed).permutation(np.flatnonzero(s_keep))[max_weak:]] = False
-    s_rows = np.array([pos[str(i)] for i, ok in zip(crossfit.ids, s_keep) if ok], np.int64)
     proba = crossfit.proba[:, s_keep]
     weak_targets = proba if soft else (proba >= crossfit.thresholds[:, None, :]).astype(np.float32)
     if len(g_rows) < 2:
@@ -127,14 +121,9 @@ def run_multi_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequ
             test = g_fold == f
             if not test.any() or test.all():
                 continue
-            w_weak = proba[f].max(1)  # the label model's confidence, the weight the labeled file gives a row
-            w_gold = np.ones(int((~test).sum()), np.float32)
-            a = weak_factor(rc.weak, w_weak, w_gold)
-            rows, targets, weights = g_rows[~test], Yg[~test], w_gold
-            if a > 0:
-                rows = np.concatenate([s_rows, rows])
-                targets = np.concatenate([weak_targets[f], targets])
-                weights = np.concatenate([w_weak * a, weights]).astype(np.float32)
+            # weak rows weigh the label model's confidence, the weight the labeled file gives a row
+            rows, targets, weights = fold_training(rc.weak, s_rows, weak_targets[f], proba[f].max(1), g_rows[~test],
+                                                   Yg[~test])
             P[test] = trainer.fit_proba(rc.student, rows, targets, weights, g_rows[test])
         ok = ~np.isnan(P).any(1)
         pred = oof_decisions(P, Yg, g_fold, gold.folds)

@@ -93,6 +93,32 @@ def recipes(students: Sequence[str], weak: Sequence[str] = WEAK_WEIGHTS) -> list
     return out
 
 
+def matched_rows(ids: Sequence[str], crossfit, max_weak: int | None = None, seed: int = 0):
+    """``(g_keep, g_rows, s_keep, s_rows)``: which of the cross-fitting file's gold rows and weak sample rows are
+    in the labeled file (``ids``), and their row numbers there; with ``max_weak``, a seeded sample of at most that
+    many weak rows."""
+    pos = {str(i): r for r, i in enumerate(ids)}
+    g_keep = np.array([str(i) in pos for i in crossfit.gold.ids], bool)
+    g_rows = np.array([pos[str(i)] for i, ok in zip(crossfit.gold.ids, g_keep) if ok], np.int64)
+    s_keep = np.array([str(i) in pos for i in crossfit.ids], bool)
+    if max_weak is not None and s_keep.sum() > max_weak:
+        s_keep[np.random.default_rng(seed).permutation(np.flatnonzero(s_keep))[max_weak:]] = False
+    s_rows = np.array([pos[str(i)] for i, ok in zip(crossfit.ids, s_keep) if ok], np.int64)
+    return g_keep, g_rows, s_keep, s_rows
+
+
+def fold_training(weak: str, s_rows: np.ndarray, weak_targets: np.ndarray, w_weak: np.ndarray, g_rows: np.ndarray,
+                  g_targets: np.ndarray):
+    """``(rows, targets, weights)`` one fold trains a recipe on: the gold rows outside the fold at weight 1, and
+    the weak sample (its label model's targets for this fold) at its confidence times ``weak_factor``."""
+    w_gold = np.ones(len(g_rows), np.float32)
+    a = weak_factor(weak, w_weak, w_gold)
+    if a <= 0:
+        return g_rows, g_targets, w_gold
+    return (np.concatenate([s_rows, g_rows]), np.concatenate([weak_targets, g_targets]),
+            np.concatenate([w_weak * a, w_gold]).astype(np.float32))
+
+
 class _Trainer:
     """Fits one candidate on (texts, soft targets, weights) and predicts texts; probe features are embedded
     once per text (per half of the tuned encoder) and reused by every fold and recipe."""
@@ -154,14 +180,10 @@ def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[s
     if list(crossfit.classes) != list(classes):
         raise ConfigError("the cross-fitting labels were made over other classes than the labeled file's",
                           hint="rerun `llmlabel aggregate` so both come from the same run")
-    pos = {str(i): r for r, i in enumerate(ids)}
     gold = crossfit.gold
-    g_keep = np.array([str(i) in pos for i in gold.ids], bool)
-    g_rows = np.array([pos[str(i)] for i, ok in zip(gold.ids, g_keep) if ok], dtype=np.int64)
+    g_keep, g_rows, s_keep, s_rows = matched_rows(ids, crossfit)
     g_fold, g_y = gold.fold[g_keep], gold.labels[g_keep]
     g_fair = gold.fair[g_keep] if gold.fair is not None else np.ones(len(g_rows), bool)
-    s_keep = np.array([str(i) in pos for i in crossfit.ids], bool)
-    s_rows = np.array([pos[str(i)] for i, ok in zip(crossfit.ids, s_keep) if ok], dtype=np.int64)
     proba = crossfit.proba[:, s_keep]
     if not soft:
         proba = np.eye(k, dtype=np.float32)[proba.argmax(2)]
@@ -182,15 +204,8 @@ def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[s
             train_g = ~test
             if not test.any() or not train_g.any():
                 continue
-            w_weak = proba[f].max(1)
-            w_gold = np.ones(int(train_g.sum()), np.float32)
-            a = weak_factor(rc.weak, w_weak, w_gold)
-            if a > 0:
-                rows = np.concatenate([s_rows, g_rows[train_g]])
-                targets = np.concatenate([proba[f], onehot[train_g]])
-                weights = np.concatenate([w_weak * a, w_gold]).astype(np.float32)
-            else:
-                rows, targets, weights = g_rows[train_g], onehot[train_g], w_gold
+            rows, targets, weights = fold_training(rc.weak, s_rows, proba[f], proba[f].max(1), g_rows[train_g],
+                                                   onehot[train_g])
             if len(np.unique(targets.argmax(1))) < 2:
                 continue  # a fold whose training rows hold one class cannot train a classifier
             pred[test] = trainer.fit_predict(rc.student, rows, targets, weights, g_rows[test], f)
