@@ -94,8 +94,33 @@ def test_few_lfs_are_no_evidence_the_default_is_majority_vote():
     y = rng.integers(0, 2, 3000)
     L = lfs(y, 2, [0.9, 0.6, 0.55, 0.52], [0.3, 0.9, 0.4, 0.4], rng)
     default = make_model(DEFAULT_MODEL, 2).fit(L)
-    assert default.chosen_ == "mv" and "min_lfs" in default.selection_["reason"]
-    np.testing.assert_allclose(default.predict_proba(L), MajorityVote(2).fit(L).predict_proba(L))
+    assert default.chosen_ == "mvt" and "min_lfs" in default.selection_["reason"]
+    # majority vote, its ties broken by rule instead of at random: nothing else moves
+    mv = MajorityVote(2).fit(L).predict_proba(L)
+    np.testing.assert_allclose(default.predict_proba(L), mv, atol=1e-6)
+    untied = np.abs(mv[:, 0] - mv[:, 1]) > 1e-9
+    np.testing.assert_array_equal(default.predict(L)[untied], mv[untied].argmax(1))
+
+
+def test_kept_majority_vote_breaks_ties_for_the_class_whose_keywords_fire_less():
+    """Two keyword LFs, both right 75% of the time when they fire, one for a class of 90% of the items and one
+    for a class of 10%; each fires on 30% of its own class. Where both fire, plain majority vote flips a coin;
+    the rare class's keyword, which fires far less often, is the stronger evidence (posterior about 9:1), and the
+    balanced tie-break follows it."""
+    rng = np.random.default_rng(6)
+    n = 20000
+    y = (rng.random(n) < 0.1).astype(int)
+    a = np.where(rng.random(n) < np.where(y == 0, 0.3, 0.9), 0, -1)  # precision 0.27 / (0.27 + 0.09) = 0.75
+    b = np.where(rng.random(n) < np.where(y == 1, 0.3, 0.0111), 1, -1)  # 0.03 / (0.03 + 0.01) = 0.75
+    L = np.stack([a, b], 1)
+    tie = (a >= 0) & (b >= 0)
+    model = MajorityVote(2, ties="balanced").fit(L)
+    assert (model.predict(L)[tie] == 1).all()
+    assert np.mean(y[tie] == 1) > 0.6  # the rule is right on those rows more often than a coin
+    plain = MajorityVote(2).fit(L).predict_proba(L)
+    np.testing.assert_allclose(model.predict_proba(L), plain, atol=1e-6)
+    with pytest.raises(Exception, match="ties"):
+        MajorityVote(2, ties="first").fit(L)
 
 
 def test_correlated_unipolar_lfs_next_to_one_broad_accurate_lf():
@@ -246,7 +271,7 @@ def test_hyperlm_is_an_optional_candidate_skipped_cleanly_when_missing():
         with pytest.raises(Exception, match="pip install"):
             make_model("hyperlm", 3).fit(L)
     big = HeldOutSelect(3, hyperlm_max_rows=100, candidates=("mv", "hyperlm")).fit(L)
-    assert big.chosen_ == "mv" and "hyperlm" in big.selection_["skipped"]
+    assert big.chosen_ == "mvt" and "hyperlm" in big.selection_["skipped"]
 
 
 def test_hyperlm_wrapper_is_transductive_and_keeps_every_row():

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ConfigError
-from .base import LabelModel, Votes, row_sum, softmax_rows
+from .base import LabelModel, Votes, row_max, row_sum, softmax_rows
 
 
 def class_counts(votes: Votes, weights: np.ndarray | None = None) -> np.ndarray:
@@ -104,22 +104,35 @@ class MajorityVote(LabelModel):
     when LFs vote every class with the class frequencies (then it removes the prior). ``'auto'``
     balances only when the LFs are unipolar (``unipolar_share`` >= 0.8: each LF puts >= 95% of its votes
     on one class), the keyword-LF case; ``HeldOutSelect`` still checks it against plain counting.
+
+    ``ties='balanced'`` changes only rows whose top classes tie (which ``predict`` would break at random): the
+    tied class whose votes weigh most when each unipolar LF's vote is divided by the votes its class draws from
+    unipolar LFs (the likelihood-ratio argument above; LFs that vote several classes count plainly). A tie
+    between two keyword LFs then goes to the class whose keywords fire less often: with equally precise unipolar
+    LFs a vote's likelihood ratio grows as its class gets rarer, and a class whose LFs draw few votes is a rare
+    one. It adds 1e-6 of the row's top count to the winning tied class, so every other row, and the
+    probabilities, stay those of plain counting. Measured: eval/results/labelmodel-ties.md.
     """
 
     def __init__(self, cardinality: int | None = None, class_prior="estimate", redundancy: bool = False,
-                 class_balance: bool = False, random_state: int | None = 0):
+                 class_balance: bool = False, ties: str = "random", random_state: int | None = 0):
         super().__init__(cardinality, random_state)
         self.class_prior = class_prior
         self.redundancy = redundancy
         self.class_balance = class_balance
+        self.ties = ties
 
     def _fit(self, votes, dev, y_dev):
         from .redundancy import lf_weights
 
         if self.class_balance not in (True, False, "auto"):
             raise ConfigError(f"class_balance must be True, False or 'auto', got {self.class_balance!r}")
+        if self.ties not in ("random", "balanced"):
+            raise ConfigError(f"ties must be 'random' or 'balanced', got {self.ties!r}")
         self.lf_weights_ = lf_weights(votes, self.redundancy, self.random_state)
-        self.class_scale_ = self._scale(lf_class_totals(votes), self.lf_weights_)
+        totals = lf_class_totals(votes)
+        self.class_scale_ = self._scale(totals, self.lf_weights_)
+        self.tie_unipolar_, self.tie_scale_ = self._tie_rule(totals, self.lf_weights_)
         self.class_prior_ = resolve_prior(self.class_prior, votes.k, _covered_mean(self, votes), y_dev)
 
     def _scale(self, totals: tuple[np.ndarray, np.ndarray], weights: np.ndarray) -> np.ndarray:
@@ -136,6 +149,41 @@ class MajorityVote(LabelModel):
         scale[pos] /= scale[pos].mean() if pos.any() else 1.0
         scale[~pos] = 1.0
         return scale
+
+    def _tie_rule(self, totals: tuple[np.ndarray, np.ndarray], weights: np.ndarray):
+        """``(unipolar LFs, per-class scale)`` of ``ties='balanced'`` from the per-LF class totals."""
+        hard, summed = totals
+        m, k = summed.shape
+        if self.ties != "balanced":
+            return np.zeros(m, bool), np.ones(k)
+        tot = hard.sum(axis=1)
+        uni = (tot > 0) & (hard.max(axis=1) >= 0.95 * tot)
+        w = weights if self.redundancy else (weights > 0).astype(float)
+        drawn = np.bincount(hard.argmax(axis=1)[uni], weights=(w * summed.sum(axis=1))[uni], minlength=k)
+        scale = np.divide(1.0, drawn, out=np.zeros(k), where=drawn > 0)
+        pos = scale > 0
+        scale[pos] /= scale[pos].mean() if pos.any() else 1.0
+        scale[~pos] = 1.0
+        return uni, scale
+
+    def _counts(self, votes: Votes, w: np.ndarray | None, scale, uni: np.ndarray, tie_scale: np.ndarray) -> np.ndarray:
+        """The (scaled) vote counts, with ``ties='balanced'``'s nudge on the tied rows."""
+        counts = class_counts(votes, w) * scale
+        if self.ties != "balanced" or not uni.any():
+            return counts
+        top = row_max(counts)
+        tied = counts >= (top - 1e-9 * np.maximum(top, 1e-12))[:, None]
+        rows = np.flatnonzero((tied.sum(axis=1) > 1) & (top > 0))
+        if not len(rows):
+            return counts
+        sub = Votes(votes.hard[rows], None if votes.soft is None else votes.soft[rows], votes.k, votes.names)
+        wv = np.ones(votes.m) if w is None else np.asarray(w, float)
+        score = class_counts(sub, wv * uni) * tie_scale + class_counts(sub, wv * ~uni)
+        score = np.where(tied[rows], score, -np.inf)
+        # the winner gets the whole nudge: a graded one can vanish under a calibrator's temperature
+        win = score >= (row_max(score) - 1e-12 * np.abs(row_max(score)))[:, None]
+        counts[rows] += 1e-6 * top[rows, None] * win
+        return counts
 
     def heldout_proba(self, votes: Votes, group: np.ndarray, rows: np.ndarray, jaccard: np.ndarray | None = None,
                       totals=None) -> np.ndarray:
@@ -157,14 +205,16 @@ class MajorityVote(LabelModel):
             w = keep.astype(float)
         hard, summed = totals if totals is not None else lf_class_totals(votes)
         scale = self._scale((hard[keep], summed[keep]), w[keep])
+        uni, tie_scale = self._tie_rule((hard, summed), w * keep)
         sub = Votes(votes.hard[rows], None if votes.soft is None else votes.soft[rows], votes.k, votes.names)
-        counts = class_counts(sub, w) * scale
+        counts = self._counts(sub, w, scale, uni & keep, tie_scale)
         tot = row_sum(counts)[:, None]
         return np.divide(counts, tot, out=np.full_like(counts, 1.0 / votes.k), where=tot > 0)
 
     def _proba(self, votes):
-        counts = class_counts(votes, None if self.redundancy is False else self.lf_weights_)
-        counts *= getattr(self, "class_scale_", 1.0)
+        uni = getattr(self, "tie_unipolar_", np.zeros(votes.m, bool))
+        counts = self._counts(votes, None if self.redundancy is False else self.lf_weights_,
+                              getattr(self, "class_scale_", 1.0), uni, getattr(self, "tie_scale_", np.ones(votes.k)))
         tot = row_sum(counts)[:, None]
         return np.divide(counts, tot, out=np.full_like(counts, 1.0 / votes.k), where=tot > 0)
 
