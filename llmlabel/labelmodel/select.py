@@ -69,6 +69,7 @@ MODEL_ALIASES = {"majority": "mv", "wmv": "wv", "dawid-skene": "ds", "one-coin":
 def _table(kw: dict) -> dict:
     return {
         "mv": lambda: MajorityVote(**kw),
+        "mvt": lambda: MajorityVote(ties="balanced", **kw),
         "mv-r": lambda: MajorityVote(redundancy=True, **kw),
         "mvb": lambda: MajorityVote(class_balance="auto", **kw),
         "mvb-r": lambda: MajorityVote(class_balance="auto", redundancy=True, **kw),
@@ -97,7 +98,8 @@ MODEL_NAMES = tuple(_table({}))
 def make_model(spec, cardinality: int | None = None, random_state: int | None = 0) -> LabelModel:
     """A label model from a short name, or a (unfitted) ``LabelModel`` instance as is.
 
-    Names: ``mv``, ``wv`` (agreement weights), ``wv-dev`` (dev-set weights), ``ds`` (abstention
+    Names: ``mv``, ``mvt`` (majority vote, ties broken by the class-balanced score of the unipolar LFs' votes),
+    ``mvb`` (class-balanced vote), ``wv`` (agreement weights), ``wv-dev`` (dev-set weights), ``ds`` (abstention
     modelled), ``ds-missing`` (textbook), ``onecoin``, ``onecoin-missing``; ``ds-dev`` / ``onecoin-dev`` add
     the dev rows as clamped, semi-supervised EM data; ``-r`` variants discount near-duplicate LFs;
     ``heldout`` is the no-gold default (``DEFAULT_MODEL``); ``stacked-dev`` is logistic regression on
