@@ -39,8 +39,10 @@ def register(app: typer.Typer) -> None:
         res = aggregate_votes(votes, output, dev=dev, method=method, taxonomy=taxonomy, review_top=review_top,
                               gold=gold)
         rep, paths = res.report, res.paths
+        inner = rep.get("unsupervised_selection") or {}  # what the no-gold default kept, and why
+        kept = f"; it kept {inner['chosen']}: {inner.get('reason')}" if inner.get("chosen") else ""
         typer.echo(f"{res.items:,} items, {res.uncovered:,} uncovered (kept, marked); model "
-                   f"{rep.get('chosen')} ({rep.get('reason')}); wrote {paths['labeled']} and review queue "
+                   f"{rep.get('chosen')} ({rep.get('reason')}{kept}); wrote {paths['labeled']} and review queue "
                    f"{paths['review_csv']}", err=True)
         if gold is not None and "n_gold" in rep:
             typer.echo(f"gold: {rep['n_gold']:,} items clamped; {rep['n_gold_selection']:,} (random sample) also "
