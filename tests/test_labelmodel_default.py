@@ -382,3 +382,16 @@ def test_soft_vote_em_on_voted_rows_only_equals_the_dense_likelihood(abstain):
     r = np.divide(wT[:, None, :], z, out=np.zeros_like(z), where=z > 0)
     dense_counts = theta * np.einsum("njs,njc->jcs", X.reshape(n, m, S), r)
     np.testing.assert_allclose(engine.counts(wT, theta), dense_counts, atol=1e-9)
+
+
+@pytest.mark.parametrize("redundancy", [False, True])
+def test_tie_broken_vote_held_out_without_refit_equals_a_refit_on_silenced_votes(redundancy):
+    from llmlabel.labelmodel.heldout import _subset, without
+
+    L, y, k = imbalanced_keyword_matrix(0, n=2000)
+    votes = as_votes(L, k)
+    model = MajorityVote(k, ties="balanced", redundancy=redundancy)._fit_votes(votes)
+    group, rows = np.array([3, 7]), np.arange(0, 2000, 3)
+    silenced = without(votes, group)
+    refit = MajorityVote(k, ties="balanced", redundancy=redundancy)._fit_votes(silenced)
+    np.testing.assert_allclose(model.heldout_proba(votes, group, rows), refit._proba(_subset(silenced, rows)), atol=1e-12)
