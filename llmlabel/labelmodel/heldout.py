@@ -336,7 +336,9 @@ class HeldOutSelect(LabelModel):
             model = model.clone().set_params(ties=self.ties)
             model._fit_votes(votes)
             chosen = "mvt" if ref == "mv" and self.ties == "balanced" else f"{ref} (ties: {self.ties})"
-            reason += f"; {ref}'s ties broken by the class-balanced score of the unipolar LFs' votes ({chosen})"
+            how = ("by the class-balanced score of the unipolar LFs' votes" if self.ties == "balanced"
+                   else "at random")
+            reason += f"; {ref}'s ties broken {how} ({chosen})"
         elif sample is not votes:
             if "warm_start" in model.get_params():
                 model.set_params(warm_start=True, max_iter=self.refit_iter, max_fit_rows=self.max_refit_rows)

@@ -50,12 +50,15 @@ def _covered_mean(model, votes: Votes, max_rows: int = 200_000) -> np.ndarray | 
     return model._proba(votes)[cov].mean(axis=0) if cov.any() else None
 
 
-def _unipolar(per_lf: np.ndarray, purity: float = 0.95) -> float:
+def _unipolar_lfs(per_lf: np.ndarray, purity: float = 0.95) -> np.ndarray:
+    """Per LF: it votes, and at least ``purity`` of its votes are one class."""
     tot = per_lf.sum(axis=1)
-    voting = tot > 0
-    if not voting.any():
-        return 0.0
-    return float(np.mean(per_lf[voting].max(axis=1) / tot[voting] >= purity))
+    return (tot > 0) & (per_lf.max(axis=1) >= purity * tot)
+
+
+def _unipolar(per_lf: np.ndarray, purity: float = 0.95) -> float:
+    voting = per_lf.sum(axis=1) > 0
+    return float(_unipolar_lfs(per_lf, purity)[voting].mean()) if voting.any() else 0.0
 
 
 def unipolar_share(votes: Votes, purity: float = 0.95) -> float:
@@ -85,6 +88,16 @@ def resolve_prior(spec, k: int, estimate: np.ndarray | None, y_dev: np.ndarray |
     if p.shape != (k,) or (p < 0).any() or not np.isclose(p.sum(), 1.0, atol=1e-6):
         raise ConfigError(f"class_prior must be a length-{k} probability vector, got {spec!r}")
     return p
+
+
+def _inverse_scale(drawn: np.ndarray) -> np.ndarray:
+    """Per class ``1 / votes drawn``, mean 1 over the classes that draw votes; a class no LF ever votes keeps
+    scale 1: it has no votes to rescale."""
+    scale = np.divide(1.0, drawn, out=np.zeros(len(drawn)), where=drawn > 0)
+    pos = scale > 0
+    scale[pos] /= scale[pos].mean() if pos.any() else 1.0
+    scale[~pos] = 1.0
+    return scale
 
 
 class MajorityVote(LabelModel):
@@ -142,13 +155,7 @@ class MajorityVote(LabelModel):
         k = summed.shape[1]
         if not (self.class_balance is True or (self.class_balance == "auto" and _unipolar(hard) >= 0.8)):
             return np.ones(k)
-        drawn = (weights if self.redundancy else (weights > 0).astype(float)) @ summed
-        # A class no LF ever votes keeps scale 1: it has no votes to rescale.
-        scale = np.divide(1.0, drawn, out=np.zeros(k), where=drawn > 0)
-        pos = scale > 0
-        scale[pos] /= scale[pos].mean() if pos.any() else 1.0
-        scale[~pos] = 1.0
-        return scale
+        return _inverse_scale((weights if self.redundancy else (weights > 0).astype(float)) @ summed)
 
     def _tie_rule(self, totals: tuple[np.ndarray, np.ndarray], weights: np.ndarray):
         """``(unipolar LFs, per-class scale)`` of ``ties='balanced'`` from the per-LF class totals."""
@@ -156,15 +163,10 @@ class MajorityVote(LabelModel):
         m, k = summed.shape
         if self.ties != "balanced":
             return np.zeros(m, bool), np.ones(k)
-        tot = hard.sum(axis=1)
-        uni = (tot > 0) & (hard.max(axis=1) >= 0.95 * tot)
+        uni = _unipolar_lfs(hard)
         w = weights if self.redundancy else (weights > 0).astype(float)
-        drawn = np.bincount(hard.argmax(axis=1)[uni], weights=(w * summed.sum(axis=1))[uni], minlength=k)
-        scale = np.divide(1.0, drawn, out=np.zeros(k), where=drawn > 0)
-        pos = scale > 0
-        scale[pos] /= scale[pos].mean() if pos.any() else 1.0
-        scale[~pos] = 1.0
-        return uni, scale
+        return uni, _inverse_scale(np.bincount(hard.argmax(axis=1)[uni], weights=(w * summed.sum(axis=1))[uni],
+                                               minlength=k))
 
     def _counts(self, votes: Votes, w: np.ndarray | None, scale, uni: np.ndarray, tie_scale: np.ndarray) -> np.ndarray:
         """The (scaled) vote counts, with ``ties='balanced'``'s nudge on the tied rows."""

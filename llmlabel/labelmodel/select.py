@@ -22,7 +22,6 @@ from .base import LabelModel, as_votes, check_labels
 from .calibrate import (ARGMAX_PRESERVING, CalibratedLabelModel, expected_accuracy, expected_calibration_error,
                         log_loss, make_calibrator)
 from .dawid_skene import DawidSkene, OneCoinDawidSkene
-from .heldout import MANY_CLASSES as HELDOUT_MANY_CLASSES
 from .heldout import HeldOutSelect
 from .hyperlm import HyperLM, hyperlm_available
 from .majority import MajorityVote, WeightedVote
@@ -31,8 +30,7 @@ from .stacked import StackedVote
 #: Model used when there is no dev set: ``HeldOutSelect`` (heldout.py) keeps majority vote (its ties broken by
 #: rule: ``mvt``) unless a candidate (class-balanced vote, one-coin and Dawid-Skene EM, HyperLM when installed)
 #: predicts held-out LFs better by a one-sided t-test at 2 standard errors over at least 10 scored LFs. Never
-#: reads gold. WRENCH test
-#: accuracy (eval/results/labelmodel.md): youtube 0.852, sms 0.622, trec 0.646, semeval 0.825 (majority vote
+#: reads gold. WRENCH test accuracy (eval/results/labelmodel.md): youtube 0.852, sms 0.622, trec 0.646, semeval 0.825 (majority vote
 #: 0.814 / 0.622 / 0.606 / 0.770; HyperLM 0.852 / 0.622 / 0.658 / 0.825).
 DEFAULT_MODEL = "heldout"
 
@@ -40,8 +38,6 @@ DEFAULT_MODEL = "heldout"
 #: a few thousand rows and six classes); pass it in ``candidates`` to include it.
 DEFAULT_CANDIDATES = ("mv", "mvb", "wv", "ds", "onecoin", "heldout", "ds-dev", "onecoin-dev", "wv-dev")
 
-#: The no-gold default's own threshold for its EM candidates (heldout.py).
-MANY_CLASSES = HELDOUT_MANY_CLASSES
 #: Above this many confusion parameters (LFs x classes x classes) the default candidate lists leave out the full
 #: Dawid-Skene models and cross-fitting uses ``MANY_CLASS_FOLDS`` folds: it is what EM's cost grows with.
 #: Banking77's key phrases (78 LFs x 77 classes: 462k) take most of ``aggregate --gold``'s minutes; GoEmotions'
@@ -56,6 +52,7 @@ FULL_DS = ("ds", "ds-dev", "ds-r")
 def too_costly_for_full_ds(n_lfs: int, k: int) -> bool:
     """True when full Dawid-Skene (``n_lfs x k x k`` confusion parameters) is left out of the default candidates."""
     return n_lfs * k * k > FULL_DS_MAX_PARAMS
+
 
 #: Candidates that need an optional package; ``select_label_model`` skips them (and says so) without it.
 OPTIONAL_CANDIDATES = {"hyperlm": hyperlm_available, "hyperlm-dev": hyperlm_available}
