@@ -121,6 +121,8 @@ def test_kept_majority_vote_breaks_ties_for_the_class_whose_keywords_fire_less()
     np.testing.assert_allclose(model.predict_proba(L), plain, atol=1e-6)
     with pytest.raises(Exception, match="ties"):
         MajorityVote(2, ties="first").fit(L)
+    with pytest.raises(Exception, match="ties"):
+        HeldOutSelect(2, ties="first").fit(L)
 
 
 def test_correlated_unipolar_lfs_next_to_one_broad_accurate_lf():

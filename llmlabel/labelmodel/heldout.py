@@ -281,6 +281,8 @@ class HeldOutSelect(LabelModel):
     def _fit(self, votes, dev, y_dev):
         if not self.candidates:
             raise ConfigError("candidates is empty: give at least one label model")
+        if self.ties not in ("random", "balanced"):
+            raise ConfigError(f"ties must be 'random' or 'balanced', got {self.ties!r}")
         sample = self._sample(votes)
         jaccard = agreement_jaccard(sample)
         groups = redundant_groups(sample, self.group_threshold, jaccard)
