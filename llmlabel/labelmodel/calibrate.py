@@ -241,6 +241,9 @@ class CalibratedLabelModel(LabelModel):
         self.report_ = rep
         return self
 
+    def _row_wise(self) -> bool:  # every calibrator maps a row of probabilities on its own
+        return self.base_._row_wise()
+
     def _proba(self, votes):
         return self.calibrator_.transform(self.base_._proba(votes))
 

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ConfigError
-from .base import LabelModel, Votes, dedup_rows
+from .base import PREDICT_BLOCK, LabelModel, Votes, dedup_rows
 from .em import HardEM, SoftEM, design_matrix, normalise, posterior, silenced, vote_shares
 from .majority import resolve_prior
 from .redundancy import lf_weights
@@ -202,8 +202,12 @@ class DawidSkene(LabelModel):
             return HardEM(X, m, S, k, self.lf_weights_, implicit_abstain=self._model_abstain)
         return SoftEM(X, m, S, k, self.lf_weights_)
 
+    def _row_wise(self) -> bool:
+        return True
+
     def _proba(self, votes):
-        engine, w, inv = self._engine(votes)
+        # Blocks of predict_proba come already deduplicated over all rows (``LabelModel._proba_with_prior``).
+        engine, w, inv = self._engine(votes, dedup=votes.n > PREDICT_BLOCK)
         proba = posterior(engine.logits(self.confusion_), self.class_prior_)
         return proba[inv] if inv is not None else proba
 

@@ -353,6 +353,9 @@ class HeldOutSelect(LabelModel):
                            "lfs_scorable": int(len(scorable)), "candidates": rows, "skipped": skipped}
         self.class_prior_ = model.class_prior_
 
+    def _row_wise(self) -> bool:
+        return self.model_._row_wise()
+
     def _proba(self, votes):
         return self.model_._proba(votes)
 

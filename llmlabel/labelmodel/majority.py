@@ -213,6 +213,9 @@ class MajorityVote(LabelModel):
         tot = row_sum(counts)[:, None]
         return np.divide(counts, tot, out=np.full_like(counts, 1.0 / votes.k), where=tot > 0)
 
+    def _row_wise(self) -> bool:
+        return True
+
     def _proba(self, votes):
         uni = getattr(self, "tie_unipolar_", np.zeros(votes.m, bool))
         counts = self._counts(votes, None if self.redundancy is False else self.lf_weights_,
@@ -287,6 +290,9 @@ class WeightedVote(LabelModel):
             self.accuracy_ = acc
             self.weights_ = np.clip(np.log(acc * (k - 1) / (1 - acc)), 0.0, self.max_weight) * tau
         self.class_prior_ = resolve_prior(self.class_prior, k, _covered_mean(self, votes), y_dev)
+
+    def _row_wise(self) -> bool:
+        return True
 
     def _proba(self, votes):
         return softmax_rows(class_counts(votes, self.weights_))
