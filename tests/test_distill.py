@@ -495,3 +495,36 @@ def test_hard_label_outside_the_classes_is_named(multi):
     y = [["refund"], ["refund", "fraud"]] if multi else ["refund", "fraud"]
     with pytest.raises(InputError, match="'fraud' is not in classes"):
         StaticStudent(multi_label=multi).fit(["money back", "stolen"], y, classes=["refund", "other"])
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_static_head_loss_and_gradient_match_torch_autograd(multi_label):
+    """The static student's linear head trains on a closed-form loss and gradient (static_loss.py, no autograd):
+    both must equal what torch's autograd gives for the same objective."""
+    import scipy.sparse as sp
+    import torch
+    import torch.nn.functional as F
+
+    from llmlabel.distill.static_loss import LinearHeadLoss
+
+    rng = np.random.default_rng(0)
+    n, d, nf, k, l2 = 50, 8, 30, 4, 0.01
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    S = sp.random(n, nf, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    T = rng.random((n, k)).astype(np.float32)
+    T = (T > 0.5).astype(np.float32) if multi_label else T / T.sum(1, keepdims=True)
+    W = rng.random(n).astype(np.float32)
+    W /= W.sum()
+    P = {"bias": rng.normal(size=k).astype(np.float32), "emb_weight": rng.normal(size=(k, d)).astype(np.float32),
+         "sparse_weight": rng.normal(size=(nf, k)).astype(np.float32)}
+    loss, grad = LinearHeadLoss(x, S, T, W, l2, multi_label).loss_grad(P)
+    tp = {a: torch.tensor(b, requires_grad=True) for a, b in P.items()}
+    z = tp["bias"] + torch.from_numpy(S.toarray()) @ tp["sparse_weight"] + torch.from_numpy(x) @ tp["emb_weight"].T
+    Tt = torch.from_numpy(T)
+    per = (F.binary_cross_entropy_with_logits(z, Tt, reduction="none").sum(1) if multi_label
+           else -(Tt * F.log_softmax(z, 1)).sum(1))
+    ref = (per * torch.from_numpy(W)).sum() + 0.5 * l2 * ((tp["emb_weight"] ** 2).sum() + (tp["sparse_weight"] ** 2).sum())
+    ref.backward()
+    assert loss == pytest.approx(ref.item(), rel=1e-5)
+    for name in P:
+        np.testing.assert_allclose(grad[name], tp[name].grad.numpy(), atol=1e-6)

@@ -180,12 +180,20 @@ def test_the_tuned_candidate_is_honest_fitted_once_and_ships_without_its_halves(
     true = np.array([classes.index(r["category"]) for r in rows])
     gold_idx = np.sort(np.random.default_rng(2).choice(len(rows), 24, replace=False))
     path, _ = _write_run(tmp_path, true, rows, gold_idx, classes)
-    seen = []
+    seen, encoded = [], []
     real = TunedEncoder.for_fold
+
+    class Counting:  # the real half, counting the texts it embeds
+        def __init__(self, emb):
+            self.emb = emb
+
+        def encode(self, texts, **kw):
+            encoded.extend(texts)
+            return self.emb.encode(texts, **kw)
 
     def spy(self, fold):
         seen.append((fold, self.part_for_fold(fold)))
-        return real(self, fold)
+        return Counting(real(self, fold))
 
     monkeypatch.setattr(TunedEncoder, "for_fold", spy)
     res = distill(path, tmp_path / "model", student="auto", min_per_class=1)
@@ -198,6 +206,10 @@ def test_the_tuned_candidate_is_honest_fitted_once_and_ships_without_its_halves(
         assert part == f"half{1 - f % 2}"
         assert all(halves[rows[i]["id"]] == f % 2 for i, g in zip(gold_idx, fold) if g == f)
     assert {f % 2 for f, _ in seen} == {0, 1}  # one encode per half: folds of a parity share their space
+    # trained on the gold alone, the candidate embeds each gold row once per half (to score it, or to train on it
+    # for the other parity's folds) and no weak row
+    assert sorted(encoded) == sorted(2 * [rows[i]["text"] for i in gold_idx])
+    assert {r["weak"] for r in net["candidates"] if r["student"] == "tuned"} == {"none"}
     created = enc.meta["created"]
     distill(path, tmp_path / "model2", student="auto", min_per_class=1)
     assert TunedEncoder(tmp_path / "encoder").meta["created"] == created  # reused, not refitted

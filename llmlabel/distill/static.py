@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import ConfigError
 from .base import Student
 from .static_format import STUDENT_FILE, StaticPredictor, token_ids
+from .static_loss import LinearHeadLoss
 
 
 @functools.lru_cache(maxsize=2)
@@ -144,25 +145,27 @@ class StaticStudent(Student):
         scores = {}
         saved = (self.epochs, self.history_, self.progress)
         self.epochs, self.progress = 1, False
+        idx = np.flatnonzero(~hold)
+        sub = [texts[i] for i in idx]
+        feats = None  # one vocabulary and feature matrix for the grid's fits: the same texts each time
         for wd in self.WD_GRID:
             self.weight_decay_ = wd
-            idx = np.flatnonzero(~hold)
-            self._fit_one([texts[i] for i in idx], targets[idx], weights[idx], None)
+            feats = self._fit_one(sub, targets[idx], weights[idx], None, feats)
             if dev is not None:
                 scores[wd] = self._dev_score(dev)
             else:
                 h = np.flatnonzero(hold)
-                pred = self.predict_proba([texts[i] for i in h]).argmax(1)
+                proba = self.predict_proba([texts[i] for i in h])
                 w = weights[h]
-                scores[wd] = float((targets[h, pred] * w).sum() / max(w.sum(), 1e-8)) if not self.multi_label else \
-                    float(-np.abs((self.predict_proba([texts[i] for i in h]) >= self.threshold) - targets[h]).mean())
+                scores[wd] = (float((targets[h, proba.argmax(1)] * w).sum() / max(w.sum(), 1e-8))
+                              if not self.multi_label else float(-np.abs((proba >= self.threshold) - targets[h]).mean()))
         self.epochs, self.history_, self.progress = saved
         self.history_ = []
         self.wd_scores_ = {str(k): v for k, v in scores.items()}
         self.weight_decay_ = max(self.WD_GRID, key=lambda wd: (scores[wd], -wd))
         self._fit_one(texts, targets, weights, dev)
 
-    def _fit_one(self, texts: list[str], targets: np.ndarray, weights: np.ndarray, dev) -> None:
+    def _fit_one(self, texts: list[str], targets: np.ndarray, weights: np.ndarray, dev, feats=None):
         """Full-batch L-BFGS on the (convex for the linear head) weighted soft cross-entropy + L2, on one torch
         thread: these matmuls gain little from a second thread, and OpenMP's spin-waiting workers make them 10-15x
         slower when the cores are shared (measured: 90 texts 0.8 s vs 11 s; Banking77 20 s vs 69 s per fit)."""
@@ -171,32 +174,47 @@ class StaticStudent(Student):
         saved = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            self._fit_lbfgs(texts, targets, weights, dev)
+            return self._fit_lbfgs(texts, targets, weights, dev, feats)
         finally:
             torch.set_num_threads(saved)
 
-    def _fit_lbfgs(self, texts: list[str], targets: np.ndarray, weights: np.ndarray, dev) -> None:
+    def _fit_lbfgs(self, texts: list[str], targets: np.ndarray, weights: np.ndarray, dev, feats=None):
+        """Trains the head; returns the texts' features ``(x, S)`` so a refit on the same texts can pass them as
+        ``feats`` (the vocabulary they were built with is kept as it is then)."""
         import torch
 
-        x, S = self._features_for_fit(texts)
+        x, S = self._features_for_fit(texts) if feats is None else feats
         n, k, d = len(texts), targets.shape[1], x.shape[1]
-        params, St = self._init_params(S, n, k, d)
-        X = torch.from_numpy(x)
-        T = torch.from_numpy(np.asarray(targets, dtype=np.float32))
-        W = torch.from_numpy(np.asarray(weights, dtype=np.float32))
-        W = W / W.sum().clamp_min(1e-8)
-        objective = self._objective(params, X, St, T, W)
+        params, St = self._init_params(S, n, k, d, sparse_tensor=self.head != "linear")
+        W = np.asarray(weights, dtype=np.float32)
+        W = W / max(float(W.sum()), 1e-8)
         opt = torch.optim.LBFGS(list(params.values()), lr=1.0, max_iter=self.steps_per_epoch,
                                 history_size=20, line_search_fn="strong_wolfe", tolerance_change=1e-9,
                                 tolerance_grad=1e-7)
+        if self.head == "linear":  # the loss and its gradient in closed form (static_loss.py), no autograd
+            lin = LinearHeadLoss(x, S, targets, W, self.weight_decay_, self.multi_label)
+            arrays = {name: p.detach().numpy() for name, p in params.items()}  # L-BFGS updates them in place
 
-        def closure():
-            opt.zero_grad()
-            loss = objective()
-            loss.backward()
-            return loss
+            def objective():
+                return torch.tensor(lin.loss_grad(arrays, grad=False)[0])
+
+            def closure():
+                loss, grads = lin.loss_grad(arrays)
+                for name, p in params.items():
+                    p.grad = torch.from_numpy(grads[name])
+                return torch.tensor(loss)
+        else:
+            objective = self._objective(params, torch.from_numpy(x), St,
+                                        torch.from_numpy(np.asarray(targets, dtype=np.float32)), torch.from_numpy(W))
+
+            def closure():
+                opt.zero_grad()
+                loss = objective()
+                loss.backward()
+                return loss
 
         self._set_state(self._lbfgs_rounds(opt, closure, objective, params, dev))
+        return x, S
 
     def _features_for_fit(self, texts: list[str]):
         """The TF-IDF vocabulary fitted on ``texts`` (none with ``ngrams=0``), then their features: mean
@@ -212,11 +230,11 @@ class StaticStudent(Student):
             self.token_index_ = np.full(self.emb_.shape[0], -1, dtype=np.int32)
             self.bigram_keys_ = np.zeros(0, dtype=np.int64)
             self.idf_ = np.zeros(0, dtype=np.float32)
-        return features(self.tokenizer_, texts, self.max_tokens, self.emb_, self._head_arrays())
+        return features(self.tokenizer_, texts, self.max_tokens, self.emb_, self._head_arrays(), (flat, lens))
 
-    def _init_params(self, S, n: int, k: int, d: int):
+    def _init_params(self, S, n: int, k: int, d: int, sparse_tensor: bool = True):
         """The head's parameters, seeded (zeros, or torch's default init for the MLP layers), and ``S`` as a
-        torch sparse tensor (None without TF-IDF features)."""
+        torch sparse tensor (None without TF-IDF features, or when ``sparse_tensor`` is False)."""
         import torch
 
         nf = len(self.idf_)
@@ -225,6 +243,7 @@ class StaticStudent(Student):
         St = None
         if nf:
             params["sparse_weight"] = torch.nn.Parameter(torch.zeros(nf, k))
+        if nf and sparse_tensor:
             coo = S.tocoo()
             St = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]).astype(np.int64), coo.data, (n, nf),
                                          check_invariants=False).coalesce()

@@ -98,9 +98,10 @@ def sparse_features(flat: np.ndarray, lens: np.ndarray, counts, token_index: np.
     return m
 
 
-def features(tokenizer, texts: list[str], max_tokens: int, emb: np.ndarray, head: dict):
-    """(dense mean embeddings (n, dim), sparse TF-IDF (n, features) or None)."""
-    flat, lens = token_ids(tokenizer, texts, max_tokens)
+def features(tokenizer, texts: list[str], max_tokens: int, emb: np.ndarray, head: dict, tokens=None):
+    """(dense mean embeddings (n, dim), sparse TF-IDF (n, features) or None); ``tokens``: ``token_ids`` of
+    ``texts`` when the caller has them already (tokenising is most of the cost)."""
+    flat, lens = token_ids(tokenizer, texts, max_tokens) if tokens is None else tokens
     counts = count_matrix(flat, lens, emb.shape[0])
     x = mean_embedding(emb, counts, lens)
     s = None
