@@ -13,7 +13,7 @@ from llmlabel.labelmodel import (ABSTAIN, CalibratedLabelModel, DawidSkene, Held
                                  expected_accuracy, expected_calibration_error, load_wrench, review_queue,
                                  select_label_model, to_label_studio, write_csv, write_jsonl,
                                  write_label_studio)
-from llmlabel.labelmodel.base import dedup_rows
+from llmlabel.labelmodel.rowops import dedup_rows
 
 MODELS = [MajorityVote, WeightedVote, DawidSkene, OneCoinDawidSkene,
           lambda **kw: DawidSkene(abstain="missing", **kw)]

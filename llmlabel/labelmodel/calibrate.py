@@ -13,7 +13,8 @@ from scipy.optimize import minimize_scalar
 
 from ..errors import ConfigError, InputError
 from ..metrics import expected_calibration_error  # noqa: F401 - re-exported
-from .base import LabelModel, as_votes, check_labels, softmax_rows
+from .base import LabelModel, as_votes, check_labels
+from .rowops import softmax_rows
 
 _EPS = 1e-6
 

@@ -16,7 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ConfigError
-from .base import PREDICT_BLOCK, LabelModel, Votes, dedup_rows
+from .base import PREDICT_BLOCK, LabelModel, Votes
+from .rowops import dedup_rows
 from .em import HardEM, SoftEM, design_matrix, normalise, posterior, silenced, vote_shares
 from .majority import resolve_prior
 from .redundancy import lf_weights

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .base import Votes, row_max, row_sum
+from .base import Votes
+from .rowops import row_max, row_sum
 
 
 def design_matrix(votes: Votes, abstain_symbol: bool, hard: np.ndarray | None = None) -> sp.csr_matrix:

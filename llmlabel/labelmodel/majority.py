@@ -6,7 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ConfigError
-from .base import LabelModel, Votes, row_max, row_sum, softmax_rows
+from .base import LabelModel, Votes
+from .rowops import row_max, row_sum, softmax_rows
 
 
 def class_counts(votes: Votes, weights: np.ndarray | None = None) -> np.ndarray:
