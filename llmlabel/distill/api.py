@@ -92,15 +92,10 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
     """
     from ..io_write import check_writable
-    from .card import render_card
     from .folder import check_replaceable
 
-    enc = {k: v for k, v in dict(max_steps=max_steps, batch_size=batch_size, threads=threads,
-                                 head_init=head_init).items() if v is not None}
-    if enc and not _is_encoder(student):
-        raise ConfigError("--max-steps/--batch-size/--threads/--head-init apply to encoder students only",
-                          hint="drop them, or choose --student minilm")
-    student_kw = {**enc, **student_kw}
+    student_kw = {**_encoder_options(student, max_steps=max_steps, batch_size=batch_size, threads=threads,
+                                     head_init=head_init), **student_kw}
     weak_weight = _parse_weak_weight(weak_weight)
     if output is not None:
         check_writable(output, folder=True)
@@ -121,10 +116,8 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
                                                 select_metric=select_metric, tuned_encoder=tuned_encoder)
     if student == "auto":
         student = "static"
-    st = make_student(student, multi_label=multi_label, epochs=epochs, seed=seed, progress=progress, **student_kw)
-    dev_pair = None
-    if dev is not None:
-        dev_pair = read_gold(dev, d.classes, text_field=text_field, label_field=dev_label_field, multi_label=multi_label)
+    dev_pair = None if dev is None else read_gold(dev, d.classes, text_field=text_field, label_field=dev_label_field,
+                                                  multi_label=multi_label)
     weights = d.weights if (confidence_weights and d.has_confidence) else None
     if soft is None:
         # Multi-label: the label sets decided at the label model's per-label thresholds. A rare label's calibrated
@@ -134,34 +127,50 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     used_soft = soft and d.soft_differs()  # all-0/1 probabilities are hard labels, whatever was asked
     t0 = time.perf_counter()
     st, chosen_ww, ww_scores = _fit_over_weights(
-        st, lambda: make_student(student, multi_label=multi_label, epochs=epochs, seed=seed, progress=progress,
-                                 **student_kw),
+        lambda: make_student(student, multi_label=multi_label, epochs=epochs, seed=seed, progress=progress, **student_kw),
         d, _weak_weights(weak_weight, d, dev_pair), weights, used_soft, dev_pair)
     train_s = time.perf_counter() - t0
     thr_from = _set_thresholds(st, d, net, dev_pair) if multi_label else None
 
-    counts = (d.labels.sum(0) if multi_label else np.bincount(d.labels, minlength=len(d.classes))).tolist()
+    metrics = _metrics(st, d, net, dev_pair, train_s=train_s, used_soft=used_soft, chosen_ww=chosen_ww,
+                       ww_scores=ww_scores, thr_from=thr_from, dev=dev)
+    folder = None if output is None else _write_model(
+        Path(output), st, d, metrics, used_soft=used_soft, soft=soft, weights=weights, train_s=train_s, dev=dev,
+        license=license, language=language)
+    return DistillResult(student=st, metrics=metrics, folder=folder)
+
+
+def _encoder_options(student: str, **options) -> dict:
+    """The encoder-only settings that were given; a one-line error when the student is not an encoder."""
+    enc = {k: v for k, v in options.items() if v is not None}
+    if enc and not _is_encoder(student):
+        raise ConfigError("--max-steps/--batch-size/--threads/--head-init apply to encoder students only",
+                          hint="drop them, or choose --student minilm")
+    return enc
+
+
+def _write_model(folder: Path, st, d: LabeledData, metrics: dict, *, used_soft: bool, soft: bool, weights, train_s: float,
+                 dev, license: str, language) -> Path:
+    """The model folder: the student, metrics.json, the training facts and the model card (README.md)."""
+    from .card import render_card
+
+    counts = (d.labels.sum(0) if d.multi_label else np.bincount(d.labels, minlength=len(d.classes))).tolist()
     label_stats = {"counts": dict(zip(d.classes, map(int, counts))), "weighted": weights is not None,
                    "mean_confidence": float(d.weights.mean()) if d.has_confidence else None}
     facts = TrainingFacts(targets="soft" if used_soft else "hard", soft_requested=soft, n_items=len(d),
-                          classes=list(d.classes), multi_label=multi_label, weighted=weights is not None,
+                          classes=list(d.classes), multi_label=d.multi_label, weighted=weights is not None,
                           n_human=d.n_human, source_file=Path(d.source).name if d.source else "(in memory)",
                           source_kind=d.file_kind)
-    metrics = _metrics(st, d, net, dev_pair, train_s=train_s, used_soft=used_soft, chosen_ww=chosen_ww,
-                       ww_scores=ww_scores, thr_from=thr_from, dev=dev)
-    folder = None
-    if output is not None:
-        folder = Path(output)
-        settings = st._config()
-        settings.pop("classes", None)
-        card = render_card(name=folder.resolve().name, kind=st.kind, classes=d.classes, n_items=len(d),
-                           source=facts.source_file, source_meta=d.meta, soft=used_soft,
-                           multi_label=multi_label, dev_metrics=metrics["dev"],
-                           dev_source=Path(dev).name if dev else None, train_seconds=train_s, settings=settings,
-                           label_stats=label_stats, license=license, language=language, training=facts,
-                           safety_net=metrics.get("safety_net"))
-        _write_folder(folder, st, metrics, facts, card)
-    return DistillResult(student=st, metrics=metrics, folder=folder)
+    settings = st._config()
+    settings.pop("classes", None)
+    card = render_card(name=folder.resolve().name, kind=st.kind, classes=d.classes, n_items=len(d),
+                       source=facts.source_file, source_meta=d.meta, soft=used_soft,
+                       multi_label=d.multi_label, dev_metrics=metrics["dev"],
+                       dev_source=Path(dev).name if dev else None, train_seconds=train_s, settings=settings,
+                       label_stats=label_stats, license=license, language=language, training=facts,
+                       safety_net=metrics.get("safety_net"))
+    _write_folder(folder, st, metrics, facts, card)
+    return folder
 
 
 def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_metric: str, tuned_encoder: bool):
@@ -199,13 +208,14 @@ def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_
     return net, student, d, weak_weight
 
 
-def _fit_over_weights(st, new_student, d: LabeledData, grid: list[float], weights, used_soft: bool, dev_pair):
-    """``(student, weak-row factor, dev scores)``: one student per candidate factor on the weak rows' weight
-    (``st`` for the first, ``new_student()`` for the rest); with several, the best on the dev set is kept."""
+def _fit_over_weights(new_student, d: LabeledData, grid: list[float], weights, used_soft: bool, dev_pair):
+    """``(student, weak-row factor, dev scores)``: one student, ``new_student()``, per candidate factor on the weak
+    rows' weight; with several, the best on the dev set is kept."""
     ww_scores: dict[str, float] = {}
-    chosen_ww = grid[0]
+    chosen_ww, st = grid[0], None
     for a in grid:
-        cand = st if a == grid[0] else new_student()
+        cand = new_student()
+        st = cand if st is None else st
         cand.fit(d.texts, proba=d.targets(used_soft), classes=d.classes, sample_weight=_scaled(weights, d, a),
                  dev=dev_pair)
         if len(grid) > 1:
