@@ -136,7 +136,8 @@ class StaticStudent(Student):
         self.wd_scores_ = None
         if self.weight_decay != "auto":
             self.weight_decay_ = float(self.weight_decay)
-            return self._fit_one(texts, targets, weights, dev)
+            self._fit_one(texts, targets, weights, dev)
+            return
         n = len(texts)
         rng = np.random.default_rng(self.seed)
         hold = np.zeros(n, bool)
