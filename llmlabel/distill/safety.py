@@ -86,8 +86,8 @@ def weak_factor(weak: str, weak_w: np.ndarray, gold_w: np.ndarray) -> float:
 
 #: Students the net trains on the gold alone. With weak rows, each half of the tuned encoder must embed the whole
 #: weak sample (two encoder passes over up to 5,000 texts per run: most of the net's time once the static fits got
-#: fast); on the 15 suite sets tuned + weak rows never shipped and never scored above every other recipe (a tie
-#: at the top on banking77, offensive and youtube; eval/results/suite.md, the run before this rule).
+#: fast); on the 14 single-label suite sets tuned + weak rows never shipped and never scored above every other
+#: recipe (a tie at the top on banking77, offensive and youtube; eval/results/suite.md, the run before this rule).
 GOLD_ONLY = ("tuned",)
 
 
