@@ -127,7 +127,8 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     used_soft = soft and d.soft_differs()  # all-0/1 probabilities are hard labels, whatever was asked
     t0 = time.perf_counter()
     st, chosen_ww, ww_scores = _fit_over_weights(
-        lambda: make_student(student, multi_label=multi_label, epochs=epochs, seed=seed, progress=progress, **student_kw),
+        lambda: make_student(student, multi_label=multi_label, epochs=epochs, seed=seed, progress=progress,
+                             **student_kw),
         d, _weak_weights(weak_weight, d, dev_pair), weights, used_soft, dev_pair)
     train_s = time.perf_counter() - t0
     thr_from = _set_thresholds(st, d, net, dev_pair) if multi_label else None
@@ -149,8 +150,8 @@ def _encoder_options(student: str, **options) -> dict:
     return enc
 
 
-def _write_model(folder: Path, st, d: LabeledData, metrics: dict, *, used_soft: bool, soft: bool, weights, train_s: float,
-                 dev, license: str, language) -> Path:
+def _write_model(folder: Path, st, d: LabeledData, metrics: dict, *, used_soft: bool, soft: bool, weights,
+                 train_s: float, dev, license: str, language) -> Path:
     """The model folder: the student, metrics.json, the training facts and the model card (README.md)."""
     from .card import render_card
 

@@ -16,9 +16,9 @@ the weak rows together weigh as much as the gold rows) and ``none`` (the gold al
 (WordLlama + TF-IDF head), ``probe`` (frozen MiniLM + logistic regression: with ``none`` that is exactly
 the "train on your gold" baseline) and ``tuned`` (the same head on the run's encoder tuned on the gold,
 :mod:`llmlabel.tuned`, trained on the gold alone: ``GOLD_ONLY``): for fold f each gold row is embedded by the
-half of that encoder tuned without fold f's gold, so the figure is honest and, the half having seen half the gold, a little pessimistic for the full encoder
-that ships. Encoder students are estimated through the probe (the same frozen encoder with a linear head) rather
-than fine-tuned once per fold.
+half of that encoder tuned without fold f's gold, so the figure is honest and, the half having seen half the
+gold, a little pessimistic for the full encoder that ships. Encoder students are estimated through the probe
+(the same frozen encoder with a linear head) rather than fine-tuned once per fold.
 """
 
 from __future__ import annotations

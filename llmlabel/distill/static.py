@@ -158,8 +158,8 @@ class StaticStudent(Student):
                 h = np.flatnonzero(hold)
                 proba = self.predict_proba([texts[i] for i in h])
                 w = weights[h]
-                scores[wd] = (float((targets[h, proba.argmax(1)] * w).sum() / max(w.sum(), 1e-8))
-                              if not self.multi_label else float(-np.abs((proba >= self.threshold) - targets[h]).mean()))
+                scores[wd] = (float(-np.abs((proba >= self.threshold) - targets[h]).mean()) if self.multi_label
+                              else float((targets[h, proba.argmax(1)] * w).sum() / max(w.sum(), 1e-8)))
         self.epochs, self.history_, self.progress = saved
         self.history_ = []
         self.wd_scores_ = {str(k): v for k, v in scores.items()}
