@@ -79,7 +79,9 @@ def imbalanced_keyword_matrix(seed: int, n: int = 6000, n_lf: int = 100, broad: 
     return L, y, k
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+# Seeds 4 and 5 are ones where the default leaves majority vote (for ds-r): the move must not cost a point there
+# either. Over seeds 0-39 it leaves on 6, each time with a gain (+1.9 to +5.8), and is never a point below.
+@pytest.mark.parametrize("seed", [0, 1, 2, 4, 5])
 def test_imbalanced_classes_and_many_unipolar_lfs_stay_within_a_point_of_majority_vote(seed):
     L, y, k = imbalanced_keyword_matrix(seed)
     default = make_model(DEFAULT_MODEL, k).fit(L)
