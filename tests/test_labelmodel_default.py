@@ -335,7 +335,7 @@ def test_full_dawid_skene_is_left_out_for_its_cost_and_cross_fitting_uses_fewer_
 def test_held_out_refit_on_the_shared_design_equals_a_refit_on_silenced_votes(spec, soft):
     """The selection's fast path (one design, the held-out group's entries zeroed) must give what refitting
     on votes where the group abstains gives: the evidence the default was validated with."""
-    from llmlabel.labelmodel.heldout import _refit, _subset, without
+    from llmlabel.labelmodel.heldout import _refit, without
 
     rng = np.random.default_rng(9)
     k = 3
@@ -353,7 +353,7 @@ def test_held_out_refit_on_the_shared_design_equals_a_refit_on_silenced_votes(sp
     context = model.heldout_context(votes)
     rows = np.flatnonzero(votes.hard[:, 1] >= 0)[:400]
     for group in (np.array([1]), np.array([0, 3])):
-        slow = _refit(model, without(votes, group))._proba(_subset(without(votes, group), rows))
+        slow = _refit(model, without(votes, group))._proba(without(votes, group).rows(rows))
         fast = model.refit_without_proba(votes, context, group, rows)
         np.testing.assert_allclose(fast, slow, atol=1e-8)
 
@@ -390,7 +390,7 @@ def test_soft_vote_em_on_voted_rows_only_equals_the_dense_likelihood(abstain):
 
 @pytest.mark.parametrize("redundancy", [False, True])
 def test_tie_broken_vote_held_out_without_refit_equals_a_refit_on_silenced_votes(redundancy):
-    from llmlabel.labelmodel.heldout import _subset, without
+    from llmlabel.labelmodel.heldout import without
 
     L, y, k = imbalanced_keyword_matrix(0, n=2000)
     votes = as_votes(L, k)
@@ -398,4 +398,4 @@ def test_tie_broken_vote_held_out_without_refit_equals_a_refit_on_silenced_votes
     group, rows = np.array([3, 7]), np.arange(0, 2000, 3)
     silenced = without(votes, group)
     refit = MajorityVote(k, ties="balanced", redundancy=redundancy)._fit_votes(silenced)
-    np.testing.assert_allclose(model.heldout_proba(votes, group, rows), refit._proba(_subset(silenced, rows)), atol=1e-12)
+    np.testing.assert_allclose(model.heldout_proba(votes, group, rows), refit._proba(silenced.rows(rows)), atol=1e-12)

@@ -39,6 +39,10 @@ class Votes:
     def covered(self) -> np.ndarray:
         return (self.hard >= 0).any(axis=1)
 
+    def rows(self, idx) -> Votes:
+        """These rows' votes (an index array, mask or slice), hard and soft alike."""
+        return Votes(self.hard[idx], None if self.soft is None else self.soft[idx], self.k, self.names)
+
 
 def _lf_name(names: list[str] | None, j: int) -> str:
     return f"LF '{names[j]}' (column {j})" if names else f"LF column {j}"
@@ -304,8 +308,7 @@ class LabelModel:
         out = None
         for a in range(0, votes.n, PREDICT_BLOCK):  # over blocks of rows, not items
             rows = slice(a, a + PREDICT_BLOCK)
-            p = self._proba_block(Votes(votes.hard[rows], None if votes.soft is None else votes.soft[rows],
-                                        votes.k, votes.names))
+            p = self._proba_block(votes.rows(rows))
             if out is None:
                 out = np.empty((votes.n, votes.k), dtype=p.dtype)
             out[rows] = p

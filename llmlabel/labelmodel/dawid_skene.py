@@ -101,8 +101,7 @@ class DawidSkene(LabelModel):
             # EM's statistics from a uniform sample: parameters converge at O(1/sqrt(rows)), items are
             # still scored one by one in predict_proba.
             keep = np.sort(np.random.default_rng(self.random_state).choice(votes.n, self.max_fit_rows, replace=False))
-            soft = None if votes.soft is None else votes.soft[keep]
-            votes = Votes(votes.hard[keep], soft, k, votes.names)
+            votes = votes.rows(keep)
         warm = (self.warm_start and getattr(self, "confusion_", None) is not None
                 and self.confusion_.shape == (m, k, S))
         if not warm:

@@ -81,10 +81,6 @@ MARGIN = 2.0
 COUNT_MODELS = (MajorityVote,)
 
 
-def _subset(votes: Votes, idx: np.ndarray) -> Votes:
-    return Votes(votes.hard[idx], None if votes.soft is None else votes.soft[idx], votes.k, votes.names)
-
-
 def without(votes: Votes, group: np.ndarray) -> Votes:
     """The votes with the LFs in ``group`` silenced (hard: abstain; soft: their class columns zeroed)."""
     hard = votes.hard.copy()
@@ -172,7 +168,7 @@ def refit_heldout_agreement(model: LabelModel, votes: Votes, groups: list[np.nda
             z = model.refit_without_proba(votes, context, groups[j], rows)
         else:
             masked = without(votes, groups[j])
-            z = _refit(model, masked)._proba(_subset(masked, rows))
+            z = _refit(model, masked)._proba(masked.rows(rows))
         tied = z >= (row_max(z) - tol)[:, None]
         out[j] = float(np.mean(tied[np.arange(len(rows)), votes.hard[rows, j]] / np.count_nonzero(tied, axis=1)))
     return out
@@ -193,7 +189,7 @@ def _shares(model: LabelModel, votes: Votes) -> np.ndarray:
     cov = votes.covered()
     if not cov.any():
         return np.full(votes.k, 1.0 / votes.k)
-    z = model._proba(_subset(votes, np.flatnonzero(cov)))
+    z = model._proba(votes.rows(np.flatnonzero(cov)))
     tied = z >= z.max(axis=1, keepdims=True) - 1e-9
     return (tied / tied.sum(axis=1, keepdims=True)).mean(axis=0)
 
@@ -269,7 +265,7 @@ class HeldOutSelect(LabelModel):
         if votes.n <= rows:
             return votes
         idx = np.sort(np.random.default_rng(self.random_state).choice(votes.n, rows, replace=False))
-        return _subset(votes, idx)
+        return votes.rows(idx)
 
     def _skip(self, spec, votes: Votes) -> str | None:
         k = votes.k

@@ -46,7 +46,7 @@ def _covered_mean(model, votes: Votes, max_rows: int = 200_000) -> np.ndarray | 
     none covers), on a seeded sample of at most ``max_rows`` rows: a prior needs no 10^6-row pass."""
     if votes.n > max_rows:
         idx = np.sort(np.random.default_rng(model.random_state).choice(votes.n, max_rows, replace=False))
-        votes = Votes(votes.hard[idx], None if votes.soft is None else votes.soft[idx], votes.k, votes.names)
+        votes = votes.rows(idx)
     cov = votes.covered()
     return model._proba(votes)[cov].mean(axis=0) if cov.any() else None
 
@@ -179,7 +179,7 @@ class MajorityVote(LabelModel):
         rows = np.flatnonzero((tied.sum(axis=1) > 1) & (top > 0))
         if not len(rows):
             return counts
-        sub = Votes(votes.hard[rows], None if votes.soft is None else votes.soft[rows], votes.k, votes.names)
+        sub = votes.rows(rows)
         wv = np.ones(votes.m) if w is None else np.asarray(w, float)
         score = class_counts(sub, wv * uni) * tie_scale + class_counts(sub, wv * ~uni)
         score = np.where(tied[rows], score, -np.inf)
@@ -209,7 +209,7 @@ class MajorityVote(LabelModel):
         hard, summed = totals if totals is not None else lf_class_totals(votes)
         scale = self._scale((hard[keep], summed[keep]), w[keep])
         uni, tie_scale = self._tie_rule((hard, summed), w * keep)
-        sub = Votes(votes.hard[rows], None if votes.soft is None else votes.soft[rows], votes.k, votes.names)
+        sub = votes.rows(rows)
         counts = self._counts(sub, w, scale, uni & keep, tie_scale)
         tot = row_sum(counts)[:, None]
         return np.divide(counts, tot, out=np.full_like(counts, 1.0 / votes.k), where=tot > 0)
@@ -276,7 +276,7 @@ class WeightedVote(LabelModel):
                 sub = votes
                 if votes.n > 50_000:  # the weights are m statistics: a seeded sample measures them
                     idx = np.sort(np.random.default_rng(self.random_state).choice(votes.n, 50_000, replace=False))
-                    sub = Votes(votes.hard[idx], None if votes.soft is None else votes.soft[idx], k, votes.names)
+                    sub = votes.rows(idx)
                 mv = MajorityVote(k, redundancy=True, random_state=self.random_state)._fit_votes(sub)
                 acc = heldout_agreement(mv, sub, redundant_groups(sub), min_votes=1, informed_only=True)
                 acc = np.where(np.isfinite(acc), acc, 1.0 / k)

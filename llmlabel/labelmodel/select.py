@@ -30,8 +30,8 @@ from .stacked import StackedVote
 #: Model used when there is no dev set: ``HeldOutSelect`` (heldout.py) keeps majority vote (its ties broken by
 #: rule: ``mvt``) unless a candidate (class-balanced vote, one-coin and Dawid-Skene EM, HyperLM when installed)
 #: predicts held-out LFs better by a one-sided t-test at 2 standard errors over at least 10 scored LFs. Never
-#: reads gold. WRENCH test accuracy (eval/results/labelmodel.md): youtube 0.852, sms 0.622, trec 0.646, semeval 0.825 (majority vote
-#: 0.814 / 0.622 / 0.606 / 0.770; HyperLM 0.852 / 0.622 / 0.658 / 0.825).
+#: reads gold. WRENCH test accuracy (eval/results/labelmodel.md): youtube 0.852, sms 0.622, trec 0.646, semeval
+#: 0.825 (majority vote 0.814 / 0.622 / 0.606 / 0.770; HyperLM 0.852 / 0.622 / 0.658 / 0.825).
 DEFAULT_MODEL = "heldout"
 
 #: ``hyperlm-dev`` is not among them: cross-fitting it fine-tunes HyperLM five times (minutes on a CPU for
