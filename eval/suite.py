@@ -156,6 +156,7 @@ def chain(b, d: Path, gold_file: Path | None, tag: str) -> dict:
     if net:
         out["safety_net"] = {"chosen": net["chosen"], "verdict": net["verdict"], "seconds": net.get("seconds"),
                              "encoder_seconds": net.get("encoder_seconds"),
+                             "encoder_full_seconds": net.get("encoder_full_seconds"),
                              "candidates": [{k: r[k] for k in ("student", "weak", "accuracy", "macro_f1")}
                                             for r in net["candidates"]]}
     return out

@@ -174,14 +174,19 @@ def test_the_tuned_candidate_is_honest_fitted_once_and_ships_without_its_halves(
     from llmlabel.distill.api import distill
     from llmlabel.distill.export import load_student
     from llmlabel.tuned import TunedEncoder
+    from llmlabel.tuned import encoder as tuned_encoder
 
     classes = INTENTS[:4]
     rows = sample_rows(classes)
     true = np.array([classes.index(r["category"]) for r in rows])
     gold_idx = np.sort(np.random.default_rng(2).choice(len(rows), 24, replace=False))
     path, _ = _write_run(tmp_path, true, rows, gold_idx, classes)
-    seen, encoded = [], []
-    real = TunedEncoder.for_fold
+    seen, encoded, fitted, halves = [], [], [], {}
+    real, real_tune = TunedEncoder.for_fold, tuned_encoder.tune_encoder
+
+    def count_fits(base, texts, y, anchors, settings, out, **kw):
+        fitted.append(out.name.removesuffix(".tmp"))
+        return real_tune(base, texts, y, anchors, settings, out, **kw)
 
     class Counting:  # the real half, counting the texts it embeds
         def __init__(self, emb):
@@ -193,14 +198,18 @@ def test_the_tuned_candidate_is_honest_fitted_once_and_ships_without_its_halves(
 
     def spy(self, fold):
         seen.append((fold, self.part_for_fold(fold)))
+        halves.update(self.meta["gold_halves"])
         return Counting(real(self, fold))
 
     monkeypatch.setattr(TunedEncoder, "for_fold", spy)
+    monkeypatch.setattr(tuned_encoder, "tune_encoder", count_fits)
     res = distill(path, tmp_path / "model", student="auto", min_per_class=1)
     net = res.metrics["safety_net"]
     assert {r["student"] for r in net["candidates"]} == {"static", "probe", "tuned"}
-    enc = TunedEncoder(tmp_path / "encoder")
-    halves = enc.meta["gold_halves"]
+    shipped = net["chosen"]["student"] == "tuned"
+    # the net scores the halves; the full fit is made only when the tuned candidate ships
+    assert sorted(fitted) == sorted(["half0", "half1"] + (["full"] if shipped else []))
+    assert (tmp_path / "encoder" / "tuned.json").is_file() == shipped
     fold = np.arange(len(gold_idx)) % 4  # _write_run's folds
     for f, part in seen:  # each fold's rows came from the half fitted on the other parity's gold only
         assert part == f"half{1 - f % 2}"
@@ -210,10 +219,10 @@ def test_the_tuned_candidate_is_honest_fitted_once_and_ships_without_its_halves(
     # for the other parity's folds) and no weak row
     assert sorted(encoded) == sorted(2 * [rows[i]["text"] for i in gold_idx])
     assert {r["weak"] for r in net["candidates"] if r["student"] == "tuned"} == {"none"}
-    created = enc.meta["created"]
+    fitted.clear()
     distill(path, tmp_path / "model2", student="auto", min_per_class=1)
-    assert TunedEncoder(tmp_path / "encoder").meta["created"] == created  # reused, not refitted
-    if net["chosen"]["student"] == "tuned":
+    assert fitted == []  # the halves (and the full fit, when it shipped) are reused, not refitted
+    if shipped:
         assert not (tmp_path / "model" / "encoder" / "halves").exists()
     rest = np.setdiff1d(np.arange(len(rows)), gold_idx)
     pred = load_student(tmp_path / "model").predict_proba([rows[i]["text"] for i in rest]).argmax(1)

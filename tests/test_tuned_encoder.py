@@ -140,6 +140,36 @@ def test_label_stage_fits_once_and_records_the_encoder(fitted, tmp_path, monkeyp
     assert man["depends_on"]["encoder"] == enc.fingerprint
 
 
+def test_the_full_fit_can_wait_until_it_is_needed_and_then_reuses_the_halves(tmp_path, monkeypatch):
+    """``full=False`` (the safety net): the halves only, nothing in ``encoder/`` yet; ``complete()`` adds the full fit
+    without refitting the halves, into a folder a later run loads as it is."""
+    g = _gold()
+    fits: list[str] = []
+    real = tuned_encoder.tune_encoder
+
+    def spy(base, texts, y, anchors, settings, out, **kw):
+        fits.append(out.name.removesuffix(".tmp"))
+        return real(base, texts, y, anchors, settings, out, **kw)
+
+    monkeypatch.setattr(tuned_encoder, "tune_encoder", spy)
+    folder = tmp_path / "encoder"
+    kw = dict(texts=g.texts, y=g.y, labels=LABELS, fold=g.fold, ids=g.ids, settings=FAST)
+    part = TunedEncoder.fit(folder, full=False, **kw)
+    assert sorted(fits) == ["half0", "half1"] and not part.has_full and not folder.exists()
+    v = part.for_fold(0).encode(["can I get a refund"])
+    with pytest.raises(ConfigError, match="halves only"):
+        part.full
+    assert TunedEncoder.fit(folder, full=False, **kw).fingerprint == part.fingerprint and len(fits) == 2  # found
+    enc = part.complete()
+    assert fits == ["half0", "half1", "full"] and enc.has_full and (folder / "tuned.json").is_file()
+    assert np.allclose(enc.for_fold(0).encode(["can I get a refund"]), v, atol=1e-5)  # the very halves it scored on
+    assert TunedEncoder(folder).fingerprint == part.fingerprint
+    assert TunedEncoder.fit(folder, **kw).fingerprint == enc.fingerprint and len(fits) == 3  # loaded, not refitted
+    assert not list(tmp_path.glob(".encoder.partial-*"))
+    with pytest.raises(ConfigError, match="nothing to fit"):
+        TunedEncoder.fit(folder, full=False, halves=False, **kw)
+
+
 def test_bad_settings_and_folders_say_what_is_wrong(tmp_path):
     from llmlabel.errors import InputError
 

@@ -205,6 +205,9 @@ def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_
         net.extra.update(seconds=round(time.perf_counter() - t_net, 1), encoder_seconds=round(t_enc, 1))
     student, d, weak_weight = _ship(student, net.chosen, d)
     if student == "tuned":
+        t_full = time.perf_counter()
+        tuned = tuned.complete()  # the net scored the halves; what ships reads the encoder tuned on all the gold
+        net.extra["encoder_full_seconds"] = round(time.perf_counter() - t_full, 1)
         student = f"probe:{tuned.folder}"
     return net, student, d, weak_weight
 

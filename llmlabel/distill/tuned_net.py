@@ -5,8 +5,9 @@ The candidate is only honest if, for fold f, the encoder that embeds fold f's go
 :class:`llmlabel.tuned.TunedEncoder` split the gold by ``fold % 2``, so the encoder must have been fitted with
 the very folds the net scores on. An encoder from the label stage (``meta.encoder`` of the labeled file, or
 ``encoder/`` beside it) is reused when its halves agree with the net's folds on every gold id; otherwise one is
-fitted (full + two halves: three fine-tunings of MiniLM, about a minute each at 100 gold on 2 CPU cores) into
-``encoder/`` beside the labeled file, or ``encoder-net/`` when ``encoder/`` holds another fit the votes read.
+fitted into ``encoder/`` beside the labeled file, or ``encoder-net/`` when ``encoder/`` holds another fit the votes
+read. The net needs the two halves only (two fine-tunings of MiniLM on 50 gold rows each): the full fit, as long
+as both halves together, is made by :meth:`~llmlabel.tuned.TunedEncoder.complete` when the tuned candidate ships.
 """
 
 from __future__ import annotations
@@ -61,4 +62,4 @@ def net_encoder(d: LabeledData, crossfit, folder: str | Path | None = None):
         base = Path(d.source).parent
         folder = base / ("encoder-net" if old is not None else "encoder")
     return TunedEncoder.fit(folder, texts=[d.texts[pos[i]] for i in ids], y=y, labels=list(d.classes), fold=fold,
-                            ids=ids, source=str(d.source) if d.source else None)
+                            ids=ids, source=str(d.source) if d.source else None, full=False)

@@ -12,6 +12,11 @@ it offline), ``halves/half0`` and ``halves/half1`` (the same format), and ``tune
 a fingerprint of the base encoder, settings, gold texts, labels, halves; the seconds each fit took). A rerun with
 the same inputs loads the folder; any change refits. A killed fit keeps its finished parts beside the folder
 (``.encoder.partial-<fingerprint>``) and resumes from them.
+
+``fit(..., full=False)`` fits the halves only and leaves them in that partial folder: the safety net scores its
+``tuned`` candidate on the halves alone, and most runs ship another student, so the full fit (half of the
+fine-tuning time at 100 gold) is deferred to :meth:`TunedEncoder.complete`, which resumes from the halves.
+``encoder/`` itself only ever holds a complete fit.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ class TunedEncoder:
         if self.meta.get("kind") != KIND:
             raise InputError(f"{meta_path} is a {self.meta.get('kind')!r} file, not {KIND}", path=meta_path, field="kind")
         self._emb: dict[str, Any] = {}
+        self._staged: tuple[Path, dict] | None = None  # (partial folder, fit arguments) while the full fit is deferred
 
     # -- identity --------------------------------------------------------------------------------------------
     @property
@@ -89,6 +95,11 @@ class TunedEncoder:
     @property
     def has_halves(self) -> bool:
         return bool(self.meta.get("halves"))
+
+    @property
+    def has_full(self) -> bool:
+        """False while the full fit is deferred (``fit(..., full=False)``): the halves alone are usable."""
+        return self._staged is None
 
     def identity(self) -> dict:
         """What a votes manifest, labeled metadata or model card records about the encoder."""
@@ -101,7 +112,10 @@ class TunedEncoder:
         if part not in self._emb:
             from ..embed import load_embedder
 
-            where = self.folder if part == "full" else self.folder / "halves" / part
+            if part == "full" and not self.has_full:
+                raise ConfigError(f"the tuned encoder {self.folder} has its halves only; complete() fits the full one")
+            halves = self.folder / "halves" if self._staged is None else self._staged[0]
+            where = self.folder if part == "full" else halves / part
             if part != "full" and not where.is_dir():  # no halves fitted: gold rows fall back to the base encoder
                 self._emb[part] = load_embedder(self.meta.get("base") or "minilm")
             else:
@@ -159,11 +173,16 @@ class TunedEncoder:
     @classmethod
     def fit(cls, folder: str | Path, *, texts: Sequence[str], y, labels: Sequence[str], fold=None, ids=None,
             descriptions: Sequence[str] | None = None, base: str = "minilm", settings: TuneSettings | None = None,
-            halves: bool = True, threads: int | None = None, source: str | None = None) -> "TunedEncoder":
+            halves: bool = True, threads: int | None = None, source: str | None = None,
+            full: bool = True) -> "TunedEncoder":
         """Fit the full encoder and (``halves``, needs ``fold``) the two halves into ``folder``; load it instead
         when ``folder`` already holds a fit of the same inputs. ``ids`` (the gold rows' corpus ids) are recorded
-        with their half, so :meth:`encode_items` can route gold items to the honest encoder later."""
+        with their half, so :meth:`encode_items` can route gold items to the honest encoder later. ``full=False``
+        fits (or finds) the halves only and defers the full fit to :meth:`complete` (module docstring)."""
+        args = {k: v for k, v in locals().items() if k not in ("cls", "full")}
         settings = settings or TuneSettings()
+        if not (full or halves):
+            raise ConfigError("encoder tuning with full=False needs halves=True: there would be nothing to fit")
         y = np.asarray(y, dtype=np.int64)
         if len(texts) != len(y) or len(y) == 0:
             raise ConfigError("encoder tuning needs gold texts and labels of the same, non-zero length")
@@ -184,7 +203,7 @@ class TunedEncoder:
                 pass  # unreadable: refit over it
         stage = folder.parent / f".{folder.name}.partial-{fp}"
         facts: dict[str, dict] = {}
-        for part in PARTS if halves else ("full",):
+        for part in PARTS[1:] if not full else PARTS if halves else ("full",):
             rows = np.arange(len(y)) if part == "full" else np.flatnonzero(halves_of == int(part[-1]))
             done = stage / part / "part.json"
             if done.is_file() and json.loads(done.read_text()).get("fingerprint") == fp:
@@ -197,6 +216,13 @@ class TunedEncoder:
             (tmp / "part.json").write_text(json.dumps({"fingerprint": fp, "facts": facts[part]}), encoding="utf-8")
             shutil.rmtree(stage / part, ignore_errors=True)
             tmp.rename(stage / part)
+        meta = {"kind": KIND, "format_version": 1, "fingerprint": fp, "base": base, "base_identity": base_identity(base),
+                "settings": settings.key(), "labels": list(labels), "anchors": anchors, "gold_items": int(len(y)),
+                "gold_source": source, "halves": bool(halves), "fits": facts,
+                "gold_halves": ({str(i): int(h) for i, h in zip(ids, halves_of)} if halves and ids is not None else {}),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if not full:
+            return cls._deferred(folder, stage, meta, args)
         final = stage / "final"
         shutil.rmtree(final, ignore_errors=True)
         (stage / "full").rename(final)
@@ -206,17 +232,25 @@ class TunedEncoder:
             for h in ("half0", "half1"):
                 (stage / h / "part.json").unlink()
                 (stage / h).rename(final / "halves" / h)
-        meta = {"kind": KIND, "format_version": 1, "fingerprint": fp, "base": base, "base_identity": base_identity(base),
-                "settings": settings.key(), "labels": list(labels), "anchors": anchors, "gold_items": int(len(y)),
-                "gold_source": source, "halves": bool(halves), "fits": facts,
-                "gold_halves": ({str(i): int(h) for i, h in zip(ids, halves_of)} if halves and ids is not None else {}),
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         (final / FILE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder)  # a fit of other inputs: this folder is ours to replace
         final.rename(folder)
         shutil.rmtree(stage, ignore_errors=True)
         return cls(folder)
+
+    @classmethod
+    def _deferred(cls, folder: Path, stage: Path, meta: dict, args: dict) -> "TunedEncoder":
+        enc = cls.__new__(cls)
+        enc.folder, enc.meta, enc._emb, enc._staged = folder, meta, {}, (stage, args)
+        return enc
+
+    def complete(self) -> "TunedEncoder":
+        """This encoder with its full fit: itself when it has one, else the deferred fit finished into its folder
+        (the halves already fitted are reused, not refitted)."""
+        if self._staged is None:
+            return self
+        return type(self).fit(**self._staged[1], full=True)
 
     def seconds(self) -> float:
         """Training seconds of all parts together (as recorded when they were fitted)."""
