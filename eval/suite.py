@@ -15,7 +15,7 @@ Multi-label sets (``--sets goemotions``) run the multi-label recipe at every ``-
 (eval/suite_multi.py: rows a, c_lr, d, e; macro-F1) and write their own OUT.md.
 Each set is scored by its official metric (TweetEval: macro-F1, irony = F1 of the irony class, stance = mean F1 of
 against/favor; sms: F1 of spam; else accuracy), with accuracy and macro-F1 beside it. Results are cached per
-row in OUT.json as they finish (a stopped run keeps its rows; ``--redo`` recomputes), and OUT.md is rebuilt
+row in OUT.json as they finish (a stopped run keeps its rows; ``--redo`` recomputes, a chain row from an empty run folder), and OUT.md is rebuilt
 from it every time with wins / ties / losses of (d) against (c_lr).
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -182,6 +183,8 @@ def run(args) -> dict:
             key = f"{name}|{row}|{args.budget}|{args.seed}"
             if (key in done["rows"] and not args.redo) or (row == "c_setfit" and name not in args.setfit_sets):
                 continue
+            if args.redo and row in ("d", "e"):  # a first run, as a user's: no stage or tuned encoder to reuse
+                shutil.rmtree(d / f"run-{'nogold' if row == 'e' else f'gold{args.budget}'}", ignore_errors=True)
             t0 = time.perf_counter()
             res = {"a": lambda: zero_shot(b), "c_lr": lambda: lr_on_gold(b, gold),
                    "c_setfit": lambda: setfit_on_gold(b, gold, args.seed),
