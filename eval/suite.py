@@ -15,8 +15,8 @@ Multi-label sets (``--sets goemotions``) run the multi-label recipe at every ``-
 (eval/suite_multi.py: rows a, c_lr, d, e; macro-F1) and write their own OUT.md.
 Each set is scored by its official metric (TweetEval: macro-F1, irony = F1 of the irony class, stance = mean F1 of
 against/favor; sms: F1 of spam; else accuracy), with accuracy and macro-F1 beside it. Results are cached per
-row in OUT.json as they finish (a stopped run keeps its rows; ``--redo`` recomputes, a chain row from an empty run folder), and OUT.md is rebuilt
-from it every time with wins / ties / losses of (d) against (c_lr).
+row in OUT.json as they finish (a stopped run keeps its rows; ``--redo`` recomputes, a chain row from an empty
+run folder), and OUT.md is rebuilt from it every time with wins / ties / losses of (d) against (c_lr).
 """
 
 from __future__ import annotations
