@@ -128,7 +128,7 @@ def test_label_stage_fits_once_and_records_the_encoder(fitted, tmp_path, monkeyp
     monkeypatch.setattr(tuned_encoder, "tune_encoder", lambda *a, **k: fits.append(a) or {})  # must not run
     from llmlabel.lf import spaces
 
-    monkeypatch.setattr(spaces, "run_encoder", lambda gs, tax, folder, settings=None: TunedEncoder.fit(
+    monkeypatch.setattr(spaces, "run_encoder", lambda gs, tax, folder, settings=None, **kw: TunedEncoder.fit(
         folder, texts=gs.texts, y=gs.y, labels=gs.labels, fold=gs.fold, ids=gs.ids, settings=FAST))
     import shutil
 
@@ -154,8 +154,10 @@ def test_the_full_fit_can_wait_until_it_is_needed_and_then_reuses_the_halves(tmp
     monkeypatch.setattr(tuned_encoder, "tune_encoder", spy)
     folder = tmp_path / "encoder"
     kw = dict(texts=g.texts, y=g.y, labels=LABELS, fold=g.fold, ids=g.ids, settings=FAST)
-    part = TunedEncoder.fit(folder, full=False, **kw)
+    ticks: list[int] = []
+    part = TunedEncoder.fit(folder, full=False, progress=ticks.append, **kw)
     assert sorted(fits) == ["half0", "half1"] and not part.has_full and not folder.exists()
+    assert sum(ticks) == sum(f["steps"] for f in part.meta["fits"].values()) > 0  # the bar counts optimiser steps
     v = part.for_fold(0).encode(["can I get a refund"])
     with pytest.raises(ConfigError, match="halves only"):
         part.full

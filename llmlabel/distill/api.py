@@ -113,7 +113,8 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     crossfit = _crossfit_for(d) if safety_net and weak_weight is None else None
     if crossfit is not None:
         net, student, d, weak_weight = _run_net(d, crossfit, student, soft=soft, seed=seed,
-                                                select_metric=select_metric, tuned_encoder=tuned_encoder)
+                                                select_metric=select_metric, tuned_encoder=tuned_encoder,
+                                                progress=progress)
     if student == "auto":
         student = "static"
     dev_pair = None if dev is None else read_gold(dev, d.classes, text_field=text_field, label_field=dev_label_field,
@@ -174,7 +175,8 @@ def _write_model(folder: Path, st, d: LabeledData, metrics: dict, *, used_soft: 
     return folder
 
 
-def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_metric: str, tuned_encoder: bool):
+def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_metric: str, tuned_encoder: bool,
+             progress: bool = False):
     """``(net result, student spec, training data, weak-row factor)``: the safety net run on the labeled file
     (single-label :mod:`.safety`, multi-label :mod:`.multisafety`) and the recipe it chose, ready to train."""
     candidates = ("static", "probe") if student == "auto" else ("probe",) if _is_encoder(student) else (student,)
@@ -193,7 +195,7 @@ def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_
         if student == "auto" and tuned_encoder:
             from .tuned_net import net_encoder
 
-            tuned = net_encoder(d, crossfit)
+            tuned = net_encoder(d, crossfit, progress=progress)
             candidates += ("tuned",) if tuned is not None else ()
         t_enc = time.perf_counter() - t_net
 

@@ -43,7 +43,7 @@ def _recorded(d: LabeledData):
     return None
 
 
-def net_encoder(d: LabeledData, crossfit, folder: str | Path | None = None):
+def net_encoder(d: LabeledData, crossfit, folder: str | Path | None = None, progress: bool = False):
     """A :class:`~llmlabel.tuned.TunedEncoder` whose halves follow ``crossfit.gold``'s folds (see the module
     docstring), or None when the labeled file has no source folder to fit one beside."""
     from ..tuned import TunedEncoder
@@ -62,4 +62,4 @@ def net_encoder(d: LabeledData, crossfit, folder: str | Path | None = None):
         base = Path(d.source).parent
         folder = base / ("encoder-net" if old is not None else "encoder")
     return TunedEncoder.fit(folder, texts=[d.texts[pos[i]] for i in ids], y=y, labels=list(d.classes), fold=fold,
-                            ids=ids, source=str(d.source) if d.source else None, full=False)
+                            ids=ids, source=str(d.source) if d.source else None, full=False, progress=progress)

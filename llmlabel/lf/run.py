@@ -69,7 +69,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
     corpus, batches = _open_corpus(data, text_field, id_field, shard_size)
     tax = full.class_taxonomy()
     labels = tax.classes()
-    gold_set, tuned = _gold_and_encoder(gold, tax, labels, lf_set.spec, out, encoder)
+    gold_set, tuned = _gold_and_encoder(gold, tax, labels, lf_set.spec, out, encoder, progress)
     lfs = build_lfs(lf_set.spec, tax, models=model, engines=engine_factory(cache=cache_option(cache, no_cache)),
                     gold=gold_set, embedder=embedder, tuned=tuned)
     engines = {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
@@ -145,7 +145,7 @@ def _open_corpus(data, text_field, id_field, shard_size):
     return corpus, batches
 
 
-def _gold_and_encoder(gold: Path | None, tax, labels: list[str], spec, out, encoder):
+def _gold_and_encoder(gold: Path | None, tax, labels: list[str], spec, out, encoder, progress: bool = False):
     """The gold set (k folds, for out-of-fold votes) and the run's tuned encoder when an LF reads it."""
     from .spec import uses_tuned
 
@@ -158,7 +158,8 @@ def _gold_and_encoder(gold: Path | None, tax, labels: list[str], spec, out, enco
     if gold_set is not None and uses_tuned(spec):
         from .spaces import run_encoder
 
-        tuned = run_encoder(gold_set, tax, Path(encoder) if encoder is not None else Path(out).parent / "encoder")
+        tuned = run_encoder(gold_set, tax, Path(encoder) if encoder is not None else Path(out).parent / "encoder",
+                            progress=progress is True)
     return gold_set, tuned
 
 

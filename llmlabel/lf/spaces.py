@@ -70,7 +70,7 @@ class FoldSpaces:
         return out if out is not None else np.zeros((0, 1), np.float32)
 
 
-def run_encoder(gold, taxonomy, folder, settings=None):
+def run_encoder(gold, taxonomy, folder, settings=None, progress: bool = False):
     """The run's tuned encoder for ``gold`` (a :class:`~llmlabel.lf.gold.GoldSet`) over ``taxonomy``'s classes:
     fitted into ``folder`` (full + two halves by the gold's folds, label names and descriptions as anchors), or
     loaded from it when it holds a fit of the same inputs."""
@@ -78,4 +78,4 @@ def run_encoder(gold, taxonomy, folder, settings=None):
 
     descs = [getattr(lab, "description", "") or "" for lab in taxonomy.labels]
     return TunedEncoder.fit(folder, texts=gold.texts, y=gold.y, labels=gold.labels, fold=gold.fold, ids=gold.ids,
-                            descriptions=descs, settings=settings, source=gold.source)
+                            descriptions=descs, settings=settings, source=gold.source, progress=progress)

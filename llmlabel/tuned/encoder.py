@@ -174,11 +174,12 @@ class TunedEncoder:
     def fit(cls, folder: str | Path, *, texts: Sequence[str], y, labels: Sequence[str], fold=None, ids=None,
             descriptions: Sequence[str] | None = None, base: str = "minilm", settings: TuneSettings | None = None,
             halves: bool = True, threads: int | None = None, source: str | None = None,
-            full: bool = True) -> "TunedEncoder":
+            full: bool = True, progress: bool = False) -> "TunedEncoder":
         """Fit the full encoder and (``halves``, needs ``fold``) the two halves into ``folder``; load it instead
         when ``folder`` already holds a fit of the same inputs. ``ids`` (the gold rows' corpus ids) are recorded
         with their half, so :meth:`encode_items` can route gold items to the honest encoder later. ``full=False``
-        fits (or finds) the halves only and defers the full fit to :meth:`complete` (module docstring)."""
+        fits (or finds) the halves only and defers the full fit to :meth:`complete` (module docstring).
+        ``progress``: a bar per fine-tuning."""
         args = {k: v for k, v in locals().items() if k not in ("cls", "full")}
         settings = settings or TuneSettings()
         if not (full or halves):
@@ -211,8 +212,10 @@ class TunedEncoder:
                 continue
             tmp = stage / f"{part}.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
+            what = f"all {len(y)} gold" if part == "full" else f"half {part[-1]}, {len(rows)} gold"
             facts[part] = tune_encoder(base, [texts[i] for i in rows], y[rows], anchors, settings, tmp, threads=threads,
-                                       stamp={"fingerprint": fp, "part": part})
+                                       stamp={"fingerprint": fp, "part": part}, progress=progress,
+                                       desc=f"tuning encoder ({what})")
             (tmp / "part.json").write_text(json.dumps({"fingerprint": fp, "facts": facts[part]}), encoding="utf-8")
             shutil.rmtree(stage / part, ignore_errors=True)
             tmp.rename(stage / part)

@@ -157,14 +157,16 @@ def _pairs(y: np.ndarray, iterations: int, rng: np.random.Generator) -> np.ndarr
 
 
 def tune_encoder(base: str, texts: list[str], y, anchors: list[str] | None, settings: TuneSettings, out: str | Path,
-                 *, threads: int | None = None, stamp: dict | None = None) -> dict:
+                 *, threads: int | None = None, stamp: dict | None = None, progress: bool = False,
+                 desc: str = "tuning the encoder on the gold") -> dict:
     """Fine-tune ``base`` on ``texts``/``y`` (class ids into ``anchors``' order) and save it to ``out``.
 
     Returns the facts of the fit: ``seconds`` (training only), ``steps``, ``texts``, ``classes``. ``y`` may
     hold a single class or be empty: with nothing to contrast the base weights are saved unchanged (``steps``
     0), so a half of the gold that holds one class still yields an honest (untuned) encoder. ``stamp`` is
     written into the saved ``config.json`` (``llmlabel_tuned``): identities built from a folder's config and
-    weight files (embedding caches, the LLM cache's model identity) then change with every fit.
+    weight files (embedding caches, the LLM cache's model identity) then change with every fit. ``progress``: a
+    bar over the optimiser steps, labelled ``desc`` (the fit is a minute or more on a CPU).
     """
     import torch
 
@@ -185,7 +187,7 @@ def tune_encoder(base: str, texts: list[str], y, anchors: list[str] | None, sett
     steps, t0 = 0, time.perf_counter()
     try:
         if classes >= 2 and len(texts):
-            steps = _train(net, texts, y, anchors if use_anchors else [], settings, rng)
+            steps = _train(net, texts, y, anchors if use_anchors else [], settings, rng, progress, desc)
     finally:
         torch.set_num_threads(saved_threads)
     seconds = time.perf_counter() - t0
@@ -200,8 +202,10 @@ def _schedule(opt, total: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
 
 
-def _train(net: _Net, texts, y, anchors, s: TuneSettings, rng) -> int:
+def _train(net: _Net, texts, y, anchors, s: TuneSettings, rng, progress: bool = False, desc: str = "") -> int:
     import torch
+
+    from ..progress import Ticker
 
     model = net.model
     model.train()
@@ -212,17 +216,19 @@ def _train(net: _Net, texts, y, anchors, s: TuneSettings, rng) -> int:
         total = s.epochs * per_epoch
         sched = _schedule(opt, total)
         a_lab = torch.arange(len(anchors))
-        for _ in range(s.epochs):
-            order = rng.permutation(n)
-            for b in range(per_epoch):
-                idx = order[b * bs:(b + 1) * bs]
-                z = net([texts[i] for i in idx] + anchors)
-                lab = torch.cat([torch.from_numpy(y[idx]), a_lab])
-                loss = supcon_loss(z, lab, s.temperature)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
+        with Ticker(progress, total, desc) as tick:
+            for _ in range(s.epochs):
+                order = rng.permutation(n)
+                for b in range(per_epoch):
+                    idx = order[b * bs:(b + 1) * bs]
+                    z = net([texts[i] for i in idx] + anchors)
+                    lab = torch.cat([torch.from_numpy(y[idx]), a_lab])
+                    loss = supcon_loss(z, lab, s.temperature)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    tick(1)
         return total
     # pairs: the anchors are one more example of their class each
     all_texts = texts + anchors
@@ -231,15 +237,17 @@ def _train(net: _Net, texts, y, anchors, s: TuneSettings, rng) -> int:
     bs = s.batch_size
     total = (len(pairs) + bs - 1) // bs
     sched = _schedule(opt, total)
-    for b in range(total):
-        p = pairs[b * bs:(b + 1) * bs]
-        z = net([all_texts[i] for i in p[:, 0]] + [all_texts[j] for j in p[:, 1]])
-        cos = (z[: len(p)] * z[len(p):]).sum(1)
-        loss = torch.nn.functional.mse_loss(cos, torch.from_numpy(p[:, 2]).float())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
+    with Ticker(progress, total, desc) as tick:
+        for b in range(total):
+            p = pairs[b * bs:(b + 1) * bs]
+            z = net([all_texts[i] for i in p[:, 0]] + [all_texts[j] for j in p[:, 1]])
+            cos = (z[: len(p)] * z[len(p):]).sum(1)
+            loss = torch.nn.functional.mse_loss(cos, torch.from_numpy(p[:, 2]).float())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tick(1)
     return total
 
 
