@@ -174,6 +174,7 @@ def chain(b, d: Path, gold_file: Path | None, tag: str, select_metric: str | Non
 
 def run(args) -> dict:
     out_json = Path(args.out).with_suffix(".json")
+    out_json.parent.mkdir(parents=True, exist_ok=True)  # else the first finished row is lost
     done = json.loads(out_json.read_text()) if out_json.is_file() else {"rows": {}, "runs": []}
     started, load0 = time.time(), os.getloadavg()[0]
     os.environ.setdefault("LLMLABEL_EMBED_CACHE", str(WORK / "embed-store"))
