@@ -26,7 +26,7 @@ import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -174,12 +174,12 @@ class TunedEncoder:
     def fit(cls, folder: str | Path, *, texts: Sequence[str], y, labels: Sequence[str], fold=None, ids=None,
             descriptions: Sequence[str] | None = None, base: str = "minilm", settings: TuneSettings | None = None,
             halves: bool = True, threads: int | None = None, source: str | None = None,
-            full: bool = True, progress: bool = False) -> "TunedEncoder":
+            full: bool = True, progress: bool | Callable[[int], None] = False) -> "TunedEncoder":
         """Fit the full encoder and (``halves``, needs ``fold``) the two halves into ``folder``; load it instead
         when ``folder`` already holds a fit of the same inputs. ``ids`` (the gold rows' corpus ids) are recorded
         with their half, so :meth:`encode_items` can route gold items to the honest encoder later. ``full=False``
         fits (or finds) the halves only and defers the full fit to :meth:`complete` (module docstring).
-        ``progress``: a bar per fine-tuning."""
+        ``progress``: a bar per fine-tuning (or a callable given each step, as :class:`~llmlabel.progress.Ticker`)."""
         args = {k: v for k, v in locals().items() if k not in ("cls", "full")}
         settings = settings or TuneSettings()
         if not (full or halves):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -157,7 +158,8 @@ def _pairs(y: np.ndarray, iterations: int, rng: np.random.Generator) -> np.ndarr
 
 
 def tune_encoder(base: str, texts: list[str], y, anchors: list[str] | None, settings: TuneSettings, out: str | Path,
-                 *, threads: int | None = None, stamp: dict | None = None, progress: bool = False,
+                 *, threads: int | None = None, stamp: dict | None = None,
+                 progress: bool | Callable[[int], None] = False,
                  desc: str = "tuning the encoder on the gold") -> dict:
     """Fine-tune ``base`` on ``texts``/``y`` (class ids into ``anchors``' order) and save it to ``out``.
 
@@ -166,7 +168,8 @@ def tune_encoder(base: str, texts: list[str], y, anchors: list[str] | None, sett
     0), so a half of the gold that holds one class still yields an honest (untuned) encoder. ``stamp`` is
     written into the saved ``config.json`` (``llmlabel_tuned``): identities built from a folder's config and
     weight files (embedding caches, the LLM cache's model identity) then change with every fit. ``progress``: a
-    bar over the optimiser steps, labelled ``desc`` (the fit is a minute or more on a CPU).
+    bar over the optimiser steps, labelled ``desc`` (the fit is a minute or more on a CPU), or a callable given
+    each step.
     """
     import torch
 
@@ -202,7 +205,8 @@ def _schedule(opt, total: int):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
 
 
-def _train(net: _Net, texts, y, anchors, s: TuneSettings, rng, progress: bool = False, desc: str = "") -> int:
+def _train(net: _Net, texts, y, anchors, s: TuneSettings, rng, progress: bool | Callable[[int], None] = False,
+           desc: str = "") -> int:
     import torch
 
     from ..progress import Ticker
