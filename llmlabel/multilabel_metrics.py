@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["best_thresholds", "group_matrix", "groups_of", "multilabel_f1"]
+__all__ = ["best_thresholds", "group_matrix", "groups_of", "multilabel_f1", "paired_macro_f1_se"]
 
 
 def multilabel_f1(Y, pred, labels: Sequence[str] | None = None) -> dict:
@@ -72,3 +72,24 @@ def best_thresholds(P: np.ndarray, Y: np.ndarray, *, default: float = 0.5,
     out = grid[f1.argmax(0)].astype(np.float32)
     out[Y.sum(0) == 0] = default  # no dev positive: nothing to tune on
     return out
+
+
+def paired_macro_f1_se(A: np.ndarray, B: np.ndarray, Y: np.ndarray, draws: int = 400, seed: int = 0) -> float:
+    """Standard error of macro-F1(A) - macro-F1(B) over the same gold rows of 0/1 label matrices (seeded paired
+    bootstrap, vectorised: a draw is a vector of row counts, and each label's tp / fp / fn are count-weighted
+    sums). Single-label predictions are its one-of-k case (one-hot rows)."""
+    A, B, Y = (np.asarray(x, bool) for x in (A, B, Y))
+    n = len(Y)
+    if n < 2:
+        return float("inf")
+    idx = np.random.default_rng(seed).integers(0, n, (draws, n))
+    W = np.zeros((draws, n))
+    np.add.at(W, (np.repeat(np.arange(draws), n), idx.ravel()), 1.0)
+
+    def macro(P):
+        tp, fp, fn = W @ (P & Y), W @ (P & ~Y), W @ (~P & Y)
+        den = 2 * tp + fp + fn
+        f1 = np.divide(2 * tp, den, out=np.zeros_like(den), where=den > 0)
+        return f1.sum(1) / np.maximum((den > 0).sum(1), 1)
+
+    return float(np.std(macro(A) - macro(B), ddof=1))

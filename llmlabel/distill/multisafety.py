@@ -34,7 +34,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import ConfigError
-from ..multilabel_metrics import best_thresholds, multilabel_f1
+from ..multilabel_metrics import best_thresholds, multilabel_f1, paired_macro_f1_se
 from .safety import WEAK_WEIGHTS, SafetyNetResult, _Trainer, choose, fold_training, matched_rows, recipes
 
 #: Threshold candidates: the usual 0.05 steps plus a log-spaced low end, because a student trained without
@@ -55,26 +55,6 @@ def oof_decisions(P: np.ndarray, Y: np.ndarray, fold: np.ndarray, folds: int) ->
         if here.any():
             pred[here] = P[here] >= best_thresholds(P[rest], Y[rest], grid=GRID, default=0.5)
     return pred
-
-
-def paired_se_multi(A: np.ndarray, B: np.ndarray, Y: np.ndarray, draws: int = 400, seed: int = 0) -> float:
-    """Standard error of macro-F1(A) - macro-F1(B) over the same gold rows (seeded paired bootstrap, vectorised:
-    a draw is a vector of row counts, and each label's tp / fp / fn are count-weighted sums)."""
-    A, B, Y = (np.asarray(x, bool) for x in (A, B, Y))
-    n = len(Y)
-    if n < 2:
-        return float("inf")
-    idx = np.random.default_rng(seed).integers(0, n, (draws, n))
-    W = np.zeros((draws, n))
-    np.add.at(W, (np.repeat(np.arange(draws), n), idx.ravel()), 1.0)
-
-    def macro(P):
-        tp, fp, fn = W @ (P & Y), W @ (P & ~Y), W @ (~P & Y)
-        den = 2 * tp + fp + fn
-        f1 = np.divide(2 * tp, den, out=np.zeros_like(den), where=den > 0)
-        return f1.sum(1) / np.maximum((den > 0).sum(1), 1)
-
-    return float(np.std(macro(A) - macro(B), ddof=1))
 
 
 def with_gold(d, crossfit):
@@ -133,7 +113,7 @@ def run_multi_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequ
         preds.append(np.where(ok[:, None], pred, False))
         ship.append(best_thresholds(P[ok], Yg[ok], grid=GRID, default=0.5) if ok.any() else np.full(k, 0.5))
     best, chosen, verdict, gain = choose(table, "macro_f1", len(g_rows),
-                                         lambda a, b: paired_se_multi(preds[a], preds[b], Yg))
+                                         lambda a, b: paired_macro_f1_se(preds[a], preds[b], Yg))
     i = table.index(best)
     extra = {"multi_label": True,
              "thresholds": {c: round(float(t), 4) for c, t in zip(classes, ship[i])},

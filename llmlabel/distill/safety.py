@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
+from ..multilabel_metrics import paired_macro_f1_se
+from .metrics import macro_f1
 
 WEAK_WEIGHTS = ("all", "equal", "none")
 METRICS = ("accuracy", "macro_f1")
@@ -68,10 +70,8 @@ class SafetyNetResult:
 
 def scores(y: np.ndarray, pred: np.ndarray, k: int) -> dict[str, float]:
     """Accuracy and macro-F1 (over the classes present in ``y`` or predicted)."""
-    tp = np.bincount(y[pred == y], minlength=k).astype(float)
-    den = np.bincount(pred, minlength=k) + np.bincount(y, minlength=k)
-    f1 = np.divide(2 * tp, den, out=np.zeros(k), where=den > 0)
-    return {"accuracy": float(np.mean(pred == y)), "macro_f1": float(f1[den > 0].mean()) if (den > 0).any() else 0.0}
+    f1 = macro_f1(y, pred, k)
+    return {"accuracy": float(np.mean(pred == y)), "macro_f1": 0.0 if np.isnan(f1) else f1}
 
 
 def weak_factor(weak: str, weak_w: np.ndarray, gold_w: np.ndarray) -> float:
@@ -302,6 +302,5 @@ def paired_se(pred_a: np.ndarray, pred_b: np.ndarray, y: np.ndarray, k: int, met
     if metric == "accuracy":
         d = (a == y).astype(float) - (b == y)
         return float(d.std(ddof=1) / np.sqrt(len(d)))
-    idx = np.random.default_rng(seed).integers(0, len(y), (draws, len(y)))
-    diffs = [scores(y[i], a[i], k)[metric] - scores(y[i], b[i], k)[metric] for i in idx]
-    return float(np.std(diffs, ddof=1))
+    one_hot = np.eye(k, dtype=bool)
+    return paired_macro_f1_se(one_hot[a], one_hot[b], one_hot[y], draws=draws, seed=seed)
