@@ -146,10 +146,11 @@ def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path |
     from .errors import InputError
     from .io import read_corpus
 
+    known = None
     if labels is not None:
         from .taxonomy.known import read_label_file
 
-        read_label_file(labels)
+        known = read_label_file(labels)
     gold_ids: dict[str, int] = {}
     counts: Counter = Counter()
     if gold is not None:
@@ -158,6 +159,8 @@ def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path |
         g = read_gold(gold, label_field="labels" if multi_label else "label",
                       fallback_field="label" if multi_label else "labels", need_text=True,
                       split="|," if multi_label else "|")
+        if known is not None:  # a typo in the gold is named now, not after the taxonomy stage has run
+            g.matrix([k.name for k in known], aliases=[k.id or "" for k in known], among=f"the label file {labels}")
         for labs in g.labels:
             counts.update(labs)
         gold_ids = dict(zip(g.ids, g.lines))

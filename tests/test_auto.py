@@ -226,6 +226,12 @@ def test_bad_gold_or_labels_stop_before_anything_is_written(data, tmp_path, caps
     run, code = _auto(tmp_path, data["corpus"], "--labels", tmp_path / "empty.txt")
     err = capsys.readouterr().err.strip()
     assert code == 2 and "empty.txt" in err and "no labels" in err
+    typo = _jsonl(tmp_path / "typo_gold.jsonl", [{"id": data["rows"][0]["id"], "text": "t", "label": data["names"][0]},
+                                                 {"id": data["rows"][1]["id"], "text": "t", "label": "no such intent"}])
+    run, code = _auto(tmp_path, data["corpus"], "--labels", data["labels"], "--gold", typo)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and f"{typo}:2:" in err
+    assert "'no such intent' is not in the label file" in err
     assert [p.name for p in run.iterdir()] == ["earlier.txt"]
 
 
