@@ -226,6 +226,10 @@ def test_bad_gold_or_labels_stop_before_anything_is_written(data, tmp_path, caps
     run, code = _auto(tmp_path, data["corpus"], "--labels", tmp_path / "empty.txt")
     err = capsys.readouterr().err.strip()
     assert code == 2 and "empty.txt" in err and "no labels" in err
+    (tmp_path / "twice.txt").write_text(f"{data['names'][0]}\n{data['names'][1]}\n{data['names'][0]}\n")
+    run, code = _auto(tmp_path, data["corpus"], "--labels", tmp_path / "twice.txt")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "twice.txt:3:" in err and "listed twice (also line 1)" in err
     typo = _jsonl(tmp_path / "typo_gold.jsonl", [{"id": data["rows"][0]["id"], "text": "t", "label": data["names"][0]},
                                                  {"id": data["rows"][1]["id"], "text": "t", "label": "no such intent"}])
     run, code = _auto(tmp_path, data["corpus"], "--labels", data["labels"], "--gold", typo)

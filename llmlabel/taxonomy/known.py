@@ -142,6 +142,7 @@ def read_label_file(path: str | Path) -> list[KnownLabel]:
     labels = _read_tree(path) if path.suffix.lower() in (".yaml", ".yml", ".json") else _read_txt(path)
     if not labels:
         raise ConfigError("the label file names no labels", path=path, hint=_HINT)
+    _build(labels, path)  # names and ids checked now, so `auto` stops before it writes anything
     return labels
 
 
@@ -157,7 +158,7 @@ def _build(labels: Sequence[KnownLabel], path) -> list[LabelDef]:
         key = (is_parent, lab.name.lower())
         if key in seen:
             raise ConfigError(f"label {lab.name!r} is listed twice (also line {seen[key].line})", path=path,
-                              line=lab.line, hint="a leaf belongs to one parent; rename one of them")
+                              line=lab.line, hint="remove or rename one of them (a leaf belongs to one parent)")
         seen[key] = lab
         lid = lab.id or (("group_" if is_parent else "") + slugify(lab.name))
         if lid in taken or lid == OTHER:
