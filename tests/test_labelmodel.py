@@ -356,3 +356,16 @@ def test_dev_choice_reads_only_the_rows_some_lf_voted_on():
     assert rows[1]["dev_accuracy"] > rows[0]["dev_accuracy"] + 0.2  # on every dev row the guesser looks far better
     assert rows[_choose([dict(r) for r in rows], "accuracy", n, probas, y)]["name"] == "wv-dev"
     assert rows[_choose([dict(r) for r in rows], "accuracy", n, probas, y, covered=covered)]["name"] == "heldout"
+
+
+def test_one_dev_row_skips_the_candidates_that_learn_from_it():
+    """A model fitted on the dev labels is scored out-of-fold, which one dev row cannot do (cross-fitting on a
+    gold set of two rows gives each fold one): those candidates are skipped with the reason, not a crash."""
+    rng = np.random.default_rng(1)
+    L, y = _keyword_votes_with_a_silent_class(300, rng)
+    covered = np.flatnonzero((L >= 0).any(axis=1))[:1]
+    model = select_label_model(L, L[covered], y[covered], cardinality=3)
+    skipped = model.report_["skipped"]
+    assert {"ds-dev", "onecoin-dev", "wv-dev"} <= set(skipped)
+    assert "1 dev row" in skipped["wv-dev"]
+    assert model.predict(L).shape == (300,)

@@ -185,7 +185,7 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
     rows, probas, models, skipped = [], {}, {}, {}
     for spec in candidates:
         name = _name(spec)
-        why = _skip_reason(spec, k, many)
+        why = _skip_reason(spec, k, many, dev.n)
         if why:
             skipped[name] = why
             continue
@@ -206,10 +206,13 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
     return out.fit(L_train, y_dev, L_dev, dev_proba=probas[chosen["name"]], selection=selection)
 
 
-def _skip_reason(spec, k: int, many: bool) -> str | None:
-    """Why a candidate does not run here (its extra is not installed; too many classes for full Dawid-Skene)."""
+def _skip_reason(spec, k: int, many: bool, n_dev: int) -> str | None:
+    """Why a candidate does not run here (its extra is not installed; too many classes for full Dawid-Skene; it
+    learns from the dev labels and one dev row cannot score it out-of-fold)."""
     if isinstance(spec, str) and spec in OPTIONAL_CANDIDATES and not OPTIONAL_CANDIDATES[spec]():
         return "not installed"
+    if _uses_dev(spec) and n_dev < 2:
+        return f"{n_dev} dev row: a model fitted on the dev labels needs 2 or more to be scored out-of-fold"
     if many and spec in FULL_DS:
         return f"{k} classes: LFs x {k} x {k} confusion parameters > {FULL_DS_MAX_PARAMS:,}"
     return None
