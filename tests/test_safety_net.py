@@ -132,6 +132,26 @@ def test_logistic_regression_on_the_gold_ships_unless_another_recipe_beats_it_by
     assert choose(table, "accuracy", 100, lambda a, b: 0.0)[1].student == "probe"
 
 
+def test_a_gold_set_of_one_class_ships_the_weak_labels_not_a_one_class_classifier(tmp_path):
+    """Gold rows of one class cannot train "logistic regression on your gold" in any fold, so there is nothing to
+    compare with: the net ships what the chain ships without it (weak rows at their confidence), and the model
+    predicts every class, not the gold's one (it used to ship a probe fitted on that class alone)."""
+    from llmlabel.distill.api import distill
+    from llmlabel.distill.export import load_student
+
+    classes = sorted({r["category"] for r in sample_rows(None)})[:6]
+    rows = sample_rows(classes)
+    true = np.array([classes.index(r["category"]) for r in rows])
+    gold_idx = np.flatnonzero(true == 0)[:6]
+    path, true = _write_run(tmp_path, true, rows, gold_idx, classes, folds=3)
+    res = distill(path, tmp_path / "model", student="auto", min_per_class=1, tuned_encoder=False)
+    net = res.metrics["safety_net"]
+    assert net["chosen"] == {"student": "static", "weak": "all"}
+    assert net["verdict"].startswith("nothing to compare with: logistic regression on the 6 gold rows could not")
+    pred = load_student(tmp_path / "model").predict_proba([r["text"] for r in rows]).argmax(1)
+    assert len(np.unique(pred)) == len(classes) and np.mean(pred == true) > 0.8
+
+
 @pytest.mark.parametrize("weak", ["right", "shuffled"])
 def test_distill_ships_the_recipe_that_wins_on_the_gold(tmp_path, weak):
     """Right weak labels: a recipe that uses them wins and ships. Shuffled ones (labels that carry nothing):

@@ -261,6 +261,8 @@ def choose(table: list[dict], metric: str, n_gold: int, se_of) -> tuple[dict, Re
     the reference on held-out test sets (eval/results/suite.md). A tie or a noisy lead keeps the baseline."""
     # recipes() always includes the reference, whatever the students asked for
     ref = next(i for i, r in enumerate(table) if (r["student"], r["weak"]) == (REFERENCE.student, REFERENCE.weak))
+    if table[ref]["n"] == 0:
+        return _without_reference(table, n_gold)
     # on a tie the recipe without weak rows: it needs fewer assumptions for the same figure
     best = max((i for i in range(len(table)) if i != ref), key=lambda i: (table[i][metric], table[i]["weak"] == "none"),
                default=None)
@@ -289,6 +291,22 @@ def choose(table: list[dict], metric: str, n_gold: int, se_of) -> tuple[dict, Re
                    f"(se {100 * se:.1f}; {win[metric]:.3f} vs {table[ref][metric]:.3f}); shipped: "
                    f"{chosen.student}, weak rows weighted '{chosen.weak}'")
     return win, chosen, verdict, float(gain)
+
+
+def _without_reference(table: list[dict], n_gold: int) -> tuple[dict, Recipe, str, float]:
+    """No fold's gold outside it holds two classes, so "logistic regression on your gold" cannot be trained and
+    nothing can be compared with it: ship what the chain ships without the net (the first student, the weak rows
+    at their confidence), not a classifier fitted on one class."""
+    i = next((j for j, r in enumerate(table) if r["weak"] == "all"), None)
+    if i is None:
+        raise ConfigError(f"the {n_gold} gold rows cannot train a classifier in any fold (the rows outside each fold "
+                          "hold one class) and no recipe with the weak rows was asked for",
+                          hint="add gold rows of other classes, or allow the weak rows ('all')")
+    win = table[i]
+    verdict = (f"nothing to compare with: logistic regression on the {n_gold} gold rows could not be trained in any "
+               f"fold (the gold rows outside each fold hold one class); shipped as without the safety net: "
+               f"{win['student']}, weak rows weighted 'all'")
+    return win, Recipe(win["student"], "all"), verdict, 0.0
 
 
 def paired_se(pred_a: np.ndarray, pred_b: np.ndarray, y: np.ndarray, k: int, metric: str, draws: int = 400,
