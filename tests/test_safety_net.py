@@ -152,6 +152,35 @@ def test_a_gold_set_of_one_class_ships_the_weak_labels_not_a_one_class_classifie
     assert len(np.unique(pred)) == len(classes) and np.mean(pred == true) > 0.8
 
 
+def test_gold_that_misses_classes_the_weak_labels_fill_weighs_only_recipes_with_the_weak_rows(tmp_path):
+    """Gold rows of 3 of 6 intents (not a random sample): out-of-fold on that gold, "logistic regression on your
+    gold" looks as good as anything, yet it could never predict the other 3 intents, which the weak labels give
+    half the items. The net sees the missing classes, weighs only recipes with the weak rows, says so, and the
+    model predicts all 6 (it shipped the gold-only baseline: 3 classes)."""
+    from llmlabel.distill.api import distill
+    from llmlabel.distill.export import load_student
+    from llmlabel.distill.safety import unrepresented
+
+    classes = sorted({r["category"] for r in sample_rows(None)})[:6]
+    rows = sample_rows(classes)
+    true = np.array([classes.index(r["category"]) for r in rows])
+    gold_idx = np.sort(np.concatenate([np.flatnonzero(true == c)[:8] for c in range(3)]))
+    path, true = _write_run(tmp_path, true, rows, gold_idx, classes, folds=4)
+    res = distill(path, tmp_path / "model", student="auto", min_per_class=1, tuned_encoder=False)
+    net = res.metrics["safety_net"]
+    assert net["chosen"]["weak"] != "none" and all(r["weak"] != "none" for r in net["candidates"])
+    assert net["verdict"].startswith("the gold has no row of ")
+    assert "a model trained on the gold alone would never predict" in net["verdict"]
+    pred = load_student(tmp_path / "model").predict_proba([r["text"] for r in rows]).argmax(1)
+    assert len(np.unique(pred)) == 6 and np.mean(pred == true) > 0.8
+    # a random sample that misses a rare class is no evidence: 2 of 100 rows, absent from 10 gold rows
+    y = np.zeros(100, int)
+    y[:2] = 1
+    share_proba = np.eye(2)[y][None]
+    assert len(unrepresented(np.zeros(10, int), share_proba, 2)[0]) == 0
+    assert list(unrepresented(np.zeros(10, int), np.eye(2)[np.arange(100) % 2][None], 2)[0]) == [1]
+
+
 @pytest.mark.parametrize("weak", ["right", "shuffled"])
 def test_distill_ships_the_recipe_that_wins_on_the_gold(tmp_path, weak):
     """Right weak labels: a recipe that uses them wins and ships. Shuffled ones (labels that carry nothing):

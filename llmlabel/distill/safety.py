@@ -9,7 +9,9 @@ the gold outside fold f, and scored on fold f's gold: out-of-fold figures no gol
 probe on the gold alone (logistic regression on frozen embeddings of the gold: the baseline a user would pick) is
 the reference: the best other recipe replaces it only when it wins by more than 1.645 paired standard errors on the
 gold (``paired_se``; a one-sided test at 5%), so a noisy lead keeps the baseline. The winner is trained on every row and shipped;
-the table and a one-line verdict go into metrics.json, the model card and the report.
+the table and a one-line verdict go into metrics.json, the model card and the report. Without a baseline to keep
+(``unrepresented`` classes: the gold misses a class the weak labels give many items; or no fold's other gold rows
+hold two classes) the net weighs only recipes with the weak rows.
 
 Weak weights: ``all`` (weak rows at their label-model confidence, as without the net), ``equal`` (scaled so
 the weak rows together weigh as much as the gold rows) and ``none`` (the gold alone). Students: ``static``
@@ -215,11 +217,15 @@ def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[s
                           "nothing to score the safety net on", hint="add randomly drawn gold rows")
     if "tuned" in students and tuned is None:
         raise ConfigError("the tuned candidate needs the run's tuned encoder")
+    missing, share = unrepresented(g_y[g_fair], proba, k)
+    todo = recipes(students, weak)
+    if len(missing) and any(rc.weak != "none" for rc in todo):
+        todo = [rc for rc in todo if rc.weak != "none"]  # they could never predict the missing classes
     trainer = _Trainer(make_student, list(texts), list(classes), tuned)
     trainer.prepare(np.concatenate([s_rows, g_rows]))
     onehot = np.eye(k, dtype=np.float32)[g_y]
     table, oof = [], {}
-    for rc in recipes(students, weak):
+    for rc in todo:
         pred = np.full(len(g_rows), -1)
         for f in range(gold.folds):
             test = g_fold == f
@@ -236,10 +242,46 @@ def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[s
                **scores(g_y[scored], pred[scored], k)}
         table.append(row)
         oof[len(table) - 1] = np.where(scored, pred, -1)
-    best, chosen, verdict, gain = choose(table, metric, len(g_rows),
-                                         lambda a, b: paired_se(oof[a], oof[b], g_y, k, metric))
+    if all(r["weak"] != "none" for r in table):
+        best, chosen, verdict, gain = _gold_misses_classes(table, metric, int(g_fair.sum()), k,
+                                                           [classes[j] for j in missing], share[missing])
+    else:
+        best, chosen, verdict, gain = choose(table, metric, len(g_rows),
+                                             lambda a, b: paired_se(oof[a], oof[b], g_y, k, metric))
     return SafetyNetResult(chosen, metric, table, gold.folds, int(best["n"]), len(s_rows), verdict, float(gain),
                            notes)
+
+
+#: A fair random sample of n gold rows misses a class that the label model gives a share p of the rows with
+#: probability (1 - p)^n. A missing class below ``UNREPRESENTED_P / k`` (split over the k classes) says the gold is
+#: not a random sample of the label set (or the weak labels are far off on that class); either way the out-of-fold
+#: figures cannot see what a model trained on the gold alone loses there: it never predicts the class.
+UNREPRESENTED_P = 0.01
+
+
+def unrepresented(gold_y: np.ndarray, weak_proba: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(classes missing from the fair gold rows beyond chance (above), every class's share of the weak
+    sample's labels)``; ``weak_proba``: the cross-fitted label model's (folds, rows, k) probabilities."""
+    votes = weak_proba.argmax(-1).ravel()
+    share = np.bincount(votes, minlength=k) / max(len(votes), 1)
+    absent = np.setdiff1d(np.arange(k), gold_y)
+    return absent[(1.0 - share[absent]) ** len(gold_y) < UNREPRESENTED_P / k], share
+
+
+def _gold_misses_classes(table: list[dict], metric: str, n_fair: int, k: int, names: list[str],
+                         share: np.ndarray) -> tuple[dict, Recipe, str, float]:
+    """The gold has no row of classes the weak labels give a large share of the items (:func:`unrepresented`): only
+    recipes with the weak rows were scored; the best out-of-fold ships (the first listed on a tie)."""
+    i = max(range(len(table)), key=lambda j: (table[j][metric], -j))
+    win = table[i]
+    what = ", ".join(f"'{n}' ({100 * s:.0f}%)" for n, s in zip(names[:5], share[:5])) + (" ..." if len(names) > 5
+                                                                                           else "")
+    verdict = (f"the gold has no row of {len(names)} class(es) the label model gives many items, {what}, which a "
+               f"random sample of {n_fair} rows misses with probability < {UNREPRESENTED_P:g}/{k}: "
+               f"a model trained on the gold alone would never predict them, so only recipes with the weak rows "
+               f"were weighed; shipped: {win['student']}, weak rows weighted '{win['weak']}' (out-of-fold "
+               f"{metric.replace('_', '-')} {win[metric]:.3f} on the gold)")
+    return win, Recipe(win["student"], win["weak"]), verdict, 0.0
 
 
 #: The reference every other recipe must beat: logistic regression on frozen embeddings of the gold alone, the
