@@ -164,23 +164,46 @@ def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path |
         for labs in g.labels:
             counts.update(labs)
         gold_ids = dict(zip(g.ids, g.lines))
+        gold_texts = dict(zip(g.ids, g.texts))
         if not gold_ids:
             raise InputError("the gold file has no rows", path=gold)
     if str(data).startswith("hf://"):
         return [x for x, _ in counts.most_common()] or None  # a remote dataset is read once, by the stages
     corpus = read_corpus(data)
     n = 0
+    other_text: list[tuple[str, int, str, str]] = []
     for b in corpus.iter_batches(10_000):  # streams: memory stays flat
         n += len(b.ids)
-        for i in b.ids:
-            gold_ids.pop(str(i), None)
+        for i, t in zip(b.ids, b.texts):
+            line = gold_ids.pop(str(i), None)
+            if line is not None and _same_text(gold_texts[str(i)]) != _same_text(t):
+                other_text.append((str(i), line, gold_texts[str(i)], t))
     if not n:
         raise InputError("the corpus has no texts to label", path=data, hint=corpus.stats.summary())
     if gold_ids:
         gid, line = next(iter(gold_ids.items()))
         raise InputError(f"gold id {gid!r} is not an id of the corpus ({len(gold_ids)} such rows)", path=gold,
                          line=line, field="id", hint="gold rows are items of the corpus, with the same ids")
+    if other_text:
+        # the gold LFs learn from the gold file's texts, the safety net and the student from the corpus's: a
+        # gold set joined to the corpus on shifted ids would teach each a different task without a word
+        gid, line, gt, ct = min(other_text, key=lambda r: r[1])
+        raise InputError(f"{len(other_text)} gold row(s) have another text than the corpus item with their id; "
+                         f"id {gid!r}: {_clip(gt)!r} here, {_clip(ct)!r} in the corpus", path=gold, line=line,
+                         field="text", hint="a gold row is an item of the corpus: same id, same text (fix the ids, "
+                                            "or copy the corpus texts into the gold file)")
     return [x for x, _ in counts.most_common()] or None
+
+
+def _same_text(t: str) -> str:
+    import unicodedata
+
+    return " ".join(unicodedata.normalize("NFC", str(t)).split())
+
+
+def _clip(t: str, n: int = 40) -> str:
+    t = " ".join(str(t).split())
+    return t if len(t) <= n else t[: n - 3] + "..."
 
 
 @dataclass

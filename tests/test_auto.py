@@ -236,6 +236,13 @@ def test_bad_gold_or_labels_stop_before_anything_is_written(data, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and f"{typo}:2:" in err
     assert "'no such intent' is not in the label file" in err
+    r0, r1 = data["rows"][0], data["rows"][1]  # ids joined to the wrong texts: each learner would see another task
+    shifted = _jsonl(tmp_path / "shifted_gold.jsonl",
+                     [{"id": r0["id"], "text": f"  {r0['text']} ", "label": data["names"][0]},  # spacing is no matter
+                      {"id": r1["id"], "text": r0["text"], "label": data["names"][0]}])
+    run, code = _auto(tmp_path, data["corpus"], "--gold", shifted)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and f"{shifted}:2: field 'text': 1 gold row(s) have another text than the corpus item" in err
     assert [p.name for p in run.iterdir()] == ["earlier.txt"]
 
 
