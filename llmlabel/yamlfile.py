@@ -69,14 +69,25 @@ def read_yaml(path: str | Path, *, what: str, hint: str | None = None) -> tuple[
                           hint="fix the indentation or quoting on that line") from None
 
 
+_TYPE_TAGS = {"int", "float", "str", "bool", "none", "list", "dict"}
+
+
+def _field_loc(loc) -> list:
+    """A pydantic error location without the type tags a union adds (``constrained-float``, ``literal['auto']``)."""
+    return [p for p in loc if not (isinstance(p, str) and ("[" in p or "-" in p or p in _TYPE_TAGS))]
+
+
 def config_error(e: ValidationError, *, path: str | Path | None, root: Any = None,
                  hint: str | None = None, loc: list | None = None) -> ConfigError:
     """The first pydantic error as one ConfigError naming the file, the YAML line and the field path
     (``loc``: that error's location as the file spells it, where the caller knows better than pydantic)."""
     errs = e.errors()
     err = errs[0]
-    loc = list(err.get("loc", ()) if loc is None else loc)
-    msg = err.get("msg", "invalid")
+    # one field that may take several types (a number or 'auto') fails once per type: one problem, said once
+    same = [x for x in errs if _field_loc(x.get("loc", ())) == _field_loc(err.get("loc", ()))]
+    loc = _field_loc(err.get("loc", ()) if loc is None else loc)
+    msg = err.get("msg", "invalid") + "".join(
+        " or " + x.get("msg", "").replace("Input should be ", "be ", 1) for x in same[1:])
     ctx_err = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_err, FieldError):
         loc = [int(p) if p.isdigit() else p for p in ctx_err.loc.split(".")]
@@ -87,6 +98,7 @@ def config_error(e: ValidationError, *, path: str | Path | None, root: Any = Non
         msg = "required field is missing"
     elif err.get("type") == "extra_forbidden":
         msg = "unknown field (a typo?)"
-    more = f" (and {len(errs) - 1} more problems)" if len(errs) > 1 else ""
+    others = len({tuple(_field_loc(x.get("loc", ()))) for x in errs}) - 1
+    more = f" (and {others} more problems)" if others else ""
     return ConfigError(f"{msg}{more}", path=path, line=_node_line(root, loc) if root is not None else None,
                        field=_loc_str(loc) or None, hint=hint)

@@ -201,3 +201,18 @@ def test_lf_spec_builds_lfs_and_reports_bad_lines(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_lf_spec(p)
     assert "lfs.yaml:2" in str(e.value) and "patterns" in str(e.value)
+
+
+def test_an_option_that_takes_a_number_or_auto_fails_as_one_problem(tmp_path):
+    """``threshold`` is a number in [0, 1] or 'auto': pydantic reports one error per type, with its type tag in
+    the location; the user sees one field, one line and both ways to fix it."""
+    path = tmp_path / "lfs.yaml"
+    path.write_text("lfs:\n  - {kind: keyphrases}\n  - {name: knn, kind: knn, threshold: 1.5}\n")
+    with pytest.raises(ConfigError) as e:
+        load_lf_spec(path)
+    msg = str(e.value)
+    assert f"{path}:3" in msg and "field 'lfs[1].threshold'" in msg and "constrained" not in msg
+    assert "less than or equal to 1 or be 'auto'" in msg and "more problems" not in msg
+    path.write_text("lfs:\n  - {name: knn, kind: knn, threshold: 1.5, k: 0}\n")
+    with pytest.raises(ConfigError, match=r"\(and 1 more problems\)"):
+        load_lf_spec(path)
