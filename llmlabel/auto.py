@@ -195,6 +195,30 @@ def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path |
     return [x for x, _ in counts.most_common()] or None
 
 
+#: Most labels ``auto`` induces without ``--labels`` (``--max-labels``).
+MAX_LABELS = 30
+
+
+def _labels_room(data: str | Path, echo: Callable[[str], None]) -> int:
+    """:data:`MAX_LABELS`, or fewer when the corpus has too few distinct texts for that many (the taxonomy needs
+    ``MIN_PER_LABEL`` per label): a first try on a small sample should run, not stop on a default the user never
+    set. Reads only until it has seen enough distinct texts."""
+    from .io import read_corpus
+    from .taxonomy.cluster import MIN_CLUSTER
+    from .taxonomy.items import MIN_PER_LABEL
+
+    if str(data).startswith("hf://"):
+        return MAX_LABELS
+    need, seen = MIN_PER_LABEL * MAX_LABELS, set()
+    for b in read_corpus(data).iter_batches(10_000):
+        seen.update(" ".join(t.lower().split()) for t in b.texts)
+        if len(seen) >= need:
+            return MAX_LABELS
+    room = max(2, len(seen) // max(MIN_PER_LABEL, MIN_CLUSTER))
+    echo(f"[auto] {len(seen):,} distinct texts: at most {room} labels (--max-labels sets it)")
+    return room
+
+
 def _same_text(t: str) -> str:
     import unicodedata
 
@@ -296,14 +320,16 @@ def _student_figure(m: dict) -> tuple[Optional[float], str]:
 
 
 def auto(data: str | Path, output: str | Path, *, labels: str | Path | None = None, gold: str | Path | None = None,
-         models: Sequence[str] = (), multi_label: bool = False, student: str | None = None, max_labels: int = 30,
-         embedder: str | None = None, cache: str | Path | None = None, no_cache: bool = False, report: bool = True,
+         models: Sequence[str] = (), multi_label: bool = False, student: str | None = None,
+         max_labels: int | None = None, embedder: str | None = None, cache: str | Path | None = None,
+         no_cache: bool = False, report: bool = True,
          overwrite: bool = False, select_metric: str | None = None,
          echo: Callable[[str], None] = print) -> AutoResult:
     """Write ``output/pipeline.yaml`` (and ``lfs.yaml``) for the situation and run it (see the module doc).
 
     ``select_metric`` (with ``gold``): what the safety net maximises out-of-fold on the gold, ``accuracy``
-    (default) or ``macro_f1`` (when a rare class counts as much as a common one)."""
+    (default) or ``macro_f1`` (when a rare class counts as much as a common one). ``max_labels`` (labels induced
+    without ``labels``): :data:`MAX_LABELS`, fewer when the corpus has too few distinct texts for that many."""
     from .distill.safety import METRICS
     from .io_write import check_writable
     from .pipeline import load_pipeline, run_pipeline
@@ -314,9 +340,12 @@ def auto(data: str | Path, output: str | Path, *, labels: str | Path | None = No
         raise ConfigError("--select-metric chooses what the safety net maximises on your gold: it needs --gold")
     work = check_writable(output, folder=True)
     gold_labels = check_inputs(data, labels, gold, multi_label)
+    if max_labels is None and labels is None and gold is None:
+        max_labels = _labels_room(data, echo)
     sit = Situation(None if labels is None else str(labels), None if gold is None else str(gold),
                     tuple(models or ()), multi_label)
-    spec, lfs_text = plan(data, work, sit, student=student, max_labels=max_labels, embedder=embedder, cache=cache,
+    spec, lfs_text = plan(data, work, sit, student=student, max_labels=max_labels or MAX_LABELS, embedder=embedder,
+                          cache=cache,
                           no_cache=no_cache, select_metric=select_metric)
     work.mkdir(parents=True, exist_ok=True)
     if gold is not None and labels is None:

@@ -279,3 +279,19 @@ def test_the_student_figure_prefers_the_out_of_fold_one():
     assert value == 0.6 and "dev.jsonl" in note
     value, note = _student_figure({"train_agreement": 0.99, "student": "static"})
     assert value == 0.99 and "not an accuracy" in note
+
+
+def test_a_small_corpus_without_labels_induces_fewer_labels_instead_of_stopping(tmp_path):
+    """30 labels need 60 distinct texts; a first try on 45 should induce at most 15 (3 distinct texts a label,
+    the taxonomy's smallest cluster), say so, and run; a corpus with enough texts keeps the default."""
+    from llmlabel.auto import MAX_LABELS, _labels_room
+
+    rows = [json.loads(x) for x in SAMPLE.read_text(encoding="utf-8").splitlines() if x.strip()]
+    said = []
+    small = _jsonl(tmp_path / "small.jsonl", [{"id": i, "text": r["text"]} for i, r in enumerate(rows[:45])])
+    assert _labels_room(small, said.append) == 15 and said == ["[auto] 45 distinct texts: at most 15 labels "
+                                                               "(--max-labels sets it)"]
+    dup = _jsonl(tmp_path / "dup.jsonl", [{"id": i, "text": rows[i % 9]["text"].upper()} for i in range(90)])
+    assert _labels_room(dup, said.append) == 3  # case and spacing aside, 9 distinct texts
+    big = _jsonl(tmp_path / "big.jsonl", [{"id": i, "text": r["text"]} for i, r in enumerate(rows[:200])])
+    assert _labels_room(big, said.append) == MAX_LABELS and len(said) == 2

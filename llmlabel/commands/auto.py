@@ -31,7 +31,9 @@ def register(app: typer.Typer) -> None:
         student: Optional[str] = typer.Option(None, "--student", help="static (WordLlama + head, seconds) or "
                                                                       "minilm (fine-tuned encoder, minutes); "
                                                                       "default: distill's default."),
-        max_labels: int = typer.Option(30, "--max-labels", help="Most labels to induce (without --labels)."),
+        max_labels: Optional[int] = typer.Option(None, "--max-labels", help="Most labels to induce (without "
+                                                 "--labels; default 30, fewer when the corpus has under 60 distinct "
+                                                 "texts)."),
         embedder: Optional[str] = typer.Option(None, "--embedder", help="Embedder for the taxonomy and the LFs: "
                                                                         "minilm, wordllama (faster) or a "
                                                                         "sentence-transformers model (default: "

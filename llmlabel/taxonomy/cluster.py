@@ -226,9 +226,13 @@ def neighbour_vote(g, lab: np.ndarray, k: int) -> np.ndarray:
     return np.asarray(votes.argmax(axis=1)).ravel()
 
 
+#: Clusters of fewer distinct texts are dissolved into their nearest neighbours.
+MIN_CLUSTER = 3
+
+
 def cluster_embeddings(x: np.ndarray, k: int, *, seed: int = 0, method: str = "spectral", fit_max: int = FIT_MAX,
                        n_neighbors: int | None = None, merge_threshold: float = 0.95, outlier_z: float = OUTLIER_Z,
-                       min_size: int = 3, vote: bool = True, assign: str = "knn") -> Clustering:
+                       min_size: int = MIN_CLUSTER, vote: bool = True, assign: str = "knn") -> Clustering:
     """Cluster L2-normalised rows ``x`` into <= k clusters.
 
     ``spectral`` (default): spectral clustering of the ``n_neighbors``-nearest-neighbour graph (default
