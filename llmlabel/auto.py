@@ -64,10 +64,11 @@ class Situation:
 
 def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str | None = None, max_labels: int = 30,
          embedder: str | None = None, cache: str | Path | None = None, no_cache: bool = False,
-         select_metric: str | None = None) -> tuple[dict, str]:
+         select_metric: str | None = None, fields: dict | None = None) -> tuple[dict, str]:
     """(the pipeline spec auto runs, as a dict; the lfs.yaml text) for a situation. ``cache`` / ``no_cache``:
     the LLM answer cache of the stages that may call an LLM (taxonomy and label); ``select_metric``: what
-    distill's safety net maximises on the gold (None: distill's default, accuracy)."""
+    distill's safety net maximises on the gold (None: distill's default, accuracy); ``fields``: the corpus's
+    ``text-field`` / ``id-field`` for the stages that read it (taxonomy, label, predict)."""
     from .lf.defaults import default_lfs, describe, to_yaml
 
     work = Path(output)
@@ -87,11 +88,13 @@ def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str |
     label: dict = {"lfs": str(work / "lfs.yaml"), "quiet": True}
     aggregate: dict = {"method": "auto"}
     distill: dict = {} if student is None else {"student": student}  # None: distill's own default
+    # a class the label model gives one item (or only its gold rows) still trains: machine labels on a small
+    # corpus should not stop the run (distill's own default, 2, guards a labeled file a person hands it)
+    distill["min-per-class"] = 1
     if sit.gold:
         label["gold"] = sit.gold
         # clamped, and choosing / calibrating the label model (cross-fitted; multi-label: + per-label thresholds)
         aggregate["gold"] = sit.gold
-        distill["min-per-class"] = 1  # a class the label model gives only its gold rows still trains
         if select_metric is not None:
             distill["select-metric"] = select_metric
         # (a distill stage that took the gold itself would get it here: distill["gold"] = sit.gold)
@@ -102,9 +105,10 @@ def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str |
             st["cache"] = str(cache)
         if no_cache:
             st["no-cache"] = True
+    reads = {k: v for k, v in (fields or {}).items() if v is not None}
     spec = {"name": work.name or "auto", "corpus": str(data), "workdir": str(work),
-            "stages": [{"taxonomy": tax}, {"label": label}, {"aggregate": aggregate}, {"distill": distill},
-                       {"predict": {"quiet": True}}]}
+            "stages": [{"taxonomy": {**tax, **reads}}, {"label": {**label, **reads}}, {"aggregate": aggregate},
+                       {"distill": distill}, {"predict": {"quiet": True, **reads}}]}
     lfs = default_lfs(multi_label=sit.multi_label, gold=bool(sit.gold), models=models, embedder=embedder)
     which = describe(lfs, multi_label=sit.multi_label, models=models)
     lfs_text = to_yaml(lfs, header=f"The labeling functions llmlabel auto chose ({which}).\n"
@@ -136,8 +140,8 @@ def _write_owned(path: Path, text: str, overwrite: bool) -> None:
         f.write(text)
 
 
-def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path | None, multi_label: bool
-                 ) -> list[str] | None:
+def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path | None, multi_label: bool,
+                 text_field: str | None = None, id_field: str | None = None) -> list[str] | None:
     """Read every input once before anything is written, so bad input is one line naming the file and the run
     folder stays as it was: the corpus (every line; it must hold texts), the label file, and the gold (each
     row an ``id`` of the corpus, a ``text`` and a label). Returns the gold's labels, most frequent first."""
@@ -169,7 +173,7 @@ def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path |
             raise InputError("the gold file has no rows", path=gold)
     if str(data).startswith("hf://"):
         return [x for x, _ in counts.most_common()] or None  # a remote dataset is read once, by the stages
-    corpus = read_corpus(data)
+    corpus = read_corpus(data, text_field=text_field, id_field=id_field)
     n = 0
     other_text: list[tuple[str, int, str, str]] = []
     for b in corpus.iter_batches(10_000):  # streams: memory stays flat
@@ -199,7 +203,8 @@ def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path |
 MAX_LABELS = 30
 
 
-def _labels_room(data: str | Path, echo: Callable[[str], None]) -> int:
+def _labels_room(data: str | Path, echo: Callable[[str], None], text_field: str | None = None,
+                 id_field: str | None = None) -> int:
     """:data:`MAX_LABELS`, or fewer when the corpus has too few distinct texts for that many (the taxonomy needs
     ``MIN_PER_LABEL`` per label): a first try on a small sample should run, not stop on a default the user never
     set. Reads only until it has seen enough distinct texts."""
@@ -210,7 +215,7 @@ def _labels_room(data: str | Path, echo: Callable[[str], None]) -> int:
     if str(data).startswith("hf://"):
         return MAX_LABELS
     need, seen = MIN_PER_LABEL * MAX_LABELS, set()
-    for b in read_corpus(data).iter_batches(10_000):
+    for b in read_corpus(data, text_field=text_field, id_field=id_field).iter_batches(10_000):
         seen.update(" ".join(t.lower().split()) for t in b.texts)
         if len(seen) >= need:
             return MAX_LABELS
@@ -323,8 +328,8 @@ def auto(data: str | Path, output: str | Path, *, labels: str | Path | None = No
          models: Sequence[str] = (), multi_label: bool = False, student: str | None = None,
          max_labels: int | None = None, embedder: str | None = None, cache: str | Path | None = None,
          no_cache: bool = False, report: bool = True,
-         overwrite: bool = False, select_metric: str | None = None,
-         echo: Callable[[str], None] = print) -> AutoResult:
+         overwrite: bool = False, select_metric: str | None = None, text_field: str | None = None,
+         id_field: str | None = None, echo: Callable[[str], None] = print) -> AutoResult:
     """Write ``output/pipeline.yaml`` (and ``lfs.yaml``) for the situation and run it (see the module doc).
 
     ``select_metric`` (with ``gold``): what the safety net maximises out-of-fold on the gold, ``accuracy``
@@ -339,14 +344,14 @@ def auto(data: str | Path, output: str | Path, *, labels: str | Path | None = No
     if select_metric is not None and gold is None:
         raise ConfigError("--select-metric chooses what the safety net maximises on your gold: it needs --gold")
     work = check_writable(output, folder=True)
-    gold_labels = check_inputs(data, labels, gold, multi_label)
+    gold_labels = check_inputs(data, labels, gold, multi_label, text_field, id_field)
     if max_labels is None and labels is None and gold is None:
-        max_labels = _labels_room(data, echo)
+        max_labels = _labels_room(data, echo, text_field, id_field)
     sit = Situation(None if labels is None else str(labels), None if gold is None else str(gold),
                     tuple(models or ()), multi_label)
     spec, lfs_text = plan(data, work, sit, student=student, max_labels=max_labels or MAX_LABELS, embedder=embedder,
-                          cache=cache,
-                          no_cache=no_cache, select_metric=select_metric)
+                          cache=cache, no_cache=no_cache, select_metric=select_metric,
+                          fields={"text-field": text_field, "id-field": id_field})
     work.mkdir(parents=True, exist_ok=True)
     if gold is not None and labels is None:
         names = "".join(f"{x}\n" for x in gold_labels)

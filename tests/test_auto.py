@@ -166,8 +166,29 @@ def test_every_situation_plans_a_valid_pipeline(data, tmp_path, labels, gold, mo
     kinds = [x.kind for x in LFSpecFile.model_validate(yaml.safe_load(lfs_text)).lfs]
     assert ("knn" in kinds) == gold and ("prompted" in kinds) == bool(models)
     assert ("classifier" in kinds) == (gold and multi) and ("logreg" in kinds) == (gold and not multi)
+    assert stages["distill"]["min-per-class"] == 1  # machine labels on a small corpus must not stop the run
     if gold and not labels:
         assert sorted(check_inputs(data["corpus"], None, data["gold"], multi)) == sorted(data["names"])
+
+
+def test_a_csv_with_its_own_column_names_runs_with_text_field_and_id_field(data, tmp_path, capsys):
+    """A ticket export names its columns its own way: --text-field / --id-field reach every stage that reads the
+    corpus, and the predictions carry the export's ids (the error about an unknown text column pointed at a
+    --text-field that auto did not have)."""
+    import csv
+
+    path = tmp_path / "tickets.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["ticket_id", "body", "created"])
+        w.writerows([f"T{r['id']}", r["text"], "2026-01-01"] for r in data["rows"])
+    run, code = _auto(tmp_path, path, "--labels", data["labels"])
+    assert code == 2 and "--text-field" in capsys.readouterr().err
+    run, code = _auto(tmp_path, path, "--labels", data["labels"], "--text-field", "body", "--id-field", "ticket_id")
+    assert code == 0, capsys.readouterr().err
+    pred = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(p["id"] for p in pred) == sorted(f"T{r['id']}" for r in data["rows"])
+    assert {p["label"] for p in pred} <= set(data["names"])
 
 
 def test_multi_label(tmp_path, capsys):

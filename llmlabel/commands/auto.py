@@ -43,6 +43,8 @@ def register(app: typer.Typer) -> None:
         report: bool = typer.Option(True, "--report/--no-report", help="Write RUN_DIR/report.html."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a pipeline.yaml or lfs.yaml you edited "
                                                                   "in RUN_DIR (default: refuse)."),
+        text_field: Optional[str] = options.text_field(),
+        id_field: Optional[str] = options.id_field(),
         select_metric: Optional[str] = typer.Option(None, "--select-metric", help="With --gold: what the safety "
                                                     "net maximises out-of-fold on your gold, accuracy (default) or "
                                                     "macro_f1 (a rare class counts as much as a common one)."),
@@ -57,7 +59,7 @@ def register(app: typer.Typer) -> None:
 
         res = run_auto(data, output, labels=labels, gold=gold, models=model or (), multi_label=multi_label,
                        student=student, max_labels=max_labels, embedder=embedder, cache=cache, no_cache=no_cache,
-                       report=report, overwrite=overwrite, select_metric=select_metric,
-                       echo=lambda s: typer.echo(s, err=True))
+                       report=report, overwrite=overwrite, select_metric=select_metric, text_field=text_field,
+                       id_field=id_field, echo=lambda s: typer.echo(s, err=True))
         typer.echo(f"[auto] done: {len(res.ran)} stage(s) ran, {len(res.skipped)} up to date", err=True)
         typer.echo(res.summary())
