@@ -6,7 +6,8 @@
 >>> print(corpus.stats.summary())                                             # doctest: +SKIP
 read 1,000,000 rows: 999,120 kept, 850 empty skipped, 30 bad skipped (lines 17, 9012, ...)
 
-Sources: ``.jsonl``/``.ndjson``/``.json`` (JSON lines), ``.csv``, ``.tsv`` (each optionally ``.gz``), ``.parquet``,
+Sources: ``.jsonl``/``.ndjson``/``.json`` (JSON lines), ``.csv``, ``.tsv``, ``.txt`` (one text a line, ids are
+positions; each optionally ``.gz``), ``.parquet``,
 a folder of Parquet shards, a folder written by ``datasets``' ``save_to_disk``, and ``hf://NAME[:split]``.
 
 Rules every format follows:
@@ -45,7 +46,7 @@ from .errors import InputError
 from .ids import canonical_id
 from .io_formats import (NUMBER, SUPPORTED, TEXT_HINT, arrow_columns, auto_id, detect_format, load_dataset,
                          parquet_files, resolve_text)
-from .io_rows import arrow_items, csv_items, jsonl_items
+from .io_rows import arrow_items, csv_items, jsonl_items, line_items
 
 __all__ = ["read_corpus", "Corpus", "Batch", "Record", "ReadStats", "HUGE_TEXT_CHARS"]
 
@@ -238,6 +239,8 @@ class Corpus:
             return jsonl_items(self.path, stats)
         if self.format in ("csv", "tsv"):
             return csv_items(self.path, stats, self._delimiter)
+        if self.format == "txt":
+            return line_items(self.path, stats)
         cols = None if self.keep_extra else [c for c in (self.text_field, self.id_field) if c]
         return arrow_items(stats, dataset=self._dataset, files=self._files, columns=cols, batch_size=self.batch_size)
 
@@ -281,6 +284,11 @@ def read_corpus(source: str | Path, *, text_field: str | None = None, id_field: 
         kw["id_field"] = id_field = auto_id(cols, id_field)
         tf = resolve_text(path, cols, strs, text_field, id_field, check=fmt != "jsonl", first_line=first_line)
         return Corpus(src, fmt, text_field=tf, columns=cols, path=path, **kw)
+    if fmt == "txt":
+        if text_field not in (None, "text") or id_field is not None:
+            raise InputError("a .txt corpus is one text a line, with no fields to choose", path=path,
+                             hint="drop --text-field / --id-field (the ids are the texts' positions), or use JSONL/CSV")
+        return Corpus(src, fmt, text_field="text", columns=["text"], path=path, **kw)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 

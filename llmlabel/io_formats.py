@@ -11,8 +11,9 @@ from .errors import InputError
 from .io_meta import MANIFEST
 
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
-               ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet"}
-SUPPORTED = ".jsonl/.ndjson/.json, .csv, .tsv (optionally .gz), .parquet, a datasets save_to_disk folder, hf://NAME"
+               ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet", ".txt": "txt"}
+SUPPORTED = (".jsonl/.ndjson/.json, .csv, .tsv, .txt (one text a line; each optionally .gz), .parquet, a datasets "
+             "save_to_disk folder, hf://NAME")
 TEXT_HINT = "choose the text column with text_field=NAME (--text-field NAME)"
 NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 _ID_NAME = re.compile(r"^(?i:_?id|uuid|guid)$|(?i:[_\-]id)$|[a-z]Id$")

@@ -45,6 +45,14 @@ def jsonl_items(path: Path, stats: ReadStats) -> Iterator[tuple[int, Any]]:
                                          line=lineno, hint=hint)
 
 
+def line_items(path: Path, stats: ReadStats) -> Iterator[tuple[int, Any]]:
+    """A plain text file: each non-blank line is one text (``{"text": line}``), its end-of-line removed."""
+    with _open(path) as f:
+        for lineno, s in enumerate(_decode_lines(f, stats), 1):
+            if s and not s.isspace():
+                yield lineno, {"text": s.rstrip("\r\n")}
+
+
 def csv_items(path: Path, stats: ReadStats, delimiter: str) -> Iterator[tuple[int, Any]]:
     """Rows as ``{header: value}``; a row with the wrong number of fields yields its error."""
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # the default 128 KiB cap would reject long texts

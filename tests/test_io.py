@@ -204,6 +204,23 @@ def test_dataset_dict_splits_and_offline_hub(tmp_path):
     assert e.value.path == "hf://nobody/no-such-dataset:test" and "save_to_disk" in e.value.one_line()
 
 
+def test_a_plain_text_file_is_one_text_a_line(tmp_path):
+    """The file a newcomer has first: blank lines are not rows, ids are the texts' positions, a BOM and CRLF are
+    not part of the text, inner spaces are; .gz works as for the other line formats; fields cannot be chosen."""
+    import gzip
+
+    body = "\ufeffrefund please\r\n\n  where is my card  \r\nthird\n".encode("utf-8")
+    (tmp_path / "t.txt").write_bytes(body)
+    with gzip.open(tmp_path / "t.txt.gz", "wb") as f:
+        f.write(body)
+    for name in ("t.txt", "t.txt.gz"):
+        c = read_corpus(tmp_path / name)
+        b = next(c.iter_batches(10))
+        assert b.ids == ["0", "1", "2"] and b.texts == ["refund please", "  where is my card  ", "third"]
+    with pytest.raises(InputError, match="one text a line"):
+        read_corpus(tmp_path / "t.txt", text_field="body")
+
+
 def test_unknown_format_and_missing_file(tmp_path):
     with pytest.raises(InputError, match="file not found"):
         read_corpus(tmp_path / "nope.jsonl")
