@@ -528,3 +528,20 @@ def test_static_head_loss_and_gradient_match_torch_autograd(multi_label):
     assert loss == pytest.approx(ref.item(), rel=1e-5)
     for name in P:
         np.testing.assert_allclose(grad[name], tp[name].grad.numpy(), atol=1e-6)
+
+
+def test_the_card_names_the_label_model_in_a_sentence_not_its_report():
+    """aggregate records the label model's whole report (every candidate's dev scores); the card says which model,
+    how it was calibrated and why, and leaves the rest to the labeled file's metadata."""
+    from llmlabel.distill.card import _provenance
+
+    rep = {"chosen": "heldout", "calibration": "temperature", "n_dev": 20,
+           "reason": "no candidate beats the no-dev default 'heldout' on the 20 dev rows",
+           "candidates": [{"name": "mv", "dev_accuracy": 0.5}] * 9}
+    lines = _provenance("labeled.parquet", 80, True, {}, None, {"label_model": rep, "command": "llmlabel auto x"})
+    line = next(x for x in lines if x.startswith("- Label model:"))
+    assert line == ("- Label model: `heldout`, calibrated by temperature (no candidate beats the no-dev default "
+                    "'heldout' on the 20 dev rows).")
+    assert "dev_accuracy" not in "\n".join(lines)
+    lines = _provenance("labeled.parquet", 80, True, {}, None, {"label_model": "dawid_skene"})
+    assert "- Label model: `dawid_skene`" in lines

@@ -100,12 +100,23 @@ def _provenance(source: str, n_items: int, soft: bool, label_stats: dict, traini
                        "unknown."]
     for key, label in _PROVENANCE:
         v = meta.get(key)
-        if v not in (None, "", {}, []):
+        if key == "label_model" and isinstance(v, dict) and v.get("chosen"):
+            prov.append(f"- {label}: {_label_model_line(v)}")
+        elif v not in (None, "", {}, []):
             prov.append(f"- {label}: `{v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)[:500]}`")
     other = sorted(k for k in meta if k not in {k for k, _ in _PROVENANCE} | _NOT_LISTED)
     if other:
         prov.append(f"- Other recorded provenance keys: {', '.join(other)}.")
     return prov
+
+
+def _label_model_line(rep: dict) -> str:
+    """The label model's report (what `aggregate` records) as a sentence: which model, calibrated how, and why
+    (the whole report, every candidate's dev scores, stays in the labeled file's metadata)."""
+    cal = rep.get("calibration")
+    what = f"`{rep['chosen']}`" + (f", calibrated by {cal}" if cal and cal != "none" else "")
+    why = str(rep.get("reason") or "").strip()
+    return f"{what}" + (f" ({why})" if why else "") + "."
 
 
 def _evaluation(safety_net: dict | None, dev_metrics: dict | None, dev_source: str | None,
