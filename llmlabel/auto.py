@@ -39,6 +39,7 @@ from typing import Callable, Optional, Sequence
 import yaml
 
 from .errors import ConfigError
+from .taxonomy.items import MAX_LABELS
 
 #: A file auto writes carries the hash of its body here, so a later run can tell an edited file from its own.
 STAMP = "# written by llmlabel auto; sha256="
@@ -199,28 +200,14 @@ def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path |
     return [x for x, _ in counts.most_common()] or None
 
 
-#: Most labels ``auto`` induces without ``--labels`` (``--max-labels``).
-MAX_LABELS = 30
-
-
 def _labels_room(data: str | Path, echo: Callable[[str], None], text_field: str | None = None,
                  id_field: str | None = None) -> int:
-    """:data:`MAX_LABELS`, or fewer when the corpus has too few distinct texts for that many (the taxonomy needs
-    ``MIN_PER_LABEL`` per label): a first try on a small sample should run, not stop on a default the user never
-    set. Reads only until it has seen enough distinct texts."""
-    from .io import read_corpus
-    from .taxonomy.cluster import MIN_CLUSTER
-    from .taxonomy.items import MIN_PER_LABEL
+    """:data:`MAX_LABELS`, fewer for a small corpus (:func:`llmlabel.taxonomy.items.labels_room`), said when so."""
+    from .taxonomy.items import labels_room
 
-    if str(data).startswith("hf://"):
-        return MAX_LABELS
-    need, seen = MIN_PER_LABEL * MAX_LABELS, set()
-    for b in read_corpus(data, text_field=text_field, id_field=id_field).iter_batches(10_000):
-        seen.update(" ".join(t.lower().split()) for t in b.texts)
-        if len(seen) >= need:
-            return MAX_LABELS
-    room = max(2, len(seen) // max(MIN_PER_LABEL, MIN_CLUSTER))
-    echo(f"[auto] {len(seen):,} distinct texts: at most {room} labels (--max-labels sets it)")
+    room, distinct = labels_room(data, text_field=text_field, id_field=id_field)
+    if distinct is not None:
+        echo(f"[auto] {distinct:,} distinct texts: at most {room} labels (--max-labels sets it)")
     return room
 
 

@@ -121,6 +121,24 @@ def test_bad_input_errors(tmp_path, wordllama, capsys):
     assert err.startswith("error: ") and "bad.yaml:4" in err and "labels[1].id" in err and "duplicate" in err
 
 
+def test_the_cli_default_shrinks_to_fit_a_small_corpus(tmp_path, capsys):
+    """`llmlabel taxonomy corpus.jsonl` on 45 texts: the default of 30 labels needs 90 distinct texts (3 a label,
+    the smallest cluster), so it induces at most 15 and says so; an explicit --max-labels is kept and stops with
+    the count it needs (the default stopped the same way: "45 distinct texts are too few for up to 30 labels")."""
+    from llmlabel.cli import main
+
+    rows = [json.loads(x) for x in (Path(__file__).resolve().parents[1] / "examples" / "banking77_sample.jsonl")
+            .read_text(encoding="utf-8").splitlines()[:45]]
+    corpus = tmp_path / "small.jsonl"
+    corpus.write_text("".join(json.dumps({"id": i, "text": r["text"]}) + "\n" for i, r in enumerate(rows)))
+    main(["taxonomy", str(corpus), "-o", str(tmp_path / "t.yaml"), "-e", "wordllama", "-q"])
+    assert "45 distinct texts: at most 15 labels" in capsys.readouterr().err
+    assert 2 <= len(load_taxonomy(tmp_path / "t.yaml").leaves()) <= 15
+    with pytest.raises(SystemExit) as e:
+        main(["taxonomy", str(corpus), "-o", str(tmp_path / "u.yaml"), "-e", "wordllama", "-q", "--max-labels", "30"])
+    assert e.value.code == 2 and "too few for up to 30 labels" in capsys.readouterr().err
+
+
 def test_long_texts_are_truncated_and_counted(planted, wordllama):
     items = list(planted[0]) + [("long", "card " * 6000)]
     res = induce_taxonomy(items, max_labels=3, embedder=wordllama)

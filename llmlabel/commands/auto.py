@@ -32,8 +32,8 @@ def register(app: typer.Typer) -> None:
                                                                       "minilm (fine-tuned encoder, minutes); "
                                                                       "default: distill's default."),
         max_labels: Optional[int] = typer.Option(None, "--max-labels", help="Most labels to induce (without "
-                                                 "--labels; default 30, fewer when the corpus has under 60 distinct "
-                                                 "texts)."),
+                                                 "--labels; default 30, fewer when the corpus has under 90 distinct "
+                                                 "texts: 3 a label)."),
         embedder: Optional[str] = typer.Option(None, "--embedder", help="Embedder for the taxonomy and the LFs: "
                                                                         "minilm, wordllama (faster) or a "
                                                                         "sentence-transformers model (default: "

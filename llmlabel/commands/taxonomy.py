@@ -13,11 +13,12 @@ MODEL_HELP = "LLM engine spec (hf:PATH, vllm:MODEL, openai:URL#MODEL). Without i
 
 
 def taxonomy(
-    corpus: str = typer.Argument(..., help="Corpus file (.jsonl/.csv/.tsv/.parquet, folder, or hf://NAME)."),
+    corpus: str = typer.Argument(..., help="Corpus file (.jsonl/.csv/.tsv/.txt/.parquet, folder, or hf://NAME)."),
     output: Optional[Path] = options.output("Taxonomy YAML to write (default: taxonomy.yaml).", None),
     out: Optional[Path] = options.hidden_alias("--out"),
     instruction: str = typer.Option("", "--instruction", "-i", help="What the labels are for."),
-    max_labels: int = typer.Option(30, "--max-labels", "-k", help="Most labels to produce."),
+    max_labels: Optional[int] = typer.Option(None, "--max-labels", "-k", help="Most labels to produce (default 30, "
+                                             "fewer when the corpus has under 90 distinct texts: 3 a label)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     mode: str = typer.Option("seeded", "--mode", help="With --model: 'seeded' (LLM names/merges clusters) "
                                                       "or 'tnt' (TnT-LLM loop over minibatches)."),
@@ -60,7 +61,7 @@ def taxonomy(
     output = options.pick_output(output, out, "--out", default=Path("taxonomy.yaml"))
     with options.embedding_store(embed_cache, no_embed_cache):
         if labels is not None:
-            _refuse_induce_options(max_labels=max_labels != 30, mode=mode != "seeded", levels=levels != 1,
+            _refuse_induce_options(max_labels=max_labels is not None, mode=mode != "seeded", levels=levels != 1,
                                    refine=refine is not None, address=address is not None,
                                    num_workers=num_workers != 1)
             res = _from_labels(labels, corpus, output, backend=backend, multi_label=multi_label, model=model,
@@ -68,12 +69,27 @@ def taxonomy(
                                text_field=text_field, id_field=id_field, assignments=assignments, cache=cache,
                                no_cache=no_cache, progress=not quiet)
         else:
+            if max_labels is None:
+                max_labels = _room(corpus, sample, refine, text_field, id_field)
             res = induce_taxonomy(corpus, output, max_labels=max_labels, instruction=instruction, model=model,
                                   mode=mode, levels=levels, sample=sample, seed=seed, embedder=embedder,
                                   text_field=text_field, id_field=id_field, refine=refine, assignments=assignments,
                                   cache=cache, no_cache=no_cache, progress=not quiet, multi_label=multi_label,
                                   backend=backend, address=address, num_workers=num_workers)
     _print_result(res, quiet=quiet, model=model)
+
+
+def _room(corpus: str, sample: Optional[int], refine, text_field: Optional[str], id_field: Optional[str]) -> int:
+    """The default number of labels, fewer for a small corpus (said on stderr); a sample or a refined taxonomy
+    keeps the default (the sample is drawn later; refining proposes new labels on top)."""
+    from ..taxonomy.items import MAX_LABELS, labels_room
+
+    if sample is not None or refine is not None:
+        return MAX_LABELS
+    room, distinct = labels_room(corpus, text_field=text_field, id_field=id_field)
+    if distinct is not None:
+        typer.echo(f"{distinct:,} distinct texts: at most {room} labels (--max-labels sets it)", err=True)
+    return room
 
 
 def _refuse_induce_options(**given: bool) -> None:
