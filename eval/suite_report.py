@@ -28,8 +28,9 @@ def write_markdown(done: dict, path: Path, budget: int = 100, seed: int = 0) -> 
         lines += [run["header"], f"Wall time {run['seconds']:,} s; load average {run['load_start']} at the start, "
                                  f"{run['load_end']} at the end.", ""]
     for run in done.get("runs", [])[:-1]:
-        if run.get("part"):  # rows made by another process and merged in (e.g. the SetFit rows)
-            lines += [f"Also merged in, {run['part']}: `{run['command']}` ({run['seconds']:,} s, load "
+        if run.get("part"):  # rows made by another process and merged in (e.g. the SetFit rows), or a check
+            lines += [f"Also {'merged in' if run.get('merged', True) else 'run, its rows not merged'}, "
+                      f"{run['part']}: `{run['command']}` ({run['seconds']:,} s, load "
                       f"{run['load_start']} at the start, {run['load_end']} at the end).", ""]
     lines += [n + "\n" for n in done.get("notes", [])]  # how rows from several runs fit together
     lines += [f"N = {budget} gold drawn from the corpus (seed {seed}); every figure on the test split, in the set's "
