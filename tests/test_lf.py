@@ -216,3 +216,15 @@ def test_an_option_that_takes_a_number_or_auto_fails_as_one_problem(tmp_path):
     path.write_text("lfs:\n  - {name: knn, kind: knn, threshold: 1.5, k: 0}\n")
     with pytest.raises(ConfigError, match=r"\(and 1 more problems\)"):
         load_lf_spec(path)
+
+
+def test_an_unknown_option_is_named_before_the_required_one_it_stands_for(tmp_path):
+    """`keywords:` written for `patterns:` fails twice (patterns missing, keywords unknown); the user is told the
+    option they wrote is not one, with the kind's options, not that a field they never heard of is missing."""
+    path = tmp_path / "lfs.yaml"
+    path.write_text("lfs:\n  - {name: kw, kind: keyword, keywords: {refund: [money back]}}\n")
+    with pytest.raises(ConfigError) as e:
+        load_lf_spec(path)
+    msg = str(e.value)
+    assert "field 'lfs[0].keywords'" in msg and "keywords is not an option of a keyword LF" in msg
+    assert "its options: name, patterns" in msg and "required field is missing" not in msg

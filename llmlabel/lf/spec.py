@@ -110,8 +110,14 @@ def lf_spec_error(e: ValidationError, *, path, root) -> ConfigError:
     pydantic puts in the location is dropped; an unknown kind or option says what the kind accepts."""
     from ..yamlfile import config_error
 
-    err = e.errors()[0]
+    errs = e.errors()
+    err = errs[0]
     loc = list(err.get("loc", ()))
+    if len(loc) >= 3 and err.get("type") == "missing":
+        # an unknown option beside a missing one is usually the same mistake (keywords: for patterns:): name it
+        extra = next((x for x in errs if x.get("type") == "extra_forbidden" and list(x["loc"][:3]) == loc[:3]), None)
+        if extra is not None:
+            err, loc = extra, list(extra["loc"])
     if len(loc) >= 2 and loc[0] == "lfs" and isinstance(loc[1], int):
         i = loc[1]
         entry = ((root_value(root, ["lfs", i]) or {}) if root is not None else {})
