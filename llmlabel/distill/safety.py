@@ -277,10 +277,11 @@ def _gold_misses_classes(table: list[dict], metric: str, n_fair: int, k: int, na
     what = ", ".join(f"'{n}' ({100 * s:.0f}%)" for n, s in zip(names[:5], share[:5])) + (" ..." if len(names) > 5
                                                                                            else "")
     verdict = (f"the gold has no row of {len(names)} class(es) the label model gives many items, {what}, which a "
-               f"random sample of {n_fair} rows misses with probability < {UNREPRESENTED_P:g}/{k}: "
-               f"a model trained on the gold alone would never predict them, so only recipes with the weak rows "
-               f"were weighed; shipped: {win['student']}, weak rows weighted '{win['weak']}' (out-of-fold "
-               f"{metric.replace('_', '-')} {win[metric]:.3f} on the gold)")
+               f"random sample of {n_fair} rows misses with probability < {UNREPRESENTED_P:g}/{k} (so the gold is "
+               f"not a random sample of your items, or the weak labels are far off on them): a model trained on the "
+               f"gold alone would never predict them, so only recipes with the weak rows were weighed; shipped: "
+               f"{win['student']}, weak rows weighted '{win['weak']}' (out-of-fold {metric.replace('_', '-')} "
+               f"{win[metric]:.3f} on the gold)")
     return win, Recipe(win["student"], win["weak"]), verdict, 0.0
 
 
