@@ -120,11 +120,7 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     dev_pair = None if dev is None else read_gold(dev, d.classes, text_field=text_field, label_field=dev_label_field,
                                                   multi_label=multi_label)
     weights = d.weights if (confidence_weights and d.has_confidence) else None
-    if soft is None:
-        # Multi-label: the label sets decided at the label model's per-label thresholds. A rare label's calibrated
-        # P(applies) seldom reaches 0.5, so a student fitted to those probabilities learns to never fire it
-        # (measured on GoEmotions at 1,000 gold; eval/results/multilabel.md has the chain with this default).
-        soft = not d.multi_label
+    soft = _soft_targets(soft, d)
     used_soft = soft and d.soft_differs()  # all-0/1 probabilities are hard labels, whatever was asked
     t0 = time.perf_counter()
     st, chosen_ww, ww_scores = _fit_over_weights(
@@ -140,6 +136,14 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
         Path(output), st, d, metrics, used_soft=used_soft, soft=soft, weights=weights, train_s=train_s, dev=dev,
         license=license, language=language)
     return DistillResult(student=st, metrics=metrics, folder=folder)
+
+
+def _soft_targets(soft: bool | None, d: LabeledData) -> bool:
+    """``soft`` as asked, else the default: soft targets when single-label; multi-label, the label sets decided at
+    the label model's per-label thresholds. A rare label's calibrated P(applies) seldom reaches 0.5, so a student
+    fitted to those probabilities learns to never fire it (measured on GoEmotions at 1,000 gold;
+    eval/results/multilabel.md has the chain with this default)."""
+    return (not d.multi_label) if soft is None else bool(soft)
 
 
 def _encoder_options(student: str, **options) -> dict:
