@@ -145,7 +145,8 @@ def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path |
                  text_field: str | None = None, id_field: str | None = None) -> list[str] | None:
     """Read every input once before anything is written, so bad input is one line naming the file and the run
     folder stays as it was: the corpus (every line; it must hold texts), the label file, and the gold (each
-    row an ``id`` of the corpus, a ``text`` and a label). Returns the gold's labels, most frequent first."""
+    row an ``id`` of the corpus, that item's ``text`` up to spacing, and a label of the label file when one is
+    given). Returns the gold's labels, most frequent first."""
     from collections import Counter
 
     from .errors import InputError
@@ -157,6 +158,7 @@ def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path |
 
         known = read_label_file(labels)
     gold_ids: dict[str, int] = {}
+    gold_texts: dict[str, str] = {}
     counts: Counter = Counter()
     if gold is not None:
         from .artifacts.gold import read_gold
