@@ -290,6 +290,9 @@ def _label_model_accuracy(rep: dict) -> tuple[Optional[float], str]:
     if dev.get("macro_f1") is not None:
         return float(dev["macro_f1"]), ("macro-F1 of the label model on the gold, in-sample (its per-label "
                                         "thresholds were tuned there): optimistic")
+    if rep.get("n_gold") and rep.get("n_gold_selection", -1) == 0:
+        return None, (f"unknown: none of the {rep['n_gold']} gold rows is a fair sample (all were picked by an "
+                      "active review strategy); add randomly drawn ones")
     return None, "unknown without gold (pass --gold with ~100 labeled items)"
 
 
@@ -309,7 +312,9 @@ def _student_figure(m: dict) -> tuple[Optional[float], str]:
             return float(dev[key]), f"{key.replace('_', '-')} of the {m.get('student')} student on {m.get('dev_file')}"
     if m.get("train_agreement") is not None:
         return float(m["train_agreement"]), (f"the {m.get('student')} student agrees with the label model's labels "
-                                             "on this share of its training items (not an accuracy)")
+                                             "on this share of its training items (not an accuracy)"
+                                             + ("; the safety net did not run: no fair gold row" if
+                                                m.get("safety_net_skipped") else ""))
     return None, ""
 
 

@@ -134,6 +134,16 @@ def test_import_json_minjson_csv_majority_conflicts_and_skips(run, tmp_path):
     assert rows[ids[0]]["n_annotators"] == 2 and not rows[ids[0]]["conflict"]
     state = json.loads((tmp_path / "s.json").read_text())
     assert set(state["reviewed"]) == set(rows) and ids[3] not in state["exported"]  # skipped: may be sent again
+    # each row keeps its item's text, so the file is a gold set `auto --gold` and `label --gold` can read
+    texts = {t["data"]["item_id"]: t["data"]["text"] for t in tasks}
+    assert all(rows[i]["text"] == texts[i] for i in rows)
+    (tmp_path / "no_text.json").write_text(json.dumps([{**t, "data": {k: v for k, v in t["data"].items()
+                                                                       if k != "text"}} for t in
+                                                        _annotate(tasks, gold, cancel={ids[3]})]))
+    g3 = tmp_path / "gold-no-text.jsonl"  # an export without the text: the labeled file's text of the item
+    assert _cli("review", "import", tmp_path / "no_text.json", "-o", g3, "--labeled", run["run"] / "labeled.parquet",
+                "--state", tmp_path / "s3.json") == 0
+    assert all(json.loads(x)["text"] == texts[json.loads(x)["id"]] for x in g3.read_text().splitlines())
 
     # JSON-MIN and CSV, as Label Studio's converter writes them (one row per non-cancelled annotation).
     flat = []

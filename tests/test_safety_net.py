@@ -81,7 +81,7 @@ def test_inside_as_fold_the_gold_lfs_vote_without_that_folds_rows():
             pass
 
 
-def _write_run(tmp_path, weak_y, rows, gold_idx, classes, folds=4):
+def _write_run(tmp_path, weak_y, rows, gold_idx, classes, folds=4, fair=True):
     """A labeled file and its cross-fitting sidecar whose weak labels are ``weak_y`` (the label model's
     output), with the gold rows clamped, as ``aggregate --gold`` writes them."""
     from llmlabel.artifacts.labeled import write_labeled
@@ -98,7 +98,7 @@ def _write_run(tmp_path, weak_y, rows, gold_idx, classes, folds=4):
                   source=source)
     fold = np.arange(len(gold_idx)) % folds
     sample = np.setdiff1d(np.arange(n), gold_idx)
-    gold = GoldFolds(tuple(rows[i]["id"] for i in gold_idx), fold, folds, true[gold_idx], np.ones(len(gold_idx), bool))
+    gold = GoldFolds(tuple(rows[i]["id"] for i in gold_idx), fold, folds, true[gold_idx], np.full(len(gold_idx), fair))
     write_crossfit_labels(path, ids=[rows[i]["id"] for i in sample], classes=classes,
                           proba=np.repeat(proba[sample][None], folds, axis=0), gold=gold)
     return path, true
@@ -150,6 +150,22 @@ def test_a_gold_set_of_one_class_ships_the_weak_labels_not_a_one_class_classifie
     assert net["verdict"].startswith("nothing to compare with: logistic regression on the 6 gold rows could not")
     pred = load_student(tmp_path / "model").predict_proba([r["text"] for r in rows]).argmax(1)
     assert len(np.unique(pred)) == len(classes) and np.mean(pred == true) > 0.8
+
+
+def test_gold_picked_only_by_an_active_strategy_skips_the_net_and_says_why(tmp_path):
+    """Reviewed rows an active strategy picked are no fair sample to score recipes on. The run goes on as without
+    the net (it stopped at distill: 'no gold row is a fair sample'), and metrics.json and the card say why."""
+    from llmlabel.distill.api import distill
+
+    classes = sorted({r["category"] for r in sample_rows(None)})[:6]
+    rows = sample_rows(classes)
+    true = np.array([classes.index(r["category"]) for r in rows])
+    gold_idx = np.arange(0, len(rows), 6)[:20]
+    path, true = _write_run(tmp_path, true, rows, gold_idx, classes, fair=False)
+    res = distill(path, tmp_path / "model", student="auto", min_per_class=1, tuned_encoder=False)
+    assert "safety_net" not in res.metrics and res.metrics["student"] == "static"
+    assert res.metrics["safety_net_skipped"].startswith("none of the 20 gold rows is a fair sample")
+    assert "**The safety net did not run**: none of the 20 gold rows" in (tmp_path / "model" / "README.md").read_text()
 
 
 def test_gold_that_misses_classes_the_weak_labels_fill_weighs_only_recipes_with_the_weak_rows(tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 from ..artifacts.model import TrainingFacts, write_metrics
 from ..errors import ConfigError
 from .data import LabeledData, read_gold, read_labeled
+from .safety import no_fair_gold
 
 
 @dataclass
@@ -111,7 +112,8 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
 
     net = None
     crossfit = _crossfit_for(d) if safety_net and weak_weight is None else None
-    if crossfit is not None:
+    skipped = no_fair_gold(crossfit)
+    if crossfit is not None and not skipped:
         net, student, d, weak_weight = _run_net(d, crossfit, student, soft=soft, seed=seed,
                                                 select_metric=select_metric, tuned_encoder=tuned_encoder,
                                                 progress=progress)
@@ -131,7 +133,7 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     thr_from = _set_thresholds(st, d, net, dev_pair) if multi_label else None
 
     metrics = _metrics(st, d, net, dev_pair, train_s=train_s, used_soft=used_soft, chosen_ww=chosen_ww,
-                       ww_scores=ww_scores, thr_from=thr_from, dev=dev)
+                       ww_scores=ww_scores, thr_from=thr_from, dev=dev, net_skipped=skipped)
     folder = None if output is None else _write_model(
         Path(output), st, d, metrics, used_soft=used_soft, soft=soft, weights=weights, train_s=train_s, dev=dev,
         license=license, language=language)
@@ -174,7 +176,7 @@ def _write_model(folder: Path, st, d: LabeledData, metrics: dict, *, used_soft: 
                        multi_label=d.multi_label, dev_metrics=metrics["dev"],
                        dev_source=Path(dev).name if dev else None, train_seconds=train_s, settings=settings,
                        label_stats=label_stats, license=license, language=language, training=facts,
-                       safety_net=metrics.get("safety_net"))
+                       safety_net=metrics.get("safety_net"), net_skipped=metrics.get("safety_net_skipped"))
     _write_folder(folder, st, metrics, facts, card)
     return folder
 
@@ -236,7 +238,7 @@ def _fit_over_weights(new_student, d: LabeledData, grid: list[float], weights, u
 
 
 def _metrics(st, d: LabeledData, net, dev_pair, *, train_s: float, used_soft: bool, chosen_ww: float,
-             ww_scores: dict, thr_from: str | None, dev) -> dict[str, Any]:
+             ww_scores: dict, thr_from: str | None, dev, net_skipped: str | None = None) -> dict[str, Any]:
     """``metrics.json``: what was trained on what, the safety net's table, dev figures, train agreement."""
     from .metrics import classification_report
 
@@ -249,6 +251,8 @@ def _metrics(st, d: LabeledData, net, dev_pair, *, train_s: float, used_soft: bo
     metrics["weak_weight"] = chosen_ww
     if net is not None:
         metrics["safety_net"] = net.to_dict()
+    if net_skipped:
+        metrics["safety_net_skipped"] = net_skipped
     if ww_scores:
         metrics["weak_weight_dev_scores"] = ww_scores
     if multi_label:

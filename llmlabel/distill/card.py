@@ -16,7 +16,7 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
                 soft: bool, multi_label: bool, dev_metrics: dict | None, dev_source: str | None,
                 train_seconds: float, settings: dict, label_stats: dict, license: str = "other",
                 language: list[str] | None = None, datasets: list[str] | None = None, training=None,
-                safety_net: dict | None = None) -> str:
+                safety_net: dict | None = None, net_skipped: str | None = None) -> str:
     """Render README.md. ``source_meta`` is the labeled file's provenance (:func:`llmlabel.io_meta.read_meta`);
     ``training`` (:class:`llmlabel.artifacts.model.TrainingFacts`) states what the loss really saw."""
     if training is not None:
@@ -29,7 +29,8 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
             "annotations.", ""]
     out += ["## How the training labels were made", ""]
     out += _provenance(source, n_items, soft, label_stats, training, source_meta or {}) + [""]
-    out += ["## Evaluation", ""] + _evaluation(safety_net, dev_metrics, dev_source, label_stats) + [""]
+    out += ["## Evaluation", ""] + ([f"**The safety net did not run**: {net_skipped}.", ""] if net_skipped else [])
+    out += _evaluation(safety_net, dev_metrics, dev_source, label_stats) + [""]
     out += _use_and_limits(kind, classes, settings)
     out += ["", "## How to use", ""] + _how_to_use(kind, multi_label, soft, settings)
     out += ["", "## Training", "", f"- Train time: {train_seconds:.1f} s.",

@@ -285,6 +285,17 @@ def _gold_misses_classes(table: list[dict], metric: str, n_fair: int, k: int, na
     return win, Recipe(win["student"], win["weak"]), verdict, 0.0
 
 
+def no_fair_gold(crossfit) -> str | None:
+    """Why the safety net cannot run on this gold: every row was picked by an active review strategy, so none is a
+    fair sample to score recipes on (the run goes on as without the net; metrics.json and the card say so)."""
+    fair = None if crossfit is None else crossfit.gold.fair
+    if fair is None or len(fair) == 0 or fair.any():
+        return None
+    return (f"none of the {len(fair)} gold rows is a fair sample (all were picked by an active review strategy), so "
+            "no recipe could be scored honestly; trained as without the net. Add randomly drawn gold rows "
+            "(`review export --strategy random`) for it to run")
+
+
 #: The reference every other recipe must beat: logistic regression on frozen embeddings of the gold alone, the
 #: baseline a user would pick instead.
 REFERENCE = Recipe("probe", "none")

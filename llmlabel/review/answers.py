@@ -15,8 +15,8 @@ from ..errors import InputError
 
 def resolve(annotations: list[dict], classes: list[str] | None, *, multi_label: bool = False,
             add_labels: bool = False) -> tuple[list[dict], dict]:
-    """(gold rows ``{"id", "label", "n_annotators", "agreement", "conflict", "task_id"}`` plus ``strategy``
-    where the annotations carry it, a summary dict).
+    """(gold rows ``{"id", "label", "n_annotators", "agreement", "conflict", "task_id"}`` plus ``strategy`` and
+    ``text`` where the annotations carry them, a summary dict).
 
     A label outside ``classes`` is an error naming the task, unless ``add_labels`` (then it is listed in
     ``summary["new_labels"]``). ``classes=None`` accepts every label.
@@ -62,6 +62,9 @@ def resolve(annotations: list[dict], classes: list[str] | None, *, multi_label: 
         strategy = next((a["strategy"] for a in anns if a.get("strategy")), None)
         if strategy is not None:  # how the item was picked: labelmodel/gold.py selects only on random picks
             row["strategy"] = strategy
+        text = next((a["text"] for a in anns if isinstance(a.get("text"), str)), None)
+        if text is not None:  # the gold LFs (label --gold, auto --gold) learn from the gold rows' texts
+            row["text"] = text
         rows.append(row)
     summary = {"annotations": len(annotations), "items": len(rows), "skipped": len(skipped_items - set(by_item)),
                "conflicts_resolved": conflicts, "ties_dropped": ties, "new_labels": new,

@@ -68,7 +68,8 @@ def _min_value(v) -> list[str] | None:
 
 
 def read_export(path: str | Path, *, from_name: str = FROM_NAME) -> list[dict]:
-    """One dict per annotation: task_id, item_id, annotator, annotation_id, choices (list) or skipped=True.
+    """One dict per annotation: task_id, item_id, annotator, annotation_id, choices (list) or skipped=True, and
+    the task's text (None when the export left it out).
 
     A task with no annotations yields nothing; a cancelled (skipped) annotation yields ``skipped: True``.
     """
@@ -109,7 +110,7 @@ def _from_full(tasks: list[dict], path: Path, from_name: str) -> list[dict]:
             who = a.get("completed_by")
             who = who.get("email", who.get("id")) if isinstance(who, dict) else who
             row = {"task_id": tid, "item_id": item, "annotator": who, "annotation_id": a.get("id"),
-                   "strategy": (t.get("data") or {}).get("strategy") or None}
+                   "strategy": (t.get("data") or {}).get("strategy") or None, "text": (t.get("data") or {}).get("text")}
             if a.get("was_cancelled") or a.get("skipped"):
                 row["skipped"] = True
             else:
@@ -131,5 +132,5 @@ def _from_min(rows: list[dict], path: Path, from_name: str) -> list[dict]:
             continue  # a task nobody annotated
         out.append({"task_id": tid, "item_id": item, "annotator": r.get("annotator"),
                     "annotation_id": r.get("annotation_id"), "choices": choices or [], "skipped": not choices,
-                    "strategy": r.get("strategy") or None})
+                    "strategy": r.get("strategy") or None, "text": r.get("text")})
     return out

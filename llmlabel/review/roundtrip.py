@@ -87,6 +87,10 @@ def import_annotations(export: str | Path, output: str | Path, *, taxonomy: str 
         if missing:
             raise InputError(f"task {missing[0]['task_id']}: item {missing[0]['id']!r} is not in the labeled file",
                              path=export, hint="import into the run the tasks were exported from")
+        if lab.texts is not None:  # an export without the task text (a CSV with fewer columns): the item's own
+            text_of = dict(zip(lab.ids, lab.texts))
+            for r in rows:
+                r.setdefault("text", text_of[r["id"]])
     if summary["new_labels"]:
         from ..artifacts.taxonomy import LabelDef, save_taxonomy, slugify
 
