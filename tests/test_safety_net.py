@@ -166,6 +166,10 @@ def test_gold_picked_only_by_an_active_strategy_skips_the_net_and_says_why(tmp_p
     assert "safety_net" not in res.metrics and res.metrics["student"] == "static"
     assert res.metrics["safety_net_skipped"].startswith("none of the 20 gold rows is a fair sample")
     assert "**The safety net did not run**: none of the 20 gold rows" in (tmp_path / "model" / "README.md").read_text()
+    from llmlabel.report import write_report
+
+    write_report([tmp_path], tmp_path / "report.html")
+    assert "The safety net did not run</strong>: none of the 20 gold rows" in (tmp_path / "report.html").read_text()
 
 
 def test_gold_that_misses_classes_the_weak_labels_fill_weighs_only_recipes_with_the_weak_rows(tmp_path):
