@@ -202,17 +202,6 @@ def check_inputs(data: str | Path, labels: str | Path | None, gold: str | Path |
     return [x for x, _ in counts.most_common()] or None
 
 
-def _labels_room(data: str | Path, echo: Callable[[str], None], text_field: str | None = None,
-                 id_field: str | None = None) -> int:
-    """:data:`MAX_LABELS`, fewer for a small corpus (:func:`llmlabel.taxonomy.items.labels_room`), said when so."""
-    from .taxonomy.items import labels_room
-
-    room, distinct = labels_room(data, text_field=text_field, id_field=id_field)
-    if distinct is not None:
-        echo(f"[auto] {distinct:,} distinct texts: at most {room} labels (--max-labels sets it)")
-    return room
-
-
 def _same_text(t: str) -> str:
     import unicodedata
 
@@ -340,7 +329,9 @@ def auto(data: str | Path, output: str | Path, *, labels: str | Path | None = No
     work = check_writable(output, folder=True)
     gold_labels = check_inputs(data, labels, gold, multi_label, text_field, id_field)
     if max_labels is None and labels is None and gold is None:
-        max_labels = _labels_room(data, echo, text_field, id_field)
+        from .taxonomy.items import labels_room
+
+        max_labels = labels_room(data, text_field=text_field, id_field=id_field, say=lambda m: echo(f"[auto] {m}"))
     sit = Situation(None if labels is None else str(labels), None if gold is None else str(gold),
                     tuple(models or ()), multi_label)
     spec, lfs_text = plan(data, work, sit, student=student, max_labels=max_labels or MAX_LABELS, embedder=embedder,

@@ -305,7 +305,11 @@ def test_the_student_figure_prefers_the_out_of_fold_one():
 def test_a_small_corpus_without_labels_induces_fewer_labels_instead_of_stopping(tmp_path):
     """30 labels need 60 distinct texts; a first try on 45 should induce at most 15 (3 distinct texts a label,
     the taxonomy's smallest cluster), say so, and run; a corpus with enough texts keeps the default."""
-    from llmlabel.auto import MAX_LABELS, _labels_room
+    from llmlabel.auto import MAX_LABELS
+    from llmlabel.taxonomy.items import labels_room
+
+    def _labels_room(data, say):  # as auto calls it
+        return labels_room(data, say=lambda m: say(f"[auto] {m}"))
 
     rows = [json.loads(x) for x in SAMPLE.read_text(encoding="utf-8").splitlines() if x.strip()]
     said = []

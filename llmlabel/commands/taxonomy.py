@@ -86,10 +86,7 @@ def _room(corpus: str, sample: Optional[int], refine, text_field: Optional[str],
 
     if sample is not None or refine is not None:
         return MAX_LABELS
-    room, distinct = labels_room(corpus, text_field=text_field, id_field=id_field)
-    if distinct is not None:
-        typer.echo(f"{distinct:,} distinct texts: at most {room} labels (--max-labels sets it)", err=True)
-    return room
+    return labels_room(corpus, text_field=text_field, id_field=id_field, say=lambda m: typer.echo(m, err=True))
 
 
 def _refuse_induce_options(**given: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -22,23 +22,25 @@ MAX_LABELS = 30
 
 
 def labels_room(corpus: Any, *, max_labels: int = MAX_LABELS, text_field: str | None = None,
-                id_field: str | None = None) -> tuple[int, int | None]:
-    """``(labels, distinct texts)``: ``max_labels``, or fewer when the corpus has too few distinct texts for that
-    many (clusters under ``MIN_CLUSTER`` distinct texts are dissolved), with the distinct count then (None when
-    there were enough). A first try on a small sample should run, not stop on a default the user never set; reads
-    only until it has seen enough distinct texts."""
+                id_field: str | None = None, say: Callable[[str], None] | None = None) -> int:
+    """``max_labels``, or fewer when the corpus has too few distinct texts for that many (clusters under
+    ``MIN_CLUSTER`` distinct texts are dissolved), told to ``say`` when fewer. A first try on a small sample
+    should run, not stop on a default the user never set; reads only until it has seen enough distinct texts."""
     from ..io import read_corpus
     from .cluster import MIN_CLUSTER
 
     if str(corpus).startswith("hf://") or not isinstance(corpus, (str, Path)):
-        return max_labels, None
+        return max_labels
     per = max(MIN_PER_LABEL, MIN_CLUSTER)
     seen: set[str] = set()
     for b in read_corpus(corpus, text_field=text_field, id_field=id_field).iter_batches(10_000):
         seen.update(" ".join(t.lower().split()) for t in b.texts)
         if len(seen) >= per * max_labels:
-            return max_labels, None
-    return max(2, len(seen) // per), len(seen)
+            return max_labels
+    room = max(2, len(seen) // per)
+    if say is not None:
+        say(f"{len(seen):,} distinct texts: at most {room} labels (--max-labels sets it)")
+    return room
 
 
 @dataclass
