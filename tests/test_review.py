@@ -144,6 +144,9 @@ def test_import_json_minjson_csv_majority_conflicts_and_skips(run, tmp_path):
     assert _cli("review", "import", tmp_path / "no_text.json", "-o", g3, "--labeled", run["run"] / "labeled.parquet",
                 "--state", tmp_path / "s3.json") == 0
     assert all(json.loads(x)["text"] == texts[json.loads(x)["id"]] for x in g3.read_text().splitlines())
+    from llmlabel.artifacts.gold import read_gold
+
+    assert list(read_gold(g3, need_text=True).texts) == [texts[i] for i in read_gold(g3).ids]  # what auto --gold reads
 
     # JSON-MIN and CSV, as Label Studio's converter writes them (one row per non-cancelled annotation).
     flat = []
