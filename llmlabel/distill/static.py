@@ -194,15 +194,15 @@ class StaticStudent(Student):
                                 tolerance_grad=1e-7)
         if self.head == "linear":  # the loss and its gradient in closed form (static_loss.py), no autograd
             lin = LinearHeadLoss(x, S, targets, W, self.weight_decay_, self.multi_label)
-            arrays = {name: p.detach().numpy() for name, p in params.items()}  # L-BFGS updates them in place
+            tensors = {name: p.detach() for name, p in params.items()}  # L-BFGS updates them in place
 
             def objective():
-                return torch.tensor(lin.loss_grad(arrays, grad=False)[0])
+                return torch.tensor(lin.loss_grad(tensors, grad=False)[0])
 
             def closure():
-                loss, grads = lin.loss_grad(arrays)
+                loss, grads = lin.loss_grad(tensors)
                 for name, p in params.items():
-                    p.grad = torch.from_numpy(grads[name])
+                    p.grad = grads[name]
                 return torch.tensor(loss)
         else:
             objective = self._objective(params, torch.from_numpy(x), St,
