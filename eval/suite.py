@@ -49,6 +49,20 @@ def draw_gold(n: int, budget: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(n)[:budget])
 
 
+def draw_per_class(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """``per_class`` corpus rows of every class (all of a class with fewer), seeded: the gold of a user who wrote
+    down a few examples of each label (the held-back intent job: 2 per intent)."""
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]))
+
+
+def gold_rows(b, args) -> tuple[np.ndarray, str]:
+    """The gold rows of the corpus and the budget's name in keys and file names (``100``, ``2/class``)."""
+    if args.per_class:
+        return draw_per_class(b.corpus_y, args.per_class, args.seed), f"{args.per_class}/class"
+    return draw_gold(len(b.corpus_texts), args.budget, args.seed), str(args.budget)
+
+
 def _jsonl(path: Path, rows) -> Path:
     with path.open("w", encoding="utf-8") as f:
         for r in rows:
@@ -56,18 +70,21 @@ def _jsonl(path: Path, rows) -> Path:
     return path
 
 
-def prepare(b, budget: int, seed: int) -> Path:
-    """The files a user would have: corpus.jsonl, labels.txt, gold.jsonl (budget rows of the corpus), and the
-    test split as test.jsonl (scoring only)."""
+def prepare(b, gold: np.ndarray, budget: str, seed: int) -> Path:
+    """The files a user would have: corpus.jsonl, labels.txt, gold.jsonl (the ``gold`` rows of the corpus), and
+    the test split as test.jsonl (scoring only)."""
     d = WORK / b.name
     d.mkdir(parents=True, exist_ok=True)
     _jsonl(d / "corpus.jsonl", ({"id": i, "text": t} for i, t in zip(b.corpus_ids, b.corpus_texts)))
     (d / "labels.txt").write_text(b.labels_txt(), encoding="utf-8")
-    g = draw_gold(len(b.corpus_texts), budget, seed)
-    _jsonl(d / f"gold-{budget}-{seed}.jsonl", ({"id": b.corpus_ids[i], "text": b.corpus_texts[i],
-                                                "label": b.labels[b.corpus_y[i]]} for i in g))
+    _jsonl(d / gold_file_name(budget, seed), ({"id": b.corpus_ids[i], "text": b.corpus_texts[i],
+                                              "label": b.labels[b.corpus_y[i]]} for i in gold))
     _jsonl(d / "test.jsonl", ({"id": f"test-{j}", "text": t} for j, t in enumerate(b.test_texts)))
     return d
+
+
+def gold_file_name(budget: str, seed: int) -> str:
+    return f"gold-{budget.replace('/class', 'pc')}-{seed}.jsonl"
 
 
 def metrics(b, pred) -> dict:
@@ -118,8 +135,10 @@ def setfit_on_gold(b, gold: np.ndarray, seed: int) -> dict:
     return {**out, "train_seconds": round(train_s, 1)}
 
 
-def _cli(args: list[str], log: Path) -> float:
-    t0 = time.perf_counter()
+def _cli(args: list[str], log: Path) -> tuple[float, float]:
+    """``llmlabel ARGS`` in a child process, its output appended to ``log``: (wall seconds, CPU seconds of the
+    child, every thread)."""
+    t0, cpu0 = time.perf_counter(), _child_cpu()
     with log.open("a", encoding="utf-8") as f:
         f.write("$ llmlabel " + " ".join(args) + "\n")
         f.flush()
@@ -127,13 +146,20 @@ def _cli(args: list[str], log: Path) -> float:
                             cwd=ROOT).returncode
     if rc:
         raise RuntimeError(f"llmlabel {' '.join(args)} failed ({rc}); see {log}")
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _child_cpu() - cpu0
+
+
+def _child_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def auto_predict(d: Path, gold_file: Path | None, tag: str, labels: str = "labels.txt",
-                 extra: tuple[str, ...] = ()) -> tuple[list[dict], dict, float, float]:
+                 extra: tuple[str, ...] = ()) -> tuple[list[dict], dict, tuple[float, float], tuple[float, float]]:
     """The README recipe: ``llmlabel auto`` on the corpus, then ``llmlabel predict`` on the test split;
-    (prediction rows, the model's metrics.json, chain seconds, predict seconds)."""
+    (prediction rows, the model's metrics.json, chain (wall, CPU) seconds, predict (wall, CPU) seconds)."""
     run = d / f"run-{tag}"
     log = d / f"{tag}.log"
     args = ["auto", str(d / "corpus.jsonl"), "-o", str(run), *extra, "--labels", str(d / labels), "--no-report"]
@@ -161,12 +187,15 @@ def chain(b, d: Path, gold_file: Path | None, tag: str, select_metric: str | Non
     index = {n: j for j, n in enumerate(b.labels)}
     pred = np.array([index[r["label"]] for r in rows])
     net = info.get("safety_net")
-    out = {**metrics(b, pred), "chain_seconds": round(chain_s, 1), "predict_seconds": round(pred_s, 1),
+    out = {**metrics(b, pred), "chain_seconds": round(chain_s[0], 1), "predict_seconds": round(pred_s[0], 1),
+           "chain_cpu_seconds": round(chain_s[1], 1), "predict_cpu_seconds": round(pred_s[1], 1),
            "student": info.get("student")}
     if net:
         out["safety_net"] = {"chosen": net["chosen"], "verdict": net["verdict"], "seconds": net.get("seconds"),
                              "encoder_seconds": net.get("encoder_seconds"),
                              "encoder_full_seconds": net.get("encoder_full_seconds"),
+                             "cpu_seconds": net.get("cpu_seconds"),
+                             "encoder_full_cpu_seconds": net.get("encoder_full_cpu_seconds"),
                              "candidates": [{k: r[k] for k in ("student", "weak", "accuracy", "macro_f1")}
                                             for r in net["candidates"]]}
     return out
@@ -187,12 +216,12 @@ def run(args) -> dict:
             suite_multi.run_set(b, args, done, out_json, WORK, draw_gold, auto_predict, _embed)
             multi.append(name)
             continue
-        d = prepare(b, args.budget, args.seed)
-        gold = draw_gold(len(b.corpus_texts), args.budget, args.seed)
+        gold, budget = gold_rows(b, args)
+        d = prepare(b, gold, budget, args.seed)
         sm = select_metric_for(b, args.select_metric)
         for row in args.rows:
-            key = f"{name}|{row}|{args.budget}|{args.seed}" + (f"|{sm}" if sm and row == "d" else "")
-            tag = "nogold" if row == "e" else f"gold{args.budget}" + (f"-{sm}" if sm else "")
+            key = f"{name}|{row}|{budget}|{args.seed}" + (f"|{sm}" if sm and row == "d" else "")
+            tag = "nogold" if row == "e" else f"gold{budget.replace('/class', 'pc')}" + (f"-{sm}" if sm else "")
             if (key in done["rows"] and not args.redo) or (row == "c_setfit" and name not in args.setfit_sets):
                 continue
             if args.redo and row in ("d", "e"):  # a first run, as a user's: no stage or tuned encoder to reuse
@@ -200,7 +229,7 @@ def run(args) -> dict:
             t0 = time.perf_counter()
             res = {"a": lambda: zero_shot(b), "c_lr": lambda: lr_on_gold(b, gold),
                    "c_setfit": lambda: setfit_on_gold(b, gold, args.seed),
-                   "d": lambda: chain(b, d, d / f"gold-{args.budget}-{args.seed}.jsonl", tag, sm),
+                   "d": lambda: chain(b, d, d / gold_file_name(budget, args.seed), tag, sm),
                    "e": lambda: chain(b, d, None, tag)}[row]()
             if res is None:
                 continue
@@ -224,8 +253,12 @@ def run(args) -> dict:
     if len(multi) < len(args.sets):
         from suite_report import write_markdown
 
-        write_markdown(done, Path(args.out).with_suffix(".md"), args.budget, args.seed)
+        write_markdown(done, Path(args.out).with_suffix(".md"), gold_rows_name(args), args.seed)
     return done
+
+
+def gold_rows_name(args) -> str:
+    return f"{args.per_class}/class" if args.per_class else str(args.budget)
 
 
 def main(argv=None):
@@ -234,6 +267,8 @@ def main(argv=None):
     ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     ap.add_argument("--setfit-sets", nargs="+", default=list(SETFIT_SETS))
     ap.add_argument("--budget", type=int, default=100)
+    ap.add_argument("--per-class", type=int, default=None,
+                    help="gold: this many corpus rows of every class (seeded) instead of --budget random rows")
     ap.add_argument("--budgets", type=int, nargs="+", default=[100, 1000], help="gold budgets of multi-label sets")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--redo", action="store_true")

@@ -118,7 +118,8 @@ def chain(b, d: Path, gold_file: Path | None, tag: str, auto_predict) -> dict:
     pred = np.zeros((len(rows), len(b.labels)), bool)
     for i, r in enumerate(rows):
         pred[i, [index[x] for x in r["labels"]]] = True
-    out = {**metrics(b, pred), "chain_seconds": round(chain_s, 1), "predict_seconds": round(pred_s, 1),
+    out = {**metrics(b, pred), "chain_seconds": round(chain_s[0], 1), "predict_seconds": round(pred_s[0], 1),
+           "chain_cpu_seconds": round(chain_s[1], 1), "predict_cpu_seconds": round(pred_s[1], 1),
            "student": info.get("student"), "thresholds_from": info.get("thresholds_from")}
     out["stage_seconds"] = {p.stem: json.loads(p.read_text())["seconds"] for p in
                             sorted((d / f"run-{tag}" / ".pipeline").glob("*.json"))}

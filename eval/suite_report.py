@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 NAMES = {"a": "(a) zero-shot", "c_lr": "(c) LR on gold", "c_setfit": "(c) SetFit", "d": "(d) chain + gold",
          "e": "(e) chain, no gold"}
 TIE = 0.01
@@ -19,11 +21,13 @@ def _sec(x) -> str:
     return "–" if x is None else f"{x:.0f}"
 
 
-def write_markdown(done: dict, path: Path, budget: int = 100, seed: int = 0) -> Path:
+def write_markdown(done: dict, path: Path, budget: int | str = 100, seed: int = 0) -> Path:
     rows = done["rows"]
     sets = list(dict.fromkeys(k.split("|")[0] for k in rows))
     get = lambda s, r: rows.get(f"{s}|{r}|{budget}|{seed}")  # noqa: E731
-    lines = ["# The suite: every visible set, 100 gold labels and none", ""]
+    per_class = str(budget).endswith("/class")
+    drawn = (f"{str(budget).split('/')[0]} gold rows of every class" if per_class else f"{budget} gold labels")
+    lines = [f"# The suite: every visible set, {drawn} and none", ""]
     for run in done.get("runs", [])[-1:]:
         lines += [run["header"], f"Wall time {run['seconds']:,} s; load average {run['load_start']} at the start, "
                                  f"{run['load_end']} at the end.", ""]
@@ -33,8 +37,8 @@ def write_markdown(done: dict, path: Path, budget: int = 100, seed: int = 0) -> 
                       f"{run['part']}: `{run['command']}` ({run['seconds']:,} s, load "
                       f"{run['load_start']} at the start, {run['load_end']} at the end).", ""]
     lines += [n + "\n" for n in done.get("notes", [])]  # how rows from several runs fit together
-    lines += [f"N = {budget} gold drawn from the corpus (seed {seed}); every figure on the test split, in the set's "
-              "official metric (accuracy and macro-F1 in suite.json). (d) and (e) are `llmlabel auto` + `llmlabel "
+    lines += [f"{'Gold: ' + drawn if per_class else f'N = {budget} gold'} drawn from the corpus (seed {seed}); every "
+              "figure on the test split, in the set's official metric (accuracy and macro-F1 in suite.json). (d) and (e) are `llmlabel auto` + `llmlabel "
               "predict` exactly as the README documents; (a) and (c) are the baselines a user would pick instead.", "",
               "| set | metric | " + " | ".join(NAMES.values()) + " | (d) - (c) LR | what (d) shipped |",
               "|---|---|" + "---|" * (len(NAMES) + 2)]
@@ -81,8 +85,33 @@ def write_markdown(done: dict, path: Path, budget: int = 100, seed: int = 0) -> 
                                              for r in NAMES)
                      + f" | {_sec(net.get('seconds'))} | {_sec(net.get('encoder_seconds'))} "
                        f"| {_sec(net.get('encoder_full_seconds'))} |")
+    lines += _cpu_table(sets, get)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _cpu_table(sets, get) -> list[str]:
+    """CPU seconds of the (d) chain (``llmlabel auto``, every thread of the child process), of its safety net and of
+    the tuned encoder's full fit when that shipped, and the chain's CPU over the same chain's without those two:
+    what the net costs (the issue's budget: 2x)."""
+    have = [s for s in sets if (get(s, "d") or {}).get("chain_cpu_seconds") is not None]
+    if not have:
+        return []
+    out = ["", "CPU seconds of (d) (`llmlabel auto`, every thread; rows above are wall seconds), of its safety net "
+               "(metrics.json `safety_net.cpu_seconds`) and of the full fit of the tuned encoder when the net shipped "
+               "it; the ratio is the chain's CPU over the chain's CPU without those two:", "",
+           "| set | (d) chain CPU s | safety net CPU s | full fit CPU s | with the net / without |", "|---|---|---|---|---|"]
+    ratios = []
+    for s in have:
+        d = get(s, "d")
+        net = d.get("safety_net") or {}
+        cpu, net_cpu, full = d["chain_cpu_seconds"], net.get("cpu_seconds") or 0, net.get("encoder_full_cpu_seconds")
+        r = cpu / max(cpu - net_cpu - (full or 0), 1e-9)
+        ratios.append(r)
+        out.append(f"| {s} | {cpu:.0f} | {net_cpu:.0f} | {_sec(full)} | {r:.1f}x |")
+    out += ["", f"With the net over without: {min(ratios):.1f}x to {max(ratios):.1f}x, median "
+                f"{float(np.median(ratios)):.1f}x; at most 2x on {sum(r <= 2 for r in ratios)} of {len(ratios)} sets."]
+    return out
 
 
 if __name__ == "__main__":

@@ -197,7 +197,7 @@ def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_
     else:
         from .safety import run_safety_net
 
-        t_net = time.perf_counter()
+        t_net, cpu_net = time.perf_counter(), time.process_time()  # CPU: every thread of this process
         if student == "auto" and tuned_encoder:
             from .tuned_net import net_encoder
 
@@ -210,12 +210,14 @@ def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_
 
         net = run_safety_net(d.texts, d.ids, d.classes, crossfit, make, students=candidates,
                              metric=select_metric, soft=soft is not False, tuned=tuned)
-        net.extra.update(seconds=round(time.perf_counter() - t_net, 1), encoder_seconds=round(t_enc, 1))
+        net.extra.update(seconds=round(time.perf_counter() - t_net, 1), encoder_seconds=round(t_enc, 1),
+                         cpu_seconds=round(time.process_time() - cpu_net, 1))
     student, d, weak_weight = _ship(student, net.chosen, d)
     if student == "tuned":
-        t_full = time.perf_counter()
+        t_full, cpu_full = time.perf_counter(), time.process_time()
         tuned = tuned.complete()  # the net scored the halves; what ships reads the encoder tuned on all the gold
-        net.extra["encoder_full_seconds"] = round(time.perf_counter() - t_full, 1)
+        net.extra.update(encoder_full_seconds=round(time.perf_counter() - t_full, 1),
+                         encoder_full_cpu_seconds=round(time.process_time() - cpu_full, 1))
         student = f"probe:{tuned.folder}"
     return net, student, d, weak_weight
 
