@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..multilabel_metrics import best_thresholds, multilabel_f1, paired_macro_f1_se
-from .safety import WEAK_WEIGHTS, SafetyNetResult, _Trainer, choose, fold_training, matched_rows, recipes
+from .safety import WEAK_WEIGHTS, SafetyNetResult, _Trainer, choose, matched_rows, recipes
 
 #: Threshold candidates: the usual 0.05 steps plus a log-spaced low end, because a student trained without
 #: class weights (the static one; the probe is class-balanced) gives a rare label probabilities well under 0.05
@@ -96,15 +96,8 @@ def run_multi_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequ
     trainer.prepare(np.concatenate([s_rows, g_rows]))
     table, preds, ship = [], [], []
     for rc in recipes(students, weak):
-        P = np.full((len(g_rows), k), np.nan)
-        for f in range(gold.folds):
-            test = g_fold == f
-            if not test.any() or test.all():
-                continue
-            # weak rows weigh the label model's confidence, the weight the labeled file gives a row
-            rows, targets, weights = fold_training(rc.weak, s_rows, weak_targets[f], proba[f].max(1), g_rows[~test],
-                                                   Yg[~test])
-            P[test] = trainer.fit_proba(rc.student, rows, targets, weights, g_rows[test])
+        # weak rows weigh the label model's confidence, the weight the labeled file gives a row
+        P = trainer.oof_proba(rc, g_rows, g_fold, gold.folds, Yg, s_rows, weak_targets, proba.max(2), one_of_k=False)
         ok = ~np.isnan(P).any(1)
         pred = oof_decisions(P, Yg, g_fold, gold.folds)
         m = multilabel_f1(Yg[ok], pred[ok])

@@ -167,10 +167,6 @@ class _Trainer:
         self._pos = np.full(max(int(self._rows_all.max()) + 1, 1), -1)
         self._pos[self._rows_all] = np.arange(len(self._rows_all))
 
-    def fit_predict(self, kind: str, rows: np.ndarray, targets: np.ndarray, weights: np.ndarray,
-                    test_rows: np.ndarray, fold: int = -1) -> np.ndarray:
-        return self.fit_proba(kind, rows, targets, weights, test_rows, fold).argmax(1)
-
     def fit_proba(self, kind: str, rows: np.ndarray, targets: np.ndarray, weights: np.ndarray,
                   test_rows: np.ndarray, fold: int = -1) -> np.ndarray:
         """The student's probabilities for ``test_rows`` after training on ``rows`` (softmax, or per-class
@@ -186,6 +182,24 @@ class _Trainer:
             return e / e.sum(1, keepdims=True)
         st.fit([self.texts[i] for i in rows], proba=targets, classes=self.classes, sample_weight=weights)
         return st.predict_proba([self.texts[i] for i in test_rows])
+
+    def oof_proba(self, rc: Recipe, g_rows: np.ndarray, g_fold: np.ndarray, folds: int, g_targets: np.ndarray,
+                  s_rows: np.ndarray, weak_targets: np.ndarray, weak_conf: np.ndarray, one_of_k: bool) -> np.ndarray:
+        """Recipe ``rc``'s out-of-fold probabilities for the gold rows, ``(n_gold, k)``: fold f's rows from the
+        student trained on the other folds' gold (``g_targets``) and the weak sample with fold f's label-model
+        targets (``weak_targets[f]``, weighted by ``weak_conf[f]``). Rows of a fold that could not be scored are
+        NaN; ``one_of_k``: a fold whose training rows hold one class is not scored."""
+        P = np.full((len(g_rows), len(self.classes)), np.nan)
+        for f in range(folds):
+            test = g_fold == f
+            if not test.any() or test.all():
+                continue
+            rows, targets, weights = fold_training(rc.weak, s_rows, weak_targets[f], weak_conf[f], g_rows[~test],
+                                                   g_targets[~test])
+            if one_of_k and len(np.unique(targets.argmax(1))) < 2:
+                continue  # one class cannot train a classifier
+            P[test] = self.fit_proba(rc.student, rows, targets, weights, g_rows[test], f)
+        return P
 
 
 def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[str], crossfit, make_student, *,
@@ -226,17 +240,8 @@ def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[s
     onehot = np.eye(k, dtype=np.float32)[g_y]
     table, oof = [], {}
     for rc in todo:
-        pred = np.full(len(g_rows), -1)
-        for f in range(gold.folds):
-            test = g_fold == f
-            train_g = ~test
-            if not test.any() or not train_g.any():
-                continue
-            rows, targets, weights = fold_training(rc.weak, s_rows, proba[f], proba[f].max(1), g_rows[train_g],
-                                                   onehot[train_g])
-            if len(np.unique(targets.argmax(1))) < 2:
-                continue  # a fold whose training rows hold one class cannot train a classifier
-            pred[test] = trainer.fit_predict(rc.student, rows, targets, weights, g_rows[test], f)
+        P = trainer.oof_proba(rc, g_rows, g_fold, gold.folds, onehot, s_rows, proba, proba.max(2), one_of_k=True)
+        pred = np.where(np.isnan(P).any(1), -1, np.nan_to_num(P).argmax(1))
         scored = g_fair & (pred >= 0)
         row = {"student": rc.student, "weak": rc.weak, "n": int(scored.sum()),
                **scores(g_y[scored], pred[scored], k)}
