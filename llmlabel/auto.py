@@ -63,9 +63,9 @@ class Situation:
         return ("multi-label, " if self.multi_label else "") + " + ".join(parts)
 
 
-def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str | None = None, max_labels: int = 30,
-         embedder: str | None = None, cache: str | Path | None = None, no_cache: bool = False,
-         select_metric: str | None = None, fields: dict | None = None) -> tuple[dict, str]:
+def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str | None = None,
+         max_labels: int = MAX_LABELS, embedder: str | None = None, cache: str | Path | None = None,
+         no_cache: bool = False, select_metric: str | None = None, fields: dict | None = None) -> tuple[dict, str]:
     """(the pipeline spec auto runs, as a dict; the lfs.yaml text) for a situation. ``cache`` / ``no_cache``:
     the LLM answer cache of the stages that may call an LLM (taxonomy and label); ``select_metric``: what
     distill's safety net maximises on the gold (None: distill's default, accuracy); ``fields``: the corpus's
