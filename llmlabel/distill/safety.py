@@ -137,7 +137,7 @@ def prior_weights(y: np.ndarray, train: np.ndarray, k: int) -> np.ndarray:
     fold, and with one or two gold rows a class the model leans away from it: on Banking77 with 2 gold rows of each
     of 77 intents, logistic regression on the gold scored 0.273 out-of-fold unweighted and 0.416 weighted (0.667 on
     the test split trained on all 154 rows; eval/results/suite-per-class.md). With many rows a class it changes
-    little: every class weighs about folds / (folds - 1) of 1."""
+    little: every row weighs about folds / (folds - 1), and the weights are normalised where they are used."""
     n = np.bincount(y, minlength=k).astype(np.float64)
     kept = np.bincount(y[train], minlength=k).astype(np.float64)
     return (n / np.maximum(kept, 1.0))[y[train]].astype(np.float32)
