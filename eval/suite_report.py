@@ -38,7 +38,8 @@ def write_markdown(done: dict, path: Path, budget: int | str = 100, seed: int = 
                       f"{run['load_start']} at the start, {run['load_end']} at the end).", ""]
     lines += [n + "\n" for n in done.get("notes", [])]  # how rows from several runs fit together
     lines += [f"{'Gold: ' + drawn if per_class else f'N = {budget} gold'} drawn from the corpus (seed {seed}); every "
-              "figure on the test split, in the set's official metric (accuracy and macro-F1 in suite.json). (d) and (e) are `llmlabel auto` + `llmlabel "
+              "figure on the test split, in the set's official metric (accuracy and macro-F1 in suite.json). (d) and (e) "
+              "are `llmlabel auto` + `llmlabel "
               "predict` exactly as the README documents; (a) and (c) are the baselines a user would pick instead.", "",
               "| set | metric | " + " | ".join(NAMES.values()) + " | (d) - (c) LR | what (d) shipped |",
               "|---|---|" + "---|" * (len(NAMES) + 2)]
@@ -100,7 +101,8 @@ def _cpu_table(sets, get) -> list[str]:
     out = ["", "CPU seconds of (d) (`llmlabel auto`, every thread; rows above are wall seconds), of its safety net "
                "(metrics.json `safety_net.cpu_seconds`) and of the full fit of the tuned encoder when the net shipped "
                "it; the ratio is the chain's CPU over the chain's CPU without those two:", "",
-           "| set | (d) chain CPU s | safety net CPU s | full fit CPU s | with the net / without |", "|---|---|---|---|---|"]
+           "| set | (d) chain CPU s | safety net CPU s | full fit CPU s | with the net / without |",
+           "|---|---|---|---|---|"]
     ratios = []
     for s in have:
         d = get(s, "d")
