@@ -38,8 +38,8 @@ def write_markdown(done: dict, path: Path, budget: int | str = 100, seed: int = 
                       f"{run['load_start']} at the start, {run['load_end']} at the end).", ""]
     lines += [n + "\n" for n in done.get("notes", [])]  # how rows from several runs fit together
     lines += [f"{'Gold: ' + drawn if per_class else f'N = {budget} gold'} drawn from the corpus (seed {seed}); every "
-              "figure on the test split, in the set's official metric (accuracy and macro-F1 in suite.json). (d) and (e) "
-              "are `llmlabel auto` + `llmlabel "
+              "figure on the test split, in the set's official metric (accuracy and macro-F1 in suite.json). "
+              "(d) and (e) are `llmlabel auto` + `llmlabel "
               "predict` exactly as the README documents; (a) and (c) are the baselines a user would pick instead.", "",
               "| set | metric | " + " | ".join(NAMES.values()) + " | (d) - (c) LR | what (d) shipped |",
               "|---|---|" + "---|" * (len(NAMES) + 2)]
