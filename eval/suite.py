@@ -257,6 +257,13 @@ def run(args) -> dict:
     return done
 
 
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
+    return n
+
+
 def gold_rows_name(args) -> str:
     return f"{args.per_class}/class" if args.per_class else str(args.budget)
 
@@ -267,7 +274,7 @@ def main(argv=None):
     ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     ap.add_argument("--setfit-sets", nargs="+", default=list(SETFIT_SETS))
     ap.add_argument("--budget", type=int, default=100)
-    ap.add_argument("--per-class", type=int, default=None,
+    ap.add_argument("--per-class", type=_positive, default=None,
                     help="gold: this many corpus rows of every class (seeded) instead of --budget random rows")
     ap.add_argument("--budgets", type=int, nargs="+", default=[100, 1000], help="gold budgets of multi-label sets")
     ap.add_argument("--seed", type=int, default=0)

@@ -264,6 +264,9 @@ def test_distill_ships_the_recipe_that_wins_on_the_gold(tmp_path, weak):
     assert acc > (0.8 if weak == "right" else 0.3)  # 20 intents: chance is 0.05
     card = (tmp_path / "model" / "README.md").read_text(encoding="utf-8")
     assert "Out-of-fold on the gold" in card and net["verdict"] in card
+    # what the net cost, as metrics.json on disk carries it to the suite (wall and CPU seconds)
+    saved = json.loads((tmp_path / "model" / "metrics.json").read_text(encoding="utf-8"))["safety_net"]
+    assert saved["verdict"] == net["verdict"] and saved["seconds"] > 0 and saved["cpu_seconds"] > 0
 
 
 def test_the_tuned_candidate_is_honest_fitted_once_and_ships_without_its_halves(tmp_path, monkeypatch, short_tuning):
