@@ -249,7 +249,7 @@ def test_distill_ships_the_recipe_that_wins_on_the_gold(tmp_path, weak):
     res = distill(path, tmp_path / "model", student="auto", min_per_class=1, tuned_encoder=False)
     net = res.metrics["safety_net"]
     table = {(r["student"], r["weak"]): r for r in net["candidates"]}
-    assert len(table) == 6 and all(r["n"] == 40 for r in table.values())
+    assert len(table) == 7 and all(r["n"] == 40 for r in table.values())  # 3 x 2 weights + anchored on the gold
     if weak == "right":
         assert net["chosen"]["weak"] != "none"
         assert table[("probe", "all")]["accuracy"] > table[("probe", "none")]["accuracy"] + 0.05
@@ -308,7 +308,7 @@ def test_the_tuned_candidate_is_honest_fitted_once_and_ships_without_its_halves(
     monkeypatch.setattr(tuned_encoder, "tune_encoder", count_fits)
     res = distill(path, tmp_path / "model", student="auto", min_per_class=1)
     net = res.metrics["safety_net"]
-    assert {r["student"] for r in net["candidates"]} == {"static", "probe", "tuned"}
+    assert {r["student"] for r in net["candidates"]} == {"static", "probe", "tuned", "anchored"}
     shipped = net["chosen"]["student"] == "tuned"
     # the net scores the halves; the full fit is made only when the tuned candidate ships
     assert sorted(fitted) == sorted(["half0", "half1"] + (["full"] if shipped else []))
@@ -353,7 +353,9 @@ def test_label_and_aggregate_with_gold_leave_the_cross_fitted_world_for_distill(
     rows = sample_rows()
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in rows), encoding="utf-8")
-    (tmp_path / "labels.txt").write_text("\n".join(INTENTS) + "\n", encoding="utf-8")
+    described = {"card_arrival": "when will my new card arrive"}  # one label with a description, the rest bare
+    (tmp_path / "labels.txt").write_text("".join(f"{n}: {described[n]}\n" if n in described else f"{n}\n"
+                                                 for n in INTENTS), encoding="utf-8")
     rng = np.random.default_rng(1)
     pick = rng.choice(len(rows), 40, replace=False)
     gold = tmp_path / "gold.jsonl"
@@ -377,7 +379,16 @@ def test_label_and_aggregate_with_gold_leave_the_cross_fitted_world_for_distill(
     np.testing.assert_allclose(cl.proba.sum(axis=2), 1.0, atol=1e-4)
     assert run_cli("distill", labeled, "-o", tmp_path / "model", "--min-per-class", "1") == 0
     m = json.loads((tmp_path / "model" / "metrics.json").read_text(encoding="utf-8"))
-    assert m["safety_net"]["gold_rows_scored"] == 40 and m["safety_net"]["chosen"]["student"] == m["student"]
+    chosen = m["safety_net"]["chosen"]["student"]
+    assert m["safety_net"]["gold_rows_scored"] == 40 and m["student"] == {"anchored": "probe", "tuned": "probe"}.get(
+        chosen, chosen)
+    # the label texts travel taxonomy -> votes -> labeled file, and the anchored probe on the gold is weighed
+    from llmlabel.distill.data import read_labeled
+
+    texts = read_labeled(labeled).meta["label_texts"]
+    assert texts[0] == "card_arrival: when will my new card arrive"  # given; the others described from the corpus
+    assert len(texts) == len(INTENTS) and all(t.startswith(n) for t, n in zip(texts, INTENTS))
+    assert ("anchored", "none") in {(r["student"], r["weak"]) for r in m["safety_net"]["candidates"]}
     # Aggregated again without the gold, the labels no longer come from the cross-fitted world: the sidecar
     # goes, and distill trains without a net instead of scoring against labels it outlived.
     assert run_cli("aggregate", tmp_path / "votes", "-o", labeled) == 0

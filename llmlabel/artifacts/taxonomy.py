@@ -165,6 +165,11 @@ class Taxonomy(BaseModel):
         """The class names the label stage votes over, in file order: the leaves' names."""
         return [lab.name for lab in self.leaves()]
 
+    def label_texts(self) -> list[str]:
+        """One text per class, in :meth:`classes` order: ``name: description``, or the name when undescribed (what
+        label-name priors embed; the votes record them for later stages)."""
+        return [f"{lab.name}: {lab.description}" if lab.description else lab.name for lab in self.leaves()]
+
     def classes_for_votes(self, path: str | Path | None = None) -> list[str]:
         """:meth:`classes`, refusing fewer than two for a single-label taxonomy: votes, label models and
         students all choose between classes (one class is one line naming the file, not a library error)."""

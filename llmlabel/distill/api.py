@@ -11,8 +11,10 @@ import numpy as np
 
 from ..artifacts.model import TrainingFacts, write_metrics
 from ..errors import ConfigError
+from .anchors import anchors_for
 from .data import LabeledData, read_gold, read_labeled
 from .safety import no_fair_gold
+from .weakweight import WEAK_WEIGHTS, fit_over_weights, parse_weak_weight, weak_weights  # noqa: F401
 
 
 @dataclass
@@ -25,13 +27,18 @@ class DistillResult:
 def make_student(spec: str = "static", *, multi_label: bool = False, epochs: int | None = None, seed: int = 0,
                  progress: bool = False, **kw: Any):
     """``static`` | ``static:FOLDER`` (model2vec-style) | ``probe`` | ``probe:FOLDER`` (frozen sentence encoder +
-    logistic regression) | ``minilm`` | a local transformers folder (the run's tuned encoder folder is one:
+    logistic regression) | ``anchored`` (the probe shrunk towards the label texts ``anchors``) | ``minilm`` | a
+    local transformers folder (the run's tuned encoder folder is one:
     :func:`tuned_encoder_path` resolves ``tuned``)."""
-    if spec == "probe" or spec.startswith("probe:"):
+    anchors = kw.pop("anchors", None)  # the anchored probe's alone
+    if spec in ("probe", "anchored") or spec.startswith("probe:"):
         from .probe import ProbeStudent
 
+        anchors = anchors if spec == "anchored" else None
+        if spec == "anchored" and not anchors:
+            raise ConfigError("the anchored probe needs one anchor text per class")
         return ProbeStudent(spec.split(":", 1)[1] if ":" in spec else "minilm", multi_label=multi_label, seed=seed,
-                            progress=progress)
+                            progress=progress, anchors=anchors)
     base = {"multi_label": multi_label, "seed": seed, "progress": progress, **kw}
     if epochs is not None:
         base["epochs"] = epochs
@@ -87,7 +94,8 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     (:mod:`llmlabel.distill.multisafety`). ``student="auto"`` lets the net choose between the ``static`` and
     ``probe`` students and (single-label, ``tuned_encoder``) a probe on the run's encoder tuned on the gold
     (:mod:`llmlabel.distill.tuned_net`: reused from the label stage or fitted here); without a net it is
-    ``static``.
+    ``static``; single-label, it also weighs the ``anchored`` probe on the gold (its head shrunk towards the
+    label texts the label stage recorded: :mod:`.anchors`).
 
     >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
@@ -97,7 +105,7 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
 
     student_kw = {**_encoder_options(student, max_steps=max_steps, batch_size=batch_size, threads=threads,
                                      head_init=head_init), **student_kw}
-    weak_weight = _parse_weak_weight(weak_weight)
+    weak_weight = parse_weak_weight(weak_weight)
     if output is not None:
         check_writable(output, folder=True)
 
@@ -114,9 +122,12 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     crossfit = _crossfit_for(d) if safety_net and weak_weight is None else None
     skipped = no_fair_gold(crossfit)
     if crossfit is not None and not skipped:
+        anchors = anchors_for(d.classes, d.meta)
         net, student, d, weak_weight = _run_net(d, crossfit, student, soft=soft, seed=seed,
                                                 select_metric=select_metric, tuned_encoder=tuned_encoder,
-                                                progress=progress)
+                                                progress=progress, anchors=anchors)
+        if student == "anchored":
+            student_kw["anchors"] = anchors
     if student == "auto":
         student = "static"
     dev_pair = None if dev is None else read_gold(dev, d.classes, text_field=text_field, label_field=dev_label_field,
@@ -125,10 +136,10 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     soft = _soft_targets(soft, d)
     used_soft = soft and d.soft_differs()  # all-0/1 probabilities are hard labels, whatever was asked
     t0 = time.perf_counter()
-    st, chosen_ww, ww_scores = _fit_over_weights(
+    st, chosen_ww, ww_scores = fit_over_weights(
         lambda: make_student(student, multi_label=multi_label, epochs=epochs, seed=seed, progress=progress,
                              **student_kw),
-        d, _weak_weights(weak_weight, d, dev_pair), weights, used_soft, dev_pair)
+        d, weak_weights(weak_weight, d, dev_pair), weights, used_soft, dev_pair)
     train_s = time.perf_counter() - t0
     thr_from = _set_thresholds(st, d, net, dev_pair) if multi_label else None
 
@@ -182,7 +193,7 @@ def _write_model(folder: Path, st, d: LabeledData, metrics: dict, *, used_soft: 
 
 
 def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_metric: str, tuned_encoder: bool,
-             progress: bool = False):
+             progress: bool = False, anchors: list[str] | None = None):
     """``(net result, student spec, training data, weak-row factor)``: the safety net run on the labeled file
     (single-label :mod:`.safety`, multi-label :mod:`.multisafety`) and the recipe it chose, ready to train."""
     candidates = ("static", "probe") if student == "auto" else ("probe",) if _is_encoder(student) else (student,)
@@ -203,10 +214,11 @@ def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_
 
             tuned = net_encoder(d, crossfit, progress=progress)
             candidates += ("tuned",) if tuned is not None else ()
+        candidates += ("anchored",) if student == "auto" and anchors else ()
         t_enc = time.perf_counter() - t_net
 
         def make(kind: str):
-            return make_student(f"probe:{tuned.folder}" if kind == "tuned" else kind, seed=seed)
+            return make_student(f"probe:{tuned.folder}" if kind == "tuned" else kind, seed=seed, anchors=anchors)
 
         net = run_safety_net(d.texts, d.ids, d.classes, crossfit, make, students=candidates,
                              metric=select_metric, soft=soft is not False, tuned=tuned)
@@ -220,23 +232,6 @@ def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_
                          encoder_full_cpu_seconds=round(time.process_time() - cpu_full, 1))
         student = f"probe:{tuned.folder}"
     return net, student, d, weak_weight
-
-
-def _fit_over_weights(new_student, d: LabeledData, grid: list[float], weights, used_soft: bool, dev_pair):
-    """``(student, weak-row factor, dev scores)``: one student, ``new_student()``, per candidate factor on the weak
-    rows' weight; with several, the best on the dev set is kept."""
-    ww_scores: dict[str, float] = {}
-    chosen_ww, st = grid[0], None
-    for a in grid:
-        cand = new_student()
-        st = cand if st is None else st
-        cand.fit(d.texts, proba=d.targets(used_soft), classes=d.classes, sample_weight=_scaled(weights, d, a),
-                 dev=dev_pair)
-        if len(grid) > 1:
-            ww_scores[str(a)] = _dev_pick_score(cand, dev_pair, d.multi_label)
-            if ww_scores[str(a)] > max((v for k, v in ww_scores.items() if k != str(a)), default=-1.0):
-                st, chosen_ww = cand, a
-    return st, chosen_ww, ww_scores
 
 
 def _metrics(st, d: LabeledData, net, dev_pair, *, train_s: float, used_soft: bool, chosen_ww: float,
@@ -296,7 +291,7 @@ def _crossfit_for(d: LabeledData):
 
 
 def _is_encoder(spec: str) -> bool:
-    return spec in ("minilm", "tuned") or (spec not in ("auto", "static", "probe") and not spec.startswith(("static:", "probe:")))
+    return spec in ("minilm", "tuned") or (spec not in ("auto", "static", "probe", "anchored") and not spec.startswith(("static:", "probe:")))
 
 
 def _ship(requested: str, chosen, d: LabeledData) -> tuple[str, LabeledData, float]:
@@ -344,53 +339,3 @@ def _multi_thresholds(st, d: LabeledData, dev_pair) -> tuple[float | list[float]
     if isinstance(stored, dict) and all(c in stored for c in d.classes):
         return [float(stored[c]) for c in d.classes], "the label model's per-label thresholds (labeled file)"
     return st.threshold, "the student's default"
-
-
-#: Candidate factors on the weight of items no person labeled, for ``weak_weight="auto"``.
-WEAK_WEIGHTS = (1.0, 0.5, 0.25)
-
-
-def _parse_weak_weight(value) -> float | str | None:
-    """None, ``"auto"`` or a number in (0, 1]; checked before any file is read."""
-    if value is None or value == "auto":
-        return value
-    try:
-        a = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"weak_weight must be 'auto' or a number in (0, 1], got {value!r}") from None
-    if not 0 < a <= 1:
-        raise ConfigError(f"weak_weight must be in (0, 1], got {a}")
-    return a
-
-
-def _weak_weights(value, d: LabeledData, dev_pair) -> list[float]:
-    has_human = d.human is not None and bool(d.human.any()) and not bool(d.human.all())
-    if value is None:
-        value = "auto" if (d.multi_label and has_human and dev_pair is not None) else 1.0
-    if value == "auto":
-        if not has_human or dev_pair is None:
-            raise ConfigError("weak_weight 'auto' needs a dev set and a labeled file with both human and "
-                              "label-model items", hint="pass --dev, or a number for --weak-weight")
-        return list(WEAK_WEIGHTS)
-    return [float(value)]
-
-
-def _scaled(weights, d: LabeledData, a: float):
-    if a == 1.0 or d.human is None:
-        return weights
-    w = np.ones(len(d), np.float32) if weights is None else np.asarray(weights, np.float32).copy()
-    w[~d.human] *= a
-    return w
-
-
-def _dev_pick_score(st, dev_pair, multi_label: bool) -> float:
-    """What ``weak_weight='auto'`` maximises: macro-F1 at per-label F1-optimal dev thresholds (the ones the
-    student then ships with), or accuracy."""
-    from ..multilabel_metrics import best_thresholds, multilabel_f1
-
-    texts, gold = dev_pair
-    p = st.predict_proba(texts)
-    if multi_label:
-        g = np.asarray(gold)
-        return float(multilabel_f1(g, p >= best_thresholds(p, g, default=0.5))["macro_f1"])
-    return float((p.argmax(1) == np.asarray(gold)).mean())

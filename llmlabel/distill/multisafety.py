@@ -20,7 +20,7 @@ fewer weak rows than the shipped student gets, the estimate leans towards the go
 
 The ``probe`` with weak rows ``none`` (one-vs-rest logistic regression on frozen MiniLM embeddings of the gold,
 class-balanced per label: :mod:`llmlabel.distill.probe`) is the reference; any other recipe replaces it only when
-its macro-F1 is higher by more than :data:`~llmlabel.distill.safety.MARGIN_SE` paired standard errors (a seeded bootstrap over the gold rows). The winner is trained on
+its macro-F1 is higher by more than :data:`~llmlabel.distill.choice.MARGIN_SE` paired standard errors (a seeded bootstrap over the gold rows). The winner is trained on
 every row and shipped with its thresholds; metrics.json and the model card say which won, by how much, and where
 the thresholds came from.
 """

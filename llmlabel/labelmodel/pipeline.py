@@ -104,6 +104,8 @@ def write_labeled(out: str | Path, V, res: dict, texts=None, *, review_top: floa
     votes_meta = getattr(V, "meta", None) or {}
     if votes_meta.get("depends_on"):
         info["votes_depend_on"] = votes_meta["depends_on"]
+    if votes_meta.get("label_texts"):
+        info["label_texts"] = votes_meta["label_texts"]  # names and descriptions: the anchored student's prior
     if votes_meta.get("encoder"):
         info["encoder"] = votes_meta["encoder"]  # the tuned encoder the gold LFs read: the card and report name it
     named = np.asarray(names, dtype=object)

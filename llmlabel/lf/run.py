@@ -73,7 +73,8 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
     lfs = build_lfs(lf_set.spec, tax, models=model, engines=engine_factory(cache=cache_option(cache, no_cache)),
                     gold=gold_set, embedder=embedder, tuned=tuned)
     engines = {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
-    meta, deps = votes_record(lf_set, command=command, engines=engines, taxonomy_path=taxonomy_path, data=data)
+    meta, deps = votes_record(lf_set, command=command, engines=engines, taxonomy_path=taxonomy_path, data=data,
+                              label_texts=tax.label_texts())
     _record_inputs(meta, deps, chosen=chosen, gold=gold, tuned=tuned)
     prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding", "knn", "logreg", "setfit")]
     with VotesWriter(out, lf_names=[lf.name for lf in lfs], labels=labels, prob_lfs=prob_lfs, keep_text=keep_text,
@@ -111,8 +112,10 @@ def choose_lfs(lfs: str | Path | None, *, multi_label: bool, gold: bool, models:
     return lf_set, chosen
 
 
-def votes_record(lf_set, *, command: list[str] | None, engines: dict[str, str], taxonomy_path, data):
-    """The votes manifest's provenance (``meta``: command, engines, taxonomy, lfs.yaml) and ``depends_on``
+def votes_record(lf_set, *, command: list[str] | None, engines: dict[str, str], taxonomy_path, data,
+                 label_texts: list[str] | None = None):
+    """The votes manifest's provenance (``meta``: command, engines, taxonomy, lfs.yaml, the classes' label texts)
+    and ``depends_on``
     (fingerprints of the corpus, taxonomy, LLM engines and the LF set), shared by the local and Ray runs;
     the caller adds its own keys after these."""
     from ..artifacts.votes import depends_on
@@ -121,6 +124,8 @@ def votes_record(lf_set, *, command: list[str] | None, engines: dict[str, str], 
     meta = make_meta(command=command, engine=",".join(sorted(set(engines.values()))) or None)
     lfs_name, deps_lfs = lf_set.record()
     meta.update(taxonomy=str(taxonomy_path), lfs=lfs_name)
+    if label_texts is not None:
+        meta["label_texts"] = list(label_texts)
     deps = {**depends_on(corpus=data, taxonomy=taxonomy_path, engines=engines), "lfs": deps_lfs}
     return meta, deps
 

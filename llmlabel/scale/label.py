@@ -51,7 +51,8 @@ def label_corpus_ray(data: str | Path, taxonomy: str | Path, lfs: str | Path | N
     engines = dict(zip([lf.name for lf in lfs if lf.cost == "llm"], specs))
     prob_lfs = [lf.name for lf in lfs if lf.kind in PROB_KINDS]
     src = Source(data, text_field, id_field)
-    meta, deps = votes_record(lf_set, command=command, engines=engines, taxonomy_path=taxonomy_path, data=data)
+    meta, deps = votes_record(lf_set, command=command, engines=engines, taxonomy_path=taxonomy_path, data=data,
+                              label_texts=tax.label_texts())
     meta["backend"] = "ray"
     connect(address)
     common = dict(taxonomy=tax, spec=lf_set.spec, models=model, prob_lfs=prob_lfs, no_cache=no_cache,
