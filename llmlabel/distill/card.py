@@ -23,7 +23,7 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
         soft = training.targets == "soft"
     base = str(settings.get("base_model") or "")
     out = ["---", _header(name, kind, base, dev_metrics, license, language, datasets), "---", "", f"# {name}", ""]
-    out += [f"This is {_what(kind, base, str(settings.get('embedder') or ''))} for "
+    out += [f"This is {_what(kind, base, str(settings.get('embedder') or ''), bool(settings.get('anchors')))} for "
             f"{'multi-label' if multi_label else 'single-label'} text classification into {len(classes)} classes, "
             "trained by `llmlabel distill` on **machine-generated labels** (weak supervision), not on human "
             "annotations.", ""]
@@ -59,7 +59,7 @@ def _header(name: str, kind: str, base: str, dev_metrics: dict | None, license: 
     return data.to_yaml()
 
 
-def _what(kind: str, base: str, enc: str) -> str:
+def _what(kind: str, base: str, enc: str, anchored: bool = False) -> str:
     """One phrase naming the model: its kind and the encoder it reads (the tuned one named by what it saw)."""
     if kind == "static":
         return "a static-embedding classifier (frozen WordLlama token embeddings + TF-IDF features, linear/MLP head)"
@@ -73,7 +73,10 @@ def _what(kind: str, base: str, enc: str) -> str:
             enc = "all-MiniLM-L6-v2"
         else:
             enc = f"the local folder `{enc}`"
-        return f"a frozen sentence encoder ({enc}) with a logistic-regression head"
+        head = (" fitted towards the embeddings of the label texts (the anchored probe: its weights start from "
+                "zero-shot classification by the label names and descriptions, at a scale fitted on the gold)"
+                if anchored else "")
+        return f"a frozen sentence encoder ({enc}) with a logistic-regression head{head}"
     return ("a fine-tuned transformers encoder ("
             + ("all-MiniLM-L6-v2" if base in ("minilm", "all-MiniLM-L6-v2") else f"from the local folder `{base}`") + ")")
 
