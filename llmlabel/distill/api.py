@@ -94,8 +94,8 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     (:mod:`llmlabel.distill.multisafety`). ``student="auto"`` lets the net choose between the ``static`` and
     ``probe`` students and (single-label, ``tuned_encoder``) a probe on the run's encoder tuned on the gold
     (:mod:`llmlabel.distill.tuned_net`: reused from the label stage or fitted here); without a net it is
-    ``static``; single-label, it also weighs the ``anchored`` probe on the gold (its head shrunk towards the
-    label texts the label stage recorded: :mod:`.anchors`).
+    ``static``; it also weighs the ``anchored`` probe on the gold (its head shrunk towards the label texts the
+    label stage recorded: :mod:`.anchors`).
 
     >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
@@ -202,8 +202,9 @@ def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_
         from .multisafety import run_multi_safety_net, with_gold
 
         d = with_gold(d, crossfit)
+        candidates += ("anchored",) if student == "auto" and anchors else ()
         net = run_multi_safety_net(d.texts, d.ids, d.classes, crossfit,
-                                   lambda kind: make_student(kind, multi_label=True, seed=seed),
+                                   lambda kind: make_student(kind, multi_label=True, seed=seed, anchors=anchors),
                                    students=candidates, soft=soft is True)
     else:
         from .safety import run_safety_net

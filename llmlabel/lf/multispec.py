@@ -117,7 +117,8 @@ def label_corpus_multi(data, tax, spec, out, *, taxonomy_path, lfs_record, model
     corpus = read_corpus(data, text_field=text_field, id_field=id_field, batch_size=shard_size)
     meta = make_meta(command=command, engine=",".join(sorted(set(used.values()))) or None)
     probe = MultiVotes(np.zeros((0, len(lfs), len(labels))), [lf.name for lf in lfs], labels, lids)
-    meta.update(taxonomy=str(taxonomy_path), lfs=lfs_record[0], **probe.manifest_meta())
+    meta.update(taxonomy=str(taxonomy_path), lfs=lfs_record[0], label_texts=tax.label_texts(),
+                **probe.manifest_meta())
     deps = {**depends_on(corpus=data, taxonomy=taxonomy_path, engines=used), "lfs": lfs_record[1]}
     if gold is not None:
         deps["gold"] = file_hash(gold)
