@@ -200,8 +200,9 @@ def _write_multi_run(tmp_path, texts, Y, weak_Y, classes, gold_idx, folds=3):
 
 @pytest.mark.parametrize("weak", ["right", "shuffled"])
 def test_distill_ships_what_wins_on_the_gold_with_its_thresholds(tmp_path, weak):
-    """Right weak label sets: a recipe that uses them wins and ships. Shuffled ones: the gold alone wins, the weak
-    rows get weight 0; either way the model ships with the net's out-of-fold thresholds."""
+    """Right weak label sets: a recipe that uses them wins and ships. Shuffled ones: no static student on noise
+    ships; either way the model ships with the net's out-of-fold thresholds (also when the anchored probe, saved
+    as a probe, wins) and learned the task."""
     from llmlabel.distill.api import distill
     from llmlabel.distill.export import load_student
 
@@ -213,13 +214,17 @@ def test_distill_ships_what_wins_on_the_gold_with_its_thresholds(tmp_path, weak)
     res = distill(path, tmp_path / "model", student="auto", min_per_class=1)
     net = res.metrics["safety_net"]
     table = {(r["student"], r["weak"]): r for r in net["candidates"]}
-    assert len(table) == 6 and all(r["n"] == 40 for r in table.values()) and net["metric"] == "macro_f1"
+    # static and anchored x 3 weak weights, and the reference (one-vs-rest LR on the gold)
+    assert len(table) == 7 and all(r["n"] == 40 for r in table.values()) and net["metric"] == "macro_f1"
     if weak == "right":
         assert net["chosen"]["weak"] != "none" and "weak labels added" in net["verdict"]
-        assert table[("probe", "all")]["macro_f1"] > table[("probe", "none")]["macro_f1"] + 0.05
+        assert table[("anchored", "all")]["macro_f1"] > table[("probe", "none")]["macro_f1"] + 0.05
     else:
-        assert net["chosen"]["weak"] == "none" and net["verdict"].startswith("the gold alone won")
-        assert res.metrics["n_train"] == 40
+        # Shuffled label sets still carry each label's frequency: beside them the anchored probe learns zero-shot
+        # by the names at those base rates, which leads the gold alone out-of-fold here (0.69 vs 0.52 macro-F1).
+        # What must hold is that no static student on noise ships and the model still learned the task (below).
+        assert net["chosen"]["student"] != "static"
+        assert net["chosen"]["weak"] != "none" or res.metrics["n_train"] == 40
     assert res.metrics["thresholds"] == pytest.approx(net["thresholds"])
     assert res.metrics["thresholds_from"] == net["thresholds_from"]
     rest = np.setdiff1d(np.arange(len(texts)), gold_idx)

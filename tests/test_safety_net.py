@@ -249,10 +249,11 @@ def test_distill_ships_the_recipe_that_wins_on_the_gold(tmp_path, weak):
     res = distill(path, tmp_path / "model", student="auto", min_per_class=1, tuned_encoder=False)
     net = res.metrics["safety_net"]
     table = {(r["student"], r["weak"]): r for r in net["candidates"]}
-    assert len(table) == 7 and all(r["n"] == 40 for r in table.values())  # 3 x 2 weights + anchored on the gold
+    # static and anchored x 3 weak weights, and the reference: the plain probe on the gold
+    assert len(table) == 7 and all(r["n"] == 40 for r in table.values()) and ("probe", "none") in table
     if weak == "right":
         assert net["chosen"]["weak"] != "none"
-        assert table[("probe", "all")]["accuracy"] > table[("probe", "none")]["accuracy"] + 0.05
+        assert table[("anchored", "all")]["accuracy"] > table[("probe", "none")]["accuracy"] + 0.05
         assert "weak labels added" in net["verdict"]
     else:
         assert net["chosen"]["weak"] == "none" and net["verdict"].startswith("the gold alone won")

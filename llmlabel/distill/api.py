@@ -91,11 +91,11 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     (``accuracy`` or ``macro_f1``) is what is trained and shipped (:mod:`llmlabel.distill.safety`);
     ``metrics["safety_net"]`` holds the table and the verdict. Multi-label files are scored by macro-F1 with
     per-label thresholds chosen on the gold out-of-fold, and ship with those thresholds
-    (:mod:`llmlabel.distill.multisafety`). ``student="auto"`` lets the net choose between the ``static`` and
-    ``probe`` students and (single-label, ``tuned_encoder``) a probe on the run's encoder tuned on the gold
-    (:mod:`llmlabel.distill.tuned_net`: reused from the label stage or fitted here); without a net it is
-    ``static``; it also weighs the ``anchored`` probe on the gold (its head shrunk towards the label texts the
-    label stage recorded: :mod:`.anchors`).
+    (:mod:`llmlabel.distill.multisafety`). ``student="auto"`` lets the net choose between the ``static`` student,
+    the ``anchored`` probe (its head shrunk towards the label texts the label stage recorded: :mod:`.anchors`),
+    the plain probe on the gold (the reference) and (single-label, ``tuned_encoder``) a probe on the run's encoder
+    tuned on the gold (:mod:`llmlabel.distill.tuned_net`: reused from the label stage or fitted here); without a
+    net it is ``static``.
 
     >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP
@@ -196,13 +196,13 @@ def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_
              progress: bool = False, anchors: list[str] | None = None):
     """``(net result, student spec, training data, weak-row factor)``: the safety net run on the labeled file
     (single-label :mod:`.safety`, multi-label :mod:`.multisafety`) and the recipe it chose, ready to train."""
-    candidates = ("static", "probe") if student == "auto" else ("probe",) if _is_encoder(student) else (student,)
+    # auto: the anchored probe with the weak rows, the plain probe only as the reference (recipes() adds it)
+    candidates = ("static", "anchored") if student == "auto" else ("probe",) if _is_encoder(student) else (student,)
     tuned = None
     if d.multi_label:  # per-label thresholds from the gold, out-of-fold (multisafety.py)
         from .multisafety import run_multi_safety_net, with_gold
 
         d = with_gold(d, crossfit)
-        candidates += ("anchored",) if student == "auto" and anchors else ()
         net = run_multi_safety_net(d.texts, d.ids, d.classes, crossfit,
                                    lambda kind: make_student(kind, multi_label=True, seed=seed, anchors=anchors),
                                    students=candidates, soft=soft is True)
@@ -215,7 +215,6 @@ def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_
 
             tuned = net_encoder(d, crossfit, progress=progress)
             candidates += ("tuned",) if tuned is not None else ()
-        candidates += ("anchored",) if student == "auto" and anchors else ()
         t_enc = time.perf_counter() - t_net
 
         def make(kind: str):
@@ -320,7 +319,8 @@ def _rows(d: LabeledData, idx: np.ndarray) -> LabeledData:
 
 def _set_thresholds(st, d: LabeledData, net, dev_pair) -> str:
     """Set a multi-label student's per-class thresholds; returns where they came from."""
-    if net is not None and st.kind == net.chosen.student:  # chosen on the gold out-of-fold
+    # chosen on the gold out-of-fold (the anchored probe is saved as a probe)
+    if net is not None and st.kind == {"anchored": "probe"}.get(net.chosen.student, net.chosen.student):
         st.threshold = [net.extra["thresholds"][c] for c in d.classes]
         return net.extra["thresholds_from"]
     # (an encoder shipped for a probe recipe: the probe's thresholds do not fit its scores)

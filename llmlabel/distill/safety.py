@@ -20,9 +20,12 @@ the weak rows together weigh as much as the gold rows) and ``none`` (the gold al
 the "train on your gold" baseline) and ``tuned`` (the same head on the run's encoder tuned on the gold,
 :mod:`llmlabel.tuned`, trained on the gold alone: ``GOLD_ONLY``): for fold f each gold row is embedded by the
 half of that encoder tuned without fold f's gold, so the figure is honest and, the half having seen half the
-gold, a little pessimistic for the full encoder that ships; and ``anchored`` (the probe on the gold alone, its
-head shrunk towards the embeddings of the label names and descriptions rather than towards zero:
+gold, a little pessimistic for the full encoder that ships; and ``anchored`` (the probe with its head shrunk towards
+the embeddings of the label names and descriptions rather than towards zero:
 :func:`~llmlabel.distill.probe.fit_linear_head`'s ``prior``), for gold too small to learn what the names say.
+``distill --student auto`` weighs static and anchored with every weak weight, the tuned probe on the gold and the
+reference; the anchored probe replaced the plain probe's recipes with weak rows (its fit nests the plain one, and on
+the suite's Banking77 runs it led them out-of-fold: eval/results/suite.md).
 Encoder students are estimated through the probe
 (the same frozen encoder with a linear head) rather than fine-tuned once per fold.
 """
@@ -82,8 +85,7 @@ def weak_factor(weak: str, weak_w: np.ndarray, gold_w: np.ndarray) -> float:
 #: weak sample (two encoder passes over up to 5,000 texts per run: most of the net's time once the static fits got
 #: fast); on the 14 single-label suite sets tuned + weak rows never shipped and never scored above every other
 #: recipe (a tie at the top on banking77, offensive and youtube; eval/results/suite.md, the run before this rule).
-#: The anchored probe is for gold too small to learn from alone: beside thousands of weak rows its prior is noise.
-GOLD_ONLY = ("tuned", "anchored")
+GOLD_ONLY = ("tuned",)
 
 
 def recipes(students: Sequence[str], weak: Sequence[str] = WEAK_WEIGHTS) -> list[Recipe]:
