@@ -92,3 +92,24 @@ def test_with_one_gold_row_an_intent_the_net_ships_the_anchored_probe_and_the_ca
     assert shipped > _accuracy(None, texts, true, gold, rest, classes) + 0.05
     card = (tmp_path / "model" / "README.md").read_text(encoding="utf-8")
     assert "anchored probe" in card and net["verdict"] in card
+
+
+def test_distill_student_anchored_without_gold_reads_the_label_texts_from_the_labeled_file(tmp_path):
+    """`llmlabel distill --student anchored` on a labeled file with no safety net: the anchors come from its
+    metadata, and what is saved is a probe that says so in its config."""
+    from llmlabel.artifacts.labeled import write_labeled
+    from llmlabel.distill.api import distill
+    from llmlabel.distill.export import load_student
+
+    rows = [json.loads(x) for x in SAMPLE.read_text(encoding="utf-8").splitlines()][:300]
+    classes = sorted({r["category"] for r in rows})
+    y = np.array([classes.index(r["category"]) for r in rows])
+    texts = [f"{c}: a customer message about {c.replace('_', ' ')}" for c in classes]
+    path = tmp_path / "labeled.parquet"
+    write_labeled(path, ids=[str(i) for i in range(len(rows))], classes=classes,
+                  proba=np.eye(len(classes), dtype=np.float32)[y], texts=[r["text"] for r in rows],
+                  meta={"label_texts": texts})
+    distill(path, tmp_path / "model", student="anchored", min_per_class=1)
+    model = load_student(tmp_path / "model")
+    assert model.anchors == texts and model.kind == "probe"
+    assert "anchored probe" in (tmp_path / "model" / "README.md").read_text(encoding="utf-8")

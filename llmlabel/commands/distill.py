@@ -19,10 +19,11 @@ def register(app: typer.Typer) -> None:
 def distill_cmd(
     labeled: Path = typer.Argument(..., help="Labeled file (Parquet/JSONL/CSV): text, label, optional proba/confidence."),
     output: Path = options.output("Model folder to write."),
-    student: str = typer.Option("auto", help="auto (with gold: the safety net chooses static or probe; else "
-                                "static) | static | static:MODEL2VEC_FOLDER | probe (frozen MiniLM + logistic "
-                                "regression) | probe:ENCODER_FOLDER | minilm | tuned (fine-tune from the run's "
-                                "encoder tuned on the gold) | a local encoder folder."),
+    student: str = typer.Option("auto", help="auto (with gold: the safety net chooses static, anchored, the "
+                                "probe on the gold or the tuned probe; else static) | static | static:MODEL2VEC_FOLDER "
+                                "| probe (frozen MiniLM + logistic regression) | anchored (the probe shrunk towards "
+                                "the label texts' embeddings) | probe:ENCODER_FOLDER | minilm | tuned (fine-tune "
+                                "from the run's encoder tuned on the gold) | a local encoder folder."),
     soft: Optional[bool] = typer.Option(None, "--soft/--hard", help="Train on the label model's probabilities or on "
                                         "hard labels (default: soft; multi-label files: their label sets)."),
     multi_label: bool = typer.Option(False, "--multi-label", help="Labels are lists; sigmoid/BCE per class."),
@@ -42,7 +43,7 @@ def distill_cmd(
     safety_net: bool = typer.Option(True, "--safety-net/--no-safety-net",
                                     help="With gold (labeled by `aggregate --gold`): score every recipe out-of-fold "
                                          "on the gold (weak labels + gold, a blend, the gold alone; static and "
-                                         "probe students) and ship the best."),
+                                         "anchored students, logistic regression on the gold) and ship the best."),
     tuned_encoder: bool = typer.Option(True, "--tuned-encoder/--no-tuned-encoder",
                                        help="With --student auto and the safety net: also weigh a probe on MiniLM "
                                             "tuned on the gold (the label stage's encoder/, else fitted here: "

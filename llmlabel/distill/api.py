@@ -121,13 +121,13 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     net = None
     crossfit = _crossfit_for(d) if safety_net and weak_weight is None else None
     skipped = no_fair_gold(crossfit)
+    anchors = anchors_for(d.classes, d.meta)
     if crossfit is not None and not skipped:
-        anchors = anchors_for(d.classes, d.meta)
         net, student, d, weak_weight = _run_net(d, crossfit, student, soft=soft, seed=seed,
                                                 select_metric=select_metric, tuned_encoder=tuned_encoder,
                                                 progress=progress, anchors=anchors)
-        if student == "anchored":
-            student_kw["anchors"] = anchors
+    if student == "anchored":  # asked for, or shipped by the net
+        student_kw["anchors"] = anchors
     if student == "auto":
         student = "static"
     dev_pair = None if dev is None else read_gold(dev, d.classes, text_field=text_field, label_field=dev_label_field,
