@@ -262,6 +262,9 @@ def test_label_aggregate_distill_predict_with_gold_through_the_cli(tmp_path, cap
     labeled = tmp_path / "labeled.parquet"
     assert run_cli("aggregate", tmp_path / "votes", "--gold", gold, "-o", labeled) == 0
     lab = read_labeled(labeled)
+    # the leaves' label texts cross label -> aggregate for the anchored student (one per class, in class order)
+    texts = lab.meta["label_texts"]
+    assert len(texts) == len(lab.classes) and all(t.startswith(c) for t, c in zip(texts, lab.classes))
     pos = {i: r for r, i in enumerate(lab.ids)}
     assert all(sorted(lab.labels[pos[r["id"]]]) == sorted(r["labels"]) and lab.source[pos[r["id"]]] == "human"
                for r in rows[:50])

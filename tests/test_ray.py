@@ -132,6 +132,8 @@ def test_cheap_lfs_give_the_local_votes(work, marks):
     assert by_id(work / "ray").index.tolist() == sorted(kept)
     man = json.loads((work / "ray" / "_manifest.json").read_text())
     assert man["complete"] and man["meta"]["lf_names"] == ["kw:refund", "kw:lost_card", "kw:transfer", "iban", "emb"]
+    local_man = json.loads((work / "local" / "_manifest.json").read_text())
+    assert man["meta"]["label_texts"] == local_man["meta"]["label_texts"] and man["meta"]["label_texts"]
     # the embedding LF really voted (not all abstains), and the shards are in corpus order as locally
     assert (by_id(work / "ray")["v:emb"] >= 0).mean() > 0.5
     assert pq.read_table(work / "ray" / "part-00000.parquet").column("id").to_pylist() == kept[:500]
