@@ -319,8 +319,7 @@ def _rows(d: LabeledData, idx: np.ndarray) -> LabeledData:
 
 def _set_thresholds(st, d: LabeledData, net, dev_pair) -> str:
     """Set a multi-label student's per-class thresholds; returns where they came from."""
-    # chosen on the gold out-of-fold (the anchored probe is saved as a probe)
-    if net is not None and st.kind == {"anchored": "probe"}.get(net.chosen.student, net.chosen.student):
+    if net is not None and st.kind == net.chosen.saved_kind:  # chosen on the gold out-of-fold
         st.threshold = [net.extra["thresholds"][c] for c in d.classes]
         return net.extra["thresholds_from"]
     # (an encoder shipped for a probe recipe: the probe's thresholds do not fit its scores)

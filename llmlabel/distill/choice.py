@@ -23,6 +23,11 @@ class Recipe:
     def name(self) -> str:
         return f"{self.student}, weak rows: {self.weak}"
 
+    @property
+    def saved_kind(self) -> str:
+        """The kind of the model folder this recipe ships: the anchored and tuned probes are saved as probes."""
+        return "probe" if self.student in ("anchored", "tuned") else self.student
+
 
 #: The reference every other recipe must beat: logistic regression on frozen embeddings of the gold alone, the
 #: baseline a user would pick instead.
