@@ -50,6 +50,14 @@ def _split(Ls, what: str) -> list[np.ndarray]:
     return out
 
 
+def _multi_candidates() -> tuple[str, ...]:
+    from .select import DEFAULT_CANDIDATES
+
+    # Not ``bias-dev``: with two classes a bias on the log-odds moves every item's P(label) the same way, which
+    # the per-label threshold tuned on the same dev rows (aggregate_multi) already does.
+    return tuple(c for c in DEFAULT_CANDIDATES if c != "bias-dev")
+
+
 class MultiLabel:
     """``MultiLabel(base="auto", labels=None)``: fit one binary label model per label.
 
@@ -82,7 +90,7 @@ class MultiLabel:
         self.models_ = []
         for j, L in enumerate(mats):  # one model per label (k is small next to n)
             if dev is not None and self.base == "auto":
-                m = select_label_model(L, dev[j], Y[:, j], cardinality=2, metric=self.metric,
+                m = select_label_model(L, dev[j], Y[:, j], _multi_candidates(), cardinality=2, metric=self.metric,
                                        random_state=self.random_state)
             elif dev is not None:
                 m = select_label_model(L, dev[j], Y[:, j], candidates=[self._base()], cardinality=2,

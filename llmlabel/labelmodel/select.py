@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from .base import LabelModel, as_votes, check_labels
 from .calibrate import (ARGMAX_PRESERVING, CalibratedLabelModel, expected_accuracy, expected_calibration_error,
                         log_loss, make_calibrator)
+from .classbias import ClassBias
 from .dawid_skene import DawidSkene, OneCoinDawidSkene
 from .heldout import HeldOutSelect
 from .hyperlm import HyperLM, hyperlm_available
@@ -36,7 +37,7 @@ DEFAULT_MODEL = "heldout"
 
 #: ``hyperlm-dev`` is not among them: cross-fitting it fine-tunes HyperLM five times (minutes on a CPU for
 #: a few thousand rows and six classes); pass it in ``candidates`` to include it.
-DEFAULT_CANDIDATES = ("mv", "mvb", "wv", "ds", "onecoin", "heldout", "ds-dev", "onecoin-dev", "wv-dev")
+DEFAULT_CANDIDATES = ("mv", "mvb", "wv", "ds", "onecoin", "heldout", "ds-dev", "onecoin-dev", "wv-dev", "bias-dev")
 
 #: Above this many confusion parameters (LFs x classes x classes) the default candidate lists leave out the full
 #: Dawid-Skene models and cross-fitting uses ``MANY_CLASS_FOLDS`` folds: it is what EM's cost grows with.
@@ -83,6 +84,7 @@ def _table(kw: dict) -> dict:
         "onecoin-missing": lambda: OneCoinDawidSkene(abstain="missing", use_dev=False, **kw),
         "heldout": lambda: HeldOutSelect(**kw),
         "stacked-dev": lambda: StackedVote(**kw),
+        "bias-dev": lambda: ClassBias(**kw),
         "hyperlm": lambda: HyperLM(**kw),
         "hyperlm-dev": lambda: HyperLM(use_dev=True, **kw),
     }
@@ -100,7 +102,8 @@ def make_model(spec, cardinality: int | None = None, random_state: int | None = 
     modelled), ``ds-missing`` (textbook), ``onecoin``, ``onecoin-missing``; ``ds-dev`` / ``onecoin-dev`` add
     the dev rows as clamped, semi-supervised EM data; ``-r`` variants discount near-duplicate LFs;
     ``heldout`` is the no-gold default (``DEFAULT_MODEL``); ``stacked-dev`` is logistic regression on
-    vote features fitted on the dev set; ``hyperlm`` / ``hyperlm-dev`` (unsupervised / fine-tuned on the
+    vote features fitted on the dev set; ``bias-dev`` is ``heldout`` with one log-odds bias per class fitted
+    on the dev set; ``hyperlm`` / ``hyperlm-dev`` (unsupervised / fine-tuned on the
     dev labels) need ``pip install llmlabel[hyperlm]``. ``MODEL_ALIASES`` lists the other spellings.
     """
     if isinstance(spec, LabelModel):

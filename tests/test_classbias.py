@@ -1,0 +1,71 @@
+"""``bias-dev`` (labelmodel/classbias.py): the no-gold default shifted by one bias per class fitted on the dev set."""
+
+import numpy as np
+import pytest
+
+from llmlabel.errors import ConfigError
+from llmlabel.labelmodel import DEFAULT_CANDIDATES, make_model, select_label_model
+from llmlabel.labelmodel.classbias import ClassBias, fit_class_bias
+
+
+def _skewed_votes(n: int, seed: int):
+    """Three classes, 20/60/20; eight LFs right 55% of the time and otherwise voting class 0: majority vote
+    (and any model that reads only the votes) over-labels class 0, which the dev labels show."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=[0.2, 0.6, 0.2])
+    right = rng.random((n, 8)) < 0.55
+    L = np.where(right, y[:, None], 0)
+    L[rng.random((n, 8)) < 0.5] = -1
+    return L, y
+
+
+def test_fit_class_bias_recovers_a_known_shift():
+    rng = np.random.default_rng(0)
+    logp = np.log(rng.dirichlet(np.ones(4), size=20_000))
+    b = np.array([0.8, -0.5, 0.0, -0.3])
+    z = logp + b
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    y = (p.cumsum(1) > rng.random((len(p), 1))).argmax(1)
+    got = fit_class_bias(logp, y, penalty=1.0)
+    # The loss is invariant to adding a constant to every class; the penalty picks the zero-mean solution.
+    assert np.allclose(got - got.mean(), b - b.mean(), atol=0.08)
+
+
+def test_the_penalty_keeps_a_few_dev_rows_from_moving_it_far():
+    logp = np.log(np.full((4, 3), 1 / 3))
+    few = fit_class_bias(logp, np.array([1, 1, 1, 1]), penalty=1.0)
+    many = fit_class_bias(np.repeat(logp, 100, axis=0), np.ones(400, int), penalty=1.0)
+    assert 0 < few[1] - few[0] < many[1] - many[0]
+
+
+def test_select_takes_it_when_the_votes_over_label_a_class_and_it_labels_better():
+    L, y = _skewed_votes(6000, seed=1)
+    train, dev, test = slice(0, 4000), slice(4000, 4150), slice(4150, None)
+    default = make_model("heldout", 3).fit(L[train])
+    # Dawid-Skene models this noise exactly; the comparison here is with the default alone.
+    chosen = select_label_model(L[train], L[dev], y[dev], ("heldout", "bias-dev"), cardinality=3)
+    assert chosen.report_["chosen"] == "bias-dev"
+    acc_default = (default.predict(L[test]) == y[test]).mean()
+    acc_chosen = (chosen.predict(L[test]) == y[test]).mean()
+    assert acc_chosen > acc_default + 0.05
+    # It shifts towards the class the votes under-label; it does not collapse onto it.
+    pred = chosen.predict(L[test])
+    assert 0.05 < (pred == 0).mean() < (default.predict(L[test]) == 0).mean()
+
+
+def test_it_is_a_default_candidate_and_needs_a_dev_set():
+    assert "bias-dev" in DEFAULT_CANDIDATES
+    L, _ = _skewed_votes(200, seed=2)
+    with pytest.raises(ConfigError, match="dev set"):
+        ClassBias(3).fit(L)
+    with pytest.raises(ConfigError, match="penalty"):
+        ClassBias(3, penalty=0).fit(L, np.zeros(10, int), L[:10])
+
+
+def test_rows_no_lf_voted_on_get_the_dev_class_shares():
+    L, y = _skewed_votes(1000, seed=3)
+    L[:50] = -1
+    m = ClassBias(3).fit(L[100:], y[:100], L[:100])
+    expect = (np.bincount(y[:100], minlength=3) + 1) / 103
+    assert np.allclose(m.predict_proba(L[:50]), expect)
