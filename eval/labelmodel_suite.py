@@ -13,6 +13,7 @@ candidate), ``auto`` with the dev rows, HyperLM (transductive, as its README run
 importable (eval-only: run with the eval virtualenv's python, see the results file's header).
 
     python eval/labelmodel_suite.py [--sets ...] [--seeds 20] [--out eval/results/labelmodel]
+    python eval/labelmodel_suite.py --dev-only --merge eval/results/labelmodel.json   # remake the auto (dev) rows
 """
 
 from __future__ import annotations
@@ -177,16 +178,17 @@ def run(args) -> dict:
              "coverage": float((hard_of(vs.L_test) >= 0).any(axis=1).mean()), "source": vs.source,
              "largest_class_share": float(np.bincount(vs.y_test, minlength=vs.k).max() / len(vs.y_test)),
              "models": {}}
-        for spec in args.models:
+        for spec in ([] if args.dev_only else args.models):
             if spec in ("onecoin-r", "ds-r") and vs.k >= EM_MAX_CLASSES:
                 continue  # minutes per fit at 77 classes; the default does not run them there either
             r["models"][spec] = fit_score(spec, vs, args.seeds)
-        if args.variants:
+        if args.variants and not args.dev_only:
             r["variants"] = {v: fit_score(kw, vs, args.seeds) for v, kw in VARIANTS.items()}
-        hyper = hyperlm_available() and not args.no_hyperlm and hard.shape[0] <= 100_000 and vs.k <= 20
+        hyper = (hyperlm_available() and not args.no_hyperlm and not args.dev_only and hard.shape[0] <= 100_000
+                 and vs.k <= 20)
         if hyper:
             r["models"]["hyperlm"] = fit_score("hyperlm", vs, args.seeds)
-        if not args.no_snorkel:
+        if not args.no_snorkel and not args.dev_only:
             r["models"]["snorkel"] = snorkel_score(vs, args.seeds)
         if vs.L_dev is not None:
             r["models"]["auto (dev)"] = fit_score("auto", vs, args.seeds, dev=True)
@@ -194,10 +196,29 @@ def run(args) -> dict:
             if hyper:
                 r["models"]["hyperlm-semi (dev)"] = fit_score("hyperlm-dev", vs, args.seeds, dev=True)
         res[name] = r
-        mv = r["models"]["mv"]["acc"]
+        mv = r["models"]["mv"]["acc"] if "mv" in r["models"] else float("nan")
         print(f"[{name}] {time.perf_counter() - t0:.0f} s  MV {mv:.3f}  " + "  ".join(
             f"{m} {v['acc']:.3f}" for m, v in r["models"].items() if isinstance(v, dict) and m != "mv"), flush=True)
     return res
+
+
+def merge_dev_rows(path: Path, res: dict) -> None:
+    """Replace the ``auto (dev)`` rows of an earlier full run's JSON with this run's; the run is recorded in
+    ``runs`` with the rows it replaced."""
+    out = json.loads(path.read_text())
+    before = {}
+    for name, r in res.items():
+        old = out["sets"][name]["models"].get("auto (dev)")
+        before[name] = {k: old.get(k) for k in ("acc", "macro_f1", "chosen")} if isinstance(old, dict) else None
+        out["sets"][name]["models"]["auto (dev)"] = r["models"]["auto (dev)"]
+    cmd = "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)) if Path(sys.argv[0]).is_absolute()
+                                else sys.argv[0]] + sys.argv[1:])
+    out.setdefault("runs", []).append({"command": cmd, "header": header(cmd), "replaced": "auto (dev)",
+                                       "before": before})
+    path.write_text(json.dumps(out, indent=1))
+    from labelmodel_suite_report import write_markdown
+
+    write_markdown(out, path.with_suffix(".md"))
 
 
 def main(argv=None):
@@ -209,8 +230,15 @@ def main(argv=None):
     ap.add_argument("--no-snorkel", action="store_true")
     ap.add_argument("--variants", action="store_true", help="also score every VARIANTS setting (leave-one-set-out)")
     ap.add_argument("--out", default=None, help="write OUT.json (and OUT.md through labelmodel_report.py)")
+    ap.add_argument("--dev-only", action="store_true", help="only the auto (dev) rows (with --merge)")
+    ap.add_argument("--merge", default=None, help="replace the auto (dev) rows of this results JSON (and its .md)")
     args = ap.parse_args(argv)
+    if args.merge and not args.dev_only:
+        ap.error("--merge replaces the auto (dev) rows: pass --dev-only with it")
     res = run(args)
+    if args.merge:
+        merge_dev_rows(Path(args.merge), res)
+        return
     out = {"command": "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)
                                                   if Path(sys.argv[0]).is_absolute() else sys.argv[0])] + sys.argv[1:]),
            "header": header("python " + " ".join(sys.argv)), "sets": res, "criterion": criterion_rows(res)}

@@ -20,9 +20,52 @@ def _acc(r: dict, name: str):
     return m["acc"] if isinstance(m, dict) else None
 
 
+def _m(r: dict, name: str, key: str):
+    m = r["models"].get(name)
+    return m.get(key) if isinstance(m, dict) else None
+
+
+def _dev_section(sets: dict) -> list[str]:
+    """The with-dev table: accuracy and macro-F1 of auto and of HyperLM semi-supervised, and the share of the
+    commonest predicted class (a label model that wins on accuracy by predicting one class is no labeler)."""
+    lines = ["", "## With a dev set (`aggregate --dev`: `auto`)", "",
+             "Accuracy / macro-F1 (ties and uncovered rows at random, as above); `top share` is the share of the "
+             "voted rows given the commonest predicted class (seed 0).", "",
+             "| set | dev rows | MV | auto | auto - MV | auto chose | auto top share | HyperLM semi-supervised "
+             "| its top share |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [(n, r) for n, r in sets.items() if "auto (dev)" in r["models"]]
+    for n, r in rows:
+        a, mv = _acc(r, "auto (dev)"), _acc(r, "mv")
+        h = "hyperlm-semi (dev)"
+        hs = "–" if _acc(r, h) is None else f"{_acc(r, h):.3f} / {_m(r, h, 'macro_f1'):.3f}"
+        hshare = _m(r, h, "pred_share_max")
+        lines.append(f"| {n} | {r.get('dev_rows', '')} | {mv:.3f} / {_m(r, 'mv', 'macro_f1'):.3f} | "
+                     f"{a:.3f} / {_m(r, 'auto (dev)', 'macro_f1'):.3f} | {100 * (a - mv):+.1f} | "
+                     f"{_m(r, 'auto (dev)', 'chosen') or ''} | {_m(r, 'auto (dev)', 'pred_share_max'):.2f} | {hs} | "
+                     f"{'–' if hshare is None else f'{hshare:.2f}'} |")
+    gaps = [(n, _acc(r, "auto (dev)") - _acc(r, "mv")) for n, r in rows]
+    hyp = [(n, r) for n, r in rows if _acc(r, "hyperlm-semi (dev)") is not None
+           and _acc(r, "hyperlm-semi (dev)") > _acc(r, "mv")]
+    both = [n for n, r in hyp if _acc(r, "hyperlm-semi (dev)") > _acc(r, "auto (dev)") + 0.005
+            and _m(r, "hyperlm-semi (dev)", "macro_f1") > _m(r, "auto (dev)", "macro_f1") + 0.005]
+    acc_only = [n for n, r in hyp if _acc(r, "hyperlm-semi (dev)") > _acc(r, "auto (dev)") + 0.005 and n not in both]
+    if gaps:
+        worst = min(gaps, key=lambda g: g[1])
+        lines += ["", f"auto against majority vote: worst {worst[0]} {100 * worst[1]:+.1f} points; within one point on "
+                      f"{sum(g >= -0.01 for _, g in gaps)} of {len(gaps)} sets. HyperLM semi-supervised is above "
+                      f"majority vote on {len(hyp)} sets; it is more than half a point ahead of auto in accuracy and "
+                      f"in macro-F1 on {len(both)} ({', '.join(both) or 'none'}), in accuracy only on {len(acc_only)}"
+                      f" ({', '.join(acc_only) or 'none'})."]
+    return lines
+
+
 def write_markdown(out: dict, path: Path) -> Path:
     sets = out["sets"]
-    lines = ["# Label model without gold, on every visible vote set", "", out["header"], "",
+    lines = ["# Label model without gold, on every visible vote set", "", out["header"], ""]
+    for run in out.get("runs", []):
+        when = run["header"].split(" on ", 1)[-1]
+        lines += [f"Its `{run['replaced']}` rows were then remade by `{run['command']}`: {when}", ""]
+    lines += [
              "Accuracy with ties and rows no LF covers broken at random (mean of the seeds; WRENCH's protocol), on "
              "the rows each set scores. WRENCH sets: their published LFs, fitted on the train votes, scored on test. "
              "The other sets: the votes llmlabel's own no-gold LFs make through the CLI (`taxonomy --labels`, then "
@@ -53,13 +96,7 @@ def write_markdown(out: dict, path: Path) -> Path:
     lines += ["", "Why each set's default kept or left majority vote:", ""]
     for n, r in sets.items():
         lines.append(f"- **{n}**: {r['models']['heldout'].get('reason', '')}")
-    lines += ["", "## With a dev set (`aggregate --dev`: `auto`)", "",
-              "| set | dev rows | MV | auto | auto - MV | HyperLM semi-supervised |", "|---|---|---|---|---|---|"]
-    for n, r in sets.items():
-        if "auto (dev)" in r["models"]:
-            a = _acc(r, "auto (dev)")
-            lines.append(f"| {n} | {r.get('dev_rows', '')} | {_f(_acc(r, 'mv'))} | {_f(a)} | "
-                         f"{100 * (a - _acc(r, 'mv')):+.1f} | {_f(_acc(r, 'hyperlm-semi (dev)'))} |")
+    lines += _dev_section(sets)
     crit = out.get("criterion", [])
     if crit:
         passed = [c for c in crit if c.get("passes")]
@@ -89,6 +126,8 @@ def write_markdown(out: dict, path: Path) -> Path:
         for n, r in loso.items():
             lines.append(f"| {n} | {r['chosen_on_the_others']} | {100 * r['gap_to_mv']:+.1f} |")
         loso["_summary"] = summ
+    if out.get("notes"):
+        lines += ["", "## Notes (added by hand after the runs)", ""] + [f"- {n}" for n in out["notes"]]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
