@@ -69,3 +69,60 @@ def test_rows_no_lf_voted_on_get_the_dev_class_shares():
     m = ClassBias(3).fit(L[100:], y[:100], L[:100])
     expect = (np.bincount(y[:100], minlength=3) + 1) / 103
     assert np.allclose(m.predict_proba(L[:50]), expect)
+
+
+def test_by_macro_f1_a_one_class_labeler_does_not_replace_the_default():
+    """By accuracy, a model that gives every item the commonest class wins on imbalanced dev rows; by macro-F1
+    (``metric='macro_f1'``, ``aggregate --metric``) it does not, and a model better on both still wins."""
+    from llmlabel.labelmodel.select import _choose
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.2).astype(int)                     # 80 / 20
+    ref = np.where(rng.random(400) < 0.7, y, 1 - y)             # right 70% of the time on both classes
+    better = np.where(rng.random(400) < 0.9, y, 1 - y)
+    eye = np.eye(2)
+    probas = {"heldout": eye[ref] * 0.8 + 0.1, "one-class": np.tile([0.9, 0.1], (400, 1)),
+              "better": eye[better] * 0.8 + 0.1}
+
+    def rows():
+        return [{"name": n, "dev_log_loss_calibrated_cv": 0.5, "dev_accuracy": float((p.argmax(1) == y).mean()),
+                 "dev_macro_f1": 0.0} for n, p in probas.items()]
+
+    two = {n: p for n, p in probas.items() if n != "better"}
+    r = [x for x in rows() if x["name"] != "better"]
+    assert r[_choose(r, "accuracy", 400, two, y)]["name"] == "one-class"
+    r = [x for x in rows() if x["name"] != "better"]
+    assert r[_choose(r, "macro_f1", 400, two, y)]["name"] == "heldout"
+    r = rows()
+    assert r[_choose(r, "macro_f1", 400, probas, y)]["name"] == "better"
+
+
+def test_aggregate_metric_flag_reaches_the_choice_and_a_bad_value_is_one_line(tmp_path, capsys):
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from clirun import run_cli
+
+    L, y = _skewed_votes(600, seed=4)
+
+    def wrench(rows):  # WRENCH's JSON: id -> label, weak_labels, data
+        return json.dumps({str(i): {"label": int(y[i]), "weak_labels": [int(v) for v in L[i]],
+                                    "data": {"text": f"item {i}"}} for i in rows})
+
+    votes, dev = tmp_path / "train.json", tmp_path / "valid.json"
+    votes.write_text(wrench(range(100, 600)))
+    dev.write_text(wrench(range(100)))
+    tax = tmp_path / "taxonomy.yaml"
+    tax.write_text("labels:\n" + "".join(f"  - {{id: c{j}, name: '{j}'}}\n" for j in range(3)))
+    out = tmp_path / "labeled.parquet"
+    assert run_cli("aggregate", votes, "-o", out, "-t", tax, "--dev", dev, "--metric", "macro_f1") == 0
+    from llmlabel.artifacts.labeled import read_labeled
+
+    meta = read_labeled(out).meta
+    assert meta["label_model"]["metric"] == "macro_f1"
+    capsys.readouterr()
+    assert run_cli("aggregate", votes, "-o", tmp_path / "x.parquet", "-t", tax, "--metric", "f1") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "metric must be accuracy or macro_f1" in err, err

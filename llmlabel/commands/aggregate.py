@@ -32,12 +32,16 @@ def register(app: typer.Typer) -> None:
                                             "`llmlabel review import`): clamped; those picked at random (strategy "
                                             "`random`, or no strategy field) also choose and calibrate the model "
                                             "with --dev (cross-fitted); actively picked ones are only clamped."),
+        metric: str = typer.Option("accuracy", "--metric", help="With --dev or --gold: what auto chooses the label "
+                                   "model by on those rows, accuracy or macro_f1 (when every class counts alike: "
+                                   "by accuracy a model can win by giving most items the commonest class). "
+                                   "Single-label."),
     ) -> None:
         """Turn LF votes into one label per item with a calibrated confidence; write the review queue."""
         from ..labelmodel.run import aggregate_votes
 
         res = aggregate_votes(votes, output, dev=dev, method=method, taxonomy=taxonomy, review_top=review_top,
-                              gold=gold)
+                              gold=gold, metric=metric)
         rep, paths = res.report, res.paths
         inner = rep.get("unsupervised_selection") or {}  # what the no-gold default kept, and why
         kept = f"; it kept {inner['chosen']}: {inner.get('reason')}" if inner.get("chosen") else ""

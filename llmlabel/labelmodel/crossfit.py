@@ -68,7 +68,7 @@ def _with_columns(L: LabelMatrix, n_sample: int, names: list[str], votes: np.nda
 
 
 def crossfit_labels(L: LabelMatrix, cv, gold_rows: np.ndarray, gold_y: np.ndarray, gold_fair: np.ndarray | None,
-                    method: str = "auto", L_dev=None, y_dev=None):
+                    method: str = "auto", L_dev=None, y_dev=None, *, metric: str = "accuracy"):
     """``(sample ids, proba (folds, n, k), gold folds, None)``: the gold outside fold f is dev and clamped, a dev
     file's rows of fold f are dropped; gold added after ``label`` (a review round) has no fold and only trains."""
     from .gold import aggregate_with_gold
@@ -87,7 +87,7 @@ def crossfit_labels(L: LabelMatrix, cv, gold_rows: np.ndarray, gold_y: np.ndarra
             Ld, yd = L_dev.take(ok), np.asarray(y_dev)[ok]
         Lf = _with_columns(base, ns, cv.lf_names, cv.votes[f], cv.probs[f])
         res = aggregate_with_gold(Lf, method, Ld, yd, ns + np.flatnonzero(keep), y[keep], fair[keep],
-                                  reliability=False)
+                                  reliability=False, metric=metric)
         return res["proba"][:ns]
 
     made = _fold_fits(L, cv, rows, fit)

@@ -112,7 +112,8 @@ def cross_fitted(L: LabelMatrix, L_sel: LabelMatrix, y_sel: np.ndarray, chosen: 
 
 
 def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None, gold_rows=None, gold_y=None,
-                        gold_fair=None, *, n_folds: int | None = None, seed: int = 0, reliability: bool = True) -> dict:
+                        gold_fair=None, *, n_folds: int | None = None, seed: int = 0, reliability: bool = True,
+                        metric: str = "accuracy") -> dict:
     """``pipeline.aggregate``'s result with human labels clamped (``source``) and cross-fitted reliability.
 
     Selection and calibration use the dev set plus the gold items that are a fair sample (``gold_fair``, a
@@ -152,7 +153,7 @@ def aggregate_with_gold(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=
         ys.append(sel_y)
     L_sel = LabelMatrix.concat(parts) if len(parts) > 1 else (parts[0] if parts else None)
     y_sel = np.concatenate(ys) if ys else None
-    res = aggregate(L, method, L_sel, y_sel)
+    res = aggregate(L, method, L_sel, y_sel, metric=metric)
     rep = dict(res["report"])
     if reliability and L_sel is not None and len(y_sel) >= 2:
         raw, cal = cross_fitted(L, L_sel, y_sel, rep.get("chosen", "onecoin"), rep.get("calibration", "none"),

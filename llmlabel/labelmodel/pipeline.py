@@ -56,13 +56,14 @@ def load_dev(path: str | Path, L: LabelMatrix, labels: list[str] | None):
     return L.take(np.asarray(rows)), np.asarray(ys)
 
 
-def fit_label_model(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None):
-    """The fitted (calibrated where a dev set exists) model and a report dict."""
+def fit_label_model(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None, *, metric: str = "accuracy"):
+    """The fitted (calibrated where a dev set exists) model and a report dict; ``metric``: what ``auto`` chooses
+    by on the dev set (``select_label_model``)."""
     from .calibrate import CalibratedLabelModel
     from .select import MODEL_ALIASES, make_model, select_label_model
 
     if method == "auto":
-        model = select_label_model(L, L_dev, y_dev)
+        model = select_label_model(L, L_dev, y_dev, metric=metric)
         return model, model.report_
     name = MODEL_ALIASES.get(str(method).lower(), str(method).lower())
     make_model(name, L.cardinality)  # an unknown name is a one-line error listing the known ones
@@ -74,9 +75,9 @@ def fit_label_model(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None
     return model, model.report_
 
 
-def aggregate(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None):
+def aggregate(L: LabelMatrix, method: str = "auto", L_dev=None, y_dev=None, *, metric: str = "accuracy"):
     """Fit and predict: dict with model, report, proba (n, k), label (n,), confidence, uncovered."""
-    model, report = fit_label_model(L, method, L_dev, y_dev)
+    model, report = fit_label_model(L, method, L_dev, y_dev, metric=metric)
     proba = model.predict_proba(L)
     covered = L.covered()
     label = model.predict(L, proba=proba)

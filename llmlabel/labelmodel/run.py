@@ -4,6 +4,7 @@ labeled.parquet + review queue, or what every LF did."""
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ def load_inputs(votes: str | Path, dev: str | Path | None = None, taxonomy: str 
 
 def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | None = None, method: str = "auto",
                     taxonomy: str | Path | None = None, review_top: float = 0.1,
-                    gold: str | Path | None = None) -> AggregateResult:
+                    gold: str | Path | None = None, metric: str = "accuracy") -> AggregateResult:
     """Fit a label model on ``votes`` (chosen and calibrated on the gold ``dev`` set with ``method="auto"``)
     and write ``output`` (labeled.parquet) with the review queue beside it.
 
@@ -42,7 +43,9 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
     models, per-label thresholds (F1 on dev) and ``labels`` lists (:mod:`llmlabel.labelmodel.multilabel`; there
     ``gold`` (id + labels) is clamped and joins the dev rows). With gold (multi-label: or dev) and a votes folder
     holding cross-fitting votes (``label --gold``), the safety net's per-fold label models go to the labeled
-    file's cross-fitting sidecar (:mod:`llmlabel.labelmodel.crossfit`).
+    file's cross-fitting sidecar (:mod:`llmlabel.labelmodel.crossfit`). ``metric``: what ``auto`` chooses the
+    label model by on the dev rows, ``accuracy`` or ``macro_f1`` (single-label; multi-label label models are
+    chosen by log-loss and their thresholds tuned for F1 either way).
     Returns an :class:`~llmlabel.results.AggregateResult` (paths, report, counts).
     """
     from ..artifacts.multivotes import is_multi_label_votes
@@ -52,7 +55,9 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
     check_writable(output)
     if review_top < 0:
         raise ConfigError(f"review_top must be >= 0, got {review_top}", field="review_top")
-    fit = _label_sets if is_multi_label_votes(votes) else _one_of_k
+    if metric not in ("accuracy", "macro_f1"):
+        raise ConfigError(f"metric must be accuracy or macro_f1, got {metric!r}", field="metric")
+    fit = _label_sets if is_multi_label_votes(votes) else partial(_one_of_k, metric=metric)
     V, texts, res, side = fit(votes, output, dev=dev, gold=gold, method=method, taxonomy=taxonomy)
     paths = write_labeled(output, V, res, texts, review_top=review_top if review_top < 1 else int(review_top))
     if side is not None:
@@ -62,7 +67,7 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
                            mean_labels=None if sets is None else float(sets.sum(1).mean()))
 
 
-def _one_of_k(votes, output, *, dev, gold, method, taxonomy):
+def _one_of_k(votes, output, *, dev, gold, method, taxonomy, metric="accuracy"):
     """Single-label: one k-class label model; the gold is clamped, its fair-sample rows join dev (:mod:`.gold`)."""
     from ..artifacts.crossfit import read_crossfit_votes
     from .crossfit import crossfit_labels, crossfit_sidecar
@@ -70,12 +75,13 @@ def _one_of_k(votes, output, *, dev, gold, method, taxonomy):
 
     L, texts, L_dev, y_dev = load_inputs(votes, dev, taxonomy)
     g = load_gold(gold, L, with_strategy=True) if gold is not None else (None, None, None)
-    res = aggregate_with_gold(L, method, L_dev, y_dev, *g)
+    res = aggregate_with_gold(L, method, L_dev, y_dev, *g, metric=metric)
     if gold is not None:
         append_round(Path(output).parent / "review_rounds.json", res["report"])
     # Without gold this only removes an earlier run's sidecar: distill must not score against labels it outlived.
     side = crossfit_sidecar(votes, output, L.labels or [str(j) for j in range(L.cardinality)], read_crossfit_votes,
-                            lambda cv: crossfit_labels(L, cv, *g, method, L_dev, y_dev), method, gold is not None)
+                            lambda cv: crossfit_labels(L, cv, *g, method, L_dev, y_dev, metric=metric), method,
+                            gold is not None)
     return L, texts, res, side
 
 

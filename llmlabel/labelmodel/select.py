@@ -18,7 +18,8 @@ import time
 import numpy as np
 
 from ..errors import ConfigError
-from .base import LabelModel, as_votes, check_labels
+from ..multilabel_metrics import multilabel_f1, paired_macro_f1_se
+from .base import LabelModel, as_votes, check_labels, break_ties
 from .calibrate import (ARGMAX_PRESERVING, CalibratedLabelModel, expected_accuracy, expected_calibration_error,
                         log_loss, make_calibrator)
 from .classbias import ClassBias
@@ -153,8 +154,12 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
     Choice (``metric='accuracy'``, dev accuracy with ties broken at random, in expectation): the no-dev
     default (``DEFAULT_MODEL``, when among the candidates) is kept unless another candidate's dev accuracy
     beats it by more than one standard error of the paired per-item difference; then the most accurate
-    such candidate. Without the default among them: every candidate within one standard error of the best
-    accuracy counts as tied, and the tie goes to the lowest cross-validated calibrated dev log-loss. ``metric='log_loss'`` ranks by that log-loss alone.
+    such candidate. ``metric='macro_f1'``: the same rule on dev macro-F1 (labels with seeded random
+    tie-breaking; the standard error from a paired bootstrap), for a user whose metric weighs every class
+    alike: by accuracy, a model that gives every item the commonest class can win on imbalanced classes.
+    Without the default among them: every candidate within one standard error of the best accuracy counts as
+    tied, and the tie goes to the lowest cross-validated calibrated dev log-loss (``macro_f1``: the highest
+    dev macro-F1). ``metric='log_loss'`` ranks by that log-loss alone.
     ``calibration``: 'auto' (the lowest cross-validated dev log-loss among 'none', 'temperature' and
     'isotonic-top', the methods that keep every predicted label, so the labels are the ones the dev
     accuracy was measured on), or any name in ``calibrate.CALIBRATORS`` ('isotonic' is one-vs-rest and
@@ -163,8 +168,8 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
     Without a dev set: ``DEFAULT_MODEL`` fitted on ``L_train``, uncalibrated (``report_`` says so and
     carries the default's own held-out-LF selection).
     """
-    if metric not in ("accuracy", "log_loss"):
-        raise ConfigError(f"metric must be 'accuracy' or 'log_loss', got {metric!r}")
+    if metric not in METRICS:
+        raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if calibration != "auto":
         make_calibrator(calibration)
     votes = as_votes(L_train, cardinality)
@@ -199,7 +204,7 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
         rows.append(row)
     if not rows:
         raise ConfigError(f"no candidate could run: {skipped}")
-    best = _choose(rows, metric, dev.n, probas, y_dev, covered=dev.covered())
+    best = _choose(rows, metric, dev.n, probas, y_dev, covered=dev.covered(), random_state=random_state)
     chosen = rows[best]
     selection = {"chosen": chosen["name"], "metric": metric, "reason": chosen.pop("_reason"),
                  "candidates": [{k_: v for k_, v in r.items() if not k_.startswith("_")} for r in rows],
@@ -242,10 +247,26 @@ def _score_candidate(spec, L_train, L_dev, dev, y_dev, k: int, folds, *, calibra
     cal = min(cal_losses, key=cal_losses.get)
     acc = expected_accuracy(proba, y_dev)
     row = {"name": _name(spec), "model": repr(model), "uses_dev_labels": _uses_dev(spec),
-           "dev_accuracy": acc, "dev_log_loss": log_loss(proba, y_dev),
+           "dev_accuracy": acc, "dev_macro_f1": _macro_f1(y_dev, _labels(proba, random_state), k),
+           "dev_log_loss": log_loss(proba, y_dev),
            "dev_ece": expected_calibration_error(proba, y_dev), "calibration": cal,
            "dev_log_loss_calibrated_cv": cal_losses[cal], "fit_seconds": fit_s}
     return row, proba, model
+
+
+#: What ``select_label_model`` can choose by.
+METRICS = ("accuracy", "macro_f1", "log_loss")
+
+
+def _labels(proba: np.ndarray, random_state) -> np.ndarray:
+    return break_ties(proba, np.ones(len(proba), bool), "random", "prior", random_state)
+
+
+def _macro_f1(y: np.ndarray, pred: np.ndarray, k: int) -> float:
+    """Macro-F1 over the classes in ``y`` or ``pred`` (``multilabel_f1`` on one-hot rows: the same formula as
+    the paired bootstrap's)."""
+    eye = np.eye(k, dtype=bool)
+    return multilabel_f1(eye[y], eye[pred])["macro_f1"] if len(y) else float("nan")
 
 
 def _item_correct(proba, y, tol: float = 1e-9) -> np.ndarray:
@@ -261,7 +282,7 @@ DEV_MARGIN_SE = 1.0
 
 
 def _choose(rows: list[dict], metric: str, n: int, probas: dict | None = None, y=None, covered=None,
-            margin: float | None = None) -> int:
+            margin: float | None = None, random_state=0) -> int:
     loss = np.array([r["dev_log_loss_calibrated_cv"] for r in rows])
     if metric == "log_loss":
         i = int(np.argmin(loss))
@@ -284,18 +305,12 @@ def _choose(rows: list[dict], metric: str, n: int, probas: dict | None = None, y
         if not on.any():
             rows[r]["_reason"] = f"no LF voted on any dev row: the no-dev default '{DEFAULT_MODEL}' is kept"
             return r
-        ref = _item_correct(probas[DEFAULT_MODEL][on], y[on])
-        gains = np.full(len(rows), -np.inf)
-        ses = np.zeros(len(rows))
-        for j, name in enumerate(names):
-            if j == r:
-                continue
-            d = _item_correct(probas[name][on], y[on]) - ref
-            se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.inf
-            gains[j], ses[j] = float(d.mean()), se
-            rows[j]["dev_gain_over_default"], rows[j]["dev_gain_se"] = gains[j], se
+        gains, ses = _gains_over(r, names, probas, y, on, metric, random_state)
+        for j in range(len(rows)):
+            if j != r:
+                rows[j]["dev_gain_over_default"], rows[j]["dev_gain_se"] = gains[j], ses[j]
         clear = np.flatnonzero(gains > margin * ses)
-        where = f"on the {int(on.sum())} dev rows some LF voted on"
+        where = f"on the {int(on.sum())} dev rows some LF voted on" + (" (macro-F1)" if metric == "macro_f1" else "")
         if clear.size == 0:
             rows[r]["_reason"] = (f"no candidate beats the no-dev default '{DEFAULT_MODEL}' {where} by more than "
                                   f"{margin:g} standard errors of the paired difference")
@@ -303,6 +318,12 @@ def _choose(rows: list[dict], metric: str, n: int, probas: dict | None = None, y
         i = int(clear[np.argmax(gains[clear])])
         rows[i]["_reason"] = (f"beats the no-dev default '{DEFAULT_MODEL}' {where} by {gains[i]:+.4f} > {margin:g} "
                               f"paired standard errors ({ses[i]:.4f}); the largest such gain")
+        return i
+    if metric == "macro_f1" and probas is not None:
+        f1 = np.array([r["dev_macro_f1"] for r in rows])
+        i = int(np.lexsort((loss, -f1))[0])
+        rows[i]["_reason"] = (f"the highest dev macro-F1 ({f1[i]:.4f}; ties to the lowest cross-validated calibrated "
+                              f"dev log-loss)")
         return i
     top = acc.max()
     se = np.sqrt(max(top * (1 - top), 1e-12) / n)
@@ -313,3 +334,27 @@ def _choose(rows: list[dict], metric: str, n: int, probas: dict | None = None, y
                           f"({top:.4f}); among those ({tied_names}) it has the lowest cross-validated calibrated "
                           f"dev log-loss ({loss[i]:.4f})")
     return i
+
+
+def _gains_over(r: int, names: list[str], probas: dict, y: np.ndarray, on: np.ndarray, metric: str, random_state):
+    """Each candidate's dev gain over candidate ``r`` on the rows ``on``, and its standard error: per-item
+    accuracy differences (ties in expectation), or macro-F1 with a seeded paired bootstrap."""
+    gains, ses = np.full(len(names), -np.inf), np.zeros(len(names))
+    y_on = y[on]
+    if metric == "macro_f1":
+        k = probas[names[r]].shape[1]
+        eye = np.eye(k, dtype=bool)
+        preds = {name: _labels(probas[name][on], random_state) for name in names}
+        ref_f1 = _macro_f1(y_on, preds[names[r]], k)
+    else:
+        ref = _item_correct(probas[names[r]][on], y_on)
+    for j, name in enumerate(names):
+        if j == r:
+            continue
+        if metric == "macro_f1":
+            gains[j] = _macro_f1(y_on, preds[name], k) - ref_f1
+            ses[j] = paired_macro_f1_se(eye[preds[name]], eye[preds[names[r]]], eye[y_on], seed=0)
+        else:
+            d = _item_correct(probas[name][on], y_on) - ref
+            gains[j], ses[j] = float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.inf
+    return gains, ses
