@@ -33,7 +33,6 @@ from lm_votes import OWN_SETS, WRENCH, own_votes, wrench_votes  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from llmlabel.labelmodel import make_model, select_label_model  # noqa: E402
-from llmlabel.labelmodel.base import as_votes  # noqa: E402
 from llmlabel.labelmodel.hyperlm import hyperlm_available  # noqa: E402
 
 NO_DEV = ["mv", "mv-r", "mvb", "mvb-r", "wv-r", "onecoin-r", "ds-r", "heldout"]
@@ -84,14 +83,14 @@ def random_tie_scores(proba: np.ndarray, covered: np.ndarray, y: np.ndarray, k: 
             "pred_share_max": float(np.bincount(pred0[covered], minlength=k).max() / max(1, covered.sum()))}
 
 
-def fit_score(spec, vs, seeds: int, dev: bool = False) -> dict:
+def fit_score(spec, vs, seeds: int, dev: bool = False, metric: str = "accuracy") -> dict:
     from llmlabel.labelmodel.heldout import HeldOutSelect
 
     t0 = time.perf_counter()
     if dev and spec == "hyperlm-dev":
         model = make_model(spec, vs.k).fit(vs.L, vs.y_dev, vs.L_dev)
     elif dev:
-        model = select_label_model(vs.L, vs.L_dev, vs.y_dev)
+        model = select_label_model(vs.L, vs.L_dev, vs.y_dev, metric=metric)
     elif isinstance(spec, dict):
         model = HeldOutSelect(vs.k, **spec).fit(vs.L)
     else:
@@ -191,7 +190,7 @@ def run(args) -> dict:
         if not args.no_snorkel and not args.dev_only:
             r["models"]["snorkel"] = snorkel_score(vs, args.seeds)
         if vs.L_dev is not None:
-            r["models"]["auto (dev)"] = fit_score("auto", vs, args.seeds, dev=True)
+            r["models"][dev_key(args.dev_metric)] = fit_score("auto", vs, args.seeds, dev=True, metric=args.dev_metric)
             r["dev_rows"] = int(len(vs.y_dev))
             if hyper:
                 r["models"]["hyperlm-semi (dev)"] = fit_score("hyperlm-dev", vs, args.seeds, dev=True)
@@ -202,18 +201,23 @@ def run(args) -> dict:
     return res
 
 
-def merge_dev_rows(path: Path, res: dict) -> None:
+def dev_key(metric: str) -> str:
+    """The row name of auto with a dev set: ``auto (dev)`` chooses by accuracy, the default."""
+    return "auto (dev)" if metric == "accuracy" else f"auto (dev, {metric})"
+
+
+def merge_dev_rows(path: Path, res: dict, key: str = "auto (dev)") -> None:
     """Replace the ``auto (dev)`` rows of an earlier full run's JSON with this run's; the run is recorded in
     ``runs`` with the rows it replaced."""
     out = json.loads(path.read_text())
     before = {}
     for name, r in res.items():
-        old = out["sets"][name]["models"].get("auto (dev)")
+        old = out["sets"][name]["models"].get(key)
         before[name] = {k: old.get(k) for k in ("acc", "macro_f1", "chosen")} if isinstance(old, dict) else None
-        out["sets"][name]["models"]["auto (dev)"] = r["models"]["auto (dev)"]
+        out["sets"][name]["models"][key] = r["models"][key]
     cmd = "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)) if Path(sys.argv[0]).is_absolute()
                                 else sys.argv[0]] + sys.argv[1:])
-    out.setdefault("runs", []).append({"command": cmd, "header": header(cmd), "replaced": "auto (dev)",
+    out.setdefault("runs", []).append({"command": cmd, "header": header(cmd), "replaced": key,
                                        "before": before})
     path.write_text(json.dumps(out, indent=1))
     from labelmodel_suite_report import write_markdown
@@ -231,13 +235,15 @@ def main(argv=None):
     ap.add_argument("--variants", action="store_true", help="also score every VARIANTS setting (leave-one-set-out)")
     ap.add_argument("--out", default=None, help="write OUT.json (and OUT.md through labelmodel_report.py)")
     ap.add_argument("--dev-only", action="store_true", help="only the auto (dev) rows (with --merge)")
+    ap.add_argument("--dev-metric", default="accuracy", choices=["accuracy", "macro_f1"],
+                    help="what auto chooses by on the dev rows (macro_f1: the row 'auto (dev, macro_f1)')")
     ap.add_argument("--merge", default=None, help="replace the auto (dev) rows of this results JSON (and its .md)")
     args = ap.parse_args(argv)
     if args.merge and not args.dev_only:
         ap.error("--merge replaces the auto (dev) rows: pass --dev-only with it")
     res = run(args)
     if args.merge:
-        merge_dev_rows(Path(args.merge), res)
+        merge_dev_rows(Path(args.merge), res, dev_key(args.dev_metric))
         return
     out = {"command": "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)
                                                   if Path(sys.argv[0]).is_absolute() else sys.argv[0])] + sys.argv[1:]),

@@ -25,6 +25,17 @@ def _m(r: dict, name: str, key: str):
     return m.get(key) if isinstance(m, dict) else None
 
 
+F1_ROW = "auto (dev, macro_f1)"
+F1_HEAD = " auto chosen by macro-F1 | it chose | its top share |"
+
+
+def _f1_cells(r: dict) -> str:
+    if F1_ROW not in r["models"]:
+        return " – | – | – |"
+    return (f" {_acc(r, F1_ROW):.3f} / {_m(r, F1_ROW, 'macro_f1'):.3f} | {_m(r, F1_ROW, 'chosen') or ''} | "
+            f"{_m(r, F1_ROW, 'pred_share_max'):.2f} |")
+
+
 def _dev_section(sets: dict) -> list[str]:
     """The with-dev table: accuracy and macro-F1 of auto and of HyperLM semi-supervised, and the share of the
     commonest predicted class (a label model that wins on accuracy by predicting one class is no labeler)."""
@@ -32,8 +43,11 @@ def _dev_section(sets: dict) -> list[str]:
              "Accuracy / macro-F1 (ties and uncovered rows at random, as above); `top share` is the share of the "
              "voted rows given the commonest predicted class (seed 0).", "",
              "| set | dev rows | MV | auto | auto - MV | auto chose | auto top share | HyperLM semi-supervised "
-             "| its top share |", "|---|---|---|---|---|---|---|---|---|"]
+             "| its top share |" + F1_HEAD, "|---|---|---|---|---|---|---|---|---|" + "---|" * F1_HEAD.count("|")]
     rows = [(n, r) for n, r in sets.items() if "auto (dev)" in r["models"]]
+    by_f1 = any(F1_ROW in r["models"] for _, r in rows)
+    if not by_f1:
+        lines[-2], lines[-1] = lines[-2][:-len(F1_HEAD)], lines[-1][:-4 * F1_HEAD.count("|")]
     for n, r in rows:
         a, mv = _acc(r, "auto (dev)"), _acc(r, "mv")
         h = "hyperlm-semi (dev)"
@@ -42,7 +56,7 @@ def _dev_section(sets: dict) -> list[str]:
         lines.append(f"| {n} | {r.get('dev_rows', '')} | {mv:.3f} / {_m(r, 'mv', 'macro_f1'):.3f} | "
                      f"{a:.3f} / {_m(r, 'auto (dev)', 'macro_f1'):.3f} | {100 * (a - mv):+.1f} | "
                      f"{_m(r, 'auto (dev)', 'chosen') or ''} | {_m(r, 'auto (dev)', 'pred_share_max'):.2f} | {hs} | "
-                     f"{'–' if hshare is None else f'{hshare:.2f}'} |")
+                     f"{'–' if hshare is None else f'{hshare:.2f}'} |" + (_f1_cells(r) if by_f1 else ""))
     gaps = [(n, _acc(r, "auto (dev)") - _acc(r, "mv")) for n, r in rows]
     hyp = [(n, r) for n, r in rows if _acc(r, "hyperlm-semi (dev)") is not None
            and _acc(r, "hyperlm-semi (dev)") > _acc(r, "mv")]
@@ -56,6 +70,16 @@ def _dev_section(sets: dict) -> list[str]:
                       f"majority vote on {len(hyp)} sets; it is more than half a point ahead of auto in accuracy and "
                       f"in macro-F1 on {len(both)} ({', '.join(both) or 'none'}), in accuracy only on {len(acc_only)}"
                       f" ({', '.join(acc_only) or 'none'})."]
+    f1 = [(n, _m(r, F1_ROW, "macro_f1") - _m(r, "mv", "macro_f1"), _m(r, F1_ROW, "macro_f1")
+           - _m(r, "auto (dev)", "macro_f1")) for n, r in rows if F1_ROW in r["models"]]
+    if f1:
+        worst = min(f1, key=lambda g: g[1])
+        up, down = sum(d >= 0.01 for _, _, d in f1), sum(d <= -0.01 for _, _, d in f1)
+        lines += ["", f"Chosen by macro-F1 (`aggregate --metric macro_f1`), on {len(f1)} sets: macro-F1 against "
+                      f"majority vote's worst {worst[0]} {100 * worst[1]:+.1f} points, within one point on "
+                      f"{sum(g >= -0.01 for _, g, _ in f1)}; against auto by accuracy, macro-F1 up a point or more "
+                      f"on {up}, down a point or more on {down}, "
+                      f"mean {100 * np.mean([d for _, _, d in f1]):+.2f}."]
     return lines
 
 
