@@ -126,3 +126,17 @@ def test_aggregate_metric_flag_reaches_the_choice_and_a_bad_value_is_one_line(tm
     assert run_cli("aggregate", votes, "-o", tmp_path / "x.parquet", "-t", tax, "--metric", "f1") == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "metric must be accuracy or macro_f1" in err, err
+
+
+def test_top_label_calibration_leaves_tied_rows_tied():
+    """A row the model leaves tied stays tied (predict breaks it at random, as the dev rows were scored);
+    before, calibration raised the first tied class, so every tie went to class 0."""
+    from llmlabel.labelmodel import TopLabelIsotonic
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(3), size=300)
+    y = p.argmax(1)
+    cal = TopLabelIsotonic().fit(p, y)
+    tied = np.array([[0.5, 0.5, 0.0], [0.2, 0.4, 0.4], [1 / 3, 1 / 3, 1 / 3]])
+    assert np.allclose(cal.transform(tied), tied)
+    assert (cal.transform(p).argmax(1) == p.argmax(1)).all()

@@ -110,6 +110,8 @@ class TopLabelIsotonic:
 
     The other classes share the remaining mass in their old proportions. Use it when calibration must
     fix confidences without touching the labels a model was chosen for (``select_label_model``'s 'auto').
+    Rows whose top is tied are left as they are: raising one of the tied classes would pick a label (the
+    first tied class, always) that the model never chose and the dev rows never scored.
     """
 
     def fit(self, proba, y) -> TopLabelIsotonic:
@@ -135,6 +137,8 @@ class TopLabelIsotonic:
         flat = rest <= 1e-12  # a one-hot row: spread the freed mass evenly over the other classes
         out[flat] = ((1 - new[flat]) / (k - 1))[:, None]
         out[idx, top] = new
+        tied = second >= conf - 1e-12
+        out[tied] = proba[tied]
         return out
 
 
