@@ -68,8 +68,7 @@ def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str |
          no_cache: bool = False, select_metric: str | None = None, fields: dict | None = None) -> tuple[dict, str]:
     """(the pipeline spec auto runs, as a dict; the lfs.yaml text) for a situation. ``cache`` / ``no_cache``:
     the LLM answer cache of the stages that may call an LLM (taxonomy and label); ``select_metric``: what
-    distill's safety net maximises on the gold and (single-label) what the label model is chosen by there (None:
-    their default, accuracy); ``fields``: the corpus's
+    distill's safety net maximises on the gold (None: distill's default, accuracy); ``fields``: the corpus's
     ``text-field`` / ``id-field`` for the stages that read it (taxonomy, label, predict)."""
     from .lf.defaults import default_lfs, describe, to_yaml
 
@@ -99,8 +98,6 @@ def plan(data: str | Path, output: str | Path, sit: Situation, *, student: str |
         aggregate["gold"] = sit.gold
         if select_metric is not None:
             distill["select-metric"] = select_metric
-            if not sit.multi_label:  # the label model's choice on the gold, by the same metric
-                aggregate["metric"] = select_metric
         # (a distill stage that took the gold itself would get it here: distill["gold"] = sit.gold)
     if models:
         label["model"] = models
@@ -318,9 +315,8 @@ def auto(data: str | Path, output: str | Path, *, labels: str | Path | None = No
          id_field: str | None = None, echo: Callable[[str], None] = print) -> AutoResult:
     """Write ``output/pipeline.yaml`` (and ``lfs.yaml``) for the situation and run it (see the module doc).
 
-    ``select_metric`` (with ``gold``): what the label model is chosen by on the gold (single-label) and what the
-    safety net maximises out-of-fold on it, ``accuracy`` (default) or ``macro_f1`` (when a rare class counts as
-    much as a common one). ``max_labels`` (labels induced
+    ``select_metric`` (with ``gold``): what the safety net maximises out-of-fold on the gold, ``accuracy``
+    (default) or ``macro_f1`` (when a rare class counts as much as a common one). ``max_labels`` (labels induced
     without ``labels``): :data:`MAX_LABELS`, fewer when the corpus has too few distinct texts for that many."""
     from .distill.safety import METRICS
     from .io_write import check_writable

@@ -268,8 +268,7 @@ def test_bad_gold_or_labels_stop_before_anything_is_written(data, tmp_path, caps
 
 
 def test_select_metric_reaches_the_safety_net_and_bad_values_stop_first(data, tmp_path, capsys):
-    """`--select-metric macro_f1` is what distill's net maximises and the label model is chosen by (a user
-    whose metric is macro-F1 says so);
+    """`--select-metric macro_f1` is what distill's net maximises (a user whose metric is macro-F1 says so);
     a misspelt metric, or one without gold (no net to choose), is one line before anything is written."""
     from llmlabel.auto import Situation, plan
     from llmlabel.pipeline import PipelineSpec
@@ -278,7 +277,9 @@ def test_select_metric_reaches_the_safety_net_and_bad_values_stop_first(data, tm
     spec, _ = plan(data["corpus"], tmp_path / "run", sit, no_cache=True, select_metric="macro_f1")
     stages = {st.kind: st.options for st in PipelineSpec.model_validate(spec).stages}
     assert stages["distill"]["select-metric"] == "macro_f1"
-    assert stages["aggregate"]["metric"] == "macro_f1"  # the label model is chosen on the gold by it too
+    # The label model keeps choosing by accuracy: by macro-F1 it was worse on most of the suite's vote sets
+    # (eval/results/labelmodel.md).
+    assert "metric" not in stages["aggregate"]
     assert "select-metric" not in plan(data["corpus"], tmp_path / "run", sit, no_cache=True)[0]["stages"][3]["distill"]
     for args, why in ((("--gold", data["gold"], "--select-metric", "f1"), "must be one of accuracy, macro_f1"),
                       (("--select-metric", "macro_f1"), "needs --gold")):

@@ -45,9 +45,8 @@ def register(app: typer.Typer) -> None:
                                                                   "in RUN_DIR (default: refuse)."),
         text_field: Optional[str] = options.text_field(),
         id_field: Optional[str] = options.id_field(),
-        select_metric: Optional[str] = typer.Option(None, "--select-metric", help="With --gold: what the label "
-                                                    "model is chosen by on your gold (single-label) and what the "
-                                                    "safety net maximises out-of-fold on it: accuracy (default) or "
+        select_metric: Optional[str] = typer.Option(None, "--select-metric", help="With --gold: what the safety "
+                                                    "net maximises out-of-fold on your gold, accuracy (default) or "
                                                     "macro_f1 (a rare class counts as much as a common one)."),
     ) -> None:
         """The whole chain for what you have: writes RUN_DIR/pipeline.yaml and runs it (rerun to resume).
