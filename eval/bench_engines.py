@@ -30,7 +30,8 @@ from llmlabel.llm.cache import Cache  # noqa: E402
 from llmlabel.testing import build_tiny_model  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA  # noqa: E402  (the one data path: $LLMLABEL_EVAL_DATA or ../shared/data)
 SIZES = {
     "tiny": dict(hidden_size=64, layers=2),
     "qwen2-0.5b-shape": dict(hidden_size=896, layers=24, num_attention_heads=14, num_key_value_heads=2,

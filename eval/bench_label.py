@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", ROOT.parent / "shared" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA  # noqa: E402  (the one data path: $LLMLABEL_EVAL_DATA or ../shared/data)
 OUT = ROOT / "eval" / "results" / "label-throughput"
 LF_SETS = {"no-gold": "pipelines/banking77_lfs.yaml", "known-labels": "pipelines/known_labels_lfs.yaml"}
 PARTS = ("label10k", "wordllama", "chain", "minilm100k")

@@ -35,7 +35,7 @@ TAXONOMY = """labels:
 
 
 def agnews(n: int) -> list[dict]:
-    root = Path(os.environ.get("LLMLABEL_EVAL_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+    from _common import DATA as root  # the one data path: $LLMLABEL_EVAL_DATA or ../shared/data
     with open(root / "agnews" / "test.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     # past the 7,600 rows the texts repeat (with new ids): only the keyword run asks for that many

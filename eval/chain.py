@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chain_data import LOADERS, CachedEmbedder, embed_bench  # noqa: E402
+from chain_data import CACHE, LOADERS, CachedEmbedder, embed_bench  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("a", "b", "c_lr", "c_setfit", "d", "e", "f", "i", "d_minilm", "e_minilm", "d_setfit", "d_setfit_full",

@@ -8,7 +8,6 @@ who knows the label set would write, and for WRENCH sets the published LF votes 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -16,9 +15,8 @@ import numpy as np
 
 # The loaders the suite shares (eval/_common.py): the same Bench (a superset of the fields used here); Banking77,
 # AG News and the WRENCH sets read one way for every script (checked equal to the rows read here before).
-from _common import DESCRIPTIONS as _DESC, TREC_NAMES, Bench, agnews, banking77, wrench  # noqa: F401
+from _common import DATA, DESCRIPTIONS as _DESC, TREC_NAMES, Bench, agnews, banking77, wrench  # noqa: F401
 
-DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 CACHE = Path(os.environ.get("LLMLABEL_CHAIN_CACHE", "/tmp/llmlabel-chain"))
 
 # What a user who knows the label set writes next to each name (one line; no corpus text was read to write them).

@@ -19,7 +19,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -31,7 +30,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", ROOT / ".." / "shared" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, machine  # noqa: E402  (the one data path: $LLMLABEL_EVAL_DATA or ../shared/data)
 THREADS = 2
 MINILM_LR = 1e-4  # --minilm-lr
 MINILM_HEAD = "probe"  # --minilm-head-init
@@ -302,9 +302,8 @@ def main() -> None:
 
     def save() -> str:  # after every part, so a run cut short still leaves its figures
         meta = {"command": "python eval/distill.py " + " ".join(sys.argv[1:]),
-                "machine": (f"{platform.platform()}, {os.cpu_count()} CPUs visible, torch threads {THREADS} for inference, "
-                            f"{args.train_threads} for fine-tuning; shared with other jobs: 1-min load average "
-                            f"{load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"),
+                "machine": (f"{machine()} (at the end; 1-min load {load_start[0]:.1f} at the start); torch threads "
+                            f"{THREADS} for inference, {args.train_threads} for fine-tuning"),
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "notes": ("Banking77: train.csv (10,003) -> test.csv (3,080). AG News: only the 7,600-row test split ships, "
                           "so it is split 80/20 (seed 0) into train/test. Anchors: logistic regression (C=10) on frozen "

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402  (one machine description for every results file)
 from chain_data import LOADERS, CachedEmbedder, official  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,7 +196,7 @@ def run(args):
     started, load0 = time.time(), os.getloadavg()[0]
     record = {"command": " ".join(["python"] + sys.argv), "date": datetime.now(timezone.utc).isoformat(
         timespec="seconds"), "seconds": None, "load_start": round(load0, 1), "load_end": None, "threads": args.threads,
-        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared)"}
+        "machine": machine()}
     done["runs"].append(record)  # written now, completed at the end: a run that is stopped is still listed
     out_json.write_text(json.dumps(done, indent=1))
     frozen = CachedEmbedder()

@@ -29,6 +29,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "eval"))
+from _common import DATA  # noqa: E402  (the one data path: $LLMLABEL_EVAL_DATA or ../shared/data)
 
 from llmlabel.labelmodel import (MajorityVote, TopLabelIsotonic, expected_calibration_error,  # noqa: E402
                                  load_wrench, make_model, review_queue, select_label_model)
@@ -433,7 +435,7 @@ def machine() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.environ.get("LLMLABEL_EVAL_DATA", str(ROOT.parent / "shared" / "data")))
+    ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "labelmodel-wrench"))
     ap.add_argument("--seeds", type=int, default=100)
     ap.add_argument("--speed-n", type=int, default=1_000_000)

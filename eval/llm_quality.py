@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
-DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", ROOT / ".." / "shared" / "data"))
+from _common import DATA  # noqa: E402  (the one data path: $LLMLABEL_EVAL_DATA or ../shared/data)
 OUT = ROOT / "eval" / "results"
 VLLM_PY = os.environ.get("LLMLABEL_VLLM_PYTHON", "/opt/vllm-venv/bin/python")
 

@@ -23,7 +23,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data" / "banking77" / "train.csv"
+sys.path.insert(0, str(ROOT / "eval"))
+from _common import DATA as _DATA  # noqa: E402  (the one data path: $LLMLABEL_EVAL_DATA or ../shared/data)
+
+DATA = _DATA / "banking77" / "train.csv"
 OUT = ROOT / "eval" / "results"
 
 

@@ -35,7 +35,10 @@ from _embcache import CachedEmbedder, embed_cached  # noqa: E402
 
 from llmlabel.multilabel_metrics import best_thresholds, group_matrix, multilabel_f1  # noqa: E402
 
-DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", ROOT.parent / "shared" / "data")) / "goemotions"
+sys.path.insert(0, str(ROOT / "eval"))
+from _common import DATA as _DATA  # noqa: E402  (the one data path: $LLMLABEL_EVAL_DATA or ../shared/data)
+
+DATA = _DATA / "goemotions"
 
 
 def load_split(name: str, labels: list[str]) -> tuple[list[str], np.ndarray]:

@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from llmlabel.labelmodel.review import oof_proba, review_scores  # noqa: E402
 from llmlabel.labelmodel.strategies import STRATEGIES, select  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "eval"))
+from _common import machine  # noqa: E402  (one machine description for every results file)
 from review_data import load_set, with_knn  # noqa: E402
 
 
@@ -266,7 +266,7 @@ def main() -> None:
             res["efficiency"] = efficiencies(res)
             res["meta"] = {"command": "PYTHONPATH=$PWD nice -n 5 python eval/review.py " + " ".join(sys.argv[1:]),
                            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                           "machine": f"{os.cpu_count()} cores (shared), {platform.machine()}",
+                           "machine": machine(),
                            "load_before": load_before, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg())}
             # Re-read just before writing: another invocation (another set) may have saved meanwhile.
             write_all(out, {**_saved(out), name: res})

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -33,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", ROOT / ".." / "shared" / "data"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, machine  # noqa: E402  (the one data path: $LLMLABEL_EVAL_DATA or ../shared/data)
 OUT = ROOT / "eval" / "results" / "soft_vs_hard"
 
 
@@ -146,8 +145,7 @@ def main() -> None:
 
     cmd = "nice -n 10 python eval/soft_vs_hard.py " + " ".join(sys.argv[1:])
     info = {"command": cmd.strip(), "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared with other jobs), "
-                       f"load average {os.getloadavg()[0]:.2f} at the end", "train_rows": len(tr_x),
+            "machine": machine() + " (at the end)", "train_rows": len(tr_x),
             "test_rows": len(te_x), "seeds_per_class": args.seeds_per_class, "labels": label_stats, "students": runs,
             "paired_bootstrap": ci}
     OUT.parent.mkdir(parents=True, exist_ok=True)

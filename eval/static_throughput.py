@@ -6,7 +6,9 @@
 import os, sys, time, csv
 import numpy as np
 from llmlabel.distill import load_student
-texts = [r["text"] for r in csv.DictReader(open(os.path.join(os.environ.get("LLMLABEL_EVAL_DATA", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")), "banking77", "test.csv")))]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import DATA  # the one data path: $LLMLABEL_EVAL_DATA or ../shared/data
+texts = [r["text"] for r in csv.DictReader(open(DATA / "banking77" / "test.csv"))]
 st = load_student(sys.argv[1])
 def bench(fn, reps=3):
     fn(texts[:256])

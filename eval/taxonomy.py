@@ -18,7 +18,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
+from _common import DATA, machine  # noqa: E402  (the one data path: $LLMLABEL_EVAL_DATA or ../shared/data)
 
 
 def load_banking(data: Path):
@@ -165,7 +165,7 @@ def scale(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.environ.get("LLMLABEL_EVAL_DATA", str(ROOT / ".." / "shared" / "data")))
+    ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--out", default=str(ROOT / "eval" / "results" / "taxonomy"))
     ap.add_argument("--datasets", default="banking77,agnews")
     ap.add_argument("--embedders", default="minilm,wordllama")
@@ -187,7 +187,7 @@ def main() -> None:
     out = run(args)
     out["load"] = [round(load0, 1), round(os.getloadavg()[0], 1)]
     out.update({"command": "python " + " ".join(sys.argv), "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared), torch threads {torch.get_num_threads()}"})
+                "machine": f"{machine()}; torch threads {torch.get_num_threads()}"})
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out + ".json").write_text(json.dumps(out, indent=2))
     lines = ["# Taxonomy induction benchmark (no LLM)", "",

@@ -18,7 +18,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
+from _common import machine  # noqa: E402  (one machine description for every results file)
 
 MEMO = Path(os.environ.get("TMPDIR", "/tmp")) / "llmlabel-taxo-spectral"
 
@@ -168,7 +168,7 @@ def main() -> None:
         load = [float(v) for v in args.render_load.split(",")] if args.render_load else [float("nan")] * 2
         out = {"rows": rows, "command": args.render_command + " (stopped after the rows below, for time)",
                "date_utc": datetime.fromtimestamp(os.path.getmtime(args.render), timezone.utc).isoformat(
-                   timespec="seconds"), "machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared)",
+                   timespec="seconds"), "machine": machine(),
                "load_avg_start_end": load}
         Path(args.out + ".json").write_text(json.dumps(out, indent=2))
         Path(args.out + ".md").write_text(markdown(out))
@@ -203,7 +203,7 @@ def main() -> None:
 def write(args, rows: list[dict], load0, *, partial: bool) -> None:
     out = {"rows": rows, "command": "python " + " ".join(sys.argv) + (" (still running)" if partial else ""),
            "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared)",
+           "machine": machine(),
            "load_avg_start_end": [round(load0[0], 1), round(os.getloadavg()[0], 1)]}
     Path(args.out + ".json").write_text(json.dumps(out, indent=2))
     Path(args.out + ".md").write_text(markdown(out))

@@ -20,7 +20,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -56,7 +55,10 @@ class WindowHybrid(HybridRetriever):
         return super().search(texts, k, extra_queries=[ngram_windows(t) for t in texts])
 
 
-DATA = Path(os.environ.get("LLMLABEL_EVAL_DATA", ROOT / ".." / "shared" / "data")) / "esco"
+sys.path.insert(0, str(ROOT / "eval"))
+from _common import DATA as _DATA, machine  # noqa: E402  (the one data path: $LLMLABEL_EVAL_DATA or ../shared/data)
+
+DATA = _DATA / "esco"
 KS = (5, 10, 50, 100)
 
 
@@ -72,14 +74,6 @@ def load_set(name: str, space=None) -> tuple[list[str], list[set[str]]]:
                 g.add(lab)
     items = [(t, g) for t, g in groups.items() if g]
     return [t for t, _ in items], [g for _, g in items]
-
-
-def machine() -> str:
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor()
-    return f"{cpu}, {os.cpu_count()} cores visible (shared with other jobs), {platform.platform()}"
 
 
 def per_query_ms(retriever, texts: list[str], k: int = 100) -> float:
