@@ -33,9 +33,10 @@ def register(app: typer.Typer) -> None:
                                             "`random`, or no strategy field) also choose and calibrate the model "
                                             "with --dev (cross-fitted); actively picked ones are only clamped."),
         metric: str = typer.Option("accuracy", "--metric", help="With --dev or --gold: what auto chooses the label "
-                                   "model by on those rows, accuracy or macro_f1 (when every class counts alike: "
-                                   "by accuracy a model can win by giving most items the commonest class). "
-                                   "Single-label."),
+                                   "model by on those rows: accuracy, or macro_f1 (by accuracy a model can win by "
+                                   "giving most items the commonest class; by macro-F1 one can win by leaving "
+                                   "rows tied, i.e. coin flips: on the suite it was no better on average, see "
+                                   "docs/label-model.md). Single-label."),
     ) -> None:
         """Turn LF votes into one label per item with a calibrated confidence; write the review queue."""
         from ..labelmodel.run import aggregate_votes
