@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import resource
 import shlex
@@ -104,12 +102,13 @@ def make_files(root: Path, n: int) -> dict[str, Path]:
 
 
 def machine() -> str:
-    mem = next((ln.split()[1] for ln in open("/proc/meminfo") if ln.startswith("MemTotal")), "0")
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    """The shared machine line (eval/_common.py) and the pyarrow version, which the I/O figures depend on."""
     import pyarrow
 
-    return (f"{os.cpu_count()} cores ({cpu}), {int(mem) / 2**20:.1f} GiB RAM, Python {platform.python_version()}, "
-            f"pyarrow {pyarrow.__version__}, {platform.platform()}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import machine as common
+
+    return f"{common()}, pyarrow {pyarrow.__version__}"
 
 
 def main() -> None:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402  (one machine description for every results file)
 from chain_data import CACHE, LOADERS, CachedEmbedder, embed_bench  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -380,7 +380,7 @@ def run(args):
                 out_json.write_text(json.dumps(_finite(done), indent=1))
     done["runs"].append({"command": " ".join(["python"] + sys.argv), "date": datetime.now(timezone.utc).isoformat(
         timespec="seconds"), "seconds": round(time.time() - started), "load_start": round(load0, 1),
-        "load_end": round(os.getloadavg()[0], 1), "machine": f"{platform.platform()}, {os.cpu_count()} CPUs (shared)"})
+        "load_end": round(os.getloadavg()[0], 1), "machine": machine()})
     out_json.write_text(json.dumps(_finite(done), indent=1))
     from chain_report import write_markdown
 

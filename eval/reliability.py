@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "eval" / "results" / "reliability.md"
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "eval"))
+from _common import machine  # noqa: E402  (one machine description for every results file)
 MARK = {"passed": "pass", "failed": "**FAIL**", "skipped": "skip"}
 
 
@@ -82,8 +83,8 @@ def main() -> int:
         f"Command: `PYTHONPATH=$PWD python eval/reliability.py{' --no-sweeps' if args.no_sweeps else ''}` "
         f"(FAULTS_KILL_POINTS={os.environ['FAULTS_KILL_POINTS']}, "
         f"KILL_SWEEP_POINTS={os.environ.get('KILL_SWEEP_POINTS', '4')}); "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.node()}, {os.cpu_count()} cores "
-        f"(shared), load average {load[0]:.1f}; {secs:.0f} s; git {_git()}.",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine()} (at the end; 1-min load "
+        f"{load[0]:.1f}); {secs:.0f} s; git {_git()}.",
         "",
         "A refusal passes when it exits 2 with exactly one `error:` line naming the file (and line, row or field "
         "where there is one), no traceback, and any earlier output left byte-for-byte as it was; input llmlabel "
