@@ -201,6 +201,13 @@ def run(args) -> dict:
     return res
 
 
+def command() -> str:
+    """This run's command line, the script's path relative to the repository."""
+    script = Path(sys.argv[0])
+    return "python " + " ".join([str(script.relative_to(ROOT)) if script.is_absolute() else sys.argv[0]]
+                                + sys.argv[1:])
+
+
 def dev_key(metric: str) -> str:
     """The row name of auto with a dev set: ``auto (dev)`` chooses by accuracy, the default."""
     return "auto (dev)" if metric == "accuracy" else f"auto (dev, {metric})"
@@ -215,8 +222,7 @@ def merge_dev_rows(path: Path, res: dict, key: str = "auto (dev)") -> None:
         old = out["sets"][name]["models"].get(key)
         before[name] = {k: old.get(k) for k in ("acc", "macro_f1", "chosen")} if isinstance(old, dict) else None
         out["sets"][name]["models"][key] = r["models"][key]
-    cmd = "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)) if Path(sys.argv[0]).is_absolute()
-                                else sys.argv[0]] + sys.argv[1:])
+    cmd = command()
     out.setdefault("runs", []).append({"command": cmd, "header": header(cmd), "replaced": key,
                                        "before": before})
     path.write_text(json.dumps(out, indent=1))
@@ -245,8 +251,7 @@ def main(argv=None):
     if args.merge:
         merge_dev_rows(Path(args.merge), res, dev_key(args.dev_metric))
         return
-    out = {"command": "python " + " ".join([str(Path(sys.argv[0]).relative_to(ROOT)
-                                                  if Path(sys.argv[0]).is_absolute() else sys.argv[0])] + sys.argv[1:]),
+    out = {"command": command(),
            "header": header("python " + " ".join(sys.argv)), "sets": res, "criterion": criterion_rows(res)}
     if args.variants:
         out["loso"] = leave_one_set_out(res)

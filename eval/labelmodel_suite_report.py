@@ -39,15 +39,14 @@ def _f1_cells(r: dict) -> str:
 def _dev_section(sets: dict) -> list[str]:
     """The with-dev table: accuracy and macro-F1 of auto and of HyperLM semi-supervised, and the share of the
     commonest predicted class (a label model that wins on accuracy by predicting one class is no labeler)."""
+    rows = [(n, r) for n, r in sets.items() if "auto (dev)" in r["models"]]
+    by_f1 = any(F1_ROW in r["models"] for _, r in rows)
+    head = ("| set | dev rows | MV | auto | auto - MV | auto chose | auto top share | HyperLM semi-supervised "
+            "| its top share |" + (F1_HEAD if by_f1 else ""))
     lines = ["", "## With a dev set (`aggregate --dev`: `auto`)", "",
              "Accuracy / macro-F1 (ties and uncovered rows at random, as above); `top share` is the share of the "
              "voted rows given the commonest predicted class (seed 0).", "",
-             "| set | dev rows | MV | auto | auto - MV | auto chose | auto top share | HyperLM semi-supervised "
-             "| its top share |" + F1_HEAD, "|---|---|---|---|---|---|---|---|---|" + "---|" * F1_HEAD.count("|")]
-    rows = [(n, r) for n, r in sets.items() if "auto (dev)" in r["models"]]
-    by_f1 = any(F1_ROW in r["models"] for _, r in rows)
-    if not by_f1:
-        lines[-2], lines[-1] = lines[-2][:-len(F1_HEAD)], lines[-1][:-4 * F1_HEAD.count("|")]
+             head, "|" + "---|" * (head.count("|") - 1)]
     for n, r in rows:
         a, mv = _acc(r, "auto (dev)"), _acc(r, "mv")
         h = "hyperlm-semi (dev)"

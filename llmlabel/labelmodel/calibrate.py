@@ -137,7 +137,7 @@ class TopLabelIsotonic:
         flat = rest <= 1e-12  # a one-hot row: spread the freed mass evenly over the other classes
         out[flat] = ((1 - new[flat]) / (k - 1))[:, None]
         out[idx, top] = new
-        tied = second >= conf - 1e-12
+        tied = second >= conf - 1e-9  # break_ties' tolerance: what predict will break at random
         out[tied] = proba[tied]
         return out
 

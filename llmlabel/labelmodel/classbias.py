@@ -18,11 +18,12 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import LabelModel, Votes
+from .rowops import row_max, row_sum, softmax_rows
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    z = z - row_max(z)[:, None]
+    return z - np.log(row_sum(np.exp(z)))[:, None]
 
 
 def fit_class_bias(logp: np.ndarray, y: np.ndarray, penalty: float = 1.0) -> np.ndarray:
@@ -80,4 +81,4 @@ class ClassBias(LabelModel):
         return self.base_._row_wise()
 
     def _proba(self, votes: Votes) -> np.ndarray:
-        return np.exp(_log_softmax(self._base_logp(votes) + self.bias_))
+        return softmax_rows(self._base_logp(votes) + self.bias_)
