@@ -139,11 +139,15 @@ def prior_weights(y: np.ndarray, train: np.ndarray, k: int) -> np.ndarray:
 
 class _Trainer:
     """Fits one candidate on (texts, soft targets, weights) and predicts texts; probe features are embedded
-    once per text (per half of the tuned encoder) and reused by every fold and recipe."""
+    once per text (per half of the tuned encoder) and reused by every fold and recipe, and static students share
+    tokens and training features through one :class:`~llmlabel.distill.static_memo.StaticMemo`."""
 
     def __init__(self, make_student, texts: list[str], classes: list[str], tuned=None) -> None:
+        from .static_memo import StaticMemo
+
         self.make, self.texts, self.classes, self.tuned = make_student, texts, classes, tuned
         self._X: dict[str, np.ndarray] = {}
+        self.memo = StaticMemo()
 
     def features(self, kind: str, rows: np.ndarray, student, fold: int = -1) -> np.ndarray:
         if kind == "tuned":
@@ -190,6 +194,8 @@ class _Trainer:
                 return 1.0 / (1.0 + np.exp(-z))
             e = np.exp(z - z.max(1, keepdims=True))
             return e / e.sum(1, keepdims=True)
+        if hasattr(st, "memo") and st.memo is None:
+            st.memo = self.memo
         st.fit([self.texts[i] for i in rows], proba=targets, classes=self.classes, sample_weight=weights)
         return st.predict_proba([self.texts[i] for i in test_rows])
 

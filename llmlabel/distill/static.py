@@ -70,7 +70,7 @@ class StaticStudent(Student):
     def __init__(self, embeddings: str = "wordllama", *, head: str = "linear", hidden: int = 512, ngrams: int = 2,
                  min_df: int = 2, epochs: int = 3, steps_per_epoch: int = 50, weight_decay: float | str = "auto",
                  max_tokens: int = 256, multi_label: bool = False, threshold: float = 0.5,
-                 patience: int = 3, seed: int = 0, progress: bool = False) -> None:
+                 patience: int = 3, seed: int = 0, progress: bool = False, memo=None) -> None:
         if head not in ("mlp", "linear"):
             raise ConfigError(f"unknown head {head!r}", hint="use 'mlp' or 'linear'")
         if ngrams not in (0, 1, 2):
@@ -80,6 +80,7 @@ class StaticStudent(Student):
         self.embeddings, self.head, self.hidden, self.ngrams = embeddings, head, hidden, ngrams
         self.min_df, self.max_tokens = min_df, max_tokens
         self.steps_per_epoch = steps_per_epoch
+        self.memo = memo  # a StaticMemo shared by the safety net's fits (static_memo.py); not part of the model
         self._predictor: StaticPredictor | None = None
 
     # ------------------------------------------------------------------ features
@@ -111,7 +112,11 @@ class StaticStudent(Student):
             same = rows[:-1] == rows[1:]
             keys = (flat[:-1] * vocab + flat[1:])[same]
             pair_rows = rows[:-1][same]
-            per_text = np.unique(np.stack([pair_rows, keys], 1), axis=0)[:, 1]
+            span = vocab * vocab  # a (text, bigram) pair as one int64 while it fits: a 1-d unique is ~2x faster
+            if n * span < np.iinfo(np.int64).max:
+                per_text = np.unique(pair_rows * span + keys) % span
+            else:
+                per_text = np.unique(np.stack([pair_rows, keys], 1), axis=0)[:, 1]
             uk, df_bi = np.unique(per_text, return_counts=True)
             bigram_keys = uk[df_bi >= self.min_df]
             df_parts.append(df_bi[df_bi >= self.min_df])
@@ -224,14 +229,27 @@ class StaticStudent(Student):
 
         self._load_embeddings()
         self._predictor = None
-        flat, lens = token_ids(self.tokenizer_, texts, self.max_tokens)
+        key = (self.embeddings, self.max_tokens, self.ngrams, self.min_df)
+        kept = None if self.memo is None else self.memo.fit_features(key, texts)
+        if kept is not None:
+            (self.token_index_, self.bigram_keys_, self.idf_), out = kept
+            return out
+        flat, lens = self._tokens(texts)
         if self.ngrams:
             self._build_vocab(flat, lens)
         else:
             self.token_index_ = np.full(self.emb_.shape[0], -1, dtype=np.int32)
             self.bigram_keys_ = np.zeros(0, dtype=np.int64)
             self.idf_ = np.zeros(0, dtype=np.float32)
-        return features(self.tokenizer_, texts, self.max_tokens, self.emb_, self._head_arrays(), (flat, lens))
+        out = features(self.tokenizer_, texts, self.max_tokens, self.emb_, self._head_arrays(), (flat, lens))
+        if self.memo is not None:
+            self.memo.keep_fit(key, texts, ((self.token_index_, self.bigram_keys_, self.idf_), out))
+        return out
+
+    def _tokens(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        if self.memo is None:
+            return token_ids(self.tokenizer_, texts, self.max_tokens)
+        return self.memo.tokens(self.embeddings, self.tokenizer_, texts, self.max_tokens)
 
     def _init_params(self, S, n: int, k: int, d: int, sparse_tensor: bool = True):
         """The head's parameters, seeded (zeros, or torch's default init for the MLP layers), and ``S`` as a
@@ -323,6 +341,7 @@ class StaticStudent(Student):
         """A :class:`StaticPredictor` sharing this student's arrays (the same code the saved folder runs)."""
         if self._predictor is None:
             p = StaticPredictor.__new__(StaticPredictor)
+            p._tokens = self._tokens  # the memo's tokens when the net shares one
             p.config = self._config()
             p.classes, p.multi_label, p.threshold = list(self.classes_), self.multi_label, self.threshold
             p.max_tokens, p.tokenizer, p.embeddings = self.max_tokens, self.tokenizer_, self.emb_

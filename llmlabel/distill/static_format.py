@@ -188,7 +188,7 @@ class StaticPredictor:
         out = []
         for b in range(0, len(texts), batch_size):
             chunk = list(texts[b : b + batch_size])
-            x, s = features(self.tokenizer, chunk, self.max_tokens, self.embeddings, h)
+            x, s = features(self.tokenizer, chunk, self.max_tokens, self.embeddings, h, self._tokens(chunk))
             z = np.zeros((len(chunk), len(self.classes)), dtype=np.float32) + h["bias"]
             if s is not None:
                 z += s @ h["sparse_weight"]
@@ -199,6 +199,9 @@ class StaticPredictor:
                 z += x @ h["emb_weight"].T
             out.append(z)
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
+
+    def _tokens(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return token_ids(self.tokenizer, texts, self.max_tokens)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         z = self.logits(texts)
