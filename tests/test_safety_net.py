@@ -394,3 +394,18 @@ def test_label_and_aggregate_with_gold_leave_the_cross_fitted_world_for_distill(
     # goes, and distill trains without a net instead of scoring against labels it outlived.
     assert run_cli("aggregate", tmp_path / "votes", "-o", labeled) == 0
     assert read_crossfit_labels(labeled) is None
+
+
+def test_the_nets_tuned_encoder_reads_the_label_texts_the_anchored_probe_reads():
+    """Its settings were chosen with ``name: description`` anchors (eval/results/encoder.md); the net passes the
+    descriptions the label stage recorded, and none for a class whose recorded text is another class's."""
+    from types import SimpleNamespace
+
+    from llmlabel.distill.tuned_net import descriptions
+    from llmlabel.tuned import anchor_texts
+
+    d = SimpleNamespace(classes=["ham", "spam"], meta={"label_texts": ["ham: a text between friends", "spam"]})
+    assert descriptions(d) == ["a text between friends", ""]
+    assert anchor_texts(d.classes, descriptions(d)) == d.meta["label_texts"]
+    assert descriptions(SimpleNamespace(classes=["a", "b"], meta={"label_texts": ["b: x", "a: y"]})) == ["", ""]
+    assert descriptions(SimpleNamespace(classes=["a", "b"], meta={})) == ["", ""]

@@ -6,7 +6,8 @@ The candidate is only honest if, for fold f, the encoder that embeds fold f's go
 the very folds the net scores on. An encoder from the label stage (``meta.encoder`` of the labeled file, or
 ``encoder/`` beside it) is reused when its halves agree with the net's folds on every gold id; otherwise one is
 fitted into ``encoder/`` beside the labeled file, or ``encoder-net/`` when ``encoder/`` holds another fit the votes
-read. The net needs the two halves only (two fine-tunings of MiniLM on 50 gold rows each): the full fit, as long
+read. Its anchors are the label texts the anchored probe reads (``name: description``, :mod:`.anchors`), as in
+the runs its settings were chosen on (eval/results/encoder.md). The net needs the two halves only (two fine-tunings of MiniLM on 50 gold rows each): the full fit, as long
 as both halves together, is made by :meth:`~llmlabel.tuned.TunedEncoder.complete` when the tuned candidate ships.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .anchors import anchors_for
 from .data import LabeledData
 
 
@@ -62,4 +64,10 @@ def net_encoder(d: LabeledData, crossfit, folder: str | Path | None = None, prog
         base = Path(d.source).parent
         folder = base / ("encoder-net" if old is not None else "encoder")
     return TunedEncoder.fit(folder, texts=[d.texts[pos[i]] for i in ids], y=y, labels=list(d.classes), fold=fold,
-                            ids=ids, source=str(d.source) if d.source else None, full=False, progress=progress)
+                            ids=ids, descriptions=descriptions(d), source=str(d.source) if d.source else None,
+                            full=False, progress=progress)
+
+
+def descriptions(d: LabeledData) -> list[str]:
+    """Each class's description from the label texts the label stage recorded (``name: description``), or ""."""
+    return [t[len(c) + 2:] if t.startswith(f"{c}: ") else "" for t, c in zip(anchors_for(d.classes, d.meta), d.classes)]
