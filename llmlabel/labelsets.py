@@ -1,4 +1,5 @@
-"""Label sets as 0/1 matrices: the one place the LFs' gold and the students' targets turn names into columns."""
+"""Label sets as 0/1 matrices: the one place the LFs' gold and the students' targets turn names into columns; and
+the one text per label that every embedding of a label reads."""
 
 from __future__ import annotations
 
@@ -18,3 +19,11 @@ def label_set_matrix(label_sets: Sequence[Sequence[str]], index: Mapping[str, in
     Y = np.zeros((len(label_sets), len(index)), dtype)
     Y[np.repeat(np.arange(len(label_sets)), lens), cols] = 1
     return Y
+
+
+def label_texts(names: Sequence[str], descriptions: Sequence[str] | None = None) -> list[str]:
+    """One text per label: ``name: description``, or the name when it has no description. What the taxonomy
+    records with the votes (the embedding LFs' and the anchored probe's label texts) and the tuned encoder's
+    anchors: one spelling, so the spaces they build agree."""
+    descriptions = descriptions or [""] * len(names)
+    return [f"{n}: {d}" if d else str(n) for n, d in zip(names, descriptions)]

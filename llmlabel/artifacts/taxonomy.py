@@ -168,7 +168,10 @@ class Taxonomy(BaseModel):
     def label_texts(self) -> list[str]:
         """One text per class, in :meth:`classes` order: ``name: description``, or the name when undescribed (what
         label-name priors embed; the votes record them for later stages)."""
-        return [f"{lab.name}: {lab.description}" if lab.description else lab.name for lab in self.leaves()]
+        from ..labelsets import label_texts
+
+        leaves = self.leaves()
+        return label_texts([lab.name for lab in leaves], [lab.description or "" for lab in leaves])
 
     def classes_for_votes(self, path: str | Path | None = None) -> list[str]:
         """:meth:`classes`, refusing fewer than two for a single-label taxonomy: votes, label models and

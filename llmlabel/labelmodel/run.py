@@ -55,8 +55,10 @@ def aggregate_votes(votes: str | Path, output: str | Path, *, dev: str | Path | 
     check_writable(output)
     if review_top < 0:
         raise ConfigError(f"review_top must be >= 0, got {review_top}", field="review_top")
-    if metric not in ("accuracy", "macro_f1"):
-        raise ConfigError(f"metric must be accuracy or macro_f1, got {metric!r}", field="metric")
+    from .select import LABEL_METRICS
+
+    if metric not in LABEL_METRICS:
+        raise ConfigError(f"metric must be {' or '.join(LABEL_METRICS)}, got {metric!r}", field="metric")
     fit = _label_sets if is_multi_label_votes(votes) else partial(_one_of_k, metric=metric)
     V, texts, res, side = fit(votes, output, dev=dev, gold=gold, method=method, taxonomy=taxonomy)
     paths = write_labeled(output, V, res, texts, review_top=review_top if review_top < 1 else int(review_top))

@@ -256,6 +256,8 @@ def _score_candidate(spec, L_train, L_dev, dev, y_dev, k: int, folds, *, calibra
 
 #: What ``select_label_model`` can choose by.
 METRICS = ("accuracy", "macro_f1", "log_loss")
+#: What ``aggregate --metric`` (and ``aggregate_votes``) offers a user: the label's metrics, not log-loss.
+LABEL_METRICS = METRICS[:2]
 
 
 def _labels(proba: np.ndarray, random_state) -> np.ndarray:

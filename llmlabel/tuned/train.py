@@ -91,9 +91,10 @@ def _pooling(path: Path) -> str:
 
 
 def anchor_texts(labels: list[str], descriptions: list[str] | None = None) -> list[str]:
-    """One anchor text per class: ``name: description`` when a description is given, else the name."""
-    descriptions = descriptions or [""] * len(labels)
-    return [f"{n}: {d}".strip(": ") if d else str(n) for n, d in zip(labels, descriptions)]
+    """One anchor text per class: :func:`llmlabel.labelsets.label_texts` (``name: description``, else the name)."""
+    from ..labelsets import label_texts
+
+    return label_texts(labels, descriptions)
 
 
 class _Net:
