@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, machine  # noqa: E402  (one machine description for every results file)
+
 sys.path.insert(0, str(ROOT))
 
 from llmlabel.labelmodel import WeightedVote, make_model  # noqa: E402
@@ -76,12 +78,13 @@ def main() -> None:
         out["taxonomy_assignments_nmi"] = float(nmi(y, [a.get(i, "?") for i in ids]))
     out["command"] = "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:])
     out["date"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    out["machine"] = machine()
     if not args.out:
         print(json.dumps(out, indent=1))
         return
     Path(args.out).with_suffix(".json").write_text(json.dumps(out, indent=1))
     md = ["# Label models on the README chain's votes (NMI against the gold intents)", "",
-          f"Made by `{out['command']}` on {out['date']} (2 shared CPUs), after the README's `llmlabel taxonomy ... "
+          f"Made by `{out['command']}` on {out['date']}; machine: {out['machine']}; after the README's `llmlabel taxonomy ... "
           "--max-labels 30` and `llmlabel label ... --lfs pipelines/banking77_lfs.yaml` on "
           "examples/banking77_sample.jsonl.", "",
           f"{out['items']:,} items, {out['lfs']} LFs (one key-phrase LF per taxonomy label + one embedding LF), "

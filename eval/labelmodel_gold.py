@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, machine  # noqa: E402  (one machine description for every results file)
+
 sys.path.insert(0, str(ROOT))
 
 from llmlabel.labelmodel.gold import cross_fitted  # noqa: E402
@@ -67,7 +69,8 @@ def main() -> None:
     L, y = synth(args.n + args.gold, args.classes)
     train, sel = np.arange(args.n), np.arange(args.n, args.n + args.gold)
     res = {"command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
-           "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "n": args.n, "gold": args.gold,
+           "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
+           "n": args.n, "gold": args.gold,
            "classes": args.classes, "lfs": int(L.shape[1])}
     full = list(DEFAULT_CANDIDATES)  # the same names, but not the default tuple itself: no reduction
     res["every_candidate_5_folds"] = run(L, y, train, sel, full, 5)
@@ -79,8 +82,8 @@ def main() -> None:
     out.with_suffix(".json").write_text(json.dumps(res, indent=1))
     a, b = res["every_candidate_5_folds"], res["default"]
     md = ["# `aggregate --gold` with many classes: selection + cross-fitted reliability", "",
-          f"Made by `{res['command']}` on {res['date']} (2 shared CPUs, load average "
-          f"{', '.join(f'{x:.1f}' for x in res['load_average'])}). Synthetic votes: {args.n:,} items, {res['lfs']} LFs "
+          f"Made by `{res['command']}` on {res['date']}; machine: {res['machine']}; load average "
+          f"{', '.join(f'{x:.1f}' for x in res['load_average'])}. Synthetic votes: {args.n:,} items, {res['lfs']} LFs "
           f"(3 broad + one key-phrase LF per class), {args.classes} classes, {args.gold} gold items as the dev set. "
           f"Both runs in one process; the default leaves out {', '.join(FULL_DS)} and uses 3 folds from 21 classes on "
           "(the no-dev default's own many-class reduction, no ds-r inside 'heldout', applies to both runs).",
