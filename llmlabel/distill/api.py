@@ -85,17 +85,14 @@ def distill(data: str | Path | LabeledData, output: str | Path | None = None, *,
     dev thresholds when multi-label, accuracy otherwise); it needs human items and ``dev``. Default: ``"auto"``
     for a multi-label file with human items and a dev set, else 1.0.
 
-    ``safety_net`` (files from ``aggregate --gold``, when ``weak_weight`` is not given): the
-    cross-fitting sidecar beside the labeled file lets every candidate recipe (student kind x weight of the
-    weak rows, including the gold alone) be scored out-of-fold on the gold, and the best by ``select_metric``
-    (``accuracy`` or ``macro_f1``) is what is trained and shipped (:mod:`llmlabel.distill.safety`);
-    ``metrics["safety_net"]`` holds the table and the verdict. Multi-label files are scored by macro-F1 with
-    per-label thresholds chosen on the gold out-of-fold, and ship with those thresholds
-    (:mod:`llmlabel.distill.multisafety`). ``student="auto"`` lets the net choose between the ``static`` student,
-    the ``anchored`` probe (its head shrunk towards the label texts the label stage recorded: :mod:`.anchors`),
-    the plain probe on the gold (the reference) and (single-label, ``tuned_encoder``) a probe on the run's encoder
-    tuned on the gold (:mod:`llmlabel.distill.tuned_net`: reused from the label stage or fitted here); without a
-    net it is ``static``.
+    ``safety_net`` (files from ``aggregate --gold``, when ``weak_weight`` is not given): every candidate recipe
+    (student kind x weight of the weak rows, the gold alone too) is scored out-of-fold on the gold through the
+    cross-fitting sidecar, and the best by ``select_metric`` (``accuracy`` or ``macro_f1``) ships
+    (:mod:`.safety`; multi-label: macro-F1 at per-label thresholds chosen out-of-fold, :mod:`.multisafety`);
+    ``metrics["safety_net"]`` holds the table and the verdict. ``student="auto"`` lets the net choose between the
+    ``static`` student, the ``anchored`` probe (its head shrunk towards the label texts: :mod:`.anchors`), the
+    plain probe on the gold (the reference) and (single-label, ``tuned_encoder``) a probe on the run's encoder
+    tuned on the gold (:mod:`.tuned_net`: the label stage's or fitted here); without a net it is ``static``.
 
     >>> res = distill("labeled.parquet", "model/", student="static", dev="dev.jsonl")   # doctest: +SKIP
     >>> res.metrics["dev"]["accuracy"]                                                  # doctest: +SKIP

@@ -113,10 +113,8 @@ class StaticStudent(Student):
             keys = (flat[:-1] * vocab + flat[1:])[same]
             pair_rows = rows[:-1][same]
             span = vocab * vocab  # a (text, bigram) pair as one int64 while it fits: a 1-d unique is ~2x faster
-            if n * span < np.iinfo(np.int64).max:
-                per_text = np.unique(pair_rows * span + keys) % span
-            else:
-                per_text = np.unique(np.stack([pair_rows, keys], 1), axis=0)[:, 1]
+            per_text = (np.unique(pair_rows * span + keys) % span if n * span < np.iinfo(np.int64).max
+                        else np.unique(np.stack([pair_rows, keys], 1), axis=0)[:, 1])
             uk, df_bi = np.unique(per_text, return_counts=True)
             bigram_keys = uk[df_bi >= self.min_df]
             df_parts.append(df_bi[df_bi >= self.min_df])
