@@ -140,3 +140,30 @@ def test_top_label_calibration_leaves_tied_rows_tied():
     tied = np.array([[0.5, 0.5, 0.0], [0.2, 0.4, 0.4], [1 / 3, 1 / 3, 1 / 3]])
     assert np.allclose(cal.transform(tied), tied)
     assert (cal.transform(p).argmax(1) == p.argmax(1)).all()
+
+
+@pytest.mark.parametrize("candidates", [("heldout", "bias-dev"), ("bias-dev",)])
+def test_select_fits_the_default_under_it_once_and_scores_it_as_a_refit_would(candidates, monkeypatch):
+    """bias-dev's base reads the training votes alone, so select_label_model fits it once (or takes the heldout
+    candidate's) for every dev fold; its out-of-fold probabilities are those of a ClassBias fitted from scratch."""
+    from llmlabel.labelmodel import select as sel
+    from llmlabel.labelmodel.heldout import HeldOutSelect
+
+    L, y = _skewed_votes(3000, seed=3)
+    train, dev = slice(0, 2800), slice(2800, None)
+    fits = []
+    real = HeldOutSelect._fit
+    monkeypatch.setattr(HeldOutSelect, "_fit", lambda self, *a: fits.append(1) or real(self, *a))
+    chosen = select_label_model(L[train], L[dev], y[dev], candidates, cardinality=3)
+    assert len(fits) == 1
+    folds = sel._folds(200, 5, np.random.default_rng(0))
+    want = np.empty((200, 3))
+    for f in folds:
+        rest = np.setdiff1d(np.arange(200), f)
+        want[f] = ClassBias(3).fit(L[train], y[dev][rest], L[dev][rest]).predict_proba(L[dev][f])
+    row = next(r for r in chosen.report_["candidates"] if r["name"] == "bias-dev")
+    from llmlabel.labelmodel.calibrate import expected_accuracy
+
+    assert row["dev_accuracy"] == pytest.approx(expected_accuracy(want, y[dev]))
+    with pytest.raises(ConfigError, match="prefit"):
+        ClassBias(3, prefit=True).fit(L[train], y[dev], L[dev])

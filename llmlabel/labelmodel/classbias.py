@@ -48,16 +48,20 @@ class ClassBias(LabelModel):
     """The base model's class probabilities shifted by one log-odds bias per class, fitted on the dev set.
 
     Parameters: ``base`` (the unsupervised model fitted on the training votes; None for the no-gold default
-    ``HeldOutSelect``), ``penalty`` (L2 strength on the bias: a standard-normal prior at 1). Needs
+    ``HeldOutSelect``), ``penalty`` (L2 strength on the bias: a standard-normal prior at 1), ``prefit`` (``base``
+    is already fitted on these training votes and is used as is: ``select_label_model`` hands every dev fold the
+    default it fitted once, as scikit-learn's ``cv="prefit"``; it reads the votes alone, so each fold's refit
+    was the same model again: on a 100-row gold, most of ``aggregate --gold``'s time). Needs
     ``fit(L, y_dev, L_dev)``. Learned: ``base_``, ``bias_`` (k,), ``class_prior_`` (dev label shares, add-one
     smoothed; the probabilities of rows no LF votes on).
     """
 
     def __init__(self, cardinality: int | None = None, base: LabelModel | None = None, penalty: float = 1.0,
-                 random_state: int | None = 0):
+                 random_state: int | None = 0, prefit: bool = False):
         super().__init__(cardinality, random_state)
         self.base = base
         self.penalty = penalty
+        self.prefit = prefit
 
     def _fit(self, votes: Votes, dev: Votes | None, y_dev: np.ndarray | None) -> None:
         from .heldout import HeldOutSelect
@@ -67,8 +71,13 @@ class ClassBias(LabelModel):
         if self.penalty <= 0:
             raise ConfigError(f"penalty must be > 0, got {self.penalty}")
         k = votes.k
-        base = self.base.clone() if self.base is not None else HeldOutSelect(k, random_state=self.random_state)
-        self.base_ = base.fit(votes.soft if votes.soft is not None else votes.hard, lf_names=votes.names)
+        if self.prefit:
+            if self.base is None or getattr(self.base, "cardinality_", None) != k:
+                raise ConfigError("ClassBias(prefit=True) needs a base label model fitted on votes of the same classes")
+            self.base_ = self.base
+        else:
+            base = self.base.clone() if self.base is not None else HeldOutSelect(k, random_state=self.random_state)
+            self.base_ = base.fit(votes.soft if votes.soft is not None else votes.hard, lf_names=votes.names)
         cnt = np.bincount(y_dev, minlength=k) + 1.0
         self.class_prior_ = cnt / cnt.sum()
         on = np.flatnonzero(dev.covered())

@@ -191,6 +191,7 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
         n_folds = min(n_folds, MANY_CLASS_FOLDS)
     folds = _folds(dev.n, n_folds, rng)
     rows, probas, models, skipped = [], {}, {}, {}
+    shared: dict = {}  # the no-gold default fitted on L_train once, for candidates built on it (bias-dev)
     for spec in candidates:
         name = _name(spec)
         why = _skip_reason(spec, k, many, dev.n)
@@ -200,7 +201,10 @@ def select_label_model(L_train, L_dev=None, y_dev=None, candidates=DEFAULT_CANDI
         if name in probas:
             raise ConfigError(f"candidate '{name}' is listed twice")
         row, probas[name], models[name] = _score_candidate(spec, L_train, L_dev, dev, y_dev, k, folds,
-                                                           calibration=calibration, random_state=random_state)
+                                                           calibration=calibration, random_state=random_state,
+                                                           shared=shared)
+        if name == DEFAULT_MODEL and isinstance(spec, str):
+            shared[DEFAULT_MODEL] = models[name]
         rows.append(row)
     if not rows:
         raise ConfigError(f"no candidate could run: {skipped}")
@@ -226,17 +230,31 @@ def _skip_reason(spec, k: int, many: bool, n_dev: int) -> str | None:
     return None
 
 
-def _score_candidate(spec, L_train, L_dev, dev, y_dev, k: int, folds, *, calibration: str, random_state):
+def _on_shared_base(spec, k: int, random_state, L_train, shared: dict):
+    """``make_model(spec)``; a ``ClassBias`` on the no-gold default gets that default fitted once on ``L_train``
+    (``shared``, filled by the ``heldout`` candidate or here) instead of refitting it in every dev fold: the same
+    model, as it never reads the dev labels."""
+    m = make_model(spec, k, random_state)
+    if isinstance(m, ClassBias) and m.base is None and not m.prefit:
+        if DEFAULT_MODEL not in shared:
+            shared[DEFAULT_MODEL] = make_model(DEFAULT_MODEL, k, random_state).fit(L_train)
+        m.base, m.prefit = shared[DEFAULT_MODEL], True
+    return m
+
+
+def _score_candidate(spec, L_train, L_dev, dev, y_dev, k: int, folds, *, calibration: str, random_state,
+                     shared: dict | None = None):
     """Fit one candidate on the training votes and score it on the dev set; a candidate that learns from the
     dev labels is scored out-of-fold. Returns its report row, its dev probabilities and the fitted model."""
     t0 = time.perf_counter()
+    shared = {} if shared is None else shared
     if _uses_dev(spec):
         proba = np.empty((dev.n, k))
         for f in folds:
             rest = np.setdiff1d(np.arange(dev.n), f)
-            m = make_model(spec, k, random_state).fit(L_train, y_dev[rest], _rows(dev, rest))
+            m = _on_shared_base(spec, k, random_state, L_train, shared).fit(L_train, y_dev[rest], _rows(dev, rest))
             proba[f] = m.predict_proba(_rows(dev, f))
-        model = make_model(spec, k, random_state).fit(L_train, y_dev, L_dev)
+        model = _on_shared_base(spec, k, random_state, L_train, shared).fit(L_train, y_dev, L_dev)
     else:
         model = make_model(spec, k, random_state)
         model.fit(L_train)
