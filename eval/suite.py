@@ -196,6 +196,8 @@ def chain(b, d: Path, gold_file: Path | None, tag: str, select_metric: str | Non
                              "encoder_full_seconds": net.get("encoder_full_seconds"),
                              "cpu_seconds": net.get("cpu_seconds"),
                              "encoder_full_cpu_seconds": net.get("encoder_full_cpu_seconds"),
+                             "crossfit_seconds": net.get("crossfit_seconds"),
+                             "crossfit_cpu_seconds": net.get("crossfit_cpu_seconds"),
                              "candidates": [{k: r[k] for k in ("student", "weak", "accuracy", "macro_f1")}
                                             for r in net["candidates"]]}
     return out

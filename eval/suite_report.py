@@ -92,25 +92,28 @@ def write_markdown(done: dict, path: Path, budget: int | str = 100, seed: int = 
 
 
 def _cpu_table(sets, get) -> list[str]:
-    """CPU seconds of the (d) chain (``llmlabel auto``, every thread of the child process), of its safety net and of
-    the tuned encoder's full fit when that shipped, and the chain's CPU over the same chain's without those two:
-    what the net costs (the issue's budget: 2x)."""
+    """CPU seconds of the (d) chain (``llmlabel auto``, every thread of the child process), of its safety net, of
+    the cross-fitted labels ``aggregate`` makes for the net alone (rows from before they were timed: not counted,
+    "–") and of the tuned encoder's full fit when that shipped, and the chain's CPU over the same chain's without
+    those: what the net costs (the issue's budget: 2x)."""
     have = [s for s in sets if (get(s, "d") or {}).get("chain_cpu_seconds") is not None]
     if not have:
         return []
     out = ["", "CPU seconds of (d) (`llmlabel auto`, every thread; rows above are wall seconds), of its safety net "
-               "(metrics.json `safety_net.cpu_seconds`) and of the full fit of the tuned encoder when the net shipped "
-               "it; the ratio is the chain's CPU over the chain's CPU without those two:", "",
-           "| set | (d) chain CPU s | safety net CPU s | full fit CPU s | with the net / without |",
-           "|---|---|---|---|---|"]
+               "(metrics.json `safety_net.cpu_seconds`), of the cross-fitted labels `aggregate --gold` makes for the "
+               "net alone (`safety_net.crossfit_cpu_seconds`) and of the full fit of the tuned encoder when the net "
+               "shipped it; the ratio is the chain's CPU over the chain's CPU without those three:", "",
+           "| set | (d) chain CPU s | safety net CPU s | cross-fitted labels CPU s | full fit CPU s | "
+           "with the net / without |", "|---|---|---|---|---|---|"]
     ratios = []
     for s in have:
         d = get(s, "d")
         net = d.get("safety_net") or {}
         cpu, net_cpu, full = d["chain_cpu_seconds"], net.get("cpu_seconds") or 0, net.get("encoder_full_cpu_seconds")
-        r = cpu / max(cpu - net_cpu - (full or 0), 1e-9)
+        side = net.get("crossfit_cpu_seconds")
+        r = cpu / max(cpu - net_cpu - (full or 0) - (side or 0), 1e-9)
         ratios.append(r)
-        out.append(f"| {s} | {cpu:.0f} | {net_cpu:.0f} | {_sec(full)} | {r:.1f}x |")
+        out.append(f"| {s} | {cpu:.0f} | {net_cpu:.0f} | {_sec(side)} | {_sec(full)} | {r:.1f}x |")
     out += ["", f"With the net over without: {min(ratios):.1f}x to {max(ratios):.1f}x, median "
                 f"{float(np.median(ratios)):.1f}x; at most 2x on {sum(r <= 2 for r in ratios)} of {len(ratios)} sets."]
     return out

@@ -390,6 +390,8 @@ def test_label_and_aggregate_with_gold_leave_the_cross_fitted_world_for_distill(
     assert texts[0] == "card_arrival: when will my new card arrive"  # given; the others described from the corpus
     assert len(texts) == len(INTENTS) and all(t.startswith(n) for t, n in zip(texts, INTENTS))
     assert ("anchored", "none") in {(r["student"], r["weak"]) for r in m["safety_net"]["candidates"]}
+    # aggregate made the cross-fitted labels for the net alone: the net reports their cost as part of its own
+    assert m["safety_net"]["crossfit_cpu_seconds"] == cl.meta["cpu_seconds"] > 0 and cl.meta["seconds"] > 0
     # Aggregated again without the gold, the labels no longer come from the cross-fitted world: the sidecar
     # goes, and distill trains without a net instead of scoring against labels it outlived.
     assert run_cli("aggregate", tmp_path / "votes", "-o", labeled) == 0

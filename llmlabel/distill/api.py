@@ -221,6 +221,8 @@ def _run_net(d: LabeledData, crossfit, student: str, *, soft, seed: int, select_
                              metric=select_metric, soft=soft is not False, tuned=tuned)
         net.extra.update(seconds=round(time.perf_counter() - t_net, 1), encoder_seconds=round(t_enc, 1),
                          cpu_seconds=round(time.process_time() - cpu_net, 1))
+    # the cross-fitted labels it scores on were made by aggregate for the net alone: their cost is the net's too
+    net.extra.update({f"crossfit_{k}": crossfit.meta[k] for k in ("seconds", "cpu_seconds") if k in crossfit.meta})
     student, d, weak_weight = _ship(student, net.chosen, d)
     if student == "tuned":
         t_full, cpu_full = time.perf_counter(), time.process_time()

@@ -127,15 +127,21 @@ def crossfit_multi_labels(mv, cv, dev_rows: np.ndarray, Y_dev: np.ndarray, metho
 
 def crossfit_sidecar(votes, output, classes: list[str], read, make, method: str, want: bool = True) -> Path | None:
     """The labeled file's sidecar from ``make(read(votes))`` when ``want`` (human labels to hold out) and the
-    votes folder has cross-fitting votes; a stale sidecar from an earlier run is removed otherwise."""
+    votes folder has cross-fitting votes; a stale sidecar from an earlier run is removed otherwise. Its metadata
+    records what making it cost (``seconds``, ``cpu_seconds``: every thread of this process): only distill's
+    safety net reads it, so the net reports it as part of its own cost."""
+    import time
+
     from ..artifacts.crossfit import crossfit_labels_path, write_crossfit_labels
 
     side = crossfit_labels_path(output)
+    t0, c0 = time.perf_counter(), time.process_time()
     cv = read(votes) if want and Path(votes).is_dir() else None
     made = None if cv is None else make(cv)
     if made is None:
         side.unlink(missing_ok=True)
         return None
     ids, proba, folds, thresholds = made
+    cost = {"seconds": round(time.perf_counter() - t0, 2), "cpu_seconds": round(time.process_time() - c0, 2)}
     return write_crossfit_labels(output, ids=ids, classes=classes, proba=proba, gold=folds, thresholds=thresholds,
-                                 meta={"method": method})
+                                 meta={"method": method, **cost})
