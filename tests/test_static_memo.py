@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "banking77_sample.jsonl"
 
@@ -19,23 +20,27 @@ def _sample():
     return [r["text"] for r in rows], y, classes
 
 
-def _fit(texts, proba, classes, weights, memo=None):
+def _fit(texts, proba, classes, weights, memo=None, multi_label=False):
     from llmlabel.distill import StaticStudent
 
-    st = StaticStudent(epochs=1, memo=memo)  # weight_decay="auto": the grid's split fit, then all rows
+    st = StaticStudent(epochs=1, memo=memo, multi_label=multi_label)  # weight_decay="auto": grid split, then all
     return st.fit(texts, proba=proba, classes=classes, sample_weight=weights)
 
 
-def test_a_fit_with_the_memo_is_the_fit_without_it_and_reuses_the_texts_features():
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_a_fit_with_the_memo_is_the_fit_without_it_and_reuses_the_texts_features(multi_label):
+    from functools import partial
+
     from llmlabel.distill.static_memo import StaticMemo
 
+    fit = partial(_fit, multi_label=multi_label)
     texts, y, classes = _sample()
     rng = np.random.default_rng(0)
     proba = np.eye(len(classes), dtype=np.float32)[y] * 0.7 + 0.3 / len(classes)
     w1, w2 = np.ones(len(texts), np.float32), rng.uniform(0.2, 2.0, len(texts)).astype(np.float32)
     memo = StaticMemo()
     for w in (w1, w2):  # the net's "all" then "equal" recipe on one fold: same texts, other weights
-        plain, shared = _fit(texts, proba, classes, w), _fit(texts, proba, classes, w, memo)
+        plain, shared = fit(texts, proba, classes, w), fit(texts, proba, classes, w, memo)
         for name, a in plain.state_.items():
             assert np.array_equal(a, shared.state_[name]), name
         assert np.array_equal(plain.idf_, shared.idf_) and np.array_equal(plain.bigram_keys_, shared.bigram_keys_)
@@ -43,7 +48,7 @@ def test_a_fit_with_the_memo_is_the_fit_without_it_and_reuses_the_texts_features
     # each fit builds features for its grid split and for all its rows; the second fit finds both
     assert (memo.misses, memo.hits) == (2, 2)
     other = texts[::-1]
-    _fit(other, proba[::-1], classes, w1, memo)
+    fit(other, proba[::-1], classes, w1, memo)
     assert memo.misses == 4  # other texts (the same ones in another order) are not mistaken for these
 
 
