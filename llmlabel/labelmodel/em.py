@@ -161,6 +161,10 @@ class SoftEM(HardEM):
             voted = np.flatnonzero(np.abs(block[:, :k]) @ np.ones(k) > 0)
             self.rows.append(voted)
             self.blocks.append(block[voted])
+        # The M-step's transposes, made once: scipy builds a new matrix object per ``.T`` (a view of the same
+        # arrays, so the products are the same), and at 10-30 EM rounds per fit that was a sixth of a
+        # selection's time (TweetEval emoji's aggregate --gold: 11 of 64 s, profiled).
+        self.blocks_T = [b.T for b in self.blocks]
         self.abstain = S == k + 1
 
     def _silent(self, j: int, theta: np.ndarray) -> np.ndarray:
@@ -201,7 +205,7 @@ class SoftEM(HardEM):
             z = self._voted(j, theta)[0]
             q = wT[rows]
             r = np.divide(q, z, out=np.zeros_like(z), where=z > 0)
-            out[j] = theta[j] * np.asarray(self.blocks[j].T @ r).T
+            out[j] = theta[j] * np.asarray(self.blocks_T[j] @ r).T
             if self.abstain:  # rows where LF j abstains outright: x = 1 on abstain, so theta * wT / theta = wT
                 out[j][:, -1] += np.where(theta[j, :, -1] > 0, total - q.sum(axis=0), 0.0)
         return out
