@@ -50,7 +50,11 @@ def _reference(X, m, S, k, tau, theta, wT):
 
 
 @pytest.mark.parametrize("abstain", [True, False])
-def test_stacked_steps_are_the_per_lf_sums_bit_for_bit(abstain):
+@pytest.mark.parametrize("budget", [None, 500])
+def test_stacked_steps_are_the_per_lf_sums_bit_for_bit(abstain, budget, monkeypatch):
+    """One group of LFs (the chain's sizes), or several (a budget below two LFs' rows: as at 10^6 items)."""
+    if budget:
+        monkeypatch.setattr(SoftEM, "BUDGET", budget)
     n, m, k = 400, 7, 4
     S = k + 1 if abstain else k
     X = _design(n, m, k, abstain, seed=1)
@@ -60,6 +64,7 @@ def test_stacked_steps_are_the_per_lf_sums_bit_for_bit(abstain):
     theta = rng.dirichlet(np.ones(S), size=(m, k))
     wT = rng.dirichlet(np.ones(k), size=n)
     eng = SoftEM(X, m, S, k, tau)
+    assert len(eng.groups) == (m if budget else 1)  # each LF votes on more than 500 / k rows
     want_logits, want_counts = _reference(X, m, S, k, tau, theta, wT)
     assert np.array_equal(eng.logits(theta), want_logits)
     assert np.array_equal(eng.counts(wT, theta), want_counts)

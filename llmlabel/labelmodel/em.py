@@ -2,8 +2,8 @@
 
 Votes become a sparse design matrix X (n x m*S, one 1 per LF output, or the vote's class probabilities for
 soft votes); the E-step is ``X @ log_theta`` and the M-step ``X.T @ posteriors`` (soft votes: the same products
-over the rows each LF votes on, every LF's stacked into one matrix: ``SoftEM``). Kept apart from the models (dawid_skene.py), which own the
-parameters, the priors and the fitting loop.
+over the rows each LF votes on, groups of LFs stacked into one matrix: ``SoftEM``). Kept apart from the models
+(dawid_skene.py), which own the parameters, the priors and the fitting loop.
 """
 
 from __future__ import annotations
@@ -149,41 +149,59 @@ class SoftEM(HardEM):
     matrices: a 0.9/0.1 vote then scores best against a flat row, and EM drifts to it.
     """
 
+    #: The most numbers (stacked voted rows x classes) one step handles at once: a group of LFs whose voted rows
+    #: fit is one product; beyond it (10^6 items of soft votes) a group is one LF, as memory was before stacking.
+    BUDGET = 1 << 22
+
     def __init__(self, X: sp.csr_matrix, m: int, S: int, k: int, tau: np.ndarray | None = None) -> None:
         super().__init__(X, m, S, k, tau)
         Xc = X.tocsc()
         # Per LF, only the rows where it puts mass on some class: on the others it abstains outright (abstain
         # mass 1 when modelled, nothing otherwise: ``design_matrix``), a term that is one row for all of them.
-        # Keyword LFs vote on a few percent of the items, so E and M steps scale with the votes cast. The LFs'
-        # voted rows are stacked into one matrix V (LF after LF, each in its own S columns), so a step is one
-        # product over V instead of one per LF: the same sums in the same order (each row of V holds one LF's
-        # entries, each column one LF's rows), many fewer calls (TweetEval emoji's aggregate --gold, 45 LFs).
-        rows, parts = [], []
+        # Keyword LFs vote on a few percent of the items, so E and M steps scale with the votes cast. Consecutive
+        # LFs' voted rows are stacked into one matrix per group (each LF in its own S columns), so a step is one
+        # product per group instead of one per LF: the same sums in the same order (each stacked row holds one
+        # LF's entries, each column one LF's rows), far fewer calls (TweetEval emoji: 45 LFs, one group).
+        self.rows, blocks = [], []
         for j in range(m):  # loop over LFs, not items, once
             block = Xc[:, j * S:(j + 1) * S].tocsr()
             voted = np.flatnonzero(np.abs(block[:, :k]) @ np.ones(k) > 0)
-            b = block[voted]
-            rows.append(voted)
-            parts.append(sp.csr_matrix((b.data, b.indices + j * S, b.indptr), shape=(len(voted), m * S)))
-        self.rows = rows
-        self.starts = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-        self.item = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
-        self.lf = np.repeat(np.arange(m), np.diff(self.starts))
-        self.V = sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, m * S))
-        self.V_T = self.V.T  # made once: scipy builds a new matrix object per ``.T``
+            self.rows.append(voted)
+            blocks.append(block[voted])
         self.abstain = S == k + 1
-        # The E-step adds each LF's term to its rows, LF after LF, onto a base every row shares. As one product:
-        # row i of P sums column 0 (the base) and then the stacked rows of item i in LF order, so the float sums
-        # are the per-LF loop's, in its order (0 + base + term_0 + term_1 ...); LFs of weight 0 add nothing.
-        on = np.flatnonzero(self.tau[self.lf] != 0)
-        order = on[np.argsort(self.item[on], kind="stable")]
-        per_item = np.bincount(self.item[on], minlength=X.shape[0]) + 1
-        indptr = np.concatenate([[0], np.cumsum(per_item)]).astype(np.int64)
+        self.groups = [self._group(lo, hi, blocks) for lo, hi in self._bounds(k)]
+
+    def _bounds(self, k: int) -> list[tuple[int, int]]:
+        out, lo, size = [], 0, 0
+        for j, r in enumerate(self.rows):
+            if j > lo and (size + len(r)) * k > self.BUDGET:
+                out.append((lo, j))
+                lo, size = j, 0
+            size += len(r)
+        return out + [(lo, len(self.rows))] if self.rows else out
+
+    def _group(self, lo: int, hi: int, blocks) -> dict:
+        """LFs ``lo..hi-1`` stacked: ``V`` (their voted rows x their S columns each), its transpose, each stacked
+        row's item and LF, where each LF's rows start, and ``P``, which adds the rows' terms onto a per-item base
+        as the per-LF loop did: row i of ``P`` takes item i's base (column i) and then item i's stacked rows in
+        LF order, so the float sums are that loop's, in its order; LFs of weight 0 add nothing."""
+        n, S = self.X.shape[0], self.shape[1]
+        parts = [sp.csr_matrix((b.data, b.indices + (j - lo) * S, b.indptr), shape=(b.shape[0], (hi - lo) * S))
+                 for j, b in zip(range(lo, hi), blocks[lo:hi])]
+        V = sp.vstack(parts, format="csr")
+        starts = np.concatenate([[0], np.cumsum([len(r) for r in self.rows[lo:hi]])]).astype(np.int64)
+        item = np.concatenate(self.rows[lo:hi]).astype(np.int64)
+        lf = np.repeat(np.arange(lo, hi), np.diff(starts))
+        on = np.flatnonzero(self.tau[lf] != 0)
+        order = on[np.argsort(item[on], kind="stable")]
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(item[on], minlength=n) + 1)]).astype(np.int64)
         cols = np.zeros(int(indptr[-1]), np.int64)
-        at = np.ones(len(cols), bool)
-        at[indptr[:-1]] = False  # each row's first entry is the base column 0
-        cols[at] = order + 1
-        self.P = sp.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(X.shape[0], len(self.item) + 1))
+        first = np.zeros(len(cols), bool)
+        first[indptr[:-1]] = True
+        cols[first] = np.arange(n)
+        cols[~first] = n + order
+        P = sp.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(n, n + len(item)))
+        return {"lo": lo, "hi": hi, "V": V, "V_T": V.T, "starts": starts, "item": item, "lf": lf, "P": P}
 
     def _silent_all(self, theta: np.ndarray) -> np.ndarray:
         """(m, k) each LF's log-likelihood term on a row where it abstains outright."""
@@ -193,10 +211,9 @@ class SoftEM(HardEM):
         a = theta[:, :, -1]
         return np.log(a, out=np.zeros_like(a), where=a > 0)
 
-    def _z(self, theta: np.ndarray) -> np.ndarray:
-        """(rows of V, k): ``z = sum_s x_is theta_j[c, s]`` on every LF's voted rows."""
-        m, S, k = self.shape
-        return np.asarray(self.V @ theta.transpose(0, 2, 1).reshape(m * S, k))
+    def _z(self, g: dict, theta: np.ndarray) -> np.ndarray:
+        """(stacked rows, k): ``z = sum_s x_is theta_j[c, s]`` on the group's LFs' voted rows."""
+        return np.asarray(g["V"] @ theta[g["lo"]:g["hi"]].transpose(0, 2, 1).reshape(-1, self.shape[2]))
 
     @staticmethod
     def _log(z: np.ndarray) -> np.ndarray:
@@ -205,28 +222,37 @@ class SoftEM(HardEM):
     def lf_term(self, j, theta):
         out = np.empty((self.X.shape[0], self.shape[2]))
         out[:] = self._silent_all(theta)[j]
-        a, b = self.starts[j], self.starts[j + 1]
-        m, S, k = self.shape
-        out[self.rows[j]] = self._log(np.asarray(self.V[a:b, j * S:(j + 1) * S] @ theta[j].T))
+        g = next(g for g in self.groups if g["lo"] <= j < g["hi"])
+        a, b, S = g["starts"][j - g["lo"]], g["starts"][j - g["lo"] + 1], self.shape[1]
+        out[self.rows[j]] = self._log(np.asarray(g["V"][a:b, (j - g["lo"]) * S:(j - g["lo"] + 1) * S] @ theta[j].T))
         return self.tau[j] * out
 
     def logits(self, theta):
         silent = self._silent_all(theta)
-        terms = self.tau[self.lf][:, None] * (self._log(self._z(theta)) - silent[self.lf])
-        return np.asarray(self.P @ np.vstack([(self.tau @ silent)[None, :], terms]))
+        out = np.empty((self.X.shape[0], self.shape[2]))
+        out[:] = self.tau @ silent
+        for g in self.groups:  # over groups of LFs (one, at the chain's sizes), not items
+            terms = self.tau[g["lf"]][:, None] * (self._log(self._z(g, theta)) - silent[g["lf"]])
+            out = np.asarray(g["P"] @ np.vstack([out, terms]))
+        return out
 
     def counts(self, wT, theta):
         if theta is None:  # first M-step, from vote shares: the expected outputs themselves
             return super().counts(wT, None)
         m, S, k = self.shape
-        z = self._z(theta)
-        q = wT[self.item]
-        r = np.divide(q, z, out=np.zeros_like(z), where=z > 0)
-        out = theta * np.asarray(self.V_T @ r).reshape(m, S, k).transpose(0, 2, 1)
-        if self.abstain:  # rows where LF j abstains outright: x = 1 on abstain, so theta * wT / theta = wT
-            # per LF, as numpy sums a block (np.add.reduceat adds in another order: not the same last bits)
-            voted = np.array([q[a:b].sum(axis=0) for a, b in zip(self.starts[:-1], self.starts[1:])]).reshape(m, k)
-            out[:, :, -1] += np.where(theta[:, :, -1] > 0, wT.sum(axis=0)[None, :] - voted, 0.0)
+        out = np.empty(theta.shape)
+        total = wT.sum(axis=0)
+        for g in self.groups:
+            lo, hi = g["lo"], g["hi"]
+            z = self._z(g, theta)
+            q = wT[g["item"]]
+            r = np.divide(q, z, out=np.zeros_like(z), where=z > 0)
+            out[lo:hi] = theta[lo:hi] * np.asarray(g["V_T"] @ r).reshape(hi - lo, S, k).transpose(0, 2, 1)
+            if self.abstain:  # rows where LF j abstains outright: x = 1 on abstain, so theta * wT / theta = wT
+                # per LF, as numpy sums a block (np.add.reduceat adds in another order: not the same last bits)
+                st = g["starts"]
+                voted = np.array([q[a:b].sum(axis=0) for a, b in zip(st[:-1], st[1:])]).reshape(hi - lo, k)
+                out[lo:hi, :, -1] += np.where(theta[lo:hi, :, -1] > 0, total[None, :] - voted, 0.0)
         return out
 
 
