@@ -7,8 +7,9 @@ the very folds the net scores on. An encoder from the label stage (``meta.encode
 ``encoder/`` beside it) is reused when its halves agree with the net's folds on every gold id; otherwise one is
 fitted into ``encoder/`` beside the labeled file, or ``encoder-net/`` when ``encoder/`` holds another fit the votes
 read. Its anchors are the label texts the anchored probe reads (``name: description``, :mod:`.anchors`), as in
-the runs its settings were chosen on (eval/results/encoder.md). The net needs the two halves only (two fine-tunings of MiniLM on 50 gold rows each): the full fit, as long
-as both halves together, is made by :meth:`~llmlabel.tuned.TunedEncoder.complete` when the tuned candidate ships.
+the runs its settings were chosen on (eval/results/encoder.md). The net needs the two halves only (two fine-tunings
+of MiniLM on 50 gold rows each): the full fit, as long as both halves together, is made by
+:meth:`~llmlabel.tuned.TunedEncoder.complete` when the tuned candidate ships.
 """
 
 from __future__ import annotations
