@@ -297,3 +297,28 @@ def test_bad_weak_weight_fails_before_reading_the_file(bad, tmp_path):
 
     with pytest.raises(ConfigError, match="weak_weight"):
         distill(tmp_path / "does-not-exist.parquet", None, student="static", weak_weight=bad)
+
+
+@pytest.mark.parametrize("form", ["single", "multi"])
+def test_a_dead_server_stops_single_and_multi_label_lfs_alike_instead_of_abstaining_item_by_item(form):
+    """One failure policy for both forms (lf/apply.run_one): a server that refuses connections is a failure of the
+    run, raised at once; the multi-label path used to retry item by item and store abstains."""
+    import socket
+
+    from llmlabel.errors import ServerError
+    from llmlabel.lf.apply import apply_lfs
+    from llmlabel.lf.multispec import apply_multi_lfs
+    from llmlabel.lf.prompted import PromptedLF
+    from llmlabel.llm import load_engine
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))  # a port nothing listens on once closed: a real refused connection
+    port = s.getsockname()[1]
+    s.close()
+    eng = load_engine(f"openai:http://127.0.0.1:{port}/v1#m", cache=None, max_retries=0, timeout=2)
+    labels = ["a", "b", "c"]
+    with pytest.raises(ServerError, match="connection failed"):
+        if form == "multi":
+            apply_multi_lfs([PromptedListLF("ls", eng, labels)], ["x", "y"], labels=labels, label_ids=labels)
+        else:
+            apply_lfs([PromptedLF("p", eng, labels)], ["x", "y"], labels=labels)

@@ -28,8 +28,10 @@ _FATAL = (ConfigError, ServerError, EngineUnavailable, CacheError)
 from .core import LabelingFunction
 
 
-def _run_one(lf: LabelingFunction, texts: list[str], items, k: int):
-    """(votes, proba | None) for one LF; per-item fallback when the batch call raises."""
+def run_one(lf: LabelingFunction, texts: list[str], items, k: int):
+    """(votes, proba | None) for one LF on a batch: votes ``(n,)`` class ids, or ``(n, k)`` 1 / 0 / -1 for a
+    multi-label LF; proba ``(n, k)``. When the batch call raises, each item is tried alone; items that still
+    fail abstain and count as the LF's errors. A failure of the run (:data:`_FATAL`) is raised at once."""
     try:
         return lf.apply(texts, items)
     except LLMLabelError as e:
@@ -38,7 +40,7 @@ def _run_one(lf: LabelingFunction, texts: list[str], items, k: int):
         first_error: Exception = e
     except Exception as e:  # noqa: BLE001 - user code and engines may raise anything
         first_error = e
-    votes = np.full(len(texts), ABSTAIN, np.int16)
+    votes = np.full((len(texts), k) if getattr(lf, "multi_label", False) else len(texts), ABSTAIN, np.int16)
     proba = None
     for i in range(len(texts)):  # failure path only
         try:
@@ -93,7 +95,7 @@ def apply_lfs(lfs: Sequence[LabelingFunction], texts: Sequence[str], *, labels: 
             break
         for j in order:
             lf = lfs[j]
-            v, p = _run_one(lf, bt, bi, k)
+            v, p = run_one(lf, bt, bi, k)
             votes[sl, j] = v
             if p is not None and p.shape != (len(bt), k):
                 raise ConfigError(f"LF '{lf.name}' returned probabilities of shape {p.shape}, not ({len(bt)}, {k})")

@@ -8,7 +8,6 @@ from the engine cache.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from ..results import LabelResult
@@ -46,7 +45,7 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
     from ..io_write import check_writable
     from ..llm import cache_option, engine_factory
     from ..progress import Ticker
-    from .spec import build_lfs
+    from .forms import label_sets, one_of_k
 
     if output is None:
         raise ConfigError("missing output: the votes folder to write", field="output")
@@ -56,39 +55,22 @@ def label_corpus(data: str | Path, taxonomy: str | Path, lfs: str | Path | None 
     lf_set, chosen = choose_lfs(lfs, multi_label=full.multi_label, gold=gold is not None, models=model, data=data,
                                 text_field=text_field, id_field=id_field, embedder=embedder)
     gold = resolve_gold_path(gold, lf_set.spec.gold, lfs)
-    if full.multi_label:
-        from .multispec import label_corpus_multi
-
-        res = label_corpus_multi(data, full, lf_set.spec, out, taxonomy_path=taxonomy_path,
-                                 lfs_record=lf_set.record(), models=model, gold=gold, shard_size=shard_size,
-                                 text_field=text_field, id_field=id_field, progress=progress, keep_text=keep_text,
-                                 command=command, overwrite=overwrite, embedder=embedder,
-                                 engines=engine_factory(cache=cache_option(cache, no_cache)))
-        lf_set.save_into(out)
-        return replace(res, default_lfs=lf_set.default, embedder_auto=chosen)
     corpus, batches = _open_corpus(data, text_field, id_field, shard_size)
-    tax = full.class_taxonomy()
-    labels = tax.classes()
-    gold_set, tuned = _gold_and_encoder(gold, tax, labels, lf_set.spec, out, encoder, progress)
-    lfs = build_lfs(lf_set.spec, tax, models=model, engines=engine_factory(cache=cache_option(cache, no_cache)),
-                    gold=gold_set, embedder=embedder, tuned=tuned)
-    engines = {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
-    meta, deps = votes_record(lf_set, command=command, engines=engines, taxonomy_path=taxonomy_path, data=data,
-                              label_texts=tax.label_texts())
-    _record_inputs(meta, deps, chosen=chosen, gold=gold, tuned=tuned)
-    prob_lfs = [lf.name for lf in lfs if lf.kind in ("prompted", "embedding", "knn", "logreg", "setfit")]
-    with VotesWriter(out, lf_names=[lf.name for lf in lfs], labels=labels, prob_lfs=prob_lfs, keep_text=keep_text,
-                     shard_size=shard_size, meta=meta, depends=deps, overwrite=overwrite) as w, \
+    given = dict(gold=gold, models=model, engines=engine_factory(cache=cache_option(cache, no_cache)),
+                 embedder=embedder, source=dict(data=data, text_field=text_field, id_field=id_field))
+    form = label_sets(full, lf_set.spec, **given) if full.multi_label else \
+        one_of_k(full, lf_set.spec, **given, out=out, encoder=encoder, progress=progress)
+    meta, deps = votes_record(lf_set, command=command, engines=llm_engines(form.lfs), taxonomy_path=taxonomy_path,
+                              data=data, label_texts=form.label_texts)
+    _record_inputs(meta, deps, chosen=chosen, gold=gold, tuned=form.tuned)
+    meta.update(form.meta)
+    with VotesWriter(out, lf_names=form.columns, labels=form.classes, prob_lfs=form.prob_columns,
+                     keep_text=keep_text, shard_size=shard_size, meta=meta, depends=deps, overwrite=overwrite) as w, \
             Ticker(progress, corpus.num_rows, "label") as tick:  # num_rows: None for JSONL/CSV (no end to the bar)
-        rows = _write_batches(w, tick, batches, lfs, labels, keep_text)
-    crossfit = None
-    if gold_set is not None:  # the safety net's cross-fitted votes (lf/crossfit.py)
-        from .crossfit import write_crossfit
-
-        crossfit = write_crossfit(out, lfs, gold_set, labels, depends=deps, data=data, text_field=text_field,
-                                  id_field=id_field)
+        rows = _write_batches(w, tick, batches, form.lfs, form.apply, keep_text)
+    crossfit = form.crossfit(out, deps)  # with gold: the safety net's cross-fitted votes (lf/crossfit.py)
     return finish_votes(out, w, lf_set, rows=rows, read=corpus.stats.summary(), embedder_auto=chosen,
-                        crossfit=crossfit)
+                        crossfit=crossfit, multi_label=form.multi_label, errors=form.lf_errors(w.errors))
 
 
 def choose_lfs(lfs: str | Path | None, *, multi_label: bool, gold: bool, models: list[str] | None, data,
@@ -130,10 +112,13 @@ def votes_record(lf_set, *, command: list[str] | None, engines: dict[str, str], 
     return meta, deps
 
 
-def finish_votes(out, writer, lf_set, *, rows: int, read: str, embedder_auto: str | None, **extra) -> LabelResult:
-    """Save the LF set that ran beside the votes (``out/lfs.yaml``) and say what the run wrote."""
+def finish_votes(out, writer, lf_set, *, rows: int, read: str, embedder_auto: str | None,
+                 errors: dict[str, int] | None = None, **extra) -> LabelResult:
+    """Save the LF set that ran beside the votes (``out/lfs.yaml``) and say what the run wrote (``errors``: per
+    LF, when the folder's columns are not the LFs)."""
     lf_set.save_into(out)
-    return LabelResult(out=str(out), rows_labeled=rows, shards=writer.shards, errors=dict(writer.errors), read=read,
+    return LabelResult(out=str(out), rows_labeled=rows, shards=writer.shards,
+                       errors=dict(writer.errors) if errors is None else errors, read=read,
                        restarted=getattr(writer, "restarted", None), default_lfs=lf_set.default,
                        embedder_auto=embedder_auto, **extra)
 
@@ -150,24 +135,6 @@ def _open_corpus(data, text_field, id_field, shard_size):
     return corpus, batches
 
 
-def _gold_and_encoder(gold: Path | None, tax, labels: list[str], spec, out, encoder, progress: bool = False):
-    """The gold set (k folds, for out-of-fold votes) and the run's tuned encoder when an LF reads it."""
-    from .spec import uses_tuned
-
-    gold_set = None
-    if gold is not None:
-        from .gold import load_gold
-
-        gold_set = load_gold(gold, labels, ids=[lab.id for lab in tax.labels], folds=spec.gold_folds)
-    tuned = None
-    if gold_set is not None and uses_tuned(spec):
-        from .spaces import run_encoder
-
-        tuned = run_encoder(gold_set, tax, Path(encoder) if encoder is not None else Path(out).parent / "encoder",
-                            progress=progress is True)
-    return gold_set, tuned
-
-
 def _record_inputs(meta: dict, deps: dict, *, chosen: str | None, gold: Path | None, tuned) -> None:
     """Add the local run's own inputs to the manifest: the embedder chosen, the gold file, the tuned encoder."""
     if chosen:
@@ -182,9 +149,15 @@ def _record_inputs(meta: dict, deps: dict, *, chosen: str | None, gold: Path | N
         meta["encoder"] = tuned.identity()
 
 
-def _write_batches(w, tick, batches, lfs: list, labels: list[str], keep_text: bool) -> int:
-    """Apply the LFs to the items not yet in finished shards, batch by batch; returns the rows written."""
-    from .apply import ErrorShare, apply_lfs, with_last
+def llm_engines(lfs) -> dict[str, str]:
+    """LF name -> the spec of the LLM engine it runs (what the votes depend on)."""
+    return {lf.name: lf.engine.spec for lf in lfs if lf.cost == "llm" and getattr(lf, "engine", None) is not None}
+
+
+def _write_batches(w, tick, batches, lfs: list, apply, keep_text: bool) -> int:
+    """Apply the LFs to the items not yet in finished shards, batch by batch (``apply``: ``(texts, items, ids) ->
+    (LabelMatrix to store, errors per LF)``); returns the rows written."""
+    from .apply import ErrorShare, with_last
 
     done = w.done_ids()
     tick(len(done))
@@ -196,8 +169,8 @@ def _write_batches(w, tick, batches, lfs: list, labels: list[str], keep_text: bo
             continue
         texts = [b.texts[i] for i in keep]
         items = [dict(b.rows[i], text=b.texts[i], id=b.ids[i]) for i in keep]
-        L = apply_lfs(lfs, texts, labels=labels, items=items, ids=[b.ids[i] for i in keep])
-        share.add(L.errors, len(keep), last=last)  # before writing: a failed batch is redone by the rerun
+        L, errors = apply(texts, items, [b.ids[i] for i in keep])
+        share.add(errors, len(keep), last=last)  # before writing: a failed batch is redone by the rerun
         w.write(L, texts if keep_text else None)
         rows += len(keep)
         tick(len(keep))
