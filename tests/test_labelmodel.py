@@ -170,6 +170,29 @@ def test_soft_votes_match_hard_votes_when_one_hot_and_dense_equals_sparse():
             assert (p.argmax(axis=1) == y).mean() > hard_acc - 0.03
 
 
+def test_a_label_matrix_gives_its_votes_as_the_hard_view_and_its_probabilities_on_voted_cells_as_the_soft_one():
+    """A LabelMatrix with stored class probabilities: the hard view is its votes (not the probabilities' argmax, which
+    is no longer computed), the soft view its probabilities where the LF voted; an LF that kept none is one-hot."""
+    from llmlabel.artifacts.matrix import LabelMatrix
+    from llmlabel.labelmodel.base import as_votes
+
+    rng = np.random.default_rng(0)
+    V = rng.integers(-1, 3, size=(50, 3)).astype(np.int16)
+    probs = {"p": rng.dirichlet(np.ones(3), size=int((V[:, 0] >= 0).sum()))}  # argmax often not the vote
+    L = LabelMatrix(V, ["p", "q", "r"], labels=["a", "b", "c"], vote_probs=probs)
+    v = as_votes(L)
+    assert (v.hard == V).all()
+    dense = v.soft.toarray().reshape(50, 3, 3)
+    voted = V[:, 0] >= 0
+    np.testing.assert_allclose(dense[voted, 0], probs["p"], rtol=2e-3)  # stored as float16
+    assert not dense[~voted, 0].any()
+    for j in (1, 2):  # no stored probabilities: the vote, one-hot
+        r = np.flatnonzero(V[:, j] >= 0)
+        assert (dense[r, j, V[r, j]] == 1).all() and dense[:, j].sum() == len(r)
+    with pytest.raises(InputError, match="probs cover"):
+        as_votes(type("Bad", (), {"votes": V, "probs": L.probs[:10], "lf_names": L.lf_names, "cardinality": 3})())
+
+
 def test_collapsing_repeated_rows_is_exact():
     L, _, _ = synth(n=3000, m=4, k=2, seed=5, coverage=0.5)
     assert dedup_rows(L) is not None  # 3^4 patterns for 3000 rows

@@ -101,7 +101,12 @@ def _from_label_matrix(L, cardinality, names, what: str, n_lfs) -> Votes:
     if probs is None:
         return as_votes(L.votes, cardinality, names, what, n_lfs)
     hard = as_votes(L.votes, cardinality, names, what, n_lfs)
-    soft = as_votes(probs, hard.k, names, what, n_lfs)
+    k = hard.k
+    if sp.issparse(probs) and probs.shape[1] % k == 0 and (probs.shape[0], probs.shape[1] // k) == hard.hard.shape:
+        # the votes are the hard view: the probabilities' own argmax (a sort over every nonzero) is not needed
+        soft = _from_sparse(probs, k, names, what, n_lfs, hard=hard.hard)
+    else:
+        soft = as_votes(probs, k, names, what, n_lfs)
     if soft.hard.shape != hard.hard.shape:
         raise InputError(f"{what}: probs cover {soft.hard.shape} (items, LFs) but votes {hard.hard.shape}")
     # An LF that abstained (e.g. under its confidence threshold) abstains in both views.
@@ -112,8 +117,9 @@ def _from_label_matrix(L, cardinality, names, what: str, n_lfs) -> Votes:
     return soft
 
 
-def _from_sparse(L, cardinality, names, what: str, n_lfs) -> Votes:
-    """Sparse soft votes, LF-major columns (``j*k + class``)."""
+def _from_sparse(L, cardinality, names, what: str, n_lfs, hard: np.ndarray | None = None) -> Votes:
+    """Sparse soft votes, LF-major columns (``j*k + class``); ``hard``: the hard view when the caller has it (else
+    each (item, LF)'s class with the most mass)."""
     if cardinality is None:
         raise ConfigError(f"{what}: sparse soft votes need cardinality= (columns are LF-major: j*k + class)")
     k = int(cardinality)
@@ -126,7 +132,7 @@ def _from_sparse(L, cardinality, names, what: str, n_lfs) -> Votes:
     m = width // k
     _check_width(m, n_lfs, what)
     _check_soft(soft, m, k, names, what)
-    return Votes(_soft_to_hard(soft, n, m, k), soft, k, _names(names, m, what))
+    return Votes(_soft_to_hard(soft, n, m, k) if hard is None else hard, soft, k, _names(names, m, what))
 
 
 def _from_soft_array(arr: np.ndarray, cardinality, names, what: str, n_lfs) -> Votes:
