@@ -398,16 +398,25 @@ def test_label_and_aggregate_with_gold_leave_the_cross_fitted_world_for_distill(
     assert read_crossfit_labels(labeled) is None
 
 
-def test_the_nets_tuned_encoder_reads_the_label_texts_the_anchored_probe_reads():
-    """Its settings were chosen with ``name: description`` anchors (eval/results/encoder.md); the net passes the
-    descriptions the label stage recorded, and none for a class whose recorded text is another class's."""
+def test_the_nets_tuned_encoder_reads_the_label_texts_the_anchored_probe_reads(monkeypatch, tmp_path):
+    """Its settings were chosen with ``name: description`` anchors (eval/results/encoder.md); the net hands the
+    tuned encoder the very texts the anchored probe reads (``anchors_for``: the label stage's, or the names for a
+    file whose recorded texts belong to other classes), which are the anchors a fit from the descriptions made, so
+    an encoder fitted before keeps its fingerprint."""
     from types import SimpleNamespace
 
-    from llmlabel.distill.tuned_net import descriptions
-    from llmlabel.tuned import anchor_texts
+    from llmlabel.distill.anchors import anchors_for
+    from llmlabel.distill.tuned_net import net_encoder
+    from llmlabel.tuned import TunedEncoder, anchor_texts
 
-    d = SimpleNamespace(classes=["ham", "spam"], meta={"label_texts": ["ham: a text between friends", "spam"]})
-    assert descriptions(d) == ["a text between friends", ""]
-    assert anchor_texts(d.classes, descriptions(d)) == d.meta["label_texts"]
-    assert descriptions(SimpleNamespace(classes=["a", "b"], meta={"label_texts": ["b: x", "a: y"]})) == ["", ""]
-    assert descriptions(SimpleNamespace(classes=["a", "b"], meta={})) == ["", ""]
+    seen = []
+    monkeypatch.setattr(TunedEncoder, "fit", classmethod(lambda cls, folder, **kw: seen.append(kw["anchors"])))
+    gold = SimpleNamespace(ids=["a", "b"], fold=np.array([0, 1]), labels=np.array([0, 1]))
+    for meta in ({"label_texts": ["ham: a text between friends", "spam"]}, {"label_texts": ["spam: x", "ham: y"]},
+                 {}):
+        d = SimpleNamespace(classes=["ham", "spam"], meta=meta, ids=["a", "b"], texts=["hi", "win"],
+                            source=str(tmp_path / "labeled.parquet"))
+        net_encoder(d, SimpleNamespace(gold=gold))
+        assert seen[-1] == anchors_for(d.classes, meta)
+    assert seen == [["ham: a text between friends", "spam"], ["ham", "spam"], ["ham", "spam"]]
+    assert anchor_texts(["ham", "spam"], ["a text between friends", ""]) == seen[0]

@@ -65,10 +65,6 @@ def net_encoder(d: LabeledData, crossfit, folder: str | Path | None = None, prog
         base = Path(d.source).parent
         folder = base / ("encoder-net" if old is not None else "encoder")
     return TunedEncoder.fit(folder, texts=[d.texts[pos[i]] for i in ids], y=y, labels=list(d.classes), fold=fold,
-                            ids=ids, descriptions=descriptions(d), source=str(d.source) if d.source else None,
+                            ids=ids, anchors=anchors_for(d.classes, d.meta), source=str(d.source) if d.source else None,
                             full=False, progress=progress)
 
-
-def descriptions(d: LabeledData) -> list[str]:
-    """Each class's description from the label texts the label stage recorded (``name: description``), or ""."""
-    return [t[len(c) + 2:] if t.startswith(f"{c}: ") else "" for t, c in zip(anchors_for(d.classes, d.meta), d.classes)]

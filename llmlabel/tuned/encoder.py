@@ -172,13 +172,15 @@ class TunedEncoder:
     # -- fitting ---------------------------------------------------------------------------------------------
     @classmethod
     def fit(cls, folder: str | Path, *, texts: Sequence[str], y, labels: Sequence[str], fold=None, ids=None,
-            descriptions: Sequence[str] | None = None, base: str = "minilm", settings: TuneSettings | None = None,
+            descriptions: Sequence[str] | None = None, anchors: Sequence[str] | None = None,
+            base: str = "minilm", settings: TuneSettings | None = None,
             halves: bool = True, threads: int | None = None, source: str | None = None,
             full: bool = True, progress: bool | Callable[[int], None] = False) -> "TunedEncoder":
         """Fit the full encoder and (``halves``, needs ``fold``) the two halves into ``folder``; load it instead
         when ``folder`` already holds a fit of the same inputs. ``ids`` (the gold rows' corpus ids) are recorded
         with their half, so :meth:`encode_items` can route gold items to the honest encoder later. ``full=False``
-        fits (or finds) the halves only and defers the full fit to :meth:`complete` (module docstring).
+        fits (or finds) the halves only and defers the full fit to :meth:`complete` (module docstring). The
+        anchors are ``anchors`` (one text per label) when given, else ``name: description`` from ``descriptions``.
         ``progress``: a bar per fine-tuning (or a callable given each step, as :class:`~llmlabel.progress.Ticker`)."""
         args = {k: v for k, v in locals().items() if k not in ("cls", "full")}
         settings = settings or TuneSettings()
@@ -192,7 +194,10 @@ class TunedEncoder:
             if fold is None:
                 raise ConfigError("encoder tuning with halves needs each gold row's cross-fitting fold")
             halves_of = np.asarray(fold, dtype=np.int64) % 2
-        anchors = anchor_texts(list(labels), list(descriptions) if descriptions else None)
+        if anchors is not None and len(anchors) != len(labels):
+            raise ConfigError(f"encoder tuning: {len(anchors)} anchor texts for {len(labels)} labels")
+        anchors = [str(a) for a in anchors] if anchors is not None else \
+            anchor_texts(list(labels), list(descriptions) if descriptions else None)
         fp = fit_fingerprint(base, texts, y, halves_of, labels, anchors, settings, ids)
         folder = Path(folder)
         if (folder / FILE).is_file():
