@@ -193,6 +193,19 @@ def test_a_label_matrix_gives_its_votes_as_the_hard_view_and_its_probabilities_o
         as_votes(type("Bad", (), {"votes": V, "probs": L.probs[:10], "lf_names": L.lf_names, "cardinality": 3})())
 
 
+def test_a_label_matrix_builds_its_soft_votes_once_and_again_when_given_new_arrays():
+    from llmlabel.artifacts.matrix import LabelMatrix
+
+    V = np.array([[0, 1], [1, -1], [-1, 0]], np.int16)
+    L = LabelMatrix(V, ["p", "q"], labels=["a", "b"], vote_probs={"p": np.array([[0.7, 0.3], [0.2, 0.8]])})
+    first = L.probs
+    assert L.probs is first  # every label model fitted on the matrix reads the same build
+    L.vote_probs = {"p": np.array([[0.1, 0.9], [0.2, 0.8]])}
+    assert L.probs is not first and L.probs[0, 1] == np.float32(0.9)
+    L.votes = np.array([[1, 1], [1, -1], [-1, 0]], np.int16)
+    assert L.probs[0, 3] == 1 and L.probs[0, 2] == 0
+
+
 def test_collapsing_repeated_rows_is_exact():
     L, _, _ = synth(n=3000, m=4, k=2, seed=5, coverage=0.5)
     assert dedup_rows(L) is not None  # 3^4 patterns for 3000 rows
