@@ -73,6 +73,13 @@ def write_markdown(done: dict, path: Path, budget: int | str = 100, seed: int = 
     da = [(s, get(s, "d")["official"] - get(s, "a")["official"]) for s in sets if get(s, "d") and get(s, "a")]
     if da:
         lines.append(f"(d) >= (a) on {sum(g >= -TIE for _, g in da)} of {len(da)} sets.")
+    ds = [(s, get(s, "d")["official"] - get(s, "c_setfit")["official"]) for s in sets
+          if get(s, "d") and get(s, "c_setfit")]
+    if ds:
+        lines.append(f"(d) against (c) SetFit on the {len(ds)} sets it ran on: {sum(g > TIE for _, g in ds)} wins, "
+                     f"{sum(abs(g) <= TIE for _, g in ds)} ties (within {100 * TIE:.0f} point), "
+                     f"{sum(g < -TIE for _, g in ds)} losses; (d) >= SetFit on {sum(g >= 0 for _, g in ds)} ("
+                     + ", ".join(f"{x} {100 * g:+.1f}" for x, g in ds) + ").")
     lines += ["", "Wall time per row (seconds, this machine); for (d) also the safety net's share (metrics.json "
               "`safety_net.seconds`) and, within it, getting the tuned encoder's halves (two fine-tunings on half "
               "the gold each); where the tuned candidate shipped, the full fit made after the net (not in the net's "
