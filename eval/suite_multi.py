@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -144,6 +145,8 @@ def run_set(b, args, done: dict, out_json: Path, work: Path, draw_gold, auto_pre
             key = f"{b.name}|{row}|{budget if row != 'e' else 0}|{args.seed}"
             if key in done["rows"] and not args.redo:
                 continue
+            if args.redo and row in ("d", "e"):  # a first run, as a user's (suite.py does the same): no stage to reuse
+                shutil.rmtree(d / f"run-{'nogold' if row == 'e' else f'gold{budget}'}", ignore_errors=True)
             t0 = time.perf_counter()
             res = {"a": lambda: zero_shot(b, gold, embed), "c_lr": lambda: lr_on_gold(b, gold, embed, args.seed),
                    "d": lambda: chain(b, d, d / f"gold-{budget}-{args.seed}.jsonl", f"gold{budget}",
