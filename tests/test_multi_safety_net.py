@@ -292,3 +292,26 @@ def test_label_aggregate_distill_predict_with_gold_through_the_cli(tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert f"{bad}:2" in err and "gold label 'nope'" in err and err.count("\n") == 0
     assert not (tmp_path / "l2.parquet").exists()
+
+
+def test_a_multi_label_label_run_shares_the_single_label_body(tmp_path):
+    """One body for both forms (lf/forms.py): an empty corpus fails in one line before any folder is made, and the
+    manifest records the gold file (path and fingerprint) as a single-label run's does."""
+    rows = _corpus(60, seed=3)
+    corpus = _jsonl(tmp_path / "corpus.jsonl", [{"id": r["id"], "text": r["text"]} for r in rows])
+    gold = _jsonl(tmp_path / "gold.jsonl", rows[:20])
+    (tmp_path / "labels.yaml").write_text(yaml.safe_dump(TREE, sort_keys=False))
+    tax = tmp_path / "tax.yaml"
+    assert run_cli("taxonomy", corpus, "--labels", tmp_path / "labels.yaml", "--multi-label", "-e", "wordllama",
+                   "-o", tax, "-q") == 0
+    (tmp_path / "lfs.yaml").write_text(yaml.safe_dump({"lfs": [
+        {"kind": "keyphrases"}, {"name": "knn", "kind": "knn", "embedder": "wordllama", "k": 5, "threshold": 0.5}]}))
+    (tmp_path / "empty.jsonl").write_text("")
+    assert run_cli("label", tmp_path / "empty.jsonl", "-t", tax, "--lfs", tmp_path / "lfs.yaml", "--gold", gold,
+                   "-o", tmp_path / "v0", "-q") == 2
+    assert not (tmp_path / "v0").exists()
+    assert run_cli("label", corpus, "-t", tax, "--lfs", tmp_path / "lfs.yaml", "--gold", gold, "-o",
+                   tmp_path / "votes", "-q") == 0
+    man = json.loads((tmp_path / "votes" / "_manifest.json").read_text(encoding="utf-8"))
+    assert man["meta"]["gold"] == str(gold) and "gold" in man["depends_on"]
+    assert man["meta"]["multi_label"]["labels"] == LEAVES
