@@ -52,7 +52,10 @@ def stats(checkout: Path) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("checkout", nargs="?", default=str(ROOT), help="a checkout of llmlabel (default: this one)")
-    print(json.dumps(stats(Path(ap.parse_args(argv).checkout)), indent=1))
+    checkout = Path(ap.parse_args(argv).checkout)
+    if not (checkout / "llmlabel").is_dir():
+        ap.error(f"{checkout} is not a checkout of llmlabel (no llmlabel/ folder in it)")
+    print(json.dumps(stats(checkout), indent=1))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ chooses the student and its per-label thresholds on the gold only, out-of-fold."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -237,22 +236,29 @@ def test_distill_ships_what_wins_on_the_gold_with_its_thresholds(tmp_path, weak)
     assert net["verdict"] in card and "other folds' out-of-fold probabilities" in card
 
 
+def _multi_run(tmp_path, rows, n_gold: int, lfs: list[dict]):
+    """corpus.jsonl, gold.jsonl (the first ``n_gold`` rows), a multi-label taxonomy made through the CLI and
+    lfs.yaml, as a user starts a multi-label run: their paths."""
+    corpus = _jsonl(tmp_path / "corpus.jsonl", [{"id": r["id"], "text": r["text"]} for r in rows])
+    gold = _jsonl(tmp_path / "gold.jsonl", rows[:n_gold])
+    (tmp_path / "labels.yaml").write_text(yaml.safe_dump(TREE, sort_keys=False))
+    tax = tmp_path / "tax.yaml"
+    assert run_cli("taxonomy", corpus, "--labels", tmp_path / "labels.yaml", "--multi-label", "-e", "wordllama",
+                   "-o", tax, "-q") == 0
+    (tmp_path / "lfs.yaml").write_text(yaml.safe_dump({"lfs": lfs}))
+    return corpus, gold, tax, tmp_path / "lfs.yaml"
+
+
 def test_label_aggregate_distill_predict_with_gold_through_the_cli(tmp_path, capsys):
     """label --gold writes the multi-label cross-fitting votes, aggregate --gold clamps the gold and writes the
     per-fold labels and thresholds, distill runs the net and predict uses its thresholds."""
     from llmlabel.artifacts.labeled import read_labeled
 
     rows = _corpus(260, seed=6)
-    corpus = _jsonl(tmp_path / "corpus.jsonl", [{"id": r["id"], "text": r["text"]} for r in rows])
-    gold = _jsonl(tmp_path / "gold.jsonl", rows[:50])
-    (tmp_path / "labels.yaml").write_text(yaml.safe_dump(TREE, sort_keys=False))
-    tax = tmp_path / "tax.yaml"
-    assert run_cli("taxonomy", corpus, "--labels", tmp_path / "labels.yaml", "--multi-label", "-e", "wordllama",
-                   "-o", tax, "-q") == 0
-    (tmp_path / "lfs.yaml").write_text(yaml.safe_dump({"lfs": [
+    corpus, gold, tax, _ = _multi_run(tmp_path, rows, 50, [
         {"kind": "keyphrases"}, {"name": "emb", "kind": "embedding", "embedder": "wordllama", "threshold": 0.5},
         {"name": "knn", "kind": "knn", "embedder": "wordllama", "k": 5, "threshold": 0.5},
-        {"name": "lr", "kind": "classifier", "embedder": "wordllama"}]}))
+        {"name": "lr", "kind": "classifier", "embedder": "wordllama"}])
     assert run_cli("label", corpus, "-t", tax, "--lfs", tmp_path / "lfs.yaml", "--gold", gold, "-o",
                    tmp_path / "votes", "-q") == 0
     cv = read_crossfit_multi_votes(tmp_path / "votes")
@@ -297,15 +303,8 @@ def test_label_aggregate_distill_predict_with_gold_through_the_cli(tmp_path, cap
 def test_a_multi_label_label_run_shares_the_single_label_body(tmp_path):
     """One body for both forms (lf/forms.py): an empty corpus fails in one line before any folder is made, and the
     manifest records the gold file (path and fingerprint) as a single-label run's does."""
-    rows = _corpus(60, seed=3)
-    corpus = _jsonl(tmp_path / "corpus.jsonl", [{"id": r["id"], "text": r["text"]} for r in rows])
-    gold = _jsonl(tmp_path / "gold.jsonl", rows[:20])
-    (tmp_path / "labels.yaml").write_text(yaml.safe_dump(TREE, sort_keys=False))
-    tax = tmp_path / "tax.yaml"
-    assert run_cli("taxonomy", corpus, "--labels", tmp_path / "labels.yaml", "--multi-label", "-e", "wordllama",
-                   "-o", tax, "-q") == 0
-    (tmp_path / "lfs.yaml").write_text(yaml.safe_dump({"lfs": [
-        {"kind": "keyphrases"}, {"name": "knn", "kind": "knn", "embedder": "wordllama", "k": 5, "threshold": 0.5}]}))
+    corpus, gold, tax, _ = _multi_run(tmp_path, _corpus(60, seed=3), 20, [
+        {"kind": "keyphrases"}, {"name": "knn", "kind": "knn", "embedder": "wordllama", "k": 5, "threshold": 0.5}])
     (tmp_path / "empty.jsonl").write_text("")
     assert run_cli("label", tmp_path / "empty.jsonl", "-t", tax, "--lfs", tmp_path / "lfs.yaml", "--gold", gold,
                    "-o", tmp_path / "v0", "-q") == 2

@@ -135,12 +135,11 @@ class LabelMatrix:
         if not self.vote_probs:
             return None
         # Built once per matrix: every label model fitted on it (a selection fits ~10 per gold fold) reads it.
-        # The cache holds the very arrays it was built from, so a matrix given new ones builds it again.
-        key = (self.votes, tuple(self.vote_probs.items()))
+        # Keyed by the arrays it was built from (held with it, so their ids stay theirs): new arrays, a new build.
+        key = (id(self.votes), tuple((name, id(pr)) for name, pr in self.vote_probs.items()))
         cached = getattr(self, "_probs", None)
-        if cached is not None and cached[0][0] is key[0] and len(cached[0][1]) == len(key[1]) and all(
-                a[0] == b[0] and a[1] is b[1] for a, b in zip(cached[0][1], key[1])):
-            return cached[1]
+        if cached is not None and cached[0] == key:
+            return cached[2]
         n, m = self.votes.shape
         k = self.cardinality
         rows, cols, data = [], [], []
@@ -162,7 +161,7 @@ class LabelMatrix:
                 data.append(np.ones(len(r), np.float32))
         out = sp.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))), shape=(n, m * k))
         out.eliminate_zeros()
-        self._probs = (key, out)
+        self._probs = (key, (self.votes, list(self.vote_probs.values())), out)
         return out
 
     def hard(self) -> LabelMatrix:
