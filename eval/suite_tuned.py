@@ -74,6 +74,7 @@ def main(argv=None) -> None:
     ap.add_argument("--fits", type=Path, default=Path("/tmp/llmlabel-suite-tuned"),
                     help="where the full fits go (reused when their inputs match)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "suite-tuned")
+    ap.add_argument("--suite-note", default="", help="what the --suite file is, said under the table")
     ap.add_argument("--report", type=Path, help="only write the table again from this script's .json")
     args = ap.parse_args(argv)
     suite = json.loads(args.suite.read_text())["rows"]
@@ -120,6 +121,8 @@ def main(argv=None) -> None:
     lines += ["", f"tuned - LR over {len(g)} sets: mean {np.mean(g):+.1f} points, worst {min(g):+.1f}, "
               f"ahead by a point or more on {sum(x >= 1 for x in g)}, behind by a point or more on "
               f"{sum(x <= -1 for x in g)}."]
+    if args.suite_note:
+        lines += ["", f"The (d), SetFit and (c) columns: {args.suite_note}"]
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(args.out.with_suffix(".md").read_text())
 
