@@ -505,6 +505,7 @@ def test_static_head_loss_and_gradient_match_torch_autograd(multi_label):
     import torch
     import torch.nn.functional as F
 
+    from llmlabel.distill.link import link_for
     from llmlabel.distill.static_loss import LinearHeadLoss
 
     rng = np.random.default_rng(0)
@@ -517,7 +518,7 @@ def test_static_head_loss_and_gradient_match_torch_autograd(multi_label):
     W /= W.sum()
     P = {"bias": rng.normal(size=k).astype(np.float32), "emb_weight": rng.normal(size=(k, d)).astype(np.float32),
          "sparse_weight": rng.normal(size=(nf, k)).astype(np.float32)}
-    loss, grad = LinearHeadLoss(x, S, T, W, l2, multi_label).loss_grad(P)
+    loss, grad = LinearHeadLoss(x, S, T, W, l2, link_for(multi_label)).loss_grad(P)
     tp = {a: torch.tensor(b, requires_grad=True) for a, b in P.items()}
     z = tp["bias"] + torch.from_numpy(S.toarray()) @ tp["sparse_weight"] + torch.from_numpy(x) @ tp["emb_weight"].T
     Tt = torch.from_numpy(T)

@@ -170,7 +170,7 @@ def _write_model(folder: Path, st, d: LabeledData, metrics: dict, *, used_soft: 
     """The model folder: the student, metrics.json, the training facts and the model card (README.md)."""
     from .card import render_card
 
-    counts = (d.labels.sum(0) if d.multi_label else np.bincount(d.labels, minlength=len(d.classes))).tolist()
+    counts = st.link.counts(d.labels, len(d.classes)).tolist()
     label_stats = {"counts": dict(zip(d.classes, map(int, counts))), "weighted": weights is not None,
                    "mean_confidence": float(d.weights.mean()) if d.has_confidence else None}
     facts = TrainingFacts(targets="soft" if used_soft else "hard", soft_requested=soft, n_items=len(d),
@@ -259,9 +259,7 @@ def _metrics(st, d: LabeledData, net, dev_pair, *, train_s: float, used_soft: bo
                                                threshold=np.asarray(st.threshold, dtype=np.float32))
     sample = slice(0, min(len(d), 5000))
     p_train = st.predict_proba(d.texts[sample])
-    metrics["train_agreement"] = (float((p_train.argmax(1) == d.labels[sample]).mean()) if not multi_label else
-                                  float(((p_train >= np.asarray(st.threshold, np.float32)) == d.labels[sample].astype(bool))
-                                        .all(1).mean()))
+    metrics["train_agreement"] = st.link.agreement(p_train, d.labels[sample], st.threshold)
     return metrics
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..labelsets import label_set_matrix
+from .link import link_for
 
 
 def bucketed_order(order: np.ndarray, lengths: np.ndarray, batch_size: int, gen, chunk_batches: int = 50) -> np.ndarray:
@@ -43,6 +44,7 @@ class Student:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.seed, self.multi_label, self.threshold = seed, multi_label, threshold
+        self.link = link_for(multi_label)
         self.patience, self.progress = patience, progress
         self.history_: list[dict[str, float]] = []
 
@@ -88,20 +90,11 @@ class Student:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(n, k) probabilities in :attr:`classes_` order (softmax, or per-class sigmoid when multi-label)."""
         self._check_fitted()
-        z = self._logits([str(t) for t in texts]).astype(np.float32)
-        if self.multi_label:
-            return 1.0 / (1.0 + np.exp(-z))
-        z -= z.max(1, keepdims=True)
-        np.exp(z, out=z)
-        return z / z.sum(1, keepdims=True)
+        return self.link.proba(self._logits([str(t) for t in texts]).astype(np.float32))
 
     def predict(self, texts: Sequence[str]) -> list:
         """Class names (single-label) or lists of class names with probability >= ``threshold`` (multi-label)."""
-        p = self.predict_proba(texts)
-        if self.multi_label:
-            thr = np.asarray(self.threshold, dtype=np.float32)  # one number or one per class
-            return [[self.classes_[j] for j in np.flatnonzero(row >= thr)] for row in p]
-        return [self.classes_[j] for j in p.argmax(1)]
+        return self.link.names(self.predict_proba(texts), self.classes_, self.threshold)
 
     # ------------------------------------------------------------------ helpers
 
@@ -133,10 +126,7 @@ class Student:
             raise ConfigError(f"this {type(self).__name__} is not fitted yet", hint="call fit() first")
 
     def _targets_from_labels(self, y, classes) -> np.ndarray:
-        if self.multi_label:
-            lists = [[str(c) for c in (v if isinstance(v, (list, tuple)) else [v])] for v in y]
-        else:
-            lists = [[str(v)] for v in y]
+        lists = self.link.label_sets(y)
         self.classes_ = list(classes) if classes is not None else sorted({c for v in lists for c in v})
         try:
             return label_set_matrix(lists, {c: i for i, c in enumerate(self.classes_)})
@@ -148,8 +138,7 @@ class Student:
         arr = np.asarray(y, dtype=object) if not isinstance(y, np.ndarray) else y
         if isinstance(arr, np.ndarray) and arr.dtype.kind in "iub":
             return arr
-        t = self._targets_from_labels_keep(y)
-        return t if self.multi_label else t.argmax(1)
+        return self.link.gold(self._targets_from_labels_keep(y))
 
     def _targets_from_labels_keep(self, y) -> np.ndarray:
         saved = self.classes_
@@ -160,13 +149,8 @@ class Student:
 
     def _dev_score(self, dev) -> float:
         """Accuracy (single-label) or micro-F1 (multi-label) on the gold dev set."""
-        from ..multilabel_metrics import multilabel_f1
-
         texts, gold = dev
-        p = self.predict_proba(texts)
-        if self.multi_label:
-            return multilabel_f1(gold, p >= np.asarray(self.threshold, dtype=np.float32))["micro_f1"]
-        return float((p.argmax(1) == gold).mean())
+        return self.link.dev_score(self.predict_proba(texts), gold, self.threshold)
 
     def _train_loop(self, n: int, forward: Callable, loss_fn: Callable, opt, gen, snapshot: Callable,
                     evaluate: Callable, params: list, *, max_steps: int | None = None, lengths: np.ndarray | None = None,

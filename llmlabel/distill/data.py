@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .link import link_for
 
 
 @dataclass
@@ -262,7 +263,7 @@ def _confidence_weights(conf: list, confidence_field: str | None, path) -> np.nd
 
 def _check_counts(labels: np.ndarray, classes: list[str], multi_label: bool, min_per_class: int, path) -> None:
     k = len(classes)
-    counts = labels.sum(0) if multi_label else np.bincount(labels, minlength=k)
+    counts = link_for(multi_label).counts(labels, k)
     if not multi_label and (counts > 0).sum() < 2:
         raise InputError("only one class is used in the labels", path=path,
                          hint="a classifier needs examples of at least two classes")

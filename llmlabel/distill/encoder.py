@@ -70,7 +70,6 @@ class EncoderStudent(Student):
 
     def _fit_torch(self, texts: list[str], targets: np.ndarray, weights: np.ndarray, dev) -> None:
         import torch
-        import torch.nn.functional as F
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = resolve_encoder(self.model)
@@ -80,7 +79,7 @@ class EncoderStudent(Student):
         self.net_ = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=k, id2label=dict(enumerate(self.classes_)),
             label2id={c: i for i, c in enumerate(self.classes_)},
-            problem_type="multi_label_classification" if self.multi_label else "single_label_classification")
+            problem_type=self.link.problem_type)
         T = torch.from_numpy(np.asarray(targets, np.float32))
         W = torch.from_numpy(np.asarray(weights, np.float32))
         if self.head_init == "probe":
@@ -95,10 +94,7 @@ class EncoderStudent(Student):
 
         def loss_fn(z, idx):
             t, w = T[idx], W[idx]
-            if self.multi_label:
-                per = F.binary_cross_entropy_with_logits(z, t, reduction="none").mean(1)
-            else:
-                per = -(t * F.log_softmax(z, dim=1)).sum(1)
+            per = self.link.per_row_mean(z, t)
             return (per * w).sum() / w.sum().clamp_min(1e-8)
 
         def snapshot():
@@ -135,7 +131,6 @@ class EncoderStudent(Student):
         inputs instead of a random head, so early steps do not distort the pretrained features while the head is
         still noise. Banking77, MiniLM-L6: see eval/results/distill-minilm-lpft.md."""
         import torch
-        import torch.nn.functional as F
 
         layer = self._head_layer()
         if layer is None:
@@ -162,10 +157,7 @@ class EncoderStudent(Student):
         def closure():
             opt.zero_grad()
             z = Z @ w.T + b
-            if self.multi_label:
-                per = F.binary_cross_entropy_with_logits(z, T, reduction="none").mean(1)
-            else:
-                per = -(T * F.log_softmax(z, dim=1)).sum(1)
+            per = self.link.per_row_mean(z, T)
             loss = (per * W).sum() / W.sum().clamp_min(1e-8) + l2 * (w * w).sum()
             loss.backward()
             return loss

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Student
+from .link import link_for
 from .static_format import STUDENT_FILE
 
 PREDICT_PY = '''"""Standalone predictor for an llmlabel probe student (frozen sentence encoder + linear head)."""
@@ -87,20 +88,9 @@ CLASS_WEIGHTS = (None, "balanced")
 
 def balanced_class_weights(targets: np.ndarray, weights: np.ndarray, *,
                            multi_label: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """scikit-learn's ``class_weight="balanced"`` from weighted (soft) targets: multi-label, ``(pos (k,), neg (k,))``
-    with n / (2 n_pos) and n / (2 n_neg) per label; single-label, ``(per class (k,), None)`` with n / (k' n_c),
-    k' the classes with any target mass. A side with no mass gets 1 (nothing is weighted by it)."""
-    T = np.asarray(targets, np.float64)
-    w = np.asarray(weights, np.float64)
-    n = float(w.sum())
-    mass = w @ T
-    if multi_label:
-        neg = n - mass
-        pos_w = np.divide(n, 2.0 * mass, out=np.ones_like(mass), where=mass > 0)
-        neg_w = np.divide(n, 2.0 * neg, out=np.ones_like(neg), where=neg > 0)
-        return pos_w.astype(np.float32), neg_w.astype(np.float32)
-    present = max(int((mass > 0).sum()), 1)
-    return np.divide(n, present * mass, out=np.ones_like(mass), where=mass > 0).astype(np.float32), None
+    """scikit-learn's ``class_weight="balanced"`` from weighted (soft) targets (:meth:`.link.Link.balanced_weights`
+    of the form: ``(per class, None)``, or ``(pos, neg)`` per label when multi-label)."""
+    return link_for(multi_label).balanced_weights(np.asarray(targets, np.float64), np.asarray(weights, np.float64))
 
 
 def fit_linear_head(X: np.ndarray, targets: np.ndarray, weights: np.ndarray, l2: float, *,
@@ -119,8 +109,8 @@ def fit_linear_head(X: np.ndarray, targets: np.ndarray, weights: np.ndarray, l2:
     if class_weight not in CLASS_WEIGHTS:
         raise ConfigError(f"class_weight must be None or 'balanced', got {class_weight!r}")
     import torch
-    import torch.nn.functional as F
 
+    link = link_for(multi_label)
     saved = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -146,14 +136,7 @@ def fit_linear_head(X: np.ndarray, targets: np.ndarray, weights: np.ndarray, l2:
         def closure():
             opt.zero_grad()
             z = Xt @ w.T + b if Z0 is None else Xt @ w.T + b + scale * Z0
-            if cw is None and multi_label:
-                per = F.binary_cross_entropy_with_logits(z, T, reduction="none").sum(1)
-            elif cw is None:
-                per = -(T * F.log_softmax(z, dim=1)).sum(1)
-            elif multi_label:
-                per = (cw[0] * T * F.softplus(-z) + cw[1] * (1 - T) * F.softplus(z)).sum(1)
-            else:
-                per = -(cw[0] * T * F.log_softmax(z, dim=1)).sum(1)
+            per = link.per_row(z, T) if cw is None else link.per_row_balanced(z, T, cw)
             loss = (per * W).sum() + 0.5 * l2 * (w * w).sum()
             loss.backward()
             return loss

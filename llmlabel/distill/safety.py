@@ -191,11 +191,7 @@ class _Trainer:
         if hasattr(st, "fit_features"):
             st.classes_ = list(self.classes)
             st.fit_features(self.features(kind, rows, st, fold), targets, weights)
-            z = st.logits_from_features(self.features(kind, test_rows, st, fold)).astype(np.float64)
-            if st.multi_label:
-                return 1.0 / (1.0 + np.exp(-z))
-            e = np.exp(z - z.max(1, keepdims=True))
-            return e / e.sum(1, keepdims=True)
+            return st.link.proba(st.logits_from_features(self.features(kind, test_rows, st, fold)).astype(np.float64))
         if hasattr(st, "memo") and st.memo is None:
             st.memo = self.memo
         st.fit([self.texts[i] for i in rows], proba=targets, classes=self.classes, sample_weight=weights)

@@ -161,8 +161,7 @@ class StaticStudent(Student):
                 h = np.flatnonzero(hold)
                 proba = self.predict_proba([texts[i] for i in h])
                 w = weights[h]
-                scores[wd] = (float(-np.abs((proba >= self.threshold) - targets[h]).mean()) if self.multi_label
-                              else float((targets[h, proba.argmax(1)] * w).sum() / max(w.sum(), 1e-8)))
+                scores[wd] = self.link.holdout_score(proba, targets[h], w, self.threshold)
         self.epochs, self.history_, self.progress = saved
         self.history_ = []
         self.wd_scores_ = {str(k): v for k, v in scores.items()}
@@ -196,7 +195,7 @@ class StaticStudent(Student):
                                 history_size=20, line_search_fn="strong_wolfe", tolerance_change=1e-9,
                                 tolerance_grad=1e-7)
         if self.head == "linear":  # the loss and its gradient in closed form (static_loss.py), no autograd
-            lin = LinearHeadLoss(x, S, targets, W, self.weight_decay_, self.multi_label)
+            lin = LinearHeadLoss(x, S, targets, W, self.weight_decay_, self.link)
             tensors = {name: p.detach() for name, p in params.items()}  # L-BFGS updates them in place
 
             def objective():
@@ -287,10 +286,7 @@ class StaticStudent(Student):
                 z = z + F.linear(F.relu(F.linear(X, params["mlp1_weight"], params["mlp1_bias"])), params["mlp2_weight"])
             else:
                 z = z + X @ params["emb_weight"].T
-            if self.multi_label:
-                per = F.binary_cross_entropy_with_logits(z, T, reduction="none").sum(1)
-            else:
-                per = -(T * F.log_softmax(z, dim=1)).sum(1)
+            per = self.link.per_row(z, T)
             reg = sum((p * p).sum() for name, p in params.items() if name not in ("bias", "mlp1_bias"))
             return (per * W).sum() + 0.5 * l2 * reg
 

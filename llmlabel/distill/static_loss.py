@@ -37,7 +37,7 @@ class LinearHeadLoss:
     """
 
     def __init__(self, x: np.ndarray, S: sp.csr_matrix | None, T: np.ndarray, W: np.ndarray, l2: float,
-                 multi_label: bool) -> None:
+                 link) -> None:
         import torch
 
         self.x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -47,7 +47,7 @@ class LinearHeadLoss:
         self.T = torch.from_numpy(np.ascontiguousarray(T, dtype=np.float32))
         self.W = torch.from_numpy(np.ascontiguousarray(W, dtype=np.float32))
         self.t_sum = self.T.sum(dim=1, keepdim=True)
-        self.l2, self.multi_label = float(l2), multi_label
+        self.l2, self.link = float(l2), link
 
     def logits(self, params):
         import torch
@@ -64,14 +64,7 @@ class LinearHeadLoss:
         with torch.no_grad():
             p = {name: torch.as_tensor(v) for name, v in params.items()}
             z = self.logits(p)
-            if self.multi_label:
-                # binary cross-entropy with logits, the stable form: max(z, 0) - z t + log(1 + exp(-|z|))
-                per = (z.clamp(min=0) - z * self.T + torch.log1p(torch.exp(-z.abs()))).sum(dim=1)
-                g = (torch.sigmoid(z) - self.T) if grad else None
-            else:
-                logp = torch.log_softmax(z, dim=1)
-                per = -(self.T * logp).sum(dim=1)
-                g = torch.exp(logp) * self.t_sum - self.T if grad else None
+            per, g = self.link.loss_grad(z, self.T, self.t_sum, grad)
             reg = sum(float(torch.sum(v * v, dtype=torch.float64)) for name, v in p.items() if name != "bias")
             loss = float(per.double() @ self.W.double()) + 0.5 * self.l2 * reg
             if not grad:
