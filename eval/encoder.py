@@ -48,6 +48,7 @@ VARIANTS: dict[str, dict] = {
     "supcon_lr1e-4_t0.2": {"lr": 1e-4, "temperature": 0.2},
     "supcon_e5": {"lr": 5e-5, "epochs": 5},
     "supcon_e20": {"lr": 5e-5, "epochs": 20},
+    "supcon_lr1e-4_e20": {"lr": 1e-4, "epochs": 20},
     "supcon_bs16": {"lr": 5e-5, "batch_size": 16},
     "supcon_noanchors": {"lr": 5e-5, "anchors": False},
     "pairs_i5": {"method": "pairs", "lr": 5e-5, "epochs": 1, "pair_iterations": 5, "batch_size": 16},
