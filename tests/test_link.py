@@ -32,6 +32,14 @@ def test_each_form_turns_logits_into_its_probabilities_labels_and_scores():
     assert ONE_OF_K.label_sets(["a", "b"]) == [["a"], ["b"]]
     assert LABEL_SETS.label_sets([["a", "b"], "c", []]) == [["a", "b"], ["c"], []]
     assert link_for(False) is ONE_OF_K and link_for(True) is LABEL_SETS
+    assert ONE_OF_K.pick_score(p1, y) == pytest.approx(np.mean(z.argmax(1) == y))
+    from llmlabel.multilabel_metrics import best_thresholds, multilabel_f1
+
+    best = multilabel_f1(sets, p2 >= best_thresholds(p2, sets, default=0.5))["macro_f1"]
+    assert LABEL_SETS.pick_score(p2, sets) == pytest.approx(best)
+    assert LABEL_SETS.pick_score(p2, sets) >= multilabel_f1(sets, p2 >= 0.5)["macro_f1"]  # thresholds chosen on it
+    np.testing.assert_array_equal(ONE_OF_K.hard_targets(y, 5), onehot)
+    assert LABEL_SETS.hard_targets(sets.astype(np.int8), 5).dtype == np.float32
 
 
 @pytest.mark.parametrize("link", [ONE_OF_K, LABEL_SETS], ids=["one-of-k", "label-sets"])

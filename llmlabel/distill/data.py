@@ -52,13 +52,7 @@ class LabeledData:
 
     def targets(self, soft: bool) -> np.ndarray:
         """Soft targets (the probabilities) or hard ones (one-hot / 0-1 of the label)."""
-        if soft:
-            return self.proba
-        if self.multi_label:
-            return self.labels.astype(np.float32)
-        hard = np.zeros_like(self.proba)
-        hard[np.arange(len(self.labels)), self.labels] = 1.0
-        return hard
+        return self.proba if soft else link_for(self.multi_label).hard_targets(self.labels, len(self.classes))
 
 
 def _line(fmt: str, pos: int) -> int:

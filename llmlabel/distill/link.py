@@ -45,9 +45,20 @@ class Link:
         """Gold rows as the students score them: class indices (label sets: the 0/1 matrix)."""
         return targets.argmax(1)
 
+    def hard_targets(self, labels: np.ndarray, k: int) -> np.ndarray:
+        """float32 (n, k) targets of hard labels: one-hot rows of class indices (label sets: the 0/1 matrix)."""
+        hard = np.zeros((len(labels), k), np.float32)
+        hard[np.arange(len(labels)), labels] = 1.0
+        return hard
+
     def dev_score(self, p: np.ndarray, gold: np.ndarray, threshold) -> float:
         """What early stopping maximises on a gold dev set: accuracy (label sets: micro-F1)."""
         return float((p.argmax(1) == gold).mean())
+
+    def pick_score(self, p: np.ndarray, gold: np.ndarray) -> float:
+        """What ``weak_weight='auto'`` maximises on a dev set: accuracy (label sets: macro-F1 at the per-label
+        F1-optimal dev thresholds, the ones the student then ships with)."""
+        return float((p.argmax(1) == np.asarray(gold)).mean())
 
     def holdout_score(self, p: np.ndarray, targets: np.ndarray, w: np.ndarray, threshold) -> float:
         """A held-out score against (soft) targets: the weighted target mass of the argmax (label sets: minus the
@@ -114,10 +125,19 @@ class LabelSets(Link):
     def gold(self, targets: np.ndarray) -> np.ndarray:
         return targets
 
+    def hard_targets(self, labels: np.ndarray, k: int) -> np.ndarray:
+        return labels.astype(np.float32)
+
     def dev_score(self, p: np.ndarray, gold: np.ndarray, threshold) -> float:
         from ..multilabel_metrics import multilabel_f1
 
         return multilabel_f1(gold, p >= np.asarray(threshold, dtype=np.float32))["micro_f1"]
+
+    def pick_score(self, p: np.ndarray, gold: np.ndarray) -> float:
+        from ..multilabel_metrics import best_thresholds, multilabel_f1
+
+        g = np.asarray(gold)
+        return float(multilabel_f1(g, p >= best_thresholds(p, g, default=0.5))["macro_f1"])
 
     def holdout_score(self, p: np.ndarray, targets: np.ndarray, w: np.ndarray, threshold) -> float:
         return float(-np.abs((p >= threshold) - targets).mean())

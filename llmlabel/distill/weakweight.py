@@ -23,7 +23,7 @@ def fit_over_weights(new_student, d: LabeledData, grid: list[float], weights, us
         cand.fit(d.texts, proba=d.targets(used_soft), classes=d.classes, sample_weight=_scaled(weights, d, a),
                  dev=dev_pair)
         if len(grid) > 1:
-            ww_scores[str(a)] = _dev_pick_score(cand, dev_pair, d.multi_label)
+            ww_scores[str(a)] = _dev_pick_score(cand, dev_pair)
             if ww_scores[str(a)] > max((v for k, v in ww_scores.items() if k != str(a)), default=-1.0):
                 st, chosen_ww = cand, a
     return st, chosen_ww, ww_scores
@@ -62,14 +62,7 @@ def _scaled(weights, d: LabeledData, a: float):
     return w
 
 
-def _dev_pick_score(st, dev_pair, multi_label: bool) -> float:
-    """What ``weak_weight='auto'`` maximises: macro-F1 at per-label F1-optimal dev thresholds (the ones the
-    student then ships with), or accuracy."""
-    from ..multilabel_metrics import best_thresholds, multilabel_f1
-
+def _dev_pick_score(st, dev_pair) -> float:
+    """What ``weak_weight='auto'`` maximises (:meth:`.link.Link.pick_score` of the student's form)."""
     texts, gold = dev_pair
-    p = st.predict_proba(texts)
-    if multi_label:
-        g = np.asarray(gold)
-        return float(multilabel_f1(g, p >= best_thresholds(p, g, default=0.5))["macro_f1"])
-    return float((p.argmax(1) == np.asarray(gold)).mean())
+    return st.link.pick_score(st.predict_proba(texts), gold)
