@@ -1,13 +1,13 @@
-"""What the net's ``tuned`` candidate would score on each suite set's test split if it shipped.
+"""What the net's ``tuned`` candidate scores on each suite set's test split when it ships.
 
-The safety net ships its reference (logistic regression on frozen MiniLM, the gold alone) unless another recipe
-leads it out-of-fold by 1.645 paired standard errors; the ``tuned`` candidate (the same head on MiniLM tuned on the
-gold, :mod:`llmlabel.tuned`) is scored out-of-fold on the encoder's two halves, and its full fit is made only when
-it ships. This script makes that full fit for every set (the settings, gold rows and label anchors the chain's net
-uses: the 100 gold rows of the suite run and ``anchors_for`` of its labeled file), fits the head as ``distill`` does
-and scores the test split: the figure against which SetFit and the shipped row compare. Measurement only: it
-changes no default, and it reads the suite's run folders (``python eval/suite.py ... --rows d``) for the gold and
-the label texts.
+The safety net ships its reference unless another recipe leads it out-of-fold by 1.645 paired standard errors.
+The reference was logistic regression on frozen MiniLM (the gold alone); the ``tuned`` candidate (the same head on
+MiniLM tuned on the gold, :mod:`llmlabel.tuned`) is scored out-of-fold on the encoder's two halves, and its full
+fit is made only when it ships. This script makes that full fit for every set (the settings, gold rows and label
+anchors the chain's net uses: the 100 gold rows of the suite run and ``anchors_for`` of its labeled file), fits
+the head as ``distill`` does and scores the test split beside the plain probe's. It measured the case for the tuned
+reference (commit b8f85b7: eval/results/suite.md, the tenth note); it changes no default itself, and it reads the
+suite's run folders (``python eval/suite.py ... --rows d``) for the gold and the label texts.
 
     python eval/suite_tuned.py --out eval/results/suite-tuned
 """
@@ -81,6 +81,7 @@ def main(argv=None) -> None:
     if args.report:
         old = json.loads(args.report.read_text())
         cmd, secs, (load0, load1), res = old["command"], old["seconds"], old["load"], old["sets"]
+        head = old["header"]
         args.sets = list(res)
     else:
         cmd = "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:])
@@ -89,8 +90,8 @@ def main(argv=None) -> None:
         for s in args.sets:
             res[s] = one_set(s, args.fits)
             print(s, res[s], flush=True)
-        secs, load1 = time.perf_counter() - t0, os.getloadavg()[0]
-        args.out.with_suffix(".json").write_text(json.dumps({"command": cmd, "seconds": round(secs),
+        secs, load1, head = time.perf_counter() - t0, os.getloadavg()[0], header(cmd)
+        args.out.with_suffix(".json").write_text(json.dumps({"command": cmd, "header": head, "seconds": round(secs),
                                                              "load": [load0, load1], "sets": res}, indent=1) + "\n",
                                                  encoding="utf-8")
 
@@ -98,13 +99,13 @@ def main(argv=None) -> None:
         r = suite.get(f"{s}|{row}|100|0")
         return None if r is None else r["official"]
 
-    lines = ["# The net's tuned candidate on the test split, had it shipped", "", header(cmd), "",
+    lines = ["# The net's tuned candidate on the test split, when it ships", "", head, "",
              f"Wall time {secs:.0f} s; load average {load0:.1f} at the start, {load1:.1f} at the end.", "",
              __doc__.split("\n\n")[1].replace("\n", " "), "",
-             "Official metric, test split, the suite's 100 gold rows (seed 0). `LR` is the net's reference, the probe "
-             "head on frozen MiniLM as `distill` fits it (what (d) ships when the net keeps its reference); `(c)` the "
-             "suite's row, scikit-learn's logistic regression on the same embeddings; `tuned` is the tuned encoder's full "
-             "fit + the same head; (d) and SetFit are the suite's rows ([suite.md](suite.md)); `shipped` what (d) "
+             "Official metric, test split, the suite's 100 gold rows (seed 0). `LR` is the probe head on frozen "
+             "MiniLM as `distill` fits it (the plain probe, the net's reference before the tuned one); `(c)` the "
+             "suite's row, scikit-learn's logistic regression on the same embeddings; `tuned` is the tuned encoder's "
+             "full fit + the same head; (d) and SetFit are the suite's rows ([suite.md](suite.md)); `shipped` what (d) "
              "shipped; `full fit s`: the full fit's training seconds as recorded when it was made.", "",
              "| set | (c) | LR on gold | tuned on gold | tuned - LR | SetFit | (d) chain | shipped | full fit s |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -113,7 +114,8 @@ def main(argv=None) -> None:
         ch = (d.get("safety_net") or {}).get("chosen") or {}
         sf = off(s, "c_setfit")
         c = off(s, "c_lr")
-        lines.append(f"| {s} | {'–' if c is None else f'{c:.3f}'} | {r['lr']['official']:.3f} | {r['tuned']['official']:.3f} | "
+        lines.append(f"| {s} | {'–' if c is None else f'{c:.3f}'} | {r['lr']['official']:.3f} | "
+                     f"{r['tuned']['official']:.3f} | "
                      f"{100 * (r['tuned']['official'] - r['lr']['official']):+.1f} | "
                      f"{'–' if sf is None else f'{sf:.3f}'} | {d.get('official', float('nan')):.3f} | "
                      f"{ch.get('student', '?')}, {ch.get('weak', '?')} | {r['recorded_seconds']:.0f} |")
