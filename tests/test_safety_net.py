@@ -288,6 +288,12 @@ def test_distill_ships_the_recipe_that_wins_on_the_gold(tmp_path, weak):
     assert acc > (0.8 if weak == "right" else 0.3)  # 20 intents: chance is 0.05
     card = (tmp_path / "model" / "README.md").read_text(encoding="utf-8")
     assert "Out-of-fold on the gold" in card and net["verdict"] in card
+    # the card's first line says what the student was trained on: the gold alone is a person's labels
+    opening = card.split("trained by `llmlabel distill` on ", 1)[1].split("\n", 1)[0]
+    if weak == "right":
+        assert opening.startswith("**machine-generated labels** (weak supervision) and 40 items labeled by a person")
+    else:
+        assert opening.startswith("**40 items labeled by a person**") and "machine-generated labels**" not in opening
     # what the net cost, as metrics.json on disk carries it to the suite (wall and CPU seconds)
     saved = json.loads((tmp_path / "model" / "metrics.json").read_text(encoding="utf-8"))["safety_net"]
     assert saved["verdict"] == net["verdict"] and saved["seconds"] > 0 and saved["cpu_seconds"] > 0

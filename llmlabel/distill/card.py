@@ -25,8 +25,7 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
     out = ["---", _header(name, kind, base, dev_metrics, license, language, datasets), "---", "", f"# {name}", ""]
     out += [f"This is {_what(kind, base, str(settings.get('embedder') or ''), bool(settings.get('anchors')))} for "
             f"{'multi-label' if multi_label else 'single-label'} text classification into {len(classes)} classes, "
-            "trained by `llmlabel distill` on **machine-generated labels** (weak supervision), not on human "
-            "annotations.", ""]
+            f"trained by `llmlabel distill` on {_trained_on(training)}.", ""]
     out += ["## How the training labels were made", ""]
     out += _provenance(source, n_items, soft, label_stats, training, source_meta or {}) + [""]
     out += ["## Evaluation", ""] + ([f"**The safety net did not run**: {net_skipped}.", ""] if net_skipped else [])
@@ -37,6 +36,18 @@ def render_card(*, name: str, kind: str, classes: list[str], n_items: int, sourc
             f"- Settings: `{json.dumps({k: v for k, v in settings.items() if v is not None}, sort_keys=True)}`",
             f"- Classes and label counts: `{json.dumps(label_stats.get('counts', {}), ensure_ascii=False)[:2000]}`", ""]
     return "\n".join(out)
+
+
+def _trained_on(training) -> str:
+    """What the loss saw: machine-generated labels, a person's labels, or both (the safety net may ship a recipe
+    trained on the gold alone, a file of reviewed items only)."""
+    human = training.n_human if training is not None else 0
+    if training is not None and human and human >= training.n_items:
+        return f"**{human:,} items labeled by a person** (no machine-generated label was trained on)"
+    if human:
+        return (f"**machine-generated labels** (weak supervision) and {human:,} items labeled by a person (at full "
+                "weight)")
+    return "**machine-generated labels** (weak supervision), not on human annotations"
 
 
 def _header(name: str, kind: str, base: str, dev_metrics: dict | None, license: str, language, datasets) -> str:
