@@ -1,13 +1,13 @@
 """What the net's ``tuned`` candidate scores on each suite set's test split when it ships.
 
 The safety net ships its reference unless another recipe leads it out-of-fold by 1.645 paired standard errors.
-The reference was logistic regression on frozen MiniLM (the gold alone); the ``tuned`` candidate (the same head on
+The reference is logistic regression on frozen MiniLM (the gold alone); the ``tuned`` candidate (the same head on
 MiniLM tuned on the gold, :mod:`llmlabel.tuned`) is scored out-of-fold on the encoder's two halves, and its full
 fit is made only when it ships. This script makes that full fit for every set (the settings, gold rows and label
 anchors the chain's net uses: the 100 gold rows of the suite run and ``anchors_for`` of its labeled file), fits
-the head as ``distill`` does and scores the test split beside the plain probe's. It measured the case for the tuned
-reference (commit b8f85b7: eval/results/suite.md, the tenth note); it changes no default itself, and it reads the
-suite's run folders (``python eval/suite.py ... --rows d``) for the gold and the label texts.
+the head as ``distill`` does and scores the test split beside the plain probe's. It measured the case for a tuned
+reference (tried at commit b8f85b7 and not kept: eval/results/suite.md, the tenth note); it changes no default, and
+it reads the suite's run folders (``python eval/suite.py ... --rows d``) for the gold and the label texts.
 
     python eval/suite_tuned.py --out eval/results/suite-tuned
 """
@@ -103,7 +103,7 @@ def main(argv=None) -> None:
              f"Wall time {secs:.0f} s; load average {load0:.1f} at the start, {load1:.1f} at the end.", "",
              __doc__.split("\n\n")[1].replace("\n", " "), "",
              "Official metric, test split, the suite's 100 gold rows (seed 0). `LR` is the probe head on frozen "
-             "MiniLM as `distill` fits it (the plain probe, the net's reference before the tuned one); `(c)` the "
+             "MiniLM as `distill` fits it (the plain probe, the net's reference); `(c)` the "
              "suite's row, scikit-learn's logistic regression on the same embeddings; `tuned` is the tuned encoder's "
              "full fit + the same head; (d) and SetFit are the suite's rows ([suite.md](suite.md)); `shipped` what (d) "
              "shipped; `full fit s`: the full fit's training seconds as recorded when it was made.", "",

@@ -43,13 +43,11 @@ def distill_cmd(
     safety_net: bool = typer.Option(True, "--safety-net/--no-safety-net",
                                     help="With gold (labeled by `aggregate --gold`): score every recipe out-of-fold "
                                          "on the gold (weak labels + gold, a blend, the gold alone; static and "
-                                         "anchored students, logistic regression on the gold) and ship the "
-                                         "reference (the tuned probe when weighed, else logistic regression on the "
-                                         "gold) unless another leads it by 1.645 standard errors."),
+                                         "anchored students, logistic regression on the gold) and ship the best."),
     tuned_encoder: bool = typer.Option(True, "--tuned-encoder/--no-tuned-encoder",
                                        help="With --student auto and the safety net: also weigh a probe on MiniLM "
-                                            "tuned on the gold, the net's reference then (the label stage's "
-                                            "encoder/, else fitted here: three short fine-tunings)."),
+                                            "tuned on the gold (the label stage's encoder/, else fitted here: "
+                                            "three short fine-tunings)."),
     select_metric: str = typer.Option("accuracy", help="What the safety net maximises: accuracy or macro_f1."),
     min_per_class: int = typer.Option(2, help="Refuse classes with fewer examples than this."),
     seed: int = typer.Option(0, help="Random seed."),

@@ -1,7 +1,6 @@
 """How the safety net chooses between recipes scored out-of-fold on the gold: the reference (logistic regression
-on the gold alone, on the encoder tuned on that gold when the run has one) ships unless another recipe beats it by
-more than :data:`MARGIN_SE` paired standard errors. Shared by the single-label (:mod:`.safety`) and multi-label
-(:mod:`.multisafety`) nets."""
+on the gold alone) ships unless another recipe beats it by more than :data:`MARGIN_SE` paired standard errors.
+Shared by the single-label (:mod:`.safety`) and multi-label (:mod:`.multisafety`) nets."""
 
 from __future__ import annotations
 
@@ -33,36 +32,22 @@ class Recipe:
 #: The reference every other recipe must beat: logistic regression on frozen embeddings of the gold alone, the
 #: baseline a user would pick instead.
 REFERENCE = Recipe("probe", "none")
-#: The reference when the net has the run's tuned encoder: the same head on MiniLM tuned on the gold (SetFit's
-#: recipe, :mod:`llmlabel.tuned`), which a user who knows SetFit would pick instead. A prior, not a per-set choice:
-#: on the dev splits its settings were chosen on it led the plain probe on 5 of 6 sets (eval/results/encoder.md), and
-#: on the 14 suite sets' test splits by 7.3 points on average, at worst 1.0 behind (eval/results/suite-tuned.md);
-#: 100 gold rows rarely show such leads at 1.645 standard errors, so as a challenger it shipped on 4 sets of 14.
-#: The plain probe stays a challenger and ships when it leads by the margin.
-TUNED_REFERENCE = Recipe("tuned", "none")
-_NAMES = {REFERENCE: "logistic regression on the gold",
-          TUNED_REFERENCE: "logistic regression on the encoder tuned on the gold"}
 #: How many paired standard errors the best other recipe must lead the reference by: a one-sided test at 5%,
 #: the usual bar for evidence, not a value fitted here. One standard error (the rule before) shipped the highest
 #: of eight noisy estimates on leads that did not hold on test (offensive, stance-atheism, eval/results/suite.md).
 MARGIN_SE = 1.645
 
 
-def choose(table: list[dict], metric: str, n_gold: int, se_of,
-           reference: Recipe = REFERENCE) -> tuple[dict, Recipe, str, float]:
+def choose(table: list[dict], metric: str, n_gold: int, se_of) -> tuple[dict, Recipe, str, float]:
     """``(winning row, its recipe, verdict, gain over the reference)``.
 
-    ``reference`` (:data:`REFERENCE`, logistic regression on the gold alone, or :data:`TUNED_REFERENCE`; the plain
-    one when the other is not in the table or was not scored) ships unless the best other recipe beats it
+    :data:`REFERENCE` (logistic regression on the gold alone) ships unless the best other recipe beats it
     out-of-fold by more than :data:`MARGIN_SE` times ``se_of(best index, reference index)``, the paired standard
     error of the difference. Safe by construction rather than tuned: on 100 gold rows the out-of-fold estimates of
     nine recipes are noisy, and taking the highest of them without that margin shipped students a few points below
     the reference on held-out test sets (eval/results/suite.md). A tie or a noisy lead keeps the baseline."""
-    rows = {(r["student"], r["weak"]): i for i, r in enumerate(table)}
-    ref = rows.get((reference.student, reference.weak))
-    if ref is None or table[ref]["n"] == 0:
-        reference = REFERENCE
-        ref = rows[(REFERENCE.student, REFERENCE.weak)]  # recipes() always includes it
+    # recipes() always includes the reference, whatever the students asked for
+    ref = next(i for i, r in enumerate(table) if (r["student"], r["weak"]) == (REFERENCE.student, REFERENCE.weak))
     if table[ref]["n"] == 0:
         return _without_reference(table, n_gold)
     # on a tie the recipe without weak rows: it needs fewer assumptions for the same figure
@@ -76,7 +61,7 @@ def choose(table: list[dict], metric: str, n_gold: int, se_of,
     win = table[best if leaves else ref]
     chosen = Recipe(win["student"], win["weak"])
     name = metric.replace("_", "-")
-    ref_name = _NAMES[reference]
+    ref_name = "logistic regression on the gold"
     if not leaves:
         other = (f"the best other recipe ({table[best]['student']}, weak rows: {table[best]['weak']}) did not beat it "
                  f"by more than {MARGIN_SE} standard errors, {100 * gain:+.1f} points, se {100 * se:.1f}"

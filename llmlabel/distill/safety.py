@@ -7,11 +7,9 @@ of weak rows made by LFs and a label model that never saw fold f's gold. Here ev
 (``Recipe``: a student kind and how much the weak rows weigh) is trained, for each fold f, on those labels plus
 the gold outside fold f (each class's rows weighted to the class's weight in the full fit: ``prior_weights``),
 and scored on fold f's gold: out-of-fold figures no gold row helped to make. The
-probe on the gold alone (logistic regression on frozen embeddings of the gold: the baseline a user would pick), or
-with the run's tuned encoder the same probe on that encoder (``tuned``: SetFit's recipe, the baseline a user who knows
-SetFit would pick; :data:`~.choice.TUNED_REFERENCE` says why), is the reference: the best other recipe replaces it
-only when it wins by more than 1.645 paired standard errors on the gold (``paired_se``; a one-sided test at 5%), so
-a noisy lead keeps the baseline. The winner is trained on every row and shipped;
+probe on the gold alone (logistic regression on frozen embeddings of the gold: the baseline a user would pick) is
+the reference: the best other recipe replaces it only when it wins by more than 1.645 paired standard errors on the
+gold (``paired_se``; a one-sided test at 5%), so a noisy lead keeps the baseline. The winner is trained on every row and shipped;
 the table and a one-line verdict go into metrics.json, the model card and the report. Without a baseline to keep
 (``unrepresented`` classes: the gold misses a class the weak labels give many items; or no fold's other gold rows
 hold two classes) the net weighs only recipes with the weak rows.
@@ -40,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
-from .choice import MARGIN_SE, REFERENCE, TUNED_REFERENCE, Recipe, choose, paired_se  # noqa: F401 (the net's API)
+from .choice import MARGIN_SE, REFERENCE, Recipe, choose, paired_se  # noqa: F401 (the net's API)
 from .metrics import macro_f1
 
 WEAK_WEIGHTS = ("all", "equal", "none")
@@ -268,8 +266,7 @@ def run_safety_net(texts: Sequence[str], ids: Sequence[str], classes: Sequence[s
                                                            [classes[j] for j in missing], share[missing])
     else:
         best, chosen, verdict, gain = choose(table, metric, len(g_rows),
-                                             lambda a, b: paired_se(oof[a], oof[b], g_y, k, metric),
-                                             TUNED_REFERENCE if "tuned" in students else REFERENCE)
+                                             lambda a, b: paired_se(oof[a], oof[b], g_y, k, metric))
     return SafetyNetResult(chosen, metric, table, gold.folds, int(best["n"]), len(s_rows), verdict, float(gain),
                            notes)
 
