@@ -25,30 +25,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import header  # noqa: E402
-from suite import LOADERS, SETS, WORK, _embed, metrics  # noqa: E402
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def _head(X: np.ndarray, y: np.ndarray, classes: list[str]):
-    from llmlabel.distill.api import make_student
-
-    st = make_student("probe", seed=0)
-    st.classes_ = classes
-    return st.fit_features(X, np.eye(len(classes), dtype=np.float32)[y], np.ones(len(y), np.float32))
+from suite import LOADERS, SETS, WORK, metrics  # noqa: E402
+from suite_margin import reference_on_test  # noqa: E402
 
 
 def one_set(name: str, fits: Path) -> dict:
     from llmlabel.distill.anchors import anchors_for
+    from llmlabel.distill.api import make_student
     from llmlabel.distill.data import read_labeled
     from llmlabel.tuned import TunedEncoder
 
     b = LOADERS[name]()
-    run = WORK / name / "run-gold100"
-    d = read_labeled(run / "labeled.parquet", min_per_class=0)
+    d = read_labeled(WORK / name / "run-gold100" / "labeled.parquet", min_per_class=0)
     rows = [json.loads(x) for x in (WORK / name / "gold-100-0.jsonl").read_text().splitlines() if x.strip()]
     classes = list(b.labels)
     if list(d.classes) != classes:
@@ -59,12 +47,12 @@ def one_set(name: str, fits: Path) -> dict:
     enc = TunedEncoder.fit(fits / name, texts=texts, y=y, labels=classes, anchors=anchors_for(d.classes, d.meta),
                            halves=False, full=True)
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
-    emb = enc.for_fold(-1)
-    tuned = _head(_unit(emb.encode(texts)), y, classes)
-    out = {"tuned": metrics(b, tuned.logits_from_features(_unit(emb.encode(b.test_texts))).argmax(1)),
-           "lr": metrics(b, _head(_embed(texts), y, classes).logits_from_features(_embed(b.test_texts)).argmax(1)),
-           "fit_seconds": round(fit_s, 1), "fit_cpu_seconds": round(fit_cpu, 1), "recorded_seconds": enc.seconds()}
-    return out
+    st = make_student(f"probe:{enc.folder}", seed=0)  # what distill ships when the tuned candidate wins
+    st.classes_ = classes
+    st.fit_features(st.features(texts), np.eye(len(classes), dtype=np.float32)[y], np.ones(len(y), np.float32))
+    return {"tuned": metrics(b, st.logits_from_features(st.features(b.test_texts)).argmax(1)),
+            "lr": reference_on_test(name), "fit_seconds": round(fit_s, 1), "fit_cpu_seconds": round(fit_cpu, 1),
+            "recorded_seconds": enc.seconds()}
 
 
 def main(argv=None) -> None:

@@ -44,9 +44,13 @@ class Student:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.seed, self.multi_label, self.threshold = seed, multi_label, threshold
-        self.link = link_for(multi_label)
         self.patience, self.progress = patience, progress
         self.history_: list[dict[str, float]] = []
+
+    @property
+    def link(self):
+        """The output form (:mod:`.link`): one class of k, or a label set when ``multi_label``."""
+        return link_for(self.multi_label)
 
     # ------------------------------------------------------------------ public API
 

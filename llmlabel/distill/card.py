@@ -42,7 +42,7 @@ def _trained_on(training) -> str:
     """What the loss saw: machine-generated labels, a person's labels, or both (the safety net may ship a recipe
     trained on the gold alone, a file of reviewed items only)."""
     human = training.n_human if training is not None else 0
-    if training is not None and human and human >= training.n_items:
+    if human and human >= training.n_items:
         return f"**{human:,} items labeled by a person** (no machine-generated label was trained on)"
     if human:
         return (f"**machine-generated labels** (weak supervision) and {human:,} items labeled by a person (at full "
