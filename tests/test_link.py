@@ -59,3 +59,32 @@ def test_the_closed_form_gradient_is_the_autograd_of_the_loss(link):
     ones = (torch.ones(4), torch.ones(4) if link.multi_label else None)
     np.testing.assert_allclose(link.per_row_balanced(z.detach(), T, ones).numpy(), per.detach().numpy(), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_each_form_reads_a_label_field_and_refuses_what_it_cannot_train_on(tmp_path):
+    """The labeled-file reader's per-form steps: parsing a label field, names to arrays, the probability and
+    class checks, each against what a user's file means in that form."""
+    from llmlabel.errors import InputError
+
+    index = {"a": 0, "b": 1, "c": 2}
+    assert ONE_OF_K.parse(3) == "3" and ONE_OF_K.parse("b|c") == "b|c"  # one name, whatever it holds
+    assert LABEL_SETS.parse("b| c||") == ["b", "c"] and LABEL_SETS.parse(np.array(["a", ""])) == ["a"]
+    y = ONE_OF_K.label_array(["c", None, "a"], index, "f.jsonl")
+    assert y.tolist() == [2, -1, 0]
+    Y = LABEL_SETS.label_array([["c", "a"], None, []], index, "f.jsonl")
+    assert Y.tolist() == [[1, 0, 1], [0, 0, 0], [0, 0, 0]]
+    for link, raw in ((ONE_OF_K, ["d"]), (LABEL_SETS, [["a", "d"]])):
+        with pytest.raises(InputError, match="'d' is not one of the file's classes"):
+            link.label_array(raw, index, "f.jsonl")
+    where = {"path": "f.jsonl", "line": 4}
+    with pytest.raises(InputError, match="sum to 1.5"):
+        ONE_OF_K.check_proba(np.array([0.5, 0.5, 0.5]), "proba", where)
+    LABEL_SETS.check_proba(np.array([0.5, 0.5, 0.5]), "proba", where)  # independent per label
+    P = np.array([[2.0, 1.0, 1.0], [1.0, 3.0, 0.0]])
+    y = np.array([-1, 0])
+    ONE_OF_K.complete(y, P)
+    np.testing.assert_allclose(P, [[0.5, 0.25, 0.25], [0.25, 0.75, 0.0]])
+    assert y.tolist() == [0, 0]  # the unlabeled row takes its most probable class; a labeled one keeps its own
+    with pytest.raises(InputError, match="only one class"):
+        ONE_OF_K.check_classes_used(np.array([0, 5, 0]), "f.jsonl")
+    LABEL_SETS.check_classes_used(np.array([0, 5, 0]), "f.jsonl")  # one label can still be yes / no

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .link import link_for
+from .link import LABEL_SETS, link_for
 
 
 @dataclass
@@ -57,15 +57,6 @@ class LabeledData:
 
 def _line(fmt: str, pos: int) -> int:
     return pos + (2 if fmt in ("csv", "tsv") else 1)  # CSV has a header line
-
-
-def _as_label_list(value: Any) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value if v is not None and str(v) != ""]
-    if hasattr(value, "tolist"):
-        return _as_label_list(value.tolist())
-    s = str(value)
-    return [p.strip() for p in s.split("|") if p.strip()]
 
 
 def _find_proba(row: dict, pf: str | None) -> tuple[str | None, list[str] | None]:
@@ -103,12 +94,13 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
     meta_classes = meta.get("classes") or meta.get("labels")
     if classes is None and isinstance(meta_classes, list) and all(isinstance(c, str) for c in meta_classes):
         classes = list(meta_classes)
-    rows = _scan(corpus, path, label_field, proba_field, confidence_field, multi_label, require_labels)
+    link = link_for(multi_label)
+    rows = _scan(corpus, path, label_field, proba_field, confidence_field, link, require_labels)
     texts, ids, raw_labels, raw_proba, conf, pf, cols = rows
     if not texts:
         raise InputError("no labeled rows", path=path, hint="the file is empty or every text is empty")
     if classes is None:
-        seen = sorted({c for lab in raw_labels if lab is not None for c in (lab if multi_label else [lab])})
+        seen = sorted({c for names in link.label_sets([lab for lab in raw_labels if lab is not None]) for c in names})
         dict_keys = {k for p, _ in raw_proba if isinstance(p, dict) for k in p}
         classes = sorted(set(seen) | dict_keys)
     index = {c: i for i, c in enumerate(classes)}
@@ -116,20 +108,14 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
     if k < 2:
         raise InputError(f"only one class ({classes[0] if classes else 'none'!r}) in the labels", path=path,
                          hint="a classifier needs at least two classes; check --label-field")
-    labels = _label_array(raw_labels, index, multi_label, path)
+    labels = link.label_array(raw_labels, index, path)
     has_proba = bool(raw_proba)
     if has_proba:
-        proba = np.stack([_proba_row(p, where, classes, index, pf, cols, multi_label) for p, where in raw_proba])
-        if not multi_label:
-            proba /= proba.sum(1, keepdims=True)
-            missing = labels < 0
-            labels[missing] = proba[missing].argmax(1)
-    elif multi_label:
-        proba = labels.astype(np.float64)
+        proba = np.stack([_proba_row(p, where, classes, index, pf, cols, link) for p, where in raw_proba])
+        link.complete(labels, proba)
     else:
-        proba = np.zeros((n, k))
-        proba[np.arange(n), labels] = 1.0
-    _check_counts(labels, classes, multi_label, min_per_class, path)
+        proba = link.hard_targets(labels, k).astype(np.float64)
+    _check_counts(labels, classes, link, min_per_class, path)
     has_conf = any(c is not None for c, _ in conf)
     weights = _confidence_weights(conf, confidence_field, path) if has_conf else np.ones(n)
     return LabeledData(texts=texts, classes=list(classes), proba=proba.astype(np.float32), labels=labels,
@@ -137,7 +123,7 @@ def read_labeled(path: str | Path, *, text_field: str | None = None, label_field
                        has_confidence=has_conf, meta=meta or None, source=str(path), ids=ids)
 
 
-def _scan(corpus, path, label_field: str, pf: str | None, confidence_field: str | None, multi_label: bool,
+def _scan(corpus, path, label_field: str, pf: str | None, confidence_field: str | None, link,
           require_labels: bool):
     """One pass over the rows: ``(texts, ids, raw labels, (raw probabilities, where), (confidence, line),
     probability field, per-class probability columns)``; a missing label or probability names its row."""
@@ -159,7 +145,7 @@ def _scan(corpus, path, label_field: str, pf: str | None, confidence_field: str 
                                           "choose the column with --label-field")
             texts.append(text)
             ids.append(rid)
-            raw_labels.append(None if lab is None else (_as_label_list(lab) if multi_label else str(lab)))
+            raw_labels.append(None if lab is None else link.parse(lab))
             if cols is not None:
                 missing = [c for c in cols if c not in row]
                 if missing:
@@ -176,30 +162,7 @@ def _scan(corpus, path, label_field: str, pf: str | None, confidence_field: str 
     return texts, ids, raw_labels, raw_proba, conf, pf, cols
 
 
-def _label_array(raw_labels: list, index: dict[str, int], multi_label: bool, path) -> np.ndarray:
-    """(n, k) 0/1 label sets, or (n,) class indices with -1 where a row has no label."""
-    n, k = len(raw_labels), len(index)
-    if multi_label:
-        labels = np.zeros((n, k), dtype=np.int8)
-        for i, lab in enumerate(raw_labels):
-            for c in lab or []:
-                if c not in index:
-                    raise InputError(f"label {c!r} is not one of the file's classes", path=path,
-                                     hint="the classes come from the metadata's 'classes' list")
-                labels[i, index[c]] = 1
-        return labels
-    labels = np.full(n, -1, dtype=np.int64)
-    for i, lab in enumerate(raw_labels):
-        if lab is None:
-            continue
-        if lab not in index:
-            raise InputError(f"label {lab!r} is not one of the file's classes ({k} classes)", path=path,
-                             hint="the classes come from the metadata's 'classes' list")
-        labels[i] = index[lab]
-    return labels
-
-
-def _proba_row(p, where: dict, classes: list[str], index: dict[str, int], pf: str | None, cols, multi_label: bool):
+def _proba_row(p, where: dict, classes: list[str], index: dict[str, int], pf: str | None, cols, link):
     """One row's probabilities (a ``{class: p}`` dict or a list in class order), checked and clipped to [0, 1]."""
     k = len(classes)
     if isinstance(p, dict):
@@ -233,10 +196,7 @@ def _proba_row(p, where: dict, classes: list[str], index: dict[str, int], pf: st
                          **where, hint="fix or drop the row; NaN/inf cannot be a training target")
     if (row < -1e-6).any() or (row > 1 + 1e-6).any():
         raise InputError("probabilities outside [0, 1]", field=pf, **where)
-    if not multi_label and abs(row.sum() - 1.0) > 1e-3:
-        raise InputError(f"probabilities sum to {row.sum():.4g}, not 1", field=pf, **where,
-                         hint="single-label targets must be a distribution; use --multi-label for "
-                              "independent per-class probabilities")
+    link.check_proba(row, pf, where)
     return np.clip(row, 0, 1)
 
 
@@ -255,12 +215,10 @@ def _confidence_weights(conf: list, confidence_field: str | None, path) -> np.nd
     return weights
 
 
-def _check_counts(labels: np.ndarray, classes: list[str], multi_label: bool, min_per_class: int, path) -> None:
+def _check_counts(labels: np.ndarray, classes: list[str], link, min_per_class: int, path) -> None:
     k = len(classes)
-    counts = link_for(multi_label).counts(labels, k)
-    if not multi_label and (counts > 0).sum() < 2:
-        raise InputError("only one class is used in the labels", path=path,
-                         hint="a classifier needs examples of at least two classes")
+    counts = link.counts(labels, k)
+    link.check_classes_used(counts, path)
     rare = [classes[j] for j in range(k) if 0 < counts[j] < min_per_class]
     if rare:
         raise InputError(f"{len(rare)} class(es) with fewer than {min_per_class} examples: "
@@ -284,15 +242,11 @@ def _from_artifact(path: str | Path, *, classes: list[str] | None, min_per_class
     if multi_label and not lab.multi_label:
         raise InputError("--multi-label given but the labeled file is single-label", path=path)
     if lab.multi_label:
-        index = {c: j for j, c in enumerate(lab.classes)}
-        labels = np.zeros(lab.proba.shape, dtype=np.int8)
-        for i, names in enumerate(lab.labels or []):
-            labels[i, [index[c] for c in names]] = 1
-        if lab.labels is None:
-            labels = (lab.proba >= 0.5).astype(np.int8)
+        labels = (lab.proba >= 0.5).astype(np.int8) if lab.labels is None else \
+            LABEL_SETS.label_array(lab.labels, {c: j for j, c in enumerate(lab.classes)}, path)
     else:
         labels = lab.label_index.astype(np.int64)
-    _check_counts(labels, lab.classes, lab.multi_label, min_per_class, path)
+    _check_counts(labels, lab.classes, link_for(lab.multi_label), min_per_class, path)
     return LabeledData(texts=[str(t) for t in lab.texts], classes=lab.classes, proba=lab.proba, labels=labels,
                        weights=lab.weights(), multi_label=lab.multi_label, has_proba=True, has_confidence=True,
                        meta=lab.meta or None, source=str(path), ids=lab.ids, file_kind="llmlabel.labeled",
@@ -306,9 +260,7 @@ def read_gold(path: str | Path, classes: list[str], *, text_field: str | None = 
     labels must be known classes."""
     from ..artifacts.gold import read_gold as read
 
+    link = link_for(multi_label)
     g = read(path, label_field=label_field, text_field=text_field, need_ids=False, need_text=True,
-             allow_empty=multi_label, split="|" if multi_label else "")
-    among = f"the model's {len(classes)} classes"
-    y = g.matrix(classes, among=among) if multi_label else g.index(
-        classes, among=among, hint="the dev set must use the same label names as the training file")
-    return list(g.texts), y
+             allow_empty=link.gold_may_be_empty, split=link.gold_split)
+    return list(g.texts), link.gold_array(g, classes, f"the model's {len(classes)} classes")

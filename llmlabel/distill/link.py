@@ -1,8 +1,9 @@
 """How a student's scores become probabilities, labels and a loss: one class of k (softmax; the argmax) or a set of
 labels (a sigmoid per label; those at or above the threshold). Every student (``Student.link``), the probe's
-head, the static student's closed-form gradient, the safety net's out-of-fold probabilities and the model folder's
-counts read their form from here instead of branching on ``multi_label`` each: the two forms are two classes of
-one interface, and what differs between them is written once.
+head, the static student's closed-form gradient, the safety net's out-of-fold probabilities, the model folder's
+counts and the labeled-file reader (a label field's names, given probabilities, gold labels) read their form from
+here instead of branching on ``multi_label`` each: the two forms are two classes of one interface, and what differs
+between them is written once.
 
 The standalone ``predict.py`` written into each model folder keeps its own copy of :meth:`Link.proba` and
 :meth:`Link.names`: it must run without llmlabel installed.
@@ -16,8 +17,11 @@ The standalone ``predict.py`` written into each model folder keeps its own copy 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+from ..errors import InputError
 
 
 class Link:
@@ -26,6 +30,52 @@ class Link:
     multi_label = False
     #: what a transformers classification head calls this form
     problem_type = "single_label_classification"
+    #: a gold file's label field: split on these characters (none: one name), may a row have no label
+    gold_split, gold_may_be_empty = "", False
+
+    def parse(self, value: Any) -> Any:
+        """A label field's value as this form reads it: the class name (label sets: a list of names, a string
+        split on ``|``)."""
+        return str(value)
+
+    def label_array(self, raw: Sequence, index: dict[str, int], path) -> np.ndarray:
+        """Parsed labels (:meth:`parse`, None where a row has none) as class indices with -1 for none (label
+        sets: (n, k) 0/1 rows); a name outside ``index`` raises :class:`InputError` naming ``path``."""
+        labels = np.full(len(raw), -1, dtype=np.int64)
+        for i, lab in enumerate(raw):
+            if lab is None:
+                continue
+            if lab not in index:
+                raise InputError(f"label {lab!r} is not one of the file's classes ({len(index)} classes)", path=path,
+                                 hint="the classes come from the metadata's 'classes' list")
+            labels[i] = index[lab]
+        return labels
+
+    def check_proba(self, row: np.ndarray, field: str | None, where: dict) -> None:
+        """Refuse a row of given probabilities that is not a distribution (label sets: each in [0, 1] is enough)."""
+        if abs(row.sum() - 1.0) > 1e-3:
+            raise InputError(f"probabilities sum to {row.sum():.4g}, not 1", field=field, **where,
+                             hint="single-label targets must be a distribution; use --multi-label for "
+                                  "independent per-class probabilities")
+
+    def complete(self, labels: np.ndarray, proba: np.ndarray) -> None:
+        """With given probabilities: normalise each row to sum to 1 and give a row without a label the most
+        probable class, in place (label sets: both as given)."""
+        proba /= proba.sum(1, keepdims=True)
+        missing = labels < 0
+        labels[missing] = proba[missing].argmax(1)
+
+    def check_classes_used(self, counts: np.ndarray, path) -> None:
+        """A classifier needs two classes in its labels (label sets: each label is its own yes / no)."""
+        if (counts > 0).sum() < 2:
+            raise InputError("only one class is used in the labels", path=path,
+                             hint="a classifier needs examples of at least two classes")
+
+    def gold_array(self, gold, classes: Sequence[str], among: str) -> np.ndarray:
+        """A gold file's labels (:class:`llmlabel.artifacts.gold.GoldLabels`) over ``classes``: class indices
+        (label sets: the 0/1 matrix)."""
+        return gold.index(classes, among=among,
+                          hint="the dev set must use the same label names as the training file")
 
     def proba(self, z: np.ndarray) -> np.ndarray:
         """Probabilities from float32 logits ``z`` (n, k); ``z`` is overwritten."""
@@ -111,6 +161,36 @@ class LabelSets(Link):
 
     multi_label = True
     problem_type = "multi_label_classification"
+    gold_split, gold_may_be_empty = "|", True
+
+    def parse(self, value: Any) -> list[str]:
+        if hasattr(value, "tolist"):
+            value = value.tolist()
+        if isinstance(value, (list, tuple)):
+            return [str(v) for v in value if v is not None and str(v) != ""]
+        return [p.strip() for p in str(value).split("|") if p.strip()]
+
+    def label_array(self, raw: Sequence, index: dict[str, int], path) -> np.ndarray:
+        labels = np.zeros((len(raw), len(index)), dtype=np.int8)
+        for i, lab in enumerate(raw):
+            for c in lab or []:
+                if c not in index:
+                    raise InputError(f"label {c!r} is not one of the file's classes", path=path,
+                                     hint="the classes come from the metadata's 'classes' list")
+                labels[i, index[c]] = 1
+        return labels
+
+    def check_proba(self, row: np.ndarray, field: str | None, where: dict) -> None:
+        return None
+
+    def complete(self, labels: np.ndarray, proba: np.ndarray) -> None:
+        return None
+
+    def check_classes_used(self, counts: np.ndarray, path) -> None:
+        return None
+
+    def gold_array(self, gold, classes: Sequence[str], among: str) -> np.ndarray:
+        return gold.matrix(classes, among=among)
 
     def proba(self, z: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-z))
