@@ -77,7 +77,7 @@ def one_set(name: str) -> dict:
 
 def write_markdown(out: dict, path: Path) -> None:
     lines = ["# Blends of the net's reference and its tuned candidate, out-of-fold on the gold", "", out["header"], "",
-             f"Wall time {out['seconds']:,} s.", "", __doc__.split("\n\n")[0].split("\n", 1)[1].strip(), "",
+             f"Wall time {out['seconds']:,} s.", "", " ".join(__doc__.split("\n\n")[1].split()), "",
              "Out-of-fold accuracy on the suite's 100 gold rows (seed 0), each model trained on the gold alone; "
              "`se`: the paired standard error of the lead over the probe (the reference); `passes`: a lead of "
              "more than 1.645 se; `net's best other`: the best recipe other than the reference in the run's "
@@ -105,7 +105,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", nargs="+", default=[s for s in SETS if (WORK / s / "run-gold100").is_dir()])
     ap.add_argument("--out", type=Path, default=Path("eval/results/suite-blend"))
+    ap.add_argument("--report", type=Path, help="rewrite the page from this run's json instead of running")
     args = ap.parse_args()
+    if args.report:
+        return write_markdown(json.loads(args.report.read_text()), args.report.with_suffix(".md"))
     command = "python eval/suite_blend.py " + " ".join(sys.argv[1:])
     t0, out = time.perf_counter(), {"header": header(command), "sets": {}}
     for name in args.sets:
