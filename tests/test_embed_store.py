@@ -232,6 +232,31 @@ def test_identity_changes_with_the_weights(tmp_path):
     assert wl.identity == wl.bare.identity and "wordllama:256:" in wl.identity
 
 
+def test_a_copied_encoder_reads_the_vectors_its_original_stored(tmp_path, texts):
+    """A model folder's encoder/ is a copy of the run's tuned encoder (without its halves/): known by its content,
+    not its path, the copy finds in the store what the original embedded, so `predict` does not embed again the
+    texts `distill` embedded with the same weights; other weights are another identity."""
+    import shutil
+
+    from llmlabel.embed.embedders import UNREAD, minilm_path
+
+    original = tmp_path / "run" / "encoder"
+    shutil.copytree(minilm_path(), original)
+    shutil.copytree(original / "1_Pooling", original / "halves" / "half0")  # not part of the model
+    copy = tmp_path / "model" / "encoder"
+    shutil.copytree(original, copy, ignore=shutil.ignore_patterns(*UNREAD, "halves"))
+    store = tmp_path / "store"
+    a, b = load_embedder(str(original), store=store), load_embedder(str(copy), store=store)
+    assert a.identity == b.identity
+    x = a.encode(texts)
+    y = b.encode(texts)
+    assert (b.counts.encoded, b.counts.store_hits) == (0, len(set(texts))) and np.array_equal(x, y)
+    from llmlabel.embed.embedders import _model_source
+
+    (copy / "config.json").write_text((copy / "config.json").read_text().replace("}", ', "note": 1}', 1))
+    assert _model_source(str(copy), None)[1] != _model_source(str(original), None)[1]  # other bytes, other digest
+
+
 def test_label_picks_the_embedder_by_corpus_size_when_lfs_yaml_names_none():
     from llmlabel.lf.run import default_embedder
     from llmlabel.lf.spec import LFSpecFile

@@ -248,12 +248,13 @@ class ProbeStudent(Student):
         """The folder's files (``Student.save`` writes them whole into a temporary sibling and swaps it in)."""
         from safetensors.numpy import save_file
 
+        from ..embed.embedders import UNREAD
+
         enc = folder / "encoder"
         if enc.exists():
             shutil.rmtree(enc)
         # a tuned encoder's folder also holds its two halves (cross-fitting only): not part of the model
-        shutil.copytree(self._encoder_folder(), enc, ignore=shutil.ignore_patterns("*.onnx", "onnx", "openvino",
-                                                                                   "*.h5", "*.msgpack", "*.ot",
+        shutil.copytree(self._encoder_folder(), enc, ignore=shutil.ignore_patterns(*UNREAD, "onnx", "openvino",
                                                                                    "halves"))
         save_file({"weight": np.ascontiguousarray(self.weight_, np.float32),
                    "bias": np.ascontiguousarray(self.bias_, np.float32)}, str(folder / "head.safetensors"))
