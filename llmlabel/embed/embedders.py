@@ -159,14 +159,18 @@ def folder_fingerprint(roots: list[Path]) -> str:
 #: Files sentence-transformers does not read (other frameworks' weights, exports); a model folder's copy of an
 #: encoder leaves them out too (:mod:`llmlabel.distill.probe`).
 UNREAD = ("*.onnx", "*.h5", "*.msgpack", "*.ot")
+#: llmlabel's own records beside a tuned encoder's weights (:mod:`llmlabel.tuned.encoder`: the fit's facts, and the
+#: marker of a half fitted but not yet moved into ``halves/``): they do not change a vector.
+RECORDS = ("tuned.json", "part.json")
 
 
 def model_digest(folder: Path) -> str:
     """Content hash of what a sentence-transformers folder's vectors depend on: its top-level files and the module
     folders its modules.json names (without one, every sub-folder), by relative name and bytes; other sub-folders (a
-    tuned encoder's ``halves/``, ONNX or OpenVINO exports) and :data:`UNREAD` files are left out. It does not depend on where the folder is, so
-    the copy of a tuned encoder in a model folder has the encoder's identity and the vectors the run stored for it
-    (reading the bytes costs ~0.2 s for MiniLM's 92 MB, once per process)."""
+    tuned encoder's ``halves/``, ONNX or OpenVINO exports), :data:`UNREAD` files and llmlabel's :data:`RECORDS` are
+    left out. It does not depend on where the folder is, so the copy of a tuned encoder in a model folder has the
+    encoder's identity and the vectors the run stored for it (reading the bytes costs ~0.2 s for MiniLM's 92 MB,
+    once per process)."""
     import fnmatch
     import json
 
@@ -179,7 +183,7 @@ def model_digest(folder: Path) -> str:
     files += [p for sub in subs if (folder / sub).is_dir() for p in (folder / sub).rglob("*") if p.is_file()]
     h = hashlib.blake2b(digest_size=16)
     for p in sorted(files, key=lambda q: q.relative_to(folder).as_posix()):
-        if any(fnmatch.fnmatch(p.name, pat) for pat in UNREAD):
+        if p.name in RECORDS or any(fnmatch.fnmatch(p.name, pat) for pat in UNREAD):
             continue
         h.update(f"{p.relative_to(folder).as_posix()}\0{p.stat().st_size}\0".encode())
         with open(p, "rb") as f:
