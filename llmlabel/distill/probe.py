@@ -248,14 +248,13 @@ class ProbeStudent(Student):
         """The folder's files (``Student.save`` writes them whole into a temporary sibling and swaps it in)."""
         from safetensors.numpy import save_file
 
-        from ..embed.embedders import UNREAD
+        from ..embed.embedders import NOT_MODEL, UNREAD
 
         enc = folder / "encoder"
         if enc.exists():
             shutil.rmtree(enc)
         # a tuned encoder's folder also holds its two halves (cross-fitting only): not part of the model
-        shutil.copytree(self._encoder_folder(), enc, ignore=shutil.ignore_patterns(*UNREAD, "onnx", "openvino",
-                                                                                   "halves"))
+        shutil.copytree(self._encoder_folder(), enc, ignore=shutil.ignore_patterns(*UNREAD, *NOT_MODEL))
         save_file({"weight": np.ascontiguousarray(self.weight_, np.float32),
                    "bias": np.ascontiguousarray(self.bias_, np.float32)}, str(folder / "head.safetensors"))
         (folder / STUDENT_FILE).write_text(json.dumps(self._config(), indent=2) + "\n", encoding="utf-8")

@@ -159,6 +159,8 @@ def folder_fingerprint(roots: list[Path]) -> str:
 #: Files sentence-transformers does not read (other frameworks' weights, exports); a model folder's copy of an
 #: encoder leaves them out too (:mod:`llmlabel.distill.probe`).
 UNREAD = ("*.onnx", "*.h5", "*.msgpack", "*.ot")
+#: Sub-folders that are not part of the model: exports, and a tuned encoder's cross-fitting halves.
+NOT_MODEL = ("onnx", "openvino", "halves")
 #: llmlabel's own records beside a tuned encoder's weights (:mod:`llmlabel.tuned.encoder`: the fit's facts, and the
 #: marker of a half fitted but not yet moved into ``halves/``): they do not change a vector.
 RECORDS = ("tuned.json", "part.json")
@@ -178,7 +180,7 @@ def model_digest(folder: Path) -> str:
         modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
         subs = sorted({str(m.get("path") or "") for m in modules} - {""})
     except (OSError, ValueError, TypeError, AttributeError):  # no module list: every sub-folder but those
-        subs = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in ("halves", "onnx", "openvino"))
+        subs = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in NOT_MODEL)
     files = [p for p in folder.iterdir() if p.is_file()]
     files += [p for sub in subs if (folder / sub).is_dir() for p in (folder / sub).rglob("*") if p.is_file()]
     h = hashlib.blake2b(digest_size=16)
