@@ -213,3 +213,41 @@ def test_review_features_tuned_embed_gold_items_with_the_half_that_never_saw_the
     assert np.allclose(X, enc.encode_items(["r1", "n1"], ["can I get a refund"] * 2), atol=1e-5)
     with pytest.raises(InputError, match="no tuned encoder"):
         _features("tuned", ["x"], SimpleNamespace(ids=["a"], meta={}), tmp_path / "labeled.parquet")
+
+
+def test_length_groups_cut_the_sorted_texts_where_padding_costs_more_than_a_pass():
+    from itertools import combinations
+
+    from llmlabel.tuned.train import length_groups
+
+    def cost(groups, lengths, c):
+        return sum(c + len(g) * max(lengths[i] for i in g) for g in groups)
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):  # the dynamic programme's cut is the cheapest of every cut of the sorted order
+        lengths = list(np.minimum(rng.lognormal(3, 0.9, 9).astype(int) + 2, 128))
+        groups = length_groups(lengths, pass_cost=40)
+        assert sorted(np.concatenate(groups).tolist()) == list(range(9))
+        s = sorted(range(9), key=lambda i: lengths[i])
+        best = min(cost([s[a:b] for a, b in zip((0,) + cuts, cuts + (9,))], lengths, 40)
+                   for r in range(9) for cuts in combinations(range(1, 9), r))
+        assert cost(groups, lengths, 40) == best
+    # texts of about one length: one pass, in the caller's order (the fit is as it was before passes were cut)
+    assert [g.tolist() for g in length_groups([14, 12, 16, 13])] == [[0, 1, 2, 3]]
+    assert len(length_groups([20] * 31 + [128])) == 2
+
+
+def test_texts_run_in_several_passes_embed_as_in_one_padded_pass():
+    import torch
+
+    from llmlabel.tuned.train import _Net, base_path
+
+    net = _Net(base_path("minilm"), max_length=128)
+    net.model.eval()  # no dropout: the two ways must give the same vectors
+    texts = ["short one", "a refund", "lost card " * 40, "transfer money", "please block my card right now " * 8]
+    with torch.no_grad():
+        split, whole = net(texts), net._pass(texts)
+    from llmlabel.tuned.train import length_groups
+
+    assert len(length_groups([len(i) for i in net.tok(texts, truncation=True, max_length=128)["input_ids"]])) > 1
+    np.testing.assert_allclose(split.numpy(), whole.numpy(), atol=2e-5)

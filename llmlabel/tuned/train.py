@@ -31,7 +31,7 @@ from ..errors import ConfigError, EngineError
 
 METHODS = ("supcon", "pairs")
 # Bumped when the training code changes what a fit produces, so a saved encoder from older code is refitted.
-ALGO_VERSION = 2
+ALGO_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,35 @@ def anchor_texts(labels: list[str], descriptions: list[str] | None = None) -> li
     return label_texts(labels, descriptions)
 
 
+#: What one more forward pass costs, in padded tokens (measured on MiniLM, 2 CPU cores: ~0.19 s a pass against
+#: ~1.3 ms a token, forward and backward); ``length_groups`` trades it against the padding a pass saves.
+PASS_COST_TOKENS = 140
+
+
+def length_groups(lengths, pass_cost: int = PASS_COST_TOKENS) -> list[np.ndarray]:
+    """Split texts into passes that pad less: sorted by token length, cut where the padded tokens saved pay for
+    one more pass (an exact minimum of ``sum(pass_cost + size x longest)`` over cuts of the sorted order, by
+    dynamic programming). Returns the index groups, shortest first; one group (every index, in the given order)
+    when one pass is cheapest, as for texts of similar length."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n = len(lengths)
+    order = np.argsort(lengths, kind="stable")
+    ln = lengths[order]
+    best = np.zeros(n + 1)
+    cut = np.zeros(n + 1, dtype=np.int64)
+    for j in range(1, n + 1):  # best[j]: texts order[:j] in passes, the last being order[i:j] (padded to ln[j-1])
+        costs = best[:j] + pass_cost + (j - np.arange(j)) * ln[j - 1]
+        cut[j] = int(np.argmin(costs))
+        best[j] = costs[cut[j]]
+    bounds, j = [], n
+    while j > 0:
+        bounds.append((cut[j], j))
+        j = cut[j]
+    if len(bounds) <= 1:
+        return [np.arange(n)]
+    return [order[i:j] for i, j in reversed(bounds)]
+
+
 class _Net:
     """The base encoder as a trainable module: tokenise, run, pool, normalise."""
 
@@ -111,6 +140,22 @@ class _Net:
         self.pooling, self.max_length = _pooling(path), max_length
 
     def __call__(self, texts: list[str]):
+        """Unit embeddings of ``texts``, in their order. Texts of very unequal length run in several passes
+        (``length_groups``): padded to the batch's longest, a few long texts made most of a step's work (YouTube
+        comments: 25 tokens on average, padded to 128; a step's CPU 5.1 -> 2.0 s). The same embeddings in exact
+        arithmetic, padding being masked out of attention and pooling; dropout draws its masks per pass."""
+        import torch
+
+        lengths = [len(ids) for ids in self.tok(texts, truncation=True, max_length=self.max_length)["input_ids"]]
+        groups = length_groups(lengths)
+        if len(groups) == 1:
+            return self._pass(texts)
+        z = torch.cat([self._pass([texts[i] for i in g]) for g in groups])
+        where = np.empty(len(texts), dtype=np.int64)
+        where[np.concatenate(groups)] = np.arange(len(texts))
+        return z[torch.from_numpy(where)]
+
+    def _pass(self, texts: list[str]):
         import torch.nn.functional as F
 
         enc = self.tok(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
