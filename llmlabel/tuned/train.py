@@ -97,8 +97,9 @@ def anchor_texts(labels: list[str], descriptions: list[str] | None = None) -> li
     return label_texts(labels, descriptions)
 
 
-#: What one more forward pass costs, in padded tokens (measured on MiniLM, 2 CPU cores: ~0.19 s a pass against
-#: ~1.3 ms a token, forward and backward); ``length_groups`` trades it against the padding a pass saves.
+#: What one more forward pass costs, in padded tokens (MiniLM on 2 CPU cores, forward and backward: ~0.1 s a pass
+#: and ~1 ms a token; set above that ratio so batches of near-equal lengths stay one pass, as they were fitted before);
+#: ``length_groups`` trades it against the padding a pass saves.
 PASS_COST_TOKENS = 140
 
 
@@ -142,7 +143,7 @@ class _Net:
     def __call__(self, texts: list[str]):
         """Unit embeddings of ``texts``, in their order. Texts of very unequal length run in several passes
         (``length_groups``): padded to the batch's longest, a few long texts made most of a step's work (YouTube
-        comments: 25 tokens on average, padded to 128; a step's CPU 5.1 -> 2.0 s). The same embeddings in exact
+        comments: 25 tokens on average, padded to 128; a step's CPU 4.9 -> 1.5 s). The same embeddings in exact
         arithmetic, padding being masked out of attention and pooling; dropout draws its masks per pass."""
         import torch
 
