@@ -56,17 +56,18 @@ def synthetic(seeds: int) -> list[dict]:
     return out
 
 
+ORIGINAL = heldout.class_share_weights
+
+
 def prevalence_weights(votes) -> np.ndarray:
     """``class_share_weights`` with each class's LFs together weighing majority vote's share of the class."""
     base = ORIGINAL(votes)
-    main = np.where(heldout.lf_class_totals(votes)[0].sum(1) > 0, heldout.lf_class_totals(votes)[0].argmax(1), -1)
+    per_lf = heldout.lf_class_totals(votes)[0]
+    main = np.where(per_lf.sum(1) > 0, per_lf.argmax(1), -1)
     mv = MajorityVote(votes.k)
     mv._fit_votes(votes)  # Votes in, as HeldOutSelect fits its candidates
     shares = heldout._shares(mv, votes)
     return base * np.where(main >= 0, shares[np.maximum(main, 0)], 0.0)
-
-
-ORIGINAL = heldout.class_share_weights
 
 
 def weighting(sets: list[str]) -> list[dict]:

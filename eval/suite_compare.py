@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-
-def net_cpu(r: dict) -> float:
-    """What the suite counts as the net's CPU (suite_report): its own, the cross-fitted labels, the full fit."""
-    n = r["safety_net"]
-    return n["cpu_seconds"] + (n.get("crossfit_cpu_seconds") or 0) + (n.get("encoder_full_cpu_seconds") or 0)
-
-
-def ratio(r: dict) -> float:
-    return r["chain_cpu_seconds"] / max(r["chain_cpu_seconds"] - net_cpu(r), 1e-9)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from suite_report import cpu_ratio, net_cpu  # noqa: E402
 
 
 def _recipe(r: dict) -> str:
@@ -42,7 +36,7 @@ def compare(before: dict, after: dict) -> dict:
         rows[key.split("|")[0]] = {
             side: {"official": r["official"], "recipe": _recipe(r), "halves_s": r["safety_net"]["encoder_seconds"],
                    "full_fit_s": r["safety_net"].get("encoder_full_seconds"), "net_cpu_s": round(net_cpu(r), 1),
-                   "chain_cpu_s": r["chain_cpu_seconds"], "ratio": round(ratio(r), 2)}
+                   "chain_cpu_s": r["chain_cpu_seconds"], "ratio": round(cpu_ratio(r), 2)}
             for side, r in (("before", a), ("after", b))}
     return rows
 

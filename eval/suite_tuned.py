@@ -29,7 +29,10 @@ from suite import LOADERS, SETS, WORK, metrics  # noqa: E402
 from suite_margin import reference_on_test  # noqa: E402
 
 
-def one_set(name: str, fits: Path) -> dict:
+def tuned_on_test(name: str, folder: Path, settings=None) -> tuple[dict, object, float, float]:
+    """The net's full fit of the tuned encoder on the suite run's gold (``settings``: ``TuneSettings``, default the
+    net's) into ``folder``, the probe head on it as ``distill`` fits it, and the test split's metrics. Returns
+    ``(metrics, encoder, fit seconds, fit CPU seconds)``."""
     from llmlabel.distill.anchors import anchors_for
     from llmlabel.distill.api import make_student
     from llmlabel.distill.data import read_labeled
@@ -44,15 +47,19 @@ def one_set(name: str, fits: Path) -> dict:
     texts = [r["text"] for r in rows]
     y = np.array([classes.index(r["label"]) for r in rows])
     t0, c0 = time.perf_counter(), time.process_time()
-    enc = TunedEncoder.fit(fits / name, texts=texts, y=y, labels=classes, anchors=anchors_for(d.classes, d.meta),
-                           halves=False, full=True)
+    enc = TunedEncoder.fit(folder, texts=texts, y=y, labels=classes, anchors=anchors_for(d.classes, d.meta),
+                           halves=False, full=True, **({"settings": settings} if settings is not None else {}))
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
     st = make_student(f"probe:{enc.folder}", seed=0)  # what distill ships when the tuned candidate wins
     st.classes_ = classes
     st.fit_features(st.features(texts), np.eye(len(classes), dtype=np.float32)[y], np.ones(len(y), np.float32))
-    return {"tuned": metrics(b, st.logits_from_features(st.features(b.test_texts)).argmax(1)),
-            "lr": reference_on_test(name), "fit_seconds": round(fit_s, 1), "fit_cpu_seconds": round(fit_cpu, 1),
-            "recorded_seconds": enc.seconds()}
+    return metrics(b, st.logits_from_features(st.features(b.test_texts)).argmax(1)), enc, fit_s, fit_cpu
+
+
+def one_set(name: str, fits: Path) -> dict:
+    tuned, enc, fit_s, fit_cpu = tuned_on_test(name, fits / name)
+    return {"tuned": tuned, "lr": reference_on_test(name), "fit_seconds": round(fit_s, 1),
+            "fit_cpu_seconds": round(fit_cpu, 1), "recorded_seconds": enc.seconds()}
 
 
 def main(argv=None) -> None:
