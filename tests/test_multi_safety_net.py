@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -16,7 +18,7 @@ from llmlabel.multilabel_metrics import best_thresholds, multilabel_f1
 
 from clirun import run_cli
 from test_multilabel import LEAVES, TREE, _corpus, _jsonl
-from test_safety_net import sample_rows
+from test_safety_net import restamp, sample_rows
 
 
 def test_multi_label_crossfit_files_round_trip(tmp_path):
@@ -30,13 +32,21 @@ def test_multi_label_crossfit_files_round_trip(tmp_path):
     assert cv.ids == ["a", "b"] and cv.lf_names == ["knn", "lr"] and cv.label_ids == ["X", "Y", "Z"]
     for f in range(2):
         np.testing.assert_array_equal(cv.votes[f], votes[f])
-        np.testing.assert_allclose(cv.p_yes[f]["knn"], p[f]["knn"], equal_nan=True, atol=1e-6)
+        np.testing.assert_allclose(cv.p_yes[f]["knn"], p[f]["knn"], equal_nan=True, atol=1e-3)  # float16, as in votes
     assert "lr" not in cv.p_yes[0] and cv.gold.labels.tolist() == gold.labels.tolist()
     with pytest.raises(InputError, match="multi-label cross-fitting votes in a single-label"):
         read_crossfit_votes(tmp_path)
     with pytest.raises(InputError, match="must be"):
         write_crossfit_multi_votes(tmp_path, ids=["a"], lf_names=["knn", "lr"], labels=["x", "y", "z"],
                                    label_ids=["X", "Y", "Z"], votes=votes, p_yes=p, gold=gold)
+
+    # one layout for both forms: the multi-label file is the single-label one over 2-class (LF, label) columns
+    schema = pq.read_schema(tmp_path / "_crossfit.parquet")
+    assert {"v:knn/X", "v:lr/Z", "p:knn/Z"} <= set(schema.names) and "p:lr/X" not in schema.names
+    assert pa.types.is_list(schema.field("p:knn/X").type)
+    restamp(tmp_path / "_crossfit.parquet", format_version=1)  # a multi-label file of the earlier layout
+    with pytest.raises(InputError, match="format_version 1, this llmlabel reads version 2"):
+        read_crossfit_multi_votes(tmp_path)
 
     proba = np.random.default_rng(0).random((2, 2, 3))
     thr = np.array([[0.3, 0.5, 0.7], [0.2, 0.4, 0.6]])

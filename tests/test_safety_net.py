@@ -25,6 +25,16 @@ def sample_rows(classes=INTENTS) -> list[dict]:
     return [r for r in rows if classes is None or r["category"] in classes]
 
 
+def restamp(path, **meta):
+    """Rewrite keys of a Parquet stage file's llmlabel metadata (a file as an earlier llmlabel wrote it)."""
+    import pyarrow.parquet as pq
+
+    from llmlabel.io_meta import read_meta
+    from llmlabel.io_write import write_parquet
+
+    write_parquet(path, pq.read_table(path), meta={**read_meta(path), **meta})
+
+
 def test_crossfit_files_round_trip_and_refuse_what_does_not_fit(tmp_path):
     gold = GoldFolds(("g1", "g2", "g3"), np.array([0, 1, 0]), 2, np.array([1, 0, 1]), np.array([True, True, False]))
     votes = [np.array([[0, 1], [-1, 1]]), np.array([[1, 1], [0, -1]])]
@@ -35,6 +45,8 @@ def test_crossfit_files_round_trip_and_refuse_what_does_not_fit(tmp_path):
     np.testing.assert_array_equal(cv.votes[1], votes[1])
     np.testing.assert_allclose(cv.probs[1]["knn"], probs[1]["knn"], atol=1e-6)
     assert "lr" not in cv.probs[0] and cv.gold.fold.tolist() == [0, 1, 0]
+    restamp(tmp_path / "_crossfit.parquet", format_version=1)  # version 1's single-label layout is version 2's
+    np.testing.assert_array_equal(read_crossfit_votes(tmp_path).votes[1], votes[1])
 
     proba = np.array([[[0.2, 0.8], [0.5, 0.5]], [[1.0, 0.0], [0.0, 1.0]]])
     write_crossfit_labels(tmp_path / "labeled.parquet", ids=["a", "b"], classes=["x", "y"], proba=proba, gold=gold)

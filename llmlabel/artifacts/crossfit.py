@@ -10,11 +10,11 @@ fold f, for every f. Long layout: one row per (fold, item): ``fold`` (int16), ``
 -1 abstain) and ``p:<lf>`` (list<float32> class probabilities, or null) per gold-derived LF. The LFs that do not
 read the gold keep the votes in the main shards. Metadata: the gold ids with their folds, the LF names.
 
-Multi-label votes folders (:mod:`llmlabel.artifacts.multivotes`) keep the multi-label layout here too: one binary
-column per (LF, label), ``v:<lf>/<label id>`` (int16: 1 / 0 / -1 abstain) and, for LFs that score,
-``p:<lf>/<label id>`` (float32 P(label applies), NaN where the LF abstained); the metadata's ``multi_label`` names
-the LFs, labels and label ids, and the gold's ``labels`` are 0/1 rows over the labels
-(:func:`write_crossfit_multi_votes`, :func:`read_crossfit_multi_votes`).
+Multi-label votes are stored in this same layout, as the votes folder stores them
+(:mod:`llmlabel.artifacts.multivotes`): each (LF, label) is one 2-class LF ``<lf>/<label id>`` (votes 1 / 0 / -1,
+probabilities ``[1 - p, p]`` for LFs that score); the metadata's ``multi_label`` names the LFs, labels and label
+ids, and the gold's ``labels`` are 0/1 rows over the labels. :func:`read_crossfit_multi_votes` folds the columns
+back into (items, LFs, labels) arrays.
 
 ``<labeled stem>.crossfit.parquet`` (written by ``aggregate --gold`` beside labeled.parquet): the label model's
 probabilities for the same sample, fitted for each fold f without fold f's gold (neither clamped nor as dev).
@@ -23,7 +23,7 @@ ids, folds, labels (class indices) and ``fair`` (a random sample, so fit to scor
 holds P(label applies) per label, the gold labels are 0/1 rows, and ``thresholds`` (folds x labels) are each
 fold's label-model decision thresholds, chosen without that fold's gold.
 
-Both record ``kind`` and ``format_version`` like every stage file.
+Both record ``kind`` and ``format_version`` like every stage file (the votes file: version 2).
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ from ._format import check_format, stamp
 
 VOTES_FILE = "_crossfit.parquet"
 VOTES_KIND, LABELS_KIND, FORMAT_VERSION = "crossfit-votes", "crossfit-labels", 1
+# Version 2: multi-label votes as the votes folder stores them (one 2-class column per LF and label); a version 1
+# single-label file has the same layout and is still read.
+VOTES_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ def write_crossfit_votes(folder: str | Path, *, ids: Sequence[str], lf_names: Se
         cols[f"v:{name}"] = pa.array(np.concatenate([np.asarray(v[:, j], np.int16) for v in votes]), pa.int16())
         if any(name in p for p in probs):
             cols[f"p:{name}"] = _list_col([p.get(name) for p in probs], n)
-    info = {**stamp(VOTES_KIND, FORMAT_VERSION), **dict(meta or {}), "lf_names": list(lf_names),
+    info = {**stamp(VOTES_KIND, VOTES_VERSION), **dict(meta or {}), "lf_names": list(lf_names),
             "gold": gold.to_meta()}
     return _write(Path(folder) / VOTES_FILE, pa.table(cols), info)
 
@@ -169,61 +172,50 @@ def write_crossfit_multi_votes(folder: str | Path, *, ids: Sequence[str], lf_nam
                                labels: Sequence[str], label_ids: Sequence[str], votes: Sequence[np.ndarray],
                                p_yes: Sequence[Mapping[str, np.ndarray]], gold: GoldFolds,
                                meta: Mapping[str, Any] | None = None) -> Path:
-    """Write ``folder/_crossfit.parquet`` for a multi-label votes folder; ``votes[f]`` is (n, m, k)."""
-    import pyarrow as pa
+    """Write ``folder/_crossfit.parquet`` for a multi-label votes folder; ``votes[f]`` is (n, m, k). Stored by
+    :func:`write_crossfit_votes` as the votes folder stores them: one 2-class column per (LF, label)."""
+    from .multivotes import MultiVotes
 
     n, m, k = len(ids), len(lf_names), len(label_ids)
     if len(votes) != gold.folds:
         raise InputError(f"cross-fitting votes: {len(votes)} folds of votes for {gold.folds} gold folds")
     if any(np.shape(v) != (n, m, k) for v in votes) or len(labels) != k:
         raise InputError(f"cross-fitting votes: each fold's votes must be ({n}, {m}, {k})")
-    cols = _long(ids, gold.folds)
-    for j, lf in enumerate(lf_names):
-        scored = any(lf in p for p in p_yes)
-        for c, lid in enumerate(label_ids):
-            cols[f"v:{lf}/{lid}"] = pa.array(np.concatenate([np.asarray(v[:, j, c], np.int16) for v in votes]),
-                                             pa.int16())
-            if scored:
-                cols[f"p:{lf}/{lid}"] = pa.array(np.concatenate(
-                    [np.asarray(p[lf][:, c], np.float32) if lf in p else np.full(n, np.nan, np.float32)
-                     for p in p_yes]), pa.float32())
-    info = {**stamp(VOTES_KIND, FORMAT_VERSION), **dict(meta or {}), "lf_names": list(lf_names),
-            "multi_label": {"lfs": list(lf_names), "labels": list(labels), "label_ids": list(label_ids)},
-            "gold": gold.to_meta()}
-    return _write(Path(folder) / VOTES_FILE, pa.table(cols), info)
+    folds = [MultiVotes(v, list(lf_names), list(labels), list(label_ids), p_yes=dict(p))
+             for v, p in zip(votes, p_yes)]
+    flat, probs = [mv.to_matrix() for mv in folds], []
+    for L in flat:  # write_crossfit_votes takes every row's probabilities (zeros where the LF abstained)
+        probs.append({name: np.zeros((n, 2), np.float32) for name in L.vote_probs})
+        for name, rows in L.vote_probs.items():
+            probs[-1][name][L.votes[:, L.lf_names.index(name)] >= 0] = rows
+    return write_crossfit_votes(folder, ids=ids, lf_names=folds[0].flat_names(), votes=[L.votes for L in flat],
+                                probs=probs, gold=gold, meta={**dict(meta or {}), **folds[0].manifest_meta()})
 
 
 def read_crossfit_multi_votes(folder: str | Path) -> CrossFitMultiVotes | None:
     """The cross-fitting votes of a multi-label votes folder, or None when there are none."""
-    path = Path(folder) / VOTES_FILE
-    if not path.is_file():
+    from .matrix import LabelMatrix
+    from .multivotes import BINARY, MultiVotes
+
+    cv = _read_votes(Path(folder), multi_label=True)
+    if cv is None:
         return None
-    table, meta = _read(path, VOTES_KIND)
-    info = meta.get("multi_label")
+    info = cv.meta["multi_label"]
     if not isinstance(info, dict):
-        raise InputError("single-label cross-fitting votes in a multi-label votes folder", path=path,
+        raise InputError("cross-fitting votes: the multi_label entry is not readable", path=Path(folder) / VOTES_FILE,
                          hint="rerun `llmlabel label --gold` into this folder")
-    gold = GoldFolds.from_meta(meta.get("gold") or {}, path)
-    lfs, labels, lids = [list(map(str, info.get(x, []))) for x in ("lfs", "labels", "label_ids")]
-    ids, rows = _by_fold(table, gold.folds, path)
-    names = set(table.column_names)
-    votes, p_yes = [], []
-    try:
-        for r in rows:
-            votes.append(np.stack([np.stack([table.column(f"v:{lf}/{lid}").to_numpy()[r] for lid in lids], 1)
-                                   for lf in lfs], 1).astype(np.int16) if lfs and lids
-                         else np.zeros((len(ids), len(lfs), len(lids)), np.int16))
-            p_yes.append({lf: np.stack([table.column(f"p:{lf}/{lid}").to_numpy(zero_copy_only=False)[r]
-                                        for lid in lids], 1).astype(np.float32)
-                          for lf in lfs if lids and f"p:{lf}/{lids[0]}" in names})
-    except KeyError as e:
-        raise InputError(f"cross-fitting votes: column {e} is missing", path=path) from None
-    if gold.labels is not None and (gold.labels.ndim != 2 or gold.labels.shape[1] != len(lids)):
-        raise InputError("cross-fitting votes: the gold labels are not 0/1 rows over the labels", path=path)
-    return CrossFitMultiVotes(ids, lfs, labels, lids, votes, p_yes, gold, meta)
+    folds = [MultiVotes.from_matrix(LabelMatrix(v, cv.lf_names, labels=BINARY, ids=cv.ids, vote_probs={
+        name: p[name][v[:, j] >= 0] for j, name in enumerate(cv.lf_names) if name in p}), info)
+        for v, p in zip(cv.votes, cv.probs)]
+    k = len(folds[0].label_ids)
+    if cv.gold.labels is not None and (cv.gold.labels.ndim != 2 or cv.gold.labels.shape[1] != k):
+        raise InputError("cross-fitting votes: the gold labels are not 0/1 rows over the labels",
+                         path=Path(folder) / VOTES_FILE)
+    return CrossFitMultiVotes(cv.ids, folds[0].lf_names, folds[0].labels, folds[0].label_ids,
+                              [mv.votes for mv in folds], [mv.p_yes for mv in folds], cv.gold, cv.meta)
 
 
-def _read(path: Path, kind: str):
+def _read(path: Path, kind: str, version: int = FORMAT_VERSION, also: tuple[int, ...] = ()):
     import pyarrow.parquet as pq
 
     from ..io_meta import read_meta
@@ -234,7 +226,8 @@ def _read(path: Path, kind: str):
         raise InputError(f"unreadable cross-fitting file: {e}", path=path,
                          hint="rerun the stage that wrote it") from None
     meta = read_meta(path) or {}
-    check_format(meta, kind=kind, version=FORMAT_VERSION, path=path)
+    found = meta.get("format_version", 1)
+    check_format(meta, kind=kind, version=found if found in also else version, path=path)
     return table, meta
 
 
@@ -257,22 +250,30 @@ def _lists(col, rows: np.ndarray) -> np.ndarray | None:
 
 def read_crossfit_votes(folder: str | Path) -> CrossFitVotes | None:
     """The cross-fitting votes of a votes folder, or None when the run had no gold-derived LFs."""
-    path = Path(folder) / VOTES_FILE
+    return _read_votes(Path(folder), multi_label=False)
+
+
+def _read_votes(folder: Path, *, multi_label: bool) -> CrossFitVotes | None:
+    path = folder / VOTES_FILE
     if not path.is_file():
         return None
-    table, meta = _read(path, VOTES_KIND)
-    if meta.get("multi_label"):
-        raise InputError("multi-label cross-fitting votes in a single-label votes folder", path=path,
-                         hint="rerun `llmlabel label --gold` into this folder")
+    table, meta = _read(path, VOTES_KIND, VOTES_VERSION, also=() if multi_label else (1,))
+    if bool(meta.get("multi_label")) != multi_label:
+        forms = ("single-label", "multi-label")
+        raise InputError(f"{forms[not multi_label]} cross-fitting votes in a {forms[multi_label]} votes folder",
+                         path=path, hint="rerun `llmlabel label --gold` into this folder")
     gold = GoldFolds.from_meta(meta.get("gold") or {}, path)
     names = [str(x) for x in meta.get("lf_names", [])]
     ids, rows = _by_fold(table, gold.folds, path)
     votes, probs = [], []
-    for r in rows:
-        votes.append(np.stack([table.column(f"v:{n}").to_numpy()[r] for n in names], axis=1).astype(np.int16)
-                     if names else np.zeros((len(ids), 0), np.int16))
-        probs.append({n: p for n in names if f"p:{n}" in table.column_names
-                      for p in [_lists(table.column(f"p:{n}"), r)] if p is not None})
+    try:
+        for r in rows:
+            votes.append(np.stack([table.column(f"v:{n}").to_numpy()[r] for n in names], axis=1).astype(np.int16)
+                         if names else np.zeros((len(ids), 0), np.int16))
+            probs.append({n: p for n in names if f"p:{n}" in table.column_names
+                          for p in [_lists(table.column(f"p:{n}"), r)] if p is not None})
+    except KeyError as e:
+        raise InputError(f"cross-fitting votes: column {e} is missing", path=path) from None
     return CrossFitVotes(ids, names, votes, probs, gold, meta)
 
 
