@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["AggregateResult", "LFReport", "LFStats", "LabelResult", "PredictResult", "ReviewExportResult",
-           "StageResult", "XmcEvalResult", "XmcResult"]
+__all__ = ["AggregateResult", "LFReport", "LFStats", "LabelResult", "PredictResult", "PushResult",
+           "ReviewExportResult", "ReviewImportResult", "StageResult", "XmcEvalResult", "XmcResult"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,14 @@ class XmcResult(StageResult):
     report: dict[str, Any] | None = None       # with --train/--dev: the optimiser's report
 
 
+@dataclass(frozen=True)
+class PushResult(StageResult):
+    """``push``: the model folder (and its labeled dataset) on the Hub (``distill.hub.push_model``)."""
+
+    url: str                                   # the model repo's commit URL
+    dataset_repo: str | None = None            # with a dataset: the dataset repo id (default ``REPO-data``)
+    dataset_url: str | None = None
+
 
 @dataclass(frozen=True)
 class XmcEvalResult(StageResult):
@@ -154,3 +162,20 @@ class ReviewExportResult(StageResult):
     excluded: int                              # items left out: already sent, reviewed or human-labeled
     votes_used: bool = False                   # ``review``: LF votes fed the disagreement signal
     features: str | None = None                # ``review``: what the out-of-fold classifier read (None: no classifier)
+
+
+@dataclass(frozen=True)
+class ReviewImportResult(StageResult):
+    """``review import``: people's answers merged into the gold file (``review.roundtrip.import_annotations``)."""
+
+    gold: Any                                  # the gold file (a Path)
+    rows: int                                  # gold labels this export gave
+    total: int                                 # rows in the gold file now (earlier rounds kept)
+    state: Any                                 # the review record, updated with the items reviewed
+    annotations: int
+    annotators: int
+    items: int                                 # items with at least one answer
+    skipped: int                               # items every annotator skipped
+    conflicts_resolved: tuple[dict, ...]       # items where annotators disagreed and a majority decided
+    ties_dropped: tuple[dict, ...]             # items with tied answers: no gold label, may be sent again
+    new_labels: tuple[str, ...]                # labels people used that the taxonomy lacked (added with --add-labels)

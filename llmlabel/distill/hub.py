@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from ..errors import ConfigError, EngineError, InputError
+from ..results import PushResult
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
@@ -101,16 +102,16 @@ def link_dataset_in_card(folder: str | Path, dataset_repo: str) -> None:
 
 
 def push_model(folder: str | Path, repo: str, *, private: bool = False, revision: str | None = None,
-               dataset: str | Path | None = None, dataset_repo: str | None = None) -> dict:
+               dataset: str | Path | None = None, dataset_repo: str | None = None) -> PushResult:
     """``llmlabel push``: the model folder (and optionally its labeled dataset, as ``dataset_repo``, default
     ``REPO-data``) to the Hub; the dataset goes first so the model card can link to it. Returns the URLs."""
     from .export import load_student
 
     load_student(folder)  # refuse a folder that is not ours, or is missing files, before pushing anything
-    out: dict = {"dataset_repo": None, "dataset_url": None}
+    data_repo = data_url = None
     if dataset is not None:
-        out["dataset_repo"] = dataset_repo or f"{repo}-data"
-        out["dataset_url"] = push_dataset(dataset, out["dataset_repo"], private=private)
-        link_dataset_in_card(folder, out["dataset_repo"])
-    out["url"] = push_to_hub(folder, repo, private=private, revision=revision)
-    return out
+        data_repo = dataset_repo or f"{repo}-data"
+        data_url = push_dataset(dataset, data_repo, private=private)
+        link_dataset_in_card(folder, data_repo)
+    return PushResult(url=push_to_hub(folder, repo, private=private, revision=revision), dataset_repo=data_repo,
+                      dataset_url=data_url)

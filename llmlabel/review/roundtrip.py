@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..io_write import atomic_write
+from ..results import ReviewImportResult
 from ..artifacts.review import STATE_FILE, ReviewState
 from .answers import read_gold, resolve, write_gold
 from .artifact import read_labeled
@@ -62,7 +63,7 @@ def write_tasks(lab, rows, output: str | Path, *, state: ReviewState, strategy: 
 
 def import_annotations(export: str | Path, output: str | Path, *, taxonomy: str | Path | None = None,
                        labeled: str | Path | None = None, add_labels: bool = False, multi_label: bool | None = None,
-                       state: str | Path | None = None) -> dict:
+                       state: str | Path | None = None) -> ReviewImportResult:
     """Read a Label Studio export (JSON, JSON-MIN or CSV) into ``output`` gold JSONL (merged with earlier rounds)."""
     output = Path(output)
     classes, tax = None, None
@@ -113,4 +114,5 @@ def import_annotations(export: str | Path, output: str | Path, *, taxonomy: str 
         if i not in st.reviewed:
             st.exported.pop(i, None)
     st.save()
-    return {"gold": output, "rows": len(rows), "total": len(merged), "state": st.path, **summary}
+    return ReviewImportResult(gold=output, rows=len(rows), total=len(merged), state=st.path,
+                              **{k: tuple(v) if isinstance(v, list) else v for k, v in summary.items()})
