@@ -31,7 +31,6 @@ run folder stays as it was. Rerunning with the same arguments skips the finished
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -257,13 +256,13 @@ class AutoResult:
 def read_figures(res: AutoResult) -> AutoResult:
     """Coverage, the label model's estimated accuracy and the student's figure, from the run's files."""
     from .artifacts.labeled import read_labeled
+    from .artifacts.model import read_metrics
 
     lab = read_labeled(res.labels)
     res.coverage = float(1.0 - lab.uncovered.mean()) if len(lab) else None
     rep = lab.meta.get("label_model") or {}
     res.accuracy, res.accuracy_note = _label_model_accuracy(rep)
-    metrics = json.loads((res.model / "metrics.json").read_text(encoding="utf-8"))
-    res.student_figure, res.student_note = _student_figure(metrics)
+    res.student_figure, res.student_note = _student_figure(read_metrics(res.model))
     return res
 
 
