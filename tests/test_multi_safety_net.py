@@ -275,7 +275,15 @@ def test_label_aggregate_distill_predict_with_gold_through_the_cli(tmp_path, cap
     assert cv.lf_names == ["knn", "lr"] and cv.gold.folds == 5 and len(cv.ids) == 210
     assert not set(cv.ids) & {r["id"] for r in rows[:50]} and cv.votes[0].shape == (210, 2, len(LEAVES))
     assert any((a != b).any() for a, b in zip(cv.votes, cv.votes[1:]))  # the folds really differ
+    # a file of the earlier multi-label layout (format 1): aggregate names it, label --gold makes it again
+    restamp(tmp_path / "votes" / "_crossfit.parquet", format_version=1)
     labeled = tmp_path / "labeled.parquet"
+    assert run_cli("aggregate", tmp_path / "votes", "--gold", gold, "-o", labeled) == 2
+    assert "format_version 1" in capsys.readouterr().err
+    assert run_cli("label", corpus, "-t", tax, "--lfs", tmp_path / "lfs.yaml", "--gold", gold, "-o",
+                   tmp_path / "votes", "-q") == 0
+    again = read_crossfit_multi_votes(tmp_path / "votes")
+    assert all((a == b).all() for a, b in zip(again.votes, cv.votes))
     assert run_cli("aggregate", tmp_path / "votes", "--gold", gold, "-o", labeled) == 0
     lab = read_labeled(labeled)
     # the leaves' label texts cross label -> aggregate for the anchored student (one per class, in class order)
