@@ -44,6 +44,9 @@ def test_multi_label_crossfit_files_round_trip(tmp_path):
     schema = pq.read_schema(tmp_path / "_crossfit.parquet")
     assert {"v:knn/X", "v:lr/Z", "p:knn/Z"} <= set(schema.names) and "p:lr/X" not in schema.names
     assert pa.types.is_list(schema.field("p:knn/X").type)
+    restamp(tmp_path / "_crossfit.parquet", multi_label={"lfs": ["knn"], "labels": ["x"], "label_ids": ["X"]})
+    with pytest.raises(InputError, match="_crossfit.parquet.*do not match the multi_label entry"):
+        read_crossfit_multi_votes(tmp_path)
     restamp(tmp_path / "_crossfit.parquet", format_version=1)  # a multi-label file of the earlier layout
     with pytest.raises(InputError, match="format_version 1, this llmlabel reads version 2"):
         read_crossfit_multi_votes(tmp_path)

@@ -200,17 +200,17 @@ def read_crossfit_multi_votes(folder: str | Path) -> CrossFitMultiVotes | None:
     cv = _read_votes(Path(folder), multi_label=True)
     if cv is None:
         return None
-    info = cv.meta["multi_label"]
-    if not isinstance(info, dict):
-        raise InputError("cross-fitting votes: the multi_label entry is not readable", path=Path(folder) / VOTES_FILE,
-                         hint="rerun `llmlabel label --gold` into this folder")
-    folds = [MultiVotes.from_matrix(LabelMatrix(v, cv.lf_names, labels=BINARY, ids=cv.ids, vote_probs={
-        name: p[name][v[:, j] >= 0] for j, name in enumerate(cv.lf_names) if name in p}), info)
-        for v, p in zip(cv.votes, cv.probs)]
+    path, info = Path(folder) / VOTES_FILE, cv.meta["multi_label"]
+    try:
+        folds = [MultiVotes.from_matrix(LabelMatrix(v, cv.lf_names, labels=BINARY, ids=cv.ids, vote_probs={
+            name: p[name][v[:, j] >= 0] for j, name in enumerate(cv.lf_names) if name in p}), info)
+            for v, p in zip(cv.votes, cv.probs)]
+    except (InputError, KeyError, TypeError) as e:
+        raise InputError(f"cross-fitting votes: the columns do not match the multi_label entry ({e})", path=path,
+                         hint="rerun `llmlabel label --gold` into this folder") from None
     k = len(folds[0].label_ids)
     if cv.gold.labels is not None and (cv.gold.labels.ndim != 2 or cv.gold.labels.shape[1] != k):
-        raise InputError("cross-fitting votes: the gold labels are not 0/1 rows over the labels",
-                         path=Path(folder) / VOTES_FILE)
+        raise InputError("cross-fitting votes: the gold labels are not 0/1 rows over the labels", path=path)
     return CrossFitMultiVotes(cv.ids, folds[0].lf_names, folds[0].labels, folds[0].label_ids,
                               [mv.votes for mv in folds], [mv.p_yes for mv in folds], cv.gold, cv.meta)
 
