@@ -183,13 +183,10 @@ def write_crossfit_multi_votes(folder: str | Path, *, ids: Sequence[str], lf_nam
         raise InputError(f"cross-fitting votes: each fold's votes must be ({n}, {m}, {k})")
     folds = [MultiVotes(v, list(lf_names), list(labels), list(label_ids), p_yes=dict(p))
              for v, p in zip(votes, p_yes)]
-    flat, probs = [mv.to_matrix() for mv in folds], []
-    for L in flat:  # write_crossfit_votes takes every row's probabilities (zeros where the LF abstained)
-        probs.append({name: np.zeros((n, 2), np.float32) for name in L.vote_probs})
-        for name, rows in L.vote_probs.items():
-            probs[-1][name][L.votes[:, L.lf_names.index(name)] >= 0] = rows
+    flat = [mv.to_matrix() for mv in folds]
     return write_crossfit_votes(folder, ids=ids, lf_names=folds[0].flat_names(), votes=[L.votes for L in flat],
-                                probs=probs, gold=gold, meta={**dict(meta or {}), **folds[0].manifest_meta()})
+                                probs=[L.dense_vote_probs() for L in flat], gold=gold,
+                                meta={**dict(meta or {}), **folds[0].manifest_meta()})
 
 
 def read_crossfit_multi_votes(folder: str | Path) -> CrossFitMultiVotes | None:

@@ -126,6 +126,14 @@ class LabelMatrix:
         """Fraction of items each LF voted on."""
         return (self.votes >= 0).mean(0)
 
+    def dense_vote_probs(self) -> dict[str, np.ndarray]:
+        """``{lf: float32 (n, k)}`` for the LFs that kept probabilities, every row (zeros where the LF abstained)."""
+        out = {}
+        for name, pr in self.vote_probs.items():
+            out[name] = np.zeros((len(self), self.cardinality), np.float32)
+            out[name][self.votes[:, self.lf_names.index(name)] >= 0] = pr
+        return out
+
     @property
     def probs(self) -> sp.csr_matrix | None:
         """Soft votes as csr ``n x (m*k)`` (LF-major), or None when no LF kept probabilities.

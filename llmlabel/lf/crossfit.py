@@ -47,19 +47,12 @@ def crossfit_votes(lfs, gold, texts: Sequence[str], ids: Sequence[str], labels: 
     stand_ins = [lf.name for lf in lfs if gold_derived(lf) and lf.cost == "llm"]
     names = [lf.name for lf in chosen]
     items = [{"id": str(i), "text": t} for i, t in zip(ids, texts)]
-    k = len(labels)
     votes, probs = [], []
     for f in range(gold.folds):
         with gold.as_fold(f):
             L = apply_lfs(chosen, list(texts), labels=list(labels), items=items, ids=list(ids))
         votes.append(np.asarray(L.votes, np.int16))
-        dense = {}
-        for name, pr in L.vote_probs.items():
-            col = L.votes[:, names.index(name)] >= 0
-            full = np.zeros((len(texts), k), np.float32)
-            full[col] = pr
-            dense[name] = full
-        probs.append(dense)
+        probs.append(L.dense_vote_probs())
     return names, votes, probs, stand_ins
 
 
