@@ -3,17 +3,18 @@ frozen MiniLM (WiSE-FT), as candidates for the safety net's reference.
 
 The net ships logistic regression on frozen MiniLM (the reference) unless another recipe leads it out-of-fold by
 1.645 paired standard errors. Making the tuned probe the reference instead was tried once (eval/results/suite.md,
-the tenth note) and undone: two stance targets fell 1.03 and 1.06 points below logistic regression on the gold.
-This script asks whether that was one unlucky fine-tuning or the rule, and whether interpolating the tuned
-weights with the frozen ones (``base + alpha * (tuned - base)``, Wortsman et al. 2022, "Robust fine-tuning of
-zero-shot models"; alpha = 0.5 is that paper's default when there is no held-out data) makes a reference that is
-safe where the tuned one is not. For every set: the net's full fit on the suite run's 100 gold rows and label
-anchors (fine-tuning seed 0; seeds 1 and 2 too on the sets where tuned and frozen are within a few points), the
-probe head as ``distill`` fits it at each alpha (0 = frozen MiniLM = the net's reference; 1 = the tuned encoder),
-scored on the test split; with seed 0, also a 2-fold out-of-fold accuracy on the gold through the run's two halves
-(half h's encoder embeds the other half's rows, the head is trained on half h), and the average of the frozen and
-tuned probes' probabilities. It changes no default; it reads the suite's run folders (``python eval/suite.py ...
---rows d``) and keeps its fits in ``--fits`` (reused when present, so a rerun only embeds and scores again).
+the tenth note) and undone: two stance targets fell 1.03 and 1.06 points below logistic regression on the gold. This
+script asks whether that was one unlucky fine-tuning or the rule, and whether interpolating the tuned weights with
+the frozen ones (``base + alpha * (tuned - base)``, WiSE-FT: Wortsman et al. 2022, "Robust fine-tuning of zero-shot
+models") makes a reference that is safe where the tuned one is not. For every set: the net's full fit on the suite
+run's 100 gold rows and label anchors (fine-tuning seed 0; seeds 1 and 2 too on the sets where tuned and frozen are
+within a few points), the probe head as ``distill`` fits it at each alpha (0 = frozen MiniLM = the net's reference;
+1 = the tuned encoder), scored on the test split; with seed 0, also a 2-fold out-of-fold accuracy on the gold
+through the run's two halves (half h's encoder embeds the other half's rows, the head is trained on half h), and the
+average of the frozen and tuned probes' probabilities; and what the net itself sees, the tuned and frozen probes
+out-of-fold through its own trainer and the run's halves, compared by accuracy, log-loss and Brier score. It changes
+no default; it reads the suite's run folders (``python eval/suite.py ... --rows d``) and keeps its fits in
+``--fits`` (reused when present, so a rerun only embeds and scores again).
 
     LLMLABEL_SUITE_WORK=/tmp/suite-w18 python eval/suite_wise.py --out eval/results/suite-wise
 """
@@ -100,13 +101,50 @@ def full_fit(name: str, seed: int, fits: Path) -> Path:
     return folder
 
 
+def halves_evidence(name: str) -> dict:
+    """What the net sees: the ``tuned`` and ``probe`` recipes on the gold alone, out-of-fold through the net's own
+    trainer (each fold's rows embedded by the half tuned without them), as the paired lead of tuned over the probe
+    and its t, by accuracy, log-loss and Brier score (positive: tuned better)."""
+    from llmlabel.artifacts.crossfit import read_crossfit_labels
+    from llmlabel.distill.anchors import anchors_for
+    from llmlabel.distill.api import make_student
+    from llmlabel.distill.data import read_labeled
+    from llmlabel.distill.safety import Recipe, _Trainer, matched_rows
+    from llmlabel.distill.tuned_net import net_encoder
+
+    run = WORK / name / "run-gold100"
+    d = read_labeled(run / "labeled.parquet", min_per_class=0)
+    cf = read_crossfit_labels(run / "labeled.parquet")
+    tuned = net_encoder(d, cf)  # the run's halves (staged or in encoder/): reused, not fitted again
+    k, anchors = len(d.classes), anchors_for(d.classes, d.meta)
+    g_keep, g_rows, s_keep, s_rows = matched_rows(d.ids, cf)
+    g_fold, y = cf.gold.fold[g_keep], cf.gold.labels[g_keep]
+    weak = cf.proba[:, s_keep]
+    trainer = _Trainer(lambda kind: make_student(f"probe:{tuned.folder}" if kind == "tuned" else kind, seed=0,
+                                                 anchors=anchors), list(d.texts), list(d.classes), tuned)
+    trainer.prepare(np.concatenate([s_rows, g_rows]))
+    onehot = np.eye(k, dtype=np.float32)[y]
+    P = {s: trainer.oof_proba(Recipe(s, "none"), g_rows, g_fold, cf.gold.folds, onehot, s_rows, weak, weak.max(2),
+                              one_of_k=True) for s in ("probe", "tuned")}
+    ok = ~(np.isnan(P["probe"]).any(1) | np.isnan(P["tuned"]).any(1))
+    loss = {"accuracy": lambda p: -(p.argmax(1) == y).astype(float),
+            "log_loss": lambda p: -np.log(np.clip(p[np.arange(len(y)), y], 1e-6, 1.0)),
+            "brier": lambda p: ((p - onehot) ** 2).sum(1)}
+    out = {}
+    for m, f in loss.items():
+        diff = (f(P["probe"]) - f(P["tuned"]))[ok]
+        se = diff.std(ddof=1) / np.sqrt(len(diff))
+        out[m] = {"lead": round(float(diff.mean()), 4), "t": round(float(diff.mean() / se), 2) if se > 0 else 0.0}
+    return out
+
+
 def one_set(name: str, fits: Path) -> dict:
     from llmlabel.artifacts.crossfit import read_crossfit_labels
 
     b, run, texts, y, ids, _ = _gold(name)
     k = len(b.labels)
     full = full_fit(name, 0, fits)
-    out: dict = {"test": {}, "oof": {}, "seeds": {}}
+    out: dict = {"test": {}, "oof": {}, "seeds": {}, "evidence": halves_evidence(name)}
     proba = {}
     for a in ALPHAS:
         folder = None if a == 0 else full if a == 1 else interpolate(full, a, fits / f"{name}-s0-a{a}")
@@ -154,14 +192,25 @@ def report(res: dict, suite: dict, head: str, secs: float, load: tuple[float, fl
         t = r["test"]
         o = r["oof"]
         oof = " / ".join(f"{o[a]:.2f}" for a in ("0.0", "0.5", "1.0")) if o else "–"
-        lines.append(f"| {s} | {c(s):.3f} | " + " | ".join(f"{100 * (t[a] - c(s)):+.1f}" for a in
-                                                           ("0.0", "0.25", "0.5", "0.75", "1.0", "average"))
+        cols = ("0.0", "0.25", "0.5", "0.75", "1.0", "average")
+        lines.append(f"| {s} | {c(s):.3f} | " + " | ".join(f"{100 * (t[a] - c(s)):+.1f}" for a in cols)
                      + f" | {oof} |")
-    lines += ["", "Across the sets (seed 0): alpha, mean gain over (c), worst, sets >= (c) + 3, sets below (c) - 1:", ""]
+    lines += ["", "Across the sets (seed 0): alpha, mean gain over (c), worst, sets >= (c) + 3, sets below (c) - 1:",
+              ""]
     for a in ("0.0", "0.25", "0.5", "0.75", "1.0", "average"):
         g = np.array([100 * (r["test"][a] - c(s)) for s, r in res.items()])
         lines.append(f"- {a}: mean {g.mean():+.1f}, worst {g.min():+.1f}, >= +3 on {int((g >= 3).sum())}, "
                      f"below -1 on {int((g < -1).sum())} of {len(g)}")
+    lines += ["", "What the net sees (`evidence`): the tuned probe's lead over the frozen probe on the gold, "
+              "out-of-fold through the net's own trainer and the run's two halves, paired t by accuracy / log-loss / "
+              "Brier score (the net ships another recipe at t > 1.645), beside the tuned fit's gain on the test split "
+              "(seed 0):",
+              "", "| set | t: accuracy | t: log-loss | t: Brier | test: tuned - frozen probe |",
+              "|---|---|---|---|---|"]
+    for s, r in res.items():
+        e = r["evidence"]
+        lines.append(f"| {s} | {e['accuracy']['t']:+.2f} | {e['log_loss']['t']:+.2f} | {e['brier']['t']:+.2f} | "
+                     f"{100 * (r['test']['1.0'] - r['test']['0.0']):+.1f} |")
     seeded = [s for s in res if res[s]["seeds"]]
     if seeded:
         lines += ["", "Fine-tuning seeds 0, 1, 2 (the same gold rows and anchors; only the fine-tuning's random "
