@@ -37,6 +37,7 @@ from suite import LOADERS, SETS, WORK, metrics  # noqa: E402
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 SEED_ALPHAS = (0.5, 0.75, 1.0)
+COLUMNS = tuple(str(a) for a in ALPHAS) + ("average",)  # the test figures' keys, in the table's order
 #: Sets where the tuned full fit and the frozen probe were within a few points at seed 0: their spread decides.
 SEEDED = ("stance-hillary", "stance-abortion", "stance-feminist", "stance-climate", "irony", "stance-atheism",
           "emoji")
@@ -192,12 +193,11 @@ def report(res: dict, suite: dict, head: str, secs: float, load: tuple[float, fl
         t = r["test"]
         o = r["oof"]
         oof = " / ".join(f"{o[a]:.2f}" for a in ("0.0", "0.5", "1.0")) if o else "–"
-        cols = ("0.0", "0.25", "0.5", "0.75", "1.0", "average")
-        lines.append(f"| {s} | {c(s):.3f} | " + " | ".join(f"{100 * (t[a] - c(s)):+.1f}" for a in cols)
+        lines.append(f"| {s} | {c(s):.3f} | " + " | ".join(f"{100 * (t[a] - c(s)):+.1f}" for a in COLUMNS)
                      + f" | {oof} |")
     lines += ["", "Across the sets (seed 0): alpha, mean gain over (c), worst, sets >= (c) + 3, sets below (c) - 1:",
               ""]
-    for a in ("0.0", "0.25", "0.5", "0.75", "1.0", "average"):
+    for a in COLUMNS:
         g = np.array([100 * (r["test"][a] - c(s)) for s, r in res.items()])
         lines.append(f"- {a}: mean {g.mean():+.1f}, worst {g.min():+.1f}, >= +3 on {int((g >= 3).sum())}, "
                      f"below -1 on {int((g < -1).sum())} of {len(g)}")
