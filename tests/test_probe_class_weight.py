@@ -130,3 +130,27 @@ def test_unknown_class_weight_is_refused():
     with pytest.raises(ConfigError, match="class_weight"):
         fit_linear_head(np.zeros((2, 2), np.float32), np.eye(2, dtype=np.float32), np.ones(2), 0.1,
                         class_weight="inverse")
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_a_single_label_probe_on_the_gold_is_scikit_learns_logistic_regression_at_the_same_c(k):
+    """The safety net's reference is "logistic regression on your gold": for two classes too, where scikit-learn
+    fits one weight vector and the softmax head two (each half the difference: the penalty is doubled there)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(k)
+    y = np.arange(90) % k
+    X = rng.normal(size=(90, 12)).astype(np.float32)
+    X[np.arange(90), y] += 1.0
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    st = ProbeStudent(seed=0)
+    st.classes_ = [str(j) for j in range(k)]
+    st.fit_features(X, np.eye(k, dtype=np.float32)[y], np.ones(90, np.float32))
+    m = LogisticRegression(C=st.C, max_iter=5000, tol=1e-10).fit(X, y)
+    ours = st.logits_from_features(X)
+    theirs = m.decision_function(X)
+    if k == 2:  # one score per row: the difference of the two class scores
+        np.testing.assert_allclose(ours[:, 1] - ours[:, 0], theirs, atol=2e-3)
+    else:  # one score per class, each up to a shift the softmax ignores
+        np.testing.assert_allclose(ours - ours.mean(1, keepdims=True), theirs - theirs.mean(1, keepdims=True),
+                                   atol=2e-3)

@@ -8,7 +8,9 @@ labels through a frozen MiniLM + LR 0.762; eval/results/chain.md). The cross-fit
 
 The head is fitted by full-batch L-BFGS on the weighted soft cross-entropy (sigmoid cross-entropy when
 multi-label) with an L2 penalty scaled like scikit-learn's ``LogisticRegression(C)``: ``1 / (C * n)`` on
-unit-length embeddings, so a 100-row gold set and 10,000 weak rows are regularised alike.
+unit-length embeddings, so a 100-row gold set and 10,000 weak rows are regularised alike; with two classes
+twice that, on the softmax's two rows, so that a single-label probe is scikit-learn's model at the same C for
+any number of classes (tests/test_probe_class_weight.py).
 
 ``class_weight="balanced"`` (scikit-learn's meaning, from the weighted, possibly soft, targets) is the default of
 multi-label probes: each label's positives weigh n / (2 n_pos) and its negatives n / (2 n_neg), so a label with a
@@ -97,8 +99,8 @@ def fit_linear_head(X: np.ndarray, targets: np.ndarray, weights: np.ndarray, l2:
                     multi_label: bool = False, max_iter: int = 200, seed: int = 0,
                     class_weight: str | None = None,
                     prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(weight (k, d), bias (k,))`` minimising the weighted (soft) cross-entropy + ``l2/2 * |weight|^2``;
-    ``class_weight="balanced"``: each class's (label side's) terms scaled by :func:`balanced_class_weights`.
+    """``(weight (k, d), bias (k,))`` minimising the weighted (soft) cross-entropy + ``l2/2 * |weight|^2`` (with two
+    softmax classes ``l2 * |weight|^2``: scikit-learn's binary model, see below); ``class_weight="balanced"``: each class's (label side's) terms scaled by :func:`balanced_class_weights`.
 
     ``prior`` (k, d), the unit embeddings of the label names: the weight is ``s * prior + D`` with the scale ``s``
     fitted freely and only ``D`` penalised, so the head is shrunk towards zero-shot classification by the names
@@ -129,6 +131,12 @@ def fit_linear_head(X: np.ndarray, targets: np.ndarray, weights: np.ndarray, l2:
         scale = torch.zeros(1, requires_grad=True)
         A = None if prior is None else torch.from_numpy(np.ascontiguousarray(prior, dtype=np.float32))
         Z0 = None if A is None else Xt @ A.T  # the zero-shot scores, computed once
+        # With two classes the softmax's two rows carry half the class-score difference each (w1 = -w0 at the
+        # optimum), so |w0|^2 + |w1|^2 is half the |w1 - w0|^2 scikit-learn's binary logistic regression
+        # penalises: doubling the penalty makes the head that model at the same C (as with more classes, where
+        # both fit one row per class). Without it a binary probe was scikit-learn's at 2 C, and the safety net's
+        # reference, "logistic regression on your gold", fell 1.2-2.1 points below that baseline on some draws.
+        l2 = l2 * (2.0 if k == 2 and not multi_label else 1.0)
         opt = torch.optim.LBFGS([w, b] + ([scale] if A is not None else []), lr=1.0, max_iter=max_iter,
                                 history_size=20, line_search_fn="strong_wolfe",
                                 tolerance_grad=1e-7, tolerance_change=1e-10)
