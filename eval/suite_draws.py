@@ -97,8 +97,8 @@ def main(argv=None) -> None:
     seeds = sorted({int(k.split("|")[3]) for k in rows if k.count("|") == 3 and "|d|" in k})
     sets = list(dict.fromkeys(k.split("|")[0] for k in rows if k.endswith("|d|100|0")))
     res = table(rows, sets, seeds)
-    cmd = "python " + " ".join([str(Path(sys.argv[0]))] + [str(a) for a in sys.argv[1:] if a not in ("--note", args.note)]
-                               + (["--note '...'"] if args.note else []))
+    given = [str(a) for a in sys.argv[1:] if a not in ("--note", args.note)]
+    cmd = "python " + " ".join([str(Path(sys.argv[0]))] + given + (["--note '...'"] if args.note else []))
     sources = [str(args.suite), *map(str, args.runs)]
     args.out.with_suffix(".json").write_text(json.dumps({"command": cmd, "sources": sources, "sets": res},
                                                         indent=1) + "\n", encoding="utf-8")

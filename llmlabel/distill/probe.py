@@ -100,7 +100,8 @@ def fit_linear_head(X: np.ndarray, targets: np.ndarray, weights: np.ndarray, l2:
                     class_weight: str | None = None,
                     prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(weight (k, d), bias (k,))`` minimising the weighted (soft) cross-entropy + ``l2/2 * |weight|^2`` (with two
-    softmax classes ``l2 * |weight|^2``: scikit-learn's binary model, see below); ``class_weight="balanced"``: each class's (label side's) terms scaled by :func:`balanced_class_weights`.
+    softmax classes ``l2 * |weight|^2``: scikit-learn's binary model, see below); ``class_weight="balanced"``:
+    each class's (label side's) terms scaled by :func:`balanced_class_weights`.
 
     ``prior`` (k, d), the unit embeddings of the label names: the weight is ``s * prior + D`` with the scale ``s``
     fitted freely and only ``D`` penalised, so the head is shrunk towards zero-shot classification by the names
