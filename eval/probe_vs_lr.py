@@ -22,36 +22,33 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import header  # noqa: E402
-from suite import LOADERS, SETS, _embed, draw_gold, metrics  # noqa: E402
+from suite import LOADERS, SETS, _embed, draw_gold, lr_on_gold, metrics  # noqa: E402
 
-C = 10.0
+C = 10.0  # the C of the suite's (c) row (suite.lr_on_gold) and of the probe's single-label default
 
 
 def one(name: str, seeds: list[int]) -> dict:
-    from sklearn.linear_model import LogisticRegression
-
     from llmlabel.distill.probe import ProbeStudent, _unit, fit_linear_head
 
     b = LOADERS[name]()
     k = len(b.labels)
-    test = _embed(b.test_texts)
+    test = _unit(_embed(b.test_texts))
     out = {}
     for seed in seeds:
         g = draw_gold(len(b.corpus_texts), 100, seed)
         y = np.asarray(b.corpus_y)[g]
         if len(np.unique(y)) < 2:
             continue
-        X = _embed([b.corpus_texts[i] for i in g])
-        lr = LogisticRegression(C=C, max_iter=2000).fit(X, y)
-        row = {"c": metrics(b, lr.classes_[lr.predict_proba(test).argmax(1)])["official"]}
+        X = _unit(_embed([b.corpus_texts[i] for i in g]))
+        row = {"c": lr_on_gold(b, g)["official"]}  # the suite's (c) row itself
         T, w = np.eye(k, dtype=np.float32)[y], np.ones(len(y), np.float32)
         st = ProbeStudent(C=C, seed=0)
         st.classes_ = list(b.labels)
-        st.fit_features(_unit(X), T, w)
-        row["head"] = metrics(b, st.logits_from_features(_unit(test)).argmax(1))["official"]
+        st.fit_features(X, T, w)
+        row["head"] = metrics(b, st.logits_from_features(test).argmax(1))["official"]
         # as it was: the same per-row penalty for two classes (fit_linear_head doubles it now)
-        W, bias = fit_linear_head(_unit(X), T, w, (0.5 if k == 2 else 1.0) / (C * len(y)))
-        row["head 2C" if k == 2 else "head (unchanged)"] = metrics(b, (_unit(test) @ W.T + bias).argmax(1))["official"]
+        W, bias = fit_linear_head(X, T, w, (0.5 if k == 2 else 1.0) / (C * len(y)))
+        row["head 2C" if k == 2 else "head (unchanged)"] = metrics(b, (test @ W.T + bias).argmax(1))["official"]
         out[str(seed)] = row
     return {"classes": k, "metric": b.metric, "draws": out}
 
